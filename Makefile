@@ -1,0 +1,126 @@
+# dmaloadd: one Makefile for the daemon, the client library and CLI, and the tests.
+#
+#   make                 build everything into $(BUILD) (default build/)
+#   make deps            install the Debian packages needed to build and test
+#   make run             build and run dmaloadd in the foreground on built-in defaults
+#   make check           the whole suite: plain build, then ASan+UBSan build
+#   make check-one       the suite once, on $(BUILD) (SANITIZE=... picks the build)
+#   make fuzz            build the libFuzzer target (clang) into build-fuzz/
+#   make install         install under $(DESTDIR)$(PREFIX)
+#   make SANITIZE=address,undefined   a sanitizer build (into build-san/)
+
+PREFIX ?= /usr/local
+SYSCONFDIR ?= /etc
+CC ?= cc
+CFLAGS ?= -O2 -g
+WARNINGS := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+	-Wpointer-arith -Wformat=2 -Wundef -Wno-unused-parameter -Wno-sign-compare
+ifeq ($(CI),true)
+WARNINGS += -Werror
+endif
+
+ifdef SANITIZE
+BUILD ?= build-san
+CFLAGS += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
+LDFLAGS += -fsanitize=$(SANITIZE)
+else
+BUILD ?= build
+endif
+
+PKGS := liburing libsystemd inih
+DEP_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+DEP_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lev -lpthread
+
+ALL_CFLAGS := -std=gnu11 -D_GNU_SOURCE -fPIC $(WARNINGS) $(CFLAGS) -iquote proto -iquote client -iquote daemon \
+	-DSYSCONFDIR='"$(SYSCONFDIR)"' $(DEP_CFLAGS)
+
+PROTO_SRC := proto/dmaload-proto.c
+DAEMON_SRC := $(wildcard daemon/*.c)
+LIB_SRC := client/dmaload.c
+CTL_SRC := client/dmaload-ctl.c
+
+PROTO_OBJ := $(PROTO_SRC:%.c=$(BUILD)/%.o)
+DAEMON_OBJ := $(DAEMON_SRC:%.c=$(BUILD)/%.o)
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
+CTL_OBJ := $(CTL_SRC:%.c=$(BUILD)/%.o)
+
+# Tests: every tests/unit/*.c and tests/integration/*.c is one program; they share
+# tests/lib/*.c.
+TLIB_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard tests/lib/*.c))
+UNIT_BIN := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(wildcard tests/unit/*.c))
+INTEG_BIN := $(patsubst tests/integration/%.c,$(BUILD)/tests/integration/%,$(wildcard tests/integration/*.c))
+# The daemon's objects minus main, for unit tests of its parts (config, ...).
+DAEMON_LIB_OBJ := $(filter-out $(BUILD)/daemon/main.o,$(DAEMON_OBJ))
+
+BINS := $(BUILD)/dmaloadd $(BUILD)/dmaload-ctl $(BUILD)/libdmaload.a \
+	$(BUILD)/libdmaload.so.0 $(BUILD)/dmaload.pc
+
+.PHONY: all deps run check check-one fuzz install clean tests
+all: $(BINS)
+tests: $(UNIT_BIN) $(INTEG_BIN)
+
+$(BUILD)/%.o: %.c $(wildcard proto/*.h client/*.h daemon/*.h tests/lib/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(BUILD)/dmaloadd: $(DAEMON_OBJ) $(PROTO_OBJ)
+	$(CC) $(LDFLAGS) -o $@ $^ $(DEP_LIBS)
+
+$(BUILD)/libdmaload.a: $(LIB_OBJ) $(PROTO_OBJ)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/libdmaload.so.0: $(LIB_OBJ) $(PROTO_OBJ)
+	$(CC) $(LDFLAGS) -shared -Wl,-soname,libdmaload.so.0 -o $@ $^
+
+$(BUILD)/dmaload.pc: client/dmaload.pc.in
+	sed -e 's|@PREFIX@|$(PREFIX)|g' $< > $@
+
+$(BUILD)/dmaload-ctl: $(CTL_OBJ) $(BUILD)/libdmaload.a
+	$(CC) $(LDFLAGS) -o $@ $^
+
+$(BUILD)/tests/unit/%: $(BUILD)/tests/unit/%.o $(TLIB_OBJ) $(DAEMON_LIB_OBJ) $(BUILD)/libdmaload.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(DEP_LIBS)
+
+$(BUILD)/tests/integration/%: $(BUILD)/tests/integration/%.o $(TLIB_OBJ) $(BUILD)/libdmaload.a
+	$(CC) $(LDFLAGS) -o $@ $^ -lpthread
+
+deps:
+	bash tests/deps.sh
+
+run: all
+	$(BUILD)/dmaloadd
+
+# The whole suite, as CI runs it: plain, then under ASan+UBSan; one total at the end.
+check:
+	bash tests/run.sh
+
+# One pass of the suite over $(BUILD).
+check-one: all tests
+	bash tests/run-one.sh $(BUILD)
+
+fuzz:
+	$(MAKE) BUILD=build-fuzz CC=clang CFLAGS="-O1 -g -fsanitize=fuzzer-no-link,address,undefined" \
+		build-fuzz/fuzz-proto
+build-fuzz/fuzz-proto: tests/fuzz/fuzz-proto.c $(PROTO_SRC)
+	@mkdir -p $(dir $@)
+	clang -std=gnu11 -D_GNU_SOURCE -O1 -g -fsanitize=fuzzer,address,undefined -Iproto \
+		-o $@ $^
+
+install: all
+	install -Dm755 $(BUILD)/dmaloadd $(DESTDIR)$(PREFIX)/sbin/dmaloadd
+	install -Dm755 $(BUILD)/dmaload-ctl $(DESTDIR)$(PREFIX)/bin/dmaload-ctl
+	install -Dm644 $(BUILD)/libdmaload.a $(DESTDIR)$(PREFIX)/lib/libdmaload.a
+	install -Dm755 $(BUILD)/libdmaload.so.0 $(DESTDIR)$(PREFIX)/lib/libdmaload.so.0
+	ln -sf libdmaload.so.0 $(DESTDIR)$(PREFIX)/lib/libdmaload.so
+	install -Dm644 client/dmaload.h $(DESTDIR)$(PREFIX)/include/dmaload.h
+	install -Dm644 proto/dmaload-proto.h $(DESTDIR)$(PREFIX)/include/dmaload-proto.h
+	install -Dm644 $(BUILD)/dmaload.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/dmaload.pc
+	install -Dm644 conf/dmaloadd.conf $(DESTDIR)$(SYSCONFDIR)/dmaloadd/dmaloadd.conf
+	install -Dm644 systemd/dmaloadd.service $(DESTDIR)/lib/systemd/system/dmaloadd.service
+	install -Dm644 systemd/dmaloadd.socket $(DESTDIR)/lib/systemd/system/dmaloadd.socket
+	for m in docs/man/*.[0-9]; do \
+		s=$${m##*.}; install -Dm644 $$m $(DESTDIR)$(PREFIX)/share/man/man$$s/$${m##*/}; \
+	done
+
+clean:
+	rm -rf build build-san build-fuzz

@@ -1,0 +1,158 @@
+/*
+ * dmaload.h: libdmaload, the C client library of dmaloadd.
+ *
+ * A struct dmaload is one connection to the daemon. Requests are sent without
+ * waiting; their replies arrive as events. Two ways to use it:
+ *   - blocking: dmaload_load_path() / dmaload_load_fd() then dmaload_wait(), or the
+ *     one-call helpers dmaload_load_path_sync() / dmaload_load_fd_sync();
+ *   - in your own event loop: watch dmaload_fd() for POLLIN and call
+ *     dmaload_next_event(..., 0) until it returns 0.
+ * Many loads may be in flight on one connection. Events for other requests that
+ * arrive while dmaload_wait() waits are queued and handed out by later calls.
+ *
+ * Errors are returned as negative errno values. For a load that the daemon refused,
+ * the event (or result) carries the daemon's errno and message.
+ * A connection is not thread-safe: use one per thread, or lock around it.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define DMALOAD_TO_EOF UINT64_MAX
+
+struct dmaload;
+
+struct dmaload_opts {
+	uint64_t offset;		/* first byte of the file (default 0) */
+	uint64_t length;		/* bytes, or DMALOAD_TO_EOF (the default) */
+	uint64_t rate_limit;		/* bytes/s at most, 0 = the daemon's limit */
+	bool progress;			/* ask for DMALOAD_EV_PROGRESS events */
+	uint8_t method;			/* enum dl_method from dmaload-proto.h; 0 = auto */
+	uint8_t target;			/* enum dl_target; 0 = auto */
+	uint8_t priority;		/* enum dl_priority; 0 = foreground */
+};
+
+/* Fills @opts with the defaults: whole file, auto method and target. */
+void dmaload_opts_init(struct dmaload_opts *opts);
+
+enum dmaload_event_type {
+	DMALOAD_EV_ACCEPTED = 1,	/* source opened; length known */
+	DMALOAD_EV_PROGRESS = 2,	/* done / total */
+	DMALOAD_EV_DONE = 3,		/* fd holds the buffer: the caller owns it */
+	DMALOAD_EV_ERROR = 4,		/* err / message */
+	DMALOAD_EV_OK = 5,		/* a CANCEL (or other plain request) succeeded */
+};
+
+struct dmaload_event {
+	enum dmaload_event_type type;
+	uint64_t id;			/* the request it answers */
+	int fd;				/* DONE: the buffer (owned by the caller); else -1 */
+	uint64_t size;			/* DONE: bytes of file data; ACCEPTED: length */
+	uint64_t buf_size;		/* DONE: size of the buffer object */
+	uint64_t file_size;		/* ACCEPTED: size of the source file */
+	uint64_t done, total;		/* PROGRESS */
+	uint64_t elapsed_ns;		/* DONE: daemon-side time for the load */
+	uint8_t method, target, reason;	/* DONE: what the daemon used and why */
+	int err;			/* ERROR: positive errno */
+	char message[1025];		/* ERROR: the daemon's text, NUL-terminated */
+};
+
+/* The socket path used when none is given: $DMALOAD_SOCKET, else
+ * /run/dmaloadd/dmaloadd.sock for root, else $XDG_RUNTIME_DIR/dmaloadd.sock. Returns
+ * a pointer to static storage. */
+const char *dmaload_default_socket(void);
+
+/* Connects to @socket_path (NULL: dmaload_default_socket()) and says HELLO with
+ * @name (NULL: the program's name; at most 32 bytes are sent) as the client's name.
+ * Returns 0 and *out, -err when the daemon refused the HELLO, or -errno. */
+int dmaload_connect(struct dmaload **out, const char *socket_path, const char *name);
+
+/* Closes the connection; loads still in flight are cancelled by the daemon. Fds of
+ * queued DONE events that were never handed out are closed. Returns NULL. */
+struct dmaload *dmaload_close(struct dmaload *dl);
+
+/* The connection's socket, for poll/epoll/libev: readable means events may be ready. */
+int dmaload_fd(const struct dmaload *dl);
+
+/* What the daemon said in its HELLO reply. */
+uint32_t dmaload_daemon_caps(const struct dmaload *dl);
+uint32_t dmaload_daemon_version(const struct dmaload *dl);
+uint64_t dmaload_max_load_size(const struct dmaload *dl);
+
+/* Starts a load of @path (opened by the daemon with this process's credentials).
+ * A relative @path is first made absolute against this process's working directory.
+ * @opts may be NULL. Returns 0 and the request's id in *id, or -errno. */
+int dmaload_load_path(struct dmaload *dl, const char *path,
+		      const struct dmaload_opts *opts, uint64_t *id);
+
+/* Starts a load from @fd, a readable regular file of the caller's. Borrows @fd: it is
+ * duplicated into the daemon and stays the caller's. */
+int dmaload_load_fd(struct dmaload *dl, int fd, const struct dmaload_opts *opts,
+		    uint64_t *id);
+
+/* Asks the daemon to cancel load @load_id. The load then ends with an ERROR event
+ * (ECANCELED), and the cancel request itself with OK (or ERROR ENOENT if the load
+ * was already over). Returns 0 when sent, and the cancel's request id in *id (may
+ * be NULL). */
+int dmaload_cancel(struct dmaload *dl, uint64_t load_id, uint64_t *id);
+
+/*
+ * Gets the next event, waiting up to @timeout_ms (-1: forever, 0: don't wait).
+ * Returns 1 with *ev filled, 0 on timeout, -ECONNRESET when the daemon went away,
+ * or another -errno. A DONE event's fd belongs to the caller.
+ */
+int dmaload_next_event(struct dmaload *dl, struct dmaload_event *ev, int timeout_ms);
+
+/*
+ * Waits for the final event (DONE, ERROR or OK) of request @id; PROGRESS events for it
+ * are passed to @on_progress (may be NULL) and events of other requests are kept for
+ * later. The ACCEPTED event of @id goes to @on_progress too, with done = 0 and total =
+ * the length to load. @on_progress may call dmaload_cancel(). Returns 0 with *ev
+ * filled (check ev->type), -EINVAL for an id not sent yet, or -errno if the connection
+ * failed.
+ */
+int dmaload_wait(struct dmaload *dl, uint64_t id, struct dmaload_event *ev,
+		 void (*on_progress)(const struct dmaload_event *ev, void *data),
+		 void *data);
+
+/* One-call loads: start and wait. Return 0 with the DONE event in *ev (the caller
+ * owns ev->fd), the daemon's refusal as -err with ev->type == DMALOAD_EV_ERROR and its
+ * message in ev->message, or another -errno. */
+int dmaload_load_path_sync(struct dmaload *dl, const char *path,
+			   const struct dmaload_opts *opts, struct dmaload_event *ev);
+int dmaload_load_fd_sync(struct dmaload *dl, int fd, const struct dmaload_opts *opts,
+			 struct dmaload_event *ev);
+
+/* Daemon status: counters and the loads this user may see. */
+struct dmaload_status_load {
+	uint64_t id, done, total;
+	uint32_t pid, uid;
+	uint8_t state, method;
+	char name[4096];
+};
+
+struct dmaload_status {
+	uint64_t uptime_ms, bytes_loaded, loads_done, loads_failed;
+	uint32_t clients, loads_active, loads_queued;
+	bool truncated;
+	size_t n_loads;
+	struct dmaload_status_load *loads;	/* n_loads entries; free with
+						 * dmaload_status_free() */
+};
+
+/* Asks for STATUS and waits for the reply. Returns 0 or -errno. */
+int dmaload_status(struct dmaload *dl, struct dmaload_status *st);
+void dmaload_status_free(struct dmaload_status *st);
+
+/* A readable name of a load state (enum dl_load_state). */
+const char *dmaload_state_name(unsigned state);
+
+#ifdef __cplusplus
+}
+#endif

@@ -1,0 +1,500 @@
+/*
+ * client.c: one connection to the daemon.
+ *
+ * Input: each readable event takes up to a handful of datagrams (so one chatty
+ * client cannot hog the loop), decodes each with dl_msg_decode and dispatches it.
+ * Malformed datagrams (bad framing, another protocol version) get an ERROR and the
+ * connection is closed: a peer that does not speak the protocol cannot be trusted to
+ * read what follows. Requests that are well-formed but wrong (unknown type, bad
+ * fields, wrong fd count) get an ERROR and the connection goes on.
+ *
+ * Output: replies are sent at once when the socket takes them; otherwise they queue
+ * (with a dup of any fd they carry) and a write watcher drains the queue in order.
+ *
+ * Lifetime: client_close() closes the socket, detaches the jobs and marks the client
+ * closed; the struct lives on until its last job is released, because jobs still
+ * point at it (and at its credentials) while the kernel finishes their reads.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "client.h"
+#include "dmaload-proto.h"
+#include "job.h"
+#include "log.h"
+#include "server.h"
+
+struct out_msg {
+	struct out_msg *next;
+	int fd;			/* dup of the fd to pass, or -1 */
+	size_t len;
+	char buf[];
+};
+
+/* Datagrams handled per readable event before giving others a turn. */
+#define RECV_BATCH 16
+
+static void client_free(struct client *c)
+{
+	struct server *srv = c->srv;
+
+	while (c->out_head) {
+		struct out_msg *m = c->out_head;
+
+		c->out_head = m->next;
+		if (m->fd >= 0)
+			close(m->fd);
+		free(m);
+	}
+	free(c->cred.groups);
+	free(c);
+	server_check_idle(srv);
+}
+
+void client_close(struct client *c)
+{
+	struct list *pos, *tmp;
+
+	if (c->closed)
+		return;
+	c->closed = true;
+	ev_io_stop(c->srv->loop, &c->rio);
+	ev_io_stop(c->srv->loop, &c->wio);
+	close(c->fd);
+	c->fd = -1;
+	list_del(&c->link);
+	c->srv->n_clients--;
+	log_debug("conn %llu closed (%u loads to cancel)", (unsigned long long)c->conn_id,
+		  c->n_jobs);
+	list_for_each_safe(pos, tmp, &c->jobs)
+		job_detach(list_entry(pos, struct job, client_link));
+	if (c->n_jobs == 0)
+		client_free(c);
+}
+
+void client_job_gone(struct client *c, struct job *j)
+{
+	list_del(&j->client_link);
+	c->n_jobs--;
+	if (c->closed && c->n_jobs == 0)
+		client_free(c);
+}
+
+/* Sends queued messages in order until the socket is full. Returns false if the
+ * client was closed. */
+static bool client_flush(struct client *c)
+{
+	while (c->out_head) {
+		struct out_msg *m = c->out_head;
+		int r = dl_send(c->fd, m->buf, m->len, &m->fd, m->fd >= 0 ? 1 : 0);
+
+		if (r == -EAGAIN) {
+			ev_io_start(c->srv->loop, &c->wio);
+			return true;
+		}
+		if (r < 0) {
+			log_debug("conn %llu: send: %s", (unsigned long long)c->conn_id,
+				  strerror(-r));
+			client_close(c);
+			return false;
+		}
+		c->out_head = m->next;
+		if (!c->out_head)
+			c->out_tail = NULL;
+		if (m->fd >= 0)
+			close(m->fd);
+		free(m);
+	}
+	ev_io_stop(c->srv->loop, &c->wio);
+	return true;
+}
+
+void client_send(struct client *c, const void *buf, size_t len, int fd_to_pass)
+{
+	struct out_msg *m;
+	int r;
+
+	if (c->closed)
+		return;
+	if (!c->out_head) {
+		r = dl_send(c->fd, buf, len, &fd_to_pass, fd_to_pass >= 0 ? 1 : 0);
+		if (r == 0)
+			return;
+		if (r != -EAGAIN) {
+			log_debug("conn %llu: send: %s", (unsigned long long)c->conn_id,
+				  strerror(-r));
+			client_close(c);
+			return;
+		}
+	}
+	m = malloc(sizeof(*m) + len);
+	if (!m)
+		goto oom;
+	m->next = NULL;
+	m->len = len;
+	memcpy(m->buf, buf, len);
+	m->fd = -1;
+	if (fd_to_pass >= 0) {
+		m->fd = fcntl(fd_to_pass, F_DUPFD_CLOEXEC, 3);
+		if (m->fd < 0) {
+			free(m);
+			goto oom;
+		}
+	}
+	if (c->out_tail)
+		c->out_tail->next = m;
+	else
+		c->out_head = m;
+	c->out_tail = m;
+	ev_io_start(c->srv->loop, &c->wio);
+	return;
+oom:
+	/* A reply that cannot be kept breaks the client's view of its requests. */
+	log_err("conn %llu: out of memory for a reply: closing",
+		(unsigned long long)c->conn_id);
+	client_close(c);
+}
+
+void client_send_error(struct client *c, uint64_t id, int err, const char *msg)
+{
+	char buf[sizeof(struct dl_hdr) + sizeof(struct dl_error) + DL_ERRMSG_MAX];
+	ssize_t n = dl_encode_error(buf, sizeof(buf), id, err, msg);
+
+	if (n > 0)
+		client_send(c, buf, (size_t)n, -1);
+}
+
+static void send_plain(struct client *c, uint16_t type, uint64_t id, const void *p,
+		       size_t plen)
+{
+	char buf[256];
+	ssize_t n = dl_encode(buf, sizeof(buf), type, id, p, plen, NULL, 0);
+
+	if (n > 0)
+		client_send(c, buf, (size_t)n, -1);
+}
+
+static struct job *client_find_job(struct client *c, uint64_t id)
+{
+	struct list *pos, *tmp;
+
+	list_for_each_safe(pos, tmp, &c->jobs) {
+		struct job *j = list_entry(pos, struct job, client_link);
+
+		if (j->id == id && !j->replied)
+			return j;
+	}
+	return NULL;
+}
+
+static void handle_hello(struct client *c, const struct dl_msg *m)
+{
+	const struct config *cfg = c->srv->cfg;
+	struct dl_hello_reply r = {
+		.version = DL_PROTO_VERSION,
+		.caps = DL_CAPS_V1,
+		.max_load_size = c->srv->max_load_size,
+		.chunk_size = (uint32_t)cfg->chunk_size,
+		.queue_depth = cfg->queue_depth,
+	};
+	size_t i;
+
+	/* Keep printable characters only: the name goes into logs. */
+	for (i = 0; i < DL_NAME_LEN && m->u.hello.name[i]; i++) {
+		char ch = m->u.hello.name[i];
+
+		c->name[i] = (ch > 0x20 && ch < 0x7f) ? ch : '_';
+	}
+	c->name[i] = '\0';
+	log_debug("conn %llu: hello from \"%s\" (version %u, caps 0x%x)",
+		  (unsigned long long)c->conn_id, c->name, m->u.hello.version,
+		  m->u.hello.caps);
+	send_plain(c, DL_HELLO_REPLY, m->hdr.id, &r, sizeof(r));
+}
+
+/* Takes @fd (-1 or the passed source). */
+static void handle_load(struct client *c, const struct dl_msg *m, int fd)
+{
+	struct job *j;
+	int r;
+
+	if (c->srv->stopping) {
+		client_send_error(c, m->hdr.id, ESHUTDOWN, "the daemon is shutting down");
+		goto drop;
+	}
+	if (client_find_job(c, m->hdr.id)) {
+		client_send_error(c, m->hdr.id, EEXIST,
+				  "a load with this request id is still running");
+		goto drop;
+	}
+	if (c->n_jobs >= c->srv->cfg->max_queued) {
+		char msg[128];
+
+		snprintf(msg, sizeof(msg), "too many loads on this connection "
+			 "(max_queued = %u)", c->srv->cfg->max_queued);
+		client_send_error(c, m->hdr.id, EBUSY, msg);
+		goto drop;
+	}
+	if (m->u.load.length != DL_LENGTH_TO_EOF &&
+	    m->u.load.length > c->srv->max_load_size) {
+		char msg[160];
+
+		snprintf(msg, sizeof(msg), "%llu bytes is more than max_load_size "
+			 "(%llu bytes)", (unsigned long long)m->u.load.length,
+			 (unsigned long long)c->srv->max_load_size);
+		client_send_error(c, m->hdr.id, EFBIG, msg);
+		goto drop;
+	}
+	r = job_new(&j, c, m, fd);
+	if (r < 0) {
+		client_send_error(c, m->hdr.id, -r, "cannot start the load");
+		return;
+	}
+	list_add_tail(&c->jobs, &j->client_link);
+	c->n_jobs++;
+	return;
+drop:
+	if (fd >= 0)
+		close(fd);
+}
+
+static void handle_cancel(struct client *c, const struct dl_msg *m)
+{
+	struct job *j = client_find_job(c, m->u.cancel.load_id);
+
+	if (!j) {
+		client_send_error(c, m->hdr.id, ENOENT,
+				  "no load with that id is running on this connection");
+		return;
+	}
+	job_fail(j, -ECANCELED, "cancelled by the client");
+	send_plain(c, DL_OK, m->hdr.id, NULL, 0);
+}
+
+/* Appends one status entry; returns false when the datagram is full. */
+static bool status_add(char *buf, size_t cap, size_t *len, const struct job *j)
+{
+	size_t name_len = strnlen(j->name, sizeof(j->name));
+	size_t padded = (name_len + 7) & ~(size_t)7;
+	struct dl_status_load e = {
+		.id = j->id,
+		.done = j->done,
+		.total = j->len,
+		.pid = (uint32_t)j->client->cred.pid,
+		.uid = j->client->cred.uid,
+		.state = (uint8_t)j->state,
+		.method = j->method,
+		.name_len = (uint32_t)name_len,
+	};
+
+	if (*len + sizeof(e) + padded > cap)
+		return false;
+	memcpy(buf + *len, &e, sizeof(e));
+	memcpy(buf + *len + sizeof(e), j->name, name_len);
+	memset(buf + *len + sizeof(e) + name_len, 0, padded - name_len);
+	*len += sizeof(e) + padded;
+	return true;
+}
+
+static void handle_status(struct client *c, const struct dl_msg *m)
+{
+	struct server *srv = c->srv;
+	size_t cap = DL_MSG_MAX - sizeof(struct dl_hdr) - sizeof(struct dl_status_reply);
+	struct dl_status_reply st = {
+		.uptime_ms = (now_ns() - srv->started_ns) / 1000000,
+		.bytes_loaded = srv->bytes_loaded,
+		.loads_done = srv->loads_done,
+		.loads_failed = srv->loads_failed,
+		.clients = srv->n_clients,
+		.loads_active = srv->sched.n_active,
+		.loads_queued = srv->sched.n_waiting,
+	};
+	char *entries, *out;
+	struct list *cp, *ctmp, *jp, *jtmp;
+	size_t len = 0;
+	ssize_t n;
+
+	entries = malloc(cap);
+	out = malloc(DL_MSG_MAX);
+	if (!entries || !out) {
+		client_send_error(c, m->hdr.id, ENOMEM, "out of memory");
+		goto out;
+	}
+	list_for_each_safe(cp, ctmp, &srv->clients) {
+		struct client *o = list_entry(cp, struct client, link);
+
+		/* Other users' loads are counted above but not shown, except to root. */
+		if (c->cred.uid != 0 && o->cred.uid != c->cred.uid)
+			continue;
+		list_for_each_safe(jp, jtmp, &o->jobs) {
+			struct job *j = list_entry(jp, struct job, client_link);
+
+			if (j->replied)
+				continue;
+			if (!status_add(entries, cap, &len, j)) {
+				st.flags |= DL_STATUS_TRUNCATED;
+				goto full;
+			}
+			st.n_loads++;
+		}
+	}
+full:
+	n = dl_encode(out, DL_MSG_MAX, DL_STATUS_REPLY, m->hdr.id, &st, sizeof(st),
+		      entries, len);
+	if (n > 0)
+		client_send(c, out, (size_t)n, -1);
+out:
+	free(entries);
+	free(out);
+}
+
+/* Handles one datagram. Returns false if the client was closed. */
+static bool client_dispatch(struct client *c, const char *buf, size_t len, int *fds,
+			    int nfds)
+{
+	struct dl_msg m;
+	int fd = nfds > 0 ? fds[0] : -1;
+	int r = dl_msg_decode(buf, len, nfds, &m);
+
+	if (r == -EBADMSG || r == -EPROTONOSUPPORT) {
+		client_send_error(c, m.hdr.id, -r, r == -EBADMSG ?
+				  "malformed message: closing the connection" :
+				  "unsupported protocol version: this daemon speaks version 1");
+		log_info("conn %llu: %s: closing", (unsigned long long)c->conn_id,
+			 strerror(-r));
+		if (fd >= 0)
+			close(fd);
+		client_close(c);
+		return false;
+	}
+	if (r == -EOPNOTSUPP || r == -EINVAL) {
+		char msg[128];
+
+		if (r == -EOPNOTSUPP)
+			snprintf(msg, sizeof(msg), "unknown message type 0x%x", m.hdr.type);
+		else
+			snprintf(msg, sizeof(msg), "bad %s request (fields or fd count)",
+				 dl_msg_type_name(m.hdr.type));
+		client_send_error(c, m.hdr.id, -r, msg);
+		if (fd >= 0)
+			close(fd);
+		return !c->closed;
+	}
+
+	switch (m.hdr.type) {
+	case DL_HELLO:
+		handle_hello(c, &m);
+		break;
+	case DL_LOAD:
+		handle_load(c, &m, fd);
+		fd = -1;
+		break;
+	case DL_CANCEL:
+		handle_cancel(c, &m);
+		break;
+	case DL_STATUS:
+		handle_status(c, &m);
+		break;
+	default:
+		/* A reply type sent to us. */
+		client_send_error(c, m.hdr.id, EOPNOTSUPP, "not a request");
+		break;
+	}
+	if (fd >= 0)
+		close(fd);
+	return !c->closed;
+}
+
+static void on_readable(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct client *c = w->data;
+	char *buf = c->srv->rbuf;
+
+	for (int i = 0; i < RECV_BATCH; i++) {
+		int fds[DL_MAX_FDS], nfds = 0;
+		ssize_t n = dl_recv(c->fd, buf, DL_MSG_MAX, fds, DL_MAX_FDS, &nfds);
+
+		if (n == -EAGAIN)
+			return;
+		if (n == -EMSGSIZE || n == -EBADMSG) {
+			client_send_error(c, 0, -n == EMSGSIZE ? EMSGSIZE : EBADMSG,
+					  n == -EMSGSIZE ? "message too long: closing "
+					  "the connection" : "bad ancillary data: closing "
+					  "the connection");
+			client_close(c);
+			return;
+		}
+		if (n <= 0) {
+			if (n < 0)
+				log_debug("conn %llu: recv: %s",
+					  (unsigned long long)c->conn_id, strerror((int)-n));
+			client_close(c);
+			return;
+		}
+		if (!client_dispatch(c, buf, (size_t)n, fds, nfds))
+			return;
+	}
+}
+
+static void on_writable(struct ev_loop *loop, ev_io *w, int revents)
+{
+	client_flush(w->data);
+}
+
+int client_new(struct client **out, struct server *srv, int fd)
+{
+	struct client *c = calloc(1, sizeof(*c));
+	struct ucred uc;
+	socklen_t sl = sizeof(uc);
+
+	if (!c) {
+		close(fd);
+		return -ENOMEM;
+	}
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &uc, &sl) < 0) {
+		int r = -errno;
+
+		close(fd);
+		free(c);
+		return r;
+	}
+	c->cred.pid = uc.pid;
+	c->cred.uid = uc.uid;
+	c->cred.gid = uc.gid;
+	c->cred.n_groups = -1;
+	/* Supplementary groups as of connect(): part of what the peer may read. */
+	sl = 64 * sizeof(gid_t);
+	for (int tries = 0; tries < 4; tries++) {
+		gid_t *g = realloc(c->cred.groups, sl);
+
+		if (!g)
+			break;
+		c->cred.groups = g;
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, g, &sl) == 0) {
+			c->cred.n_groups = (int)(sl / sizeof(gid_t));
+			break;
+		}
+		if (errno != ERANGE)
+			break;
+	}
+	c->srv = srv;
+	c->fd = fd;
+	c->conn_id = ++srv->next_conn_id;
+	list_init(&c->jobs);
+	ev_io_init(&c->rio, on_readable, fd, EV_READ);
+	ev_io_init(&c->wio, on_writable, fd, EV_WRITE);
+	c->rio.data = c;
+	c->wio.data = c;
+	ev_io_start(srv->loop, &c->rio);
+	list_add_tail(&srv->clients, &c->link);
+	srv->n_clients++;
+	log_debug("conn %llu: pid %d uid %u gid %u", (unsigned long long)c->conn_id,
+		  (int)uc.pid, uc.uid, uc.gid);
+	*out = c;
+	return 0;
+}

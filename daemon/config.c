@@ -1,0 +1,238 @@
+/*
+ * config.c: reads dmaloadd.conf with inih into struct config. Every key has a built-in
+ * default (config_init), so an empty or missing default file is fine; an explicitly
+ * named file must exist. Anything unknown or malformed is an error naming FILE:LINE:
+ * a daemon that guesses at its config runs with settings nobody chose.
+ */
+#include <errno.h>
+/* Debian builds inih with the line number in the handler: errors can name it. */
+#define INI_HANDLER_LINENO 1
+#include <ini.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "config.h"
+
+void config_init(struct config *c)
+{
+	*c = (struct config){
+		.socket = NULL,
+		.socket_mode = 0666,
+		.max_clients = 256,
+		.log_level = LOG_LVL_INFO,
+		.workers = 2,
+		.chunk_size = 4u << 20,
+		.queue_depth = 64,
+		.max_loads = 16,
+		.max_queued = 64,
+		.max_load_size = 0,
+		.direct = CONFIG_AUTO,
+		.fixed_buffers = CONFIG_OFF,
+	};
+}
+
+void config_deinit(struct config *c)
+{
+	free(c->socket);
+	c->socket = NULL;
+}
+
+int config_parse_size(const char *s, uint64_t *out)
+{
+	unsigned long long v;
+	unsigned shift = 0;
+	char *end;
+
+	if (!s || !*s || *s == '-' || *s == '+')
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || end == s)
+		return -EINVAL;
+	switch (*end) {
+	case '\0': break;
+	case 'k': case 'K': shift = 10; end++; break;
+	case 'm': case 'M': shift = 20; end++; break;
+	case 'g': case 'G': shift = 30; end++; break;
+	case 't': case 'T': shift = 40; end++; break;
+	default: return -EINVAL;
+	}
+	/* "4M" and "4MiB" both mean 4 << 20 */
+	if (shift && (strcasecmp(end, "iB") == 0 || strcasecmp(end, "B") == 0))
+		end += strlen(end);
+	if (*end)
+		return -EINVAL;
+	if (shift && v > (UINT64_MAX >> shift))
+		return -EINVAL;
+	*out = (uint64_t)v << shift;
+	return 0;
+}
+
+static int parse_uint(const char *s, unsigned min, unsigned max, unsigned *out)
+{
+	unsigned long v;
+	char *end;
+
+	if (!*s || *s == '-' || *s == '+')
+		return -EINVAL;
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno || *end || v < min || v > max)
+		return -EINVAL;
+	*out = (unsigned)v;
+	return 0;
+}
+
+static int parse_toggle(const char *s, bool allow_on, enum config_toggle *out)
+{
+	if (strcmp(s, "auto") == 0)
+		*out = CONFIG_AUTO;
+	else if (strcmp(s, "off") == 0 || strcmp(s, "no") == 0)
+		*out = CONFIG_OFF;
+	else if (allow_on && (strcmp(s, "on") == 0 || strcmp(s, "yes") == 0))
+		*out = CONFIG_ON;
+	else
+		return -EINVAL;
+	return 0;
+}
+
+struct parse_state {
+	struct config *c;
+	const char *path;
+	char *err;
+	size_t err_len;
+	int failed;
+};
+
+/* inih callback: returns 1 to go on, 0 to stop at the first error. */
+static int on_key(void *data, const char *section, const char *key, const char *value,
+		  int line)
+{
+	struct parse_state *ps = data;
+	struct config *c = ps->c;
+	const char *what = NULL;
+	uint64_t size;
+
+	if (strcmp(section, "daemon") == 0) {
+		if (strcmp(key, "socket") == 0) {
+			if (value[0] != '/' || strlen(value) >= 108)
+				what = "must be an absolute path shorter than 108 bytes";
+			else {
+				free(c->socket);
+				c->socket = strdup(value);
+			}
+		} else if (strcmp(key, "socket_mode") == 0) {
+			char *end;
+			unsigned long m;
+
+			errno = 0;
+			m = strtoul(value, &end, 8);
+			if (errno || !*value || *end || m > 07777)
+				what = "must be an octal file mode such as 0666";
+			else
+				c->socket_mode = (mode_t)m;
+		} else if (strcmp(key, "max_clients") == 0) {
+			if (parse_uint(value, 1, 65536, &c->max_clients))
+				what = "must be a number from 1 to 65536";
+		} else if (strcmp(key, "log_level") == 0) {
+			if (log_parse_level(value, &c->log_level))
+				what = "must be error, warning, notice, info or debug";
+		} else if (strcmp(key, "workers") == 0) {
+			if (parse_uint(value, 1, 64, &c->workers))
+				what = "must be a number from 1 to 64";
+		} else {
+			what = "unknown key";
+		}
+	} else if (strcmp(section, "io") == 0) {
+		if (strcmp(key, "chunk_size") == 0) {
+			if (config_parse_size(value, &size) || size < 4096 ||
+			    size > (64u << 20) || (size & (size - 1)))
+				what = "must be a power of two from 4K to 64M";
+			else
+				c->chunk_size = size;
+		} else if (strcmp(key, "queue_depth") == 0) {
+			if (parse_uint(value, 1, 4096, &c->queue_depth))
+				what = "must be a number from 1 to 4096";
+		} else if (strcmp(key, "max_loads") == 0) {
+			if (parse_uint(value, 1, 4096, &c->max_loads))
+				what = "must be a number from 1 to 4096";
+		} else if (strcmp(key, "max_queued") == 0) {
+			if (parse_uint(value, 1, 65536, &c->max_queued))
+				what = "must be a number from 1 to 65536";
+		} else if (strcmp(key, "max_load_size") == 0) {
+			if (config_parse_size(value, &size))
+				what = "must be a size such as 64G (0: the machine's RAM)";
+			else
+				c->max_load_size = size;
+		} else if (strcmp(key, "direct") == 0) {
+			if (parse_toggle(value, false, &c->direct))
+				what = "must be auto or off";
+		} else if (strcmp(key, "fixed_buffers") == 0) {
+			if (parse_toggle(value, true, &c->fixed_buffers))
+				what = "must be on, off or auto";
+		} else {
+			what = "unknown key";
+		}
+	} else {
+		snprintf(ps->err, ps->err_len, "%s:%d: unknown section [%s]", ps->path, line,
+			 section);
+		ps->failed = 1;
+		return 0;
+	}
+
+	if (what) {
+		snprintf(ps->err, ps->err_len, "%s:%d: [%s] %s = %s: %s", ps->path, line,
+			 section, key, value, what);
+		ps->failed = 1;
+		return 0;
+	}
+	return 1;
+}
+
+int config_load(struct config *c, const char *path, char *err, size_t err_len)
+{
+	struct parse_state ps = { .c = c, .path = path, .err = err, .err_len = err_len };
+	FILE *f;
+	int r;
+
+	f = fopen(path, "re");
+	if (!f) {
+		r = -errno;
+		snprintf(err, err_len, "%s: %s", path, strerror(-r));
+		return r;
+	}
+	r = ini_parse_file(f, on_key, &ps);
+	fclose(f);
+	if (ps.failed)
+		return -EINVAL;
+	if (r > 0) {
+		snprintf(err, err_len, "%s:%d: syntax error", path, r);
+		return -EINVAL;
+	}
+	if (r < 0) {
+		snprintf(err, err_len, "%s: cannot read", path);
+		return -EIO;
+	}
+	return 0;
+}
+
+int config_socket_path(const struct config *c, char *buf, size_t len)
+{
+	const char *dir;
+	int n;
+
+	if (c->socket)
+		n = snprintf(buf, len, "%s", c->socket);
+	else if (geteuid() == 0)
+		n = snprintf(buf, len, "/run/dmaloadd/dmaloadd.sock");
+	else if ((dir = getenv("XDG_RUNTIME_DIR")) && *dir)
+		n = snprintf(buf, len, "%s/dmaloadd.sock", dir);
+	else
+		return -ENOENT;
+	return (n < 0 || (size_t)n >= len) ? -ENAMETOOLONG : 0;
+}

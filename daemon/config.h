@@ -1,0 +1,59 @@
+/*
+ * config.h: dmaloadd's settings. Built-in defaults, then the config file (inih), then
+ * the command line. conf/dmaloadd.conf documents every key.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "log.h"
+
+#define CONFIG_DEFAULT_PATH SYSCONFDIR "/dmaloadd/dmaloadd.conf"
+
+enum config_toggle {
+	CONFIG_OFF = 0,
+	CONFIG_ON = 1,
+	CONFIG_AUTO = 2,
+};
+
+struct config {
+	/* [daemon] */
+	char *socket;			/* NULL: root's or the user's runtime dir */
+	mode_t socket_mode;		/* chmod of the bound socket */
+	unsigned max_clients;		/* connections at once */
+	enum log_level log_level;
+	unsigned workers;		/* threads for blocking calls */
+
+	/* [io] */
+	uint64_t chunk_size;		/* bytes per read request */
+	unsigned queue_depth;		/* read requests in flight, all loads together */
+	unsigned max_loads;		/* loads being read at once; more wait in line */
+	unsigned max_queued;		/* loads one connection may have open at once */
+	uint64_t max_load_size;		/* largest load, bytes (0 in the file: RAM size) */
+	enum config_toggle direct;	/* O_DIRECT: auto (where allowed) or off */
+	enum config_toggle fixed_buffers; /* READ_FIXED into registered mappings */
+};
+
+/* Sets every field to its built-in default. */
+void config_init(struct config *c);
+/* Frees what config_init/config_load allocated; safe to call twice. */
+void config_deinit(struct config *c);
+
+/*
+ * Reads @path into @c (which holds defaults or earlier values). On an unknown section
+ * or key, or a bad value, returns -EINVAL and writes "FILE:LINE: what is wrong" into
+ * @err (@err_len bytes); a file that cannot be opened gives -errno and a message too.
+ * @c is left with defaults/earlier values on error for keys not yet seen.
+ */
+int config_load(struct config *c, const char *path, char *err, size_t err_len);
+
+/* Parses "4M", "512K", "1G", "123" (binary suffixes, case-insensitive) into *out.
+ * Returns 0 or -EINVAL (also on overflow). */
+int config_parse_size(const char *s, uint64_t *out);
+
+/* The socket path to use: c->socket, else /run/dmaloadd/dmaloadd.sock for root, else
+ * $XDG_RUNTIME_DIR/dmaloadd.sock. Writes into @buf; returns 0 or -ENAMETOOLONG /
+ * -ENOENT (no XDG_RUNTIME_DIR for a non-root user). */
+int config_socket_path(const struct config *c, char *buf, size_t len);

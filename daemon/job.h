@@ -1,0 +1,76 @@
+/*
+ * job.h: one LOAD request, from the moment it is accepted to the moment its buffer
+ * has been handed over (or its error reported) and its resources are released.
+ *
+ * States: OPENING (worker opens and checks the source, creates the buffer) ->
+ * QUEUED (waits for a reading slot) -> READING (chunks in the ring) -> FINISHING
+ * (worker unmaps and seals) -> reply -> released (worker frees; then the job is
+ * freed on the loop). A failure or cancel at any point sends the ERROR at once;
+ * the job then waits for its in-flight reads and worker task before it is released,
+ * because the kernel may still write into its buffer.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "dmaload-proto.h"
+#include "list.h"
+#include "ring.h"
+#include "source.h"
+#include "target.h"
+#include "worker.h"
+
+struct client;
+struct server;
+
+struct job {
+	struct list client_link;	/* in client->jobs */
+	struct list sched_link;		/* in sched waiting or active, else alone */
+	bool sched_active;		/* on the active list (else waiting, if listed) */
+	struct server *srv;
+	struct client *client;		/* stays valid until the job is freed */
+	uint64_t id;			/* the LOAD's request id */
+	enum dl_load_state state;
+
+	/* what was asked */
+	struct dl_load req;
+	char *path;			/* NULL for loads by fd */
+	int passed_fd;			/* owned until the open task takes it */
+	char name[256];			/* path or "fd:N (dev:ino)" for logs and STATUS */
+
+	/* what is being done */
+	struct source src;
+	struct target tgt;
+	uint64_t off, len;		/* the file range */
+	uint64_t direct_end;		/* direct reads below this offset, buffered above */
+	uint8_t method, reason;
+	int fixed_slot;			/* registered buffer slot or -1 */
+	uint64_t next;			/* next file offset to issue */
+	uint64_t done;			/* bytes landed */
+	unsigned inflight;		/* reads in the ring */
+
+	struct worker_task task;
+	bool task_busy;
+	bool replied;			/* final reply (DONE or ERROR) sent */
+	int err;			/* first failure (negative), 0 if none */
+	uint64_t t_start, t_progress;
+};
+
+/* Creates a job for @c's LOAD @m; takes @fd (the passed source fd or -1) on success
+ * and failure alike. Starts it: the source is opened on a worker. */
+int job_new(struct job **out, struct client *c, const struct dl_msg *m, int fd);
+
+/* Ends the job with @err (negative errno) and @msg sent to the client, if it is still
+ * there and nothing final was sent yet. Resources go when in-flight work is done. */
+void job_fail(struct job *j, int err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* The client is gone: the job ends without a reply. */
+void job_detach(struct job *j);
+
+/* Issues the job's next read, if it has one. Returns true if it issued. */
+bool job_issue(struct job *j);
+
+/* The job is READING and has nothing left to issue. */
+bool job_exhausted(const struct job *j);

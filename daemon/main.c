@@ -1,0 +1,126 @@
+/*
+ * main.c: dmaloadd's entry point. Reads top to bottom: parse the command line, load
+ * the config, set up the server, tell systemd we are ready, run the loop, tear down.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <systemd/sd-daemon.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "log.h"
+#include "server.h"
+
+#define DMALOADD_VERSION "0.1.0"
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: dmaloadd [OPTIONS]\n"
+		"Loads files into sealed memfds through io_uring and hands them to clients\n"
+		"over a Unix socket. Runs in the foreground.\n\n"
+		"  -c, --config FILE      config file (default %s, if present)\n"
+		"  -s, --socket PATH      listen here (overrides the config)\n"
+		"  -l, --log-level LEVEL  error, warning, notice, info or debug\n"
+		"  -t, --check-config     check the config and exit\n"
+		"  -h, --help             this text\n"
+		"  -V, --version          print the version\n",
+		CONFIG_DEFAULT_PATH);
+}
+
+static void on_stop_signal(struct ev_loop *loop, ev_signal *w, int revents)
+{
+	server_stop(w->data);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "socket", required_argument, NULL, 's' },
+		{ "log-level", required_argument, NULL, 'l' },
+		{ "check-config", no_argument, NULL, 't' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ 0 }
+	};
+	const char *config_path = NULL, *socket_path = NULL, *level = NULL;
+	bool check_only = false;
+	struct config cfg;
+	struct server srv;
+	struct ev_loop *loop;
+	ev_signal sigterm, sigint;
+	char err[512];
+	int o, r;
+
+	while ((o = getopt_long(argc, argv, "c:s:l:thV", opts, NULL)) != -1) {
+		switch (o) {
+		case 'c': config_path = optarg; break;
+		case 's': socket_path = optarg; break;
+		case 'l': level = optarg; break;
+		case 't': check_only = true; break;
+		case 'h': usage(stdout); return 0;
+		case 'V': printf("dmaloadd " DMALOADD_VERSION "\n"); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "dmaloadd: unexpected argument '%s'\n", argv[optind]);
+		return 2;
+	}
+
+	config_init(&cfg);
+	if (config_path || access(CONFIG_DEFAULT_PATH, F_OK) == 0) {
+		r = config_load(&cfg, config_path ? config_path : CONFIG_DEFAULT_PATH,
+				err, sizeof(err));
+		if (r < 0) {
+			fprintf(stderr, "dmaloadd: %s\n", err);
+			config_deinit(&cfg);
+			return 1;
+		}
+	}
+	if (socket_path) {
+		free(cfg.socket);
+		cfg.socket = strdup(socket_path);
+	}
+	if (level && log_parse_level(level, &cfg.log_level) < 0) {
+		fprintf(stderr, "dmaloadd: bad log level '%s'\n", level);
+		config_deinit(&cfg);
+		return 2;
+	}
+	if (check_only) {
+		printf("%s: ok\n", config_path ? config_path : "built-in defaults");
+		config_deinit(&cfg);
+		return 0;
+	}
+	log_setup(cfg.log_level);
+	/* A client that goes away mid-send must not kill us (sends also use
+	 * MSG_NOSIGNAL; this covers everything else). */
+	signal(SIGPIPE, SIG_IGN);
+
+	loop = ev_default_loop(EVFLAG_AUTO | EVFLAG_SIGNALFD);
+	r = server_init(&srv, loop, &cfg);
+	if (r < 0) {
+		config_deinit(&cfg);
+		return 1;
+	}
+	ev_signal_init(&sigterm, on_stop_signal, SIGTERM);
+	ev_signal_init(&sigint, on_stop_signal, SIGINT);
+	sigterm.data = sigint.data = &srv;
+	ev_signal_start(loop, &sigterm);
+	ev_signal_start(loop, &sigint);
+	sd_notify(0, "READY=1\nSTATUS=serving");
+	ev_run(loop, 0);	/* until server_check_idle breaks it after a stop */
+
+	log_notice("stopped");
+	ev_signal_stop(loop, &sigterm);
+	ev_signal_stop(loop, &sigint);
+	server_deinit(&srv);
+	ev_loop_destroy(loop);
+	config_deinit(&cfg);
+	return 0;
+}

@@ -1,0 +1,45 @@
+/*
+ * ring.h: the daemon's one io_uring, woken through an eventfd that libev watches.
+ * Callers embed a struct ring_op in whatever issued the request; its callback gets
+ * the completion's result. The ring knows nothing of clients or jobs.
+ */
+#pragma once
+
+#include <ev.h>
+#include <liburing.h>
+#include <stdbool.h>
+#include <sys/uio.h>
+
+struct ring_op {
+	void (*complete)(struct ring_op *op, int res);	/* res: bytes or -errno */
+};
+
+struct ring {
+	struct io_uring uring;
+	struct ev_loop *loop;
+	ev_io watch;		/* on the eventfd */
+	ev_prepare flush;	/* submits what was queued this loop iteration */
+	int efd;
+	unsigned inflight;	/* SQEs submitted or queued, not yet completed */
+	unsigned entries;
+	unsigned n_fixed;	/* registered-buffer table slots (sparse), 0: none */
+	bool fixed_ok;		/* the kernel took the sparse buffer table */
+};
+
+/* Sets up a ring of @entries SQEs and a sparse table of @n_fixed buffer slots (0:
+ * none). Returns 0 or -errno. */
+int ring_init(struct ring *r, struct ev_loop *loop, unsigned entries, unsigned n_fixed);
+void ring_deinit(struct ring *r);
+
+/* Room for another request? Callers keep at most ring->entries in flight. */
+bool ring_has_room(const struct ring *r);
+
+/* Queue a read of @len bytes at @off of @fd into @buf; @op completes it. The request
+ * is submitted before the loop next sleeps. @fixed_slot >= 0 makes it READ_FIXED on
+ * that registered slot. */
+void ring_read(struct ring *r, struct ring_op *op, int fd, void *buf, unsigned len,
+	       uint64_t off, int fixed_slot);
+
+/* Registers @iov into slot @slot (blocking: pins pages; call from a worker) or clears
+ * it (iov NULL). Returns 0 or -errno. */
+int ring_register_slot(struct ring *r, unsigned slot, const struct iovec *iov);

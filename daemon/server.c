@@ -1,0 +1,270 @@
+/*
+ * server.c: the process-wide state and the listening socket.
+ *
+ * The socket comes from systemd when it passes one (sd_listen_fds, checked with
+ * sd_is_socket_unix to be a listening SOCK_SEQPACKET Unix socket), else the daemon
+ * binds it itself: the directory is created if missing, a stale socket file left by a
+ * dead daemon is replaced, a live one (connect succeeds) is an error rather than
+ * stolen. Accepted connections become clients; past max_clients a connection gets an
+ * ERROR and is closed, so the caller learns why.
+ *
+ * Shutdown: server_stop() closes the listener and every client (which cancels their
+ * loads); the loop breaks in server_check_idle() once no job, client or worker task
+ * is left, so nothing is freed while the kernel may still write into it.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <systemd/sd-daemon.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "client.h"
+#include "dmaload-proto.h"
+#include "log.h"
+#include "server.h"
+
+uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void notify_status(struct server *s)
+{
+	sd_notifyf(0, "STATUS=%u clients, %u loads reading, %u waiting; %llu loaded, "
+		   "%llu failed", s->n_clients, s->sched.n_active, s->sched.n_waiting,
+		   (unsigned long long)s->loads_done, (unsigned long long)s->loads_failed);
+}
+
+static void on_status_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	notify_status(w->data);
+}
+
+static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct server *s = w->data;
+
+	for (int i = 0; i < 64; i++) {
+		struct client *c;
+		int fd = accept4(s->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+
+		if (fd < 0) {
+			if (errno == EMFILE || errno == ENFILE)
+				log_warn("accept: %s", strerror(errno));
+			else if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+				log_err("accept: %s", strerror(errno));
+			return;
+		}
+		if (s->n_clients >= s->cfg->max_clients) {
+			char buf[256], msg[128];
+			ssize_t n;
+
+			snprintf(msg, sizeof(msg), "too many clients (max_clients = %u); "
+				 "try again later", s->cfg->max_clients);
+			n = dl_encode_error(buf, sizeof(buf), 0, EAGAIN, msg);
+			if (n > 0)
+				dl_send(fd, buf, (size_t)n, NULL, 0);
+			close(fd);
+			continue;
+		}
+		client_new(&c, s, fd);
+	}
+}
+
+/* Returns a listening fd passed by systemd, -1 if none, or -errno. */
+static int socket_from_systemd(void)
+{
+	int n = sd_listen_fds(1);
+
+	if (n <= 0)
+		return n < 0 ? n : -1;
+	if (n > 1)
+		log_warn("systemd passed %d sockets; using the first", n);
+	if (sd_is_socket_unix(SD_LISTEN_FDS_START, SOCK_SEQPACKET, 1, NULL, 0) <= 0) {
+		log_err("the socket systemd passed is not a listening AF_UNIX "
+			"SOCK_SEQPACKET socket");
+		return -EINVAL;
+	}
+	return SD_LISTEN_FDS_START;
+}
+
+/* Is a daemon answering on @path? */
+static bool socket_alive(const struct sockaddr_un *sa)
+{
+	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	bool alive;
+
+	if (fd < 0)
+		return false;
+	alive = connect(fd, (const struct sockaddr *)sa, sizeof(*sa)) == 0;
+	close(fd);
+	return alive;
+}
+
+static int socket_bind(struct server *s)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	char dir[sizeof(sa.sun_path)];
+	char *slash;
+	int fd, r;
+
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", s->socket_path);
+	snprintf(dir, sizeof(dir), "%s", s->socket_path);
+	slash = strrchr(dir, '/');
+	if (slash && slash != dir) {
+		*slash = '\0';
+		if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
+			r = -errno;
+			log_err("cannot create %s: %s", dir, strerror(-r));
+			return r;
+		}
+	}
+	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return -errno;
+	r = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+	if (r < 0 && errno == EADDRINUSE) {
+		/* A socket file is there: a live daemon's, or a dead one's leftover. */
+		if (socket_alive(&sa)) {
+			log_err("%s: another daemon is listening there", s->socket_path);
+			close(fd);
+			return -EADDRINUSE;
+		}
+		unlink(s->socket_path);
+		r = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+	}
+	if (r < 0) {
+		r = -errno;
+		log_err("cannot bind %s: %s", s->socket_path, strerror(-r));
+		close(fd);
+		return r;
+	}
+	if (chmod(s->socket_path, s->cfg->socket_mode) < 0)
+		log_warn("chmod %s: %s", s->socket_path, strerror(errno));
+	if (listen(fd, 128) < 0) {
+		r = -errno;
+		close(fd);
+		unlink(s->socket_path);
+		return r;
+	}
+	return fd;
+}
+
+int server_init(struct server *s, struct ev_loop *loop, const struct config *cfg)
+{
+	long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
+	unsigned entries = 1;
+	int r, fd;
+
+	memset(s, 0, sizeof(*s));
+	s->loop = loop;
+	s->cfg = cfg;
+	s->listen_fd = -1;
+	s->started_ns = now_ns();
+	list_init(&s->clients);
+	s->max_load_size = cfg->max_load_size ? cfg->max_load_size :
+			   (uint64_t)pages * (uint64_t)psz;
+
+	/* A power of two at least queue_depth: the SQ never runs short. */
+	while (entries < cfg->queue_depth)
+		entries <<= 1;
+	r = ring_init(&s->ring, loop, entries,
+		      cfg->fixed_buffers != CONFIG_OFF ? cfg->max_loads : 0);
+	if (r < 0) {
+		log_err("io_uring setup failed: %s", strerror(-r));
+		return r;
+	}
+	r = sched_init(&s->sched, s, s->ring.n_fixed);
+	if (r < 0)
+		goto fail;
+	r = worker_pool_new(&s->pool, loop, cfg->workers);
+	if (r < 0) {
+		log_err("cannot start worker threads: %s", strerror(-r));
+		goto fail;
+	}
+
+	fd = socket_from_systemd();
+	if (fd >= 0) {
+		s->socket_from_systemd = true;
+		fcntl(fd, F_SETFD, FD_CLOEXEC);
+		fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+		snprintf(s->socket_path, sizeof(s->socket_path), "(from systemd)");
+	} else if (fd == -1) {
+		r = config_socket_path(cfg, s->socket_path, sizeof(s->socket_path));
+		if (r < 0) {
+			log_err("no socket path: set socket in the config, pass --socket, "
+				"or set XDG_RUNTIME_DIR");
+			goto fail;
+		}
+		fd = socket_bind(s);
+	}
+	if (fd < 0) {
+		r = fd;
+		goto fail;
+	}
+	s->listen_fd = fd;
+	ev_io_init(&s->accept_watch, on_accept, fd, EV_READ);
+	s->accept_watch.data = s;
+	ev_io_start(loop, &s->accept_watch);
+	ev_timer_init(&s->status_timer, on_status_timer, 5.0, 5.0);
+	s->status_timer.data = s;
+	if (getenv("NOTIFY_SOCKET"))
+		ev_timer_start(loop, &s->status_timer);
+	log_notice("listening on %s (chunk %llu KiB, queue depth %u, %u workers)",
+		   s->socket_path, (unsigned long long)cfg->chunk_size >> 10,
+		   cfg->queue_depth, cfg->workers);
+	return 0;
+fail:
+	server_deinit(s);
+	return r;
+}
+
+void server_deinit(struct server *s)
+{
+	if (s->listen_fd >= 0) {
+		ev_io_stop(s->loop, &s->accept_watch);
+		close(s->listen_fd);
+		if (!s->socket_from_systemd)
+			unlink(s->socket_path);
+		s->listen_fd = -1;
+	}
+	ev_timer_stop(s->loop, &s->status_timer);
+	s->pool = worker_pool_free(s->pool);
+	sched_deinit(&s->sched);
+	ring_deinit(&s->ring);
+}
+
+void server_check_idle(struct server *s)
+{
+	if (!s->stopping)
+		return;
+	if (s->n_clients || s->sched.n_active || s->sched.n_waiting ||
+	    (s->pool && worker_pending(s->pool)) || s->ring.inflight)
+		return;
+	ev_break(s->loop, EVBREAK_ALL);
+}
+
+void server_stop(struct server *s)
+{
+	struct list *pos, *tmp;
+
+	if (s->stopping)
+		return;
+	s->stopping = true;
+	sd_notify(0, "STOPPING=1");
+	log_notice("stopping: cancelling %u loads", s->sched.n_active + s->sched.n_waiting);
+	if (s->listen_fd >= 0)
+		ev_io_stop(s->loop, &s->accept_watch);
+	list_for_each_safe(pos, tmp, &s->clients)
+		client_close(list_entry(pos, struct client, link));
+	server_check_idle(s);
+}

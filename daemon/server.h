@@ -1,0 +1,55 @@
+/*
+ * server.h: the daemon as a whole: the listening socket, the set of client
+ * connections, the ring, the worker pool, the scheduler and the counters that STATUS
+ * reports. There is one per process; every other object points back at it.
+ */
+#pragma once
+
+#include <ev.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "list.h"
+#include "ring.h"
+#include "sched.h"
+#include "worker.h"
+
+struct server {
+	struct ev_loop *loop;
+	const struct config *cfg;
+	struct ring ring;
+	struct worker_pool *pool;
+	struct sched sched;
+
+	int listen_fd;
+	ev_io accept_watch;
+	bool socket_from_systemd;	/* not ours to unlink */
+	char socket_path[108];
+
+	struct list clients;
+	unsigned n_clients;
+	uint64_t next_conn_id;
+
+	uint64_t max_load_size;		/* resolved: config or RAM size */
+	uint64_t started_ns;
+	uint64_t bytes_loaded, loads_done, loads_failed;
+
+	char rbuf[65536];		/* one received datagram (DL_MSG_MAX) at a time */
+
+	bool stopping;			/* SIGTERM seen: refuse new work, then exit */
+	ev_timer status_timer;		/* refreshes sd_notify STATUS= */
+};
+
+/* Sets up ring, pool and listener (systemd's socket if passed, else binds). */
+int server_init(struct server *s, struct ev_loop *loop, const struct config *cfg);
+void server_deinit(struct server *s);
+
+/* Stops accepting, cancels every load and closes every client. The loop ends by
+ * itself once the last in-flight operation has completed. */
+void server_stop(struct server *s);
+
+/* Called when something that server_stop waits for has finished. */
+void server_check_idle(struct server *s);
+
+uint64_t now_ns(void);

@@ -1,0 +1,46 @@
+/*
+ * source.h: the file a load reads from. Opening it is where trust is enforced: a path
+ * is opened with the requesting peer's credentials, never the daemon's. Runs on a
+ * worker thread (open can block on a slow filesystem).
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct peer_cred {
+	pid_t pid;
+	uid_t uid;
+	gid_t gid;
+	int n_groups;		/* supplementary groups, -1 if unknown */
+	gid_t *groups;
+};
+
+struct source {
+	int fd;			/* buffered reads; -1 when closed */
+	int dfd;		/* O_DIRECT reads of the same file, -1 if refused */
+	uint64_t size;		/* st_size when opened */
+	dev_t dev;
+	ino_t ino;
+	uint32_t dio_mem_align;	/* O_DIRECT alignment of memory and offsets */
+	uint32_t dio_off_align;
+	int direct_err;		/* why dfd is -1 (positive errno), 0 if open */
+	char msg[256];		/* on failure: what went wrong, for the ERROR reply */
+};
+
+void source_init(struct source *s);
+void source_deinit(struct source *s);
+
+/*
+ * Opens @path as @peer would: path search and read permission are checked with the
+ * peer's uid, gid and groups (per-thread fsuid/fsgid/groups on this worker thread).
+ * Only regular files are accepted. With @want_direct, also opens an O_DIRECT fd.
+ * Returns 0, or -errno with s->msg set.
+ */
+int source_open_path(struct source *s, const char *path, const struct peer_cred *peer,
+		     bool want_direct);
+
+/* Takes @fd (consumed on success and failure alike): a readable regular file passed by
+ * the client. With @want_direct, reopens it with O_DIRECT through /proc/self/fd. */
+int source_open_fd(struct source *s, int fd, bool want_direct);

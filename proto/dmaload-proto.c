@@ -1,0 +1,336 @@
+/*
+ * dmaload-proto.c: encoding, decoding and fd passing for the wire protocol in
+ * dmaload-proto.h. The decoder trusts nothing: every length is checked against the
+ * datagram before a byte of payload is read, and the fd count against the type, so
+ * the daemon can hand it any datagram a client sends (the fuzzer does exactly that).
+ * Nothing here allocates; nothing here keeps state.
+ */
+#include <errno.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "dmaload-proto.h"
+
+/* How each type looks on the wire: fixed payload size, whether trailing data may
+ * follow, and how many fds it must carry (-1: 0 or 1, decided by its fields). */
+struct type_rule {
+	uint16_t type;
+	uint16_t fixed;
+	int8_t fds;
+	uint8_t trailing;
+};
+
+static const struct type_rule rules[] = {
+	{ DL_HELLO, sizeof(struct dl_hello), 0, 0 },
+	{ DL_LOAD, sizeof(struct dl_load), -1, 1 },
+	{ DL_CANCEL, sizeof(struct dl_cancel), 0, 0 },
+	{ DL_STATUS, 0, 0, 0 },
+	{ DL_HELLO_REPLY, sizeof(struct dl_hello_reply), 0, 0 },
+	{ DL_ACCEPTED, sizeof(struct dl_accepted), 0, 0 },
+	{ DL_PROGRESS, sizeof(struct dl_progress), 0, 0 },
+	{ DL_DONE, sizeof(struct dl_done), 1, 0 },
+	{ DL_ERROR, sizeof(struct dl_error), 0, 1 },
+	{ DL_OK, 0, 0, 0 },
+	{ DL_STATUS_REPLY, sizeof(struct dl_status_reply), 0, 1 },
+};
+
+static const struct type_rule *rule_find(unsigned type)
+{
+	for (size_t i = 0; i < sizeof(rules) / sizeof(rules[0]); i++)
+		if (rules[i].type == type)
+			return &rules[i];
+	return NULL;
+}
+
+/* LOAD: trailing path length, flags and fd count must agree. */
+static int check_load(const struct dl_load *l, size_t trail_len, const char *trail,
+		      int nfds)
+{
+	if (l->reserved0 || l->reserved1 || (l->flags & ~DL_LOAD_FLAGS_ALL))
+		return -EBADMSG;
+	if (l->path_len != trail_len)
+		return -EBADMSG;
+	if (l->flags & DL_LOAD_BY_FD) {
+		if (trail_len != 0 || nfds != 1)
+			return -EINVAL;
+	} else {
+		if (nfds != 0 || trail_len == 0 || trail_len > DL_PATH_MAX)
+			return -EINVAL;
+		if (memchr(trail, '\0', trail_len))
+			return -EINVAL;
+	}
+	if (l->target > DL_TARGET_MEMFD || l->method > DL_METHOD_BUFFERED ||
+	    l->priority > DL_PRIO_BACKGROUND)
+		return -EINVAL;
+	return 0;
+}
+
+/* STATUS_REPLY: the entries must walk exactly to the end of the trailing data. */
+static int check_status(const struct dl_msg *m)
+{
+	struct dl_status_load ent;
+	const char *name;
+	size_t pos = 0, name_len;
+	uint32_t n = 0;
+	int r;
+
+	while ((r = dl_status_next(m, &pos, &ent, &name, &name_len)) == 1)
+		n++;
+	if (r < 0 || n != m->u.status.n_loads)
+		return -EBADMSG;
+	return 0;
+}
+
+int dl_msg_decode(const void *buf, size_t len, int nfds, struct dl_msg *out)
+{
+	const struct type_rule *rule;
+	const char *p = buf;
+	size_t body;
+	int r;
+
+	memset(out, 0, sizeof(*out));
+	if (len < sizeof(struct dl_hdr) || len > DL_MSG_MAX)
+		return -EBADMSG;
+	memcpy(&out->hdr, p, sizeof(out->hdr));
+	if (out->hdr.magic != DL_PROTO_MAGIC)
+		return -EBADMSG;
+	if (out->hdr.version != DL_PROTO_VERSION)
+		return -EPROTONOSUPPORT;
+	body = len - sizeof(struct dl_hdr);
+	if (out->hdr.len != body || out->hdr.flags != 0)
+		return -EBADMSG;
+	rule = rule_find(out->hdr.type);
+	if (!rule)
+		return -EOPNOTSUPP;
+	if (body < rule->fixed || (!rule->trailing && body != rule->fixed))
+		return -EBADMSG;
+	memcpy(&out->u, p + sizeof(struct dl_hdr), rule->fixed);
+	out->trail = p + sizeof(struct dl_hdr) + rule->fixed;
+	out->trail_len = body - rule->fixed;
+	if (rule->fds >= 0 && nfds != rule->fds)
+		return -EINVAL;
+
+	switch (out->hdr.type) {
+	case DL_LOAD:
+		return check_load(&out->u.load, out->trail_len, out->trail, nfds);
+	case DL_ERROR:
+		if (out->u.error.msg_len != out->trail_len ||
+		    out->u.error.msg_len > DL_ERRMSG_MAX || out->u.error.err < 0)
+			return -EBADMSG;
+		return 0;
+	case DL_STATUS_REPLY:
+		r = check_status(out);
+		return r;
+	case DL_DONE:
+		if (out->u.done.size > out->u.done.buf_size)
+			return -EBADMSG;
+		return 0;
+	default:
+		return 0;
+	}
+}
+
+int dl_status_next(const struct dl_msg *m, size_t *pos, struct dl_status_load *ent,
+		   const char **name, size_t *name_len)
+{
+	size_t left, padded;
+
+	if (*pos > m->trail_len)
+		return -EBADMSG;
+	left = m->trail_len - *pos;
+	if (left == 0)
+		return 0;
+	if (left < sizeof(*ent))
+		return -EBADMSG;
+	memcpy(ent, m->trail + *pos, sizeof(*ent));
+	left -= sizeof(*ent);
+	if (ent->name_len > DL_PATH_MAX)
+		return -EBADMSG;
+	padded = (ent->name_len + 7u) & ~(size_t)7;
+	if (padded > left)
+		return -EBADMSG;
+	*name = m->trail + *pos + sizeof(*ent);
+	*name_len = ent->name_len;
+	*pos += sizeof(*ent) + padded;
+	return 1;
+}
+
+ssize_t dl_encode(void *buf, size_t cap, uint16_t type, uint64_t id,
+		  const void *payload, size_t payload_len,
+		  const void *trail, size_t trail_len)
+{
+	struct dl_hdr h = {
+		.magic = DL_PROTO_MAGIC,
+		.version = DL_PROTO_VERSION,
+		.type = type,
+		.id = id,
+	};
+	size_t total = sizeof(h) + payload_len + trail_len;
+	char *p = buf;
+
+	if (total > cap || total > DL_MSG_MAX)
+		return -EMSGSIZE;
+	h.len = (uint32_t)(payload_len + trail_len);
+	memcpy(p, &h, sizeof(h));
+	if (payload_len)
+		memcpy(p + sizeof(h), payload, payload_len);
+	if (trail_len)
+		memcpy(p + sizeof(h) + payload_len, trail, trail_len);
+	return (ssize_t)total;
+}
+
+ssize_t dl_encode_error(void *buf, size_t cap, uint64_t id, int err, const char *msg)
+{
+	size_t n = msg ? strnlen(msg, DL_ERRMSG_MAX) : 0;
+	struct dl_error e = { .err = err < 0 ? -err : err, .msg_len = (uint32_t)n };
+
+	return dl_encode(buf, cap, DL_ERROR, id, &e, sizeof(e), msg, n);
+}
+
+const char *dl_msg_type_name(unsigned type)
+{
+	switch (type) {
+	case DL_HELLO: return "HELLO";
+	case DL_LOAD: return "LOAD";
+	case DL_CANCEL: return "CANCEL";
+	case DL_STATUS: return "STATUS";
+	case DL_HELLO_REPLY: return "HELLO_REPLY";
+	case DL_ACCEPTED: return "ACCEPTED";
+	case DL_PROGRESS: return "PROGRESS";
+	case DL_DONE: return "DONE";
+	case DL_ERROR: return "ERROR";
+	case DL_OK: return "OK";
+	case DL_STATUS_REPLY: return "STATUS_REPLY";
+	default: return "?";
+	}
+}
+
+const char *dl_method_name(unsigned method)
+{
+	switch (method) {
+	case DL_METHOD_AUTO: return "auto";
+	case DL_METHOD_DIRECT: return "direct";
+	case DL_METHOD_BUFFERED: return "buffered";
+	default: return "?";
+	}
+}
+
+const char *dl_target_name(unsigned target)
+{
+	switch (target) {
+	case DL_TARGET_AUTO: return "auto";
+	case DL_TARGET_MEMFD: return "memfd";
+	default: return "?";
+	}
+}
+
+const char *dl_reason_name(unsigned reason)
+{
+	switch (reason) {
+	case DL_WHY_DEFAULT: return "default";
+	case DL_WHY_ASKED: return "asked";
+	case DL_WHY_NO_DIRECT: return "filesystem refuses O_DIRECT";
+	case DL_WHY_UNALIGNED: return "offset not O_DIRECT-aligned";
+	case DL_WHY_EMPTY: return "nothing to read";
+	default: return "?";
+	}
+}
+
+int dl_send(int sock, const void *buf, size_t len, const int *fds, int nfds)
+{
+	union {
+		struct cmsghdr align;
+		char buf[CMSG_SPACE(sizeof(int) * DL_MAX_FDS)];
+	} ctl;
+	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
+	ssize_t n;
+
+	if (nfds < 0 || nfds > DL_MAX_FDS)
+		return -EINVAL;
+	if (nfds > 0) {
+		struct cmsghdr *c;
+
+		memset(&ctl, 0, sizeof(ctl));
+		msg.msg_control = ctl.buf;
+		msg.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)nfds);
+		c = CMSG_FIRSTHDR(&msg);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)nfds);
+		memcpy(CMSG_DATA(c), fds, sizeof(int) * (size_t)nfds);
+	}
+	do
+		n = sendmsg(sock, &msg, MSG_NOSIGNAL);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return -errno;
+	return (size_t)n == len ? 0 : -EMSGSIZE;
+}
+
+/* Closes every fd in every SCM_RIGHTS header of @msg. */
+static void close_passed_fds(struct msghdr *msg)
+{
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(msg); c; c = CMSG_NXTHDR(msg, c)) {
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (size_t i = 0; i < n; i++) {
+			int fd;
+
+			memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+			close(fd);
+		}
+	}
+}
+
+ssize_t dl_recv(int sock, void *buf, size_t cap, int *fds, int maxfds, int *nfds)
+{
+	/* Room for more fds than allowed, so a greedy sender's extras arrive here and
+	 * get closed instead of being silently dropped by MSG_CTRUNC... */
+	union {
+		struct cmsghdr align;
+		char buf[CMSG_SPACE(sizeof(int) * 16)];
+	} ctl;
+	struct iovec iov = { .iov_base = buf, .iov_len = cap };
+	struct msghdr msg = {
+		.msg_iov = &iov,
+		.msg_iovlen = 1,
+		.msg_control = ctl.buf,
+		.msg_controllen = sizeof(ctl.buf),
+	};
+	ssize_t n;
+	int count = 0, bad = 0;
+
+	*nfds = 0;
+	do
+		n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return -errno;
+
+	/* ...and the kernel closes whatever did not fit even there (MSG_CTRUNC). */
+	if (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC))
+		bad = (msg.msg_flags & MSG_TRUNC) ? -EMSGSIZE : -EBADMSG;
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c && !bad; c = CMSG_NXTHDR(&msg, c)) {
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) {
+			bad = -EBADMSG;
+			break;
+		}
+		count += (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+	}
+	if (!bad && count > maxfds)
+		bad = -EBADMSG;
+	if (bad) {
+		close_passed_fds(&msg);
+		return bad;
+	}
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+		size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+
+		memcpy(fds + *nfds, CMSG_DATA(c), k * sizeof(int));
+		*nfds += (int)k;
+	}
+	return n;
+}

@@ -1,0 +1,311 @@
+/*
+ * dmaload-proto.h: the dmaloadd wire protocol, shared by the daemon, libdmaload,
+ * the tests and the fuzzer. This header is the protocol's definition; docs/PROTOCOL.md
+ * explains it in prose.
+ *
+ * Transport: a SOCK_SEQPACKET Unix socket. One message is one datagram plus the fds
+ * that ride with it (SCM_RIGHTS). Every message starts with struct dl_hdr, followed by
+ * the fixed payload of its type and then, for some types, trailing data whose length
+ * is given inside the fixed payload. hdr.len counts everything after the header, so
+ * a datagram is exactly sizeof(struct dl_hdr) + hdr.len bytes; anything else is
+ * malformed. All integers are in host byte order: the socket never leaves the machine.
+ *
+ * Message type numbers are never reused. Requests are below 0x80, replies and events
+ * at or above it. Each request carries a client-chosen id; every reply to it carries
+ * the same id. A request gets exactly one final reply (DONE, ERROR, OK, HELLO_REPLY or
+ * STATUS_REPLY); a LOAD may get ACCEPTED and PROGRESS events before its final reply.
+ * Replies to different requests may interleave in any order.
+ *
+ * Compatibility: a daemon answers a header whose version it does not speak with
+ * ERROR(EPROTONOSUPPORT) and closes the connection; an unknown request type with
+ * ERROR(EOPNOTSUPP), keeping the connection, so newer clients can probe.
+ */
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define DL_PROTO_MAGIC		0x444c4d31u	/* "1MLD" in memory: catches strangers */
+#define DL_PROTO_VERSION	1
+
+/* The largest datagram either side sends or accepts; bigger ones are malformed. */
+#define DL_MSG_MAX		65536
+/* The most fds one message carries (a LOAD by fd, a DONE). */
+#define DL_MAX_FDS		1
+/* Longest path in a LOAD, without a terminating NUL (PATH_MAX - 1). */
+#define DL_PATH_MAX		4095
+/* Longest ERROR message text. */
+#define DL_ERRMSG_MAX		1024
+/* Client name given in HELLO (NUL-padded, not necessarily NUL-terminated). */
+#define DL_NAME_LEN		32
+
+enum dl_msg_type {
+	/* requests: client -> daemon */
+	DL_HELLO	= 0x01,	/* struct dl_hello; no fds */
+	DL_LOAD		= 0x02,	/* struct dl_load + path bytes; 0 fds (by path) or 1 (by fd) */
+	DL_CANCEL	= 0x03,	/* struct dl_cancel; no fds */
+	DL_STATUS	= 0x04,	/* no payload; no fds */
+	/* 0x05 LIST, 0x06 EVICT, 0x07 STATS are reserved for the cache */
+
+	/* replies and events: daemon -> client */
+	DL_HELLO_REPLY	= 0x81,	/* struct dl_hello_reply; no fds */
+	DL_ACCEPTED	= 0x82,	/* struct dl_accepted; no fds */
+	DL_PROGRESS	= 0x83,	/* struct dl_progress; no fds */
+	DL_DONE		= 0x84,	/* struct dl_done; exactly 1 fd: the loaded buffer */
+	DL_ERROR	= 0x85,	/* struct dl_error + message bytes; no fds */
+	DL_OK		= 0x86,	/* no payload; the request succeeded (CANCEL) */
+	DL_STATUS_REPLY	= 0x87,	/* struct dl_status_reply + entries; no fds */
+};
+
+/* Every message begins with this. */
+struct dl_hdr {
+	uint32_t magic;		/* DL_PROTO_MAGIC */
+	uint16_t version;	/* DL_PROTO_VERSION */
+	uint16_t type;		/* enum dl_msg_type */
+	uint32_t flags;		/* none defined yet; must be 0 */
+	uint32_t len;		/* bytes after this header */
+	uint64_t id;		/* request id chosen by the client; echoed in replies */
+};
+_Static_assert(sizeof(struct dl_hdr) == 24, "dl_hdr is 24 bytes on the wire");
+
+/* Capability bits, exchanged in HELLO / HELLO_REPLY. */
+#define DL_CAP_LOAD_FD		(1u << 0)	/* loads by passed fd */
+#define DL_CAP_PROGRESS		(1u << 1)	/* PROGRESS events */
+#define DL_CAP_CANCEL		(1u << 2)
+#define DL_CAP_STATUS		(1u << 3)
+#define DL_CAP_SEALED_MEMFD	(1u << 4)	/* memfd targets, sealed read-only */
+#define DL_CAPS_V1		(DL_CAP_LOAD_FD | DL_CAP_PROGRESS | DL_CAP_CANCEL | \
+				 DL_CAP_STATUS | DL_CAP_SEALED_MEMFD)
+
+/* HELLO: optional; names the client (for logs and, later, limits). */
+struct dl_hello {
+	uint32_t version;		/* highest protocol version the client speaks */
+	uint32_t caps;			/* DL_CAP_* the client understands */
+	char name[DL_NAME_LEN];		/* NUL-padded; may be empty */
+};
+_Static_assert(sizeof(struct dl_hello) == 40, "dl_hello size");
+
+struct dl_hello_reply {
+	uint32_t version;		/* protocol version the daemon speaks */
+	uint32_t caps;			/* DL_CAP_* the daemon offers */
+	uint64_t max_load_size;		/* largest LOAD length accepted, bytes */
+	uint32_t chunk_size;		/* I/O chunk size in use, bytes */
+	uint32_t queue_depth;		/* I/O requests in flight at most */
+};
+_Static_assert(sizeof(struct dl_hello_reply) == 24, "dl_hello_reply size");
+
+/* LOAD flags */
+#define DL_LOAD_BY_FD		(1u << 0)	/* source is the 1 fd passed; path_len is 0 */
+#define DL_LOAD_PROGRESS	(1u << 1)	/* send PROGRESS events (throttled) */
+#define DL_LOAD_FLAGS_ALL	(DL_LOAD_BY_FD | DL_LOAD_PROGRESS)
+
+/* length value meaning "from offset to the end of the file" */
+#define DL_LENGTH_TO_EOF	UINT64_MAX
+
+enum dl_target {
+	DL_TARGET_AUTO = 0,
+	DL_TARGET_MEMFD = 1,
+	/* 2 udmabuf, 3 heap: reserved for dma-buf targets */
+};
+
+enum dl_method {
+	DL_METHOD_AUTO = 0,
+	DL_METHOD_DIRECT = 1,		/* O_DIRECT reads into the buffer's mapping */
+	DL_METHOD_BUFFERED = 2,		/* page-cache reads */
+	/* 3 cfr: reserved for splice / copy_file_range */
+};
+
+enum dl_priority {
+	DL_PRIO_FOREGROUND = 0,
+	DL_PRIO_BACKGROUND = 1,
+};
+
+/*
+ * LOAD: trailing data is path_len bytes of path (no NUL, no embedded NUL) when loading
+ * by path; carries 0 fds then. With DL_LOAD_BY_FD, path_len is 0 and exactly 1 fd
+ * rides along: a readable regular file of the client's.
+ */
+struct dl_load {
+	uint64_t offset;		/* first byte of the file to load */
+	uint64_t length;		/* bytes, or DL_LENGTH_TO_EOF */
+	uint64_t rate_limit;		/* bytes/s the client asks for at most; 0 = none */
+	uint32_t flags;			/* DL_LOAD_* */
+	uint8_t target;			/* enum dl_target */
+	uint8_t method;			/* enum dl_method (a hint; auto by default) */
+	uint8_t priority;		/* enum dl_priority */
+	uint8_t reserved0;		/* must be 0 */
+	uint32_t path_len;		/* bytes of trailing path */
+	uint32_t reserved1;		/* must be 0 */
+};
+_Static_assert(sizeof(struct dl_load) == 40, "dl_load size");
+
+/* CANCEL: the id of an earlier LOAD on this connection. Replied with OK or ERROR. */
+struct dl_cancel {
+	uint64_t load_id;
+};
+_Static_assert(sizeof(struct dl_cancel) == 8, "dl_cancel size");
+
+/* ACCEPTED: the source is open and checked; the load is queued. */
+struct dl_accepted {
+	uint64_t length;		/* bytes that will be loaded */
+	uint64_t file_size;		/* size of the source file */
+};
+_Static_assert(sizeof(struct dl_accepted) == 16, "dl_accepted size");
+
+/* PROGRESS: at most a few per second per load, only when asked for. */
+struct dl_progress {
+	uint64_t done;
+	uint64_t total;
+};
+_Static_assert(sizeof(struct dl_progress) == 16, "dl_progress size");
+
+/* DONE flags */
+#define DL_DONE_SEALED		(1u << 0)	/* F_SEAL_SHRINK|GROW|WRITE|SEAL are set */
+
+/* why the method was chosen (DONE.reason) */
+enum dl_reason {
+	DL_WHY_DEFAULT = 0,		/* the configured default */
+	DL_WHY_ASKED = 1,		/* the client asked for it */
+	DL_WHY_NO_DIRECT = 2,		/* the filesystem refused O_DIRECT */
+	DL_WHY_UNALIGNED = 3,		/* offset not aligned for O_DIRECT */
+	DL_WHY_EMPTY = 4,		/* nothing to read */
+};
+
+/* DONE: the load finished; the 1 fd is the buffer (sealed memfd). */
+struct dl_done {
+	uint64_t size;			/* bytes of file data at the start of the buffer */
+	uint64_t buf_size;		/* size of the buffer object (>= size) */
+	uint64_t elapsed_ns;		/* from LOAD received to DONE sent */
+	uint32_t flags;			/* DL_DONE_* */
+	uint8_t target;			/* enum dl_target actually used (never AUTO) */
+	uint8_t method;			/* enum dl_method actually used (never AUTO) */
+	uint8_t reason;			/* enum dl_reason */
+	uint8_t reserved;
+};
+_Static_assert(sizeof(struct dl_done) == 32, "dl_done size");
+
+/* ERROR: err is a positive errno; msg_len bytes of text follow (no NUL). */
+struct dl_error {
+	int32_t err;
+	uint32_t msg_len;
+};
+_Static_assert(sizeof(struct dl_error) == 8, "dl_error size");
+
+/*
+ * STATUS_REPLY: daemon-wide counters, then n_loads entries, each a struct
+ * dl_status_load followed by name_len bytes of source name, padded with zeros to a
+ * multiple of 8. Loads the asking uid may not see (other users', unless it is root)
+ * are counted but not listed. Entries stop when the datagram is full (flag TRUNCATED).
+ */
+#define DL_STATUS_TRUNCATED	(1u << 0)
+
+struct dl_status_reply {
+	uint64_t uptime_ms;
+	uint64_t bytes_loaded;		/* total bytes delivered in DONE buffers */
+	uint64_t loads_done;
+	uint64_t loads_failed;		/* ERROR replies to LOADs, cancels included */
+	uint32_t clients;		/* connections now */
+	uint32_t loads_active;		/* loads being read now */
+	uint32_t loads_queued;		/* loads waiting for a slot */
+	uint32_t n_loads;		/* entries that follow */
+	uint32_t flags;			/* DL_STATUS_* */
+	uint32_t reserved;
+};
+_Static_assert(sizeof(struct dl_status_reply) == 56, "dl_status_reply size");
+
+enum dl_load_state {
+	DL_STATE_OPENING = 0,
+	DL_STATE_QUEUED = 1,
+	DL_STATE_READING = 2,
+	DL_STATE_FINISHING = 3,
+};
+
+struct dl_status_load {
+	uint64_t id;			/* the LOAD's request id */
+	uint64_t done;			/* bytes read so far */
+	uint64_t total;			/* bytes to read */
+	uint32_t pid;			/* the client's pid (SO_PEERCRED) */
+	uint32_t uid;
+	uint8_t state;			/* enum dl_load_state */
+	uint8_t method;			/* enum dl_method in use */
+	uint16_t reserved;
+	uint32_t name_len;		/* bytes of name that follow */
+};
+_Static_assert(sizeof(struct dl_status_load) == 40, "dl_status_load size");
+
+/* ---- encode / decode ------------------------------------------------------------ */
+
+/*
+ * A decoded message. Pointers point into the buffer given to dl_msg_decode() and are
+ * valid as long as it is. Only the member matching hdr.type is set; trail/trail_len
+ * is the trailing data (path, error text, status entries), if the type has any.
+ */
+struct dl_msg {
+	struct dl_hdr hdr;
+	union {
+		struct dl_hello hello;
+		struct dl_hello_reply hello_reply;
+		struct dl_load load;
+		struct dl_cancel cancel;
+		struct dl_accepted accepted;
+		struct dl_progress progress;
+		struct dl_done done;
+		struct dl_error error;
+		struct dl_status_reply status;
+	} u;
+	const char *trail;
+	size_t trail_len;
+};
+
+/*
+ * Checks @len bytes at @buf, carrying @nfds fds, against the protocol: header magic,
+ * version and flags, hdr.len against @len exactly, the type's fixed payload size, the
+ * trailing-data length, reserved fields, and the fd count the type requires.
+ * Returns 0 and fills @out, or a negative errno:
+ *   -EBADMSG          malformed (short, long, length mismatch, bad magic, bad field)
+ *   -EPROTONOSUPPORT  another protocol version
+ *   -EOPNOTSUPP       unknown message type (out->hdr is valid: the id can be echoed)
+ *   -EINVAL           known type, bad fd count or bad field values
+ * On -EOPNOTSUPP and -EINVAL, out->hdr is filled so the sender can be answered.
+ */
+int dl_msg_decode(const void *buf, size_t len, int nfds, struct dl_msg *out);
+
+/* Walks STATUS_REPLY entries. *pos starts at 0. Returns 1 and fills @ent / @name /
+ * @name_len for the next entry, 0 at the end, -EBADMSG when an entry is malformed. */
+int dl_status_next(const struct dl_msg *m, size_t *pos, struct dl_status_load *ent,
+		   const char **name, size_t *name_len);
+
+/*
+ * Encoders write a whole message into @buf (@cap bytes) and return its length, or
+ * -EMSGSIZE when it does not fit. They never fail otherwise.
+ */
+ssize_t dl_encode(void *buf, size_t cap, uint16_t type, uint64_t id,
+		  const void *payload, size_t payload_len,
+		  const void *trail, size_t trail_len);
+ssize_t dl_encode_error(void *buf, size_t cap, uint64_t id, int err, const char *msg);
+
+/* A short constant name for a message type, "?" for unknown ones. */
+const char *dl_msg_type_name(unsigned type);
+const char *dl_method_name(unsigned method);
+const char *dl_target_name(unsigned target);
+const char *dl_reason_name(unsigned reason);
+
+/* ---- fd passing ----------------------------------------------------------------- */
+
+/*
+ * Sends one datagram with @nfds fds (0..DL_MAX_FDS) attached, MSG_NOSIGNAL. Borrows
+ * the fds (the caller still owns them). Returns 0, or -errno (-EAGAIN on a full
+ * non-blocking socket; nothing was sent then).
+ */
+int dl_send(int sock, const void *buf, size_t len, const int *fds, int nfds);
+
+/*
+ * Receives one datagram into @buf (@cap bytes) with MSG_CMSG_CLOEXEC. Up to @maxfds
+ * fds are stored in @fds and their count in *@nfds; the caller owns them. Returns the
+ * datagram's length, 0 at end of stream, or -errno. A datagram longer than @cap
+ * returns -EMSGSIZE and one with more fds than @maxfds (or of a kind other than
+ * SCM_RIGHTS) -EBADMSG; in both cases the datagram is consumed and every fd that came
+ * with it is closed.
+ */
+ssize_t dl_recv(int sock, void *buf, size_t cap, int *fds, int maxfds, int *nfds);

@@ -1,0 +1,17 @@
+#!/bin/bash
+# Installs what dmaloadd needs to build, run and test, from Debian's packages.
+# Runs apt-get update only when the package lists are missing or older than a day.
+set -euo pipefail
+PKGS=(build-essential pkg-config liburing-dev libev-dev libsystemd-dev libinih-dev
+      clang libclang-rt-14-dev valgrind fio procps util-linux)
+SUDO=
+[ "$(id -u)" -eq 0 ] || SUDO=sudo
+missing=()
+for p in "${PKGS[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+if [ -z "$(find /var/lib/apt/lists -maxdepth 1 -name '*Packages*' -mmin -1440 2>/dev/null)" ]; then
+	$SUDO apt-get update -q
+fi
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
