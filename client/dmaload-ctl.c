@@ -1,0 +1,692 @@
+/*
+ * dmaload-ctl.c: the command-line client of dmaloadd, a thin shell over libdmaload.
+ *
+ * main() parses the global options and the command, then hands over to one cmd_*()
+ * function per command; each opens its own connection and returns the process's exit
+ * status: 0, 1 for a failure (after one "dmaload-ctl: what: why" line on stderr), 2
+ * for a usage error. Nothing here speaks the wire protocol directly; only the names of
+ * methods, targets and reasons come from dmaload-proto.h.
+ *
+ * "load ... -- CMD" is the one place with a child: the buffer is handed to CMD as fd 3
+ * and dmaload-ctl stays around only to pass on CMD's exit status, holding neither the
+ * buffer nor the connection meanwhile.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "dmaload-proto.h"
+#include "dmaload.h"
+
+#define CTL_VERSION	"0.1.0"
+#define EXIT_USAGE	2
+
+/* Global options; they may appear before or after the command name. */
+struct ctl {
+	const char *socket;
+	const char *name;
+	bool json;
+};
+
+static void usage(FILE *f)
+{
+	fputs("Usage: dmaload-ctl [--socket PATH] [--json] [--name NAME] COMMAND ...\n"
+	      "\n"
+	      "Commands:\n"
+	      "  load FILE [--offset N] [--length N] [--method auto|direct|buffered] [--fd]\n"
+	      "            [-- CMD ARGS...]\n"
+	      "                  load FILE into a sealed memfd; with -- CMD, run CMD with\n"
+	      "                  the buffer as fd 3 ($DMALOAD_FD, $DMALOAD_SIZE)\n"
+	      "  status          daemon counters and the loads you may see\n"
+	      "  cancel ID       cancel load ID (only loads of the same connection)\n"
+	      "  ping            say HELLO and report the daemon's answer\n"
+	      "\n"
+	      "Options:\n"
+	      "  --socket PATH   daemon socket (default $DMALOAD_SOCKET, then\n"
+	      "                  $XDG_RUNTIME_DIR/dmaloadd.sock or /run/dmaloadd/dmaloadd.sock)\n"
+	      "  --json          one JSON object per line instead of text\n"
+	      "  --name NAME     client name the daemon logs (default dmaload-ctl)\n"
+	      "  --offset N      first byte to load; N takes K, M, G, T suffixes (x1024)\n"
+	      "  --length N      bytes to load (default: to the end of the file)\n"
+	      "  --method M      I/O method hint: auto, direct (O_DIRECT) or buffered\n"
+	      "  --fd            open FILE here and pass the fd, instead of the path\n"
+	      "  --help          this text\n"
+	      "  --version       the version\n", f);
+}
+
+static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Prints the one line about a usage error and returns exit status 2. */
+static int usage_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("dmaload-ctl: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputs(" (see dmaload-ctl --help)\n", stderr);
+	return EXIT_USAGE;
+}
+
+/* Prints the one error line and returns exit status 1. @err is a positive errno. */
+static int fail(const char *what, const char *arg, int err, const char *msg)
+{
+	fprintf(stderr, "dmaload-ctl: %s%s%s: %s\n", what, arg ? " " : "", arg ? arg : "",
+		msg && *msg ? msg : strerror(err));
+	return EXIT_FAILURE;
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* "1.00 GiB", "512 B": binary units, as the --offset / --length suffixes are. */
+static const char *format_size(char *buf, size_t cap, uint64_t n)
+{
+	static const char *const units[] = { "KiB", "MiB", "GiB", "TiB", "PiB", "EiB" };
+	double v = (double)n;
+	int u = -1;
+
+	if (n < 1024) {
+		snprintf(buf, cap, "%" PRIu64 " B", n);
+		return buf;
+	}
+	while (v >= 1024 && u < 5) {
+		v /= 1024;
+		u++;
+	}
+	snprintf(buf, cap, "%.2f %s", v, units[u]);
+	return buf;
+}
+
+/* Parses a byte count: decimal digits, then optionally K, M, G or T (powers of 1024),
+ * optionally followed by "iB" or "B". Returns 0 or -EINVAL / -ERANGE. */
+static int parse_size(const char *s, uint64_t *out)
+{
+	unsigned long long v;
+	unsigned shift = 0;
+	char *end;
+
+	if (*s < '0' || *s > '9')
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno)
+		return -errno;
+	switch (*end) {
+	case 'k': case 'K': shift = 10; end++; break;
+	case 'm': case 'M': shift = 20; end++; break;
+	case 'g': case 'G': shift = 30; end++; break;
+	case 't': case 'T': shift = 40; end++; break;
+	}
+	if (shift && (!strcmp(end, "iB") || !strcmp(end, "B")))
+		end += strlen(end);
+	if (*end)
+		return -EINVAL;
+	if (shift && v > (UINT64_MAX >> shift))
+		return -ERANGE;
+	*out = (uint64_t)v << shift;
+	return 0;
+}
+
+static int parse_method(const char *s, uint8_t *out)
+{
+	if (!strcmp(s, "auto"))
+		*out = DL_METHOD_AUTO;
+	else if (!strcmp(s, "direct"))
+		*out = DL_METHOD_DIRECT;
+	else if (!strcmp(s, "buffered"))
+		*out = DL_METHOD_BUFFERED;
+	else
+		return -EINVAL;
+	return 0;
+}
+
+/* Writes @s as a JSON string: quotes, backslashes and control bytes escaped. */
+static void json_string(FILE *f, const char *s)
+{
+	fputc('"', f);
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		if (*p == '"' || *p == '\\')
+			fprintf(f, "\\%c", *p);
+		else if (*p == '\n')
+			fputs("\\n", f);
+		else if (*p == '\t')
+			fputs("\\t", f);
+		else if (*p < 0x20 || *p == 0x7f)
+			fprintf(f, "\\u%04x", *p);
+		else
+			fputc(*p, f);
+	}
+	fputc('"', f);
+}
+
+/*
+ * If argv[*i] is option @name, as "--name VALUE" or "--name=VALUE", stores VALUE and
+ * moves *i past it. Returns 1 when it matched, 0 when it did not, -1 when the value
+ * is missing.
+ */
+static int opt_value(const char *name, int argc, char **argv, int *i, const char **val)
+{
+	const char *a = argv[*i];
+	size_t n = strlen(name);
+
+	if (strncmp(a, name, n))
+		return 0;
+	if (a[n] == '=') {
+		*val = a + n + 1;
+		return 1;
+	}
+	if (a[n])
+		return 0;
+	if (*i + 1 >= argc)
+		return -1;
+	*val = argv[++*i];
+	return 1;
+}
+
+/* Handles a global option at argv[*i]. Returns 1 if it was one, 0 if not, or an exit
+ * status + 2 (so: >= 2) when the process should end (usage error, --help). */
+static int global_option(struct ctl *ctl, int argc, char **argv, int *i)
+{
+	const char *a = argv[*i];
+	int r;
+
+	if (!strcmp(a, "--json")) {
+		ctl->json = true;
+		return 1;
+	}
+	if ((r = opt_value("--socket", argc, argv, i, &ctl->socket)) ||
+	    (r = opt_value("--name", argc, argv, i, &ctl->name))) {
+		if (r < 0)
+			return usage_error("option '%s' needs a value", a) + 2;
+		return 1;
+	}
+	if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+		usage(stdout);
+		return EXIT_SUCCESS + 2;
+	}
+	if (!strcmp(a, "--version")) {
+		puts("dmaload-ctl " CTL_VERSION);
+		return EXIT_SUCCESS + 2;
+	}
+	return 0;
+}
+
+static int ctl_connect(const struct ctl *ctl, struct dmaload **dl)
+{
+	int r = dmaload_connect(dl, ctl->socket, ctl->name);
+
+	if (r < 0)
+		return fail("connect to", ctl->socket, -r, NULL);
+	return 0;
+}
+
+/* ---- load ------------------------------------------------------------------------ */
+
+/* The progress bar: one line on stderr, redrawn in place at most ten times a second. */
+struct progress {
+	double start;
+	double last_draw;
+	int width;		/* columns of the last line drawn, 0 if none */
+};
+
+static void progress_draw(const struct dmaload_event *ev, void *data)
+{
+	struct progress *pg = data;
+	char bar[31], line[128];
+	double now = now_s(), pct, mbs;
+	int fill, n;
+
+	if (ev->total == 0 || (now - pg->last_draw < 0.1 && ev->done < ev->total))
+		return;
+	pg->last_draw = now;
+	pct = ev->done >= ev->total ? 100.0 : 100.0 * (double)ev->done / (double)ev->total;
+	fill = (int)(pct * (sizeof(bar) - 1) / 100.0);
+	memset(bar, '#', (size_t)fill);
+	memset(bar + fill, '.', sizeof(bar) - 1 - (size_t)fill);
+	bar[sizeof(bar) - 1] = '\0';
+	mbs = now > pg->start ? (double)ev->done / (now - pg->start) / 1e6 : 0;
+	n = snprintf(line, sizeof(line), "[%s] %5.1f%%  %.1f MB/s", bar, pct, mbs);
+	/* pad with spaces over whatever longer line came before */
+	fprintf(stderr, "\r%-*s", pg->width > n ? pg->width : n, line);
+	pg->width = n;
+}
+
+static void progress_clear(struct progress *pg)
+{
+	if (pg->width)
+		fprintf(stderr, "\r%*s\r", pg->width, "");
+	pg->width = 0;
+}
+
+/* True when @fd carries the seals that make the buffer read-only for good. */
+static bool fd_sealed(int fd)
+{
+	const int want = F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL;
+	int seals = fcntl(fd, F_GET_SEALS);
+
+	return seals >= 0 && (seals & want) == want;
+}
+
+static void load_report(const struct ctl *ctl, FILE *f, const char *file,
+			const struct dmaload_event *ev, double seconds)
+{
+	double mbs = seconds > 0 ? (double)ev->size / seconds / 1e6 : 0;
+	bool sealed = fd_sealed(ev->fd);
+	char size[32];
+
+	if (!ctl->json) {
+		fprintf(f, "loaded %s: %" PRIu64 " bytes (%s) in %.3f s, %.1f MB/s, "
+			"method %s (%s), %s%s\n", file, ev->size,
+			format_size(size, sizeof(size), ev->size), seconds, mbs,
+			dl_method_name(ev->method), dl_reason_name(ev->reason),
+			dl_target_name(ev->target), sealed ? " sealed" : " not sealed");
+		return;
+	}
+	fputs("{\"file\":", f);
+	json_string(f, file);
+	fprintf(f, ",\"size\":%" PRIu64 ",\"buf_size\":%" PRIu64 ",\"seconds\":%.6f,"
+		"\"mb_per_s\":%.3f,\"method\":\"%s\",\"target\":\"%s\",\"reason\":",
+		ev->size, ev->buf_size, seconds, mbs, dl_method_name(ev->method),
+		dl_target_name(ev->target));
+	json_string(f, dl_reason_name(ev->reason));
+	fprintf(f, ",\"daemon_ns\":%" PRIu64 ",\"sealed\":%s}\n", ev->elapsed_ns,
+		sealed ? "true" : "false");
+}
+
+/*
+ * Runs @argv with the buffer @fd as its fd 3. Consumes @fd and @dl: the parent lets
+ * go of both before waiting, so the buffer lives exactly as long as CMD holds it.
+ * Returns CMD's exit status, or 128 + the signal that killed it.
+ */
+static int run_with_buffer(struct dmaload *dl, int fd, uint64_t size, char **argv)
+{
+	char size_str[24];
+	int status;
+	pid_t pid;
+
+	snprintf(size_str, sizeof(size_str), "%" PRIu64, size);
+	fflush(NULL);
+	pid = fork();
+	if (pid < 0) {
+		int err = errno;
+
+		close(fd);
+		dmaload_close(dl);
+		return fail("fork", NULL, err, NULL);
+	}
+	if (pid == 0) {
+		/* dup2() clears close-on-exec on the copy, but does nothing when the
+		 * buffer already is fd 3. Whatever else was fd 3 here is let go. */
+		if (fd == 3 ? fcntl(fd, F_SETFD, 0) < 0 : dup2(fd, 3) < 0) {
+			fprintf(stderr, "dmaload-ctl: fd 3: %s\n", strerror(errno));
+			_exit(127);
+		}
+		if (setenv("DMALOAD_FD", "3", 1) < 0 || setenv("DMALOAD_SIZE", size_str, 1) < 0) {
+			fprintf(stderr, "dmaload-ctl: setenv: %s\n", strerror(errno));
+			_exit(127);
+		}
+		execvp(argv[0], argv);
+		fprintf(stderr, "dmaload-ctl: %s: %s\n", argv[0], strerror(errno));
+		_exit(errno == ENOENT ? 127 : 126);
+	}
+
+	close(fd);
+	dmaload_close(dl);
+	/* Like system(): ^C and ^\ are for CMD; we report how it ended. */
+	signal(SIGINT, SIG_IGN);
+	signal(SIGQUIT, SIG_IGN);
+	while (waitpid(pid, &status, 0) < 0) {
+		if (errno != EINTR)
+			return fail("wait for", argv[0], errno, NULL);
+	}
+	if (WIFSIGNALED(status))
+		return 128 + WTERMSIG(status);
+	return WEXITSTATUS(status);
+}
+
+static int cmd_load(struct ctl *ctl, int argc, char **argv, int i)
+{
+	struct progress pg = { 0 };
+	struct dmaload_opts opts;
+	struct dmaload_event ev;
+	struct dmaload *dl;
+	const char *file = NULL, *val;
+	char **cmd = NULL;
+	bool by_fd = false;
+	double t0, seconds;
+	uint64_t id;
+	int r, src = -1;
+	FILE *out;
+
+	dmaload_opts_init(&opts);
+	for (; i < argc; i++) {
+		const char *a = argv[i];
+
+		if (!strcmp(a, "--")) {
+			cmd = &argv[i + 1];
+			if (!*cmd)
+				return usage_error("'--' must be followed by a command");
+			break;
+		}
+		r = global_option(ctl, argc, argv, &i);
+		if (r >= 2)
+			return r - 2;
+		if (r)
+			continue;
+		if ((r = opt_value("--offset", argc, argv, &i, &val))) {
+			if (r < 0)
+				return usage_error("option '%s' needs a value", a);
+			if (parse_size(val, &opts.offset) < 0)
+				return usage_error("bad offset '%s'", val);
+		} else if ((r = opt_value("--length", argc, argv, &i, &val))) {
+			if (r < 0)
+				return usage_error("option '%s' needs a value", a);
+			if (parse_size(val, &opts.length) < 0)
+				return usage_error("bad length '%s'", val);
+		} else if ((r = opt_value("--method", argc, argv, &i, &val))) {
+			if (r < 0)
+				return usage_error("option '%s' needs a value", a);
+			if (parse_method(val, &opts.method) < 0)
+				return usage_error("bad method '%s' (auto, direct, buffered)",
+						   val);
+		} else if (!strcmp(a, "--fd")) {
+			by_fd = true;
+		} else if (a[0] == '-' && a[1]) {
+			return usage_error("unknown option '%s'", a);
+		} else if (!file) {
+			file = a;
+		} else {
+			return usage_error("unexpected argument '%s'", a);
+		}
+	}
+	if (!file)
+		return usage_error("load: no FILE given");
+
+	/* With CMD, stdout is CMD's: what we have to say goes to stderr. */
+	out = cmd ? stderr : stdout;
+	if (!ctl->json && isatty(STDOUT_FILENO) && isatty(STDERR_FILENO))
+		opts.progress = true;
+
+	if (by_fd) {
+		src = open(file, O_RDONLY | O_CLOEXEC);
+		if (src < 0)
+			return fail("open", file, errno, NULL);
+	}
+	r = ctl_connect(ctl, &dl);
+	if (r) {
+		if (src >= 0)
+			close(src);
+		return r;
+	}
+
+	t0 = now_s();
+	pg.start = t0;
+	if (by_fd) {
+		r = dmaload_load_fd(dl, src, &opts, &id);
+		close(src);	/* the daemon has its own copy now */
+	} else {
+		r = dmaload_load_path(dl, file, &opts, &id);
+	}
+	if (r == 0)
+		r = dmaload_wait(dl, id, &ev, opts.progress ? progress_draw : NULL, &pg);
+	seconds = now_s() - t0;
+	progress_clear(&pg);
+	if (r < 0) {
+		dmaload_close(dl);
+		return fail("load", file, -r, NULL);
+	}
+	if (ev.type != DMALOAD_EV_DONE) {
+		dmaload_close(dl);
+		if (ev.type == DMALOAD_EV_ERROR)
+			return fail("load", file, ev.err, ev.message);
+		return fail("load", file, EPROTO, "unexpected reply from the daemon");
+	}
+
+	load_report(ctl, out, file, &ev, seconds);
+	if (cmd)
+		return run_with_buffer(dl, ev.fd, ev.size, cmd);
+	close(ev.fd);
+	dmaload_close(dl);
+	return EXIT_SUCCESS;
+}
+
+/* ---- status ---------------------------------------------------------------------- */
+
+static const char *format_uptime(char *buf, size_t cap, uint64_t ms)
+{
+	uint64_t s = ms / 1000;
+
+	if (s >= 86400)
+		snprintf(buf, cap, "%" PRIu64 "d %02u:%02u:%02u", s / 86400,
+			 (unsigned)(s % 86400 / 3600), (unsigned)(s % 3600 / 60),
+			 (unsigned)(s % 60));
+	else
+		snprintf(buf, cap, "%02u:%02u:%02u", (unsigned)(s / 3600),
+			 (unsigned)(s % 3600 / 60), (unsigned)(s % 60));
+	return buf;
+}
+
+static void status_text(const struct dmaload_status *st)
+{
+	char a[32], b[32];
+
+	printf("uptime:       %s\n", format_uptime(a, sizeof(a), st->uptime_ms));
+	printf("clients:      %" PRIu32 "\n", st->clients);
+	printf("loads:        %" PRIu32 " active, %" PRIu32 " queued, %" PRIu64 " done, %"
+	       PRIu64 " failed\n", st->loads_active, st->loads_queued, st->loads_done,
+	       st->loads_failed);
+	printf("bytes loaded: %" PRIu64 " (%s)\n", st->bytes_loaded,
+	       format_size(a, sizeof(a), st->bytes_loaded));
+	if (st->n_loads == 0)
+		return;
+	printf("\n%8s %8s %6s %-9s %-8s %23s  %s\n", "ID", "PID", "UID", "STATE", "METHOD",
+	       "DONE/TOTAL", "NAME");
+	for (size_t i = 0; i < st->n_loads; i++) {
+		const struct dmaload_status_load *l = &st->loads[i];
+		char dt[48];
+
+		snprintf(dt, sizeof(dt), "%s / %s", format_size(a, sizeof(a), l->done),
+			 format_size(b, sizeof(b), l->total));
+		printf("%8" PRIu64 " %8" PRIu32 " %6" PRIu32 " %-9s %-8s %23s  %s\n", l->id,
+		       l->pid, l->uid, dmaload_state_name(l->state),
+		       dl_method_name(l->method), dt, l->name);
+	}
+	if (st->truncated)
+		puts("(more loads than fit in one reply)");
+}
+
+static void status_json(const struct dmaload_status *st)
+{
+	printf("{\"uptime_ms\":%" PRIu64 ",\"clients\":%" PRIu32 ",\"loads_active\":%" PRIu32
+	       ",\"loads_queued\":%" PRIu32 ",\"loads_done\":%" PRIu64 ",\"loads_failed\":%"
+	       PRIu64 ",\"bytes_loaded\":%" PRIu64 ",\"truncated\":%s,\"loads\":[",
+	       st->uptime_ms, st->clients, st->loads_active, st->loads_queued,
+	       st->loads_done, st->loads_failed, st->bytes_loaded,
+	       st->truncated ? "true" : "false");
+	for (size_t i = 0; i < st->n_loads; i++) {
+		const struct dmaload_status_load *l = &st->loads[i];
+
+		printf("%s{\"id\":%" PRIu64 ",\"pid\":%" PRIu32 ",\"uid\":%" PRIu32
+		       ",\"state\":\"%s\",\"method\":\"%s\",\"done\":%" PRIu64 ",\"total\":%"
+		       PRIu64 ",\"name\":", i ? "," : "", l->id, l->pid, l->uid,
+		       dmaload_state_name(l->state), dl_method_name(l->method), l->done,
+		       l->total);
+		json_string(stdout, l->name);
+		putchar('}');
+	}
+	puts("]}");
+}
+
+static int cmd_status(struct ctl *ctl, int argc, char **argv, int i)
+{
+	struct dmaload_status st;
+	struct dmaload *dl;
+	int r;
+
+	for (; i < argc; i++) {
+		r = global_option(ctl, argc, argv, &i);
+		if (r >= 2)
+			return r - 2;
+		if (!r)
+			return usage_error("status: unexpected argument '%s'", argv[i]);
+	}
+	r = ctl_connect(ctl, &dl);
+	if (r)
+		return r;
+	r = dmaload_status(dl, &st);
+	dmaload_close(dl);
+	if (r < 0)
+		return fail("status", NULL, -r, NULL);
+	if (ctl->json)
+		status_json(&st);
+	else
+		status_text(&st);
+	dmaload_status_free(&st);
+	return EXIT_SUCCESS;
+}
+
+/* ---- cancel ---------------------------------------------------------------------- */
+
+static int cmd_cancel(struct ctl *ctl, int argc, char **argv, int i)
+{
+	struct dmaload_event ev;
+	struct dmaload *dl;
+	const char *arg = NULL;
+	uint64_t load_id, id;
+	char *end;
+	int r;
+
+	for (; i < argc; i++) {
+		r = global_option(ctl, argc, argv, &i);
+		if (r >= 2)
+			return r - 2;
+		if (r)
+			continue;
+		if (arg || (argv[i][0] == '-' && argv[i][1]))
+			return usage_error("cancel: unexpected argument '%s'", argv[i]);
+		arg = argv[i];
+	}
+	if (!arg)
+		return usage_error("cancel: no load ID given");
+	errno = 0;
+	load_id = strtoull(arg, &end, 10);
+	if (arg[0] < '0' || arg[0] > '9' || *end || errno || load_id == 0)
+		return usage_error("cancel: bad load ID '%s'", arg);
+
+	r = ctl_connect(ctl, &dl);
+	if (r)
+		return r;
+	r = dmaload_cancel(dl, load_id, &id);
+	if (r == 0)
+		r = dmaload_wait(dl, id, &ev, NULL, NULL);
+	dmaload_close(dl);
+	if (r < 0)
+		return fail("cancel", arg, -r, NULL);
+	if (ev.type == DMALOAD_EV_ERROR)
+		return fail("cancel", arg, ev.err, ev.message);
+	if (ev.type != DMALOAD_EV_OK)
+		return fail("cancel", arg, EPROTO, "unexpected reply from the daemon");
+	if (ctl->json)
+		printf("{\"id\":%" PRIu64 ",\"cancelled\":true}\n", load_id);
+	else
+		printf("cancelled load %" PRIu64 "\n", load_id);
+	return EXIT_SUCCESS;
+}
+
+/* ---- ping ------------------------------------------------------------------------ */
+
+static int cmd_ping(struct ctl *ctl, int argc, char **argv, int i)
+{
+	struct dmaload *dl;
+	double t0, ms;
+	uint64_t max;
+	char size[32];
+	int r;
+
+	for (; i < argc; i++) {
+		r = global_option(ctl, argc, argv, &i);
+		if (r >= 2)
+			return r - 2;
+		if (!r)
+			return usage_error("ping: unexpected argument '%s'", argv[i]);
+	}
+	/* the round trip is the whole connect: socket, connect(), HELLO and its reply */
+	t0 = now_s();
+	r = ctl_connect(ctl, &dl);
+	if (r)
+		return r;
+	ms = (now_s() - t0) * 1e3;
+	max = dmaload_max_load_size(dl);
+	if (ctl->json) {
+		fputs("{\"socket\":", stdout);
+		json_string(stdout, ctl->socket);
+		printf(",\"protocol\":%" PRIu32 ",\"caps\":%" PRIu32 ",\"max_load_size\":%"
+		       PRIu64 ",\"round_trip_ms\":%.3f}\n", dmaload_daemon_version(dl),
+		       dmaload_daemon_caps(dl), max, ms);
+	} else {
+		printf("dmaloadd at %s: protocol %" PRIu32 ", caps 0x%02" PRIx32
+		       ", max load %s, round trip %.3f ms\n", ctl->socket,
+		       dmaload_daemon_version(dl), dmaload_daemon_caps(dl),
+		       max == UINT64_MAX ? "unlimited" : format_size(size, sizeof(size), max),
+		       ms);
+	}
+	dmaload_close(dl);
+	return EXIT_SUCCESS;
+}
+
+/* ---- main ------------------------------------------------------------------------ */
+
+int main(int argc, char **argv)
+{
+	struct ctl ctl = { .name = "dmaload-ctl" };
+	const char *cmd = NULL;
+	int i, r;
+
+	for (i = 1; i < argc && !cmd; i++) {
+		r = global_option(&ctl, argc, argv, &i);
+		if (r >= 2)
+			return r - 2;
+		if (r)
+			continue;
+		if (argv[i][0] == '-' && argv[i][1])
+			return usage_error("unknown option '%s'", argv[i]);
+		cmd = argv[i];
+	}
+	if (!cmd)
+		return usage_error("no command given");
+	/* Resolved once here, so that messages name the socket actually used. */
+	if (!ctl.socket)
+		ctl.socket = dmaload_default_socket();
+
+	if (!strcmp(cmd, "load"))
+		r = cmd_load(&ctl, argc, argv, i);
+	else if (!strcmp(cmd, "status"))
+		r = cmd_status(&ctl, argc, argv, i);
+	else if (!strcmp(cmd, "cancel"))
+		r = cmd_cancel(&ctl, argc, argv, i);
+	else if (!strcmp(cmd, "ping"))
+		r = cmd_ping(&ctl, argc, argv, i);
+	else
+		return usage_error("unknown command '%s'", cmd);
+
+	/* output that could not be written is a failure too (a full disk, a closed pipe) */
+	if (fflush(stdout) != 0 || ferror(stdout))
+		return r ? r : fail("write", NULL, errno ? errno : EIO, NULL);
+	return r;
+}

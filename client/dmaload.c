@@ -1,0 +1,710 @@
+/*
+ * dmaload.c: libdmaload, one struct dmaload per connection to dmaloadd.
+ *
+ * A connection owns its SOCK_SEQPACKET socket, a receive buffer of DL_MSG_MAX bytes,
+ * the id counter for its requests and a FIFO of events that arrived while the caller
+ * was waiting for something else (dmaload_wait() for another id, dmaload_status()).
+ * The FIFO owns the buffer fds of the DONE events in it until they are handed out;
+ * dmaload_close() closes the ones never handed out.
+ *
+ * Invariants: every request id is used once, in order, starting at 1 (the HELLO);
+ * events are handed out in the order they arrived, except that dmaload_wait() pulls
+ * its own id's events out of order. Once the daemon hangs up or breaks the protocol,
+ * dl->broken holds the reason and every later read or send returns it, after the
+ * events already queued have been handed out. Nothing here keeps global state except
+ * the static buffer behind dmaload_default_socket().
+ */
+#include <errno.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "dmaload-proto.h"
+#include "dmaload.h"
+
+#define DMALOAD_SYSTEM_SOCKET	"/run/dmaloadd/dmaloadd.sock"
+
+_Static_assert(DMALOAD_TO_EOF == DL_LENGTH_TO_EOF, "the two 'to EOF' lengths agree");
+_Static_assert(sizeof(((struct dmaload_event *)0)->message) > DL_ERRMSG_MAX,
+	       "an ERROR text and its NUL fit in an event");
+_Static_assert(sizeof(((struct dmaload_status_load *)0)->name) > DL_PATH_MAX,
+	       "a status name and its NUL fit in an entry");
+
+struct queued_event {
+	struct queued_event *next;
+	struct dmaload_event ev;
+};
+
+struct dmaload {
+	int fd;				/* the socket, -1 once closed */
+	uint64_t next_id;		/* id of the next request */
+	int broken;			/* 0, or the -errno that ended the connection */
+	uint32_t version, caps;		/* from HELLO_REPLY */
+	uint64_t max_load_size;
+	struct queued_event *head;	/* events not handed out yet, oldest first */
+	struct queued_event **tail;	/* &last->next, or &head when empty */
+	char buf[DL_MSG_MAX];		/* one received datagram; dl_msg points into it */
+};
+
+static int64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* A deadline for @timeout_ms from now; -1 stands for "never". */
+static int64_t deadline_after(int timeout_ms)
+{
+	if (timeout_ms < 0)
+		return -1;
+	return now_ns() + (int64_t)timeout_ms * 1000000;
+}
+
+/*
+ * Waits until the socket is readable or @deadline passes. Returns 1, 0 on timeout, or
+ * -errno. A signal only shortens the wait: poll() is restarted for what is left.
+ */
+static int wait_readable(int fd, int64_t deadline)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	int timeout, r;
+
+	for (;;) {
+		if (deadline < 0) {
+			timeout = -1;
+		} else {
+			int64_t left = deadline - now_ns();
+
+			if (left < 0)
+				left = 0;
+			/* round up, so a 1 ns remainder does not spin with timeout 0 */
+			left = (left + 999999) / 1000000;
+			timeout = left > INT_MAX ? INT_MAX : (int)left;
+		}
+		r = poll(&p, 1, timeout);
+		if (r > 0)
+			return 1;	/* POLLHUP / POLLERR too: the recv reports it */
+		if (r == 0) {
+			if (deadline < 0 || now_ns() >= deadline)
+				return 0;
+			continue;
+		}
+		if (errno != EINTR)
+			return -errno;
+	}
+}
+
+/* Records why the connection ended (the first reason wins) and returns it. */
+static int conn_break(struct dmaload *dl, int err)
+{
+	if (!dl->broken)
+		dl->broken = err;
+	return dl->broken;
+}
+
+static void close_fds(const int *fds, int nfds)
+{
+	for (int i = 0; i < nfds; i++)
+		close(fds[i]);
+}
+
+/*
+ * Receives and decodes one message from the daemon into @m; @m points into dl->buf
+ * until the next call. *@fd is the fd it carried (owned by the caller), or -1.
+ * Returns 1, 0 when @deadline passed first, or -errno with the connection broken.
+ * Messages of types this library does not know are skipped: a newer daemon may
+ * announce things an older client can ignore. Requests (types below 0x80) coming
+ * from the daemon are malformed.
+ */
+static int conn_read(struct dmaload *dl, int64_t deadline, struct dl_msg *m, int *fd)
+{
+	int fds[DL_MAX_FDS];
+	int nfds, r;
+	ssize_t n;
+
+	*fd = -1;
+	for (;;) {
+		if (dl->broken < 0)
+			return dl->broken;
+		r = wait_readable(dl->fd, deadline);
+		if (r <= 0)
+			return r;
+		n = dl_recv(dl->fd, dl->buf, sizeof(dl->buf), fds, DL_MAX_FDS, &nfds);
+		if (n == -EAGAIN)
+			continue;
+		if (n == -EMSGSIZE || n == -EBADMSG)
+			return conn_break(dl, -EBADMSG);
+		if (n < 0)
+			return conn_break(dl, (int)n);
+		if (n == 0)
+			return conn_break(dl, -ECONNRESET);
+
+		r = dl_msg_decode(dl->buf, (size_t)n, nfds, m);
+		if (r == -EOPNOTSUPP) {
+			close_fds(fds, nfds);
+			continue;
+		}
+		if (r == 0 && m->hdr.type < 0x80)
+			r = -EBADMSG;
+		if (r < 0) {
+			close_fds(fds, nfds);
+			return conn_break(dl, r == -EPROTONOSUPPORT ? r : -EBADMSG);
+		}
+		if (nfds > 0)
+			*fd = fds[0];
+		return 1;
+	}
+}
+
+/*
+ * Turns a decoded ACCEPTED, PROGRESS, DONE, ERROR or OK into an event; consumes @fd
+ * into ev->fd. Returns 0, or -EBADMSG for the replies that are not events (they
+ * answer requests that wait for them: HELLO and STATUS).
+ */
+static int event_from_msg(struct dmaload_event *ev, const struct dl_msg *m, int fd)
+{
+	memset(ev, 0, sizeof(*ev));
+	ev->id = m->hdr.id;
+	ev->fd = -1;
+	switch (m->hdr.type) {
+	case DL_ACCEPTED:
+		ev->type = DMALOAD_EV_ACCEPTED;
+		ev->size = m->u.accepted.length;
+		ev->file_size = m->u.accepted.file_size;
+		/* so that an on_progress callback can treat it as "0 of total" */
+		ev->done = 0;
+		ev->total = m->u.accepted.length;
+		return 0;
+	case DL_PROGRESS:
+		ev->type = DMALOAD_EV_PROGRESS;
+		ev->done = m->u.progress.done;
+		ev->total = m->u.progress.total;
+		return 0;
+	case DL_DONE:
+		ev->type = DMALOAD_EV_DONE;
+		ev->fd = fd;
+		ev->size = m->u.done.size;
+		ev->buf_size = m->u.done.buf_size;
+		ev->elapsed_ns = m->u.done.elapsed_ns;
+		ev->method = m->u.done.method;
+		ev->target = m->u.done.target;
+		ev->reason = m->u.done.reason;
+		return 0;
+	case DL_ERROR:
+		ev->type = DMALOAD_EV_ERROR;
+		/* an ERROR that says "errno 0" would read as success to a caller */
+		ev->err = m->u.error.err > 0 ? m->u.error.err : EPROTO;
+		memcpy(ev->message, m->trail, m->trail_len);
+		ev->message[m->trail_len] = '\0';
+		return 0;
+	case DL_OK:
+		ev->type = DMALOAD_EV_OK;
+		return 0;
+	default:
+		return -EBADMSG;
+	}
+}
+
+/* Reads the next message, which must be an event. Same returns as conn_read(). */
+static int conn_read_event(struct dmaload *dl, int64_t deadline, struct dmaload_event *ev)
+{
+	struct dl_msg m;
+	int fd, r;
+
+	r = conn_read(dl, deadline, &m, &fd);
+	if (r <= 0)
+		return r;
+	if (event_from_msg(ev, &m, fd) < 0) {
+		if (fd >= 0)
+			close(fd);
+		return conn_break(dl, -EBADMSG);
+	}
+	return 1;
+}
+
+static bool event_is_final(const struct dmaload_event *ev)
+{
+	return ev->type == DMALOAD_EV_DONE || ev->type == DMALOAD_EV_ERROR ||
+	       ev->type == DMALOAD_EV_OK;
+}
+
+/* Appends a copy of @ev to the FIFO, which then owns its fd. On -ENOMEM the event is
+ * lost, its fd closed, and the connection marked broken: a caller waiting for it
+ * would wait forever otherwise. */
+static int queue_push(struct dmaload *dl, const struct dmaload_event *ev)
+{
+	struct queued_event *q = malloc(sizeof(*q));
+
+	if (!q) {
+		if (ev->fd >= 0)
+			close(ev->fd);
+		return conn_break(dl, -ENOMEM);
+	}
+	q->next = NULL;
+	q->ev = *ev;
+	*dl->tail = q;
+	dl->tail = &q->next;
+	return 0;
+}
+
+/* Unlinks the event *@pp points at, moves it to @ev (fd included) and frees it. */
+static void queue_take(struct dmaload *dl, struct queued_event **pp,
+		       struct dmaload_event *ev)
+{
+	struct queued_event *q = *pp;
+
+	*pp = q->next;
+	if (dl->tail == &q->next)
+		dl->tail = pp;
+	*ev = q->ev;
+	free(q);
+}
+
+/* The link pointing at the oldest queued event of request @id, or NULL. */
+static struct queued_event **queue_find(struct dmaload *dl, uint64_t id)
+{
+	for (struct queued_event **pp = &dl->head; *pp; pp = &(*pp)->next)
+		if ((*pp)->ev.id == id)
+			return pp;
+	return NULL;
+}
+
+/* Encodes and sends one request with a fresh id; borrows @fds. */
+static int conn_request(struct dmaload *dl, uint16_t type, const void *payload,
+			size_t payload_len, const void *trail, size_t trail_len,
+			const int *fds, int nfds, uint64_t *id)
+{
+	char buf[sizeof(struct dl_hdr) + sizeof(struct dl_load) + DL_PATH_MAX];
+	ssize_t len;
+	int r;
+
+	if (dl->broken < 0)
+		return dl->broken;
+	len = dl_encode(buf, sizeof(buf), type, dl->next_id, payload, payload_len,
+			trail, trail_len);
+	if (len < 0)
+		return (int)len;
+	r = dl_send(dl->fd, buf, (size_t)len, fds, nfds);
+	if (r == -EPIPE || r == -ECONNRESET || r == -ENOTCONN)
+		return conn_break(dl, -ECONNRESET);
+	if (r < 0)
+		return r;
+	if (id)
+		*id = dl->next_id;
+	dl->next_id++;
+	return 0;
+}
+
+const char *dmaload_default_socket(void)
+{
+	static char path[sizeof(((struct sockaddr_un *)0)->sun_path) + 64];
+	const char *env = getenv("DMALOAD_SOCKET");
+	int n;
+
+	if (env && *env)
+		return env;
+	if (geteuid() == 0)
+		return DMALOAD_SYSTEM_SOCKET;
+	env = getenv("XDG_RUNTIME_DIR");
+	if (!env || !*env)
+		return DMALOAD_SYSTEM_SOCKET;
+	n = snprintf(path, sizeof(path), "%s/dmaloadd.sock", env);
+	if (n < 0 || (size_t)n >= sizeof(path))
+		return DMALOAD_SYSTEM_SOCKET;
+	return path;
+}
+
+/* Says HELLO (request id 1) and waits for its reply. */
+static int conn_hello(struct dmaload *dl, const char *name)
+{
+	struct dl_hello hello = { .version = DL_PROTO_VERSION, .caps = DL_CAPS_V1 };
+	struct dmaload_event ev;
+	struct dl_msg m;
+	uint64_t id;
+	int fd, r;
+
+	if (!name)
+		name = program_invocation_short_name;
+	/* NUL-padded, not necessarily NUL-terminated: a 32-byte name fills it all */
+	memcpy(hello.name, name, strnlen(name, sizeof(hello.name)));
+	r = conn_request(dl, DL_HELLO, &hello, sizeof(hello), NULL, 0, NULL, 0, &id);
+	if (r < 0)
+		return r;
+	r = conn_read(dl, -1, &m, &fd);
+	if (r <= 0)
+		return r ? r : -ETIMEDOUT;	/* no deadline: 0 does not happen */
+	/* Nothing else is in flight: anything but the answer to the HELLO is wrong. A
+	 * refusal ends the connection too, since dmaload_connect() gives it up. */
+	if (m.hdr.id == id && m.hdr.type == DL_ERROR) {
+		event_from_msg(&ev, &m, fd);
+		return conn_break(dl, -ev.err);
+	}
+	if (m.hdr.id != id || m.hdr.type != DL_HELLO_REPLY) {
+		if (fd >= 0)
+			close(fd);
+		return conn_break(dl, -EBADMSG);
+	}
+	if (m.u.hello_reply.version < 1)
+		return conn_break(dl, -EPROTONOSUPPORT);
+	dl->version = m.u.hello_reply.version;
+	dl->caps = m.u.hello_reply.caps;
+	dl->max_load_size = m.u.hello_reply.max_load_size;
+	return 0;
+}
+
+int dmaload_connect(struct dmaload **out, const char *socket_path, const char *name)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct dmaload *dl;
+	size_t len;
+	int r;
+
+	if (!socket_path)
+		socket_path = dmaload_default_socket();
+	len = strlen(socket_path);
+	if (len == 0)
+		return -EINVAL;
+	if (len >= sizeof(sa.sun_path))
+		return -ENAMETOOLONG;
+	memcpy(sa.sun_path, socket_path, len);
+
+	dl = calloc(1, sizeof(*dl));
+	if (!dl)
+		return -ENOMEM;
+	dl->next_id = 1;
+	dl->tail = &dl->head;
+	dl->fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	if (dl->fd < 0) {
+		r = -errno;
+		goto fail;
+	}
+	/* A Unix connect that a signal interrupts has not connected: try again. */
+	do
+		r = connect(dl->fd, (struct sockaddr *)&sa, sizeof(sa));
+	while (r < 0 && errno == EINTR);
+	if (r < 0) {
+		r = -errno;
+		goto fail;
+	}
+	r = conn_hello(dl, name);
+	if (r < 0)
+		goto fail;
+	*out = dl;
+	return 0;
+
+fail:
+	dmaload_close(dl);
+	return r;
+}
+
+struct dmaload *dmaload_close(struct dmaload *dl)
+{
+	struct queued_event *q, *next;
+
+	if (!dl)
+		return NULL;
+	for (q = dl->head; q; q = next) {
+		next = q->next;
+		if (q->ev.fd >= 0)
+			close(q->ev.fd);
+		free(q);
+	}
+	if (dl->fd >= 0)
+		close(dl->fd);
+	free(dl);
+	return NULL;
+}
+
+int dmaload_fd(const struct dmaload *dl)
+{
+	return dl->fd;
+}
+
+uint32_t dmaload_daemon_caps(const struct dmaload *dl)
+{
+	return dl->caps;
+}
+
+uint32_t dmaload_daemon_version(const struct dmaload *dl)
+{
+	return dl->version;
+}
+
+uint64_t dmaload_max_load_size(const struct dmaload *dl)
+{
+	return dl->max_load_size;
+}
+
+void dmaload_opts_init(struct dmaload_opts *opts)
+{
+	memset(opts, 0, sizeof(*opts));
+	opts->length = DMALOAD_TO_EOF;
+}
+
+static void load_from_opts(struct dl_load *l, const struct dmaload_opts *opts)
+{
+	struct dmaload_opts defaults;
+
+	if (!opts) {
+		dmaload_opts_init(&defaults);
+		opts = &defaults;
+	}
+	memset(l, 0, sizeof(*l));
+	l->offset = opts->offset;
+	l->length = opts->length;
+	l->rate_limit = opts->rate_limit;
+	l->flags = opts->progress ? DL_LOAD_PROGRESS : 0;
+	/* Not range-checked here: the daemon answers values it does not know with
+	 * ERROR EINVAL, and a newer daemon may know more of them than this library. */
+	l->target = opts->target;
+	l->method = opts->method;
+	l->priority = opts->priority;
+}
+
+int dmaload_load_path(struct dmaload *dl, const char *path,
+		      const struct dmaload_opts *opts, uint64_t *id)
+{
+	char abs[DL_PATH_MAX + 1];
+	struct dl_load l;
+	size_t len = strlen(path);
+
+	if (len == 0)
+		return -EINVAL;
+	/* The daemon resolves paths in its own working directory, not ours. */
+	if (path[0] != '/') {
+		size_t cwd_len;
+
+		if (!getcwd(abs, sizeof(abs)))
+			return errno == ERANGE ? -ENAMETOOLONG : -errno;
+		cwd_len = strlen(abs);
+		if (cwd_len + 1 + len > DL_PATH_MAX)
+			return -ENAMETOOLONG;
+		if (abs[cwd_len - 1] != '/')
+			abs[cwd_len++] = '/';
+		memcpy(abs + cwd_len, path, len);
+		len += cwd_len;
+		path = abs;
+	}
+	if (len > DL_PATH_MAX)
+		return -ENAMETOOLONG;
+	load_from_opts(&l, opts);
+	l.path_len = (uint32_t)len;
+	return conn_request(dl, DL_LOAD, &l, sizeof(l), path, len, NULL, 0, id);
+}
+
+int dmaload_load_fd(struct dmaload *dl, int fd, const struct dmaload_opts *opts,
+		    uint64_t *id)
+{
+	struct dl_load l;
+
+	if (fd < 0)
+		return -EBADF;
+	if (!(dl->caps & DL_CAP_LOAD_FD))
+		return -EOPNOTSUPP;
+	load_from_opts(&l, opts);
+	l.flags |= DL_LOAD_BY_FD;
+	return conn_request(dl, DL_LOAD, &l, sizeof(l), NULL, 0, &fd, 1, id);
+}
+
+int dmaload_cancel(struct dmaload *dl, uint64_t load_id, uint64_t *id)
+{
+	struct dl_cancel c = { .load_id = load_id };
+
+	return conn_request(dl, DL_CANCEL, &c, sizeof(c), NULL, 0, NULL, 0, id);
+}
+
+int dmaload_next_event(struct dmaload *dl, struct dmaload_event *ev, int timeout_ms)
+{
+	if (dl->head) {
+		queue_take(dl, &dl->head, ev);
+		return 1;
+	}
+	return conn_read_event(dl, deadline_after(timeout_ms), ev);
+}
+
+int dmaload_wait(struct dmaload *dl, uint64_t id, struct dmaload_event *ev,
+		 void (*on_progress)(const struct dmaload_event *ev, void *data),
+		 void *data)
+{
+	struct queued_event **pp;
+	struct dmaload_event e;
+	int r;
+
+	/* an id never sent would be waited for forever */
+	if (id == 0 || id >= dl->next_id)
+		return -EINVAL;
+
+	/* Events of @id queued earlier come first, oldest first. The queue is searched
+	 * again after each callback, which may itself have used the connection. */
+	while ((pp = queue_find(dl, id))) {
+		queue_take(dl, pp, &e);
+		if (event_is_final(&e)) {
+			*ev = e;
+			return 0;
+		}
+		if (on_progress)
+			on_progress(&e, data);
+	}
+
+	for (;;) {
+		r = conn_read_event(dl, -1, &e);
+		if (r <= 0)
+			return r ? r : -ETIMEDOUT;	/* no deadline: 0 does not happen */
+		if (e.id != id) {
+			r = queue_push(dl, &e);
+			if (r < 0)
+				return r;
+			continue;
+		}
+		if (event_is_final(&e)) {
+			*ev = e;
+			return 0;
+		}
+		if (on_progress)
+			on_progress(&e, data);
+	}
+}
+
+/* Starts nothing: waits for load @id and turns its outcome into a return value. */
+static int load_finish(struct dmaload *dl, uint64_t id, struct dmaload_event *ev)
+{
+	int r = dmaload_wait(dl, id, ev, NULL, NULL);
+
+	if (r < 0)
+		return r;
+	if (ev->type == DMALOAD_EV_ERROR)
+		return -ev->err;
+	if (ev->type != DMALOAD_EV_DONE)
+		return conn_break(dl, -EBADMSG);	/* an OK to a LOAD */
+	return 0;
+}
+
+int dmaload_load_path_sync(struct dmaload *dl, const char *path,
+			   const struct dmaload_opts *opts, struct dmaload_event *ev)
+{
+	uint64_t id;
+	int r;
+
+	memset(ev, 0, sizeof(*ev));
+	ev->fd = -1;
+	r = dmaload_load_path(dl, path, opts, &id);
+	if (r < 0)
+		return r;
+	return load_finish(dl, id, ev);
+}
+
+int dmaload_load_fd_sync(struct dmaload *dl, int fd, const struct dmaload_opts *opts,
+			 struct dmaload_event *ev)
+{
+	uint64_t id;
+	int r;
+
+	memset(ev, 0, sizeof(*ev));
+	ev->fd = -1;
+	r = dmaload_load_fd(dl, fd, opts, &id);
+	if (r < 0)
+		return r;
+	return load_finish(dl, id, ev);
+}
+
+/* Copies a STATUS_REPLY into @st; allocates st->loads. */
+static int status_fill(struct dmaload_status *st, const struct dl_msg *m)
+{
+	const struct dl_status_reply *s = &m->u.status;
+	struct dl_status_load ent;
+	const char *name;
+	size_t pos = 0, name_len, i = 0;
+	int r;
+
+	st->uptime_ms = s->uptime_ms;
+	st->bytes_loaded = s->bytes_loaded;
+	st->loads_done = s->loads_done;
+	st->loads_failed = s->loads_failed;
+	st->clients = s->clients;
+	st->loads_active = s->loads_active;
+	st->loads_queued = s->loads_queued;
+	st->truncated = s->flags & DL_STATUS_TRUNCATED;
+	if (s->n_loads == 0)
+		return 0;
+	st->loads = calloc(s->n_loads, sizeof(*st->loads));
+	if (!st->loads)
+		return -ENOMEM;
+	/* dl_msg_decode() already walked the entries: n_loads of them, well formed */
+	while (i < s->n_loads && (r = dl_status_next(m, &pos, &ent, &name, &name_len)) == 1) {
+		struct dmaload_status_load *l = &st->loads[i++];
+
+		l->id = ent.id;
+		l->done = ent.done;
+		l->total = ent.total;
+		l->pid = ent.pid;
+		l->uid = ent.uid;
+		l->state = ent.state;
+		l->method = ent.method;
+		memcpy(l->name, name, name_len);
+		l->name[name_len] = '\0';
+	}
+	st->n_loads = i;
+	return 0;
+}
+
+int dmaload_status(struct dmaload *dl, struct dmaload_status *st)
+{
+	struct dmaload_event ev;
+	struct dl_msg m;
+	uint64_t id;
+	int fd, r;
+
+	memset(st, 0, sizeof(*st));
+	r = conn_request(dl, DL_STATUS, NULL, 0, NULL, 0, NULL, 0, &id);
+	if (r < 0)
+		return r;
+	for (;;) {
+		r = conn_read(dl, -1, &m, &fd);
+		if (r <= 0)
+			return r ? r : -ETIMEDOUT;	/* no deadline: 0 does not happen */
+		if (m.hdr.type == DL_STATUS_REPLY) {
+			if (m.hdr.id != id)
+				return conn_break(dl, -EBADMSG);
+			return status_fill(st, &m);
+		}
+		if (event_from_msg(&ev, &m, fd) < 0) {
+			if (fd >= 0)
+				close(fd);
+			return conn_break(dl, -EBADMSG);
+		}
+		if (ev.id == id) {
+			if (ev.type == DMALOAD_EV_ERROR)
+				return -ev.err;
+			return conn_break(dl, -EBADMSG);
+		}
+		r = queue_push(dl, &ev);
+		if (r < 0)
+			return r;
+	}
+}
+
+void dmaload_status_free(struct dmaload_status *st)
+{
+	free(st->loads);
+	st->loads = NULL;
+	st->n_loads = 0;
+}
+
+const char *dmaload_state_name(unsigned state)
+{
+	switch (state) {
+	case DL_STATE_OPENING: return "opening";
+	case DL_STATE_QUEUED: return "queued";
+	case DL_STATE_READING: return "reading";
+	case DL_STATE_FINISHING: return "finishing";
+	default: return "?";
+	}
+}
