@@ -73,7 +73,7 @@ void client_close(struct client *c)
 		  c->n_jobs);
 	list_for_each_safe(pos, tmp, &c->jobs)
 		job_detach(list_entry(pos, struct job, client_link));
-	if (c->n_jobs == 0)
+	if (c->n_jobs == 0 && !c->busy)
 		client_free(c);
 }
 
@@ -81,7 +81,7 @@ void client_job_gone(struct client *c, struct job *j)
 {
 	list_del(&j->client_link);
 	c->n_jobs--;
-	if (c->closed && c->n_jobs == 0)
+	if (c->closed && c->n_jobs == 0 && !c->busy)
 		client_free(c);
 }
 
@@ -410,12 +410,11 @@ static bool client_dispatch(struct client *c, const char *buf, size_t len, int *
 	return !c->closed;
 }
 
-static void on_readable(struct ev_loop *loop, ev_io *w, int revents)
+static void client_read_batch(struct client *c)
 {
-	struct client *c = w->data;
 	char *buf = c->srv->rbuf;
 
-	for (int i = 0; i < RECV_BATCH; i++) {
+	for (int i = 0; i < RECV_BATCH && !c->closed; i++) {
 		int fds[DL_MAX_FDS], nfds = 0;
 		ssize_t n = dl_recv(c->fd, buf, DL_MSG_MAX, fds, DL_MAX_FDS, &nfds);
 
@@ -430,6 +429,9 @@ static void on_readable(struct ev_loop *loop, ev_io *w, int revents)
 			return;
 		}
 		if (n <= 0) {
+			/* End of stream; an fd sent with an empty datagram is closed too. */
+			for (int k = 0; k < nfds; k++)
+				close(fds[k]);
 			if (n < 0)
 				log_debug("conn %llu: recv: %s",
 					  (unsigned long long)c->conn_id, strerror((int)-n));
@@ -439,6 +441,19 @@ static void on_readable(struct ev_loop *loop, ev_io *w, int revents)
 		if (!client_dispatch(c, buf, (size_t)n, fds, nfds))
 			return;
 	}
+}
+
+static void on_readable(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct client *c = w->data;
+
+	/* A reply that fails to send closes the client in the middle of a request:
+	 * keep its memory until the handler is done with it. */
+	c->busy++;
+	client_read_batch(c);
+	c->busy--;
+	if (c->closed && c->n_jobs == 0 && !c->busy)
+		client_free(c);
 }
 
 static void on_writable(struct ev_loop *loop, ev_io *w, int revents)

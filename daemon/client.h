@@ -30,6 +30,7 @@ struct client {
 	char name[DL_NAME_LEN + 1];	/* from HELLO */
 	struct list jobs;
 	unsigned n_jobs;
+	unsigned busy;			/* handlers on the stack that use the client */
 	struct out_msg *out_head, *out_tail;
 	bool closed;			/* socket closed; waiting for jobs to let go */
 };

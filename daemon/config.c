@@ -120,7 +120,10 @@ static int on_key(void *data, const char *section, const char *key, const char *
 
 	if (strcmp(section, "daemon") == 0) {
 		if (strcmp(key, "socket") == 0) {
-			if (value[0] != '/' || strlen(value) >= 108)
+			if (!value[0]) {
+				free(c->socket);
+				c->socket = NULL;	/* empty: the default place */
+			} else if (value[0] != '/' || strlen(value) >= 108)
 				what = "must be an absolute path shorter than 108 bytes";
 			else {
 				free(c->socket);
@@ -173,8 +176,9 @@ static int on_key(void *data, const char *section, const char *key, const char *
 			if (parse_toggle(value, false, &c->direct))
 				what = "must be auto or off";
 		} else if (strcmp(key, "fixed_buffers") == 0) {
-			if (parse_toggle(value, true, &c->fixed_buffers))
-				what = "must be on, off or auto";
+			if (parse_toggle(value, true, &c->fixed_buffers) ||
+			    c->fixed_buffers == CONFIG_AUTO)
+				what = "must be on or off";
 		} else {
 			what = "unknown key";
 		}

@@ -63,9 +63,9 @@ void job_fail(struct job *j, int err, const char *fmt, ...)
 	if (!j->replied) {
 		j->replied = true;
 		j->srv->loads_failed++;
-		log_info("conn %llu load %llu %s: %s (%s)",
-			 (unsigned long long)(j->client ? j->client->conn_id : 0),
-			 (unsigned long long)j->id, j->name, msg, strerror(-err));
+		log_info("conn %llu load %llu %s: %s [%s]",
+			 (unsigned long long)j->client->conn_id,
+			 (unsigned long long)j->id, j->name, msg, strerrorname_np(-err));
 		if (j->client && !j->client->closed)
 			client_send_error(j->client, j->id, err, msg);
 	}
@@ -167,6 +167,10 @@ static void job_choose_method(struct job *j)
 	} else if (j->off % align) {
 		j->method = DL_METHOD_BUFFERED;
 		j->reason = DL_WHY_UNALIGNED;
+	} else if (j->len < align) {
+		/* Less than one O_DIRECT unit: all of it is the buffered tail. */
+		j->method = DL_METHOD_BUFFERED;
+		j->reason = DL_WHY_UNALIGNED;
 	}
 	if (j->method == DL_METHOD_DIRECT)
 		j->direct_end = j->off + (j->len / align) * align;
@@ -191,8 +195,12 @@ static void open_done(struct worker_task *t, int res)
 		return;
 	}
 	job_choose_method(j);
-	if (j->req.method == DL_METHOD_DIRECT && j->method != DL_METHOD_DIRECT) {
-		if (j->reason == DL_WHY_NO_DIRECT)
+	if (j->req.method == DL_METHOD_DIRECT && j->method != DL_METHOD_DIRECT &&
+	    j->len >= job_dio_align(j)) {
+		if (j->srv->cfg->direct == CONFIG_OFF)
+			job_fail(j, -EINVAL, "method direct asked, but direct = off in the "
+				 "daemon's config; use auto or buffered");
+		else if (j->reason == DL_WHY_NO_DIRECT)
 			job_fail(j, -EINVAL, "method direct asked, but the filesystem refuses "
 				 "O_DIRECT (%s); use auto or buffered",
 				 strerror(j->src.direct_err));
@@ -265,7 +273,7 @@ static void chunk_complete(struct ring_op *op, int res)
 		chunk_submit(c);
 		return;
 	}
-	if (res == -EINVAL && c->direct) {
+	if (res == -EINVAL && c->direct && j->req.method != DL_METHOD_DIRECT) {
 		/* Some filesystems take O_DIRECT at open and refuse it per request: fall
 		 * back for the rest of this load. */
 		log_notice("load %llu %s: O_DIRECT read refused, using buffered reads",

@@ -32,6 +32,12 @@ static void usage(FILE *f)
 		CONFIG_DEFAULT_PATH);
 }
 
+/* Reloading comes with per-client limits; until then SIGHUP must not kill us. */
+static void on_hup(struct ev_loop *loop, ev_signal *w, int revents)
+{
+	log_notice("SIGHUP: reloading is not supported yet; the config is unchanged");
+}
+
 static void on_stop_signal(struct ev_loop *loop, ev_signal *w, int revents)
 {
 	server_stop(w->data);
@@ -53,7 +59,7 @@ int main(int argc, char **argv)
 	struct config cfg;
 	struct server srv;
 	struct ev_loop *loop;
-	ev_signal sigterm, sigint;
+	ev_signal sigterm, sigint, sighup;
 	char err[512];
 	int o, r;
 
@@ -74,9 +80,10 @@ int main(int argc, char **argv)
 	}
 
 	config_init(&cfg);
-	if (config_path || access(CONFIG_DEFAULT_PATH, F_OK) == 0) {
-		r = config_load(&cfg, config_path ? config_path : CONFIG_DEFAULT_PATH,
-				err, sizeof(err));
+	if (!config_path && access(CONFIG_DEFAULT_PATH, F_OK) == 0)
+		config_path = CONFIG_DEFAULT_PATH;
+	if (config_path) {
+		r = config_load(&cfg, config_path, err, sizeof(err));
 		if (r < 0) {
 			fprintf(stderr, "dmaloadd: %s\n", err);
 			config_deinit(&cfg);
@@ -113,12 +120,15 @@ int main(int argc, char **argv)
 	sigterm.data = sigint.data = &srv;
 	ev_signal_start(loop, &sigterm);
 	ev_signal_start(loop, &sigint);
+	ev_signal_init(&sighup, on_hup, SIGHUP);
+	ev_signal_start(loop, &sighup);
 	sd_notify(0, "READY=1\nSTATUS=serving");
 	ev_run(loop, 0);	/* until server_check_idle breaks it after a stop */
 
 	log_notice("stopped");
 	ev_signal_stop(loop, &sigterm);
 	ev_signal_stop(loop, &sigint);
+	ev_signal_stop(loop, &sighup);
 	server_deinit(&srv);
 	ev_loop_destroy(loop);
 	config_deinit(&cfg);

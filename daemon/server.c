@@ -26,6 +26,7 @@
 
 #include "client.h"
 #include "dmaload-proto.h"
+#include "job.h"
 #include "log.h"
 #include "server.h"
 
@@ -178,7 +179,7 @@ int server_init(struct server *s, struct ev_loop *loop, const struct config *cfg
 	while (entries < cfg->queue_depth)
 		entries <<= 1;
 	r = ring_init(&s->ring, loop, entries,
-		      cfg->fixed_buffers != CONFIG_OFF ? cfg->max_loads : 0);
+		      cfg->fixed_buffers == CONFIG_ON ? cfg->max_loads : 0);
 	if (r < 0) {
 		log_err("io_uring setup failed: %s", strerror(-r));
 		return r;
@@ -262,9 +263,23 @@ void server_stop(struct server *s)
 	s->stopping = true;
 	sd_notify(0, "STOPPING=1");
 	log_notice("stopping: cancelling %u loads", s->sched.n_active + s->sched.n_waiting);
-	if (s->listen_fd >= 0)
+	/* New connections would only be reset: stop taking them now. */
+	if (s->listen_fd >= 0) {
 		ev_io_stop(s->loop, &s->accept_watch);
-	list_for_each_safe(pos, tmp, &s->clients)
-		client_close(list_entry(pos, struct client, link));
+		close(s->listen_fd);
+		if (!s->socket_from_systemd)
+			unlink(s->socket_path);
+		s->listen_fd = -1;
+	}
+	list_for_each_safe(pos, tmp, &s->clients) {
+		struct client *c = list_entry(pos, struct client, link);
+		struct list *jp, *jtmp;
+
+		/* Every load still running hears why before its connection closes. */
+		list_for_each_safe(jp, jtmp, &c->jobs)
+			job_fail(list_entry(jp, struct job, client_link), -ESHUTDOWN,
+				 "the daemon is stopping");
+		client_close(c);
+	}
 	server_check_idle(s);
 }

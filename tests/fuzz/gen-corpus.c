@@ -1,0 +1,132 @@
+/*
+ * gen-corpus.c: writes the seed corpus of fuzz-proto into DIR: one valid message of
+ * every type (and a few near misses), each file being the fd-count byte followed by
+ * the datagram, as fuzz-proto.c reads them.
+ *
+ *   gen-corpus DIR
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "dmaload-proto.h"
+
+static const char *dir;
+static int count;
+
+static void put(const char *name, int nfds, const void *msg, ssize_t len)
+{
+	char path[4096];
+	FILE *f;
+
+	if (len < 0) {
+		fprintf(stderr, "gen-corpus: %s does not encode\n", name);
+		return;
+	}
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	f = fopen(path, "wb");
+	if (!f) {
+		perror(path);
+		return;
+	}
+	fputc(nfds, f);
+	fwrite(msg, 1, (size_t)len, f);
+	fclose(f);
+	count++;
+}
+
+static char b[DL_MSG_MAX];
+
+int main(int argc, char **argv)
+{
+	const char *path = "/var/tmp/model.bin";
+	char trail[512];
+	size_t tl = 0;
+
+	if (argc != 2) {
+		fprintf(stderr, "usage: gen-corpus DIR\n");
+		return 2;
+	}
+	dir = argv[1];
+
+	{
+		struct dl_hello h = { .version = 1, .caps = DL_CAPS_V1, .name = "seed" };
+
+		put("hello", 0, b, dl_encode(b, sizeof(b), DL_HELLO, 1, &h, sizeof(h), NULL, 0));
+	}
+	{
+		struct dl_load l = { .offset = 4096, .length = DL_LENGTH_TO_EOF,
+				     .flags = DL_LOAD_PROGRESS, .method = DL_METHOD_DIRECT,
+				     .path_len = (uint32_t)strlen(path) };
+
+		put("load-path", 0, b, dl_encode(b, sizeof(b), DL_LOAD, 2, &l, sizeof(l), path,
+						 strlen(path)));
+		l.flags = DL_LOAD_BY_FD;
+		l.path_len = 0;
+		put("load-fd", 1, b, dl_encode(b, sizeof(b), DL_LOAD, 3, &l, sizeof(l), NULL, 0));
+	}
+	{
+		struct dl_cancel c = { .load_id = 2 };
+
+		put("cancel", 0, b, dl_encode(b, sizeof(b), DL_CANCEL, 4, &c, sizeof(c), NULL, 0));
+	}
+	put("status", 0, b, dl_encode(b, sizeof(b), DL_STATUS, 5, NULL, 0, NULL, 0));
+	put("ok", 0, b, dl_encode(b, sizeof(b), DL_OK, 6, NULL, 0, NULL, 0));
+	{
+		struct dl_hello_reply h = { .version = 1, .caps = DL_CAPS_V1,
+					    .max_load_size = 1ull << 34, .chunk_size = 4 << 20,
+					    .queue_depth = 64 };
+
+		put("hello-reply", 0, b, dl_encode(b, sizeof(b), DL_HELLO_REPLY, 1, &h, sizeof(h),
+						   NULL, 0));
+	}
+	{
+		struct dl_accepted a = { .length = 100, .file_size = 4196 };
+
+		put("accepted", 0, b, dl_encode(b, sizeof(b), DL_ACCEPTED, 2, &a, sizeof(a), NULL,
+						0));
+	}
+	{
+		struct dl_progress p = { .done = 50, .total = 100 };
+
+		put("progress", 0, b, dl_encode(b, sizeof(b), DL_PROGRESS, 2, &p, sizeof(p), NULL,
+						0));
+	}
+	{
+		struct dl_done dn = { .size = 100, .buf_size = 100, .elapsed_ns = 12345,
+				      .flags = DL_DONE_SEALED, .target = DL_TARGET_MEMFD,
+				      .method = DL_METHOD_BUFFERED, .reason = DL_WHY_UNALIGNED };
+
+		put("done", 1, b, dl_encode(b, sizeof(b), DL_DONE, 2, &dn, sizeof(dn), NULL, 0));
+	}
+	put("error", 0, b, dl_encode_error(b, sizeof(b), 2, ENOENT, "cannot open /x: No such file"));
+	{
+		struct dl_status_reply s = { .uptime_ms = 1000, .clients = 1, .loads_active = 2,
+					     .n_loads = 2 };
+		struct dl_status_load e = { .id = 2, .done = 10, .total = 100, .pid = 1,
+					    .state = DL_STATE_READING, .method = 1,
+					    .name_len = (uint32_t)strlen(path) };
+		size_t pad = (strlen(path) + 7) & ~(size_t)7;
+
+		memset(trail, 0, sizeof(trail));
+		memcpy(trail + tl, &e, sizeof(e));
+		memcpy(trail + tl + sizeof(e), path, strlen(path));
+		tl += sizeof(e) + pad;
+		e.id = 3;
+		e.name_len = 0;
+		memcpy(trail + tl, &e, sizeof(e));
+		tl += sizeof(e);
+		put("status-reply", 0, b, dl_encode(b, sizeof(b), DL_STATUS_REPLY, 5, &s, sizeof(s),
+						    trail, tl));
+	}
+	/* near misses: unknown type, other version */
+	put("unknown-type", 0, b, dl_encode(b, sizeof(b), 0x7e, 9, "abc", 3, NULL, 0));
+	{
+		ssize_t n = dl_encode(b, sizeof(b), DL_STATUS, 10, NULL, 0, NULL, 0);
+
+		((struct dl_hdr *)b)->version = 2;
+		put("version-2", 0, b, n);
+	}
+	printf("gen-corpus: %d seeds in %s\n", count, dir);
+	return count ? 0 : 1;
+}

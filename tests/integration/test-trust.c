@@ -1,0 +1,189 @@
+/*
+ * test-trust.c: a client gets only bytes it could read itself.
+ *
+ * The daemon runs as root; the clients are forked children that drop to nobody
+ * (uid/gid 65534, optionally with one supplementary group). By path, the daemon must
+ * open files with the client's credentials: a root-only file, a file in a directory
+ * nobody cannot search, a symlink to a root-only file, are all EACCES; a file readable
+ * through a supplementary group loads. By fd, what the client opened (as root, before
+ * dropping privileges) loads. Needs root; SKIPs otherwise.
+ */
+#include <fcntl.h>
+#include <grp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../lib/check.h"
+#include "../lib/harness.h"
+#include "../lib/loads.h"
+
+#define SUITE "trust"
+#define NOBODY 65534
+#define EXTRA_GID 4242
+#define SIZE (MiB + 17)
+
+static struct test_daemon d;
+static char secret[PATH_MAX], public[PATH_MAX], locked_inner[PATH_MAX];
+static char link_path[PATH_MAX], group_file[PATH_MAX];
+
+struct child_arg {
+	const char *path;	/* load this path ... */
+	bool open_first;	/* ... or open it before dropping and load the fd */
+	gid_t extra_gid;	/* a supplementary group to keep, 0 for none */
+	int want_err;		/* 0: DONE expected; else this ERROR errno */
+	uint32_t seed;
+};
+
+static int drop_privileges(gid_t extra, char *msg, size_t len)
+{
+	int r = extra ? setgroups(1, &extra) : setgroups(0, NULL);
+
+	if (r < 0 || setgid(NOBODY) < 0 || setuid(NOBODY) < 0) {
+		snprintf(msg, len, "dropping privileges: %s", strerror(errno));
+		return -1;
+	}
+	if (getuid() != NOBODY || geteuid() != NOBODY || setuid(0) == 0) {
+		snprintf(msg, len, "still privileged after dropping");
+		return -1;
+	}
+	return 0;
+}
+
+/* Runs in the child. */
+static int child_load(void *arg, char *msg, size_t len)
+{
+	struct child_arg *a = arg;
+	struct dmaload_event ev;
+	struct dmaload *dl = NULL;
+	char why[512];
+	int fd = -1, r;
+
+	if (a->open_first) {
+		fd = open(a->path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0) {
+			snprintf(msg, len, "open as root: %s", strerror(errno));
+			return 1;
+		}
+	}
+	if (drop_privileges(a->extra_gid, msg, len) < 0)
+		return 1;
+	r = dmaload_connect(&dl, d.sock, "nobody");
+	if (r < 0) {
+		snprintf(msg, len, "connect as nobody: %s", strerror(-r));
+		return 1;
+	}
+	r = fd >= 0 ? dmaload_load_fd_sync(dl, fd, NULL, &ev)
+		    : dmaload_load_path_sync(dl, a->path, NULL, &ev);
+	if (a->want_err) {
+		if (r == 0) {
+			snprintf(msg, len, "expected ERROR %s, got DONE of %llu bytes",
+				 strerrorname_np(a->want_err), (unsigned long long)ev.size);
+			return 1;
+		}
+		if (ev.type != DMALOAD_EV_ERROR || ev.err != a->want_err || !ev.message[0]) {
+			snprintf(msg, len, "expected ERROR %s with a message, got r=%d %s",
+				 strerrorname_np(a->want_err), r, lc_event_str(&ev));
+			return 1;
+		}
+		return 0;
+	}
+	if (r != 0) {
+		snprintf(msg, len, "expected DONE, got r=%d %s", r,
+			 ev.type == DMALOAD_EV_ERROR ? lc_event_str(&ev) : strerror(-r));
+		return 1;
+	}
+	if (ev.size != SIZE || !buf_verify(ev.fd, SIZE, a->seed, 0, why, sizeof(why))) {
+		snprintf(msg, len, "DONE of %llu bytes: %s", (unsigned long long)ev.size,
+			 ev.size != SIZE ? "wrong size" : why);
+		return 1;
+	}
+	return 0;
+}
+
+static void run(const char *path, bool open_first, gid_t extra, int want_err,
+		uint32_t seed)
+{
+	struct child_arg a = {
+		.path = path, .open_first = open_first, .extra_gid = extra,
+		.want_err = want_err, .seed = seed,
+	};
+	char msg[1024];
+	int r;
+
+	if (geteuid() != 0) {
+		check_skip("needs root");
+		return;
+	}
+	r = child_run(child_load, &a, msg, sizeof(msg), 30000);
+	CHECKF(r == 0, "%s", msg[0] ? msg : "child failed");
+	CHECK_SETTLED(&d, 5000);
+}
+
+static bool setup(void)
+{
+	char dir[PATH_MAX];
+	int r;
+
+	snprintf(secret, sizeof(secret), "%s/secret", d.dir);
+	snprintf(public, sizeof(public), "%s/public", d.dir);
+	snprintf(dir, sizeof(dir), "%s/locked", d.dir);
+	snprintf(locked_inner, sizeof(locked_inner), "%s/locked/inner", d.dir);
+	snprintf(link_path, sizeof(link_path), "%s/link-to-secret", d.dir);
+	snprintf(group_file, sizeof(group_file), "%s/group-readable", d.dir);
+
+	if ((r = file_make(secret, SIZE, 1, 0600)) < 0 ||
+	    (r = file_make(public, SIZE, 2, 0644)) < 0 ||
+	    (r = file_make(group_file, SIZE, 3, 0640)) < 0)
+		return CHECKF(false, "file_make: %s", strerror(-r));
+	if (!CHECKF(chown(group_file, 0, EXTRA_GID) == 0, "chown: %s", strerror(errno)))
+		return false;
+	if (!CHECKF(mkdir(dir, 0700) == 0, "mkdir: %s", strerror(errno)))
+		return false;
+	if ((r = file_make(locked_inner, SIZE, 4, 0644)) < 0)
+		return CHECKF(false, "file_make: %s", strerror(-r));
+	return CHECKF(symlink(secret, link_path) == 0, "symlink: %s", strerror(errno));
+}
+
+int main(void)
+{
+	char why[512];
+
+	check_init(SUITE);
+	if (geteuid() != 0) {
+		check_begin("trust checks");
+		check_skip("needs root (the daemon must run as root, clients as nobody)");
+		check_end();
+		return 0;
+	}
+	check_begin("daemon starts");
+	if (daemon_start(&d, SUITE, NULL, why, sizeof(why)) < 0) {
+		check_fail(__FILE__, __LINE__, "%s", why);
+		check_end();
+		daemon_cleanup(&d);
+		return 1;
+	}
+	setup();
+	if (!check_end()) {
+		daemon_cleanup(&d);
+		return 1;
+	}
+	daemon_baseline(&d);
+
+	CASE(run(public, false, 0, 0, 2), "nobody loads a 0644 file by path");
+	CASE(run(secret, false, 0, EACCES, 1), "nobody loads a root 0600 file by path -> EACCES");
+	CASE(run(secret, true, 0, 0, 1), "nobody loads a root 0600 file by fd opened as root");
+	CASE(run(locked_inner, false, 0, EACCES, 4),
+	     "nobody loads a 0644 file in a 0700 root dir -> EACCES");
+	CASE(run(link_path, false, 0, EACCES, 1),
+	     "nobody loads a symlink to a root 0600 file -> EACCES");
+	CASE(run(group_file, false, EXTRA_GID, 0, 3),
+	     "nobody with a supplementary group loads a 0640 group file");
+	CASE(run(group_file, false, 0, EACCES, 3),
+	     "nobody without that group loads the 0640 group file -> EACCES");
+	CASE(run(secret, false, 0, EACCES, 1), "still EACCES after other clients' loads");
+
+	daemon_stop_case(&d, "daemon exits 0 on SIGTERM");
+	return check_finish();
+}

@@ -1,0 +1,185 @@
+/*
+ * harness.h: what the integration tests share.
+ *
+ *   - a private daemon: the real $DMALOADD binary started on its own socket, config
+ *     file and log in a private temp dir (like tmux's regress/ or dbus-broker's
+ *     util-broker), stopped with SIGTERM and required to exit 0;
+ *   - /proc probes: the daemon's open fds and memfds, to catch leaks;
+ *   - test files with a deterministic pattern, and the check of a DONE buffer against
+ *     them (size, seals, every byte);
+ *   - a raw protocol client, for input libdmaload would never send;
+ *   - running a function in a forked child (privilege drops, killed clients).
+ *
+ * Temp dirs live under $DMALOAD_TEST_TMP (tests/run-one.sh makes one per run) or
+ * /var/tmp: O_DIRECT needs a real filesystem, not tmpfs.
+ */
+#pragma once
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "check.h"
+#include "dmaload-proto.h"
+
+#define MiB (1024ull * 1024)
+
+/* ---- time ---------------------------------------------------------------------- */
+
+uint64_t now_ms(void);
+void sleep_ms(unsigned ms);
+
+/* ---- temp dirs ----------------------------------------------------------------- */
+
+/* Makes a fresh 0755 dir named after @tag under the test temp base; path into @out. */
+int tdir_create(char *out, size_t len, const char *tag);
+/* Removes @path and everything under it. */
+int tdir_remove(const char *path);
+/* The filesystem type name of @path ("ext4", "tmpfs", ...) into @out. */
+int fs_type_name(const char *path, char *out, size_t len);
+
+/* ---- pattern files ------------------------------------------------------------- */
+
+/* The byte at file offset @off of the pattern @seed: any range can be produced alone,
+ * and a byte in the wrong place (off by one, a chunk swapped) does not match. */
+uint8_t pattern_byte(uint32_t seed, uint64_t off);
+void pattern_fill(uint32_t seed, uint64_t off, void *buf, size_t len);
+/* Creates (truncates) @path with @size bytes of pattern @seed, mode @mode. */
+int file_make(const char *path, uint64_t size, uint32_t seed, mode_t mode);
+
+/*
+ * Checks a buffer fd from a DONE: a memfd, close-on-exec, sealed against shrink, grow,
+ * write and further seals (and writes really fail), fstat size exactly @len, and
+ * holding bytes [@off, @off + @len) of pattern @seed. Returns true, or false with the
+ * first problem in @why.
+ */
+bool buf_verify(int fd, uint64_t len, uint32_t seed, uint64_t off, char *why, size_t n);
+
+#define CHECK_BUF(fd, len, seed, off) ({					\
+	char _why[512];								\
+	buf_verify((fd), (len), (seed), (off), _why, sizeof(_why)) ? true :	\
+		check_fail(__FILE__, __LINE__, "buffer of %s: %s", #fd, _why);	\
+})
+
+/* ---- /proc probes -------------------------------------------------------------- */
+
+/* Open fds of @pid (0: this process). -errno on failure. */
+int proc_fd_count(pid_t pid);
+/* Fds of @pid that are memfds, and memfd mappings in its address space. */
+int proc_memfd_count(pid_t pid, int *fds, int *maps);
+/* A one-line description of @pid's fds ("3 socket:[..] 4 anon_inode:[io_uring] ...")
+ * for failure messages. */
+void proc_fd_describe(pid_t pid, char *out, size_t len);
+
+/* ---- the daemon ---------------------------------------------------------------- */
+
+struct test_daemon {
+	pid_t pid;			/* -1 when not running */
+	char dir[256];			/* private temp dir, 0755 */
+	char sock[PATH_MAX];		/* dir/sock */
+	char conf[PATH_MAX];		/* dir/dmaloadd.conf */
+	char log[PATH_MAX];		/* dir/daemon.log: the daemon's stdout and stderr */
+	int base_fds;			/* baseline fd count, set by daemon_baseline() */
+	int base_memfds;		/* baseline memfd fds + mappings */
+	int start_fds, start_memfds;	/* the first baseline, kept */
+};
+
+/* The daemon binary: $DMALOADD, else build/dmaloadd. */
+const char *daemon_binary(void);
+/* The CLI: $DMALOAD_CTL, else build/dmaload-ctl. */
+const char *ctl_binary(void);
+
+/* The config every test daemon gets: the [daemon] section (socket_mode 0666, debug
+ * logging), then "[io]" and @io_extra (may be NULL): lines of "key = value\n". */
+int daemon_write_config(struct test_daemon *d, const char *io_extra);
+
+/*
+ * Makes the temp dir (named after @tag), writes the config, starts the daemon with
+ * --config and --socket, and waits (up to 20 s) until the socket accepts a
+ * connection. Registers the fail hook (log tail) and the watchdog's kill hook.
+ * Returns 0, or -errno with the reason in @why.
+ */
+int daemon_start(struct test_daemon *d, const char *tag, const char *io_extra,
+		 char *why, size_t why_len);
+/* Sends SIGTERM and waits up to 20 s (then SIGKILL). Returns the wait status, or -1
+ * if it had to be killed. */
+int daemon_stop(struct test_daemon *d);
+/* Prints the last @lines lines of the daemon's log to stderr. */
+void daemon_log_tail(const struct test_daemon *d, int lines);
+/* Whether the daemon process is still alive. */
+bool daemon_alive(const struct test_daemon *d);
+/* Waits until the daemon's fd and memfd counts stay the same for 300 ms, then records
+ * them as the baseline. */
+void daemon_baseline(struct test_daemon *d);
+/* Polls until the daemon's fd count equals the baseline and its memfd count too, up
+ * to @timeout_ms. Returns true, or false with the last counts in @why; then the
+ * baseline moves to the counts seen, so one leak fails one case, not all later ones. */
+bool daemon_settle(struct test_daemon *d, int timeout_ms, char *why, size_t why_len);
+/* The same against the first baseline (daemon_baseline()'s): for a program's last
+ * "no leak at all" case. */
+bool daemon_settle_start(struct test_daemon *d, int timeout_ms, char *why, size_t why_len);
+/* Case helper: "fd and memfd counts back to baseline" as a CHECK. */
+#define CHECK_SETTLED(d, ms) ({							\
+	char _why[1024];							\
+	daemon_settle((d), (ms), _why, sizeof(_why)) ? true :			\
+		check_fail(__FILE__, __LINE__, "daemon leaked: %s", _why);	\
+})
+#define CHECK_SETTLED_START(d, ms) ({						\
+	char _why[1024];							\
+	daemon_settle_start((d), (ms), _why, sizeof(_why)) ? true :		\
+		check_fail(__FILE__, __LINE__, "daemon leaked since start: %s", _why);	\
+})
+/* Standard last case of a program: stop with SIGTERM, exit status must be 0; then
+ * the temp dir is removed. */
+void daemon_stop_case(struct test_daemon *d, const char *suite_case);
+/* Removes the temp dir. */
+void daemon_cleanup(struct test_daemon *d);
+
+/* ---- raw protocol -------------------------------------------------------------- */
+
+struct raw_msg {
+	int decode;			/* dl_msg_decode()'s result */
+	int fd;				/* the fd that came with it, or -1 */
+	size_t len;			/* datagram bytes */
+	struct dl_msg m;
+	char buf[DL_MSG_MAX];
+};
+
+/* A blocking SOCK_SEQPACKET connection to @path. Returns the fd or -errno. */
+int raw_connect(const char *path);
+/* Sends @len bytes with @nfds fds (any number, unlike dl_send). 0 or -errno. */
+int raw_send_bytes(int s, const void *buf, size_t len, const int *fds, int nfds);
+/* Encodes and sends one message. 0 or -errno. */
+int raw_send(int s, uint16_t type, uint64_t id, const void *payload, size_t plen,
+	     const void *trail, size_t tlen, const int *fds, int nfds);
+/* Sends a LOAD of @path (by path) or of @fd (when @path is NULL). */
+int raw_send_load(int s, uint64_t id, const char *path, int fd, uint64_t offset,
+		  uint64_t length, uint8_t method);
+/*
+ * Receives one message within @timeout_ms. Returns 1 (rm filled, rm->decode says
+ * whether it was well-formed), 0 at end of stream, -ETIMEDOUT, or -errno. A previous
+ * fd in rm is closed first; the caller closes the last one (raw_msg_clear).
+ */
+int raw_recv(int s, struct raw_msg *rm, int timeout_ms);
+/* Receives until the final reply to @id (skipping ACCEPTED/PROGRESS of @id; replies
+ * to other ids are an error: -EPROTO). Same returns as raw_recv. */
+int raw_wait_final(int s, uint64_t id, struct raw_msg *rm, int timeout_ms);
+/* A zeroed raw_msg with no fd (fd -1), and its release (closes the fd). */
+struct raw_msg *raw_msg_new(void);
+void raw_msg_free(struct raw_msg *rm);
+/* Closes rm's fd, if any. */
+void raw_msg_clear(struct raw_msg *rm);
+/* The ERROR text of rm as a NUL-terminated string (static storage). */
+const char *raw_error_text(const struct raw_msg *rm);
+
+/* ---- children ------------------------------------------------------------------ */
+
+/*
+ * Runs @fn in a forked child. The child's @fn returns 0 for success or writes what
+ * went wrong into @msg and returns non-zero; the parent gets that text back in @msg.
+ * Returns 0 when the child succeeded, 1 when it reported a failure, -ETIMEDOUT when
+ * it ran longer than @timeout_ms (it is killed), -1 when it died otherwise.
+ */
+int child_run(int (*fn)(void *arg, char *msg, size_t len), void *arg,
+	      char *msg, size_t len, int timeout_ms);

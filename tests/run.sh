@@ -1,0 +1,73 @@
+#!/bin/bash
+# The whole suite, as CI runs it (make check):
+#   1. make all tests                        and tests/run-one.sh build
+#   2. make SANITIZE=address,undefined ...   and tests/run-one.sh build-san
+#      (ASan with leak detection: the daemon must exit 0 on SIGTERM without leaks)
+#   3. make fuzz, then build-fuzz/fuzz-proto for FUZZ_SECONDS (default 20) on a seed
+#      corpus of valid messages written by tests/fuzz/gen-corpus.c
+# then prints the totals as the very last line: "N passed, N failed, N skipped", and
+# exits 1 if anything failed. A build that fails counts as one FAIL.
+set -u
+cd "$(dirname "$0")/.."
+
+FUZZ_SECONDS=${FUZZ_SECONDS:-20}
+LOG=$(mktemp /tmp/dmaload-check.XXXXXX)
+MAKELOG=$(mktemp /tmp/dmaload-make.XXXXXX)
+trap 'rm -f "$LOG" "$MAKELOG"' EXIT
+
+note() { echo "# $*" >&2; }
+
+# build LABEL MAKE-ARGS...: runs make quietly; on failure, a FAIL line and make's tail.
+build() {
+	local label=$1
+	shift
+	note "make $*"
+	if make -j2 "$@" >"$MAKELOG" 2>&1; then
+		return 0
+	fi
+	tail -n 40 "$MAKELOG" >&2
+	echo "FAIL build: $label: make $* failed" | tee -a "$LOG"
+	return 1
+}
+
+if build plain all tests; then
+	tests/run-one.sh build | tee -a "$LOG"
+fi
+
+if build sanitizers SANITIZE=address,undefined all tests; then
+	ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:strict_string_checks=1:detect_stack_use_after_return=1} \
+	UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} \
+		tests/run-one.sh build-san | tee -a "$LOG"
+fi
+
+if build fuzz fuzz; then
+	corpus=$(mktemp -d /tmp/dmaload-corpus.XXXXXX)
+	artifacts=$(mktemp -d /tmp/dmaload-fuzz.XXXXXX)
+	if ! cc -std=gnu11 -D_GNU_SOURCE -Iproto -o build-fuzz/gen-corpus \
+		tests/fuzz/gen-corpus.c proto/dmaload-proto.c >"$MAKELOG" 2>&1 ||
+	   ! build-fuzz/gen-corpus "$corpus" >"$MAKELOG" 2>&1; then
+		cat "$MAKELOG" >&2
+		echo "FAIL fuzz: proto: cannot build or write the seed corpus" | tee -a "$LOG"
+	else
+		note "fuzz-proto for $FUZZ_SECONDS s"
+		if timeout -k 10 $((FUZZ_SECONDS + 60)) build-fuzz/fuzz-proto \
+			-max_total_time="$FUZZ_SECONDS" -timeout=10 -rss_limit_mb=2048 \
+			-artifact_prefix="$artifacts/" "$corpus" >"$MAKELOG" 2>&1; then
+			runs=$(grep -o 'Done [0-9]* runs' "$MAKELOG" | tail -1)
+			echo "PASS fuzz: proto decoder, ${FUZZ_SECONDS} s (${runs:-?})" | tee -a "$LOG"
+		else
+			tail -n 60 "$MAKELOG" >&2
+			mkdir -p build-fuzz/crashes
+			cp "$artifacts"/* build-fuzz/crashes/ 2>/dev/null
+			echo "FAIL fuzz: proto decoder: crash input saved in build-fuzz/crashes/" |
+				tee -a "$LOG"
+		fi
+	fi
+	rm -rf "$corpus" "$artifacts"
+fi
+
+passed=$(grep -c '^PASS ' "$LOG")
+failed=$(grep -c '^FAIL ' "$LOG")
+skipped=$(grep -c '^SKIP ' "$LOG")
+echo "$passed passed, $failed failed, $skipped skipped"
+[ "$failed" -eq 0 ]

@@ -1,0 +1,424 @@
+/*
+ * test-config.c: dmaloadd's config (daemon/config.c) and log level parsing, linked
+ * straight against the daemon's objects.
+ *
+ * Every key is set once in a valid file and read back; every key gets a bad value in
+ * a file whose bad line is not the first, and the error must name FILE:LINE with the
+ * right line; unknown keys and sections likewise. Sizes are parsed on their own.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../lib/check.h"
+#include "../lib/harness.h"
+#include "config.h"
+
+static char dir[256];
+
+/* Writes @text into dir/@name; the path into @path. */
+static bool write_file(const char *name, const char *text, char *path, size_t len)
+{
+	FILE *f;
+
+	snprintf(path, len, "%s/%s", dir, name);
+	f = fopen(path, "we");
+	if (!CHECKF(f, "fopen %s: %s", path, strerror(errno)))
+		return false;
+	fputs(text, f);
+	fclose(f);
+	return true;
+}
+
+static void defaults(void)
+{
+	struct config c;
+
+	config_init(&c);
+	CHECK(c.socket == NULL);
+	CHECK_U64(c.socket_mode & ~07777u, ==, 0);
+	CHECK_U64(c.max_clients, >, 0);
+	CHECK_INT(c.log_level, >=, LOG_LVL_ERR);
+	CHECK_INT(c.log_level, <=, LOG_LVL_DEBUG);
+	CHECK_U64(c.workers, >, 0);
+	CHECK_U64(c.chunk_size, >=, 4096);
+	CHECKF((c.chunk_size & (c.chunk_size - 1)) == 0, "chunk_size %llu not a power of 2",
+	       (unsigned long long)c.chunk_size);
+	CHECK_U64(c.queue_depth, >, 0);
+	CHECK_U64(c.max_loads, >, 0);
+	CHECK_U64(c.max_queued, >, 0);
+	CHECK_INT(c.direct, ==, CONFIG_AUTO);
+	CHECK(c.fixed_buffers == CONFIG_ON || c.fixed_buffers == CONFIG_OFF ||
+	      c.fixed_buffers == CONFIG_AUTO);
+	config_deinit(&c);
+	config_deinit(&c);	/* safe twice */
+	CHECK(c.socket == NULL);
+}
+
+static void full_file(void)
+{
+	char path[PATH_MAX], err[512] = "";
+	struct config c;
+	int r;
+
+	if (!write_file("full.conf",
+			"; every key, none at its default\n"
+			"# comments of both kinds\n"
+			"[daemon]\n"
+			"socket = /run/test-dmaloadd/x.sock\n"
+			"socket_mode = 0660\n"
+			"max_clients = 17\n"
+			"log_level = debug\n"
+			"workers = 3\n"
+			"\n"
+			"[io]\n"
+			"chunk_size = 1M\n"
+			"queue_depth = 33\n"
+			"max_loads = 5\n"
+			"max_queued = 9\n"
+			"max_load_size = 1G\n"
+			"direct = off\n"
+			"fixed_buffers = on\n", path, sizeof(path)))
+		return;
+	config_init(&c);
+	r = config_load(&c, path, err, sizeof(err));
+	if (CHECKF(r == 0, "config_load = %d: %s", r, err)) {
+		CHECK_STR(c.socket, "/run/test-dmaloadd/x.sock");
+		CHECK_U64(c.socket_mode, ==, 0660);
+		CHECK_U64(c.max_clients, ==, 17);
+		CHECK_INT(c.log_level, ==, LOG_LVL_DEBUG);
+		CHECK_U64(c.workers, ==, 3);
+		CHECK_U64(c.chunk_size, ==, 1 << 20);
+		CHECK_U64(c.queue_depth, ==, 33);
+		CHECK_U64(c.max_loads, ==, 5);
+		CHECK_U64(c.max_queued, ==, 9);
+		CHECK_U64(c.max_load_size, ==, 1ull << 30);
+		CHECK_INT(c.direct, ==, CONFIG_OFF);
+		CHECK_INT(c.fixed_buffers, ==, CONFIG_ON);
+	}
+	{
+		char sp[256];
+
+		CHECK_OK(config_socket_path(&c, sp, sizeof(sp)));
+		CHECK_STR(sp, "/run/test-dmaloadd/x.sock");
+		CHECK_ERR(config_socket_path(&c, sp, 5), -ENAMETOOLONG);
+	}
+	config_deinit(&c);
+	config_deinit(&c);
+}
+
+/* A second file changes only what it names; the rest keeps the first file's values. */
+static void layered(void)
+{
+	char p1[PATH_MAX], p2[PATH_MAX], err[512] = "";
+	struct config c;
+
+	if (!write_file("l1.conf", "[io]\nqueue_depth = 7\nmax_loads = 2\n", p1, sizeof(p1)) ||
+	    !write_file("l2.conf", "[io]\nmax_loads = 3\n[daemon]\nsocket = /a/b\n", p2,
+			sizeof(p2)))
+		return;
+	config_init(&c);
+	CHECK_OK(config_load(&c, p1, err, sizeof(err)));
+	CHECK_OK(config_load(&c, p2, err, sizeof(err)));
+	CHECK_U64(c.queue_depth, ==, 7);
+	CHECK_U64(c.max_loads, ==, 3);
+	CHECK_STR(c.socket, "/a/b");
+	config_deinit(&c);
+}
+
+static void accepted_values(void)
+{
+	static const char *ok[] = {
+		"[io]\nchunk_size = 4M\n",
+		"[io]\nchunk_size = 4096\n",
+		"[io]\nmax_load_size = 0\n",
+		"[io]\ndirect = auto\n",
+		"[io]\nfixed_buffers = on\n",
+		"[io]\nfixed_buffers = off\n",
+		"[daemon]\nlog_level = error\n",
+		"[daemon]\nlog_level = warning\n",
+		"[daemon]\nlog_level = notice\n",
+		"[daemon]\nlog_level = info\n",
+		"[daemon]\nsocket_mode = 600\n",
+		"",
+		"; only a comment\n",
+	};
+	char path[PATH_MAX], err[512];
+
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		struct config c;
+		int r;
+
+		if (!write_file("ok.conf", ok[i], path, sizeof(path)))
+			return;
+		config_init(&c);
+		err[0] = '\0';
+		r = config_load(&c, path, err, sizeof(err));
+		CHECKF(r == 0, "\"%s\" refused (%d): %s", ok[i], r, err);
+		if (i == 0)
+			CHECK_U64(c.chunk_size, ==, 4u << 20);
+		config_deinit(&c);
+	}
+}
+
+/*
+ * Loads a file of @lines_before filler lines (comments, blanks, valid keys of
+ * @section), then "[@section]", then "key = value" on the next line; must fail with
+ * -EINVAL and "PATH:LINE" naming exactly that line.
+ */
+static void expect_bad(const char *section, const char *key, const char *value)
+{
+	char text[1024], path[PATH_MAX], err[512] = "", want[PATH_MAX + 16];
+	struct config c;
+	const char *hit;
+	int r, line;
+
+	/* lines: 1 comment, 2 blank, 3 [daemon], 4 log_level, 5 ; comment, 6 [section],
+	 * 7 the bad key */
+	snprintf(text, sizeof(text),
+		 "# a config with one bad line\n"
+		 "\n"
+		 "[daemon]\n"
+		 "log_level = info\n"
+		 "; the next section holds the bad key\n"
+		 "[%s]\n"
+		 "%s = %s\n"
+		 "; trailing\n", section, key, value);
+	line = 7;
+	if (!write_file("bad.conf", text, path, sizeof(path)))
+		return;
+	config_init(&c);
+	r = config_load(&c, path, err, sizeof(err));
+	config_deinit(&c);
+	if (!CHECKF(r == -EINVAL, "[%s] %s = \"%s\": config_load = %d (%s)", section, key,
+		    value, r, err))
+		return;
+	snprintf(want, sizeof(want), "%s:%d", path, line);
+	hit = strstr(err, want);
+	CHECKF(hit && (hit[strlen(want)] < '0' || hit[strlen(want)] > '9'),
+	       "[%s] %s = \"%s\": message \"%s\" does not name %s", section, key, value,
+	       err, want);
+}
+
+static void bad_values(void)
+{
+	static const char *bad[][3] = {
+		{ "daemon", "socket", "relative/path.sock" },
+		{ "daemon", "socket", "/a/very/long/path/that/does/not/fit/into/sun_path/at/all/"
+				       "because/it/is/longer/than/one/hundred/and/eight/bytes.sock" },
+		{ "daemon", "socket_mode", "999" },
+		{ "daemon", "socket_mode", "rw-rw-rw-" },
+		{ "daemon", "socket_mode", "" },
+		{ "daemon", "max_clients", "many" },
+		{ "daemon", "max_clients", "-1" },
+		{ "daemon", "max_clients", "12x" },
+		{ "daemon", "max_clients", "0" },
+		{ "daemon", "log_level", "loud" },
+		{ "daemon", "log_level", "" },
+		{ "daemon", "workers", "two" },
+		{ "daemon", "workers", "-1" },
+		{ "daemon", "workers", "0" },
+		{ "io", "chunk_size", "0" },
+		{ "io", "chunk_size", "4X" },
+		{ "io", "chunk_size", "-4M" },
+		{ "io", "chunk_size", "" },
+		{ "io", "queue_depth", "deep" },
+		{ "io", "queue_depth", "-1" },
+		{ "io", "queue_depth", "0" },
+		{ "io", "queue_depth", "99999999999999999999" },
+		{ "io", "max_loads", "x" },
+		{ "io", "max_loads", "-3" },
+		{ "io", "max_queued", "1.5" },
+		{ "io", "max_queued", "-1" },
+		{ "io", "max_load_size", "4X" },
+		{ "io", "max_load_size", "-1" },
+		{ "io", "max_load_size", "99999999999999999999" },
+		{ "io", "direct", "sometimes" },
+		{ "io", "direct", "" },
+		{ "io", "fixed_buffers", "maybe" },
+		{ "io", "fixed_buffers", "auto" },
+	};
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]) && !check_failed(); i++)
+		expect_bad(bad[i][0], bad[i][1], bad[i][2]);
+}
+
+static void unknown_key(void)
+{
+	expect_bad("daemon", "sockett", "/x");
+	expect_bad("io", "chunksize", "4M");
+	expect_bad("io", "socket", "/x");	/* a [daemon] key in [io] */
+	expect_bad("daemon", "queue_depth", "4");	/* an [io] key in [daemon] */
+}
+
+static void unknown_section(void)
+{
+	expect_bad("cache", "size", "1G");
+	expect_bad("daemon.extra", "workers", "2");
+}
+
+/* A key before any section header belongs to no section: an error at its line. */
+static void no_section(void)
+{
+	char path[PATH_MAX], err[512] = "", want[PATH_MAX + 8];
+	struct config c;
+	int r;
+
+	if (!write_file("nosec.conf", "; first\nworkers = 2\n[daemon]\n", path, sizeof(path)))
+		return;
+	config_init(&c);
+	r = config_load(&c, path, err, sizeof(err));
+	config_deinit(&c);
+	CHECKF(r == -EINVAL, "config_load = %d (%s)", r, err);
+	snprintf(want, sizeof(want), "%s:2", path);
+	CHECKF(strstr(err, want), "message \"%s\" does not name %s", err, want);
+}
+
+static void syntax_error(void)
+{
+	char path[PATH_MAX], err[512] = "", want[PATH_MAX + 8];
+	struct config c;
+	int r;
+
+	if (!write_file("syntax.conf", "[daemon]\nworkers = 2\nthis line has no equals sign\n",
+			path, sizeof(path)))
+		return;
+	config_init(&c);
+	r = config_load(&c, path, err, sizeof(err));
+	config_deinit(&c);
+	CHECKF(r == -EINVAL, "config_load = %d (%s)", r, err);
+	snprintf(want, sizeof(want), "%s:3", path);
+	CHECKF(strstr(err, want), "message \"%s\" does not name %s", err, want);
+}
+
+static void missing_file(void)
+{
+	char path[PATH_MAX], err[512] = "";
+	struct config c;
+	int r;
+
+	snprintf(path, sizeof(path), "%s/does-not-exist.conf", dir);
+	config_init(&c);
+	r = config_load(&c, path, err, sizeof(err));
+	config_deinit(&c);
+	CHECK_ERR(r, -ENOENT);
+	CHECKF(strstr(err, path), "message \"%s\" does not name the file", err);
+}
+
+static void parse_size(void)
+{
+	static const struct { const char *s; uint64_t v; } ok[] = {
+		{ "4M", 4ull << 20 }, { "512k", 512ull << 10 }, { "512K", 512ull << 10 },
+		{ "1G", 1ull << 30 }, { "1g", 1ull << 30 }, { "0", 0 }, { "12", 12 },
+		{ "4m", 4ull << 20 }, { "2T", 2ull << 40 },
+		{ "18446744073709551615", UINT64_MAX },
+		{ "16777215T", 16777215ull << 40 },
+	};
+	static const char *bad[] = {
+		"", "4X", "-1", "M", "4MM", "1.5G", " ", "0x10", "16777216T",
+		"17179869184G", "18446744073709551616", "99999999999999999999999",
+		"4 M", "+4M",
+	};
+
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		uint64_t v = 12345;
+		int r = config_parse_size(ok[i].s, &v);
+
+		CHECKF(r == 0 && v == ok[i].v, "\"%s\": r=%d v=%llu, expected %llu", ok[i].s, r,
+		       (unsigned long long)v, (unsigned long long)ok[i].v);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		uint64_t v = 0;
+		int r = config_parse_size(bad[i], &v);
+
+		CHECKF(r == -EINVAL, "\"%s\": r=%d v=%llu, expected -EINVAL", bad[i], r,
+		       (unsigned long long)v);
+	}
+}
+
+static void log_levels(void)
+{
+	static const struct { const char *s; enum log_level l; } ok[] = {
+		{ "error", LOG_LVL_ERR }, { "warning", LOG_LVL_WARNING },
+		{ "notice", LOG_LVL_NOTICE }, { "info", LOG_LVL_INFO },
+		{ "debug", LOG_LVL_DEBUG },
+	};
+	static const char *bad[] = { "", "loud", "err", "debug2", "7" };
+
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		enum log_level l = 0;
+		int r = log_parse_level(ok[i].s, &l);
+
+		CHECKF(r == 0 && l == ok[i].l, "\"%s\": r=%d level=%d", ok[i].s, r, l);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		enum log_level l = 0;
+
+		CHECKF(log_parse_level(bad[i], &l) == -EINVAL, "\"%s\" accepted", bad[i]);
+	}
+}
+
+/* The shipped conf/dmaloadd.conf must load and describe the built-in defaults: any
+ * key it sets uncommented must hold the default value. */
+static void shipped_conf(void)
+{
+	const char *path = "conf/dmaloadd.conf";
+	char err[512] = "";
+	struct config def, c;
+	int r;
+
+	if (access(path, R_OK) < 0) {
+		check_skip("%s not found (run from the source tree)", path);
+		return;
+	}
+	config_init(&def);
+	config_init(&c);
+	r = config_load(&c, path, err, sizeof(err));
+	if (CHECKF(r == 0, "config_load(%s) = %d: %s", path, r, err)) {
+		CHECK_U64(c.socket_mode, ==, def.socket_mode);
+		CHECK_U64(c.max_clients, ==, def.max_clients);
+		CHECK_INT(c.log_level, ==, def.log_level);
+		CHECK_U64(c.workers, ==, def.workers);
+		CHECK_U64(c.chunk_size, ==, def.chunk_size);
+		CHECK_U64(c.queue_depth, ==, def.queue_depth);
+		CHECK_U64(c.max_loads, ==, def.max_loads);
+		CHECK_U64(c.max_queued, ==, def.max_queued);
+		CHECK_U64(c.max_load_size, ==, def.max_load_size);
+		CHECK_INT(c.direct, ==, def.direct);
+		CHECK_INT(c.fixed_buffers, ==, def.fixed_buffers);
+	}
+	config_deinit(&c);
+	config_deinit(&def);
+}
+
+int main(void)
+{
+	int r;
+
+	check_init("config");
+	r = tdir_create(dir, sizeof(dir), "config");
+	if (r < 0) {
+		check_begin("temp dir");
+		check_fail(__FILE__, __LINE__, "tdir_create: %s", strerror(-r));
+		check_end();
+		return 1;
+	}
+
+	CASE(defaults(), "config_init defaults are sane; deinit twice is safe");
+	CASE(full_file(), "config_load of a file setting every key");
+	CASE(layered(), "a second file changes only its keys");
+	CASE(accepted_values(), "valid values accepted (4M chunk, 0 max_load_size, levels)");
+	CASE(bad_values(), "every key's bad value -> EINVAL naming FILE:LINE");
+	CASE(unknown_key(), "unknown key -> EINVAL naming FILE:LINE");
+	CASE(unknown_section(), "unknown section -> EINVAL naming FILE:LINE");
+	CASE(no_section(), "key before any section -> EINVAL naming FILE:LINE");
+	CASE(syntax_error(), "line without '=' -> EINVAL naming FILE:LINE");
+	CASE(missing_file(), "missing file -> ENOENT with its name");
+	CASE(parse_size(), "config_parse_size: suffixes, overflow, garbage");
+	CASE(log_levels(), "log_parse_level");
+	CASE(shipped_conf(), "shipped conf/dmaloadd.conf loads and matches the defaults");
+
+	tdir_remove(dir);
+	return check_finish();
+}
