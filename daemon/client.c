@@ -85,9 +85,19 @@ void client_job_gone(struct client *c, struct job *j)
 		client_free(c);
 }
 
-/* Sends queued messages in order until the socket is full. Returns false if the
- * client was closed. */
-static bool client_flush(struct client *c)
+/* The peer cannot take replies any more. Closing now could release a job whose
+ * callback is on the stack, so the write watcher's callback does it. */
+static void client_break(struct client *c, int err)
+{
+	if (c->broken)
+		return;
+	log_debug("conn %llu: send: %s", (unsigned long long)c->conn_id, strerror(-err));
+	c->broken = true;
+	ev_feed_event(c->srv->loop, &c->wio, EV_WRITE);
+}
+
+/* Sends queued messages in order until the socket is full. Returns 0 or -errno. */
+static int client_flush(struct client *c)
 {
 	while (c->out_head) {
 		struct out_msg *m = c->out_head;
@@ -95,14 +105,10 @@ static bool client_flush(struct client *c)
 
 		if (r == -EAGAIN) {
 			ev_io_start(c->srv->loop, &c->wio);
-			return true;
+			return 0;
 		}
-		if (r < 0) {
-			log_debug("conn %llu: send: %s", (unsigned long long)c->conn_id,
-				  strerror(-r));
-			client_close(c);
-			return false;
-		}
+		if (r < 0)
+			return r;
 		c->out_head = m->next;
 		if (!c->out_head)
 			c->out_tail = NULL;
@@ -111,7 +117,7 @@ static bool client_flush(struct client *c)
 		free(m);
 	}
 	ev_io_stop(c->srv->loop, &c->wio);
-	return true;
+	return 0;
 }
 
 void client_send(struct client *c, const void *buf, size_t len, int fd_to_pass)
@@ -119,16 +125,14 @@ void client_send(struct client *c, const void *buf, size_t len, int fd_to_pass)
 	struct out_msg *m;
 	int r;
 
-	if (c->closed)
+	if (c->closed || c->broken)
 		return;
 	if (!c->out_head) {
 		r = dl_send(c->fd, buf, len, &fd_to_pass, fd_to_pass >= 0 ? 1 : 0);
 		if (r == 0)
 			return;
 		if (r != -EAGAIN) {
-			log_debug("conn %llu: send: %s", (unsigned long long)c->conn_id,
-				  strerror(-r));
-			client_close(c);
+			client_break(c, r);
 			return;
 		}
 	}
@@ -157,7 +161,7 @@ oom:
 	/* A reply that cannot be kept breaks the client's view of its requests. */
 	log_err("conn %llu: out of memory for a reply: closing",
 		(unsigned long long)c->conn_id);
-	client_close(c);
+	client_break(c, -ENOMEM);
 }
 
 void client_send_error(struct client *c, uint64_t id, int err, const char *msg)
@@ -414,7 +418,7 @@ static void client_read_batch(struct client *c)
 {
 	char *buf = c->srv->rbuf;
 
-	for (int i = 0; i < RECV_BATCH && !c->closed; i++) {
+	for (int i = 0; i < RECV_BATCH && !c->closed && !c->broken; i++) {
 		int fds[DL_MAX_FDS], nfds = 0;
 		ssize_t n = dl_recv(c->fd, buf, DL_MSG_MAX, fds, DL_MAX_FDS, &nfds);
 
@@ -458,7 +462,15 @@ static void on_readable(struct ev_loop *loop, ev_io *w, int revents)
 
 static void on_writable(struct ev_loop *loop, ev_io *w, int revents)
 {
-	client_flush(w->data);
+	struct client *c = w->data;
+	int r = c->broken ? -EPIPE : client_flush(c);
+
+	if (r < 0) {
+		if (!c->broken)
+			log_debug("conn %llu: send: %s", (unsigned long long)c->conn_id,
+				  strerror(-r));
+		client_close(c);
+	}
 }
 
 int client_new(struct client **out, struct server *srv, int fd)

@@ -33,6 +33,7 @@ struct client {
 	unsigned busy;			/* handlers on the stack that use the client */
 	struct out_msg *out_head, *out_tail;
 	bool closed;			/* socket closed; waiting for jobs to let go */
+	bool broken;			/* a send failed: close from the write watcher */
 };
 
 /* Takes @fd (an accepted connection) on success and failure alike. */
@@ -43,7 +44,8 @@ int client_new(struct client **out, struct server *srv, int fd);
 void client_close(struct client *c);
 
 /* Sends (or queues) a message; borrows @fd_to_pass (dup'd if queued). A send error
- * closes the client. */
+ * marks the client broken; it is closed from the loop, never inside the caller, so
+ * a job replying from its own callback is not released under its feet. */
 void client_send(struct client *c, const void *buf, size_t len, int fd_to_pass);
 void client_send_error(struct client *c, uint64_t id, int err, const char *msg);
 

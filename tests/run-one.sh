@@ -17,8 +17,12 @@ cd "$(dirname "$0")/.."
 BUILD=${1:-build}
 TEST_TIMEOUT=${TEST_TIMEOUT:-300}
 
-export DMALOADD="$PWD/$BUILD/dmaloadd"
-export DMALOAD_CTL="$PWD/$BUILD/dmaload-ctl"
+case "$BUILD" in
+/*) abs=$BUILD ;;
+*) abs=$PWD/$BUILD ;;
+esac
+export DMALOADD="$abs/dmaloadd"
+export DMALOAD_CTL="$abs/dmaload-ctl"
 case "$BUILD" in
 *san*)
 	export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:strict_string_checks=1:detect_stack_use_after_return=1:check_initialization_order=1}

@@ -249,6 +249,82 @@ static void cancel_unknown(void)
 	dmaload_close(dl);
 }
 
+/* ---- status --------------------------------------------------------------------- */
+
+/* Collects the final events of @n loads on @dl, checking DONE sizes only. */
+static void collect(struct dmaload *dl, const uint64_t *ids, int n, uint64_t size)
+{
+	for (int i = 0; i < n; i++) {
+		struct dmaload_event ev;
+		int r = dmaload_wait(dl, ids[i], &ev, NULL, NULL);
+
+		if (!CHECKF(r == 0, "dmaload_wait: %s", strerror(-r)))
+			return;
+		if (CHECKF(ev.type == DMALOAD_EV_DONE, "load: %s", lc_event_str(&ev)))
+			CHECK_U64(ev.size, ==, size);
+		if (ev.type == DMALOAD_EV_DONE)
+			close(ev.fd);
+	}
+}
+
+/* Another connection's STATUS lists running loads with their id, name, size, pid and
+ * uid (root sees all). Loads may finish before STATUS is answered: retried. */
+static void status_lists_loads(void)
+{
+	struct dmaload *a = lc_connect(&d, "loader"), *b = lc_connect(&d, "asker");
+	bool seen = false;
+
+	for (int attempt = 0; attempt < 5 && !seen && a && b && !check_failed(); attempt++) {
+		struct dmaload_status st = { 0 };
+		uint64_t ids[4];
+		int matched = 0;
+
+		for (int i = 0; i < 4; i++)
+			CHECK_OK(dmaload_load_path(a, big.path, NULL, &ids[i]));
+		if (!CHECK_OK(dmaload_status(b, &st)))
+			break;
+		CHECK_U64(st.clients, >=, 2);
+		if (st.n_loads > 0) {
+			uint32_t reading = 0, queued = 0;
+
+			seen = true;
+			CHECK_U64(st.n_loads, <=, 4);
+			for (size_t k = 0; k < st.n_loads; k++) {
+				const struct dmaload_status_load *l = &st.loads[k];
+				bool ours = false;
+
+				for (int i = 0; i < 4; i++)
+					ours |= l->id == ids[i];
+				if (!CHECKF(ours, "status lists load id %llu, not one of ours",
+					    (unsigned long long)l->id))
+					continue;
+				matched++;
+				CHECK_STR(l->name, big.path);
+				CHECK_U64(l->total, ==, big.size);
+				CHECK_U64(l->done, <=, l->total);
+				CHECK_U64(l->pid, ==, (uint64_t)getpid());
+				CHECK_U64(l->uid, ==, (uint64_t)geteuid());
+				CHECK_U64(l->state, <=, DL_STATE_FINISHING);
+				reading += l->state == DL_STATE_READING;
+				queued += l->state == DL_STATE_QUEUED;
+			}
+			CHECK_INT(matched, ==, (int)st.n_loads);
+			/* listed loads are counted too (the counters may have moved on) */
+			CHECKF(st.loads_active >= reading && st.loads_queued >= queued,
+			       "%u listed reading, %u queued; counters say %u active, %u queued",
+			       reading, queued, st.loads_active, st.loads_queued);
+		}
+		dmaload_status_free(&st);
+		collect(a, ids, 4, big.size);
+	}
+	CHECKF(seen || check_failed(), "no load was ever listed in 5 attempts");
+	if (a)
+		dmaload_close(a);
+	if (b)
+		dmaload_close(b);
+	CHECK_SETTLED(&d, 5000);
+}
+
 /* ---- clients that go away -------------------------------------------------------- */
 
 struct killed_arg {
@@ -403,6 +479,7 @@ int main(void)
 	CASE(many_clients(), "%d clients load %d different files at once", N_CLIENTS,
 	     N_CLIENTS);
 	CASE(in_flight(), "16 loads in flight on one connection, waited in reverse");
+	CASE(status_lists_loads(), "STATUS on another connection lists running loads");
 	CASE(cancel_early(), "cancel right after LOAD: ECANCELED (or DONE), cancel OK/ENOENT");
 	CASE(cancel_after_accepted(), "cancel after ACCEPTED of a 256 MiB load");
 	CASE(cancel_unknown(), "cancel of an unknown id or a finished load -> ENOENT");

@@ -102,6 +102,76 @@ static int child_load(void *arg, char *msg, size_t len)
 	return 0;
 }
 
+/* Runs in the child: as nobody, STATUS while root's loads run must count them but
+ * list none. "RETRY" when no load was running at the time. */
+static int child_status(void *arg, char *msg, size_t len)
+{
+	struct dmaload_status st = { 0 };
+	struct dmaload *dl = NULL;
+	int r;
+
+	(void)arg;
+	if (drop_privileges(0, msg, len) < 0)
+		return 1;
+	r = dmaload_connect(&dl, d.sock, "nobody-status");
+	if (r < 0) {
+		snprintf(msg, len, "connect as nobody: %s", strerror(-r));
+		return 1;
+	}
+	r = dmaload_status(dl, &st);
+	if (r < 0) {
+		snprintf(msg, len, "status: %s", strerror(-r));
+		return 1;
+	}
+	if (st.loads_active + st.loads_queued == 0) {
+		snprintf(msg, len, "RETRY");
+		return 1;
+	}
+	if (st.n_loads != 0) {
+		snprintf(msg, len, "nobody sees %zu of root's loads (first: %s)", st.n_loads,
+			 st.loads[0].name);
+		return 1;
+	}
+	return 0;
+}
+
+static void status_hides_others(void)
+{
+	struct dmaload *dl = lc_connect(&d, "root-loader");
+	char big[PATH_MAX], msg[1024] = "";
+	bool seen = false;
+	int r;
+
+	snprintf(big, sizeof(big), "%s/big-secret", d.dir);
+	r = file_make(big, 256 * MiB, 9, 0600);
+	if (!dl || !CHECKF(r == 0, "file_make: %s", strerror(-r)))
+		goto out;
+	for (int attempt = 0; attempt < 5 && !seen && !check_failed(); attempt++) {
+		uint64_t ids[4];
+
+		for (int i = 0; i < 4; i++)
+			CHECK_OK(dmaload_load_path(dl, big, NULL, &ids[i]));
+		r = child_run(child_status, NULL, msg, sizeof(msg), 30000);
+		if (r == 0)
+			seen = true;
+		else if (strcmp(msg, "RETRY") != 0)
+			CHECKF(false, "%s", msg[0] ? msg : "child failed");
+		for (int i = 0; i < 4; i++) {
+			struct dmaload_event ev;
+
+			if (CHECK_OK(dmaload_wait(dl, ids[i], &ev, NULL, NULL)) &&
+			    ev.type == DMALOAD_EV_DONE)
+				close(ev.fd);
+		}
+	}
+	CHECKF(seen || check_failed(), "root's loads never seen running in 5 attempts");
+out:
+	if (dl)
+		dmaload_close(dl);
+	unlink(big);
+	CHECK_SETTLED(&d, 5000);
+}
+
 static void run(const char *path, bool open_first, gid_t extra, int want_err,
 		uint32_t seed)
 {
@@ -183,6 +253,7 @@ int main(void)
 	CASE(run(group_file, false, 0, EACCES, 3),
 	     "nobody without that group loads the 0640 group file -> EACCES");
 	CASE(run(secret, false, 0, EACCES, 1), "still EACCES after other clients' loads");
+	CASE(status_hides_others(), "nobody's STATUS counts root's loads but lists none");
 
 	daemon_stop_case(&d, "daemon exits 0 on SIGTERM");
 	return check_finish();
