@@ -267,6 +267,16 @@ static void collect(struct dmaload *dl, const uint64_t *ids, int n, uint64_t siz
 	}
 }
 
+/* Drops the big file's cached pages so buffered loads of it go to the disk. */
+static int big_fd_for_drop(void)
+{
+	static int fd = -1;
+
+	if (fd < 0)
+		fd = open(big.path, O_RDONLY | O_CLOEXEC);
+	return fd;
+}
+
 /* Another connection's STATUS lists running loads with their id, name, size, pid and
  * uid (root sees all). Loads may finish before STATUS is answered: retried. */
 static void status_lists_loads(void)
@@ -279,8 +289,25 @@ static void status_lists_loads(void)
 		uint64_t ids[4];
 		int matched = 0;
 
+		/* Page-cache reads of a cold file into fresh pages are the slowest path
+		 * (about 200-400 MB/s here): four of them outlast a STATUS round trip by
+		 * far, where O_DIRECT on a fast disk could finish first. */
+		struct dmaload_opts o;
+
+		dmaload_opts_init(&o);
+		o.method = DL_METHOD_BUFFERED;
+		posix_fadvise(big_fd_for_drop(), 0, 0, POSIX_FADV_DONTNEED);
 		for (int i = 0; i < 4; i++)
-			CHECK_OK(dmaload_load_path(a, big.path, NULL, &ids[i]));
+			CHECK_OK(dmaload_load_path(a, big.path, &o, &ids[i]));
+		/* once one is ACCEPTED, it is open and reading or queued */
+		{
+			struct dmaload_event ev;
+			int r = dmaload_next_event(a, &ev, 20000);
+
+			if (!CHECKF(r == 1 && ev.type == DMALOAD_EV_ACCEPTED, "first event: %d %s",
+				    r, r == 1 ? lc_event_str(&ev) : ""))
+				break;
+		}
 		if (!CHECK_OK(dmaload_status(b, &st)))
 			break;
 		CHECK_U64(st.clients, >=, 2);
@@ -300,7 +327,9 @@ static void status_lists_loads(void)
 					continue;
 				matched++;
 				CHECK_STR(l->name, big.path);
-				CHECK_U64(l->total, ==, big.size);
+				/* the length is known once the file is open */
+				if (l->state != DL_STATE_OPENING)
+					CHECK_U64(l->total, ==, big.size);
 				CHECK_U64(l->done, <=, l->total);
 				CHECK_U64(l->pid, ==, (uint64_t)getpid());
 				CHECK_U64(l->uid, ==, (uint64_t)geteuid());
