@@ -227,6 +227,23 @@ static int global_option(struct ctl *ctl, int argc, char **argv, int *i)
 	return 0;
 }
 
+/* For commands without arguments of their own: takes the global options in
+ * argv[i..]. Returns -1 to go on, or the exit status (--help, --version, a stray
+ * argument). */
+static int only_global_options(struct ctl *ctl, int argc, char **argv, int i,
+			       const char *cmd)
+{
+	for (; i < argc; i++) {
+		int r = global_option(ctl, argc, argv, &i);
+
+		if (r >= 2)
+			return r - 2;
+		if (!r)
+			return usage_error("%s: unexpected argument '%s'", cmd, argv[i]);
+	}
+	return -1;
+}
+
 static int ctl_connect(const struct ctl *ctl, struct dmaload **dl)
 {
 	int r = dmaload_connect(dl, ctl->socket, ctl->name);
@@ -539,13 +556,9 @@ static int cmd_status(struct ctl *ctl, int argc, char **argv, int i)
 	struct dmaload *dl;
 	int r;
 
-	for (; i < argc; i++) {
-		r = global_option(ctl, argc, argv, &i);
-		if (r >= 2)
-			return r - 2;
-		if (!r)
-			return usage_error("status: unexpected argument '%s'", argv[i]);
-	}
+	r = only_global_options(ctl, argc, argv, i, "status");
+	if (r >= 0)
+		return r;
 	r = ctl_connect(ctl, &dl);
 	if (r)
 		return r;
@@ -619,13 +632,9 @@ static int cmd_ping(struct ctl *ctl, int argc, char **argv, int i)
 	char size[32];
 	int r;
 
-	for (; i < argc; i++) {
-		r = global_option(ctl, argc, argv, &i);
-		if (r >= 2)
-			return r - 2;
-		if (!r)
-			return usage_error("ping: unexpected argument '%s'", argv[i]);
-	}
+	r = only_global_options(ctl, argc, argv, i, "ping");
+	if (r >= 0)
+		return r;
 	/* the round trip is the whole connect: socket, connect(), HELLO and its reply */
 	t0 = now_s();
 	r = ctl_connect(ctl, &dl);
