@@ -113,20 +113,12 @@ static void range_case(const struct range *rg, bool by_fd, uint8_t method)
 	/* direct forced on an unaligned offset is refused clearly, never silently
 	 * downgraded: the client asked for something the kernel cannot do. */
 	if (method == DL_METHOD_DIRECT && !rg->aligned && expect >= 512 && on_ext4) {
-		uint64_t id;
+		static const int einval[] = { EINVAL };
 
-		if (fd >= 0)
-			CHECK_OK(dmaload_load_fd(dl, fd, &o, &id));
-		else
-			CHECK_OK(dmaload_load_path(dl, BIG->path, &o, &id));
-		if (CHECK_OK(dmaload_wait(dl, id, &ev, NULL, NULL))) {
-			CHECKF(ev.type == DMALOAD_EV_ERROR && ev.err == EINVAL &&
-			       strstr(ev.message, "aligned"),
-			       "direct on unaligned offset %llu: got %s",
-			       (unsigned long long)rg->off, lc_event_str(&ev));
-			if (ev.type == DMALOAD_EV_DONE)
-				close(ev.fd);
-		}
+		if (lc_load_error(dl, by_fd ? NULL : BIG->path, fd, &o, einval, 1, &ev))
+			CHECKF(strstr(ev.message, "aligned"),
+			       "direct on unaligned offset %llu: message \"%s\"",
+			       (unsigned long long)rg->off, ev.message);
 		goto out;
 	}
 	if (!lc_load_verify(dl, by_fd ? NULL : BIG->path, fd, &o, expect, BIG->seed,

@@ -62,21 +62,30 @@ bool lc_check_done(struct dmaload_event *ev, uint64_t len, uint32_t seed, uint64
 	return ok;
 }
 
+/* Starts a load and waits for its final event into *ev. False (with the failure
+ * recorded) if it could not be sent or the connection broke. */
+static bool lc_run(struct dmaload *dl, const char *path, int fd,
+		   const struct dmaload_opts *opts, struct dmaload_event *ev, uint64_t *id)
+{
+	int r;
+
+	memset(ev, 0, sizeof(*ev));
+	ev->fd = -1;
+	r = lc_start(dl, path, fd, opts, id);
+	if (!CHECKF(r == 0, "starting the load: %s", strerror(-r)))
+		return false;
+	r = dmaload_wait(dl, *id, ev, NULL, NULL);
+	return CHECKF(r == 0, "dmaload_wait: %s", strerror(-r));
+}
+
 bool lc_load_verify(struct dmaload *dl, const char *path, int fd,
 		    const struct dmaload_opts *opts, uint64_t len, uint32_t seed,
 		    uint8_t want_method, struct dmaload_event *evp)
 {
 	struct dmaload_event e, *ev = evp ? evp : &e;
 	uint64_t id = 0;
-	int r;
 
-	memset(ev, 0, sizeof(*ev));
-	ev->fd = -1;
-	r = lc_start(dl, path, fd, opts, &id);
-	if (!CHECKF(r == 0, "starting the load: %s", strerror(-r)))
-		return false;
-	r = dmaload_wait(dl, id, ev, NULL, NULL);
-	if (!CHECKF(r == 0, "dmaload_wait: %s", strerror(-r)))
+	if (!lc_run(dl, path, fd, opts, ev, &id))
 		return false;
 	CHECK_U64(ev->id, ==, id);
 	return lc_check_done(ev, len, seed, opts ? opts->offset : 0, want_method);
@@ -90,15 +99,8 @@ bool lc_load_error(struct dmaload *dl, const char *path, int fd,
 	char want[128] = "";
 	uint64_t id = 0;
 	bool match = false;
-	int r;
 
-	memset(ev, 0, sizeof(*ev));
-	ev->fd = -1;
-	r = lc_start(dl, path, fd, opts, &id);
-	if (!CHECKF(r == 0, "starting the load: %s", strerror(-r)))
-		return false;
-	r = dmaload_wait(dl, id, ev, NULL, NULL);
-	if (!CHECKF(r == 0, "dmaload_wait: %s", strerror(-r)))
+	if (!lc_run(dl, path, fd, opts, ev, &id))
 		return false;
 	for (int i = 0; i < n; i++) {
 		size_t l = strlen(want);
