@@ -56,6 +56,13 @@ static void client_free(struct client *c)
 	server_check_idle(srv);
 }
 
+/* A closed client goes once no job and no handler on the stack holds it. */
+static void client_maybe_free(struct client *c)
+{
+	if (c->closed && c->n_jobs == 0 && !c->busy)
+		client_free(c);
+}
+
 void client_close(struct client *c)
 {
 	struct list *pos, *tmp;
@@ -73,16 +80,14 @@ void client_close(struct client *c)
 		  c->n_jobs);
 	list_for_each_safe(pos, tmp, &c->jobs)
 		job_detach(list_entry(pos, struct job, client_link));
-	if (c->n_jobs == 0 && !c->busy)
-		client_free(c);
+	client_maybe_free(c);
 }
 
 void client_job_gone(struct client *c, struct job *j)
 {
 	list_del(&j->client_link);
 	c->n_jobs--;
-	if (c->closed && c->n_jobs == 0 && !c->busy)
-		client_free(c);
+	client_maybe_free(c);
 }
 
 /* The peer cannot take replies any more. Closing now could release a job whose
@@ -456,8 +461,7 @@ static void on_readable(struct ev_loop *loop, ev_io *w, int revents)
 	c->busy++;
 	client_read_batch(c);
 	c->busy--;
-	if (c->closed && c->n_jobs == 0 && !c->busy)
-		client_free(c);
+	client_maybe_free(c);
 }
 
 static void on_writable(struct ev_loop *loop, ev_io *w, int revents)

@@ -285,22 +285,19 @@ static void chunk_complete(struct ring_op *op, int res)
 		chunk_submit(c);
 		return;
 	}
-	if (res < 0) {
-		uint64_t at = c->off;
+	if (res <= 0) {
+		char msg[160];
 
+		if (res < 0)
+			snprintf(msg, sizeof(msg), "read at offset %llu failed: %s",
+				 (unsigned long long)c->off, strerror(-res));
+		else
+			snprintf(msg, sizeof(msg), "the file ended at offset %llu, before "
+				 "the %llu bytes asked for: it shrank during the load",
+				 (unsigned long long)c->off,
+				 (unsigned long long)(j->off + j->len));
 		free(c);
-		job_fail(j, res, "read at offset %llu failed: %s",
-			 (unsigned long long)at, strerror(-res));
-		sched_pump(&j->srv->sched);
-		return;
-	}
-	if (res == 0) {
-		uint64_t at = c->off;
-
-		free(c);
-		job_fail(j, -EIO, "the file ended at offset %llu, before the %llu bytes "
-			 "asked for: it shrank during the load", (unsigned long long)at,
-			 (unsigned long long)(j->off + j->len));
+		job_fail(j, res < 0 ? res : -EIO, "%s", msg);
 		sched_pump(&j->srv->sched);
 		return;
 	}
@@ -404,7 +401,7 @@ static void finish_done(struct worker_task *t, int res)
 	j->srv->loads_done++;
 	j->srv->bytes_loaded += j->len;
 	log_info("conn %llu load %llu %s (%s): %llu bytes in %.3f s, %.1f MB/s, %s (%s)",
-		 (unsigned long long)(j->client ? j->client->conn_id : 0),
+		 (unsigned long long)j->client->conn_id,
 		 (unsigned long long)j->id, j->name, job_who(j),
 		 (unsigned long long)j->len, (double)d.elapsed_ns / 1e9,
 		 d.elapsed_ns ? (double)j->len * 1e3 / (double)d.elapsed_ns : 0.0,

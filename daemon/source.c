@@ -106,12 +106,6 @@ static void open_direct(struct source *s, int from)
 		s->direct_err = errno;
 }
 
-/* The identity this thread acts with on the filesystem. */
-struct fs_ident {
-	uid_t uid;
-	gid_t gid;
-};
-
 /* Takes on @peer's filesystem identity on this thread only. */
 static int become(const struct peer_cred *peer)
 {
