@@ -5,6 +5,8 @@
 #   make run             build and run dmaloadd in the foreground on built-in defaults
 #   make check           the whole suite: plain build, then ASan+UBSan build
 #   make check-one       the suite once, on $(BUILD) (SANITIZE=... picks the build)
+#   make bench           the copy-method benchmark; writes docs/BENCHMARKS.md
+#   make check-kernel    the dma-buf tests in qemu on a kernel built for them
 #   make fuzz            build the libFuzzer target (clang) into build-fuzz/
 #   make install         install under $(DESTDIR)$(PREFIX)
 #   make SANITIZE=address,undefined   a sanitizer build (into build-san/)
@@ -49,15 +51,19 @@ CTL_OBJ := $(CTL_SRC:%.c=$(BUILD)/%.o)
 TLIB_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard tests/lib/*.c))
 UNIT_BIN := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(wildcard tests/unit/*.c))
 INTEG_BIN := $(patsubst tests/integration/%.c,$(BUILD)/tests/integration/%,$(wildcard tests/integration/*.c))
+# Helper programs of the benchmark and of the qemu harness (built on the host; the
+# harness copies its programs and their libraries into the guest).
+BENCH_BIN := $(patsubst tests/bench/%.c,$(BUILD)/tests/bench/%,$(wildcard tests/bench/*.c))
+KERNEL_BIN := $(patsubst tests/kernel/%.c,$(BUILD)/tests/kernel/%,$(wildcard tests/kernel/*.c))
 # The daemon's objects minus main, for unit tests of its parts (config, ...).
 DAEMON_LIB_OBJ := $(filter-out $(BUILD)/daemon/main.o,$(DAEMON_OBJ))
 
 BINS := $(BUILD)/dmaloadd $(BUILD)/dmaload-ctl $(BUILD)/libdmaload.a \
 	$(BUILD)/libdmaload.so.0 $(BUILD)/dmaload.pc
 
-.PHONY: all deps run check check-one fuzz install clean tests
+.PHONY: all deps run check check-one check-kernel bench fuzz install clean tests
 all: $(BINS)
-tests: $(UNIT_BIN) $(INTEG_BIN)
+tests: $(UNIT_BIN) $(INTEG_BIN) $(KERNEL_BIN)
 
 $(BUILD)/%.o: %.c $(wildcard proto/*.h client/*.h daemon/*.h tests/lib/*.h)
 	@mkdir -p $(dir $@)
@@ -84,6 +90,12 @@ $(BUILD)/tests/unit/%: $(BUILD)/tests/unit/%.o $(TLIB_OBJ) $(DAEMON_LIB_OBJ) $(B
 $(BUILD)/tests/integration/%: $(BUILD)/tests/integration/%.o $(TLIB_OBJ) $(BUILD)/libdmaload.a
 	$(CC) $(LDFLAGS) -o $@ $^ -lpthread
 
+$(BUILD)/tests/bench/%: $(BUILD)/tests/bench/%.o $(TLIB_OBJ) $(BUILD)/libdmaload.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(DEP_LIBS)
+
+$(BUILD)/tests/kernel/%: $(BUILD)/tests/kernel/%.o $(TLIB_OBJ) $(BUILD)/libdmaload.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(DEP_LIBS)
+
 deps:
 	bash tests/deps.sh
 
@@ -97,6 +109,16 @@ check:
 # One pass of the suite over $(BUILD).
 check-one: all tests
 	bash tests/run-one.sh $(BUILD)
+
+# The dma-buf tests need /dev/udmabuf and /dev/dma_heap: they run in qemu on a kernel
+# the harness builds (and caches under ~/.cache/dmaloadd).
+check-kernel: all tests
+	bash tests/kernel/run.sh $(BUILD)
+
+# Methods side by side in one run; needs root (drops the page cache, reserves huge
+# pages). Prints the table and writes docs/BENCHMARKS.md.
+bench: all $(BENCH_BIN)
+	bash tests/bench/run.sh $(BUILD)
 
 fuzz:
 	$(MAKE) BUILD=build-fuzz CC=clang CFLAGS="-O1 -g -fsanitize=fuzzer-no-link,address,undefined" \

@@ -42,7 +42,7 @@ static void usage(FILE *f)
 	fputs("Usage: dmaload-ctl [--socket PATH] [--json] [--name NAME] COMMAND ...\n"
 	      "\n"
 	      "Commands:\n"
-	      "  load FILE [--offset N] [--length N] [--method auto|direct|buffered] [--fd]\n"
+	      "  load FILE [--offset N] [--length N] [--method M] [--exact-size] [--fd]\n"
 	      "            [-- CMD ARGS...]\n"
 	      "                  load FILE into a sealed memfd; with -- CMD, run CMD with\n"
 	      "                  the buffer as fd 3 ($DMALOAD_FD, $DMALOAD_SIZE)\n"
@@ -57,7 +57,10 @@ static void usage(FILE *f)
 	      "  --name NAME     client name the daemon logs (default dmaload-ctl)\n"
 	      "  --offset N      first byte to load; N takes K, M, G, T suffixes (x1024)\n"
 	      "  --length N      bytes to load (default: to the end of the file)\n"
-	      "  --method M      I/O method hint: auto, direct (O_DIRECT) or buffered\n"
+	      "  --method M      auto (the daemon chooses), direct (O_DIRECT), buffered\n"
+	      "                  (page cache) or cfr (copy_file_range / splice)\n"
+	      "  --exact-size    the buffer must be exactly the data's size (no huge\n"
+	      "                  pages rounded up)\n"
 	      "  --fd            open FILE here and pass the fd, instead of the path\n"
 	      "  --help          this text\n"
 	      "  --version       the version\n", f);
@@ -151,6 +154,8 @@ static int parse_method(const char *s, uint8_t *out)
 		*out = DL_METHOD_DIRECT;
 	else if (!strcmp(s, "buffered"))
 		*out = DL_METHOD_BUFFERED;
+	else if (!strcmp(s, "cfr"))
+		*out = DL_METHOD_CFR;
 	else
 		return -EINVAL;
 	return 0;
@@ -300,19 +305,29 @@ static bool fd_sealed(int fd)
 	return seals >= 0 && (seals & want) == want;
 }
 
+/* " (splice)" or " (copy_file_range)" after "cfr": which of the two ran. */
+static const char *cfr_how(const struct dmaload_event *ev)
+{
+	if (ev->method != DL_METHOD_CFR)
+		return "";
+	return ev->done_flags & DL_DONE_CFR_SYSCALL ? " (copy_file_range)" : " (splice)";
+}
+
 static void load_report(const struct ctl *ctl, FILE *f, const char *file,
 			const struct dmaload_event *ev, double seconds)
 {
 	double mbs = seconds > 0 ? (double)ev->size / seconds / 1e6 : 0;
 	bool sealed = fd_sealed(ev->fd);
+	bool hugetlb = ev->done_flags & DL_DONE_HUGETLB;
 	char size[32];
 
 	if (!ctl->json) {
 		fprintf(f, "loaded %s: %" PRIu64 " bytes (%s) in %.3f s, %.1f MB/s, "
-			"method %s (%s), %s%s\n", file, ev->size,
+			"method %s%s (%s), %s%s%s\n", file, ev->size,
 			format_size(size, sizeof(size), ev->size), seconds, mbs,
-			dl_method_name(ev->method), dl_reason_name(ev->reason),
-			dl_target_name(ev->target), sealed ? " sealed" : " not sealed");
+			dl_method_name(ev->method), cfr_how(ev), dl_reason_name(ev->reason),
+			dl_target_name(ev->target), hugetlb ? " hugetlb" : "",
+			sealed ? " sealed" : " not sealed");
 		return;
 	}
 	fputs("{\"file\":", f);
@@ -322,8 +337,12 @@ static void load_report(const struct ctl *ctl, FILE *f, const char *file,
 		ev->size, ev->buf_size, seconds, mbs, dl_method_name(ev->method),
 		dl_target_name(ev->target));
 	json_string(f, dl_reason_name(ev->reason));
-	fprintf(f, ",\"daemon_ns\":%" PRIu64 ",\"sealed\":%s}\n", ev->elapsed_ns,
-		sealed ? "true" : "false");
+	fprintf(f, ",\"daemon_ns\":%" PRIu64 ",\"sealed\":%s,\"hugetlb\":%s", ev->elapsed_ns,
+		sealed ? "true" : "false", hugetlb ? "true" : "false");
+	if (ev->method == DL_METHOD_CFR)
+		fprintf(f, ",\"cfr\":\"%s\"", ev->done_flags & DL_DONE_CFR_SYSCALL ?
+			"copy_file_range" : "splice");
+	fputs("}\n", f);
 }
 
 /*
@@ -420,10 +439,12 @@ static int cmd_load(struct ctl *ctl, int argc, char **argv, int i)
 			if (r < 0)
 				return usage_error("option '%s' needs a value", a);
 			if (parse_method(val, &opts.method) < 0)
-				return usage_error("bad method '%s' (auto, direct, buffered)",
-						   val);
+				return usage_error("bad method '%s' (auto, cfr, direct, "
+						   "buffered)", val);
 		} else if (!strcmp(a, "--fd")) {
 			by_fd = true;
+		} else if (!strcmp(a, "--exact-size")) {
+			opts.exact_size = true;
 		} else if (a[0] == '-' && a[1]) {
 			return usage_error("unknown option '%s'", a);
 		} else if (!file) {

@@ -197,6 +197,7 @@ static int event_from_msg(struct dmaload_event *ev, const struct dl_msg *m, int 
 		ev->method = m->u.done.method;
 		ev->target = m->u.done.target;
 		ev->reason = m->u.done.reason;
+		ev->done_flags = m->u.done.flags;
 		return 0;
 	case DL_ERROR:
 		ev->type = DMALOAD_EV_ERROR;
@@ -461,7 +462,8 @@ static void load_from_opts(struct dl_load *l, const struct dmaload_opts *opts)
 	l->offset = opts->offset;
 	l->length = opts->length;
 	l->rate_limit = opts->rate_limit;
-	l->flags = opts->progress ? DL_LOAD_PROGRESS : 0;
+	l->flags = (opts->progress ? DL_LOAD_PROGRESS : 0) |
+		   (opts->exact_size ? DL_LOAD_EXACT_SIZE : 0);
 	/* Not range-checked here: the daemon answers values it does not know with
 	 * ERROR EINVAL, and a newer daemon may know more of them than this library. */
 	l->target = opts->target;

@@ -33,6 +33,8 @@ struct dmaload_opts {
 	uint64_t length;		/* bytes, or DMALOAD_TO_EOF (the default) */
 	uint64_t rate_limit;		/* bytes/s at most, 0 = the daemon's limit */
 	bool progress;			/* ask for DMALOAD_EV_PROGRESS events */
+	bool exact_size;		/* buffer exactly the data's size (no hugetlb
+					 * rounding up) */
 	uint8_t method;			/* enum dl_method from dmaload-proto.h; 0 = auto */
 	uint8_t target;			/* enum dl_target; 0 = auto */
 	uint8_t priority;		/* enum dl_priority; 0 = foreground */
@@ -59,6 +61,7 @@ struct dmaload_event {
 	uint64_t done, total;		/* PROGRESS */
 	uint64_t elapsed_ns;		/* DONE: daemon-side time for the load */
 	uint8_t method, target, reason;	/* DONE: what the daemon used and why */
+	uint32_t done_flags;		/* DONE: DL_DONE_* (sealed, hugetlb, ...) */
 	int err;			/* ERROR: positive errno */
 	char message[1025];		/* ERROR: the daemon's text, NUL-terminated */
 };

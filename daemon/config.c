@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "dmaload-proto.h"
 
 void config_init(struct config *c)
 {
@@ -31,6 +32,9 @@ void config_init(struct config *c)
 		.max_loads = 16,
 		.max_queued = 64,
 		.max_load_size = 0,
+		.method = DL_METHOD_AUTO,
+		.hugetlb = CONFIG_AUTO,
+		.pipe_size = 1u << 20,
 		.direct = CONFIG_AUTO,
 		.fixed_buffers = CONFIG_OFF,
 	};
@@ -99,6 +103,19 @@ static int parse_toggle(const char *s, bool allow_on, enum config_toggle *out)
 	else
 		return -EINVAL;
 	return 0;
+}
+
+static int parse_method(const char *s, uint8_t *out)
+{
+	static const uint8_t methods[] = { DL_METHOD_AUTO, DL_METHOD_CFR, DL_METHOD_DIRECT,
+					   DL_METHOD_BUFFERED };
+
+	for (size_t i = 0; i < sizeof(methods); i++)
+		if (strcmp(s, dl_method_name(methods[i])) == 0) {
+			*out = methods[i];
+			return 0;
+		}
+	return -EINVAL;
 }
 
 struct parse_state {
@@ -172,6 +189,18 @@ static int on_key(void *data, const char *section, const char *key, const char *
 				what = "must be a size such as 64G (0: the machine's RAM)";
 			else
 				c->max_load_size = size;
+		} else if (strcmp(key, "method") == 0) {
+			if (parse_method(value, &c->method))
+				what = "must be auto, cfr, direct or buffered";
+		} else if (strcmp(key, "hugetlb") == 0) {
+			if (parse_toggle(value, true, &c->hugetlb))
+				what = "must be auto, on or off";
+		} else if (strcmp(key, "pipe_size") == 0) {
+			if (config_parse_size(value, &size) || size < 65536 ||
+			    size > (64u << 20) || (size & (size - 1)))
+				what = "must be a power of two from 64K to 64M";
+			else
+				c->pipe_size = size;
 		} else if (strcmp(key, "direct") == 0) {
 			if (parse_toggle(value, false, &c->direct))
 				what = "must be auto or off";

@@ -32,6 +32,10 @@ struct config {
 	unsigned max_loads;		/* loads being read at once; more wait in line */
 	unsigned max_queued;		/* loads one connection may have open at once */
 	uint64_t max_load_size;		/* largest load, bytes (0 in the file: RAM size) */
+	uint8_t method;			/* enum dl_method for loads that say auto */
+	enum config_toggle hugetlb;	/* hugetlb memfds: auto (when the pool has
+					 * room), on (even for small loads), off */
+	uint64_t pipe_size;		/* cfr splice pipes, bytes (F_SETPIPE_SZ) */
 	enum config_toggle direct;	/* O_DIRECT: auto (where allowed) or off */
 	enum config_toggle fixed_buffers; /* READ_FIXED into registered mappings */
 };

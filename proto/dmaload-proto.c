@@ -60,7 +60,7 @@ static int check_load(const struct dl_load *l, size_t trail_len, const char *tra
 		if (memchr(trail, '\0', trail_len))
 			return -EINVAL;
 	}
-	if (l->target > DL_TARGET_MEMFD || l->method > DL_METHOD_BUFFERED ||
+	if (l->target > DL_TARGET_MEMFD || l->method > DL_METHOD_CFR ||
 	    l->priority > DL_PRIO_BACKGROUND)
 		return -EINVAL;
 	return 0;
@@ -212,6 +212,7 @@ const char *dl_method_name(unsigned method)
 	case DL_METHOD_AUTO: return "auto";
 	case DL_METHOD_DIRECT: return "direct";
 	case DL_METHOD_BUFFERED: return "buffered";
+	case DL_METHOD_CFR: return "cfr";
 	default: return "?";
 	}
 }
@@ -233,6 +234,10 @@ const char *dl_reason_name(unsigned reason)
 	case DL_WHY_NO_DIRECT: return "filesystem refuses O_DIRECT";
 	case DL_WHY_UNALIGNED: return "offset not O_DIRECT-aligned";
 	case DL_WHY_EMPTY: return "nothing to read";
+	case DL_WHY_SHORT: return "shorter than one O_DIRECT unit";
+	case DL_WHY_CACHED: return "in the page cache";
+	case DL_WHY_NOT_CACHED: return "not in the page cache";
+	case DL_WHY_PARTLY_CACHED: return "partly in the page cache";
 	default: return "?";
 	}
 }

@@ -75,8 +75,11 @@ _Static_assert(sizeof(struct dl_hdr) == 24, "dl_hdr is 24 bytes on the wire");
 #define DL_CAP_CANCEL		(1u << 2)
 #define DL_CAP_STATUS		(1u << 3)
 #define DL_CAP_SEALED_MEMFD	(1u << 4)	/* memfd targets, sealed read-only */
+#define DL_CAP_METHOD_CFR	(1u << 5)	/* method cfr (splice pairs or copy_file_range) */
+#define DL_CAP_EXACT_SIZE	(1u << 6)	/* LOAD flag DL_LOAD_EXACT_SIZE */
 #define DL_CAPS_V1		(DL_CAP_LOAD_FD | DL_CAP_PROGRESS | DL_CAP_CANCEL | \
-				 DL_CAP_STATUS | DL_CAP_SEALED_MEMFD)
+				 DL_CAP_STATUS | DL_CAP_SEALED_MEMFD | DL_CAP_METHOD_CFR | \
+				 DL_CAP_EXACT_SIZE)
 
 /* HELLO: optional; names the client (for logs and, later, limits). */
 struct dl_hello {
@@ -98,7 +101,10 @@ _Static_assert(sizeof(struct dl_hello_reply) == 24, "dl_hello_reply size");
 /* LOAD flags */
 #define DL_LOAD_BY_FD		(1u << 0)	/* source is the 1 fd passed; path_len is 0 */
 #define DL_LOAD_PROGRESS	(1u << 1)	/* send PROGRESS events (throttled) */
-#define DL_LOAD_FLAGS_ALL	(DL_LOAD_BY_FD | DL_LOAD_PROGRESS)
+/* The buffer object must be exactly the data's size: no hugetlb buffer rounded up to
+ * whole huge pages (for clients that take the size from fstat). */
+#define DL_LOAD_EXACT_SIZE	(1u << 2)
+#define DL_LOAD_FLAGS_ALL	(DL_LOAD_BY_FD | DL_LOAD_PROGRESS | DL_LOAD_EXACT_SIZE)
 
 /* length value meaning "from offset to the end of the file" */
 #define DL_LENGTH_TO_EOF	UINT64_MAX
@@ -109,11 +115,15 @@ enum dl_target {
 	/* 2 udmabuf, 3 heap: reserved for dma-buf targets */
 };
 
+/*
+ * How the bytes move. A method the client names is obeyed or the load fails with
+ * ERROR(EINVAL) saying why; auto lets the daemon choose per file (and per chunk).
+ */
 enum dl_method {
 	DL_METHOD_AUTO = 0,
 	DL_METHOD_DIRECT = 1,		/* O_DIRECT reads into the buffer's mapping */
 	DL_METHOD_BUFFERED = 2,		/* page-cache reads */
-	/* 3 cfr: reserved for splice / copy_file_range */
+	DL_METHOD_CFR = 3,		/* copy_file_range, else io_uring splice pairs */
 };
 
 enum dl_priority {
@@ -132,7 +142,7 @@ struct dl_load {
 	uint64_t rate_limit;		/* bytes/s the client asks for at most; 0 = none */
 	uint32_t flags;			/* DL_LOAD_* */
 	uint8_t target;			/* enum dl_target */
-	uint8_t method;			/* enum dl_method (a hint; auto by default) */
+	uint8_t method;			/* enum dl_method; auto by default */
 	uint8_t priority;		/* enum dl_priority */
 	uint8_t reserved0;		/* must be 0 */
 	uint32_t path_len;		/* bytes of trailing path */
@@ -162,6 +172,10 @@ _Static_assert(sizeof(struct dl_progress) == 16, "dl_progress size");
 
 /* DONE flags */
 #define DL_DONE_SEALED		(1u << 0)	/* F_SEAL_SHRINK|GROW|WRITE|SEAL are set */
+#define DL_DONE_HUGETLB		(1u << 1)	/* huge pages back the buffer; buf_size is
+						 * size rounded up to whole huge pages */
+#define DL_DONE_CFR_SYSCALL	(1u << 2)	/* method cfr ran copy_file_range itself;
+						 * without it, io_uring splice pairs */
 
 /* why the method was chosen (DONE.reason) */
 enum dl_reason {
@@ -170,6 +184,11 @@ enum dl_reason {
 	DL_WHY_NO_DIRECT = 2,		/* the filesystem refused O_DIRECT */
 	DL_WHY_UNALIGNED = 3,		/* offset not aligned for O_DIRECT */
 	DL_WHY_EMPTY = 4,		/* nothing to read */
+	DL_WHY_SHORT = 5,		/* shorter than one O_DIRECT unit */
+	DL_WHY_CACHED = 6,		/* auto: the range is in the page cache */
+	DL_WHY_NOT_CACHED = 7,		/* auto: the range is not in the page cache */
+	DL_WHY_PARTLY_CACHED = 8,	/* auto: cached chunks buffered, the rest direct;
+					 * method names the one that moved more bytes */
 };
 
 /* DONE: the load finished; the 1 fd is the buffer (sealed memfd). */

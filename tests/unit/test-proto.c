@@ -553,7 +553,7 @@ static void bad_enums(void)
 	n = load_msg(&l, "/x", 2);
 	CHECK_ERR(decode(buf, n, 0, &m), -EINVAL);
 	l.target = DL_TARGET_MEMFD;
-	l.method = 3;	/* cfr: reserved */
+	l.method = 4;	/* no such method */
 	n = load_msg(&l, "/x", 2);
 	CHECK_ERR(decode(buf, n, 0, &m), -EINVAL);
 	l.method = DL_METHOD_BUFFERED;
