@@ -36,7 +36,7 @@ void config_init(struct config *c)
 		.hugetlb = CONFIG_AUTO,
 		.pipe_size = 1u << 20,
 		.direct = CONFIG_AUTO,
-		.fixed_buffers = CONFIG_OFF,
+		.fixed_buffers = CONFIG_AUTO,
 	};
 }
 
@@ -205,9 +205,8 @@ static int on_key(void *data, const char *section, const char *key, const char *
 			if (parse_toggle(value, false, &c->direct))
 				what = "must be auto or off";
 		} else if (strcmp(key, "fixed_buffers") == 0) {
-			if (parse_toggle(value, true, &c->fixed_buffers) ||
-			    c->fixed_buffers == CONFIG_AUTO)
-				what = "must be on or off";
+			if (parse_toggle(value, true, &c->fixed_buffers))
+				what = "must be auto, on or off";
 		} else {
 			what = "unknown key";
 		}

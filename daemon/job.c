@@ -1,18 +1,6 @@
 /*
- * job.c: one load, from LOAD to DONE. See job.h for the states.
- *
- * The file range [off, off + len) lands at the start of the target buffer. Reads are
- * chunks of cfg->chunk_size issued by the scheduler; each chunk is a small heap
- * object carrying its ring_op, so any number may be in flight. A chunk that comes
- * back short is resubmitted for the rest (short reads are normal: signals, page
- * cache pressure, O_DIRECT quirks); -EAGAIN and -EINTR are resubmitted as they are;
- * 0 bytes before the end means the file shrank under us, which fails the load rather
- * than hand out a buffer with a hole in it.
- *
- * O_DIRECT needs the file offset, the length and the memory address aligned. The
- * buffer's mapping is page-aligned and byte 0 of it holds file offset @off, so direct
- * reads are possible only when @off itself is aligned; then the body goes direct and
- * the unaligned tail (less than one alignment unit) goes through the page cache.
+ * job.c: one load, from LOAD to DONE. See job.h for the states; copy.c moves the
+ * bytes, in chunks the scheduler (sched.c) asks for.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -23,21 +11,22 @@
 #include <unistd.h>
 
 #include "client.h"
+#include "copy.h"
 #include "job.h"
 #include "log.h"
 #include "server.h"
 
-struct chunk {
-	struct ring_op op;
-	struct job *job;
-	uint64_t off;		/* file offset of the next byte to read */
-	uint32_t left;		/* bytes still to read */
-	bool direct;
-};
-
 static void job_release(struct job *j);
 static void job_maybe_release(struct job *j);
 static void job_finish(struct job *j);
+
+/* For logs: which of cfr's two ways ran. */
+static const char *job_cfr_how(const struct job *j)
+{
+	if (j->method != DL_METHOD_CFR)
+		return "";
+	return j->cfr_syscall ? " (copy_file_range)" : " (splice pairs)";
+}
 
 static const char *job_who(const struct job *j)
 {
@@ -88,7 +77,12 @@ static int open_run(struct worker_task *t)
 {
 	struct job *j = list_entry(t, struct job, task);
 	const struct config *cfg = j->srv->cfg;
-	bool want_direct = cfg->direct != CONFIG_OFF && j->req.method != DL_METHOD_BUFFERED;
+	/* An O_DIRECT fd is opened whenever direct reads may happen; auto needs it even
+	 * when the config's default method is another. */
+	bool want_direct = cfg->direct != CONFIG_OFF &&
+			   (j->req.method == DL_METHOD_DIRECT ||
+			    (j->req.method == DL_METHOD_AUTO &&
+			     (cfg->method == DL_METHOD_AUTO || cfg->method == DL_METHOD_DIRECT)));
 	uint64_t size;
 	int r;
 
@@ -130,52 +124,20 @@ static int open_run(struct worker_task *t)
 		return -EFBIG;
 	}
 
-	r = target_create(&j->tgt, j->path ? j->path : "fd", j->len);
+	r = copy_plan(j);
+	if (r < 0)
+		return r;
+	/* Splice cannot write into huge pages (EINVAL): cfr gets 4 KiB pages. */
+	r = target_create(&j->tgt, j->path ? j->path : "fd", j->len,
+			  j->method == DL_METHOD_CFR ? CONFIG_OFF : cfg->hugetlb,
+			  j->req.flags & DL_LOAD_EXACT_SIZE);
 	if (r < 0) {
 		snprintf(j->src.msg, sizeof(j->src.msg), "cannot create a %llu-byte buffer: "
 			 "%s", (unsigned long long)j->len, strerror(-r));
 		return r;
 	}
+	copy_probe(j);
 	return 0;
-}
-
-/* The alignment a direct read needs of both its file offset and its buffer address;
- * buffer addresses follow file offsets here, so one number covers both. */
-static uint32_t job_dio_align(const struct job *j)
-{
-	return j->src.dio_mem_align > j->src.dio_off_align ?
-	       j->src.dio_mem_align : j->src.dio_off_align;
-}
-
-/* Decides between direct and buffered reads, and why. */
-static void job_choose_method(struct job *j)
-{
-	uint32_t align = job_dio_align(j);
-	bool asked = j->req.method != DL_METHOD_AUTO;
-
-	j->reason = asked ? DL_WHY_ASKED : DL_WHY_DEFAULT;
-	j->method = DL_METHOD_DIRECT;
-	if (j->len == 0) {
-		j->method = DL_METHOD_BUFFERED;
-		j->reason = DL_WHY_EMPTY;
-	} else if (j->req.method == DL_METHOD_BUFFERED ||
-		   j->srv->cfg->direct == CONFIG_OFF) {
-		j->method = DL_METHOD_BUFFERED;
-	} else if (j->src.dfd < 0) {
-		j->method = DL_METHOD_BUFFERED;
-		j->reason = DL_WHY_NO_DIRECT;
-	} else if (j->off % align) {
-		j->method = DL_METHOD_BUFFERED;
-		j->reason = DL_WHY_UNALIGNED;
-	} else if (j->len < align) {
-		/* Less than one O_DIRECT unit: all of it is the buffered tail. */
-		j->method = DL_METHOD_BUFFERED;
-		j->reason = DL_WHY_UNALIGNED;
-	}
-	if (j->method == DL_METHOD_DIRECT)
-		j->direct_end = j->off + (j->len / align) * align;
-	else
-		j->direct_end = j->off;
 }
 
 static void open_done(struct worker_task *t, int res)
@@ -194,30 +156,15 @@ static void open_done(struct worker_task *t, int res)
 		job_fail(j, res, "%s", j->src.msg[0] ? j->src.msg : strerror(-res));
 		return;
 	}
-	job_choose_method(j);
-	if (j->req.method == DL_METHOD_DIRECT && j->method != DL_METHOD_DIRECT &&
-	    j->len >= job_dio_align(j)) {
-		if (j->srv->cfg->direct == CONFIG_OFF)
-			job_fail(j, -EINVAL, "method direct asked, but direct = off in the "
-				 "daemon's config; use auto or buffered");
-		else if (j->reason == DL_WHY_NO_DIRECT)
-			job_fail(j, -EINVAL, "method direct asked, but the filesystem refuses "
-				 "O_DIRECT (%s); use auto or buffered",
-				 strerror(j->src.direct_err));
-		else
-			job_fail(j, -EINVAL, "method direct asked, but offset %llu is not "
-				 "aligned for O_DIRECT (%u bytes); use auto or buffered",
-				 (unsigned long long)j->off, j->src.dio_off_align);
-		return;
-	}
 	acc = (struct dl_accepted){ .length = j->len, .file_size = j->src.size };
 	n = dl_encode(buf, sizeof(buf), DL_ACCEPTED, j->id, &acc, sizeof(acc), NULL, 0);
 	if (n > 0)
 		job_send(j, buf, (size_t)n, -1);
-	log_debug("conn %llu load %llu %s: %llu bytes at %llu, %s (%s)",
+	log_debug("conn %llu load %llu %s: %llu bytes at %llu, %s%s (%s)%s",
 		  (unsigned long long)j->client->conn_id, (unsigned long long)j->id,
 		  j->name, (unsigned long long)j->len, (unsigned long long)j->off,
-		  dl_method_name(j->method), dl_reason_name(j->reason));
+		  dl_method_name(j->method), job_cfr_how(j), dl_reason_name(j->reason),
+		  j->tgt.hugetlb ? ", hugetlb" : "");
 	j->next = j->off;
 	if (j->len == 0) {
 		job_finish(j);
@@ -227,18 +174,7 @@ static void open_done(struct worker_task *t, int res)
 	sched_add(&j->srv->sched, j);
 }
 
-/* ---- reading ----------------------------------------------------------------- */
-
-static void chunk_submit(struct chunk *c)
-{
-	struct job *j = c->job;
-	char *dst = (char *)j->tgt.map + (c->off - j->off);
-	int fd = c->direct ? j->src.dfd : j->src.fd;
-
-	j->inflight++;
-	j->srv->sched.reads_inflight++;
-	ring_read(&j->srv->ring, &c->op, fd, dst, c->left, c->off, j->fixed_slot);
-}
+/* ---- reading ---------------------------------------------------------------------- */
 
 static void send_progress(struct job *j)
 {
@@ -255,102 +191,17 @@ static void send_progress(struct job *j)
 		job_send(j, buf, (size_t)n, -1);
 }
 
-static void chunk_complete(struct ring_op *op, int res)
+void job_chunk_ended(struct job *j)
 {
-	struct chunk *c = (struct chunk *)op;
-	struct job *j = c->job;
-
-	j->inflight--;
-	j->srv->sched.reads_inflight--;
-
 	if (j->err) {
-		free(c);
 		job_maybe_release(j);
-		sched_pump(&j->srv->sched);
-		return;
-	}
-	if (res == -EAGAIN || res == -EINTR) {
-		chunk_submit(c);
-		return;
-	}
-	if (res == -EINVAL && c->direct && j->req.method != DL_METHOD_DIRECT) {
-		/* Some filesystems take O_DIRECT at open and refuse it per request: fall
-		 * back for the rest of this load. */
-		log_notice("load %llu %s: O_DIRECT read refused, using buffered reads",
-			   (unsigned long long)j->id, j->name);
-		j->method = DL_METHOD_BUFFERED;
-		j->reason = DL_WHY_NO_DIRECT;
-		j->direct_end = j->off;
-		c->direct = false;
-		chunk_submit(c);
-		return;
-	}
-	if (res <= 0) {
-		char msg[160];
-
-		if (res < 0)
-			snprintf(msg, sizeof(msg), "read at offset %llu failed: %s",
-				 (unsigned long long)c->off, strerror(-res));
-		else
-			snprintf(msg, sizeof(msg), "the file ended at offset %llu, before "
-				 "the %llu bytes asked for: it shrank during the load",
-				 (unsigned long long)c->off,
-				 (unsigned long long)(j->off + j->len));
-		free(c);
-		job_fail(j, res < 0 ? res : -EIO, "%s", msg);
-		sched_pump(&j->srv->sched);
-		return;
-	}
-
-	j->done += (uint64_t)res;
-	c->off += (uint64_t)res;
-	c->left -= (uint32_t)res;
-	if (c->left) {
-		/* Short read: go on from where it stopped. O_DIRECT may only go on from
-		 * an aligned place; otherwise the page cache finishes the chunk. */
-		if (c->direct && c->off % job_dio_align(j))
-			c->direct = false;
-		chunk_submit(c);
-		return;
-	}
-	free(c);
-	send_progress(j);
-	if (j->done == j->len && j->inflight == 0) {
+	} else if (j->done == j->len && j->inflight == 0) {
 		sched_remove(&j->srv->sched, j);
 		job_finish(j);
+	} else {
+		send_progress(j);
 	}
 	sched_pump(&j->srv->sched);
-}
-
-bool job_exhausted(const struct job *j)
-{
-	return j->err || j->next >= j->off + j->len;
-}
-
-bool job_issue(struct job *j)
-{
-	uint64_t end = j->off + j->len, left;
-	struct chunk *c;
-
-	if (j->state != DL_STATE_READING || job_exhausted(j))
-		return false;
-	c = calloc(1, sizeof(*c));
-	if (!c) {
-		job_fail(j, -ENOMEM, "out of memory");
-		return false;
-	}
-	c->op.complete = chunk_complete;
-	c->job = j;
-	c->off = j->next;
-	if (j->next < j->direct_end) {
-		c->direct = true;
-		end = j->direct_end;
-	}
-	left = end - j->next;
-	c->left = (uint32_t)(left < j->srv->cfg->chunk_size ? left : j->srv->cfg->chunk_size);
-	j->next += c->left;
-	chunk_submit(c);
-	return true;
 }
 
 /* ---- finishing (worker) ---------------------------------------------------------- */
@@ -385,11 +236,14 @@ static void finish_done(struct worker_task *t, int res)
 		job_fail(j, res, "cannot seal the buffer: %s", strerror(-res));
 		return;
 	}
+	copy_report(j);
 	d = (struct dl_done){
 		.size = j->len,
-		.buf_size = j->len,
+		.buf_size = j->tgt.hugetlb ? j->tgt.map_len : j->len,
 		.elapsed_ns = now - j->t_start,
-		.flags = DL_DONE_SEALED,
+		.flags = DL_DONE_SEALED | (j->tgt.hugetlb ? DL_DONE_HUGETLB : 0) |
+			 (j->method == DL_METHOD_CFR && j->cfr_syscall ?
+			  DL_DONE_CFR_SYSCALL : 0),
 		.target = j->tgt.kind,
 		.method = j->method,
 		.reason = j->reason,
@@ -400,12 +254,14 @@ static void finish_done(struct worker_task *t, int res)
 	j->replied = true;
 	j->srv->loads_done++;
 	j->srv->bytes_loaded += j->len;
-	log_info("conn %llu load %llu %s (%s): %llu bytes in %.3f s, %.1f MB/s, %s (%s)",
-		 (unsigned long long)j->client->conn_id,
+	log_info("conn %llu load %llu %s (%s): %llu bytes in %.3f s, %.1f MB/s, %s%s (%s), "
+		 "memfd%s", (unsigned long long)j->client->conn_id,
 		 (unsigned long long)j->id, j->name, job_who(j),
 		 (unsigned long long)j->len, (double)d.elapsed_ns / 1e9,
 		 d.elapsed_ns ? (double)j->len * 1e3 / (double)d.elapsed_ns : 0.0,
-		 dl_method_name(j->method), dl_reason_name(j->reason));
+		 dl_method_name(j->method), job_cfr_how(j), dl_reason_name(j->reason),
+		 j->tgt.hugetlb ? " hugetlb" : j->tgt.hugetlb_short ?
+		 " (4 KiB pages: huge page pool short)" : "");
 	job_release(j);
 }
 

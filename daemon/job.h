@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "copy.h"
 #include "dmaload-proto.h"
 #include "list.h"
 #include "ring.h"
@@ -44,11 +45,19 @@ struct job {
 	struct target tgt;
 	uint64_t off, len;		/* the file range */
 	uint64_t direct_end;		/* direct reads below this offset, buffered above */
-	uint8_t method, reason;
+	uint8_t method, reason;		/* enum dl_method, enum dl_reason (copy.h) */
+	bool auto_cache;		/* auto: chunks in the page cache go buffered */
+	bool cfr_syscall;		/* cfr: copy_file_range itself (else splice) */
+	int cfr_err;			/* cfr: why copy_file_range was refused */
+	uint8_t cache_how;		/* enum chunk_how for page-cache bytes */
+	uint64_t bytes_direct;		/* auto: bytes sent to the disk ... */
+	uint64_t bytes_cached;		/* ... and bytes found in the page cache */
+	uint64_t landed[CHUNK_HOW_N];	/* bytes landed, per enum chunk_how */
 	int fixed_slot;			/* registered buffer slot or -1 */
+	bool registering;		/* its buffer is being registered: no reads yet */
 	uint64_t next;			/* next file offset to issue */
 	uint64_t done;			/* bytes landed */
-	unsigned inflight;		/* reads in the ring */
+	unsigned inflight;		/* chunks in the ring or on a worker */
 
 	struct worker_task task;
 	bool task_busy;
@@ -69,8 +78,6 @@ void job_fail(struct job *j, int err, const char *fmt, ...)
 /* The client is gone: the job ends without a reply. */
 void job_detach(struct job *j);
 
-/* Issues the job's next read, if it has one. Returns true if it issued. */
-bool job_issue(struct job *j);
-
-/* The job is READING and has nothing left to issue. */
-bool job_exhausted(const struct job *j);
+/* A chunk of the job ended (copy.c): finishes the job when it was the last, releases
+ * a failed one once nothing is in flight, and lets the scheduler fill the room. */
+void job_chunk_ended(struct job *j);

@@ -124,26 +124,42 @@ void ring_deinit(struct ring *r)
 
 bool ring_has_room(const struct ring *r)
 {
-	return r->inflight < r->entries;
+	return r->inflight + 2 <= r->entries;
+}
+
+/* An SQE, with @need - 1 more free behind it. Callers respect ring_has_room(), so
+ * the SQ is only full of requests queued this iteration: push them out first. A
+ * linked pair must go to the kernel in one submission (a link does not reach into the
+ * next io_uring_enter), hence @need. */
+static struct io_uring_sqe *ring_sqe(struct ring *r, unsigned need)
+{
+	if (io_uring_sq_space_left(&r->uring) < need)
+		ring_submit_now(r);
+	r->inflight++;
+	return io_uring_get_sqe(&r->uring);
 }
 
 void ring_read(struct ring *r, struct ring_op *op, int fd, void *buf, unsigned len,
 	       uint64_t off, int fixed_slot)
 {
-	struct io_uring_sqe *sqe = io_uring_get_sqe(&r->uring);
+	struct io_uring_sqe *sqe = ring_sqe(r, 1);
 
-	if (!sqe) {
-		/* Callers respect ring_has_room(), so the SQ is only full of requests
-		 * queued this iteration: push them out and take a fresh entry. */
-		ring_submit_now(r);
-		sqe = io_uring_get_sqe(&r->uring);
-	}
 	if (fixed_slot >= 0)
 		io_uring_prep_read_fixed(sqe, fd, buf, len, off, fixed_slot);
 	else
 		io_uring_prep_read(sqe, fd, buf, len, off);
 	io_uring_sqe_set_data(sqe, op);
-	r->inflight++;
+}
+
+void ring_splice(struct ring *r, struct ring_op *op, int fd_in, int64_t off_in,
+		 int fd_out, int64_t off_out, unsigned len, bool link)
+{
+	struct io_uring_sqe *sqe = ring_sqe(r, link ? 2 : 1);
+
+	io_uring_prep_splice(sqe, fd_in, off_in, fd_out, off_out, len, 0);
+	if (link)
+		sqe->flags |= IOSQE_IO_LINK;
+	io_uring_sqe_set_data(sqe, op);
 }
 
 int ring_register_slot(struct ring *r, unsigned slot, const struct iovec *iov)

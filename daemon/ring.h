@@ -31,7 +31,8 @@ struct ring {
 int ring_init(struct ring *r, struct ev_loop *loop, unsigned entries, unsigned n_fixed);
 void ring_deinit(struct ring *r);
 
-/* Room for another request? Callers keep at most ring->entries in flight. */
+/* Room for another chunk's requests (up to two, a splice pair)? Callers keep at most
+ * ring->entries in flight. */
 bool ring_has_room(const struct ring *r);
 
 /* Queue a read of @len bytes at @off of @fd into @buf; @op completes it. The request
@@ -39,6 +40,12 @@ bool ring_has_room(const struct ring *r);
  * that registered slot. */
 void ring_read(struct ring *r, struct ring_op *op, int fd, void *buf, unsigned len,
 	       uint64_t off, int fixed_slot);
+
+/* Queue a SPLICE of @len bytes from @fd_in at @off_in to @fd_out at @off_out (-1: a
+ * pipe, no offset). @link: the next request queued waits for this one and is
+ * cancelled (-ECANCELED) if this one fails or comes up short. */
+void ring_splice(struct ring *r, struct ring_op *op, int fd_in, int64_t off_in,
+		 int fd_out, int64_t off_out, unsigned len, bool link);
 
 /* Registers @iov into slot @slot (blocking: pins pages; call from a worker) or clears
  * it (iov NULL). Returns 0 or -errno. */

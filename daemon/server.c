@@ -175,15 +175,19 @@ int server_init(struct server *s, struct ev_loop *loop, const struct config *cfg
 	s->max_load_size = cfg->max_load_size ? cfg->max_load_size :
 			   (uint64_t)pages * (uint64_t)psz;
 
-	/* A power of two at least queue_depth: the SQ never runs short. */
-	while (entries < cfg->queue_depth)
+	/* A power of two at least twice queue_depth (a splice chunk has two requests
+	 * in the ring): the SQ never runs short. */
+	while (entries < 2 * cfg->queue_depth)
 		entries <<= 1;
 	r = ring_init(&s->ring, loop, entries,
-		      cfg->fixed_buffers == CONFIG_ON ? cfg->max_loads : 0);
+		      cfg->fixed_buffers != CONFIG_OFF ? cfg->max_loads : 0);
 	if (r < 0) {
 		log_err("io_uring setup failed: %s", strerror(-r));
 		return r;
 	}
+	/* Pipes hold kernel memory: a few pairs in flight keep the disk busy. */
+	copy_pipes_init(&s->pipes, cfg->queue_depth < 16 ? cfg->queue_depth : 16,
+			(uint32_t)cfg->pipe_size);
 	r = sched_init(&s->sched, s, s->ring.n_fixed);
 	if (r < 0)
 		goto fail;
@@ -241,6 +245,7 @@ void server_deinit(struct server *s)
 	ev_timer_stop(s->loop, &s->status_timer);
 	s->pool = worker_pool_free(s->pool);
 	sched_deinit(&s->sched);
+	copy_pipes_deinit(&s->pipes);
 	ring_deinit(&s->ring);
 }
 

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "copy.h"
 #include "list.h"
 #include "ring.h"
 #include "sched.h"
@@ -21,6 +22,7 @@ struct server {
 	struct ring ring;
 	struct worker_pool *pool;
 	struct sched sched;
+	struct copy_pipes pipes;	/* for cfr's splice pairs */
 
 	int listen_fd;
 	ev_io accept_watch;

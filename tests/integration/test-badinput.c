@@ -375,7 +375,7 @@ static void dg_no_path(void)
 
 static void dg_bad_enum(void)
 {
-	struct dl_load l = { .length = DL_LENGTH_TO_EOF, .method = 3 };
+	struct dl_load l = { .length = DL_LENGTH_TO_EOF, .method = 4 };
 	size_t n;
 
 	l.path_len = (uint32_t)strlen(ok_path);
@@ -647,7 +647,7 @@ int main(void)
 	CASE(dg_two_fds(), "LOAD by fd with 2 fds -> EBADMSG, closed");
 	CASE(dg_empty_with_fd(), "empty datagram with an fd: fd not leaked");
 	CASE(dg_no_path(), "LOAD by path with an empty path -> EINVAL, usable");
-	CASE(dg_bad_enum(), "LOAD with method 3 -> EINVAL, usable");
+	CASE(dg_bad_enum(), "LOAD with method 4 -> EINVAL, usable");
 	CASE(dg_relative(), "relative path -> EINVAL, usable");
 	CASE(dg_dotdot(), "absolute path through \"..\" loads");
 	CASE(never_reads(), "a client that never reads does not block others");

@@ -514,6 +514,8 @@ int main(void)
 	CASE(cancel_unknown(), "cancel of an unknown id or a finished load -> ENOENT");
 	CASE(killed_client(DL_METHOD_AUTO), "client SIGKILLed mid-load (auto): no leak");
 	CASE(killed_client(DL_METHOD_BUFFERED), "client SIGKILLed mid-load (buffered): no leak");
+	CASE(killed_client(DL_METHOD_CFR), "client SIGKILLed mid-load (cfr): no leak, no pipe "
+	     "left");
 	CASE(serves_new_client(), "daemon serves a new client afterwards");
 	CASE(close_in_flight(), "client closes with 6 loads in flight: no leak");
 	CASE(churn(), "200 connections opened and dropped: no leak");

@@ -2,13 +2,15 @@
  * test-load.c: the bytes a load delivers, against the real daemon.
  *
  * Files of sizes around the page and sector boundaries (0, 1, 4095, 4096, 4097,
- * 1 MiB + 3, 64 MiB + 1), loaded by path and by fd, with method auto, buffered and
- * direct: the buffer must be a sealed memfd of exactly the file's size holding its
- * bytes (a pattern that catches misplaced chunks). Then ranges: aligned and unaligned
- * offsets and lengths, the empty range at EOF. The method reported in DONE is checked
- * where it is determined: buffered when asked; direct when asked with an offset
+ * 1 MiB + 3, 64 MiB + 1), loaded by path and by fd, with method auto, buffered, direct
+ * and cfr: the buffer must be a sealed memfd of the file's size holding its bytes (a
+ * pattern that catches misplaced chunks). Then ranges: aligned and unaligned offsets
+ * and lengths, the empty range at EOF. The method reported in DONE is checked where it
+ * is determined: buffered and cfr when asked; direct when asked with an offset
  * aligned to the filesystem's O_DIRECT alignment (the temp dir is on ext4, 512 bytes);
- * for an unaligned offset, direct or buffered with reason "unaligned".
+ * for an unaligned offset, direct asked is an ERROR. All of it twice: against a
+ * daemon with 4 KiB-page buffers and one with hugetlb buffers (DONE must say which;
+ * cfr always gets 4 KiB pages, splice cannot fill huge ones).
  * Also: the HELLO reply, ACCEPTED and PROGRESS events, and STATUS counters.
  */
 #include <fcntl.h>
@@ -22,9 +24,25 @@
 
 #define SUITE "load"
 
+/* The hugetlb pass: the biggest file, a few times over, fits in the pool. */
+#define HUGE_PAGES 128
+
 static struct test_daemon d;
 static struct dmaload *dl;
 static bool on_ext4;
+static bool huge_pass;		/* the daemon was told hugetlb = on */
+
+/* The buffer kind DONE reports: 4 KiB pages in the 4K pass; huge pages in the hugetlb
+ * pass for every non-empty load but cfr's (splice cannot write into huge pages). */
+static void check_hugetlb(const struct dmaload_event *ev, uint8_t method, uint64_t len)
+{
+	bool want = huge_pass && len > 0 && method != DL_METHOD_CFR;
+
+	CHECKF(!!(ev->done_flags & DL_DONE_HUGETLB) == want, "DONE %s hugetlb, expected "
+	       "%s (method asked %s, %llu bytes)", ev->done_flags & DL_DONE_HUGETLB ? "is" :
+	       "is not", want ? "it" : "not", method == DL_METHOD_AUTO ? "auto" :
+	       dl_method_name(method), (unsigned long long)len);
+}
 
 struct tfile {
 	uint64_t size;
@@ -75,15 +93,20 @@ static void whole_file(const struct tfile *f, bool by_fd, uint8_t method)
 		want = DL_METHOD_AUTO;
 	else if (method == DL_METHOD_DIRECT && f->size < 512)
 		want = DL_METHOD_BUFFERED;
+	else if (method == DL_METHOD_CFR && f->size == 0)
+		want = DL_METHOD_AUTO;		/* nothing to copy: "empty" */
 	if (by_fd) {
 		fd = open(f->path, O_RDONLY | O_CLOEXEC);
 		if (!CHECKF(fd >= 0, "open: %s", strerror(errno)))
 			return;
 	}
-	if (lc_load_verify(dl, by_fd ? NULL : f->path, fd, &o, f->size, f->seed, want, &ev) &&
-	    f->size == 0)
-		CHECKF(ev.reason == DL_WHY_EMPTY || method != DL_METHOD_AUTO,
-		       "empty load: reason %s", dl_reason_name(ev.reason));
+	if (lc_load_verify(dl, by_fd ? NULL : f->path, fd, &o, f->size, f->seed, want,
+			   &ev)) {
+		check_hugetlb(&ev, method, f->size);
+		if (f->size == 0)
+			CHECKF(ev.reason == DL_WHY_EMPTY || method != DL_METHOD_AUTO,
+			       "empty load: reason %s", dl_reason_name(ev.reason));
+	}
 	if (fd >= 0)
 		close(fd);
 }
@@ -122,12 +145,13 @@ static void range_case(const struct range *rg, bool by_fd, uint8_t method)
 		goto out;
 	}
 	if (!lc_load_verify(dl, by_fd ? NULL : BIG->path, fd, &o, expect, BIG->seed,
-			    method == DL_METHOD_BUFFERED ? DL_METHOD_BUFFERED : DL_METHOD_AUTO,
-			    &ev))
+			    method == DL_METHOD_BUFFERED || (method == DL_METHOD_CFR && expect) ?
+			    method : DL_METHOD_AUTO, &ev))
 		goto out;
+	check_hugetlb(&ev, method, expect);
 	if (method == DL_METHOD_DIRECT && expect > 0 && on_ext4) {
 		if (rg->aligned && expect < 512)
-			CHECKF(ev.method == DL_METHOD_BUFFERED && ev.reason == DL_WHY_UNALIGNED,
+			CHECKF(ev.method == DL_METHOD_BUFFERED && ev.reason == DL_WHY_SHORT,
 			       "direct asked for %llu bytes (under one O_DIRECT unit): got %s",
 			       (unsigned long long)expect, dl_method_name(ev.method));
 		else if (rg->aligned)
@@ -256,10 +280,12 @@ static void status_counters(void)
 	dmaload_status_free(&b);
 }
 
-int main(void)
+/* Every case, against a daemon whose buffers are 4 KiB-page memfds (@huge false) or
+ * hugetlb memfds. */
+static void run_pass(bool huge)
 {
 	static const uint8_t methods[] = { DL_METHOD_AUTO, DL_METHOD_BUFFERED,
-					   DL_METHOD_DIRECT };
+					   DL_METHOD_DIRECT, DL_METHOD_CFR };
 	static const struct range ranges[] = {
 		{ 4096, 8192, true },
 		{ 1, 4095, false },
@@ -271,15 +297,23 @@ int main(void)
 		{ 64 * MiB, 1, true },
 		{ 64 * MiB + 1, DMALOAD_TO_EOF, false },	/* offset == size: 0 bytes */
 	};
+	const char *tgt = huge ? "memfd hugetlb" : "memfd 4K";
 	char why[512], fs[32] = "?";
 
-	check_init(SUITE);
-	check_begin("daemon starts");
-	if (daemon_start(&d, SUITE, "max_load_size = 1G\n", why, sizeof(why)) < 0) {
+	huge_pass = huge;
+	check_begin("%s: daemon starts", tgt);
+	if (huge && !hugepages_reserve(HUGE_PAGES)) {
+		check_skip("cannot reserve %u huge pages (not root, or no memory)",
+			   HUGE_PAGES);
+		check_end();
+		return;
+	}
+	if (daemon_start(&d, SUITE, huge ? "max_load_size = 1G\nhugetlb = on\n" :
+			 "max_load_size = 1G\nhugetlb = off\n", why, sizeof(why)) < 0) {
 		check_fail(__FILE__, __LINE__, "%s", why);
 		check_end();
 		daemon_cleanup(&d);
-		return 1;
+		return;
 	}
 	fs_type_name(d.dir, fs, sizeof(fs));
 	on_ext4 = strcmp(fs, "ext4") == 0 || strcmp(fs, "xfs") == 0;
@@ -291,17 +325,19 @@ int main(void)
 		lc_load_verify(dl, files[1].path, -1, NULL, 1, files[1].seed, DL_METHOD_AUTO,
 			       NULL);
 	if (!check_end() || !dl) {
+		dl = dmaload_close(dl);
+		daemon_stop(&d);
 		daemon_cleanup(&d);
-		return 1;
+		return;
 	}
 	daemon_baseline(&d);
 
-	CASE(hello(), "HELLO reply: caps and max_load_size");
+	CASE(hello(), "%s: HELLO reply: caps and max_load_size", tgt);
 	for (size_t i = 0; i < N_FILES; i++)
 		for (int by_fd = 0; by_fd < 2; by_fd++)
 			for (size_t m = 0; m < sizeof(methods); m++)
 				CASE(whole_file(&files[i], by_fd, methods[m]),
-				     "whole file of %llu bytes by %s, method %s",
+				     "%s: whole file of %llu bytes by %s, method %s", tgt,
 				     (unsigned long long)files[i].size, by_fd ? "fd" : "path",
 				     method_str(methods[m]));
 	for (size_t i = 0; i < sizeof(ranges) / sizeof(ranges[0]); i++)
@@ -315,16 +351,25 @@ int main(void)
 					snprintf(len, sizeof(len), "%llu",
 						 (unsigned long long)ranges[i].len);
 				CASE(range_case(&ranges[i], by_fd, methods[m]),
-				     "range offset %llu length %s by %s, method %s",
+				     "%s: range offset %llu length %s by %s, method %s", tgt,
 				     (unsigned long long)ranges[i].off, len,
 				     by_fd ? "fd" : "path", method_str(methods[m]));
 			}
-	CASE(events(), "ACCEPTED then PROGRESS (monotonic) then DONE");
-	CASE(no_progress_unasked(), "no PROGRESS unless asked");
-	CASE(status_counters(), "STATUS counters follow a DONE and an ERROR");
+	CASE(events(), "%s: ACCEPTED then PROGRESS (monotonic) then DONE", tgt);
+	CASE(no_progress_unasked(), "%s: no PROGRESS unless asked", tgt);
+	CASE(status_counters(), "%s: STATUS counters follow a DONE and an ERROR", tgt);
 
-	CASE(CHECK_SETTLED_START(&d, 5000), "daemon fds and memfds back to the first baseline");
+	CASE(CHECK_SETTLED_START(&d, 5000), "%s: daemon fds and memfds back to the first "
+	     "baseline", tgt);
 	dl = dmaload_close(dl);
-	daemon_stop_case(&d, "daemon exits 0 on SIGTERM");
+	daemon_stop_case(&d, huge ? "memfd hugetlb: daemon exits 0 on SIGTERM" :
+			 "memfd 4K: daemon exits 0 on SIGTERM");
+}
+
+int main(void)
+{
+	check_init(SUITE);
+	run_pass(false);
+	run_pass(true);
 	return check_finish();
 }

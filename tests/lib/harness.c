@@ -193,7 +193,7 @@ bool buf_verify(int fd, uint64_t len, uint32_t seed, uint64_t off, char *why, si
 	ssize_t k;
 	int seals, fl;
 	char *map = NULL, *expect = NULL;
-	bool ok = false;
+	bool ok = false, huge;
 
 	if (fd < 0) {
 		snprintf(why, n, "no fd (%d)", fd);
@@ -207,9 +207,14 @@ bool buf_verify(int fd, uint64_t len, uint32_t seed, uint64_t off, char *why, si
 		snprintf(why, n, "not a regular file (mode %o)", st.st_mode);
 		return false;
 	}
-	if ((uint64_t)st.st_size != len) {
-		snprintf(why, n, "fstat size %lld, expected %llu", (long long)st.st_size,
-			 (unsigned long long)len);
+	/* A hugetlb buffer (its block size is the huge page size) is rounded up to
+	 * whole huge pages; any other is exactly the data. */
+	huge = st.st_blksize > getpagesize();
+	if ((uint64_t)st.st_size < len || (!huge && (uint64_t)st.st_size != len) ||
+	    (huge && (st.st_size % st.st_blksize ||
+		      (uint64_t)st.st_size - len >= (uint64_t)st.st_blksize))) {
+		snprintf(why, n, "fstat size %lld, expected %llu%s", (long long)st.st_size,
+			 (unsigned long long)len, huge ? " rounded up to huge pages" : "");
 		return false;
 	}
 	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
@@ -229,8 +234,10 @@ bool buf_verify(int fd, uint64_t len, uint32_t seed, uint64_t off, char *why, si
 		snprintf(why, n, "seals 0x%x, need 0x%x", seals, want);
 		return false;
 	}
-	if (pwrite(fd, "x", 1, 0) >= 0 || errno != EPERM) {
-		snprintf(why, n, "pwrite into the sealed buffer did not fail with EPERM");
+	/* hugetlbfs has no write(): it fails with EINVAL, sealed or not */
+	if (pwrite(fd, "x", 1, 0) >= 0 || errno != (huge ? EINVAL : EPERM)) {
+		snprintf(why, n, "pwrite into the sealed buffer did not fail with %s",
+			 huge ? "EINVAL" : "EPERM");
 		return false;
 	}
 	if (len == 0) {
@@ -275,6 +282,86 @@ out:
 	free(expect);
 	munmap(map, len);
 	return ok;
+}
+
+/* ---- huge pages ------------------------------------------------------------------ */
+
+static long hugepages_orig = -1;
+static pid_t hugepages_owner;	/* forked children must not restore the pool */
+
+static long meminfo_value(const char *key)
+{
+	char line[256];
+	long v = -1;
+	size_t kl = strlen(key);
+	FILE *f = fopen("/proc/meminfo", "re");
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, key, kl) && line[kl] == ':') {
+			v = strtol(line + kl + 1, NULL, 10);
+			break;
+		}
+	fclose(f);
+	return v;
+}
+
+long hugepages_free(void)
+{
+	long fr = meminfo_value("HugePages_Free"), rs = meminfo_value("HugePages_Rsvd");
+
+	return fr < 0 || rs < 0 ? -1 : fr - rs;
+}
+
+long hugepages_total(void)
+{
+	long v = -1;
+	FILE *f = fopen("/proc/sys/vm/nr_hugepages", "re");
+
+	if (f) {
+		if (fscanf(f, "%ld", &v) != 1)
+			v = -1;
+		fclose(f);
+	}
+	return v;
+}
+
+static void hugepages_restore(void)
+{
+	if (hugepages_orig >= 0 && getpid() == hugepages_owner)
+		hugepages_set((unsigned)hugepages_orig);
+}
+
+bool hugepages_set(unsigned n)
+{
+	FILE *f;
+
+	if (hugepages_orig < 0) {
+		hugepages_orig = hugepages_total();
+		if (hugepages_orig < 0)
+			return false;
+		hugepages_owner = getpid();
+		atexit(hugepages_restore);
+	}
+	f = fopen("/proc/sys/vm/nr_hugepages", "we");
+	if (!f)
+		return false;
+	fprintf(f, "%u\n", n);
+	if (fclose(f) != 0)
+		return false;
+	return hugepages_total() == (long)n;
+}
+
+bool hugepages_reserve(unsigned n)
+{
+	long now = hugepages_total(), fr = hugepages_free();
+
+	if (now < 0 || fr < 0)
+		return false;
+	if (fr < (long)n && !hugepages_set((unsigned)(now + ((long)n - fr))))
+		return false;
+	return hugepages_free() >= (long)n;
 }
 
 /* ---- /proc probes -------------------------------------------------------------- */

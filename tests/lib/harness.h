@@ -62,6 +62,18 @@ bool buf_verify(int fd, uint64_t len, uint32_t seed, uint64_t off, char *why, si
 		check_fail(__FILE__, __LINE__, "buffer of %s: %s", #fd, _why);	\
 })
 
+/* ---- huge pages ---------------------------------------------------------------- */
+
+/* Makes sure at least @n free huge pages of the default size are in the pool (root
+ * only: /proc/sys/vm/nr_hugepages), growing it if needed; the pool's first size is
+ * restored at exit. Returns true if they are there. */
+bool hugepages_reserve(unsigned n);
+/* Sets the pool to @n pages exactly (for pool-exhaustion tests). */
+bool hugepages_set(unsigned n);
+/* Free huge pages now (HugePages_Free minus HugePages_Rsvd), and the pool's size. */
+long hugepages_free(void);
+long hugepages_total(void);
+
 /* ---- /proc probes -------------------------------------------------------------- */
 
 /* Open fds of @pid (0: this process). -errno on failure. */

@@ -2,6 +2,7 @@
  * loads.c: load-and-check helpers over libdmaload (see loads.h).
  */
 #include <stdio.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "loads.h"
@@ -38,6 +39,26 @@ const char *lc_event_str(const struct dmaload_event *ev)
 	return s;
 }
 
+bool lc_check_buf_size(const struct dmaload_event *ev, uint64_t len)
+{
+	struct stat st;
+	bool ok = true;
+
+	if (!CHECKF(fstat(ev->fd, &st) == 0, "fstat of the buffer: %m"))
+		return false;
+	ok &= CHECKF((uint64_t)st.st_size == ev->buf_size, "buffer is %lld bytes, DONE "
+		     "says %llu", (long long)st.st_size, (unsigned long long)ev->buf_size);
+	if (!(ev->done_flags & DL_DONE_HUGETLB))
+		return ok & CHECK_U64(ev->buf_size, ==, len);
+	/* huge pages: whole huge pages, less than one of them past the data */
+	ok &= CHECKF(ev->buf_size >= len && ev->buf_size % st.st_blksize == 0 &&
+		     ev->buf_size - len < (uint64_t)st.st_blksize,
+		     "hugetlb buffer of %llu bytes for %llu bytes of data (huge page %ld)",
+		     (unsigned long long)ev->buf_size, (unsigned long long)len,
+		     (long)st.st_blksize);
+	return ok;
+}
+
 bool lc_check_done(struct dmaload_event *ev, uint64_t len, uint32_t seed, uint64_t off,
 		   uint8_t want_method)
 {
@@ -46,10 +67,10 @@ bool lc_check_done(struct dmaload_event *ev, uint64_t len, uint32_t seed, uint64
 	if (!CHECKF(ev->type == DMALOAD_EV_DONE, "expected DONE, got %s", lc_event_str(ev)))
 		return false;
 	ok &= CHECK_U64(ev->size, ==, len);
-	ok &= CHECK_U64(ev->buf_size, ==, len);
+	ok &= lc_check_buf_size(ev, len);
 	ok &= CHECK_INT(ev->target, ==, DL_TARGET_MEMFD);
-	ok &= CHECKF(ev->method == DL_METHOD_DIRECT || ev->method == DL_METHOD_BUFFERED,
-		     "DONE method %u", ev->method);
+	ok &= CHECKF(ev->method == DL_METHOD_DIRECT || ev->method == DL_METHOD_BUFFERED ||
+		     ev->method == DL_METHOD_CFR, "DONE method %u", ev->method);
 	if (want_method != DL_METHOD_AUTO)
 		ok &= CHECKF(ev->method == want_method,
 			     "DONE method %s (reason %s), expected %s",

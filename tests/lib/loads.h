@@ -16,11 +16,15 @@
 int lc_start(struct dmaload *dl, const char *path, int fd,
 	     const struct dmaload_opts *opts, uint64_t *id);
 
+/* The buffer object's size agrees with DONE: the data size, or for hugetlb buffers
+ * the data size rounded up to whole huge pages. */
+bool lc_check_buf_size(const struct dmaload_event *ev, uint64_t len);
+
 /*
  * Checks that @ev is the DONE of a load that should have delivered @len bytes of
  * pattern @seed starting at file offset @off: size, buffer size, target, method (one
- * of direct/buffered; @want_method too unless it is DL_METHOD_AUTO), and the buffer
- * itself (buf_verify). Closes ev->fd.
+ * of direct/buffered/cfr; @want_method too unless it is DL_METHOD_AUTO), and the
+ * buffer itself (buf_verify). Closes ev->fd.
  */
 bool lc_check_done(struct dmaload_event *ev, uint64_t len, uint32_t seed, uint64_t off,
 		   uint8_t want_method);

@@ -299,10 +299,13 @@ static void rt_names(void)
 	CHECK_STR(dl_msg_type_name(0xffff), "?");
 	CHECK_STR(dl_method_name(DL_METHOD_DIRECT), "direct");
 	CHECK_STR(dl_method_name(DL_METHOD_BUFFERED), "buffered");
-	CHECK_STR(dl_method_name(3), "?");
+	CHECK_STR(dl_method_name(DL_METHOD_CFR), "cfr");
+	CHECK_STR(dl_method_name(4), "?");
 	CHECK_STR(dl_target_name(DL_TARGET_MEMFD), "memfd");
 	CHECK_STR(dl_target_name(2), "?");
-	CHECK(strcmp(dl_reason_name(DL_WHY_UNALIGNED), "?") != 0);
+	for (unsigned r = DL_WHY_DEFAULT; r <= DL_WHY_PARTLY_CACHED; r++)
+		CHECKF(strcmp(dl_reason_name(r), "?") != 0, "reason %u has no name", r);
+	CHECK_STR(dl_reason_name(DL_WHY_PARTLY_CACHED + 1), "?");
 	CHECK_STR(dl_reason_name(200), "?");
 }
 
@@ -533,7 +536,7 @@ static void bad_reserved(void)
 	n = load_msg(&l, "/x", 2);
 	CHECK_ERR(decode(buf, n, 0, &m), -EBADMSG);
 	l.reserved1 = 0;
-	l.flags = 1u << 2;	/* an undefined LOAD flag */
+	l.flags = 1u << 3;	/* an undefined LOAD flag */
 	n = load_msg(&l, "/x", 2);
 	CHECK_ERR(decode(buf, n, 0, &m), -EBADMSG);
 	l.flags = 1u << 31;

@@ -1,0 +1,567 @@
+/*
+ * copy.c: the chunks of a load and the methods that move them. See copy.h.
+ *
+ * The file range [off, off + len) lands at the start of the buffer, so file offset x
+ * goes to buffer byte x - off.
+ *
+ * Reads (direct and buffered): a chunk that comes back short is resubmitted for the
+ * rest (short reads are normal: signals, page cache pressure, O_DIRECT quirks);
+ * -EAGAIN and -EINTR are resubmitted as they are; 0 bytes before the end means the
+ * file shrank under us, which fails the load rather than hand out a buffer with a hole
+ * in it. O_DIRECT needs the file offset, the length and the memory address aligned;
+ * the mapping is page-aligned and byte 0 holds file offset off, so direct reads are
+ * possible only when off is aligned, and the unaligned tail (less than one alignment
+ * unit) goes through the page cache.
+ *
+ * Splice pairs: SPLICE file -> pipe linked to SPLICE pipe -> buffer memfd. When the
+ * first comes up short, io_uring cancels the second (-ECANCELED) and the bytes that
+ * did reach the pipe are still there: the chunk "drains" them with a lone SPLICE
+ * pipe -> memfd before it issues the next pair. A chunk acts only once all of its
+ * requests have completed, so the order of the two completions does not matter.
+ * A chunk that ends with bytes left in its pipe (a failed load) closes the pipe
+ * instead of returning it, so no later chunk ever reads stale bytes.
+ *
+ * copy_file_range chunks run on the workers: the syscall has no io_uring op and may
+ * block for as long as the copy takes.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "client.h"
+#include "copy.h"
+#include "job.h"
+#include "log.h"
+#include "probe.h"
+#include "server.h"
+
+
+struct chunk {
+	struct ring_op op[2];	/* read or splice in; splice out */
+	struct worker_task task;	/* CHUNK_CFR */
+	struct job *job;
+	enum chunk_how how;
+	uint64_t off;		/* file offset of the next byte to read */
+	uint64_t out;		/* file offset of the next byte to land (splice: off minus
+				 * what sits in the pipe) */
+	uint32_t left;		/* bytes still to read from the file */
+	uint32_t in_pipe;	/* splice: bytes in the pipe, not yet in the buffer */
+	int res[2];
+	unsigned pending;	/* requests of this chunk in the ring */
+	bool pair;		/* the requests in the ring are a pair (else a drain) */
+	struct cpipe *pipe;
+};
+
+/* ---- pipes ------------------------------------------------------------------------- */
+
+void copy_pipes_init(struct copy_pipes *p, unsigned max, uint32_t size)
+{
+	memset(p, 0, sizeof(*p));
+	p->max = max;
+	p->want = size;
+	p->size = size;
+}
+
+static void cpipe_close(struct copy_pipes *p, struct cpipe *cp)
+{
+	close(cp->rfd);
+	close(cp->wfd);
+	free(cp);
+	p->n--;
+}
+
+void copy_pipes_deinit(struct copy_pipes *p)
+{
+	while (p->free) {
+		struct cpipe *cp = p->free;
+
+		p->free = cp->next;
+		cpipe_close(p, cp);
+	}
+}
+
+static struct cpipe *cpipe_get(struct copy_pipes *p)
+{
+	struct cpipe *cp = p->free;
+	int fds[2], got;
+
+	if (cp) {
+		p->free = cp->next;
+		return cp;
+	}
+	if (p->n >= p->max)
+		return NULL;
+	/* Blocking pipes: io_uring runs splices on its own workers, which may wait;
+	 * a non-blocking pipe would turn a full or empty pipe into -EAGAIN loops. */
+	if (pipe2(fds, O_CLOEXEC) < 0)
+		return NULL;
+	got = fcntl(fds[1], F_SETPIPE_SZ, (int)p->want);
+	if (got < 0)
+		got = fcntl(fds[1], F_GETPIPE_SZ);
+	if (got <= 0 || !(cp = calloc(1, sizeof(*cp)))) {
+		close(fds[0]);
+		close(fds[1]);
+		return NULL;
+	}
+	/* Every pipe of the daemon has the same size unless the kernel refused some
+	 * (pipe-max-size, the user's pipe quota): chunks use the smallest seen. */
+	if ((uint32_t)got < p->size)
+		p->size = (uint32_t)got;
+	cp->rfd = fds[0];
+	cp->wfd = fds[1];
+	p->n++;
+	return cp;
+}
+
+static void cpipe_put(struct copy_pipes *p, struct cpipe *cp, bool dirty)
+{
+	if (dirty || p->n > p->max) {
+		cpipe_close(p, cp);
+		return;
+	}
+	cp->next = p->free;
+	p->free = cp;
+}
+
+/* ---- planning (worker) ----------------------------------------------------------- */
+
+/* The alignment a direct read needs of both its file offset and its buffer address;
+ * buffer addresses follow file offsets here, so one number covers both. */
+static uint32_t dio_align(const struct job *j)
+{
+	return j->src.dio_mem_align > j->src.dio_off_align ?
+	       j->src.dio_mem_align : j->src.dio_off_align;
+}
+
+/* Why O_DIRECT cannot read this load, or DL_WHY_DEFAULT if it can. */
+static uint8_t direct_obstacle(const struct job *j)
+{
+	if (j->srv->cfg->direct == CONFIG_OFF)
+		return DL_WHY_ASKED;	/* the site said so: not the load's fault */
+	if (j->src.dfd < 0)
+		return DL_WHY_NO_DIRECT;
+	if (j->off % dio_align(j))
+		return DL_WHY_UNALIGNED;
+	if (j->len < dio_align(j))
+		return DL_WHY_SHORT;
+	return DL_WHY_DEFAULT;
+}
+
+int copy_plan(struct job *j)
+{
+	const struct config *cfg = j->srv->cfg;
+	bool asked = j->req.method != DL_METHOD_AUTO;
+	uint8_t want = asked ? j->req.method : cfg->method;
+	uint8_t why;
+
+	j->reason = asked ? DL_WHY_ASKED : DL_WHY_DEFAULT;
+	j->direct_end = j->off;
+	j->auto_cache = false;
+	if (j->len == 0) {
+		j->method = DL_METHOD_BUFFERED;
+		j->reason = DL_WHY_EMPTY;
+		return 0;
+	}
+	if (want == DL_METHOD_CFR || want == DL_METHOD_BUFFERED) {
+		j->method = want;
+		return 0;
+	}
+
+	/* direct, or auto (direct where it can, cached chunks buffered) */
+	why = direct_obstacle(j);
+	if (why == DL_WHY_DEFAULT) {
+		j->method = DL_METHOD_DIRECT;
+		j->direct_end = j->off + (j->len / dio_align(j)) * dio_align(j);
+		j->auto_cache = want == DL_METHOD_AUTO;
+		return 0;
+	}
+	j->method = DL_METHOD_BUFFERED;
+	if (why != DL_WHY_ASKED)
+		j->reason = why;
+	if (j->req.method != DL_METHOD_DIRECT || why == DL_WHY_SHORT)
+		return 0;	/* too short for O_DIRECT: all of it is the buffered tail */
+	if (why == DL_WHY_ASKED)
+		snprintf(j->src.msg, sizeof(j->src.msg), "method direct asked, but direct "
+			 "= off in the daemon's config; use auto or buffered");
+	else if (why == DL_WHY_NO_DIRECT)
+		snprintf(j->src.msg, sizeof(j->src.msg), "method direct asked, but the "
+			 "filesystem refuses O_DIRECT (%s); use auto or buffered",
+			 strerror(j->src.direct_err));
+	else
+		snprintf(j->src.msg, sizeof(j->src.msg), "method direct asked, but offset "
+			 "%llu is not aligned for O_DIRECT (%u bytes); use auto, buffered or "
+			 "cfr", (unsigned long long)j->off, dio_align(j));
+	return -EINVAL;
+}
+
+void copy_probe(struct job *j)
+{
+	bool auto_method = j->req.method == DL_METHOD_AUTO &&
+			   j->srv->cfg->method == DL_METHOD_AUTO;
+	int err;
+
+	/* Bytes that come through the page cache: reading them into the mapping of a
+	 * 4 KiB-page memfd faults in every page from the copy (measured 10-15x slower
+	 * than splicing them into the memfd, which fills it through the file); huge
+	 * pages fault cheaply and cannot be spliced into. */
+	j->cache_how = auto_method && !j->tgt.hugetlb ? CHUNK_SPLICE : CHUNK_BUFFERED;
+	if (j->method != DL_METHOD_CFR)
+		return;
+	j->cfr_syscall = probe_cfr(j->src.fd, j->src.dev, j->off, j->len, j->tgt.fd,
+				   "memfd", &err) == CFR_ACCEPTED;
+	j->cfr_err = err;
+}
+
+/* ---- chunk endings ----------------------------------------------------------------- */
+
+/* The chunk is over (its bytes landed, or the load failed): tell the job. */
+static void chunk_end(struct chunk *c)
+{
+	struct job *j = c->job;
+
+	if (c->pipe)
+		cpipe_put(&j->srv->pipes, c->pipe, c->in_pipe > 0 || j->err);
+	free(c);
+	j->inflight--;
+	j->srv->sched.reads_inflight--;
+	job_chunk_ended(j);
+}
+
+/* "@what at offset @off failed: reason" */
+static void chunk_fail(struct chunk *c, int err, const char *what, uint64_t off)
+{
+	job_fail(c->job, err, "%s at offset %llu failed: %s", what,
+		 (unsigned long long)off, strerror(-err));
+	chunk_end(c);
+}
+
+static void chunk_shrank(struct chunk *c)
+{
+	struct job *j = c->job;
+
+	job_fail(j, -EIO, "the file ended at offset %llu, before the %llu bytes asked "
+		 "for: it shrank during the load", (unsigned long long)c->off,
+		 (unsigned long long)(j->off + j->len));
+	chunk_end(c);
+}
+
+/* ---- reads ----------------------------------------------------------------------- */
+
+static void read_submit(struct chunk *c)
+{
+	struct job *j = c->job;
+	char *dst = (char *)j->tgt.map + (c->off - j->off);
+	int fd = c->how == CHUNK_DIRECT ? j->src.dfd : j->src.fd;
+
+	c->pending = 1;
+	ring_read(&j->srv->ring, &c->op[0], fd, dst, c->left, c->off, j->fixed_slot);
+}
+
+static void read_complete(struct ring_op *op, int res)
+{
+	struct chunk *c = list_entry(op, struct chunk, op[0]);
+	struct job *j = c->job;
+
+	c->pending = 0;
+	if (j->err) {
+		chunk_end(c);
+		return;
+	}
+	if (res == -EAGAIN || res == -EINTR) {
+		read_submit(c);
+		return;
+	}
+	if (res == -EINVAL && c->how == CHUNK_DIRECT && j->req.method != DL_METHOD_DIRECT) {
+		/* Some filesystems take O_DIRECT at open and refuse it per request: fall
+		 * back for the rest of this load. */
+		log_notice("load %llu %s: O_DIRECT read refused, using buffered reads",
+			   (unsigned long long)j->id, j->name);
+		j->method = DL_METHOD_BUFFERED;
+		j->reason = DL_WHY_NO_DIRECT;
+		j->direct_end = j->off;
+		j->auto_cache = false;
+		c->how = CHUNK_BUFFERED;
+		read_submit(c);
+		return;
+	}
+	if (res < 0) {
+		chunk_fail(c, res, "read", c->off);
+		return;
+	}
+	if (res == 0) {
+		chunk_shrank(c);
+		return;
+	}
+	j->done += (uint64_t)res;
+	j->landed[c->how] += (uint64_t)res;
+	c->off += (uint64_t)res;
+	c->left -= (uint32_t)res;
+	if (c->left) {
+		/* Short read: go on from where it stopped. O_DIRECT may only go on from
+		 * an aligned place; otherwise the page cache finishes the chunk. */
+		if (c->how == CHUNK_DIRECT && c->off % dio_align(j))
+			c->how = CHUNK_BUFFERED;
+		read_submit(c);
+		return;
+	}
+	chunk_end(c);
+}
+
+/* auto: is [off, off + len) all in the page cache? Then a copy from it is faster
+ * than the disk. Any page missing sends the whole chunk to the disk: one O_DIRECT
+ * read beats a buffered read that stalls on a page-cache miss. */
+static bool range_cached(const struct job *j, uint64_t off, uint64_t len)
+{
+	uint64_t cached, pages;
+
+	return probe_cached(j->src.fd, off, len, &cached, &pages) == 0 && cached >= pages;
+}
+
+/* ---- splice pairs ---------------------------------------------------------------- */
+
+static void splice_step(struct chunk *c);
+
+static void splice_submit(struct chunk *c)
+{
+	struct job *j = c->job;
+	uint32_t n;
+
+	c->res[0] = c->res[1] = 0;
+	if (c->in_pipe) {
+		/* Drain what a short pair left in the pipe. */
+		c->pair = false;
+		c->pending = 1;
+		ring_splice(&j->srv->ring, &c->op[1], c->pipe->rfd, -1, j->tgt.fd,
+			    (int64_t)(c->out - j->off), c->in_pipe, false);
+		return;
+	}
+	n = c->left < j->srv->pipes.size ? c->left : j->srv->pipes.size;
+	c->pair = true;
+	c->pending = 2;
+	ring_splice(&j->srv->ring, &c->op[0], j->src.fd, (int64_t)c->off, c->pipe->wfd, -1,
+		    n, true);
+	ring_splice(&j->srv->ring, &c->op[1], c->pipe->rfd, -1, j->tgt.fd,
+		    (int64_t)(c->out - j->off), n, false);
+}
+
+static void splice_in_complete(struct ring_op *op, int res)
+{
+	struct chunk *c = list_entry(op, struct chunk, op[0]);
+
+	c->res[0] = res;
+	if (--c->pending == 0)
+		splice_step(c);
+}
+
+static void splice_out_complete(struct ring_op *op, int res)
+{
+	struct chunk *c = list_entry(op, struct chunk, op[1]);
+
+	c->res[1] = res;
+	if (--c->pending == 0)
+		splice_step(c);
+}
+
+static bool retryable(int res)
+{
+	return res == -EAGAIN || res == -EINTR || res == -ECANCELED;
+}
+
+/* Both requests of a pair (or the lone drain) have completed. */
+static void splice_step(struct chunk *c)
+{
+	struct job *j = c->job;
+	int in = c->res[0], out = c->res[1];
+
+	if (c->pair && in > 0) {
+		c->off += (uint32_t)in;
+		c->left -= (uint32_t)in;
+		c->in_pipe += (uint32_t)in;
+	}
+	if (out > 0) {
+		c->in_pipe -= (uint32_t)out;
+		c->out += (uint32_t)out;
+		j->done += (uint64_t)out;
+		j->landed[CHUNK_SPLICE] += (uint64_t)out;
+	}
+	if (j->err) {
+		chunk_end(c);
+		return;
+	}
+	if (c->pair && in < 0 && !retryable(in)) {
+		chunk_fail(c, in, "splice from the file", c->off);
+		return;
+	}
+	if (out < 0 && !retryable(out)) {
+		chunk_fail(c, out, "splice into the buffer", c->out - j->off);
+		return;
+	}
+	if (c->pair && in == 0 && c->left) {
+		chunk_shrank(c);
+		return;
+	}
+	if (c->in_pipe || c->left) {
+		splice_submit(c);
+		return;
+	}
+	chunk_end(c);
+}
+
+/* ---- copy_file_range chunks (worker) ----------------------------------------------- */
+
+static int cfr_run(struct worker_task *t)
+{
+	struct chunk *c = list_entry(t, struct chunk, task);
+	struct job *j = c->job;
+
+	while (c->left) {
+		loff_t in = (loff_t)c->off, out = (loff_t)(c->off - j->off);
+		ssize_t n = copy_file_range(j->src.fd, &in, j->tgt.fd, &out, c->left, 0);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return -ENODATA;	/* end of file: it shrank */
+		c->off += (uint64_t)n;
+		c->left -= (uint32_t)n;
+	}
+	return 0;
+}
+
+static void cfr_done(struct worker_task *t, int res)
+{
+	struct chunk *c = list_entry(t, struct chunk, task);
+	struct job *j = c->job;
+
+	j->done += c->off - c->out;	/* out stayed where the chunk began */
+	j->landed[CHUNK_CFR] += c->off - c->out;
+	if (j->err) {
+		chunk_end(c);
+		return;
+	}
+	if (res == -ENODATA) {
+		chunk_shrank(c);
+		return;
+	}
+	if (res < 0) {
+		chunk_fail(c, res, "copy_file_range", c->off);
+		return;
+	}
+	chunk_end(c);
+}
+
+/* ---- issuing ---------------------------------------------------------------------- */
+
+bool copy_exhausted(const struct job *j)
+{
+	return j->err || j->next >= j->off + j->len;
+}
+
+/* How the next chunk goes, before auto's page-cache check. */
+static enum chunk_how chunk_how_next(const struct job *j)
+{
+	if (j->method == DL_METHOD_CFR)
+		return j->cfr_syscall ? CHUNK_CFR : CHUNK_SPLICE;
+	if (j->next < j->direct_end)
+		return CHUNK_DIRECT;
+	return j->cache_how;
+}
+
+bool copy_issue(struct job *j)
+{
+	uint64_t end = j->off + j->len, max = j->srv->cfg->chunk_size, left;
+	enum chunk_how how;
+	struct cpipe *pipe = NULL;
+	struct chunk *c;
+
+	if (j->state != DL_STATE_READING || j->registering || copy_exhausted(j))
+		return false;
+	how = chunk_how_next(j);
+	if (how == CHUNK_DIRECT) {
+		end = j->direct_end;
+		left = end - j->next < max ? end - j->next : max;
+		if (j->auto_cache && range_cached(j, j->next, left)) {
+			how = j->cache_how;
+			j->bytes_cached += left;
+		} else {
+			j->bytes_direct += left;
+		}
+	}
+	if (how == CHUNK_SPLICE) {
+		pipe = cpipe_get(&j->srv->pipes);
+		if (!pipe && j->method == DL_METHOD_CFR)
+			return false;	/* every pipe is busy: wait for a chunk to end */
+		if (!pipe)
+			how = CHUNK_BUFFERED;	/* auto: a read does as well */
+	}
+	c = calloc(1, sizeof(*c));
+	if (!c) {
+		if (pipe)
+			cpipe_put(&j->srv->pipes, pipe, false);
+		job_fail(j, -ENOMEM, "out of memory");
+		return false;
+	}
+	c->job = j;
+	c->how = how;
+	c->off = c->out = j->next;
+	c->pipe = pipe;
+	left = end - j->next;
+	c->left = (uint32_t)(left < max ? left : max);
+	j->next += c->left;
+
+	j->inflight++;
+	j->srv->sched.reads_inflight++;
+	switch (c->how) {
+	case CHUNK_DIRECT:
+	case CHUNK_BUFFERED:
+		c->op[0].complete = read_complete;
+		read_submit(c);
+		break;
+	case CHUNK_SPLICE:
+		c->op[0].complete = splice_in_complete;
+		c->op[1].complete = splice_out_complete;
+		splice_submit(c);
+		break;
+	case CHUNK_CFR:
+	case CHUNK_HOW_N:
+		c->task = (struct worker_task){ .run = cfr_run, .done = cfr_done };
+		worker_submit(j->srv->pool, &c->task);
+		break;
+	}
+	return true;
+}
+
+/* ---- reporting --------------------------------------------------------------------- */
+
+void copy_report(struct job *j)
+{
+	static const uint8_t method_of[CHUNK_HOW_N] = {
+		[CHUNK_DIRECT] = DL_METHOD_DIRECT,
+		[CHUNK_BUFFERED] = DL_METHOD_BUFFERED,
+		[CHUNK_SPLICE] = DL_METHOD_CFR,
+		[CHUNK_CFR] = DL_METHOD_CFR,
+	};
+	unsigned most = 0;
+
+	if (!j->len)
+		return;
+	/* The method is the way most bytes went. */
+	for (unsigned h = 1; h < CHUNK_HOW_N; h++)
+		if (j->landed[h] > j->landed[most])
+			most = h;
+	j->method = method_of[most];
+	j->cfr_syscall = j->landed[CHUNK_CFR] > 0;
+	if (!j->auto_cache)
+		return;
+	if (!j->bytes_cached)
+		j->reason = DL_WHY_NOT_CACHED;
+	else if (!j->bytes_direct)
+		j->reason = DL_WHY_CACHED;
+	else
+		j->reason = DL_WHY_PARTLY_CACHED;
+}
