@@ -391,6 +391,20 @@ static void splice_step(struct chunk *c)
 		chunk_end(c);
 		return;
 	}
+	if (c->pair && in < 0 && !retryable(in) && j->method != DL_METHOD_CFR &&
+	    !c->in_pipe) {
+		/* auto spliced page-cache bytes and this filesystem cannot splice: reads
+		 * do the rest of the load. The pipe is empty, so it goes back clean. */
+		log_notice("load %llu %s: splice from the file refused (%s), using reads",
+			   (unsigned long long)j->id, j->name, strerror(-in));
+		j->cache_how = CHUNK_BUFFERED;
+		cpipe_put(&j->srv->pipes, c->pipe, false);
+		c->pipe = NULL;
+		c->how = CHUNK_BUFFERED;
+		c->op[0].complete = read_complete;
+		read_submit(c);
+		return;
+	}
 	if (c->pair && in < 0 && !retryable(in)) {
 		chunk_fail(c, in, "splice from the file", c->off);
 		return;
