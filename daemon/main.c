@@ -110,11 +110,10 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 
 	loop = ev_default_loop(EVFLAG_AUTO | EVFLAG_SIGNALFD);
-	r = server_init(&srv, loop, &cfg);
-	if (r < 0) {
-		config_deinit(&cfg);
-		return 1;
-	}
+	/* Signals first: starting the watchers blocks them (they arrive through a
+	 * signalfd), and the worker threads server_init starts inherit that mask. A
+	 * thread that had them unblocked would take a SIGTERM with the default action
+	 * and end the process; so would one that came between listen() and here. */
 	ev_signal_init(&sigterm, on_stop_signal, SIGTERM);
 	ev_signal_init(&sigint, on_stop_signal, SIGINT);
 	sigterm.data = sigint.data = &srv;
@@ -122,6 +121,11 @@ int main(int argc, char **argv)
 	ev_signal_start(loop, &sigint);
 	ev_signal_init(&sighup, on_hup, SIGHUP);
 	ev_signal_start(loop, &sighup);
+	r = server_init(&srv, loop, &cfg);
+	if (r < 0) {
+		config_deinit(&cfg);
+		return 1;
+	}
 	sd_notify(0, "READY=1\nSTATUS=serving");
 	ev_run(loop, 0);	/* until server_check_idle breaks it after a stop */
 
