@@ -1,0 +1,340 @@
+#!/bin/bash
+# run.sh: make bench. Every copy method side by side in one run, as issue 3 asks.
+#
+#   bash tests/bench/run.sh [BUILD]        (make bench runs it on $(BUILD), default build)
+#
+# Needs root: it drops the page cache before every cold run and reserves huge pages
+# (restored at exit). It makes the test files once under $BENCH_DIR (random bytes,
+# reused while their sizes are right), runs every row with build/tests/bench/bench-row
+# (see its header for what each column measures), prints the table and the issue's
+# three target ratios, and writes them into docs/BENCHMARKS.md between the
+# "bench:begin" and "bench:end" markers; the prose around them is kept.
+#
+# Knobs:
+#   BENCH_RUNS=N    runs per row (default 3; the median is shown, with min-max)
+#   BENCH_QUICK=1   small files and 1 run per row (unless BENCH_RUNS says otherwise),
+#                   to check the bench itself; docs/BENCHMARKS.md is not touched
+#   BENCH_KEEP=1    keep the test files for the next run
+#   BENCH_DIR=DIR   where the files go (default /var/tmp/dmaload-bench; not tmpfs:
+#                   O_DIRECT needs a real filesystem)
+#   BENCH_DOC=FILE  the document to update (default docs/BENCHMARKS.md)
+set -euo pipefail
+
+TOP=$(cd "$(dirname "$0")/../.." && pwd)
+BUILD=$(cd "${1:-build}" && pwd)
+ROW=$BUILD/tests/bench/bench-row
+DAEMON=$BUILD/dmaloadd
+QUICK=${BENCH_QUICK:-0}
+KEEP=${BENCH_KEEP:-0}
+BASE=${BENCH_DIR:-/var/tmp/dmaload-bench}
+DOC=${BENCH_DOC:-$TOP/docs/BENCHMARKS.md}
+if [ "$QUICK" = 1 ]; then
+	RUNS=${BENCH_RUNS:-1}
+	WORKLOADS=("8 16" "1 128")	# files, MiB each
+else
+	RUNS=${BENCH_RUNS:-3}
+	WORKLOADS=("32 32" "1 1024")
+fi
+
+die() { echo "bench: $*" >&2; exit 1; }
+say() { echo "bench: $*" >&2; }
+
+[ "$(id -u)" -eq 0 ] || die "needs root (drops the page cache, reserves huge pages)"
+[ -x "$ROW" ] && [ -x "$DAEMON" ] || die "build first: make bench (missing $ROW or $DAEMON)"
+command -v fio >/dev/null || say "fio is not installed (tests/deps.sh installs it): its row will say so"
+case "$RUNS" in ''|*[!0-9]*) die "BENCH_RUNS must be a number";; esac
+[ "$RUNS" -ge 1 ] && [ "$RUNS" -le 64 ] || die "BENCH_RUNS must be 1..64"
+
+mkdir -p "$BASE"
+WORK=$(mktemp -d "$BASE/run.XXXXXX")
+HP=/proc/sys/vm/nr_hugepages
+HP_OLD=$(cat "$HP")
+HP_SET=
+
+# At exit, whatever happened: the huge page pool back to what it was (unless someone
+# else changed it meanwhile), the work dir and, unless kept, the files gone. The rows'
+# daemons die with bench-row (it kills them on signals, and they get PDEATHSIG).
+cleanup() {
+	if [ -n "$HP_SET" ]; then
+		if [ "$(cat "$HP")" = "$HP_SET" ]; then
+			echo "$HP_OLD" > "$HP" || say "could not restore $HP to $HP_OLD"
+		else
+			say "$HP changed by someone else during the run; left at $(cat "$HP")"
+		fi
+	fi
+	rm -rf "$WORK"
+	[ "$KEEP" = 1 ] || rm -rf "$BASE/files"
+	rmdir "$BASE" 2>/dev/null || true
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# ---- the files ----------------------------------------------------------------------
+
+# make_files COUNT MIB: $BASE/files/COUNTxMIBm/fNN, random bytes; names into FILES.
+make_files() {
+	local n=$1 mib=$2 dir="$BASE/files/${1}x${2}m" i f
+	mkdir -p "$dir"
+	FILES=()
+	for ((i = 0; i < n; i++)); do
+		f=$(printf '%s/f%02d' "$dir" "$i")
+		if [ "$(stat -c %s "$f" 2>/dev/null || echo 0)" != $((mib * 1048576)) ]; then
+			head -c "${mib}M" /dev/urandom > "$f.tmp"
+			mv "$f.tmp" "$f"
+		fi
+		FILES+=("$f")
+	done
+}
+
+t_start=$(date +%s)
+load_start=$(cut -d' ' -f1-3 /proc/loadavg)
+say "making the test files under $BASE/files (reused if present)"
+for w in "${WORKLOADS[@]}"; do make_files $w; done
+sync
+
+# ---- huge pages ---------------------------------------------------------------------
+
+# The largest workload in huge pages (buffers rounded up), plus room for the daemon's
+# warm-up loads and the rounding of anything else running.
+hp_kb=$(awk '/^Hugepagesize:/ {print $2}' /proc/meminfo)
+need=0
+for w in "${WORKLOADS[@]}"; do
+	set -- $w
+	per=$(( ($2 * 1024 + hp_kb - 1) / hp_kb ))
+	[ $(( $1 * per )) -gt "$need" ] && need=$(( $1 * per ))
+done
+need=$(( need + 64 ))
+free=$(awk '/^HugePages_Free:/ {print $2}' /proc/meminfo)
+if [ "$free" -lt "$need" ]; then
+	HP_SET=$(( HP_OLD + need - free ))
+	echo "$HP_SET" > "$HP"
+	HP_SET=$(cat "$HP")
+	free=$(awk '/^HugePages_Free:/ {print $2}' /proc/meminfo)
+	[ "$free" -ge "$need" ] || say "only $free of $need huge pages free: hugetlb rows may fail or fall back"
+fi
+say "huge pages: $free free of $(cat "$HP") ($((hp_kb / 1024)) MiB each; was $HP_OLD)"
+
+# ---- the rows -----------------------------------------------------------------------
+
+RESULTS=$WORK/results.tsv
+: > "$RESULTS"
+
+# row WORKLOAD SECTION KEY BUFFER [--hot] KIND ARGS...: one bench-row over FILES; its
+# line goes to RESULTS behind "WORKLOAD SECTION KEY BUFFER".
+row() {
+	local wl=$1 sec=$2 key=$3 buf=$4 out st=0
+	shift 4
+	out=$("$ROW" --runs "$RUNS" "$@" "${FILES[@]}") || st=$?
+	if [ $st -ne 0 ] || [ -z "$out" ]; then
+		out=$(printf 'error\t%s\tbench-row exited with status %s' "$key" "$st")
+	fi
+	printf '%s\t%s\t%s\t%s\t%s\n' "$wl" "$sec" "$key" "$buf" "$out" >> "$RESULTS"
+	awk -F'\t' -v k="$wl $sec $key" '{
+		if ($1 == "ok") printf "bench: %-34s %8.0f ms %7.0f MB/s  %s\n", k, $11, $14, $20
+		else printf "bench: %-34s error: %s\n", k, $3 }' <<< "$out" >&2
+}
+
+for w in "${WORKLOADS[@]}"; do
+	set -- $w
+	wl="$1x$2"
+	make_files "$1" "$2"
+	say "workload $1 x $2 MiB, $RUNS run(s) per row"
+
+	row "$wl" cold naive "4 KiB" --label "naive: read() into a mmap'd memfd" raw naive 4k
+	for t in 4k huge; do
+		b="4 KiB"; [ $t = huge ] && b=hugetlb
+		row "$wl" cold "direct-$t" "$b" --label "io_uring READ, O_DIRECT" raw direct $t
+		row "$wl" cold "fixed-$t" "$b" \
+			--label "io_uring READ_FIXED, O_DIRECT, registered buffer" raw fixed $t
+		row "$wl" cold "buffered-$t" "$b" --label "io_uring READ, buffered" \
+			raw buffered $t
+		row "$wl" cold "splice-$t" "$b" --label "io_uring SPLICE pairs, 1 MiB pipes" \
+			raw splice $t
+		row "$wl" cold "cfr-$t" "$b" --label "copy_file_range(file -> memfd)" raw cfr $t
+	done
+	row "$wl" cold fio "4 KiB" --label "fio io_uring O_DIRECT" fio malloc
+	row "$wl" cold fio-huge hugetlb --label "fio io_uring O_DIRECT (the disk's limit)" \
+		fio shmhuge
+	for h in on off; do
+		b="4 KiB"; [ $h = on ] && b=hugetlb
+		for m in auto cfr direct buffered; do
+			row "$wl" cold "e2e-$h-$m" "$b" --label "dmaloadd $m" \
+				e2e "$DAEMON" $m $h "$WORK"
+		done
+	done
+
+	row "$wl" hot naive "4 KiB" --hot --label "naive: read() into a mmap'd memfd" raw naive 4k
+	row "$wl" hot buffered-4k "4 KiB" --hot --label "io_uring READ, buffered" raw buffered 4k
+	row "$wl" hot buffered-huge hugetlb --hot --label "io_uring READ, buffered" \
+		raw buffered huge
+	for h in on off; do
+		b="4 KiB"; [ $h = on ] && b=hugetlb
+		for m in auto cfr direct buffered; do
+			row "$wl" hot "e2e-$h-$m" "$b" --hot --label "dmaloadd $m" \
+				e2e "$DAEMON" $m $h "$WORK"
+		done
+	done
+done
+elapsed=$(( $(date +%s) - t_start ))
+
+# ---- the report ---------------------------------------------------------------------
+
+machine() {
+	local src fstype dev disk virt
+	src=$(findmnt -no SOURCE -T /var/tmp)
+	fstype=$(findmnt -no FSTYPE -T /var/tmp)
+	disk=$(lsblk -dno PKNAME "$src" 2>/dev/null || true)
+	[ -n "$disk" ] || disk=$(basename "$src")
+	dev=$(lsblk -dno NAME,SIZE,ROTA,MODEL "/dev/$disk" 2>/dev/null | awk '{
+		rot = "non-rotational"; if ($3 == 1) rot = "rotational flag set"
+		model = ""; if (NF > 3) model = ", " substr($0, index($0, $4))
+		printf "%s, %s, %s%s", $1, $2, rot, model }')
+	virt=$(dmesg 2>/dev/null | sed -n 's/.*Hypervisor detected: //p' | head -1)
+	[ -n "$virt" ] || virt=$(systemd-detect-virt 2>/dev/null || echo unknown)
+	echo "- Date: $(date -u '+%Y-%m-%d %H:%M UTC'); the run took $((elapsed / 60)) min $((elapsed % 60)) s."
+	echo "- Load average (1, 5, 15 min) at the start: $load_start; at the end: $(cut -d' ' -f1-3 /proc/loadavg). Anything else running shows in the min-max."
+	echo "- Kernel: $(uname -r); virtualization: $virt."
+	echo "- CPU: $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1), $(nproc) cores."
+	echo "- RAM: $(awk '/^MemTotal:/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo); huge pages of $((hp_kb / 1024)) MiB."
+	echo "- /var/tmp: $fstype on $src ($dev; scheduler $(cat "/sys/block/$disk/queue/scheduler" 2>/dev/null | sed 's/.*\[\(.*\)\].*/\1/' || echo '?'))."
+	echo "- Tree: $(git -C "$TOP" describe --always --dirty 2>/dev/null || echo '?'); $(fio --version 2>/dev/null || echo 'no fio'); $RUNS run(s) per row."
+}
+
+# The tables and the ratios, in Markdown, from RESULTS.
+report() {
+	awk -F'\t' -v runs="$RUNS" '
+	function ms(v) { return v == "-" ? "-" : (v < 10 ? sprintf("%.1f", v) : sprintf("%.0f", v)) }
+	function cell(med, lo, hi) {
+		if (med == "-") return "-"
+		if (runs == 1) return ms(med)
+		return ms(med) " (" ms(lo) "-" ms(hi) ")"
+	}
+	function size(b) {
+		if (b >= 1073741824) return sprintf("%.0f GiB", b / 1073741824)
+		return sprintf("%.0f MiB", b / 1048576)
+	}
+	# a raw row as a client that allocates its own buffer sees it: size / (Creat + I/O)
+	function mbs_all(id) { return B[id] / ((C[id] + IO[id]) * 1000) }
+	function verdict(r, t) { return sprintf("%.2fx (target >= %sx): %s", r, t, r >= t ? "met" : "not met") }
+	function missing(id,   k) {
+		if (id in E) return "row failed: " E[id]
+		if (!(id in M)) return "row missing"
+		return ""
+	}
+	{
+		wl = $1; sec = $2; key = $3; buf = $4; id = wl " " sec " " key
+		if (!(wl in seen)) { seen[wl] = 1; order[++nw] = wl }
+		line[wl, sec, ++n[wl, sec]] = id
+		LABEL[id] = $6; BUF[id] = buf
+		if ($5 == "ok") {
+			B[id] = $8; C[id] = $9; CL[id] = $12; IO[id] = $15; M[id] = $18
+			MX[id] = $20; CPU[id] = $21
+			CELLS[id] = cell($9, $10, $11) " | " cell($12, $13, $14) " | "
+			CELLS[id] = CELLS[id] cell($15, $16, $17) " | " cell($18, $19, $20)
+			CPUC[id] = cell($21, $22, $23); NOTE[id] = $24
+			if (key == "naive" && sec == "cold") { NAIVE[wl] = $18; SIZE[wl] = $8 }
+		} else {
+			E[id] = $7
+		}
+	}
+	END {
+		for (w = 1; w <= nw; w++) {
+			wl = order[w]; split(wl, p, "x")
+			for (s = 1; s <= 2; s++) {
+				sec = s == 1 ? "cold" : "hot"
+				if (!n[wl, sec]) continue
+				if (sec == "cold") how = "cold: page cache dropped before each run"
+				else how = "hot: files read into the page cache before each run"
+				printf "\n### %d x %d MiB (%s in all), %s\n\n", p[1], p[2],
+					size(p[1] * p[2] * 1048576), how
+				print "| Method | Buffer | Creat-ms | Close-ms | I/O-ms | I/O-MB/s | I/O% | CPU-ms | Notes |"
+				print "|---|---|--:|--:|--:|--:|--:|--:|---|"
+				for (i = 1; i <= n[wl, sec]; i++) {
+					id = line[wl, sec, i]
+					if (id in E) {
+						printf "| %s | %s | - | - | - | - | - | - | **error**: %s |\n",
+							LABEL[id], BUF[id], E[id]
+						continue
+					}
+					pct = NAIVE[wl] > 0 ? sprintf("%.0f%%", 100 * M[id] / NAIVE[wl]) : "-"
+					printf "| %s | %s | %s | %s | %s | %s |\n", LABEL[id], BUF[id],
+						CELLS[id], pct, CPUC[id], NOTE[id] == "-" ? "" : NOTE[id]
+				}
+			}
+		}
+		printf "\n### Targets of issue 3, from this run\n\n"
+		for (w = 1; w <= nw; w++) {
+			wl = order[w]; split(wl, p, "x")
+			printf "%d x %d MiB:\n\n", p[1], p[2]
+			# against the faster fio: with huge-page buffers, unless that row failed
+			a = wl " cold e2e-on-auto"; f = wl " cold fio-huge"; g = wl " cold fio"
+			if (missing(f) != "" || (missing(g) == "" && M[g] > M[f])) f = g
+			fn = f == g ? "fio, malloc buffers" : "fio, huge-page buffers"
+			if ((why = missing(a)) != "" || (why = missing(f)) != "")
+				printf "- (a) dmaloadd cold, hugetlb, vs fio: not computable (%s)\n", why
+			else
+				printf "- (a) dmaloadd auto cold, hugetlb, best run %.0f MB/s vs %s %.0f MB/s (median): %s; median to median %.2fx\n",
+					MX[a], fn, M[f], verdict(MX[a] / M[f], "0.95"), M[a] / M[f]
+			a = wl " cold e2e-off-auto"; f = wl " cold naive"
+			if ((why = missing(a)) != "" || (why = missing(f)) != "")
+				printf "- (b) dmaloadd cold, 4 KiB pages, vs naive: not computable (%s)\n", why
+			else
+				printf "- (b) dmaloadd auto cold, 4 KiB pages, %.0f MB/s vs naive size/(Creat+I/O) %.0f MB/s: %s\n",
+					M[a], mbs_all(f), verdict(M[a] / mbs_all(f), "2")
+			for (t = 1; t <= 2; t++) {
+				h = t == 1 ? "on" : "off"; r = t == 1 ? "huge" : "4k"
+				tn = t == 1 ? "hugetlb" : "4 KiB pages"
+				a = wl " hot e2e-" h "-auto"; f = wl " hot buffered-" r
+				if ((why = missing(a)) != "" || (why = missing(f)) != "")
+					printf "- (c) hot, %s: not computable (%s)\n", tn, why
+				else
+					printf "- (c) dmaloadd auto hot, %s, %.0f MB/s vs io_uring buffered hot size/(Creat+I/O) %.0f MB/s: %s\n",
+						tn, M[a], mbs_all(f), verdict(M[a] / mbs_all(f), "0.9")
+			}
+			print ""
+		}
+	}' "$RESULTS"
+}
+
+OUT=$WORK/report.md
+{
+	echo "## Results of the last run"
+	echo
+	machine
+	report
+} > "$OUT"
+echo
+cat "$OUT"
+
+# Into the document, between the markers; a new document gets the prose too.
+if [ "$QUICK" = 1 ] || [ "$RUNS" -lt 3 ]; then
+	say "quick run or fewer than 3 runs per row: $DOC not updated"
+	exit 0
+fi
+BEGIN_MARK='<!-- bench:begin: generated by tests/bench/run.sh (make bench); edits here are overwritten -->'
+END_MARK='<!-- bench:end -->'
+if ! grep -qF -- "$BEGIN_MARK" "$DOC" 2>/dev/null || ! grep -qF -- "$END_MARK" "$DOC"; then
+	[ ! -e "$DOC" ] || cp "$DOC" "$DOC.bak"
+	cat > "$DOC" <<-EOF
+	# Benchmarks
+
+	\`make bench\` measures every way of getting a file into a memfd buffer on this
+	machine, side by side in one run. tests/bench/run.sh wrote this document; the
+	prose outside the generated part is kept when it runs again.
+
+	$BEGIN_MARK
+	$END_MARK
+
+	## Defaults chosen from this table
+
+	(To be filled in by whoever sets the defaults: chunk size, queue depth, method,
+	hugetlb.)
+	EOF
+	say "$DOC had no bench markers: wrote a new one (an old one is kept as $DOC.bak)"
+fi
+awk -v begin="$BEGIN_MARK" -v end="$END_MARK" -v gen="$OUT" '
+	$0 == begin { print; while ((getline l < gen) > 0) print l; skip = 1; next }
+	$0 == end { skip = 0 }
+	!skip { print }' "$DOC" > "$DOC.new"
+mv "$DOC.new" "$DOC"
+say "wrote $DOC"
