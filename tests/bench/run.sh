@@ -120,13 +120,17 @@ RESULTS=$WORK/results.tsv
 : > "$RESULTS"
 
 # row WORKLOAD SECTION KEY BUFFER [--hot] KIND ARGS...: one bench-row over FILES; its
-# line goes to RESULTS behind "WORKLOAD SECTION KEY BUFFER".
+# line goes to RESULTS behind "WORKLOAD SECTION KEY BUFFER". A row gets 10 minutes:
+# more is a hang (bench-row passes the TERM on to its daemon). --foreground keeps the
+# row in the terminal's process group, so Ctrl-C reaches it.
 row() {
-	local wl=$1 sec=$2 key=$3 buf=$4 out st=0
+	local wl=$1 sec=$2 key=$3 buf=$4 out st=0 why
 	shift 4
-	out=$("$ROW" --runs "$RUNS" "$@" "${FILES[@]}") || st=$?
+	out=$(timeout --foreground 600 "$ROW" --runs "$RUNS" "$@" "${FILES[@]}") || st=$?
 	if [ $st -ne 0 ] || [ -z "$out" ]; then
-		out=$(printf 'error\t%s\tbench-row exited with status %s' "$key" "$st")
+		why="bench-row exited with status $st"
+		[ $st -ne 124 ] || why="bench-row timed out after 600 s"
+		out=$(printf 'error\t%s\t%s' "$key" "$why")
 	fi
 	printf '%s\t%s\t%s\t%s\t%s\n' "$wl" "$sec" "$key" "$buf" "$out" >> "$RESULTS"
 	awk -F'\t' -v k="$wl $sec $key" '{
