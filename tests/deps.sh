@@ -3,7 +3,11 @@
 # Runs apt-get update only when the package lists are missing or older than a day.
 set -euo pipefail
 PKGS=(build-essential pkg-config liburing-dev libev-dev libsystemd-dev libinih-dev
-      clang libclang-rt-14-dev valgrind fio procps util-linux)
+      clang libclang-rt-14-dev valgrind fio procps util-linux
+      # tests/kernel: the qemu test kernel's source and build tools, the guest's
+      # busybox, the initramfs and the ext4 disk image
+      qemu-system-x86 linux-source-6.1 flex bison bc libelf-dev libssl-dev xz-utils
+      busybox-static cpio e2fsprogs)
 SUDO=
 [ "$(id -u)" -eq 0 ] || SUDO=sudo
 missing=()

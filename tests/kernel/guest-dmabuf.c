@@ -1,0 +1,387 @@
+/*
+ * guest-dmabuf.c: what the test kernel offers the daemon's dma-buf targets, checked
+ * without the daemon. Runs inside qemu (tests/kernel/run.sh), never on the host.
+ *
+ *   guest-dmabuf --make-files DIR   on the host, before `mke2fs -d DIR`: writes the
+ *                                   source file of the O_DIRECT and copy_file_range cases
+ *   guest-dmabuf DISK_DIR           in the guest: DISK_DIR is the mounted ext4 test disk
+ *
+ * The facts the udmabuf and heap:NAME targets of issue 5 will rely on, each one case:
+ *   - /dev/udmabuf turns a memfd sealed with F_SEAL_SHRINK into a dma-buf whose mmap
+ *     holds the memfd's bytes; it refuses a memfd without F_SEAL_SHRINK, one with
+ *     F_SEAL_WRITE, and one larger than udmabuf.size_limit_mb;
+ *   - /dev/dma_heap/system allocates a dma-buf that can be mapped, written and read
+ *     back between DMA_BUF_IOCTL_SYNC brackets;
+ *   - an O_DIRECT read into the heap buffer's mapping fails (its pages cannot be
+ *     pinned), and copy_file_range from ext4 into the heap fd fails: the daemon must
+ *     fill heap buffers another way. The case names say which errno the kernel gave;
+ *   - huge pages reserved on the kernel command line are there, and MFD_HUGETLB
+ *     memfds work.
+ * A case that finds the kernel without the feature fails: in this kernel it must be
+ * there (tests/kernel/kernel.config).
+ */
+#include <fcntl.h>
+#include <linux/dma-buf.h>
+#include <linux/dma-heap.h>
+#include <linux/udmabuf.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../lib/check.h"
+#include "../lib/harness.h"
+
+#define SUITE "kernel"
+#define PAGE 4096u
+#define BUF_SIZE (1 * MiB)
+#define SEED 77
+#define SRC_NAME "dmabuf-src.bin"
+
+static const char *disk_dir;
+
+/* errno's name for case names ("EFAULT"), or "success" for 0. */
+static const char *err_name(int e)
+{
+	const char *n = e ? strerrorname_np(e) : "success";
+
+	return n ? n : "unknown errno";
+}
+
+/*
+ * A memfd of @size bytes of pattern SEED with @seals added. Returns the fd, or -1
+ * with the failure recorded.
+ */
+static int memfd_patterned(size_t size, int seals)
+{
+	void *buf;
+	int fd;
+
+	fd = memfd_create("guest-dmabuf", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (!CHECKF(fd >= 0, "memfd_create: %s", strerror(errno)))
+		return -1;
+	buf = malloc(size);
+	if (!CHECK(buf != NULL))
+		goto fail;
+	pattern_fill(SEED, 0, buf, size);
+	if (!CHECKF(pwrite(fd, buf, size, 0) == (ssize_t)size, "pwrite: %s",
+		    strerror(errno)))
+		goto fail;
+	free(buf);
+	buf = NULL;
+	if (seals && !CHECKF(fcntl(fd, F_ADD_SEALS, seals) == 0, "F_ADD_SEALS 0x%x: %s",
+			     seals, strerror(errno)))
+		goto fail;
+	return fd;
+fail:
+	free(buf);
+	close(fd);
+	return -1;
+}
+
+/* UDMABUF_CREATE over [0, @size) of @memfd. Returns the dma-buf fd or -errno. */
+static int udmabuf_create(int memfd, uint64_t size)
+{
+	struct udmabuf_create c = {
+		.memfd = (uint32_t)memfd,
+		.flags = UDMABUF_FLAGS_CLOEXEC,
+		.offset = 0,
+		.size = size,
+	};
+	int dev, fd, r;
+
+	dev = open("/dev/udmabuf", O_RDWR | O_CLOEXEC);
+	if (dev < 0)
+		return -errno;
+	fd = ioctl(dev, UDMABUF_CREATE, &c);
+	r = fd < 0 ? -errno : fd;
+	close(dev);
+	return r;
+}
+
+/* DMA_BUF_IOCTL_SYNC on @fd with @flags; true on success, else the failure recorded. */
+static bool dmabuf_sync(int fd, uint64_t flags)
+{
+	struct dma_buf_sync s = { .flags = flags };
+
+	return CHECKF(ioctl(fd, DMA_BUF_IOCTL_SYNC, &s) == 0, "DMA_BUF_IOCTL_SYNC 0x%llx: %s",
+		      (unsigned long long)flags, strerror(errno));
+}
+
+/* Compares @len mapped bytes with pattern SEED from offset 0; names the first bad one. */
+static bool map_matches(const uint8_t *p, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if (p[i] != pattern_byte(SEED, i))
+			return CHECKF(false, "byte %zu is 0x%02x, expected 0x%02x", i, p[i],
+				      pattern_byte(SEED, i));
+	return true;
+}
+
+static void udmabuf_roundtrip(void)
+{
+	uint8_t *map = MAP_FAILED;
+	int memfd, buf = -1;
+
+	if (!CHECKF(access("/dev/udmabuf", R_OK | W_OK) == 0, "/dev/udmabuf: %s",
+		    strerror(errno)))
+		return;
+	memfd = memfd_patterned(BUF_SIZE, F_SEAL_SHRINK);
+	if (memfd < 0)
+		return;
+	buf = udmabuf_create(memfd, BUF_SIZE);
+	if (!CHECKF(buf >= 0, "UDMABUF_CREATE: %s", strerror(-buf)))
+		goto out;
+	CHECK_INT(lseek(buf, 0, SEEK_END), ==, BUF_SIZE);
+	CHECKF(fcntl(buf, F_GETFD) & FD_CLOEXEC, "UDMABUF_FLAGS_CLOEXEC ignored");
+	map = mmap(NULL, BUF_SIZE, PROT_READ, MAP_SHARED, buf, 0);
+	if (!CHECKF(map != MAP_FAILED, "mmap of the udmabuf: %s", strerror(errno)))
+		goto out;
+	if (dmabuf_sync(buf, DMA_BUF_SYNC_START | DMA_BUF_SYNC_READ)) {
+		map_matches(map, BUF_SIZE);
+		dmabuf_sync(buf, DMA_BUF_SYNC_END | DMA_BUF_SYNC_READ);
+	}
+out:
+	if (map != MAP_FAILED)
+		munmap(map, BUF_SIZE);
+	if (buf >= 0)
+		close(buf);
+	close(memfd);
+}
+
+/* udmabuf's rules on seals: the daemon's udmabuf target must seal exactly so. */
+static void udmabuf_refuses(int seals, int want)
+{
+	int memfd, buf;
+
+	memfd = memfd_patterned(16 * PAGE, seals);
+	if (memfd < 0)
+		return;
+	buf = udmabuf_create(memfd, 16 * PAGE);
+	if (buf >= 0)
+		close(buf);
+	CHECK_ERR(buf < 0 ? buf : 0, -want);
+	close(memfd);
+}
+
+/* udmabuf.size_limit_mb (default 64) caps one buffer: one page more is refused. The
+ * memfd stays sparse, and the size check comes before any page is pinned. */
+static void udmabuf_size_limit(void)
+{
+	unsigned long limit_mb = 0;
+	uint64_t size;
+	int memfd, buf;
+	FILE *f;
+
+	f = fopen("/sys/module/udmabuf/parameters/size_limit_mb", "re");
+	if (!CHECKF(f, "size_limit_mb: %s", strerror(errno)))
+		return;
+	if (fscanf(f, "%lu", &limit_mb) != 1)
+		limit_mb = 0;
+	fclose(f);
+	if (!CHECKF(limit_mb > 0, "size_limit_mb unreadable"))
+		return;
+	fprintf(stderr, "# udmabuf.size_limit_mb = %lu\n", limit_mb);
+	size = limit_mb * MiB + PAGE;
+	memfd = memfd_create("guest-dmabuf-big", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (!CHECKF(memfd >= 0, "memfd_create: %s", strerror(errno)))
+		return;
+	if (CHECK(ftruncate(memfd, (off_t)size) == 0) &&
+	    CHECK(fcntl(memfd, F_ADD_SEALS, F_SEAL_SHRINK) == 0)) {
+		buf = udmabuf_create(memfd, size);
+		if (buf >= 0)
+			close(buf);
+		CHECK_ERR(buf < 0 ? buf : 0, -EINVAL);
+	}
+	close(memfd);
+}
+
+/* A dma-buf from the system heap, or -errno. */
+static int heap_alloc(uint64_t len)
+{
+	struct dma_heap_allocation_data a = {
+		.len = len,
+		.fd_flags = O_RDWR | O_CLOEXEC,
+	};
+	int heap, r;
+
+	heap = open("/dev/dma_heap/system", O_RDONLY | O_CLOEXEC);
+	if (heap < 0)
+		return -errno;
+	r = ioctl(heap, DMA_HEAP_IOCTL_ALLOC, &a) < 0 ? -errno : (int)a.fd;
+	close(heap);
+	return r;
+}
+
+static void heap_roundtrip(void)
+{
+	uint8_t *map;
+	int buf;
+
+	buf = heap_alloc(BUF_SIZE);
+	if (!CHECKF(buf >= 0, "DMA_HEAP_IOCTL_ALLOC on /dev/dma_heap/system: %s",
+		    strerror(-buf)))
+		return;
+	CHECK_INT(lseek(buf, 0, SEEK_END), ==, BUF_SIZE);
+	map = mmap(NULL, BUF_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, buf, 0);
+	if (!CHECKF(map != MAP_FAILED, "mmap of the heap buffer: %s", strerror(errno))) {
+		close(buf);
+		return;
+	}
+	if (dmabuf_sync(buf, DMA_BUF_SYNC_START | DMA_BUF_SYNC_WRITE)) {
+		pattern_fill(SEED, 0, map, BUF_SIZE);
+		dmabuf_sync(buf, DMA_BUF_SYNC_END | DMA_BUF_SYNC_WRITE);
+	}
+	/* A second mapping sees the same pages: the bytes went to the buffer, not to a
+	 * private copy. */
+	munmap(map, BUF_SIZE);
+	map = mmap(NULL, BUF_SIZE, PROT_READ, MAP_SHARED, buf, 0);
+	if (CHECKF(map != MAP_FAILED, "second mmap: %s", strerror(errno))) {
+		if (dmabuf_sync(buf, DMA_BUF_SYNC_START | DMA_BUF_SYNC_READ)) {
+			map_matches(map, BUF_SIZE);
+			dmabuf_sync(buf, DMA_BUF_SYNC_END | DMA_BUF_SYNC_READ);
+		}
+		munmap(map, BUF_SIZE);
+	}
+	close(buf);
+}
+
+/*
+ * Tries an O_DIRECT read of the test file into a heap buffer's mapping (@how
+ * "odirect") or copy_file_range from it into the heap fd ("cfr"). Returns the errno
+ * (0 if it worked), or -1 when the attempt could not be set up (recorded in @why).
+ */
+static int heap_fill_attempt(const char *how, char *why, size_t len)
+{
+	char path[256];
+	uint8_t *map = MAP_FAILED;
+	int src = -1, buf, e = -1;
+
+	snprintf(path, sizeof(path), "%s/" SRC_NAME, disk_dir);
+	buf = heap_alloc(BUF_SIZE);
+	if (buf < 0) {
+		snprintf(why, len, "DMA_HEAP_IOCTL_ALLOC: %s", strerror(-buf));
+		return -1;
+	}
+	src = open(path, O_RDONLY | O_CLOEXEC | (how[0] == 'o' ? O_DIRECT : 0));
+	if (src < 0) {
+		snprintf(why, len, "open %s: %s", path, strerror(errno));
+		goto out;
+	}
+	if (how[0] == 'o') {
+		map = mmap(NULL, BUF_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, buf, 0);
+		if (map == MAP_FAILED) {
+			snprintf(why, len, "mmap: %s", strerror(errno));
+			goto out;
+		}
+		e = read(src, map, 64 * 1024) < 0 ? errno : 0;
+	} else {
+		loff_t in = 0, out = 0;
+
+		e = copy_file_range(src, &in, buf, &out, 64 * 1024, 0) < 0 ? errno : 0;
+	}
+out:
+	if (map != MAP_FAILED)
+		munmap(map, BUF_SIZE);
+	if (src >= 0)
+		close(src);
+	close(buf);
+	return e;
+}
+
+/* The heap target's premise: neither shortcut into its pages works. The case name
+ * carries the errno the kernel gave, so the log answers "what does it say". */
+static void heap_no_shortcuts(void)
+{
+	char why[512] = "";
+	int e;
+
+	e = heap_fill_attempt("odirect", why, sizeof(why));
+	check_begin("heap: O_DIRECT read into the mapping of a heap buffer fails (%s)",
+		    e < 0 ? "not tried" : err_name(e));
+	if (CHECKF(e >= 0, "%s", why))
+		CHECKF(e == EFAULT, "expected EFAULT: the heap's pages should not pin");
+	check_end();
+
+	e = heap_fill_attempt("cfr", why, sizeof(why));
+	check_begin("heap: copy_file_range from ext4 into a heap fd fails (%s)",
+		    e < 0 ? "not tried" : err_name(e));
+	if (CHECKF(e >= 0, "%s", why))
+		CHECKF(e == EINVAL || e == EXDEV || e == EOPNOTSUPP,
+		       "expected EINVAL, EXDEV or EOPNOTSUPP");
+	check_end();
+}
+
+/* hugepages=N on the command line (tests/kernel/run.sh sets it) reserved N pages,
+ * and an MFD_HUGETLB memfd maps one. */
+static void hugetlb(void)
+{
+	char line[4096];
+	const char *p;
+	long want = -1, total = -1;
+	uint8_t *map;
+	FILE *f;
+	int fd;
+
+	f = fopen("/proc/cmdline", "re");
+	if (f && fgets(line, sizeof(line), f) && (p = strstr(line, "hugepages=")))
+		want = strtol(p + strlen("hugepages="), NULL, 10);
+	if (f)
+		fclose(f);
+	f = fopen("/proc/meminfo", "re");
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "HugePages_Total: %ld", &total) == 1)
+			break;
+	if (f)
+		fclose(f);
+	if (!CHECKF(want > 0, "no hugepages=N on /proc/cmdline"))
+		return;
+	if (!CHECK_INT(total, ==, want))
+		return;
+	fd = memfd_create("guest-dmabuf-huge", MFD_CLOEXEC | MFD_HUGETLB);
+	if (!CHECKF(fd >= 0, "memfd_create(MFD_HUGETLB): %s", strerror(errno)))
+		return;
+	if (CHECK(ftruncate(fd, 2 * MiB) == 0)) {
+		map = mmap(NULL, 2 * MiB, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+		if (CHECKF(map != MAP_FAILED, "mmap: %s", strerror(errno))) {
+			pattern_fill(SEED, 0, map, 2 * MiB);
+			map_matches(map, 2 * MiB);
+			munmap(map, 2 * MiB);
+		}
+	}
+	close(fd);
+}
+
+int main(int argc, char **argv)
+{
+	if (argc == 3 && strcmp(argv[1], "--make-files") == 0) {
+		char path[PATH_MAX];
+		int r;
+
+		snprintf(path, sizeof(path), "%s/" SRC_NAME, argv[2]);
+		r = file_make(path, BUF_SIZE, SEED, 0644);
+		if (r < 0)
+			fprintf(stderr, "guest-dmabuf: writing %s: %s\n", path, strerror(-r));
+		return r < 0;
+	}
+	if (argc != 2) {
+		fprintf(stderr, "usage: %s DISK_DIR (inside the qemu test kernel)\n"
+			"       %s --make-files DIR\n", argv[0], argv[0]);
+		return 2;
+	}
+	disk_dir = argv[1];
+	check_init(SUITE);
+
+	CASE(udmabuf_roundtrip(), "udmabuf: UDMABUF_CREATE on a sealed memfd, mmap holds "
+	     "its bytes");
+	CASE(udmabuf_refuses(0, EINVAL), "udmabuf: refuses a memfd without F_SEAL_SHRINK");
+	CASE(udmabuf_refuses(F_SEAL_SHRINK | F_SEAL_WRITE, EINVAL),
+	     "udmabuf: refuses a memfd sealed with F_SEAL_WRITE");
+	CASE(udmabuf_size_limit(), "udmabuf: refuses a buffer over size_limit_mb");
+	CASE(heap_roundtrip(), "heap: system heap alloc, mmap, sync, write and read back");
+	heap_no_shortcuts();
+	CASE(hugetlb(), "hugetlb: boot-time huge pages and an MFD_HUGETLB memfd");
+	return check_finish();
+}
