@@ -36,7 +36,7 @@ void config_init(struct config *c)
 		.hugetlb = CONFIG_AUTO,
 		.pipe_size = 1u << 20,
 		.direct = CONFIG_AUTO,
-		.fixed_buffers = CONFIG_AUTO,
+		.fixed_buffers = CONFIG_OFF,
 	};
 }
 

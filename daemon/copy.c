@@ -92,8 +92,10 @@ static struct cpipe *cpipe_get(struct copy_pipes *p)
 		p->free = cp->next;
 		return cp;
 	}
-	if (p->n >= p->max)
+	if (p->n >= p->max) {
+		errno = EBUSY;
 		return NULL;
+	}
 	/* Blocking pipes: io_uring runs splices on its own workers, which may wait;
 	 * a non-blocking pipe would turn a full or empty pipe into -EAGAIN loops. */
 	if (pipe2(fds, O_CLOEXEC) < 0)
@@ -104,6 +106,7 @@ static struct cpipe *cpipe_get(struct copy_pipes *p)
 	if (got <= 0 || !(cp = calloc(1, sizeof(*cp)))) {
 		close(fds[0]);
 		close(fds[1]);
+		errno = ENOMEM;
 		return NULL;
 	}
 	/* Every pipe of the daemon has the same size unless the kernel refused some
@@ -491,6 +494,7 @@ bool copy_issue(struct job *j)
 	uint64_t end = j->off + j->len, max = j->srv->cfg->chunk_size, left;
 	enum chunk_how how;
 	struct cpipe *pipe = NULL;
+	bool cached = false;
 	struct chunk *c;
 
 	if (j->state != DL_STATE_READING || j->registering || copy_exhausted(j))
@@ -499,19 +503,30 @@ bool copy_issue(struct job *j)
 	if (how == CHUNK_DIRECT) {
 		end = j->direct_end;
 		left = end - j->next < max ? end - j->next : max;
-		if (j->auto_cache && range_cached(j, j->next, left)) {
+		cached = j->auto_cache && range_cached(j, j->next, left);
+		if (cached)
 			how = j->cache_how;
-			j->bytes_cached += left;
-		} else {
-			j->bytes_direct += left;
-		}
 	}
-	if (how == CHUNK_SPLICE) {
-		pipe = cpipe_get(&j->srv->pipes);
-		if (!pipe && j->method == DL_METHOD_CFR)
-			return false;	/* every pipe is busy: wait for a chunk to end */
-		if (!pipe)
-			how = CHUNK_BUFFERED;	/* auto: a read does as well */
+	if (how == CHUNK_SPLICE && !(pipe = cpipe_get(&j->srv->pipes))) {
+		int err = errno;
+
+		/* Every pipe busy: wait for a chunk to end (and give back its pipe)
+		 * rather than read into the mapping, many times slower into 4 KiB
+		 * pages. With no pipe at all (the fd limit), nothing would wake us. */
+		if (j->srv->pipes.n > 0)
+			return false;
+		if (j->method == DL_METHOD_CFR) {
+			job_fail(j, -err, "cannot make a pipe for splice: %s", strerror(err));
+			return false;
+		}
+		how = CHUNK_BUFFERED;
+	}
+	if (j->next < j->direct_end) {
+		left = j->direct_end - j->next < max ? j->direct_end - j->next : max;
+		if (cached)
+			j->bytes_cached += left;
+		else
+			j->bytes_direct += left;
 	}
 	c = calloc(1, sizeof(*c));
 	if (!c) {
