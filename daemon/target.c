@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/vfs.h>
@@ -44,6 +45,25 @@ void target_deinit(struct target *t)
 	if (t->fd >= 0)
 		close(t->fd);
 	t->fd = -1;
+}
+
+/* A "Key: N" line of /proc/meminfo, -1 if missing. */
+static long meminfo_pages(const char *key)
+{
+	size_t kl = strlen(key);
+	char line[128];
+	long v = -1;
+	FILE *f = fopen("/proc/meminfo", "re");
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, key, kl) && line[kl] == ':') {
+			v = strtol(line + kl + 1, NULL, 10);
+			break;
+		}
+	fclose(f);
+	return v;
 }
 
 uint64_t target_huge_page_size(void)
@@ -126,10 +146,13 @@ int target_create(struct target *t, const char *name, uint64_t size,
 			return 0;
 		t->hugetlb_short = true;
 		if (!__atomic_exchange_n(&pool_short_logged, true, __ATOMIC_RELAXED))
-			log_notice("huge pages: no room for a %llu-byte buffer (%s); using "
-				   "4 KiB pages until the pool has room (see "
-				   "/proc/sys/vm/nr_hugepages)", (unsigned long long)size,
-				   strerror(-r));
+			log_notice("huge pages: no room for a %llu-byte buffer (%s; %ld of "
+				   "%ld huge pages free); using 4 KiB pages until the pool "
+				   "has room (see /proc/sys/vm/nr_hugepages)",
+				   (unsigned long long)size, strerror(-r),
+				   meminfo_pages("HugePages_Free") -
+				   meminfo_pages("HugePages_Rsvd"),
+				   meminfo_pages("HugePages_Total"));
 	}
 	return target_make(t, label, 0, size, (size + page - 1) & ~(page - 1));
 }

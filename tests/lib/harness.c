@@ -194,6 +194,7 @@ bool buf_verify(int fd, uint64_t len, uint32_t seed, uint64_t off, char *why, si
 	int seals, fl;
 	char *map = NULL, *expect = NULL;
 	bool ok = false, huge;
+	size_t map_len;
 
 	if (fd < 0) {
 		snprintf(why, n, "no fd (%d)", fd);
@@ -244,13 +245,16 @@ bool buf_verify(int fd, uint64_t len, uint32_t seed, uint64_t off, char *why, si
 		snprintf(why, n, "ok");
 		return true;
 	}
-	map = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	/* The whole object: a hugetlb mapping can only be unmapped in whole huge
+	 * pages (munmap of less fails with EINVAL and the pages stay mapped). */
+	map_len = (size_t)st.st_size;
+	map = mmap(NULL, map_len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (map != MAP_FAILED) {
-		munmap(map, len);
+		munmap(map, map_len);
 		snprintf(why, n, "writable shared mapping of the sealed buffer succeeded");
 		return false;
 	}
-	map = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
+	map = mmap(NULL, map_len, PROT_READ, MAP_SHARED, fd, 0);
 	if (map == MAP_FAILED) {
 		snprintf(why, n, "mmap: %s", strerror(errno));
 		return false;
@@ -276,11 +280,22 @@ bool buf_verify(int fd, uint64_t len, uint32_t seed, uint64_t off, char *why, si
 			goto out;
 		}
 	}
+	/* past the data, a rounded-up buffer holds zeros */
+	for (uint64_t pos = len; pos < map_len; pos++)
+		if (map[pos]) {
+			snprintf(why, n, "byte %llu, past the %llu bytes of data, is 0x%02x",
+				 (unsigned long long)pos, (unsigned long long)len,
+				 (unsigned char)map[pos]);
+			goto out;
+		}
 	snprintf(why, n, "ok");
 	ok = true;
 out:
 	free(expect);
-	munmap(map, len);
+	if (munmap(map, map_len) < 0 && ok) {
+		snprintf(why, n, "munmap: %s", strerror(errno));
+		ok = false;
+	}
 	return ok;
 }
 
