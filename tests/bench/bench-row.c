@@ -11,7 +11,10 @@
  *                                                  a private dmaloadd, through libdmaload
  *
  * OPTS: --runs N (default 3); --hot (files read into the page cache before each run
- * instead of dropped from it); --label TEXT (the row's name in the output line).
+ * instead of dropped from it); --label TEXT (the row's name in the output line);
+ * --io 'KEY = VALUE' (e2e only, repeatable: a line for the [io] section of the
+ * daemon's config, after "hugetlb = HUGETLB"; every key not given keeps the daemon's
+ * built-in default, fixed_buffers included).
  *
  * Raw METHODs (TARGET is 4k or huge, a memfd of 4 KiB pages or MFD_HUGETLB):
  *   naive     read() of the whole file into the mapping, what a client does by itself
@@ -1042,9 +1045,15 @@ static void on_signal(int sig)
 	raise(sig);
 }
 
+/* The --io lines, in order: extra [io] keys of the daemon's config. */
+#define IO_LINES_MAX 16
+static const char *io_lines[IO_LINES_MAX];
+static int n_io_lines;
+
 /*
  * Starts @bin on a private socket and config in a fresh dir under @workdir, with
- * "[io] hugetlb = @hugetlb" and every other key at its default, and connects to it.
+ * "[io] hugetlb = @hugetlb", then the --io lines, and every other key at its default,
+ * and connects to it.
  */
 static int daemon_start(const char *bin, const char *workdir, const char *hugetlb)
 {
@@ -1064,7 +1073,10 @@ static int daemon_start(const char *bin, const char *workdir, const char *hugetl
 	if (!f)
 		return fail("%s: %s", dmn.conf, errtext(errno));
 	fprintf(f, "# written by tests/bench/bench-row\n[io]\nhugetlb = %s\n", hugetlb);
-	fclose(f);
+	for (int i = 0; i < n_io_lines; i++)
+		fprintf(f, "%s\n", io_lines[i]);
+	if (fclose(f) != 0)
+		return fail("%s: %s", dmn.conf, errtext(errno));
 
 	dmn.pid = fork();
 	if (dmn.pid < 0)
@@ -1325,8 +1337,8 @@ static void usage(void)
 	fprintf(stderr,
 		"usage: bench-row [--runs N] [--hot] [--label TEXT] raw METHOD 4k|huge FILE...\n"
 		"       bench-row [--runs N] [--label TEXT] fio malloc|shmhuge FILE...\n"
-		"       bench-row [--runs N] [--hot] [--label TEXT] e2e DAEMON METHOD on|off "
-		"WORKDIR FILE...\n");
+		"       bench-row [--runs N] [--hot] [--label TEXT] [--io 'KEY = VALUE']... e2e "
+		"DAEMON METHOD on|off WORKDIR FILE...\n");
 	exit(2);
 }
 
@@ -1345,12 +1357,18 @@ int main(int argc, char **argv)
 			label = argv[++a];
 		else if (strcmp(argv[a], "--hot") == 0)
 			hot = true;
+		else if (strcmp(argv[a], "--io") == 0 && a + 1 < argc &&
+			 n_io_lines < IO_LINES_MAX && !strpbrk(argv[a + 1], "\n\r[#") &&
+			 strchr(argv[a + 1], '='))
+			io_lines[n_io_lines++] = argv[++a];
 		else
 			usage();
 	}
 	if (a >= argc || runs < 1 || runs > 64)
 		usage();
 	kind = argv[a++];
+	if (n_io_lines && strcmp(kind, "e2e") != 0)
+		usage();
 	if (!label)
 		label = kind;
 	signal(SIGINT, on_signal);

@@ -6,7 +6,8 @@
 # Needs root: it drops the page cache before every cold run and reserves huge pages
 # (restored at exit). It makes the test files once under $BENCH_DIR (random bytes,
 # reused while their sizes are right), runs every row with build/tests/bench/bench-row
-# (see its header for what each column measures), prints the table and the issue's
+# (see its header for what each column measures), among them the tuning rows from
+# which the daemon's [io] defaults are chosen, prints the table and the issue's
 # three target ratios, and writes them into docs/BENCHMARKS.md between the
 # "bench:begin" and "bench:end" markers; the prose around them is kept.
 #
@@ -18,6 +19,8 @@
 #   BENCH_DIR=DIR   where the files go (default /var/tmp/dmaload-bench; not tmpfs:
 #                   O_DIRECT needs a real filesystem)
 #   BENCH_DOC=FILE  the document to update (default docs/BENCHMARKS.md)
+#   BENCH_TUNE=0    leave out the tuning rows (dmaloadd auto, cold, with another
+#                   chunk_size, queue_depth or fixed_buffers; see TUNE below)
 set -euo pipefail
 
 TOP=$(cd "$(dirname "$0")/../.." && pwd)
@@ -26,6 +29,7 @@ ROW=$BUILD/tests/bench/bench-row
 DAEMON=$BUILD/dmaloadd
 QUICK=${BENCH_QUICK:-0}
 KEEP=${BENCH_KEEP:-0}
+TUNE_ON=${BENCH_TUNE:-1}
 BASE=${BENCH_DIR:-/var/tmp/dmaload-bench}
 DOC=${BENCH_DOC:-$TOP/docs/BENCHMARKS.md}
 if [ "$QUICK" = 1 ]; then
@@ -116,10 +120,27 @@ say "huge pages: $free free of $(cat "$HP") ($((hp_kb / 1024)) MiB each; was $HP
 
 # ---- the rows -----------------------------------------------------------------------
 
+# The tuning rows: dmaloadd auto, cold, with one [io] key moved off its default
+# (chunk_size 4M, queue_depth 64, fixed_buffers off), the others left alone. The
+# defaults themselves are the "dmaloadd auto" cold row, shown again at the head of the
+# tuning table rather than run twice. "HUGETLB|KEY|NAME|[io] LINE", HUGETLB being the
+# setting the row runs with (both: on and off). fixed_buffers = auto registers hugetlb
+# buffers only, so with hugetlb off it is off; there the row is fixed_buffers = on.
+TUNE=(
+	"both|c1M|chunk_size 1M|chunk_size = 1M"
+	"both|c16M|chunk_size 16M|chunk_size = 16M"
+	"both|q8|queue_depth 8|queue_depth = 8"
+	"both|q16|queue_depth 16|queue_depth = 16"
+	"both|q128|queue_depth 128|queue_depth = 128"
+	"on|fbauto|fixed_buffers auto (READ_FIXED into registered hugetlb buffers)|fixed_buffers = auto"
+	"off|fbon|fixed_buffers on (READ_FIXED into registered 4 KiB buffers)|fixed_buffers = on"
+)
+[ "$TUNE_ON" = 1 ] || TUNE=()
+
 RESULTS=$WORK/results.tsv
 : > "$RESULTS"
 
-# row WORKLOAD SECTION KEY BUFFER [--hot] KIND ARGS...: one bench-row over FILES; its
+# row WORKLOAD SECTION KEY BUFFER [OPTS] KIND ARGS...: one bench-row over FILES; its
 # line goes to RESULTS behind "WORKLOAD SECTION KEY BUFFER". A row gets 10 minutes:
 # more is a hang (bench-row passes the TERM on to its daemon). --foreground keeps the
 # row in the terminal's process group, so Ctrl-C reaches it.
@@ -136,6 +157,17 @@ row() {
 	awk -F'\t' -v k="$wl $sec $key" '{
 		if ($1 == "ok") printf "bench: %-34s %8.0f ms %7.0f MB/s  %s\n", k, $11, $14, $20
 		else printf "bench: %-34s error: %s\n", k, $3 }' <<< "$out" >&2
+}
+
+# same_row WORKLOAD SECTION KEY LABEL FROM_SECTION FROM_KEY: a copy of a row already in
+# RESULTS under another section, key and label (the defaults at the head of the tuning
+# table).
+same_row() {
+	awk -F'\t' -v OFS='\t' -v wl="$1" -v sec="$2" -v key="$3" -v label="$4" \
+		-v fsec="$5" -v fkey="$6" '
+		$1 == wl && $2 == fsec && $3 == fkey { $2 = sec; $3 = key; $6 = label; print }' \
+		"$RESULTS" > "$WORK/same"
+	cat "$WORK/same" >> "$RESULTS"
 }
 
 for w in "${WORKLOADS[@]}"; do
@@ -159,11 +191,23 @@ for w in "${WORKLOADS[@]}"; do
 	row "$wl" cold fio "4 KiB" --label "fio io_uring O_DIRECT" fio malloc
 	row "$wl" cold fio-huge hugetlb --label "fio io_uring O_DIRECT (the disk's limit)" \
 		fio shmhuge
+	# Each hugetlb setting's tuning rows right after its auto row, so they share the
+	# disk's mood as far as this machine allows.
 	for h in on off; do
 		b="4 KiB"; [ $h = on ] && b=hugetlb
 		for m in auto cfr direct buffered; do
 			row "$wl" cold "e2e-$h-$m" "$b" --label "dmaloadd $m" \
 				e2e "$DAEMON" $m $h "$WORK"
+			[ $m = auto ] && [ ${#TUNE[@]} -gt 0 ] || continue
+			same_row "$wl" tune "tune-$h-default" \
+				"dmaloadd auto, chunk_size 4M, queue_depth 64, fixed_buffers off (the defaults: the cold row above)" \
+				cold "e2e-$h-auto"
+			for t in "${TUNE[@]}"; do
+				IFS='|' read -r th k name line <<< "$t"
+				[ "$th" = both ] || [ "$th" = $h ] || continue
+				row "$wl" tune "tune-$h-$k" "$b" --label "dmaloadd auto, $name" \
+					--io "$line" e2e "$DAEMON" auto $h "$WORK"
+			done
 		done
 	done
 
@@ -244,10 +288,11 @@ report() {
 	END {
 		for (w = 1; w <= nw; w++) {
 			wl = order[w]; split(wl, p, "x")
-			for (s = 1; s <= 2; s++) {
-				sec = s == 1 ? "cold" : "hot"
+			for (s = 1; s <= 3; s++) {
+				sec = s == 1 ? "cold" : s == 2 ? "tune" : "hot"
 				if (!n[wl, sec]) continue
 				if (sec == "cold") how = "cold: page cache dropped before each run"
+				else if (sec == "tune") how = "tuning: dmaloadd auto, cold, one [io] key changed"
 				else how = "hot: files read into the page cache before each run"
 				printf "\n### %d x %d MiB (%s in all), %s\n\n", p[1], p[2],
 					size(p[1] * p[2] * 1048576), how
