@@ -1,6 +1,7 @@
 #!/bin/bash
 # The whole suite, as CI runs it (make check):
-#   1. make all tests                        and tests/run-one.sh build
+#   1. make all tests                        and tests/run-one.sh build, then
+#      tests/kernel/run.sh build (the dma-buf tests in qemu on the test kernel)
 #   2. make SANITIZE=address,undefined ...   and tests/run-one.sh build-san
 #      (ASan with leak detection: the daemon must exit 0 on SIGTERM without leaks)
 #   3. make fuzz, then build-fuzz/fuzz-proto for FUZZ_SECONDS (default 20) on a seed
@@ -32,6 +33,8 @@ build() {
 
 if build plain all tests; then
 	tests/run-one.sh build | tee -a "$LOG"
+	note "tests/kernel/run.sh build (qemu; the first run on a machine builds its kernel)"
+	bash tests/kernel/run.sh build | tee -a "$LOG"
 fi
 
 if build sanitizers SANITIZE=address,undefined all tests; then

@@ -71,7 +71,7 @@ fail() {
 	die "$* (log: $CACHE/build-failed.log)"
 }
 
-note "building the test kernel $key in $work (about 11 minutes on 2 cores, once per machine)"
+note "building the test kernel $key in $work (11 to 13 minutes on 2 cores, once per machine)"
 tar -C "$work" -xf "$TARBALL" || die "cannot unpack $TARBALL"
 src=$(find "$work" -mindepth 1 -maxdepth 1 -type d -name 'linux*' | head -1)
 [ -n "$src" ] && [ -f "$src/Makefile" ] || die "$TARBALL holds no kernel tree"

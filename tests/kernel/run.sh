@@ -4,7 +4,7 @@
 # tests/kernel/guest-* (make all tests).
 #
 #   1. the test kernel: tests/kernel/build-kernel.sh (cached; the first run on a
-#      machine builds it, about 8 minutes on 2 cores);
+#      machine builds it, 11 to 13 minutes on 2 cores);
 #   2. the test disk: every guest program writes its files with `--make-files DIR`,
 #      and `mke2fs -d DIR` turns DIR into an ext4 image (no mount on the host);
 #   3. the initramfs: busybox, tests/kernel/init as /init, the binaries and the shared
