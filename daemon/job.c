@@ -345,7 +345,7 @@ int job_new(struct job **out, struct client *c, const struct dl_msg *m, int fd)
 	source_init(&j->src);
 	target_init(&j->tgt);
 	if (!(j->req.flags & DL_LOAD_BY_FD)) {
-		j->path = strndup(m->trail, m->trail_len);
+		j->path = strndup(m->trail, m->u.load.path_len);
 		if (!j->path) {
 			free(j);
 			return -ENOMEM;
