@@ -19,8 +19,11 @@
  * be truncated away) and refuses F_SEAL_WRITE (a dma-buf is writable by its devices
  * and importers, so a write seal would be a lie), so these memfds are sealed shrink,
  * grow and seal, never write. Its offset and size must be page-aligned: the memfd is
- * page-rounded. Whether it takes hugetlb memfds depends on the kernel; one probe with
- * a single huge page answers it, and a "no" makes udmabuf buffers use 4 KiB pages.
+ * page-rounded. hugetlb memfds: kernels before 6.11 accept them in UDMABUF_CREATE but
+ * hand out their tail pages one by one, and mapping such a dma-buf then freeing it
+ * corrupts the huge page free list (seen here on 6.1: an oops in enqueue of the freed
+ * huge page). 6.11 pins folios instead (memfd_pin_folios). So hugetlb udmabufs need
+ * 6.11 or later, and one probe with a single huge page; else 4 KiB pages.
  *
  * heap: DMA_HEAP_IOCTL_ALLOC allocates every page at once (so on a worker), and its
  * mapping is a PFN map that O_DIRECT cannot target (copy.c reads direct into bounce
@@ -39,6 +42,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/utsname.h>
 #include <sys/vfs.h>
 #include <unistd.h>
 
@@ -268,6 +272,17 @@ static int udmabuf_make(int dev_fd, int memfd, uint64_t size)
 static int udmabuf_huge_ok = -1;
 static pthread_mutex_t udmabuf_probe_lock = PTHREAD_MUTEX_INITIALIZER;
 
+/* Whether the running kernel is at least @major.@minor. */
+static bool kernel_at_least(unsigned major, unsigned minor)
+{
+	struct utsname u;
+	unsigned ma = 0, mi = 0;
+
+	if (uname(&u) < 0 || sscanf(u.release, "%u.%u", &ma, &mi) != 2)
+		return false;
+	return ma > major || (ma == major && mi >= minor);
+}
+
 /* Tries one huge page. A pool without a free page says nothing: asked again later. */
 static bool udmabuf_takes_hugetlb(int dev_fd, uint64_t huge)
 {
@@ -278,6 +293,13 @@ static bool udmabuf_takes_hugetlb(int dev_fd, uint64_t huge)
 	v = udmabuf_huge_ok;
 	if (v >= 0)
 		goto out;
+	if (!kernel_at_least(6, 11)) {
+		/* Never try: the probe itself would succeed and the damage come later. */
+		v = udmabuf_huge_ok = 0;
+		log_info("udmabuf: kernels before 6.11 mishandle hugetlb memfds; udmabuf "
+			 "buffers use 4 KiB pages");
+		goto out;
+	}
 	memfd = memfd_create("dmaload:probe", MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_HUGETLB);
 	if (memfd < 0)
 		goto out;
