@@ -43,9 +43,11 @@ static void usage(FILE *f)
 	      "\n"
 	      "Commands:\n"
 	      "  load FILE [--offset N] [--length N] [--method M] [--exact-size] [--fd]\n"
-	      "            [-- CMD ARGS...]\n"
-	      "                  load FILE into a sealed memfd; with -- CMD, run CMD with\n"
-	      "                  the buffer as fd 3 ($DMALOAD_FD, $DMALOAD_SIZE)\n"
+	      "            [--target T] [--dmabuf] [-- CMD ARGS...]\n"
+	      "                  load FILE into a sealed memfd or a dma-buf; with -- CMD,\n"
+	      "                  run CMD with the buffer as fd 3 ($DMALOAD_FD, $DMALOAD_SIZE)\n"
+	      "  info            the buffers the daemon's host offers: dma-buf targets,\n"
+	      "                  heaps, the udmabuf size limit, the huge page pool\n"
 	      "  status          daemon counters and the loads you may see\n"
 	      "  cancel ID       cancel load ID (only loads of the same connection)\n"
 	      "  ping            say HELLO and report the daemon's answer\n"
@@ -62,6 +64,9 @@ static void usage(FILE *f)
 	      "  --exact-size    the buffer must be exactly the data's size (no huge\n"
 	      "                  pages rounded up)\n"
 	      "  --fd            open FILE here and pass the fd, instead of the path\n"
+	      "  --target T      auto (the daemon's default), memfd, udmabuf or heap:NAME\n"
+	      "  --dmabuf        with target auto: a dma-buf if the host has one (udmabuf,\n"
+	      "                  else a heap), else a memfd\n"
 	      "  --help          this text\n"
 	      "  --version       the version\n", f);
 }
@@ -396,6 +401,22 @@ static int run_with_buffer(struct dmaload *dl, int fd, uint64_t size, char **arg
 	return WEXITSTATUS(status);
 }
 
+/* "auto", "memfd", "udmabuf" or "heap:NAME" (NAME points into @s). */
+static int parse_target(const char *s, struct dmaload_opts *opts)
+{
+	if (!strncmp(s, "heap:", 5) && dl_heap_name_ok(s + 5, strlen(s + 5))) {
+		opts->target = DL_TARGET_HEAP;
+		opts->heap = s + 5;
+		return 0;
+	}
+	for (unsigned t = DL_TARGET_AUTO; t <= DL_TARGET_UDMABUF; t++)
+		if (!strcmp(s, dl_target_name(t))) {
+			opts->target = (uint8_t)t;
+			return 0;
+		}
+	return -EINVAL;
+}
+
 static int cmd_load(struct ctl *ctl, int argc, char **argv, int i)
 {
 	struct progress pg = { 0 };
@@ -441,6 +462,14 @@ static int cmd_load(struct ctl *ctl, int argc, char **argv, int i)
 			if (parse_method(val, &opts.method) < 0)
 				return usage_error("bad method '%s' (auto, cfr, direct, "
 						   "buffered)", val);
+		} else if ((r = opt_value("--target", argc, argv, &i, &val))) {
+			if (r < 0)
+				return usage_error("option '%s' needs a value", a);
+			if (parse_target(val, &opts))
+				return usage_error("bad target '%s' (auto, memfd, udmabuf, "
+						   "heap:NAME)", val);
+		} else if (!strcmp(a, "--dmabuf")) {
+			opts.dmabuf = true;
 		} else if (!strcmp(a, "--fd")) {
 			by_fd = true;
 		} else if (!strcmp(a, "--exact-size")) {
@@ -643,6 +672,72 @@ static int cmd_cancel(struct ctl *ctl, int argc, char **argv, int i)
 	return EXIT_SUCCESS;
 }
 
+/* ---- info ------------------------------------------------------------------------ */
+
+static int cmd_info(struct ctl *ctl, int argc, char **argv, int i)
+{
+	struct dmaload_info in;
+	struct dmaload *dl;
+	char size[32];
+	int r;
+
+	r = only_global_options(ctl, argc, argv, i, "info");
+	if (r >= 0)
+		return r;
+	r = ctl_connect(ctl, &dl);
+	if (r)
+		return r;
+	r = dmaload_info(dl, &in);
+	dmaload_close(dl);
+	if (r == -EOPNOTSUPP)
+		return fail("info", NULL, EOPNOTSUPP, "the daemon offers no dma-buf targets "
+			    "(an older dmaloadd)");
+	if (r < 0)
+		return fail("info", NULL, -r, NULL);
+	if (ctl->json) {
+		printf("{\"default_target\":\"%s\",\"udmabuf\":%s,\"udmabuf_error\":",
+		       dl_target_name(in.default_target),
+		       in.caps & DL_CAP_UDMABUF ? "true" : "false");
+		if (in.udmabuf_err)
+			json_string(stdout, strerrorname_np(in.udmabuf_err));
+		else
+			fputs("null", stdout);
+		printf(",\"udmabuf_size_limit\":%" PRIu64 ",\"udmabuf_hugetlb\":%s,"
+		       "\"heaps\":[", in.udmabuf_size_limit,
+		       in.udmabuf_hugetlb ? "true" : "false");
+		for (size_t k = 0; k < in.n_heaps; k++) {
+			if (k)
+				fputc(',', stdout);
+			json_string(stdout, in.heaps[k]);
+		}
+		printf("],\"huge_page_size\":%" PRIu64 ",\"huge_pages_total\":%" PRIu32
+		       ",\"huge_pages_free\":%" PRIu32 "}\n", in.huge_page_size,
+		       in.huge_pages_total, in.huge_pages_free);
+		return EXIT_SUCCESS;
+	}
+	printf("default target: %s\n", dl_target_name(in.default_target));
+	if (in.caps & DL_CAP_UDMABUF)
+		printf("udmabuf:        yes, up to %s per buffer (udmabuf.size_limit_mb)%s\n",
+		       in.udmabuf_size_limit ?
+		       format_size(size, sizeof(size), in.udmabuf_size_limit) : "?",
+		       in.udmabuf_hugetlb ? ", hugetlb memfds taken" : "");
+	else
+		printf("udmabuf:        no (/dev/udmabuf: %s)\n", strerror(in.udmabuf_err));
+	printf("dma-heaps:      ");
+	if (!in.n_heaps)
+		printf("none (/dev/dma_heap is empty or missing)");
+	for (size_t k = 0; k < in.n_heaps; k++)
+		printf("%sheap:%s", k ? ", " : "", in.heaps[k]);
+	printf("\nhuge pages:     ");
+	if (in.huge_page_size)
+		printf("%s each, %" PRIu32 " in the pool, %" PRIu32 " free\n",
+		       format_size(size, sizeof(size), in.huge_page_size), in.huge_pages_total,
+		       in.huge_pages_free);
+	else
+		printf("none\n");
+	return EXIT_SUCCESS;
+}
+
 /* ---- ping ------------------------------------------------------------------------ */
 
 static int cmd_ping(struct ctl *ctl, int argc, char **argv, int i)
@@ -710,6 +805,8 @@ int main(int argc, char **argv)
 		r = cmd_status(&ctl, argc, argv, i);
 	else if (!strcmp(cmd, "cancel"))
 		r = cmd_cancel(&ctl, argc, argv, i);
+	else if (!strcmp(cmd, "info"))
+		r = cmd_info(&ctl, argc, argv, i);
 	else if (!strcmp(cmd, "ping"))
 		r = cmd_ping(&ctl, argc, argv, i);
 	else

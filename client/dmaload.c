@@ -283,7 +283,8 @@ static int conn_request(struct dmaload *dl, uint16_t type, const void *payload,
 			size_t payload_len, const void *trail, size_t trail_len,
 			const int *fds, int nfds, uint64_t *id)
 {
-	char buf[sizeof(struct dl_hdr) + sizeof(struct dl_load) + DL_PATH_MAX];
+	char buf[sizeof(struct dl_hdr) + sizeof(struct dl_load) + DL_PATH_MAX +
+		 DL_HEAP_NAME_MAX];
 	ssize_t len;
 	int r;
 
@@ -450,9 +451,14 @@ void dmaload_opts_init(struct dmaload_opts *opts)
 	opts->length = DMALOAD_TO_EOF;
 }
 
-static void load_from_opts(struct dl_load *l, const struct dmaload_opts *opts)
+/* Fills @l from @opts and appends the heap name, if any, to @trail (which holds
+ * l->path_len bytes of path and has room for DL_HEAP_NAME_MAX more). Returns the
+ * trailing data's length, or -EINVAL for a heap target without a valid heap name. */
+static ssize_t load_from_opts(const struct dmaload *dl, struct dl_load *l,
+			      const struct dmaload_opts *opts, char *trail, size_t path_len)
 {
 	struct dmaload_opts defaults;
+	size_t hl;
 
 	if (!opts) {
 		dmaload_opts_init(&defaults);
@@ -464,19 +470,33 @@ static void load_from_opts(struct dl_load *l, const struct dmaload_opts *opts)
 	l->rate_limit = opts->rate_limit;
 	l->flags = (opts->progress ? DL_LOAD_PROGRESS : 0) |
 		   (opts->exact_size ? DL_LOAD_EXACT_SIZE : 0);
+	/* A daemon without dma-bufs would take the flag for a malformed LOAD; without
+	 * it, auto gives the memfd such a daemon would pick anyway. */
+	if (opts->dmabuf && (dl->caps & DL_CAP_DMABUF))
+		l->flags |= DL_LOAD_DMABUF;
+	l->path_len = (uint32_t)path_len;
 	/* Not range-checked here: the daemon answers values it does not know with
 	 * ERROR EINVAL, and a newer daemon may know more of them than this library. */
 	l->target = opts->target;
 	l->method = opts->method;
 	l->priority = opts->priority;
+	if (opts->target != DL_TARGET_HEAP)
+		return (ssize_t)path_len;
+	hl = opts->heap ? strlen(opts->heap) : 0;
+	if (!dl_heap_name_ok(opts->heap ? opts->heap : "", hl))
+		return -EINVAL;
+	memcpy(trail + path_len, opts->heap, hl);
+	l->heap_len = (uint32_t)hl;
+	return (ssize_t)(path_len + hl);
 }
 
 int dmaload_load_path(struct dmaload *dl, const char *path,
 		      const struct dmaload_opts *opts, uint64_t *id)
 {
-	char abs[DL_PATH_MAX + 1];
+	char abs[DL_PATH_MAX + DL_HEAP_NAME_MAX + 1];
 	struct dl_load l;
 	size_t len = strlen(path);
+	ssize_t tl;
 
 	if (len == 0)
 		return -EINVAL;
@@ -497,23 +517,30 @@ int dmaload_load_path(struct dmaload *dl, const char *path,
 	}
 	if (len > DL_PATH_MAX)
 		return -ENAMETOOLONG;
-	load_from_opts(&l, opts);
-	l.path_len = (uint32_t)len;
-	return conn_request(dl, DL_LOAD, &l, sizeof(l), path, len, NULL, 0, id);
+	if (path != abs)
+		memcpy(abs, path, len);
+	tl = load_from_opts(dl, &l, opts, abs, len);
+	if (tl < 0)
+		return (int)tl;
+	return conn_request(dl, DL_LOAD, &l, sizeof(l), abs, (size_t)tl, NULL, 0, id);
 }
 
 int dmaload_load_fd(struct dmaload *dl, int fd, const struct dmaload_opts *opts,
 		    uint64_t *id)
 {
+	char heap[DL_HEAP_NAME_MAX];
 	struct dl_load l;
+	ssize_t tl;
 
 	if (fd < 0)
 		return -EBADF;
 	if (!(dl->caps & DL_CAP_LOAD_FD))
 		return -EOPNOTSUPP;
-	load_from_opts(&l, opts);
+	tl = load_from_opts(dl, &l, opts, heap, 0);
+	if (tl < 0)
+		return (int)tl;
 	l.flags |= DL_LOAD_BY_FD;
-	return conn_request(dl, DL_LOAD, &l, sizeof(l), NULL, 0, &fd, 1, id);
+	return conn_request(dl, DL_LOAD, &l, sizeof(l), heap, (size_t)tl, &fd, 1, id);
 }
 
 int dmaload_cancel(struct dmaload *dl, uint64_t load_id, uint64_t *id)
@@ -691,6 +718,59 @@ int dmaload_status(struct dmaload *dl, struct dmaload_status *st)
 		if (r < 0)
 			return r;
 	}
+}
+
+int dmaload_info(struct dmaload *dl, struct dmaload_info *info)
+{
+	struct dmaload_event ev;
+	const char *name;
+	struct dl_msg m;
+	size_t pos = 0;
+	uint64_t id;
+	int fd, r;
+
+	memset(info, 0, sizeof(*info));
+	if (!(dl->caps & DL_CAP_DMABUF))
+		return -EOPNOTSUPP;
+	r = conn_request(dl, DL_INFO, NULL, 0, NULL, 0, NULL, 0, &id);
+	if (r < 0)
+		return r;
+	for (;;) {
+		r = conn_read(dl, -1, &m, &fd);
+		if (r <= 0)
+			return r ? r : -ETIMEDOUT;	/* no deadline: 0 does not happen */
+		if (m.hdr.type == DL_INFO_REPLY) {
+			if (m.hdr.id != id)
+				return conn_break(dl, -EBADMSG);
+			break;
+		}
+		if (event_from_msg(&ev, &m, fd) < 0) {
+			if (fd >= 0)
+				close(fd);
+			return conn_break(dl, -EBADMSG);
+		}
+		if (ev.id == id) {
+			if (ev.type == DMALOAD_EV_ERROR)
+				return -ev.err;
+			return conn_break(dl, -EBADMSG);
+		}
+		r = queue_push(dl, &ev);
+		if (r < 0)
+			return r;
+	}
+	info->caps = m.u.info.caps;
+	info->udmabuf_err = m.u.info.udmabuf_err;
+	info->udmabuf_size_limit = m.u.info.udmabuf_size_limit;
+	info->udmabuf_hugetlb = m.u.info.udmabuf_hugetlb;
+	info->huge_page_size = m.u.info.huge_page_size;
+	info->huge_pages_total = m.u.info.huge_pages_total;
+	info->huge_pages_free = m.u.info.huge_pages_free;
+	info->default_target = m.u.info.default_target;
+	/* dl_msg_decode() checked the names: valid, NUL-terminated, n_heaps of them */
+	while (info->n_heaps < sizeof(info->heaps) / sizeof(info->heaps[0]) &&
+	       dl_info_next_heap(&m, &pos, &name) == 1)
+		snprintf(info->heaps[info->n_heaps++], sizeof(info->heaps[0]), "%s", name);
+	return 0;
 }
 
 void dmaload_status_free(struct dmaload_status *st)

@@ -25,6 +25,7 @@ extern "C" {
 #endif
 
 #define DMALOAD_TO_EOF UINT64_MAX
+#define DL_HEAP_NAME_MAX_LIB 63		/* DL_HEAP_NAME_MAX of dmaload-proto.h */
 
 struct dmaload;
 
@@ -38,6 +39,11 @@ struct dmaload_opts {
 	uint8_t method;			/* enum dl_method from dmaload-proto.h; 0 = auto */
 	uint8_t target;			/* enum dl_target; 0 = auto */
 	uint8_t priority;		/* enum dl_priority; 0 = foreground */
+	bool dmabuf;			/* target auto: a dma-buf if the host has one
+					 * (udmabuf, else a heap), else a memfd; the DONE
+					 * event's target says which */
+	const char *heap;		/* target DL_TARGET_HEAP: the heap's name, e.g.
+					 * "system" (a file in /dev/dma_heap) */
 };
 
 /* Fills @opts with the defaults: whole file, auto method and target. */
@@ -131,6 +137,23 @@ int dmaload_load_path_sync(struct dmaload *dl, const char *path,
 			   const struct dmaload_opts *opts, struct dmaload_event *ev);
 int dmaload_load_fd_sync(struct dmaload *dl, int fd, const struct dmaload_opts *opts,
 			 struct dmaload_event *ev);
+
+/* What buffers the daemon's host offers (INFO). */
+struct dmaload_info {
+	uint32_t caps;			/* DL_CAP_UDMABUF, DL_CAP_HEAP */
+	int udmabuf_err;		/* 0, or why udmabuf is unusable (errno) */
+	uint64_t udmabuf_size_limit;	/* bytes per udmabuf; 0 = unknown */
+	bool udmabuf_hugetlb;		/* udmabuf takes hugetlb memfds (probed) */
+	uint64_t huge_page_size;
+	uint32_t huge_pages_total, huge_pages_free;
+	uint8_t default_target;		/* enum dl_target of the daemon's config */
+	size_t n_heaps;
+	char heaps[16][DL_HEAP_NAME_MAX_LIB + 1];	/* the first 16 heap names */
+};
+
+/* Asks for INFO and waits for the reply. Returns 0, -EOPNOTSUPP from a daemon that
+ * has no INFO (no DL_CAP_DMABUF), or -errno. */
+int dmaload_info(struct dmaload *dl, struct dmaload_info *info);
 
 /* Daemon status: counters and the loads this user may see. */
 struct dmaload_status_load {

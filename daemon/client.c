@@ -188,6 +188,21 @@ static void send_plain(struct client *c, uint16_t type, uint64_t id, const void 
 		client_send(c, buf, (size_t)n, -1);
 }
 
+/* INFO: what buffers this host offers. target_host_info only reads devtmpfs, sysfs
+ * and procfs, which do not block on I/O. */
+static void handle_info(struct client *c, const struct dl_msg *m)
+{
+	struct dl_info_reply r = { .default_target = c->srv->cfg->target };
+	char names[4096], buf[sizeof(struct dl_hdr) + sizeof(r) + sizeof(names)];
+	ssize_t n;
+
+	target_host_info(&r, names, sizeof(names));
+	n = dl_encode(buf, sizeof(buf), DL_INFO_REPLY, m->hdr.id, &r, sizeof(r), names,
+		      r.heaps_len);
+	if (n > 0)
+		client_send(c, buf, (size_t)n, -1);
+}
+
 static struct job *client_find_job(struct client *c, uint64_t id)
 {
 	struct list *pos, *tmp;
@@ -206,13 +221,18 @@ static void handle_hello(struct client *c, const struct dl_msg *m)
 	const struct config *cfg = c->srv->cfg;
 	struct dl_hello_reply r = {
 		.version = DL_PROTO_VERSION,
-		.caps = DL_CAPS_V1,
+		.caps = DL_CAPS_V1 | DL_CAP_DMABUF,
 		.max_load_size = c->srv->max_load_size,
 		.chunk_size = (uint32_t)cfg->chunk_size,
 		.queue_depth = cfg->queue_depth,
 	};
+	struct dl_info_reply info = { 0 };
+	char names[8];
 	size_t i;
 
+	/* Which dma-buf targets this host has, now: a module loaded later shows. */
+	target_host_info(&info, names, 0);
+	r.caps |= info.caps;
 	/* Keep printable characters only: the name goes into logs. */
 	for (i = 0; i < DL_NAME_LEN && m->u.hello.name[i]; i++) {
 		char ch = m->u.hello.name[i];
@@ -408,6 +428,9 @@ static bool client_dispatch(struct client *c, const char *buf, size_t len, int *
 		break;
 	case DL_STATUS:
 		handle_status(c, &m);
+		break;
+	case DL_INFO:
+		handle_info(c, &m);
 		break;
 	default:
 		/* A reply type sent to us. */

@@ -118,6 +118,24 @@ static int parse_method(const char *s, uint8_t *out)
 	return -EINVAL;
 }
 
+int config_parse_target(const char *s, uint8_t *target, char *heap, size_t heap_len)
+{
+	if (strncmp(s, "heap:", 5) == 0) {
+		if (!dl_heap_name_ok(s + 5, strlen(s + 5)) || strlen(s + 5) >= heap_len)
+			return -EINVAL;
+		*target = DL_TARGET_HEAP;
+		snprintf(heap, heap_len, "%s", s + 5);
+		return 0;
+	}
+	for (uint8_t t = DL_TARGET_AUTO; t <= DL_TARGET_UDMABUF; t++)
+		if (strcmp(s, dl_target_name(t)) == 0) {
+			*target = t;
+			heap[0] = '\0';
+			return 0;
+		}
+	return -EINVAL;
+}
+
 struct parse_state {
 	struct config *c;
 	const char *path;
@@ -192,6 +210,9 @@ static int on_key(void *data, const char *section, const char *key, const char *
 		} else if (strcmp(key, "method") == 0) {
 			if (parse_method(value, &c->method))
 				what = "must be auto, cfr, direct or buffered";
+		} else if (strcmp(key, "target") == 0) {
+			if (config_parse_target(value, &c->target, c->heap, sizeof(c->heap)))
+				what = "must be auto, memfd, udmabuf or heap:NAME";
 		} else if (strcmp(key, "hugetlb") == 0) {
 			if (parse_toggle(value, true, &c->hugetlb))
 				what = "must be auto, on or off";

@@ -38,6 +38,8 @@ struct config {
 	uint64_t pipe_size;		/* cfr splice pipes, bytes (F_SETPIPE_SZ) */
 	enum config_toggle direct;	/* O_DIRECT: auto (where allowed) or off */
 	enum config_toggle fixed_buffers; /* READ_FIXED into registered mappings */
+	uint8_t target;			/* enum dl_target for loads that say auto */
+	char heap[64];			/* target heap: the heap's name */
 };
 
 /* Sets every field to its built-in default. */
@@ -52,6 +54,10 @@ void config_deinit(struct config *c);
  * @c is left with defaults/earlier values on error for keys not yet seen.
  */
 int config_load(struct config *c, const char *path, char *err, size_t err_len);
+
+/* Parses "auto", "memfd", "udmabuf" or "heap:NAME" into @target and @heap (@heap_len
+ * bytes). Returns 0 or -EINVAL. */
+int config_parse_target(const char *s, uint8_t *target, char *heap, size_t heap_len);
 
 /* Parses "4M", "512K", "1G", "123" (binary suffixes, case-insensitive) into *out.
  * Returns 0 or -EINVAL (also on overflow). */

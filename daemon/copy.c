@@ -29,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "client.h"
@@ -53,7 +54,46 @@ struct chunk {
 	unsigned pending;	/* requests of this chunk in the ring */
 	bool pair;		/* the requests in the ring are a pair (else a drain) */
 	struct cpipe *pipe;
+	int bounce;		/* CHUNK_BOUNCE: index of its bounce buffer, else -1 */
 };
+
+/* ---- bounce buffers ----------------------------------------------------------------- */
+
+void copy_bounce_init(struct copy_bounce *b, uint64_t size)
+{
+	memset(b, 0, sizeof(*b));
+	b->size = size;
+}
+
+void copy_bounce_deinit(struct copy_bounce *b)
+{
+	for (unsigned i = 0; i < COPY_BOUNCE_MAX; i++)
+		if (b->buf[i] && !b->busy[i]) {
+			munmap(b->buf[i], b->size);
+			b->buf[i] = NULL;
+		}
+}
+
+/* A free bounce buffer's index, or -1 when all are busy (or none can be made). */
+static int bounce_get(struct copy_bounce *b)
+{
+	for (unsigned i = 0; i < COPY_BOUNCE_MAX; i++) {
+		if (b->busy[i])
+			continue;
+		if (!b->buf[i]) {
+			/* page-aligned, which every O_DIRECT memory alignment divides */
+			void *p = mmap(NULL, b->size, PROT_READ | PROT_WRITE,
+				       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+			if (p == MAP_FAILED)
+				continue;
+			b->buf[i] = p;
+		}
+		b->busy[i] = true;
+		return (int)i;
+	}
+	return -1;
+}
 
 /* ---- pipes ------------------------------------------------------------------------- */
 
@@ -200,11 +240,42 @@ int copy_plan(struct job *j)
 	return -EINVAL;
 }
 
-void copy_probe(struct job *j)
+/* Heap targets: copy_file_range into the dma-buf where the kernel takes it (stock
+ * kernels refuse, EINVAL); auto uses it then too, since nothing else skips the copy. */
+static int probe_heap(struct job *j)
+{
+	char kind[80];
+	int err;
+
+	j->cache_how = CHUNK_BUFFERED;	/* splice into a dma-buf is not a thing */
+	if (j->len == 0 || (j->method != DL_METHOD_CFR && j->req.method != DL_METHOD_AUTO))
+		return 0;
+	snprintf(kind, sizeof(kind), "heap:%s", j->tgt.heap);
+	j->cfr_syscall = probe_cfr(j->src.fd, j->src.dev, j->off, j->len, j->tgt.fd, kind,
+				   &err) == CFR_ACCEPTED;
+	j->cfr_err = err;
+	if (j->cfr_syscall) {
+		j->method = DL_METHOD_CFR;
+		j->direct_end = j->off;
+		j->auto_cache = false;
+		return 0;
+	}
+	if (j->method != DL_METHOD_CFR)
+		return 0;
+	snprintf(j->src.msg, sizeof(j->src.msg), "method cfr asked, but this kernel refuses "
+		 "copy_file_range into dma-heap \"%s\" (%s); use auto, direct or buffered",
+		 j->tgt.heap, err ? strerrorname_np(err) : "no verdict");
+	return -EINVAL;
+}
+
+int copy_probe(struct job *j)
 {
 	bool auto_method = j->req.method == DL_METHOD_AUTO &&
 			   j->srv->cfg->method == DL_METHOD_AUTO;
 	int err;
+
+	if (j->tgt.kind == DL_TARGET_HEAP)
+		return probe_heap(j);
 
 	/* Bytes that come through the page cache: reading them into the mapping of a
 	 * 4 KiB-page memfd faults in every page from the copy (measured 10-15x slower
@@ -212,10 +283,11 @@ void copy_probe(struct job *j)
 	 * pages fault cheaply and cannot be spliced into. */
 	j->cache_how = auto_method && !j->tgt.hugetlb ? CHUNK_SPLICE : CHUNK_BUFFERED;
 	if (j->method != DL_METHOD_CFR)
-		return;
+		return 0;
 	j->cfr_syscall = probe_cfr(j->src.fd, j->src.dev, j->off, j->len, j->tgt.fd,
 				   "memfd", &err) == CFR_ACCEPTED;
 	j->cfr_err = err;
+	return 0;
 }
 
 /* ---- chunk endings ----------------------------------------------------------------- */
@@ -227,6 +299,8 @@ static void chunk_end(struct chunk *c)
 
 	if (c->pipe)
 		cpipe_put(&j->srv->pipes, c->pipe, c->in_pipe > 0 || j->err);
+	if (c->bounce >= 0)
+		j->srv->bounce.busy[c->bounce] = false;
 	free(c);
 	j->inflight--;
 	j->srv->sched.reads_inflight--;
@@ -257,9 +331,15 @@ static void read_submit(struct chunk *c)
 {
 	struct job *j = c->job;
 	char *dst = (char *)j->tgt.map + (c->off - j->off);
-	int fd = c->how == CHUNK_DIRECT ? j->src.dfd : j->src.fd;
+	int fd = c->how == CHUNK_BUFFERED ? j->src.fd : j->src.dfd;
 
 	c->pending = 1;
+	if (c->how == CHUNK_BOUNCE) {
+		/* c->out stays at the chunk's first byte, which sits at the bounce start */
+		dst = (char *)j->srv->bounce.buf[c->bounce] + (c->off - c->out);
+		ring_read(&j->srv->ring, &c->op[0], fd, dst, c->left, c->off, -1);
+		return;
+	}
 	ring_read(&j->srv->ring, &c->op[0], fd, dst, c->left, c->off, j->fixed_slot);
 }
 
@@ -277,7 +357,8 @@ static void read_complete(struct ring_op *op, int res)
 		read_submit(c);
 		return;
 	}
-	if (res == -EINVAL && c->how == CHUNK_DIRECT && j->req.method != DL_METHOD_DIRECT) {
+	if (res == -EINVAL && (c->how == CHUNK_DIRECT || c->how == CHUNK_BOUNCE) &&
+	    j->req.method != DL_METHOD_DIRECT) {
 		/* Some filesystems take O_DIRECT at open and refuse it per request: fall
 		 * back for the rest of this load. */
 		log_notice("load %llu %s: O_DIRECT read refused, using buffered reads",
@@ -298,6 +379,12 @@ static void read_complete(struct ring_op *op, int res)
 		chunk_shrank(c);
 		return;
 	}
+	if (c->how == CHUNK_BOUNCE)
+		/* On the loop: a memory copy of at most one chunk (4 MiB by default, about
+		 * a millisecond), cheaper than a round trip to a worker and back, and the
+		 * loop's other work is only waiting for completions meanwhile. */
+		memcpy((char *)j->tgt.map + (c->off - j->off),
+		       (char *)j->srv->bounce.buf[c->bounce] + (c->off - c->out), (size_t)res);
 	j->done += (uint64_t)res;
 	j->landed[c->how] += (uint64_t)res;
 	c->off += (uint64_t)res;
@@ -305,7 +392,7 @@ static void read_complete(struct ring_op *op, int res)
 	if (c->left) {
 		/* Short read: go on from where it stopped. O_DIRECT may only go on from
 		 * an aligned place; otherwise the page cache finishes the chunk. */
-		if (c->how == CHUNK_DIRECT && c->off % dio_align(j))
+		if ((c->how == CHUNK_DIRECT || c->how == CHUNK_BOUNCE) && c->off % dio_align(j))
 			c->how = CHUNK_BUFFERED;
 		read_submit(c);
 		return;
@@ -496,6 +583,7 @@ bool copy_issue(struct job *j)
 	struct cpipe *pipe = NULL;
 	bool cached = false;
 	struct chunk *c;
+	int bounce = -1;
 
 	if (j->state != DL_STATE_READING || j->registering || copy_exhausted(j))
 		return false;
@@ -506,6 +594,17 @@ bool copy_issue(struct job *j)
 		cached = j->auto_cache && range_cached(j, j->next, left);
 		if (cached)
 			how = j->cache_how;
+	}
+	if (how == CHUNK_DIRECT && j->tgt.kind == DL_TARGET_HEAP) {
+		/* Every bounce buffer busy: a chunk ending frees one and pumps again. */
+		bounce = bounce_get(&j->srv->bounce);
+		if (bounce < 0) {
+			if (j->inflight || j->srv->sched.reads_inflight)
+				return false;
+			how = CHUNK_BUFFERED;	/* none can be made at all */
+		} else {
+			how = CHUNK_BOUNCE;
+		}
 	}
 	if (how == CHUNK_SPLICE && !(pipe = cpipe_get(&j->srv->pipes))) {
 		int err = errno;
@@ -532,6 +631,8 @@ bool copy_issue(struct job *j)
 	if (!c) {
 		if (pipe)
 			cpipe_put(&j->srv->pipes, pipe, false);
+		if (bounce >= 0)
+			j->srv->bounce.busy[bounce] = false;
 		job_fail(j, -ENOMEM, "out of memory");
 		return false;
 	}
@@ -539,6 +640,7 @@ bool copy_issue(struct job *j)
 	c->how = how;
 	c->off = c->out = j->next;
 	c->pipe = pipe;
+	c->bounce = bounce;
 	left = end - j->next;
 	c->left = (uint32_t)(left < max ? left : max);
 	j->next += c->left;
@@ -548,6 +650,7 @@ bool copy_issue(struct job *j)
 	switch (c->how) {
 	case CHUNK_DIRECT:
 	case CHUNK_BUFFERED:
+	case CHUNK_BOUNCE:
 		c->op[0].complete = read_complete;
 		read_submit(c);
 		break;
@@ -574,6 +677,7 @@ void copy_report(struct job *j)
 		[CHUNK_BUFFERED] = DL_METHOD_BUFFERED,
 		[CHUNK_SPLICE] = DL_METHOD_CFR,
 		[CHUNK_CFR] = DL_METHOD_CFR,
+		[CHUNK_BOUNCE] = DL_METHOD_DIRECT,
 	};
 	unsigned most = 0;
 

@@ -15,6 +15,11 @@
  * and tails, filesystems that refuse it); those go through the page cache, spliced
  * into 4 KiB-page memfds and read into hugetlb ones.
  *
+ * Heap targets (dma-bufs from a dma-heap) are mapped as PFN maps that O_DIRECT cannot
+ * target (EFAULT): direct chunks read into a few aligned bounce buffers and are copied
+ * into the mapping; cfr runs copy_file_range where the kernel takes it for the heap;
+ * page-cache reads go straight into the mapping (a plain CPU copy, which works).
+ *
  * A load is cut into chunks (config chunk_size; for splice, one pipe-full per pair)
  * that the scheduler asks for one at a time; any number may be in flight. This file
  * owns the chunks, their retries (short reads and splices, -EAGAIN, -EINTR) and the
@@ -33,6 +38,8 @@ enum chunk_how {
 	CHUNK_BUFFERED,		/* page-cache read into the mapping */
 	CHUNK_SPLICE,		/* splice pairs through a pipe into the memfd */
 	CHUNK_CFR,		/* copy_file_range on a worker */
+	CHUNK_BOUNCE,		/* O_DIRECT read into a bounce buffer, copied into the
+				 * mapping (heap targets) */
 	CHUNK_HOW_N,
 };
 
@@ -51,6 +58,19 @@ struct copy_pipes {
 	uint32_t want;		/* bytes asked for (config pipe_size) */
 };
 
+/* The bounce buffers of direct reads into heap targets: chunk_size bytes each, made on
+ * first use, freed when the daemon has nothing left to read. */
+#define COPY_BOUNCE_MAX 4
+struct copy_bounce {
+	void *buf[COPY_BOUNCE_MAX];
+	bool busy[COPY_BOUNCE_MAX];
+	uint64_t size;
+};
+
+void copy_bounce_init(struct copy_bounce *b, uint64_t size);
+/* Frees the idle buffers (all of them when nothing reads). */
+void copy_bounce_deinit(struct copy_bounce *b);
+
 void copy_pipes_init(struct copy_pipes *p, unsigned max, uint32_t size);
 /* Closes the free pipes; those still in use are closed when their chunks end. Called
  * when the daemon has nothing left to read too: an idle daemon holds no pipes. */
@@ -66,8 +86,10 @@ int copy_plan(struct job *j);
 
 /* After the buffer is made: how bytes that come through the page cache move (auto
  * splices them into 4 KiB-page memfds), and for cfr whether copy_file_range itself
- * will run (the probe). Runs on the open worker. */
-void copy_probe(struct job *j);
+ * will run (the probe; heap targets probe it for auto too). Returns 0, or -EINVAL with
+ * j->src.msg set when method cfr is asked for a heap that refuses it. Runs on the
+ * open worker. */
+int copy_probe(struct job *j);
 
 /* Issues the job's next chunk, if it has one and there is room (a pipe for splice).
  * Returns true if it issued. Runs on the loop. */

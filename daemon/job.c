@@ -73,6 +73,59 @@ void job_detach(struct job *j)
 
 /* ---- opening (worker) ------------------------------------------------------------ */
 
+/*
+ * Which kind of buffer the load gets: the one the client named; for auto, the
+ * config's [io] target; when that is auto too, a dma-buf if the client asked for one
+ * (DL_LOAD_DMABUF): udmabuf when the device is there and the load fits its size
+ * limit, else a dma-heap ("system" first), else a memfd. DONE.target tells the
+ * client which it got.
+ */
+static void pick_target(struct job *j)
+{
+	const struct config *cfg = j->srv->cfg;
+	uint64_t page = (uint64_t)getpagesize(), limit;
+
+	j->target = j->req.target;
+	if (j->target == DL_TARGET_AUTO && cfg->target != DL_TARGET_AUTO) {
+		j->target = cfg->target;
+		snprintf(j->heap, sizeof(j->heap), "%s", cfg->heap);
+	}
+	if (j->target != DL_TARGET_AUTO)
+		return;
+	j->target = DL_TARGET_MEMFD;
+	if (!(j->req.flags & DL_LOAD_DMABUF) || j->len == 0)
+		return;
+	limit = target_udmabuf_size_limit();
+	if (target_udmabuf_usable() == 0 &&
+	    (!limit || ((j->len + page - 1) & ~(page - 1)) <= limit))
+		j->target = DL_TARGET_UDMABUF;
+	else if (target_default_heap(j->heap, sizeof(j->heap)) == 0)
+		j->target = DL_TARGET_HEAP;
+}
+
+/* Makes the buffer pick_target chose. Returns 0 or -errno with j->src.msg set. */
+static int make_target(struct job *j)
+{
+	const struct config *cfg = j->srv->cfg;
+	const char *label = j->path ? j->path : "fd";
+	/* Splice cannot write into huge pages (EINVAL): cfr gets 4 KiB pages. */
+	enum config_toggle huge = j->method == DL_METHOD_CFR ? CONFIG_OFF : cfg->hugetlb;
+	bool exact = j->req.flags & DL_LOAD_EXACT_SIZE;
+	int r;
+
+	if (j->target == DL_TARGET_UDMABUF)
+		return target_create_udmabuf(&j->tgt, label, j->len, huge, exact, j->src.msg,
+					     sizeof(j->src.msg));
+	if (j->target == DL_TARGET_HEAP)
+		return target_create_heap(&j->tgt, j->heap, j->len, j->src.msg,
+					  sizeof(j->src.msg));
+	r = target_create(&j->tgt, label, j->len, huge, exact);
+	if (r < 0)
+		snprintf(j->src.msg, sizeof(j->src.msg), "cannot create a %llu-byte buffer: "
+			 "%s", (unsigned long long)j->len, strerror(-r));
+	return r;
+}
+
 static int open_run(struct worker_task *t)
 {
 	struct job *j = list_entry(t, struct job, task);
@@ -124,20 +177,14 @@ static int open_run(struct worker_task *t)
 		return -EFBIG;
 	}
 
+	pick_target(j);
 	r = copy_plan(j);
 	if (r < 0)
 		return r;
-	/* Splice cannot write into huge pages (EINVAL): cfr gets 4 KiB pages. */
-	r = target_create(&j->tgt, j->path ? j->path : "fd", j->len,
-			  j->method == DL_METHOD_CFR ? CONFIG_OFF : cfg->hugetlb,
-			  j->req.flags & DL_LOAD_EXACT_SIZE);
-	if (r < 0) {
-		snprintf(j->src.msg, sizeof(j->src.msg), "cannot create a %llu-byte buffer: "
-			 "%s", (unsigned long long)j->len, strerror(-r));
+	r = make_target(j);
+	if (r < 0)
 		return r;
-	}
-	copy_probe(j);
-	return 0;
+	return copy_probe(j);
 }
 
 static void open_done(struct worker_task *t, int res)
@@ -212,7 +259,8 @@ static int finish_run(struct worker_task *t)
 
 	if (j->fixed_slot >= 0)
 		ring_register_slot(&j->srv->ring, (unsigned)j->fixed_slot, NULL);
-	return target_finish(&j->tgt);
+	j->src.msg[0] = '\0';
+	return target_finish(&j->tgt, j->src.msg, sizeof(j->src.msg));
 }
 
 static void finish_done(struct worker_task *t, int res)
@@ -233,15 +281,16 @@ static void finish_done(struct worker_task *t, int res)
 		return;
 	}
 	if (res < 0) {
-		job_fail(j, res, "cannot seal the buffer: %s", strerror(-res));
+		job_fail(j, res, "%s", j->src.msg[0] ? j->src.msg : strerror(-res));
 		return;
 	}
 	copy_report(j);
 	d = (struct dl_done){
 		.size = j->len,
-		.buf_size = j->tgt.hugetlb ? j->tgt.map_len : j->len,
+		.buf_size = j->tgt.hugetlb || !target_sealed(&j->tgt) ? j->tgt.map_len : j->len,
 		.elapsed_ns = now - j->t_start,
-		.flags = DL_DONE_SEALED | (j->tgt.hugetlb ? DL_DONE_HUGETLB : 0) |
+		.flags = (target_sealed(&j->tgt) ? DL_DONE_SEALED : 0) |
+			 (j->tgt.hugetlb ? DL_DONE_HUGETLB : 0) |
 			 (j->method == DL_METHOD_CFR && j->cfr_syscall ?
 			  DL_DONE_CFR_SYSCALL : 0),
 		.target = j->tgt.kind,
@@ -255,13 +304,16 @@ static void finish_done(struct worker_task *t, int res)
 	j->srv->loads_done++;
 	j->srv->bytes_loaded += j->len;
 	log_info("conn %llu load %llu %s (%s): %llu bytes in %.3f s, %.1f MB/s, %s%s (%s), "
-		 "memfd%s", (unsigned long long)j->client->conn_id,
+		 "%s%s%s%s", (unsigned long long)j->client->conn_id,
 		 (unsigned long long)j->id, j->name, job_who(j),
 		 (unsigned long long)j->len, (double)d.elapsed_ns / 1e9,
 		 d.elapsed_ns ? (double)j->len * 1e3 / (double)d.elapsed_ns : 0.0,
 		 dl_method_name(j->method), job_cfr_how(j), dl_reason_name(j->reason),
+		 dl_target_name(j->tgt.kind), j->tgt.kind == DL_TARGET_HEAP ? ":" : "",
+		 j->tgt.kind == DL_TARGET_HEAP ? j->tgt.heap : "",
 		 j->tgt.hugetlb ? " hugetlb" : j->tgt.hugetlb_short ?
-		 " (4 KiB pages: huge page pool short)" : "");
+		 " (4 KiB pages: huge page pool short)" : j->tgt.hugetlb_refused ?
+		 " (4 KiB pages: udmabuf takes no hugetlb memfds here)" : "");
 	job_release(j);
 }
 
@@ -345,7 +397,7 @@ int job_new(struct job **out, struct client *c, const struct dl_msg *m, int fd)
 	source_init(&j->src);
 	target_init(&j->tgt);
 	if (!(j->req.flags & DL_LOAD_BY_FD)) {
-		j->path = strndup(m->trail, m->trail_len);
+		j->path = strndup(m->trail, m->u.load.path_len);
 		if (!j->path) {
 			free(j);
 			return -ENOMEM;
@@ -354,6 +406,8 @@ int job_new(struct job **out, struct client *c, const struct dl_msg *m, int fd)
 	} else {
 		snprintf(j->name, sizeof(j->name), "fd");
 	}
+	if (m->heap)
+		snprintf(j->heap, sizeof(j->heap), "%.*s", (int)m->heap_len, m->heap);
 	j->state = DL_STATE_OPENING;
 	j->task = (struct worker_task){ .run = open_run, .done = open_done };
 	j->task_busy = true;

@@ -39,6 +39,8 @@ struct job {
 	char *path;			/* NULL for loads by fd */
 	int passed_fd;			/* owned until the open task takes it */
 	char name[256];			/* path or "fd:N (dev:ino)" for logs and STATUS */
+	uint8_t target;			/* enum dl_target chosen (never auto) */
+	char heap[DL_HEAP_NAME_MAX + 1];	/* target heap: its name */
 
 	/* what is being done */
 	struct source src;

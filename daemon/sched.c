@@ -102,7 +102,8 @@ static void sched_activate(struct sched *s, struct job *j)
 	 * reads use the slot. */
 	if ((cfg->fixed_buffers == CONFIG_ON ||
 	     (cfg->fixed_buffers == CONFIG_AUTO && j->tgt.hugetlb)) &&
-	    j->method != DL_METHOD_CFR && s->srv->ring.fixed_ok &&
+	    j->method != DL_METHOD_CFR && j->tgt.kind != DL_TARGET_HEAP &&
+	    s->srv->ring.fixed_ok &&
 	    j->tgt.map_len <= FIXED_MAX && (j->fixed_slot = sched_take_slot(s)) >= 0) {
 		j->registering = true;
 		j->task = (struct worker_task){ .run = register_run, .done = register_done };
@@ -139,8 +140,10 @@ void sched_remove(struct sched *s, struct job *j)
 		s->n_waiting--;
 		sched_activate(s, next);
 	}
-	if (!s->n_active)
+	if (!s->n_active) {
 		copy_pipes_deinit(&s->srv->pipes);
+		copy_bounce_deinit(&s->srv->bounce);
+	}
 	sched_pump(s);
 }
 

@@ -188,6 +188,7 @@ int server_init(struct server *s, struct ev_loop *loop, const struct config *cfg
 	/* Pipes hold kernel memory: a few pairs in flight keep the disk busy. */
 	copy_pipes_init(&s->pipes, cfg->queue_depth < 16 ? cfg->queue_depth : 16,
 			(uint32_t)cfg->pipe_size);
+	copy_bounce_init(&s->bounce, cfg->chunk_size);
 	r = sched_init(&s->sched, s, s->ring.n_fixed);
 	if (r < 0)
 		goto fail;
@@ -246,6 +247,7 @@ void server_deinit(struct server *s)
 	s->pool = worker_pool_free(s->pool);
 	sched_deinit(&s->sched);
 	copy_pipes_deinit(&s->pipes);
+	copy_bounce_deinit(&s->bounce);
 	ring_deinit(&s->ring);
 }
 

@@ -23,6 +23,7 @@ struct server {
 	struct worker_pool *pool;
 	struct sched sched;
 	struct copy_pipes pipes;	/* for cfr's splice pairs */
+	struct copy_bounce bounce;	/* for direct reads into heap targets */
 
 	int listen_fd;
 	ev_io accept_watch;

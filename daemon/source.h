@@ -26,7 +26,7 @@ struct source {
 	uint32_t dio_mem_align;	/* O_DIRECT alignment of memory and offsets */
 	uint32_t dio_off_align;
 	int direct_err;		/* why dfd is -1 (positive errno), 0 if open */
-	char msg[256];		/* on failure: what went wrong, for the ERROR reply */
+	char msg[512];		/* on failure: what went wrong, for the ERROR reply */
 };
 
 void source_init(struct source *s);

@@ -13,13 +13,36 @@
  * a pool that runs short fails the mmap, before any byte is read, and the buffer is
  * made again from 4 KiB pages. That is the only way to use the pool without racing
  * other users of it; reading free_hugepages first would only be a guess.
+ *
+ * udmabuf: the memfd is filled exactly like a memfd target, then UDMABUF_CREATE pins
+ * its pages into a dma-buf. udmabuf wants F_SEAL_SHRINK (the pages it pins must not
+ * be truncated away) and refuses F_SEAL_WRITE (a dma-buf is writable by its devices
+ * and importers, so a write seal would be a lie), so these memfds are sealed shrink,
+ * grow and seal, never write. Its offset and size must be page-aligned: the memfd is
+ * page-rounded. hugetlb memfds: kernels before 6.11 accept them in UDMABUF_CREATE but
+ * hand out their tail pages one by one, and mapping such a dma-buf then freeing it
+ * corrupts the huge page free list (seen here on 6.1: an oops in enqueue of the freed
+ * huge page). 6.11 pins folios instead (memfd_pin_folios). So hugetlb udmabufs need
+ * 6.11 or later, and one probe with a single huge page; else 4 KiB pages.
+ *
+ * heap: DMA_HEAP_IOCTL_ALLOC allocates every page at once (so on a worker), and its
+ * mapping is a PFN map that O_DIRECT cannot target (copy.c reads direct into bounce
+ * buffers). CPU writes are bracketed by DMA_BUF_IOCTL_SYNC START and END, for heaps
+ * whose memory is not cache-coherent.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/dma-buf.h>
+#include <linux/dma-heap.h>
+#include <linux/udmabuf.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/utsname.h>
 #include <sys/vfs.h>
 #include <unistd.h>
 
@@ -34,17 +57,35 @@ void target_init(struct target *t)
 {
 	memset(t, 0, sizeof(*t));
 	t->fd = -1;
+	t->dev_fd = -1;
 	t->kind = DL_TARGET_MEMFD;
+}
+
+/* heap: ends (or begins) CPU access to the dma-buf. */
+static int dmabuf_sync(int fd, uint64_t flags)
+{
+	struct dma_buf_sync sync = { .flags = flags | DMA_BUF_SYNC_WRITE };
+
+	while (ioctl(fd, DMA_BUF_IOCTL_SYNC, &sync) < 0)
+		if (errno != EINTR && errno != EAGAIN)
+			return -errno;
+	return 0;
 }
 
 void target_deinit(struct target *t)
 {
+	if (t->syncing)
+		dmabuf_sync(t->fd, DMA_BUF_SYNC_END);
+	t->syncing = false;
 	if (t->map)
 		munmap(t->map, t->map_len);
 	t->map = NULL;
 	if (t->fd >= 0)
 		close(t->fd);
 	t->fd = -1;
+	if (t->dev_fd >= 0)
+		close(t->dev_fd);
+	t->dev_fd = -1;
 }
 
 /* A "Key: N" line of /proc/meminfo, -1 if missing. */
@@ -157,14 +198,363 @@ int target_create(struct target *t, const char *name, uint64_t size,
 	return target_make(t, label, 0, size, (size + page - 1) & ~(page - 1));
 }
 
-int target_finish(struct target *t)
+bool target_sealed(const struct target *t)
 {
+	return t->kind == DL_TARGET_MEMFD;
+}
+
+/* ---- udmabuf ------------------------------------------------------------------------ */
+
+#define UDMABUF_DEV		"/dev/udmabuf"
+#define UDMABUF_LIMIT_PARAM	"/sys/module/udmabuf/parameters/size_limit_mb"
+
+int target_udmabuf_usable(void)
+{
+	int fd = open(UDMABUF_DEV, O_RDWR | O_CLOEXEC);
+
+	if (fd < 0)
+		return -errno;
+	close(fd);
+	return 0;
+}
+
+/* udmabuf.size_limit_mb in bytes, 0 if unknown (no module, or it has no limit). */
+uint64_t target_udmabuf_size_limit(void)
+{
+	unsigned long long mb = 0;
+	FILE *f = fopen(UDMABUF_LIMIT_PARAM, "re");
+
+	if (!f)
+		return 0;
+	if (fscanf(f, "%llu", &mb) != 1)
+		mb = 0;
+	fclose(f);
+	return (uint64_t)mb << 20;
+}
+
+static int udmabuf_open(char *msg, size_t len)
+{
+	int fd = open(UDMABUF_DEV, O_RDWR | O_CLOEXEC), err = errno;
+
+	if (fd >= 0)
+		return fd;
+	if (err == ENOENT || err == ENXIO || err == ENODEV)
+		snprintf(msg, len, "no udmabuf device on this host (" UDMABUF_DEV ": %s): "
+			 "load the udmabuf module (modprobe udmabuf; CONFIG_UDMABUF) or use "
+			 "target memfd", strerror(err));
+	else if (err == EACCES || err == EPERM)
+		snprintf(msg, len, "permission denied on " UDMABUF_DEV ": give the "
+			 "daemon's user read-write access to it (a udev rule) or use target "
+			 "memfd");
+	else
+		snprintf(msg, len, "cannot open " UDMABUF_DEV ": %s", strerror(err));
+	return -err;
+}
+
+/* Makes the dma-buf of @memfd's first @size bytes. Returns the fd or -errno. */
+static int udmabuf_make(int dev_fd, int memfd, uint64_t size)
+{
+	struct udmabuf_create c = {
+		.memfd = (uint32_t)memfd,
+		.flags = UDMABUF_FLAGS_CLOEXEC,
+		.offset = 0,
+		.size = size,
+	};
+	int fd;
+
+	do
+		fd = ioctl(dev_fd, UDMABUF_CREATE, &c);
+	while (fd < 0 && errno == EINTR);
+	return fd < 0 ? -errno : fd;
+}
+
+/* Whether udmabuf takes hugetlb memfds: 1 yes, 0 no, -1 not known yet. */
+static int udmabuf_huge_ok = -1;
+static pthread_mutex_t udmabuf_probe_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Whether the running kernel is at least @major.@minor. */
+static bool kernel_at_least(unsigned major, unsigned minor)
+{
+	struct utsname u;
+	unsigned ma = 0, mi = 0;
+
+	if (uname(&u) < 0 || sscanf(u.release, "%u.%u", &ma, &mi) != 2)
+		return false;
+	return ma > major || (ma == major && mi >= minor);
+}
+
+/* Tries one huge page. A pool without a free page says nothing: asked again later. */
+static bool udmabuf_takes_hugetlb(int dev_fd, uint64_t huge)
+{
+	int memfd, buf, v;
+	void *p;
+
+	pthread_mutex_lock(&udmabuf_probe_lock);
+	v = udmabuf_huge_ok;
+	if (v >= 0)
+		goto out;
+	if (!kernel_at_least(6, 11)) {
+		/* Never try: the probe itself would succeed and the damage come later. */
+		v = udmabuf_huge_ok = 0;
+		log_info("udmabuf: kernels before 6.11 mishandle hugetlb memfds; udmabuf "
+			 "buffers use 4 KiB pages");
+		goto out;
+	}
+	memfd = memfd_create("dmaload:probe", MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_HUGETLB);
+	if (memfd < 0)
+		goto out;
+	if (ftruncate(memfd, (off_t)huge) < 0 ||
+	    (p = mmap(NULL, huge, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0)) ==
+	    MAP_FAILED) {
+		close(memfd);
+		goto out;
+	}
+	*(volatile char *)p = 0;	/* the page must exist for udmabuf to pin it */
+	munmap(p, huge);
+	if (fcntl(memfd, F_ADD_SEALS, F_SEAL_SHRINK) == 0) {
+		buf = udmabuf_make(dev_fd, memfd, huge);
+		v = udmabuf_huge_ok = buf >= 0;
+		if (buf >= 0)
+			close(buf);
+		log_info("udmabuf %s hugetlb memfds on this kernel%s", v ? "takes" : "refuses",
+			 v ? "" : ": udmabuf buffers use 4 KiB pages");
+	}
+	close(memfd);
+out:
+	pthread_mutex_unlock(&udmabuf_probe_lock);
+	return v == 1;
+}
+
+int target_create_udmabuf(struct target *t, const char *name, uint64_t size,
+			  enum config_toggle hugetlb, bool exact, char *msg, size_t len)
+{
+	uint64_t page = (uint64_t)getpagesize(), huge = target_huge_page_size();
+	uint64_t limit = target_udmabuf_size_limit(), need;
+	int dev_fd, r;
+
+	if (size == 0) {
+		snprintf(msg, len, "a dma-buf cannot be empty: use target memfd or auto");
+		return -EINVAL;
+	}
+	dev_fd = udmabuf_open(msg, len);
+	if (dev_fd < 0)
+		return dev_fd;
+	/* The kernel refuses larger buffers with a bare EINVAL: say which knob it is. */
+	need = (size + page - 1) & ~(page - 1);
+	if (limit && need > limit) {
+		snprintf(msg, len, "a %llu-byte udmabuf is over udmabuf.size_limit_mb (%llu): "
+			 "set it to at least %llu (" UDMABUF_LIMIT_PARAM ", or "
+			 "udmabuf.size_limit_mb=%llu on the kernel command line), or use "
+			 "target heap or memfd", (unsigned long long)need,
+			 (unsigned long long)(limit >> 20),
+			 (unsigned long long)((need + (1u << 20) - 1) >> 20),
+			 (unsigned long long)((need + (1u << 20) - 1) >> 20));
+		close(dev_fd);
+		return -EFBIG;
+	}
+	if (hugetlb != CONFIG_OFF && huge && (hugetlb == CONFIG_ON || size >= huge) &&
+	    !(exact && size % huge) && !udmabuf_takes_hugetlb(dev_fd, huge)) {
+		hugetlb = CONFIG_OFF;
+		t->hugetlb_refused = true;
+	}
+	/* A huge-page buffer could be over the limit where 4 KiB pages are not. */
+	if (limit && huge && (size + huge - 1) / huge * huge > limit)
+		hugetlb = CONFIG_OFF;
+	r = target_create(t, name, need, hugetlb, exact);
+	if (r < 0) {
+		snprintf(msg, len, "cannot create a %llu-byte buffer: %s",
+			 (unsigned long long)size, strerror(-r));
+		close(dev_fd);
+		return r;
+	}
+	t->size = size;
+	t->dev_fd = dev_fd;
+	t->kind = DL_TARGET_UDMABUF;
+	return 0;
+}
+
+static int finish_udmabuf(struct target *t, char *msg, size_t len)
+{
+	int fd;
+
+	/* Shrink: udmabuf requires it (its pinned pages must stay). No write seal: it
+	 * refuses that, since devices write dma-bufs. Seal: nobody adds one later. */
+	if (fcntl(t->fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0) {
+		snprintf(msg, len, "cannot seal the udmabuf's memfd: %s", strerror(errno));
+		return -errno;
+	}
+	fd = udmabuf_make(t->dev_fd, t->fd, t->map_len);
+	if (fd < 0) {
+		if (fd == -EINVAL)
+			snprintf(msg, len, "UDMABUF_CREATE refused a %llu-byte %s memfd (EINVAL): "
+				 "check udmabuf.size_limit_mb (%llu MiB now) or use target memfd",
+				 (unsigned long long)t->map_len,
+				 t->hugetlb ? "hugetlb" : "4 KiB-page",
+				 (unsigned long long)(target_udmabuf_size_limit() >> 20));
+		else
+			snprintf(msg, len, "UDMABUF_CREATE of a %llu-byte buffer failed: %s%s",
+				 (unsigned long long)t->map_len, strerror(-fd),
+				 fd == -ENOMEM ? ": free memory or use target memfd" : "");
+		return fd;
+	}
+	/* The dma-buf holds the pages now: the memfd and the device go. */
+	close(t->fd);
+	t->fd = fd;
+	close(t->dev_fd);
+	t->dev_fd = -1;
+	return 0;
+}
+
+/* ---- dma-heaps ---------------------------------------------------------------------- */
+
+#define HEAP_DIR "/dev/dma_heap"
+
+int target_create_heap(struct target *t, const char *heap, uint64_t size, char *msg,
+		       size_t len)
+{
+	uint64_t page = (uint64_t)getpagesize();
+	struct dma_heap_allocation_data a = {
+		.len = (size + page - 1) & ~(page - 1),
+		.fd_flags = O_RDWR | O_CLOEXEC,
+	};
+	char path[sizeof(HEAP_DIR) + DL_HEAP_NAME_MAX + 2];
+	int hfd, r, err;
+
+	snprintf(t->heap, sizeof(t->heap), "%s", heap);
+	if (size == 0) {
+		snprintf(msg, len, "a dma-buf cannot be empty: use target memfd or auto");
+		return -EINVAL;
+	}
+	snprintf(path, sizeof(path), HEAP_DIR "/%s", heap);
+	hfd = open(path, O_RDONLY | O_CLOEXEC);
+	if (hfd < 0) {
+		err = errno;
+		if (err == ENOENT || err == ENXIO || err == ENODEV)
+			snprintf(msg, len, "no dma-heap \"%s\" on this host (%s: %s): pick one "
+				 "of " HEAP_DIR " (dmaload-ctl info lists them), load its driver, "
+				 "or use target memfd", heap, path, strerror(err));
+		else if (err == EACCES || err == EPERM)
+			snprintf(msg, len, "permission denied on %s: give the daemon's user "
+				 "access to it (a udev rule) or use target memfd", path);
+		else
+			snprintf(msg, len, "cannot open %s: %s", path, strerror(err));
+		return -err;
+	}
+	do
+		r = ioctl(hfd, DMA_HEAP_IOCTL_ALLOC, &a);
+	while (r < 0 && errno == EINTR);
+	err = errno;
+	close(hfd);
+	if (r < 0) {
+		snprintf(msg, len, "dma-heap \"%s\" cannot allocate %llu bytes: %s; free "
+			 "memory, pick another heap, or use target memfd or udmabuf", heap,
+			 (unsigned long long)a.len, strerror(err));
+		return -err;
+	}
+	t->fd = (int)a.fd;
+	t->kind = DL_TARGET_HEAP;
+	t->size = size;
+	t->map_len = a.len;
+	t->map = mmap(NULL, a.len, PROT_READ | PROT_WRITE, MAP_SHARED, t->fd, 0);
+	if (t->map == MAP_FAILED) {
+		err = errno;
+		t->map = NULL;
+		snprintf(msg, len, "cannot map a %llu-byte buffer of dma-heap \"%s\": %s",
+			 (unsigned long long)a.len, heap, strerror(err));
+		target_deinit(t);
+		return -err;
+	}
+	r = dmabuf_sync(t->fd, DMA_BUF_SYNC_START);
+	if (r < 0) {
+		snprintf(msg, len, "DMA_BUF_IOCTL_SYNC on dma-heap \"%s\" failed: %s", heap,
+			 strerror(-r));
+		target_deinit(t);
+		return r;
+	}
+	t->syncing = true;
+	return 0;
+}
+
+int target_finish(struct target *t, char *msg, size_t len)
+{
+	int r = 0;
+
+	if (t->kind == DL_TARGET_HEAP && t->syncing) {
+		t->syncing = false;
+		r = dmabuf_sync(t->fd, DMA_BUF_SYNC_END);
+		if (r < 0)
+			snprintf(msg, len, "DMA_BUF_IOCTL_SYNC END failed: %s", strerror(-r));
+	}
 	if (t->map)
 		munmap(t->map, t->map_len);
 	t->map = NULL;
-	if (fcntl(t->fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE) < 0)
+	if (t->kind == DL_TARGET_HEAP)
+		return r;
+	if (t->kind == DL_TARGET_UDMABUF)
+		return finish_udmabuf(t, msg, len);
+	if (fcntl(t->fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE) < 0 ||
+	    fcntl(t->fd, F_ADD_SEALS, F_SEAL_SEAL) < 0) {
+		snprintf(msg, len, "cannot seal the buffer: %s", strerror(errno));
 		return -errno;
-	if (fcntl(t->fd, F_ADD_SEALS, F_SEAL_SEAL) < 0)
-		return -errno;
+	}
 	return 0;
+}
+
+/* ---- what the host offers ----------------------------------------------------------- */
+
+int target_default_heap(char *out, size_t len)
+{
+	struct dirent *d;
+	DIR *dir;
+	int r = -ENOENT;
+
+	if (access(HEAP_DIR "/system", R_OK) == 0) {
+		snprintf(out, len, "system");
+		return 0;
+	}
+	dir = opendir(HEAP_DIR);
+	if (!dir)
+		return -ENOENT;
+	while ((d = readdir(dir)))
+		if (dl_heap_name_ok(d->d_name, strlen(d->d_name)) && d->d_name[0] != '.') {
+			snprintf(out, len, "%s", d->d_name);
+			r = 0;
+			break;
+		}
+	closedir(dir);
+	return r;
+}
+
+void target_host_info(struct dl_info_reply *r, char *names, size_t cap)
+{
+	long total = meminfo_pages("HugePages_Total"), free_ = meminfo_pages("HugePages_Free");
+	long rsvd = meminfo_pages("HugePages_Rsvd");
+	size_t used = 0, n;
+	struct dirent *d;
+	DIR *dir;
+	int err = -target_udmabuf_usable();
+
+	r->udmabuf_err = err;
+	if (!err)
+		r->caps |= DL_CAP_UDMABUF;
+	r->udmabuf_size_limit = target_udmabuf_size_limit();
+	r->udmabuf_hugetlb = __atomic_load_n(&udmabuf_huge_ok, __ATOMIC_RELAXED) == 1;
+	r->huge_page_size = target_huge_page_size();
+	r->huge_pages_total = total > 0 ? (uint32_t)total : 0;
+	r->huge_pages_free = free_ > rsvd && rsvd >= 0 ? (uint32_t)(free_ - rsvd) : 0;
+	dir = opendir(HEAP_DIR);
+	while (dir && (d = readdir(dir))) {
+		n = strlen(d->d_name);
+		if (d->d_name[0] == '.' || !dl_heap_name_ok(d->d_name, n))
+			continue;
+		r->caps |= DL_CAP_HEAP;
+		if (used + n + 1 > cap)
+			continue;
+		memcpy(names + used, d->d_name, n + 1);
+		used += n + 1;
+		r->n_heaps++;
+	}
+	if (dir)
+		closedir(dir);
+	r->heaps_len = (uint32_t)used;
 }

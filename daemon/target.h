@@ -1,8 +1,12 @@
 /*
- * target.h: the buffer a load fills and the client receives. For now one kind: a
- * memfd, backed by 4 KiB pages or by huge pages (MFD_HUGETLB), mapped into the daemon
- * while it is filled, then unmapped and sealed so every holder can trust it never
- * changes.
+ * target.h: the buffer a load fills and the client receives. Three kinds:
+ *   memfd    backed by 4 KiB pages or by huge pages (MFD_HUGETLB), mapped into the
+ *            daemon while it is filled, then unmapped and sealed so every holder can
+ *            trust it never changes;
+ *   udmabuf  a memfd filled the same way, then made a dma-buf with UDMABUF_CREATE;
+ *   heap     a dma-buf allocated from /dev/dma_heap/NAME and filled through its
+ *            mapping (between DMA_BUF_IOCTL_SYNC START and END).
+ * Dma-bufs cannot be sealed: their holders can write them.
  */
 #pragma once
 
@@ -10,15 +14,21 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "dmaload-proto.h"
 
 struct target {
-	int fd;			/* the memfd; -1 when none */
+	int fd;			/* the memfd (udmabuf: until finished), or the heap's
+				 * dma-buf; -1 when none */
+	int dev_fd;		/* udmabuf: /dev/udmabuf until finished; else -1 */
 	void *map;		/* shared writable mapping while filling, NULL otherwise */
 	uint64_t size;		/* bytes of data the client asked for */
 	uint64_t map_len;	/* the buffer object's size: size rounded up to pages */
 	uint8_t kind;		/* enum dl_target */
 	bool hugetlb;		/* backed by huge pages */
 	bool hugetlb_short;	/* huge pages were wanted but the pool had no room */
+	bool hugetlb_refused;	/* udmabuf: this kernel takes no hugetlb memfds */
+	bool syncing;		/* heap: between DMA_BUF_SYNC START and END */
+	char heap[DL_HEAP_NAME_MAX + 1];	/* heap: its name */
 };
 
 void target_init(struct target *t);
@@ -37,8 +47,42 @@ void target_deinit(struct target *t);
 int target_create(struct target *t, const char *name, uint64_t size,
 		  enum config_toggle hugetlb, bool exact);
 
-/* Unmaps and seals (shrink, grow, write, then seal). Returns 0 or -errno. */
-int target_finish(struct target *t);
+/*
+ * The dma-buf kinds; like target_create, on a worker (allocating and pinning take a
+ * while for big buffers). On failure they return -errno and write into @msg (@len
+ * bytes) what went wrong and what to change.
+ * target_create_udmabuf: checks /dev/udmabuf and udmabuf.size_limit_mb, then makes a
+ * memfd of @size rounded up to pages (huge pages when the kernel's udmabuf takes them).
+ * target_create_heap: allocates @size rounded up to pages from heap @heap and maps it.
+ */
+int target_create_udmabuf(struct target *t, const char *name, uint64_t size,
+			  enum config_toggle hugetlb, bool exact, char *msg, size_t len);
+int target_create_heap(struct target *t, const char *heap, uint64_t size, char *msg,
+		       size_t len);
+
+/* memfd: unmaps and seals (shrink, grow, write, then seal). udmabuf: unmaps, seals
+ * shrink and grow, makes the dma-buf and keeps only it. heap: ends the CPU access
+ * and unmaps. Returns 0 or -errno with @msg (@len bytes) set. */
+int target_finish(struct target *t, char *msg, size_t len);
+
+/* Sealed read-only (DL_DONE_SEALED): memfds only. */
+bool target_sealed(const struct target *t);
+
+/*
+ * What this host offers: fills @r's caps, udmabuf and huge page fields, and writes
+ * the heap names (each followed by a NUL) into @names (@cap bytes), setting n_heaps
+ * and heaps_len. Only stat/open/readdir of devtmpfs, sysfs and procfs: cheap enough
+ * for the loop.
+ */
+void target_host_info(struct dl_info_reply *r, char *names, size_t cap);
+
+/* udmabuf.size_limit_mb in bytes; 0 when unknown. */
+uint64_t target_udmabuf_size_limit(void);
+/* Whether /dev/udmabuf opens read-write (0) or why not (-errno). */
+int target_udmabuf_usable(void);
+/* A heap for target auto: "system" when there is one, else the first in
+ * /dev/dma_heap. Returns 0 with @out set, or -ENOENT. */
+int target_default_heap(char *out, size_t len);
 
 /* Size of the default huge page (from the kernel), 0 if there are none. */
 uint64_t target_huge_page_size(void);

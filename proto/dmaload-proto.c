@@ -26,6 +26,7 @@ static const struct type_rule rules[] = {
 	{ DL_LOAD, sizeof(struct dl_load), -1, 1 },
 	{ DL_CANCEL, sizeof(struct dl_cancel), 0, 0 },
 	{ DL_STATUS, 0, 0, 0 },
+	{ DL_INFO, 0, 0, 0 },
 	{ DL_HELLO_REPLY, sizeof(struct dl_hello_reply), 0, 0 },
 	{ DL_ACCEPTED, sizeof(struct dl_accepted), 0, 0 },
 	{ DL_PROGRESS, sizeof(struct dl_progress), 0, 0 },
@@ -33,6 +34,7 @@ static const struct type_rule rules[] = {
 	{ DL_ERROR, sizeof(struct dl_error), 0, 1 },
 	{ DL_OK, 0, 0, 0 },
 	{ DL_STATUS_REPLY, sizeof(struct dl_status_reply), 0, 1 },
+	{ DL_INFO_REPLY, sizeof(struct dl_info_reply), 0, 1 },
 };
 
 static const struct type_rule *rule_find(unsigned type)
@@ -43,27 +45,86 @@ static const struct type_rule *rule_find(unsigned type)
 	return NULL;
 }
 
-/* LOAD: trailing path length, flags and fd count must agree. */
-static int check_load(const struct dl_load *l, size_t trail_len, const char *trail,
-		      int nfds)
+int dl_heap_name_ok(const char *name, size_t len)
 {
-	if (l->reserved0 || l->reserved1 || (l->flags & ~DL_LOAD_FLAGS_ALL))
+	if (len == 0 || len > DL_HEAP_NAME_MAX)
+		return 0;
+	/* a file name under /dev/dma_heap/: no way out of that directory */
+	if ((len == 1 && name[0] == '.') || (len == 2 && name[0] == '.' && name[1] == '.'))
+		return 0;
+	for (size_t i = 0; i < len; i++) {
+		char c = name[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		      (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-'))
+			return 0;
+	}
+	return 1;
+}
+
+/* LOAD: trailing path and heap name lengths, flags and fd count must agree. */
+static int check_load(struct dl_msg *m, int nfds)
+{
+	const struct dl_load *l = &m->u.load;
+	const char *trail = m->trail;
+
+	if (l->reserved0 || (l->flags & ~DL_LOAD_FLAGS_ALL))
 		return -EBADMSG;
-	if (l->path_len != trail_len)
+	/* 64-bit sum: two 32-bit fields cannot wrap it */
+	if ((uint64_t)l->path_len + l->heap_len != m->trail_len)
 		return -EBADMSG;
 	if (l->flags & DL_LOAD_BY_FD) {
-		if (trail_len != 0 || nfds != 1)
+		if (l->path_len != 0 || nfds != 1)
 			return -EINVAL;
 	} else {
-		if (nfds != 0 || trail_len == 0 || trail_len > DL_PATH_MAX)
+		if (nfds != 0 || l->path_len == 0 || l->path_len > DL_PATH_MAX)
 			return -EINVAL;
-		if (memchr(trail, '\0', trail_len))
+		if (memchr(trail, '\0', l->path_len))
 			return -EINVAL;
 	}
-	if (l->target > DL_TARGET_MEMFD || l->method > DL_METHOD_CFR ||
+	if (l->target > DL_TARGET_HEAP || l->method > DL_METHOD_CFR ||
 	    l->priority > DL_PRIO_BACKGROUND)
 		return -EINVAL;
+	if (l->target == DL_TARGET_HEAP) {
+		if (!dl_heap_name_ok(trail + l->path_len, l->heap_len))
+			return -EINVAL;
+		m->heap = trail + l->path_len;
+		m->heap_len = l->heap_len;
+	} else if (l->heap_len) {
+		return -EINVAL;		/* a heap name for a target that has none */
+	}
 	return 0;
+}
+
+/* INFO_REPLY: heaps_len is the trailing data, n_heaps NUL-terminated valid names. */
+static int check_info(const struct dl_msg *m)
+{
+	const struct dl_info_reply *in = &m->u.info;
+	size_t pos = 0;
+	uint32_t n = 0;
+
+	if (in->heaps_len != m->trail_len || in->reserved || in->reserved1 ||
+	    in->udmabuf_err < 0)
+		return -EBADMSG;
+	while (pos < m->trail_len) {
+		const char *end = memchr(m->trail + pos, '\0', m->trail_len - pos);
+
+		if (!end || !dl_heap_name_ok(m->trail + pos, (size_t)(end - m->trail) - pos))
+			return -EBADMSG;
+		pos = (size_t)(end - m->trail) + 1;
+		n++;
+	}
+	return n == in->n_heaps ? 0 : -EBADMSG;
+}
+
+int dl_info_next_heap(const struct dl_msg *m, size_t *pos, const char **name)
+{
+	if (m->hdr.type != DL_INFO_REPLY || *pos >= m->trail_len)
+		return 0;
+	/* dl_msg_decode() checked that every name ends in a NUL inside the message */
+	*name = m->trail + *pos;
+	*pos += strlen(*name) + 1;
+	return 1;
 }
 
 /* STATUS_REPLY: the entries must walk exactly to the end of the trailing data. */
@@ -113,7 +174,9 @@ int dl_msg_decode(const void *buf, size_t len, int nfds, struct dl_msg *out)
 
 	switch (out->hdr.type) {
 	case DL_LOAD:
-		return check_load(&out->u.load, out->trail_len, out->trail, nfds);
+		return check_load(out, nfds);
+	case DL_INFO_REPLY:
+		return check_info(out);
 	case DL_ERROR:
 		if (out->u.error.msg_len != out->trail_len ||
 		    out->u.error.msg_len > DL_ERRMSG_MAX || out->u.error.err < 0)
@@ -202,6 +265,8 @@ const char *dl_msg_type_name(unsigned type)
 	case DL_ERROR: return "ERROR";
 	case DL_OK: return "OK";
 	case DL_STATUS_REPLY: return "STATUS_REPLY";
+	case DL_INFO: return "INFO";
+	case DL_INFO_REPLY: return "INFO_REPLY";
 	default: return "?";
 	}
 }
@@ -222,6 +287,8 @@ const char *dl_target_name(unsigned target)
 	switch (target) {
 	case DL_TARGET_AUTO: return "auto";
 	case DL_TARGET_MEMFD: return "memfd";
+	case DL_TARGET_UDMABUF: return "udmabuf";
+	case DL_TARGET_HEAP: return "heap";
 	default: return "?";
 	}
 }

@@ -39,6 +39,8 @@
 #define DL_ERRMSG_MAX		1024
 /* Client name given in HELLO (NUL-padded, not necessarily NUL-terminated). */
 #define DL_NAME_LEN		32
+/* Longest dma-heap name in a LOAD (a file name under /dev/dma_heap/). */
+#define DL_HEAP_NAME_MAX	63
 
 enum dl_msg_type {
 	/* requests: client -> daemon */
@@ -47,6 +49,7 @@ enum dl_msg_type {
 	DL_CANCEL	= 0x03,	/* struct dl_cancel; no fds */
 	DL_STATUS	= 0x04,	/* no payload; no fds */
 	/* 0x05 LIST, 0x06 EVICT, 0x07 STATS are reserved for the cache */
+	DL_INFO		= 0x08,	/* no payload; no fds: what buffers this host offers */
 
 	/* replies and events: daemon -> client */
 	DL_HELLO_REPLY	= 0x81,	/* struct dl_hello_reply; no fds */
@@ -56,6 +59,7 @@ enum dl_msg_type {
 	DL_ERROR	= 0x85,	/* struct dl_error + message bytes; no fds */
 	DL_OK		= 0x86,	/* no payload; the request succeeded (CANCEL) */
 	DL_STATUS_REPLY	= 0x87,	/* struct dl_status_reply + entries; no fds */
+	DL_INFO_REPLY	= 0x88,	/* struct dl_info_reply + heap names; no fds */
 };
 
 /* Every message begins with this. */
@@ -80,6 +84,12 @@ _Static_assert(sizeof(struct dl_hdr) == 24, "dl_hdr is 24 bytes on the wire");
 #define DL_CAPS_V1		(DL_CAP_LOAD_FD | DL_CAP_PROGRESS | DL_CAP_CANCEL | \
 				 DL_CAP_STATUS | DL_CAP_SEALED_MEMFD | DL_CAP_METHOD_CFR | \
 				 DL_CAP_EXACT_SIZE)
+/* Bit 7 is left free for the cache's work. */
+/* The daemon knows the INFO request, the LOAD flag DL_LOAD_DMABUF, targets udmabuf
+ * and heap and dl_load.heap_len (whether or not this host has any dma-buf device). */
+#define DL_CAP_DMABUF		(1u << 8)
+#define DL_CAP_UDMABUF		(1u << 9)	/* this host: /dev/udmabuf usable */
+#define DL_CAP_HEAP		(1u << 10)	/* this host: at least one dma-heap usable */
 
 /* HELLO: optional; names the client (for logs and, later, limits). */
 struct dl_hello {
@@ -104,7 +114,12 @@ _Static_assert(sizeof(struct dl_hello_reply) == 24, "dl_hello_reply size");
 /* The buffer object must be exactly the data's size: no hugetlb buffer rounded up to
  * whole huge pages (for clients that take the size from fstat). */
 #define DL_LOAD_EXACT_SIZE	(1u << 2)
-#define DL_LOAD_FLAGS_ALL	(DL_LOAD_BY_FD | DL_LOAD_PROGRESS | DL_LOAD_EXACT_SIZE)
+/* Bit 3 is left free for the cache's work (PIN). */
+/* The client wants a dma-buf: target auto then picks udmabuf when this host has it,
+ * else a dma-heap, else a memfd (DONE.target says which). Needs DL_CAP_DMABUF. */
+#define DL_LOAD_DMABUF		(1u << 4)
+#define DL_LOAD_FLAGS_ALL	(DL_LOAD_BY_FD | DL_LOAD_PROGRESS | DL_LOAD_EXACT_SIZE | \
+				 DL_LOAD_DMABUF)
 
 /* length value meaning "from offset to the end of the file" */
 #define DL_LENGTH_TO_EOF	UINT64_MAX
@@ -112,7 +127,10 @@ _Static_assert(sizeof(struct dl_hello_reply) == 24, "dl_hello_reply size");
 enum dl_target {
 	DL_TARGET_AUTO = 0,
 	DL_TARGET_MEMFD = 1,
-	/* 2 udmabuf, 3 heap: reserved for dma-buf targets */
+	DL_TARGET_UDMABUF = 2,		/* a memfd filled as memfds are, made a dma-buf
+					 * with UDMABUF_CREATE */
+	DL_TARGET_HEAP = 3,		/* a dma-buf from /dev/dma_heap/NAME; the LOAD
+					 * names the heap (dl_load.heap_len) */
 };
 
 /*
@@ -134,7 +152,9 @@ enum dl_priority {
 /*
  * LOAD: trailing data is path_len bytes of path (no NUL, no embedded NUL) when loading
  * by path; carries 0 fds then. With DL_LOAD_BY_FD, path_len is 0 and exactly 1 fd
- * rides along: a readable regular file of the client's.
+ * rides along: a readable regular file of the client's. After the path come heap_len
+ * bytes of heap name (target heap only: 1 to DL_HEAP_NAME_MAX bytes of [A-Za-z0-9._-],
+ * not "." or ".."; 0 for every other target).
  */
 struct dl_load {
 	uint64_t offset;		/* first byte of the file to load */
@@ -146,7 +166,7 @@ struct dl_load {
 	uint8_t priority;		/* enum dl_priority */
 	uint8_t reserved0;		/* must be 0 */
 	uint32_t path_len;		/* bytes of trailing path */
-	uint32_t reserved1;		/* must be 0 */
+	uint32_t heap_len;		/* bytes of heap name after the path */
 };
 _Static_assert(sizeof(struct dl_load) == 40, "dl_load size");
 
@@ -171,7 +191,8 @@ struct dl_progress {
 _Static_assert(sizeof(struct dl_progress) == 16, "dl_progress size");
 
 /* DONE flags */
-#define DL_DONE_SEALED		(1u << 0)	/* F_SEAL_SHRINK|GROW|WRITE|SEAL are set */
+#define DL_DONE_SEALED		(1u << 0)	/* F_SEAL_SHRINK|GROW|WRITE|SEAL are set;
+						 * never on dma-bufs (not sealable) */
 #define DL_DONE_HUGETLB		(1u << 1)	/* huge pages back the buffer; buf_size is
 						 * size rounded up to whole huge pages */
 #define DL_DONE_CFR_SYSCALL	(1u << 2)	/* method cfr ran copy_file_range itself;
@@ -191,7 +212,8 @@ enum dl_reason {
 					 * method names the one that moved more bytes */
 };
 
-/* DONE: the load finished; the 1 fd is the buffer (sealed memfd). */
+/* DONE: the load finished; the 1 fd is the buffer: a sealed memfd, or a dma-buf
+ * (target udmabuf or heap; buf_size is then size rounded up to whole pages). */
 struct dl_done {
 	uint64_t size;			/* bytes of file data at the start of the buffer */
 	uint64_t buf_size;		/* size of the buffer object (>= size) */
@@ -253,6 +275,27 @@ struct dl_status_load {
 };
 _Static_assert(sizeof(struct dl_status_load) == 40, "dl_status_load size");
 
+/*
+ * INFO_REPLY: what buffers this host offers, then heaps_len bytes of heap names, each
+ * followed by one NUL (n_heaps of them; names as in dl_load's heap name).
+ */
+struct dl_info_reply {
+	uint32_t caps;			/* DL_CAP_UDMABUF / DL_CAP_HEAP, as in HELLO_REPLY */
+	int32_t udmabuf_err;		/* 0, or a positive errno: why udmabuf is unusable */
+	uint64_t udmabuf_size_limit;	/* bytes one udmabuf may hold (size_limit_mb);
+					 * 0 = unknown */
+	uint64_t huge_page_size;	/* bytes; 0 = no huge pages */
+	uint32_t huge_pages_total;	/* the pool (HugePages_Total) */
+	uint32_t huge_pages_free;	/* HugePages_Free minus HugePages_Rsvd */
+	uint32_t n_heaps;		/* heap names that follow */
+	uint32_t heaps_len;		/* bytes of trailing names */
+	uint8_t default_target;		/* enum dl_target of the config's [io] target */
+	uint8_t udmabuf_hugetlb;	/* 1: udmabuf takes hugetlb memfds on this kernel */
+	uint16_t reserved;
+	uint32_t reserved1;
+};
+_Static_assert(sizeof(struct dl_info_reply) == 48, "dl_info_reply size");
+
 /* ---- encode / decode ------------------------------------------------------------ */
 
 /*
@@ -272,9 +315,13 @@ struct dl_msg {
 		struct dl_done done;
 		struct dl_error error;
 		struct dl_status_reply status;
+		struct dl_info_reply info;
 	} u;
 	const char *trail;
 	size_t trail_len;
+	/* LOAD only: the heap name that follows the path (heap_len bytes), else NULL */
+	const char *heap;
+	size_t heap_len;
 };
 
 /*
@@ -289,6 +336,13 @@ struct dl_msg {
  * On -EOPNOTSUPP and -EINVAL, out->hdr is filled so the sender can be answered.
  */
 int dl_msg_decode(const void *buf, size_t len, int nfds, struct dl_msg *out);
+
+/* Walks INFO_REPLY heap names. *pos starts at 0. Returns 1 and sets @name (NUL-
+ * terminated, inside the message) for the next name, 0 at the end. */
+int dl_info_next_heap(const struct dl_msg *m, size_t *pos, const char **name);
+
+/* Whether @name (@len bytes, no NUL needed) is a valid heap name. */
+int dl_heap_name_ok(const char *name, size_t len);
 
 /* Walks STATUS_REPLY entries. *pos starts at 0. Returns 1 and fills @ent / @name /
  * @name_len for the next entry, 0 at the end, -EBADMSG when an entry is malformed. */

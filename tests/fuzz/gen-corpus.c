@@ -64,6 +64,25 @@ int main(int argc, char **argv)
 		l.flags = DL_LOAD_BY_FD;
 		l.path_len = 0;
 		put("load-fd", 1, b, dl_encode(b, sizeof(b), DL_LOAD, 3, &l, sizeof(l), NULL, 0));
+		l.flags = DL_LOAD_DMABUF;
+		l.target = DL_TARGET_UDMABUF;
+		l.path_len = (uint32_t)strlen(path);
+		put("load-udmabuf", 0, b, dl_encode(b, sizeof(b), DL_LOAD, 11, &l, sizeof(l),
+						    path, strlen(path)));
+		snprintf(trail, sizeof(trail), "%ssystem", path);
+		l.target = DL_TARGET_HEAP;
+		l.heap_len = 6;
+		put("load-heap", 0, b, dl_encode(b, sizeof(b), DL_LOAD, 12, &l, sizeof(l), trail,
+						 strlen(trail)));
+	}
+	put("info", 0, b, dl_encode(b, sizeof(b), DL_INFO, 13, NULL, 0, NULL, 0));
+	{
+		struct dl_info_reply in = { .caps = DL_CAP_UDMABUF | DL_CAP_HEAP,
+					    .udmabuf_size_limit = 64 << 20, .n_heaps = 2,
+					    .heaps_len = 11, .huge_page_size = 2 << 20 };
+
+		put("info-reply", 0, b, dl_encode(b, sizeof(b), DL_INFO_REPLY, 13, &in, sizeof(in),
+						  "system\0cma\0", 11));
 	}
 	{
 		struct dl_cancel c = { .load_id = 2 };

@@ -143,6 +143,10 @@ static void accepted_values(void)
 		"[io]\nmethod = buffered\n",
 		"[io]\nhugetlb = auto\n",
 		"[io]\nhugetlb = on\n",
+		"[io]\ntarget = auto\n",
+		"[io]\ntarget = memfd\n",
+		"[io]\ntarget = udmabuf\n",
+		"[io]\ntarget = heap:system\n",
 		"[io]\nhugetlb = off\n",
 		"[io]\npipe_size = 64K\n",
 		"[io]\npipe_size = 16M\n",
@@ -168,6 +172,12 @@ static void accepted_values(void)
 		CHECKF(r == 0, "\"%s\" refused (%d): %s", ok[i], r, err);
 		if (i == 0)
 			CHECK_U64(c.chunk_size, ==, 4u << 20);
+		if (strstr(ok[i], "heap:system")) {
+			CHECK_INT(c.target, ==, DL_TARGET_HEAP);
+			CHECK_STR(c.heap, "system");
+		} else if (strstr(ok[i], "target = udmabuf")) {
+			CHECK_INT(c.target, ==, DL_TARGET_UDMABUF);
+		}
 		config_deinit(&c);
 	}
 }
@@ -251,6 +261,11 @@ static void bad_values(void)
 		{ "io", "method", "fast" },
 		{ "io", "method", "" },
 		{ "io", "method", "splice" },
+		{ "io", "target", "heap" },
+		{ "io", "target", "heap:" },
+		{ "io", "target", "heap:../udmabuf" },
+		{ "io", "target", "heap:a/b" },
+		{ "io", "target", "dmabuf" },
 		{ "io", "hugetlb", "maybe" },
 		{ "io", "hugetlb", "2M" },
 		{ "io", "pipe_size", "4K" },

@@ -302,7 +302,11 @@ static void rt_names(void)
 	CHECK_STR(dl_method_name(DL_METHOD_CFR), "cfr");
 	CHECK_STR(dl_method_name(4), "?");
 	CHECK_STR(dl_target_name(DL_TARGET_MEMFD), "memfd");
-	CHECK_STR(dl_target_name(2), "?");
+	CHECK_STR(dl_target_name(DL_TARGET_UDMABUF), "udmabuf");
+	CHECK_STR(dl_target_name(DL_TARGET_HEAP), "heap");
+	CHECK_STR(dl_target_name(4), "?");
+	CHECK_STR(dl_msg_type_name(DL_INFO), "INFO");
+	CHECK_STR(dl_msg_type_name(DL_INFO_REPLY), "INFO_REPLY");
 	for (unsigned r = DL_WHY_DEFAULT; r <= DL_WHY_PARTLY_CACHED; r++)
 		CHECKF(strcmp(dl_reason_name(r), "?") != 0, "reason %u has no name", r);
 	CHECK_STR(dl_reason_name(DL_WHY_PARTLY_CACHED + 1), "?");
@@ -432,7 +436,7 @@ static void bad_flags(void)
 
 static void bad_unknown_type(void)
 {
-	static const uint16_t types[] = { 0, 0x05, 0x06, 0x07, 0x7f, 0x80, 0x88, 0xffff };
+	static const uint16_t types[] = { 0, 0x05, 0x06, 0x07, 0x7f, 0x80, 0x89, 0xffff };
 
 	for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
 		size_t n = encode(buf, types[i], 0xabcdef, "xyz", 3, NULL, 0);
@@ -532,10 +536,10 @@ static void bad_reserved(void)
 	n = load_msg(&l, "/x", 2);
 	CHECK_ERR(decode(buf, n, 0, &m), -EBADMSG);
 	l.reserved0 = 0;
-	l.reserved1 = 0x100;
+	l.heap_len = 0x100;	/* heap bytes that are not there */
 	n = load_msg(&l, "/x", 2);
 	CHECK_ERR(decode(buf, n, 0, &m), -EBADMSG);
-	l.reserved1 = 0;
+	l.heap_len = 0;
 	l.flags = 1u << 3;	/* an undefined LOAD flag */
 	n = load_msg(&l, "/x", 2);
 	CHECK_ERR(decode(buf, n, 0, &m), -EBADMSG);
@@ -549,7 +553,7 @@ static void bad_enums(void)
 	struct dl_load l = { .length = 1, .path_len = 2 };
 	size_t n;
 
-	l.target = 2;	/* udmabuf: reserved */
+	l.target = 4;	/* no such target */
 	n = load_msg(&l, "/x", 2);
 	CHECK_ERR(decode(buf, n, 0, &m), -EINVAL);
 	l.target = 255;
@@ -837,6 +841,159 @@ static void recv_eof(void)
 	close(p[1]);
 }
 
+/* ---- dma-buf targets and INFO -------------------------------------------------- */
+
+/* LOAD with @path then @heap (heap_len = strlen(heap)) as trailing data. */
+static size_t load_heap_msg(struct dl_load *l, const char *path, const char *heap)
+{
+	char t[DL_PATH_MAX + DL_HEAP_NAME_MAX + 2];
+	size_t pl = strlen(path), hl = strlen(heap);
+
+	memcpy(t, path, pl);
+	memcpy(t + pl, heap, hl);
+	l->path_len = (uint32_t)pl;
+	l->heap_len = (uint32_t)hl;
+	return encode(buf, DL_LOAD, 556, l, sizeof(*l), t, pl + hl);
+}
+
+static void rt_load_targets(void)
+{
+	struct dl_load l = { .length = 1, .target = DL_TARGET_UDMABUF,
+			     .flags = DL_LOAD_DMABUF, .path_len = 2 };
+	size_t n;
+
+	n = load_msg(&l, "/x", 2);
+	CHECK_OK(decode(buf, n, 0, &m));
+	CHECK_INT(m.u.load.target, ==, DL_TARGET_UDMABUF);
+	CHECK_INT(m.u.load.flags, ==, DL_LOAD_DMABUF);
+	CHECK(m.heap == NULL && m.heap_len == 0);
+
+	l.target = DL_TARGET_HEAP;
+	n = load_heap_msg(&l, "/a/b", "system");
+	CHECK_OK(decode(buf, n, 0, &m));
+	CHECK_INT(m.u.load.path_len, ==, 4);
+	CHECK_INT(m.heap_len, ==, 6);
+	CHECK(m.heap && memcmp(m.heap, "system", 6) == 0);
+	CHECK(memcmp(m.trail, "/a/bsystem", 10) == 0);
+
+	/* by fd: the heap name is all of the trailing data */
+	l.flags = DL_LOAD_BY_FD;
+	n = load_heap_msg(&l, "", "cma-reserved_1.x");
+	CHECK_OK(decode(buf, n, 1, &m));
+	CHECK_INT(m.heap_len, ==, 16);
+	CHECK(memcmp(m.heap, "cma-reserved_1.x", 16) == 0);
+}
+
+static void bad_heap_name(void)
+{
+	static const char *bad[] = { "", ".", "..", "a/b", "../x", "sys tem", "sys\ntem" };
+	char longname[DL_HEAP_NAME_MAX + 2];
+	struct dl_load l = { .length = 1, .target = DL_TARGET_HEAP };
+	size_t n;
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		n = load_heap_msg(&l, "/x", bad[i]);
+		CHECKF(decode(buf, n, 0, &m) == -EINVAL, "heap name \"%s\" accepted", bad[i]);
+	}
+	memset(longname, 'h', sizeof(longname) - 1);
+	longname[DL_HEAP_NAME_MAX + 1] = '\0';
+	n = load_heap_msg(&l, "/x", longname);
+	CHECK_ERR(decode(buf, n, 0, &m), -EINVAL);
+	longname[DL_HEAP_NAME_MAX] = '\0';
+	n = load_heap_msg(&l, "/x", longname);
+	CHECK_OK(decode(buf, n, 0, &m));
+	/* a NUL inside the heap name */
+	n = load_heap_msg(&l, "/x", "ab");
+	((char *)buf)[n - 1] = '\0';
+	CHECK_ERR(decode(buf, n, 0, &m), -EINVAL);
+	/* a heap name for the other targets */
+	l.target = DL_TARGET_UDMABUF;
+	n = load_heap_msg(&l, "/x", "system");
+	CHECK_ERR(decode(buf, n, 0, &m), -EINVAL);
+	l.target = DL_TARGET_MEMFD;
+	n = load_heap_msg(&l, "/x", "system");
+	CHECK_ERR(decode(buf, n, 0, &m), -EINVAL);
+	/* heap_len larger than what is there, and path_len + heap_len near 2^32 */
+	l.target = DL_TARGET_HEAP;
+	n = load_heap_msg(&l, "/x", "system");
+	l.heap_len = 7;
+	memcpy(buf + HDR, &l, sizeof(l));
+	CHECK_ERR(decode(buf, n, 0, &m), -EBADMSG);
+	l.path_len = UINT32_MAX;
+	l.heap_len = 8;		/* wraps to 7 in 32 bits */
+	memcpy(buf + HDR, &l, sizeof(l));
+	CHECK_ERR(decode(buf, n, 0, &m), -EBADMSG);
+}
+
+static size_t info_msg(struct dl_info_reply *in, const char *names, size_t len)
+{
+	in->heaps_len = (uint32_t)len;
+	return encode(buf, DL_INFO_REPLY, 7, in, sizeof(*in), names, len);
+}
+
+static void rt_info(void)
+{
+	struct dl_info_reply in = { .caps = DL_CAP_UDMABUF | DL_CAP_HEAP,
+				    .udmabuf_size_limit = 64ull << 20,
+				    .huge_page_size = 2 << 20, .huge_pages_total = 16,
+				    .huge_pages_free = 3, .n_heaps = 2,
+				    .default_target = DL_TARGET_AUTO };
+	const char *name;
+	size_t n, pos = 0;
+
+	n = encode(buf, DL_INFO, 6, NULL, 0, NULL, 0);
+	CHECK_OK(decode(buf, n, 0, &m));
+	CHECK_INT(m.hdr.type, ==, DL_INFO);
+	n = info_msg(&in, "system\0cma\0", 11);
+	CHECK_OK(decode(buf, n, 0, &m));
+	CHECK_INT(m.u.info.udmabuf_size_limit, ==, 64ull << 20);
+	CHECK_INT(m.u.info.huge_pages_total, ==, 16);
+	CHECK_INT(dl_info_next_heap(&m, &pos, &name), ==, 1);
+	CHECK_STR(name, "system");
+	CHECK_INT(dl_info_next_heap(&m, &pos, &name), ==, 1);
+	CHECK_STR(name, "cma");
+	CHECK_INT(dl_info_next_heap(&m, &pos, &name), ==, 0);
+	in.n_heaps = 0;
+	in.caps = 0;
+	in.udmabuf_err = ENOENT;
+	n = info_msg(&in, NULL, 0);
+	CHECK_OK(decode(buf, n, 0, &m));
+	pos = 0;
+	CHECK_INT(dl_info_next_heap(&m, &pos, &name), ==, 0);
+	CHECK_INT(m.u.info.udmabuf_err, ==, ENOENT);
+}
+
+static void bad_info(void)
+{
+	struct dl_info_reply in = { .n_heaps = 1 };
+	size_t n;
+
+	n = info_msg(&in, "system", 6);		/* no final NUL */
+	CHECK_ERR(decode(buf, n, 0, &m), -EBADMSG);
+	n = info_msg(&in, "system\0\0", 8);	/* an empty name */
+	CHECK_ERR(decode(buf, n, 0, &m), -EBADMSG);
+	n = info_msg(&in, "a/b\0", 4);		/* not a heap name */
+	CHECK_ERR(decode(buf, n, 0, &m), -EBADMSG);
+	in.n_heaps = 2;				/* count mismatch */
+	n = info_msg(&in, "system\0", 7);
+	CHECK_ERR(decode(buf, n, 0, &m), -EBADMSG);
+	in.n_heaps = 1;
+	n = info_msg(&in, "system\0", 7);
+	((struct dl_info_reply *)(buf + HDR))->heaps_len = 6;	/* length mismatch */
+	CHECK_ERR(decode(buf, n, 0, &m), -EBADMSG);
+	in.reserved = 1;
+	n = info_msg(&in, "system\0", 7);
+	CHECK_ERR(decode(buf, n, 0, &m), -EBADMSG);
+	in.reserved = 0;
+	in.udmabuf_err = -1;
+	n = info_msg(&in, "system\0", 7);
+	CHECK_ERR(decode(buf, n, 0, &m), -EBADMSG);
+	in.udmabuf_err = 0;
+	n = info_msg(&in, "system\0", 7);
+	CHECK_OK(decode(buf, n, 0, &m));
+	CHECK_ERR(decode(buf, n, 1, &m), -EINVAL);	/* INFO_REPLY carries no fd */
+}
+
 int main(void)
 {
 	check_init("proto");
@@ -875,6 +1032,10 @@ int main(void)
 	CASE(bad_status(), "malformed: STATUS_REPLY n_loads mismatch, truncated entries");
 	CASE(bad_done(), "malformed: DONE size > buf_size");
 	CASE(bad_oversize(), "malformed: datagram larger than DL_MSG_MAX");
+	CASE(rt_load_targets(), "round trip LOAD udmabuf and heap:NAME (heap_len)");
+	CASE(bad_heap_name(), "malformed: LOAD heap names and heap_len");
+	CASE(rt_info(), "round trip INFO and INFO_REPLY with heap names");
+	CASE(bad_info(), "malformed: INFO_REPLY names, counts, reserved fields");
 	CASE(flips(), "every truncation and bit flip of a LOAD decodes or is refused");
 
 	CASE(send_fd(), "dl_send/dl_recv pass an fd (close-on-exec)");
