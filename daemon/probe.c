@@ -39,7 +39,7 @@ struct dl_cachestat {
 
 struct cfr_entry {
 	dev_t dev;
-	char kind[16];
+	char kind[80];		/* "memfd", "heap:NAME" (names up to 63 bytes) */
 	enum cfr_verdict verdict;
 	int err;
 };
