@@ -50,6 +50,13 @@ static void on_status_timer(struct ev_loop *loop, ev_timer *w, int revents)
 	notify_status(w->data);
 }
 
+/* The loop is alive if this runs: a loop stuck in a blocking call stops the pings
+ * and systemd restarts the daemon (WatchdogSec=). */
+static void on_watchdog_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	sd_notify(0, "WATCHDOG=1");
+}
+
 static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct server *s = w->data;
@@ -164,6 +171,7 @@ int server_init(struct server *s, struct ev_loop *loop, const struct config *cfg
 {
 	long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
 	unsigned entries = 1;
+	uint64_t wd_usec = 0;
 	int r, fd;
 
 	memset(s, 0, sizeof(*s));
@@ -225,6 +233,15 @@ int server_init(struct server *s, struct ev_loop *loop, const struct config *cfg
 	s->status_timer.data = s;
 	if (getenv("NOTIFY_SOCKET"))
 		ev_timer_start(loop, &s->status_timer);
+	/* Ping at half the interval systemd asked for (WATCHDOG_USEC), as sd_watchdog_
+	 * enabled(3) advises, so one late loop iteration is not a missed ping. */
+	if (sd_watchdog_enabled(0, &wd_usec) > 0 && wd_usec) {
+		ev_timer_init(&s->watchdog_timer, on_watchdog_timer, (double)wd_usec / 2e6,
+			      (double)wd_usec / 2e6);
+		s->watchdog_timer.data = s;
+		ev_timer_start(loop, &s->watchdog_timer);
+		log_info("watchdog: pinging systemd every %.1f s", (double)wd_usec / 2e6);
+	}
 	log_notice("listening on %s (chunk %llu KiB, queue depth %u, %u workers)",
 		   s->socket_path, (unsigned long long)cfg->chunk_size >> 10,
 		   cfg->queue_depth, cfg->workers);
@@ -244,6 +261,7 @@ void server_deinit(struct server *s)
 		s->listen_fd = -1;
 	}
 	ev_timer_stop(s->loop, &s->status_timer);
+	ev_timer_stop(s->loop, &s->watchdog_timer);
 	s->pool = worker_pool_free(s->pool);
 	sched_deinit(&s->sched);
 	copy_pipes_deinit(&s->pipes);

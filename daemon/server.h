@@ -42,6 +42,7 @@ struct server {
 
 	bool stopping;			/* SIGTERM seen: refuse new work, then exit */
 	ev_timer status_timer;		/* refreshes sd_notify STATUS= */
+	ev_timer watchdog_timer;	/* WATCHDOG=1 while WatchdogSec= is set */
 };
 
 /* Sets up ring, pool and listener (systemd's socket if passed, else binds). */

@@ -4,6 +4,8 @@
 set -euo pipefail
 PKGS=(build-essential pkg-config liburing-dev libev-dev libsystemd-dev libinih-dev
       clang libclang-rt-14-dev valgrind fio procps util-linux
+      # tests/integration/test-systemd: systemd-analyze, systemd-socket-activate
+      systemd
       # tests/kernel: the qemu test kernel's source and build tools, the guest's
       # busybox, the initramfs and the ext4 disk image
       qemu-system-x86 linux-source-6.1 flex bison bc libelf-dev libssl-dev xz-utils

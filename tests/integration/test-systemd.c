@@ -1,0 +1,244 @@
+/*
+ * test-systemd.c: the daemon under systemd's rules, without a systemd to run it (these
+ * machines have none as PID 1), using systemd's own tools where they exist:
+ *
+ *   - systemd-analyze verify accepts the shipped units (with ExecStart pointed at the
+ *     built daemon, since verify wants an executable there);
+ *   - systemd-analyze security --offline rates dmaloadd.service at 2.0 or less;
+ *   - systemd-socket-activate (real systemd code) passes a listening socket: the
+ *     daemon serves on it, byte for byte, and exits 0 on SIGTERM;
+ *   - a datagram socket of the test's, set as NOTIFY_SOCKET, receives READY=1 with a
+ *     STATUS=, WATCHDOG=1 at half of WATCHDOG_USEC, and STOPPING=1 on SIGTERM.
+ * A missing tool skips its case (with the reason); nothing here needs root.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "../lib/check.h"
+#include "../lib/harness.h"
+#include "../lib/loads.h"
+
+#define SUITE "systemd"
+
+static char dir[256];		/* this program's temp dir */
+static char top[512];		/* the source tree (for systemd/) */
+
+static bool have(const char *tool)
+{
+	char cmd[256];
+
+	snprintf(cmd, sizeof(cmd), "command -v %s >/dev/null 2>&1", tool);
+	return system(cmd) == 0;
+}
+
+/* Runs @cmd with sh; its output (stdout and stderr) into @out. Returns the exit
+ * status, or -1. */
+static int run(const char *cmd, char *out, size_t len)
+{
+	char full[PATH_MAX * 3];
+	size_t n = 0;
+	FILE *p;
+	int st;
+
+	snprintf(full, sizeof(full), "%s 2>&1", cmd);
+	p = popen(full, "r");
+	if (!p)
+		return -1;
+	while (n + 1 < len && fgets(out + n, (int)(len - n), p))
+		n += strlen(out + n);
+	out[n] = '\0';
+	st = pclose(p);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* Copies the shipped units into dir/units, ExecStart= pointing at the built daemon. */
+static bool units_copy(void)
+{
+	char cmd[PATH_MAX * 4], out[4096], bin[PATH_MAX];
+
+	if (!CHECKF(realpath(daemon_binary(), bin), "realpath %s: %m", daemon_binary()))
+		return false;
+	snprintf(cmd, sizeof(cmd), "mkdir -p '%s/units' && cp '%s/systemd/dmaloadd.socket' "
+		 "'%s/units/' && sed 's|^ExecStart=.*|ExecStart=%s|' "
+		 "'%s/systemd/dmaloadd.service' > '%s/units/dmaloadd.service'",
+		 dir, top, dir, bin, top, dir);
+	return CHECKF(run(cmd, out, sizeof(out)) == 0, "copying the units: %s", out);
+}
+
+static void verify_units(void)
+{
+	char cmd[PATH_MAX * 2], out[8192];
+	int st;
+
+	if (!have("systemd-analyze")) {
+		check_skip("no systemd-analyze");
+		return;
+	}
+	if (!units_copy())
+		return;
+	snprintf(cmd, sizeof(cmd), "cd '%s/units' && systemd-analyze verify --man=no "
+		 "./dmaloadd.socket ./dmaloadd.service", dir);
+	st = run(cmd, out, sizeof(out));
+	CHECKF(st == 0 && !out[0], "systemd-analyze verify: status %d: %s", st, out);
+}
+
+static void security_score(void)
+{
+	char cmd[PATH_MAX * 2], out[65536], *at;
+	double score = 99;
+	int st;
+
+	if (!have("systemd-analyze")) {
+		check_skip("no systemd-analyze");
+		return;
+	}
+	if (!units_copy())
+		return;
+	snprintf(cmd, sizeof(cmd), "cd '%s/units' && systemd-analyze security "
+		 "--offline=true --no-pager ./dmaloadd.service", dir);
+	st = run(cmd, out, sizeof(out));
+	at = strstr(out, "Overall exposure level for dmaloadd.service:");
+	if (!CHECKF(st == 0 && at, "systemd-analyze security: status %d, no score in: %.300s",
+		    st, out))
+		return;
+	if (!CHECKF(sscanf(at + strlen("Overall exposure level for dmaloadd.service:"), "%lf",
+			   &score) == 1, "cannot read the score: %.80s", at))
+		return;
+	CHECKF(score <= 2.0, "exposure %.1f, more than 2.0", score);
+	fprintf(stderr, "exposure level %.1f\n", score);
+}
+
+/* systemd-socket-activate binds, waits for the first connection and execs the daemon
+ * with the socket as LISTEN_FDS. */
+static void socket_activation(void)
+{
+	char sock[300], file[300], conf[300];
+	struct dmaload *dl = NULL;
+	pid_t pid;
+	int st, r;
+
+	if (!have("systemd-socket-activate")) {
+		check_skip("no systemd-socket-activate");
+		return;
+	}
+	snprintf(sock, sizeof(sock), "%s/activated.sock", dir);
+	snprintf(file, sizeof(file), "%s/file", dir);
+	snprintf(conf, sizeof(conf), "%s/empty.conf", dir);
+	r = file_make(file, 3 * MiB + 5, 42, 0644);
+	if (!CHECKF(r == 0, "file_make: %s", strerror(-r)))
+		return;
+	r = file_make(conf, 0, 0, 0644);
+	if (!CHECKF(r == 0, "file_make: %s", strerror(-r)))
+		return;
+	pid = fork();
+	if (pid == 0) {
+		/* a config with no socket key: the passed socket is the one */
+		execlp("systemd-socket-activate", "systemd-socket-activate", "--seqpacket",
+		       "-l", sock, daemon_binary(), "--config", conf, (char *)NULL);
+		_exit(127);
+	}
+	if (!CHECKF(pid > 0, "fork: %m"))
+		return;
+	for (int i = 0; i < 100 && access(sock, F_OK) != 0; i++)
+		sleep_ms(50);
+	r = dmaload_connect(&dl, sock, "activated");
+	if (CHECKF(r == 0, "connect to the activated socket: %s", strerror(-r)))
+		lc_load_verify(dl, file, -1, NULL, 3 * MiB + 5, 42, DL_METHOD_AUTO, NULL);
+	dmaload_close(dl);
+	kill(pid, SIGTERM);
+	if (waitpid(pid, &st, 0) == pid)
+		CHECKF(WIFEXITED(st) && WEXITSTATUS(st) == 0, "activated daemon: wait status "
+		       "0x%x", st);
+}
+
+/* Reads notify datagrams for up to @ms, appending "|"-joined messages to @log. */
+static void notify_collect(int s, unsigned ms, char *log, size_t len)
+{
+	uint64_t end = now_ms() + ms;
+	char buf[1024];
+
+	while (now_ms() < end) {
+		struct timeval tv = { .tv_usec = 50000 };
+		ssize_t n;
+
+		setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		n = recv(s, buf, sizeof(buf) - 1, 0);
+		if (n <= 0)
+			continue;
+		buf[n] = '\0';
+		for (char *p = buf; *p; p++)
+			if (*p == '\n')
+				*p = ' ';
+		snprintf(log + strlen(log), len - strlen(log), "%s|", buf);
+	}
+}
+
+static void notify_protocol(void)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct test_daemon d;
+	char why[512], log[8192] = "";
+	char *ready, *dog;
+	int s, st;
+
+	s = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (!CHECKF(s >= 0, "socket: %m"))
+		return;
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%.90s/notify", dir);
+	if (!CHECKF(bind(s, (struct sockaddr *)&sa, sizeof(sa)) == 0, "bind: %m"))
+		goto out;
+	setenv("NOTIFY_SOCKET", sa.sun_path, 1);
+	setenv("WATCHDOG_USEC", "400000", 1);
+	st = daemon_start(&d, "systemd-notify", NULL, why, sizeof(why));
+	unsetenv("NOTIFY_SOCKET");
+	unsetenv("WATCHDOG_USEC");
+	if (!CHECKF(st == 0, "%s", why)) {
+		daemon_cleanup(&d);
+		goto out;
+	}
+	notify_collect(s, 1000, log, sizeof(log));
+	st = daemon_stop(&d);
+	notify_collect(s, 300, log, sizeof(log));
+	daemon_cleanup(&d);
+	ready = strstr(log, "READY=1");
+	dog = strstr(log, "WATCHDOG=1");
+	CHECKF(ready && strstr(ready, "STATUS="), "no READY=1 with a STATUS=: %s", log);
+	/* 1 s at a 0.2 s ping period: a few, after READY */
+	CHECKF(dog && dog > ready && strstr(dog + 1, "WATCHDOG=1"), "fewer than two "
+	       "WATCHDOG=1 after READY=1 in 1 s: %s", log);
+	CHECKF(strstr(log, "STOPPING=1"), "no STOPPING=1 after SIGTERM: %s", log);
+	CHECKF(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "wait status 0x%x", st);
+out:
+	close(s);
+}
+
+int main(void)
+{
+	const char *src = getenv("DMALOAD_TOP");
+
+	check_init(SUITE);
+	check_begin("set-up");
+	snprintf(top, sizeof(top), "%s", src ? src : ".");
+	CHECKF(access("systemd/dmaloadd.service", F_OK) == 0 || src,
+	       "run from the source tree (or set DMALOAD_TOP)");
+	CHECKF(tdir_create(dir, sizeof(dir), "systemd") == 0, "temp dir: %m");
+	if (!check_end())
+		return check_finish();
+
+	CASE(verify_units(), "systemd-analyze verify accepts dmaloadd.socket and .service");
+	CASE(security_score(), "systemd-analyze security rates dmaloadd.service 2.0 or less");
+	CASE(socket_activation(), "systemd-socket-activate: the daemon serves on the passed "
+	     "socket and exits 0 on SIGTERM");
+	CASE(notify_protocol(), "NOTIFY_SOCKET sees READY=1 + STATUS=, WATCHDOG=1 at half "
+	     "WATCHDOG_USEC, STOPPING=1");
+	if (!getenv("DMALOAD_TEST_KEEP"))
+		tdir_remove(dir);
+	return check_finish();
+}
