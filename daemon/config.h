@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "limit.h"
 #include "log.h"
 
 #define CONFIG_DEFAULT_PATH SYSCONFDIR "/dmaloadd/dmaloadd.conf"
@@ -38,6 +39,11 @@ struct config {
 	uint64_t pipe_size;		/* cfr splice pipes, bytes (F_SETPIPE_SZ) */
 	enum config_toggle direct;	/* O_DIRECT: auto (where allowed) or off */
 	enum config_toggle fixed_buffers; /* READ_FIXED into registered mappings */
+	uint64_t max_inflight;		/* bytes of reads in flight, all loads together
+					 * (0 in the file: queue_depth * chunk_size) */
+
+	/* [limits]: bandwidth per client and for the whole daemon (limit.h) */
+	struct limits limits;
 };
 
 /* Sets every field to its built-in default. */
@@ -52,6 +58,16 @@ void config_deinit(struct config *c);
  * @c is left with defaults/earlier values on error for keys not yet seen.
  */
 int config_load(struct config *c, const char *path, char *err, size_t err_len);
+
+/*
+ * SIGHUP: takes from @next (a freshly loaded config) what can change while the daemon
+ * runs: [limits], log_level, max_clients, max_queued, max_loads and max_inflight,
+ * which only the loop thread reads. Other keys that differ are logged as needing a
+ * restart and keep their running values (workers read them, or the socket and the
+ * ring were set up with them). Logs each change. Returns true if [limits] changed.
+ * @next is left to config_deinit().
+ */
+bool config_reload(struct config *live, struct config *next);
 
 /* Parses "4M", "512K", "1G", "123" (binary suffixes, case-insensitive) into *out.
  * Returns 0 or -EINVAL (also on overflow). */
