@@ -43,7 +43,7 @@ static void usage(FILE *f)
 	      "\n"
 	      "Commands:\n"
 	      "  load FILE [--offset N] [--length N] [--method M] [--exact-size] [--fd]\n"
-	      "            [-- CMD ARGS...]\n"
+	      "            [--priority P] [--rate N] [-- CMD ARGS...]\n"
 	      "                  load FILE into a sealed memfd; with -- CMD, run CMD with\n"
 	      "                  the buffer as fd 3 ($DMALOAD_FD, $DMALOAD_SIZE)\n"
 	      "  status          daemon counters and the loads you may see\n"
@@ -62,6 +62,10 @@ static void usage(FILE *f)
 	      "  --exact-size    the buffer must be exactly the data's size (no huge\n"
 	      "                  pages rounded up)\n"
 	      "  --fd            open FILE here and pass the fd, instead of the path\n"
+	      "  --priority P    foreground (the default) or background: background\n"
+	      "                  loads read only when foreground ones leave the disk idle\n"
+	      "  --rate N        read at most N bytes/s (K, M, G suffixes, x1024); only\n"
+	      "                  lowers the daemon's limit for this client, never raises it\n"
 	      "  --help          this text\n"
 	      "  --version       the version\n", f);
 }
@@ -441,6 +445,22 @@ static int cmd_load(struct ctl *ctl, int argc, char **argv, int i)
 			if (parse_method(val, &opts.method) < 0)
 				return usage_error("bad method '%s' (auto, cfr, direct, "
 						   "buffered)", val);
+		} else if ((r = opt_value("--priority", argc, argv, &i, &val))) {
+			if (r < 0)
+				return usage_error("option '%s' needs a value", a);
+			if (!strcmp(val, "foreground"))
+				opts.priority = DL_PRIO_FOREGROUND;
+			else if (!strcmp(val, "background"))
+				opts.priority = DL_PRIO_BACKGROUND;
+			else
+				return usage_error("bad priority '%s' (foreground, "
+						   "background)", val);
+		} else if ((r = opt_value("--rate", argc, argv, &i, &val))) {
+			if (r < 0)
+				return usage_error("option '%s' needs a value", a);
+			if (parse_size(val, &opts.rate_limit) < 0 || !opts.rate_limit)
+				return usage_error("bad rate '%s' (bytes/s, more than 0)",
+						   val);
 		} else if (!strcmp(a, "--fd")) {
 			by_fd = true;
 		} else if (!strcmp(a, "--exact-size")) {
