@@ -14,6 +14,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "../lib/check.h"
@@ -173,6 +174,63 @@ out:
 		dmaload_close(dl);
 	if (free_dl)
 		dmaload_close(free_dl);
+	CHECK_SETTLED(&d, 5000);
+}
+
+/* Runs dmaload-ctl --socket SOCK @args... (NULL-terminated), output to d.dir/ctl.out.
+ * Returns its exit status (-1 if it did not exit) and the seconds it took. */
+static int ctl(double *secs, const char *const *args)
+{
+	const char *argv[32];
+	char out[PATH_MAX];
+	uint64_t t0 = now_ms();
+	int n = 0, status;
+	pid_t pid;
+
+	argv[n++] = ctl_binary();
+	argv[n++] = "--socket";
+	argv[n++] = d.sock;
+	while (*args && n < 31)
+		argv[n++] = *args++;
+	argv[n] = NULL;
+	snprintf(out, sizeof(out), "%s/ctl.out", d.dir);
+	fflush(stdout);
+	pid = fork();
+	if (pid == 0) {
+		int o = open(out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+
+		if (o < 0)
+			_exit(126);
+		dup2(o, 1);
+		dup2(o, 2);
+		alarm(0);
+		execv(argv[0], (char **)argv);
+		_exit(127);
+	}
+	if (pid < 0 || waitpid(pid, &status, 0) != pid)
+		return -1;
+	*secs = (double)(now_ms() - t0) / 1e3;
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* dmaload-ctl load --rate and --priority: the rate holds (lower bound), the bytes are
+ * the file's (cmp against the buffer as fd 3), bad values are usage errors. */
+static void ctl_options(void)
+{
+	const char *ok[] = { "--name", "unlimited", "load", f4.path, "--rate", "8M",
+			     "--priority", "background", "--", "cmp", "-s", f4.path,
+			     "/dev/fd/3", NULL };
+	const char *bad_prio[] = { "load", f4.path, "--priority", "urgent", NULL };
+	const char *bad_rate[] = { "load", f4.path, "--rate", "0", NULL };
+	double s = 0;
+	int r;
+
+	r = ctl(&s, ok);
+	CHECKF(r == 0, "dmaload-ctl load --rate 8M --priority background -- cmp: exit %d", r);
+	/* an unlimited client: the load's burst is one chunk */
+	CHECK_AT_LEAST(s, f4.size, 256 * 1024, 8 * MiB);
+	CHECK_INT(ctl(&s, bad_prio), ==, 2);
+	CHECK_INT(ctl(&s, bad_rate), ==, 2);
 	CHECK_SETTLED(&d, 5000);
 }
 
@@ -376,6 +434,8 @@ int main(void)
 	CASE(two_equal_clients(), "two 16 MiB/s clients at once: both limited, right bytes");
 	CASE(load_asks_more(), "a LOAD asking more than its client's limit gets the limit");
 	CASE(load_asks_less(), "a LOAD asking less than the limit gets its lower rate");
+	CASE(ctl_options(), "dmaload-ctl load --rate 8M --priority background: limited, "
+	     "right bytes; bad values exit 2");
 	CASE(background_finishes(), "6 background loads next to foreground ones finish, "
 	     "right bytes");
 	CASE(foreground_not_behind_background(), "a foreground load does not wait for "
