@@ -43,7 +43,8 @@ static void usage(FILE *f)
 	      "\n"
 	      "Commands:\n"
 	      "  load FILE [--offset N] [--length N] [--method M] [--exact-size] [--fd]\n"
-	      "            [--target T] [--dmabuf] [-- CMD ARGS...]\n"
+	      "            [--target T] [--dmabuf] [--priority P] [--rate N]\n"
+	      "            [-- CMD ARGS...]\n"
 	      "                  load FILE into a sealed memfd or a dma-buf; with -- CMD,\n"
 	      "                  run CMD with the buffer as fd 3 ($DMALOAD_FD, $DMALOAD_SIZE)\n"
 	      "  info            the buffers the daemon's host offers: dma-buf targets,\n"
@@ -67,6 +68,10 @@ static void usage(FILE *f)
 	      "  --target T      auto (the daemon's default), memfd, udmabuf or heap:NAME\n"
 	      "  --dmabuf        with target auto: a dma-buf if the host has one (udmabuf,\n"
 	      "                  else a heap), else a memfd\n"
+	      "  --priority P    foreground (the default) or background: background\n"
+	      "                  loads read only when foreground ones leave the disk idle\n"
+	      "  --rate N        read at most N bytes/s (K, M, G suffixes, x1024); only\n"
+	      "                  lowers the daemon's limit for this client, never raises it\n"
 	      "  --help          this text\n"
 	      "  --version       the version\n", f);
 }
@@ -470,6 +475,22 @@ static int cmd_load(struct ctl *ctl, int argc, char **argv, int i)
 						   "heap:NAME)", val);
 		} else if (!strcmp(a, "--dmabuf")) {
 			opts.dmabuf = true;
+		} else if ((r = opt_value("--priority", argc, argv, &i, &val))) {
+			if (r < 0)
+				return usage_error("option '%s' needs a value", a);
+			if (!strcmp(val, "foreground"))
+				opts.priority = DL_PRIO_FOREGROUND;
+			else if (!strcmp(val, "background"))
+				opts.priority = DL_PRIO_BACKGROUND;
+			else
+				return usage_error("bad priority '%s' (foreground, "
+						   "background)", val);
+		} else if ((r = opt_value("--rate", argc, argv, &i, &val))) {
+			if (r < 0)
+				return usage_error("option '%s' needs a value", a);
+			if (parse_size(val, &opts.rate_limit) < 0 || !opts.rate_limit)
+				return usage_error("bad rate '%s' (bytes/s, more than 0)",
+						   val);
 		} else if (!strcmp(a, "--fd")) {
 			by_fd = true;
 		} else if (!strcmp(a, "--exact-size")) {

@@ -74,6 +74,7 @@ void client_close(struct client *c)
 	ev_io_stop(c->srv->loop, &c->wio);
 	close(c->fd);
 	c->fd = -1;
+	sched_client_deinit(&c->srv->sched, c);
 	list_del(&c->link);
 	c->srv->n_clients--;
 	log_debug("conn %llu closed (%u loads to cancel)", (unsigned long long)c->conn_id,
@@ -243,6 +244,8 @@ static void handle_hello(struct client *c, const struct dl_msg *m)
 	log_debug("conn %llu: hello from \"%s\" (version %u, caps 0x%x)",
 		  (unsigned long long)c->conn_id, c->name, m->u.hello.version,
 		  m->u.hello.caps);
+	/* [limits] may have a rule for this name. */
+	sched_client_limits(&c->srv->sched, c, "hello");
 	send_plain(c, DL_HELLO_REPLY, m->hdr.id, &r, sizeof(r));
 }
 
@@ -540,6 +543,7 @@ int client_new(struct client **out, struct server *srv, int fd)
 	c->fd = fd;
 	c->conn_id = ++srv->next_conn_id;
 	list_init(&c->jobs);
+	sched_client_init(&srv->sched, c);
 	ev_io_init(&c->rio, on_readable, fd, EV_READ);
 	ev_io_init(&c->wio, on_writable, fd, EV_WRITE);
 	c->rio.data = c;

@@ -37,13 +37,16 @@ void config_init(struct config *c)
 		.pipe_size = 1u << 20,
 		.direct = CONFIG_AUTO,
 		.fixed_buffers = CONFIG_OFF,
+		.max_inflight = 0,
 	};
+	limits_init(&c->limits);
 }
 
 void config_deinit(struct config *c)
 {
 	free(c->socket);
 	c->socket = NULL;
+	limits_deinit(&c->limits);
 }
 
 int config_parse_size(const char *s, uint64_t *out)
@@ -228,9 +231,19 @@ static int on_key(void *data, const char *section, const char *key, const char *
 		} else if (strcmp(key, "fixed_buffers") == 0) {
 			if (parse_toggle(value, true, &c->fixed_buffers))
 				what = "must be auto, on or off";
+		} else if (strcmp(key, "max_inflight") == 0) {
+			if (config_parse_size(value, &size) ||
+			    (size && size < 4096))
+				what = "must be a size of at least 4K (0: queue_depth * "
+				       "chunk_size)";
+			else
+				c->max_inflight = size;
 		} else {
 			what = "unknown key";
 		}
+	} else if (strcmp(section, "limits") == 0) {
+		if (limits_parse(&c->limits, key, value, &what) == 0)
+			what = NULL;
 	} else {
 		snprintf(ps->err, ps->err_len, "%s:%d: unknown section [%s]", ps->path, line,
 			 section);
@@ -272,6 +285,58 @@ int config_load(struct config *c, const char *path, char *err, size_t err_len)
 		return -EIO;
 	}
 	return 0;
+}
+
+/* A key whose new value takes effect now. */
+#define LIVE(field, key)							\
+	do {									\
+		if (live->field != next->field) {				\
+			log_notice("reload: %s: %llu -> %llu", key,		\
+				   (unsigned long long)live->field,		\
+				   (unsigned long long)next->field);		\
+			live->field = next->field;				\
+		}								\
+	} while (0)
+/* A key that needs a restart: say so, keep the running value. */
+#define RESTART(cond, key)							\
+	do {									\
+		if (cond)							\
+			log_warn("reload: %s changed: takes effect after a restart; " \
+				 "still running with the old value", key);	\
+	} while (0)
+
+bool config_reload(struct config *live, struct config *next)
+{
+	bool limits = !limits_equal(&live->limits, &next->limits);
+
+	LIVE(log_level, "[daemon] log_level");
+	LIVE(max_clients, "[daemon] max_clients");
+	LIVE(max_queued, "[io] max_queued");
+	LIVE(max_loads, "[io] max_loads");
+	LIVE(max_inflight, "[io] max_inflight");
+	RESTART((live->socket == NULL) != (next->socket == NULL) ||
+		(live->socket && strcmp(live->socket, next->socket)), "[daemon] socket");
+	RESTART(live->socket_mode != next->socket_mode, "[daemon] socket_mode");
+	RESTART(live->workers != next->workers, "[daemon] workers");
+	RESTART(live->chunk_size != next->chunk_size, "[io] chunk_size");
+	RESTART(live->queue_depth != next->queue_depth, "[io] queue_depth");
+	RESTART(live->max_load_size != next->max_load_size, "[io] max_load_size");
+	RESTART(live->method != next->method, "[io] method");
+	RESTART(live->hugetlb != next->hugetlb, "[io] hugetlb");
+	RESTART(live->pipe_size != next->pipe_size, "[io] pipe_size");
+	RESTART(live->direct != next->direct, "[io] direct");
+	RESTART(live->fixed_buffers != next->fixed_buffers, "[io] fixed_buffers");
+	if (limits) {
+		log_notice("reload: [limits]: default %llu bytes/s burst %llu, global %llu "
+			   "bytes/s burst %llu, %zu rules (0: unlimited)",
+			   (unsigned long long)next->limits.default_rate,
+			   (unsigned long long)next->limits.default_burst,
+			   (unsigned long long)next->limits.global_rate,
+			   (unsigned long long)next->limits.global_burst,
+			   next->limits.n_rules);
+		limits_move(&live->limits, &next->limits);
+	}
+	return limits;
 }
 
 int config_socket_path(const struct config *c, char *buf, size_t len)

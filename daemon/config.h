@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "limit.h"
 #include "log.h"
 
 #define CONFIG_DEFAULT_PATH SYSCONFDIR "/dmaloadd/dmaloadd.conf"
@@ -40,6 +41,11 @@ struct config {
 	enum config_toggle fixed_buffers; /* READ_FIXED into registered mappings */
 	uint8_t target;			/* enum dl_target for loads that say auto */
 	char heap[64];			/* target heap: the heap's name */
+	uint64_t max_inflight;		/* bytes of reads in flight, all loads together
+					 * (0 in the file: queue_depth * chunk_size) */
+
+	/* [limits]: bandwidth per client and for the whole daemon (limit.h) */
+	struct limits limits;
 };
 
 /* Sets every field to its built-in default. */
@@ -58,6 +64,15 @@ int config_load(struct config *c, const char *path, char *err, size_t err_len);
 /* Parses "auto", "memfd", "udmabuf" or "heap:NAME" into @target and @heap (@heap_len
  * bytes). Returns 0 or -EINVAL. */
 int config_parse_target(const char *s, uint8_t *target, char *heap, size_t heap_len);
+/*
+ * SIGHUP: takes from @next (a freshly loaded config) what can change while the daemon
+ * runs: [limits], log_level, max_clients, max_queued, max_loads and max_inflight,
+ * which only the loop thread reads. Other keys that differ are logged as needing a
+ * restart and keep their running values (workers read them, or the socket and the
+ * ring were set up with them). Logs each change. Returns true if [limits] changed.
+ * @next is left to config_deinit().
+ */
+bool config_reload(struct config *live, struct config *next);
 
 /* Parses "4M", "512K", "1G", "123" (binary suffixes, case-insensitive) into *out.
  * Returns 0 or -EINVAL (also on overflow). */

@@ -49,6 +49,7 @@ struct chunk {
 	uint64_t out;		/* file offset of the next byte to land (splice: off minus
 				 * what sits in the pipe) */
 	uint32_t left;		/* bytes still to read from the file */
+	uint32_t len;		/* bytes of the chunk, as issued */
 	uint32_t in_pipe;	/* splice: bytes in the pipe, not yet in the buffer */
 	int res[2];
 	unsigned pending;	/* requests of this chunk in the ring */
@@ -301,9 +302,9 @@ static void chunk_end(struct chunk *c)
 		cpipe_put(&j->srv->pipes, c->pipe, c->in_pipe > 0 || j->err);
 	if (c->bounce >= 0)
 		j->srv->bounce.busy[c->bounce] = false;
+	sched_chunk_end(&j->srv->sched, j, c->len);
 	free(c);
 	j->inflight--;
-	j->srv->sched.reads_inflight--;
 	job_chunk_ended(j);
 }
 
@@ -576,17 +577,44 @@ static enum chunk_how chunk_how_next(const struct job *j)
 	return j->cache_how;
 }
 
-bool copy_issue(struct job *j)
+bool copy_can_issue(const struct job *j)
 {
-	uint64_t end = j->off + j->len, max = j->srv->cfg->chunk_size, left;
+	return j->state == DL_STATE_READING && !j->registering && !copy_exhausted(j);
+}
+
+/* @max cut to what the job's reads allow: in the direct range, whole O_DIRECT units,
+ * so the next chunk starts aligned too. */
+static uint64_t chunk_max(const struct job *j, uint64_t max)
+{
+	uint32_t a = dio_align(j);
+
+	if (max > j->srv->cfg->chunk_size)
+		max = j->srv->cfg->chunk_size;
+	if (j->next < j->direct_end && a > 1 && max % a)
+		max = max >= a ? max / a * a : a;
+	return max;
+}
+
+uint64_t copy_next_len(const struct job *j, uint64_t max)
+{
+	uint64_t end = j->next < j->direct_end ? j->direct_end : j->off + j->len;
+
+	max = chunk_max(j, max);
+	return end - j->next < max ? end - j->next : max;
+}
+
+uint64_t copy_issue(struct job *j, uint64_t max)
+{
+	uint64_t end = j->off + j->len, left;
 	enum chunk_how how;
 	struct cpipe *pipe = NULL;
 	bool cached = false;
 	struct chunk *c;
 	int bounce = -1;
 
-	if (j->state != DL_STATE_READING || j->registering || copy_exhausted(j))
-		return false;
+	if (!copy_can_issue(j))
+		return 0;
+	max = chunk_max(j, max);
 	how = chunk_how_next(j);
 	if (how == CHUNK_DIRECT) {
 		end = j->direct_end;
@@ -600,7 +628,7 @@ bool copy_issue(struct job *j)
 		bounce = bounce_get(&j->srv->bounce);
 		if (bounce < 0) {
 			if (j->inflight || j->srv->sched.reads_inflight)
-				return false;
+				return 0;
 			how = CHUNK_BUFFERED;	/* none can be made at all */
 		} else {
 			how = CHUNK_BOUNCE;
@@ -613,10 +641,10 @@ bool copy_issue(struct job *j)
 		 * rather than read into the mapping, many times slower into 4 KiB
 		 * pages. With no pipe at all (the fd limit), nothing would wake us. */
 		if (j->srv->pipes.n > 0)
-			return false;
+			return 0;
 		if (j->method == DL_METHOD_CFR) {
 			job_fail(j, -err, "cannot make a pipe for splice: %s", strerror(err));
-			return false;
+			return 0;
 		}
 		how = CHUNK_BUFFERED;
 	}
@@ -634,7 +662,7 @@ bool copy_issue(struct job *j)
 		if (bounce >= 0)
 			j->srv->bounce.busy[bounce] = false;
 		job_fail(j, -ENOMEM, "out of memory");
-		return false;
+		return 0;
 	}
 	c->job = j;
 	c->how = how;
@@ -643,10 +671,11 @@ bool copy_issue(struct job *j)
 	c->bounce = bounce;
 	left = end - j->next;
 	c->left = (uint32_t)(left < max ? left : max);
+	c->len = c->left;
 	j->next += c->left;
 
 	j->inflight++;
-	j->srv->sched.reads_inflight++;
+	sched_chunk_start(&j->srv->sched, j, c->len);
 	switch (c->how) {
 	case CHUNK_DIRECT:
 	case CHUNK_BUFFERED:
@@ -665,7 +694,7 @@ bool copy_issue(struct job *j)
 		worker_submit(j->srv->pool, &c->task);
 		break;
 	}
-	return true;
+	return c->len;
 }
 
 /* ---- reporting --------------------------------------------------------------------- */

@@ -91,9 +91,16 @@ int copy_plan(struct job *j);
  * open worker. */
 int copy_probe(struct job *j);
 
-/* Issues the job's next chunk, if it has one and there is room (a pipe for splice).
- * Returns true if it issued. Runs on the loop. */
-bool copy_issue(struct job *j);
+/* Issues the job's next chunk of at most @max bytes (a multiple of 4096; direct
+ * chunks are cut to whole O_DIRECT units), if it has one and there is room (a pipe
+ * for splice). Returns the chunk's bytes, 0 if it issued nothing. Runs on the loop. */
+uint64_t copy_issue(struct job *j, uint64_t max);
+
+/* Whether the job may issue a chunk now (reading, not registering, bytes left). */
+bool copy_can_issue(const struct job *j);
+
+/* At least the bytes of the job's next chunk, were it issued with @max. */
+uint64_t copy_next_len(const struct job *j, uint64_t max);
 
 /* The job has nothing left to issue. */
 bool copy_exhausted(const struct job *j);

@@ -411,7 +411,12 @@ int job_new(struct job **out, struct client *c, const struct dl_msg *m, int fd)
 	j->state = DL_STATE_OPENING;
 	j->task = (struct worker_task){ .run = open_run, .done = open_done };
 	j->task_busy = true;
-	worker_submit(j->srv->pool, &j->task);
+	/* A foreground load's open goes before background work queued on the workers
+	 * (freeing a GiB buffer takes tens of ms); opens are short. */
+	if (j->req.priority == DL_PRIO_FOREGROUND)
+		worker_submit_first(j->srv->pool, &j->task);
+	else
+		worker_submit(j->srv->pool, &j->task);
 	*out = j;
 	return 0;
 }

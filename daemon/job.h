@@ -16,6 +16,7 @@
 
 #include "copy.h"
 #include "dmaload-proto.h"
+#include "limit.h"
 #include "list.h"
 #include "ring.h"
 #include "source.h"
@@ -27,8 +28,11 @@ struct server;
 
 struct job {
 	struct list client_link;	/* in client->jobs */
-	struct list sched_link;		/* in sched waiting or active, else alone */
-	bool sched_active;		/* on the active list (else waiting, if listed) */
+	struct list sched_link;		/* in sched waiting, or its client's queue (active) */
+	bool sched_active;		/* on its client's queue (else waiting, if listed) */
+	uint8_t prio;			/* enum dl_priority: its scheduling class */
+	struct bucket bucket;		/* its LOAD's rate_limit when below the client's;
+					 * rate 0: none */
 	struct server *srv;
 	struct client *client;		/* stays valid until the job is freed */
 	uint64_t id;			/* the LOAD's request id */

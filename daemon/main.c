@@ -32,10 +32,46 @@ static void usage(FILE *f)
 		CONFIG_DEFAULT_PATH);
 }
 
-/* Reloading comes with per-client limits; until then SIGHUP must not kill us. */
+/* What SIGHUP needs: the running config, where it came from, what the command line
+ * overrides. */
+struct reload {
+	struct server *srv;
+	struct config *cfg;
+	const char *path;	/* -c FILE, or NULL: the default file if it exists */
+	const char *level;	/* --log-level, which wins over the file */
+};
+
+/* Re-reads the config file. A file with an error changes nothing. Reading it blocks
+ * the loop for as long as a small file read (and user/group name lookups) take. */
 static void on_hup(struct ev_loop *loop, ev_signal *w, int revents)
 {
-	log_notice("SIGHUP: reloading is not supported yet; the config is unchanged");
+	struct reload *rl = w->data;
+	const char *path = rl->path;
+	struct config next;
+	char err[512];
+
+	if (!path && access(CONFIG_DEFAULT_PATH, F_OK) == 0)
+		path = CONFIG_DEFAULT_PATH;
+	if (!path) {
+		log_notice("SIGHUP: no config file (%s does not exist): nothing to reload",
+			   CONFIG_DEFAULT_PATH);
+		return;
+	}
+	config_init(&next);
+	if (config_load(&next, path, err, sizeof(err)) < 0) {
+		log_err("SIGHUP: %s; keeping the running config", err);
+		config_deinit(&next);
+		return;
+	}
+	if (rl->level)
+		log_parse_level(rl->level, &next.log_level);
+	log_notice("SIGHUP: reloading %s", path);
+	if (config_reload(rl->cfg, &next))
+		sched_limits_changed(&rl->srv->sched);
+	else
+		sched_pump(&rl->srv->sched);	/* max_loads or max_inflight may have grown */
+	log_setup(rl->cfg->log_level);
+	config_deinit(&next);
 }
 
 static void on_stop_signal(struct ev_loop *loop, ev_signal *w, int revents)
@@ -58,6 +94,7 @@ int main(int argc, char **argv)
 	bool check_only = false;
 	struct config cfg;
 	struct server srv;
+	struct reload rl;
 	struct ev_loop *loop;
 	ev_signal sigterm, sigint, sighup;
 	char err[512];
@@ -119,7 +156,9 @@ int main(int argc, char **argv)
 	sigterm.data = sigint.data = &srv;
 	ev_signal_start(loop, &sigterm);
 	ev_signal_start(loop, &sigint);
+	rl = (struct reload){ .srv = &srv, .cfg = &cfg, .path = config_path, .level = level };
 	ev_signal_init(&sighup, on_hup, SIGHUP);
+	sighup.data = &rl;
 	ev_signal_start(loop, &sighup);
 	r = server_init(&srv, loop, &cfg);
 	if (r < 0) {

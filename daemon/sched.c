@@ -1,10 +1,28 @@
 /*
- * sched.c: the reading slots and the order of reads. Loads wait in arrival order for
- * one of cfg->max_loads reading slots, which bounds the buffers being filled (memory)
- * and the files open for reading at once. Active loads take turns: each pass over the
- * active list issues one chunk per load, so a small load started next to a huge one
- * finishes in proportion to its size, not after it. The whole daemon keeps at most
- * cfg->queue_depth reads in flight, which is what the disk sees.
+ * sched.c: the reading slots, the order of reads and the bandwidth limits.
+ *
+ * Slots: loads wait in arrival order for one of cfg->max_loads reading slots of their
+ * class, which bounds the files being read at once. Each class has its own slots, so
+ * a foreground load never waits for a background one to finish; background loads
+ * that hold slots issue nothing while foreground chunks are waiting.
+ *
+ * Order: a reading load sits on its client's queue for its class (struct sched_queue,
+ * embedded in the client). The queues of a class with loads on them form a ready
+ * list, served by deficit round robin: a queue at the head gets a quantum of
+ * chunk_size bytes, issues chunks while its deficit covers the next one, then goes to
+ * the tail. So a client with a 100 GiB load and one with a 10 MiB load get the disk
+ * in turns of equal bytes, however many loads each has; within a client, its loads
+ * take turns a chunk each. A queue that could not issue (nothing left to issue, or
+ * held back by a limit) keeps no credit. Foreground queues are served first;
+ * background ones only when no foreground chunk could go, and only while at most 1/4
+ * of queue_depth and of max_inflight are used, so a foreground load that arrives finds
+ * room at once and few reads ahead of it at the disk.
+ *
+ * Limits: a chunk goes only when the daemon's bucket, its client's and its load's
+ * (limit.h) each hold the chunk's bytes; chunks of a limited client are cut to a
+ * quarter of its burst. A client held back gets an ev_timer for when its buckets will hold enough,
+ * never a poll; the daemon's bucket has one timer of its own. Bytes are charged when
+ * issued: a limit counts what is asked of the disk.
  *
  * A load that will use READ_FIXED first registers its mapping (pinning its pages) on
  * a worker; it counts as reading meanwhile but issues nothing.
@@ -13,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "client.h"
 #include "copy.h"
 #include "job.h"
 #include "log.h"
@@ -22,12 +41,26 @@
 /* io_uring takes registered buffers of at most 1 GiB each. */
 #define FIXED_MAX ((uint64_t)1 << 30)
 
+static void on_global_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	sched_pump(w->data);
+}
+
 int sched_init(struct sched *s, struct server *srv, unsigned n_fixed)
 {
+	const struct config *cfg = srv->cfg;
+
 	memset(s, 0, sizeof(*s));
 	s->srv = srv;
-	list_init(&s->waiting);
-	list_init(&s->active);
+	for (int k = 0; k < SCHED_CLASSES; k++) {
+		list_init(&s->waiting[k]);
+		list_init(&s->ready[k]);
+	}
+	bucket_init(&s->global, cfg->limits.global_rate,
+		    cfg->limits.global_burst ? cfg->limits.global_burst : cfg->chunk_size,
+		    now_ns());
+	ev_timer_init(&s->global_timer, on_global_timer, 0, 0);
+	s->global_timer.data = s;
 	if (n_fixed) {
 		s->fixed_used = calloc(n_fixed, 1);
 		if (!s->fixed_used)
@@ -39,6 +72,8 @@ int sched_init(struct sched *s, struct server *srv, unsigned n_fixed)
 
 void sched_deinit(struct sched *s)
 {
+	if (s->srv)
+		ev_timer_stop(s->srv->loop, &s->global_timer);
 	free(s->fixed_used);
 	s->fixed_used = NULL;
 }
@@ -59,6 +94,107 @@ void sched_put_slot(struct sched *s, int slot)
 	if (slot >= 0 && (unsigned)slot < s->n_fixed)
 		s->fixed_used[slot] = 0;
 }
+
+/* ---- clients and their limits -------------------------------------------------------- */
+
+/* The client's wait for tokens ended (it issued, or has nothing waiting any more). */
+static void throttle_end(struct client *c, uint64_t now)
+{
+	if (!c->throttled_since)
+		return;
+	c->throttled_ns += now - c->throttled_since;
+	c->throttled_since = 0;
+}
+
+uint64_t sched_client_throttled_ns(const struct client *c, uint64_t now)
+{
+	return c->throttled_ns + (c->throttled_since ? now - c->throttled_since : 0);
+}
+
+static void on_limit_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct client *c = w->data;
+
+	c->limit_due = 0;
+	sched_pump(&c->srv->sched);
+}
+
+void sched_client_init(struct sched *s, struct client *c)
+{
+	for (int k = 0; k < SCHED_CLASSES; k++) {
+		list_init(&c->sq[k].link);
+		list_init(&c->sq[k].jobs);
+		c->sq[k].client = c;
+	}
+	ev_timer_init(&c->limit_timer, on_limit_timer, 0, 0);
+	c->limit_timer.data = c;
+	sched_client_limits(s, c, NULL);
+}
+
+void sched_client_deinit(struct sched *s, struct client *c)
+{
+	ev_timer_stop(s->srv->loop, &c->limit_timer);
+	c->limit_due = 0;
+	throttle_end(c, now_ns());
+}
+
+/* The load's own bucket: its rate_limit, when that is below its client's rate. */
+static void job_limits(struct job *j, uint64_t now)
+{
+	const struct bucket *cb = &j->client->bucket;
+	uint64_t want = j->req.rate_limit;
+
+	if (want && (!cb->rate || want < cb->rate))
+		bucket_set(&j->bucket, want, cb->burst, now);
+	else
+		bucket_set(&j->bucket, 0, 0, now);
+}
+
+void sched_client_limits(struct sched *s, struct client *c, const char *why)
+{
+	const struct config *cfg = s->srv->cfg;
+	const struct limit_rule *rule;
+	uint64_t rate, burst, now = now_ns();
+	struct list *pos, *tmp;
+	char who[64];
+
+	rule = limits_lookup(&cfg->limits, c->name, c->cred.uid, c->cred.gid,
+			     c->cred.groups, c->cred.n_groups, cfg->chunk_size, &rate, &burst);
+	if (why && (rate != c->bucket.rate || burst != c->bucket.burst)) {
+		limit_rule_str(rule, who, sizeof(who));
+		if (rate)
+			log_info("conn %llu (%s): %s: limit now %llu bytes/s, burst %llu (%s)",
+				 (unsigned long long)c->conn_id, c->name[0] ? c->name : "-",
+				 why, (unsigned long long)rate, (unsigned long long)burst,
+				 who);
+		else
+			log_info("conn %llu (%s): %s: now unlimited (%s)",
+				 (unsigned long long)c->conn_id, c->name[0] ? c->name : "-",
+				 why, who);
+	}
+	if (!why)
+		bucket_init(&c->bucket, rate, burst, now);
+	else
+		bucket_set(&c->bucket, rate, burst, now);
+	list_for_each_safe(pos, tmp, &c->jobs)
+		job_limits(list_entry(pos, struct job, client_link), now);
+}
+
+void sched_limits_changed(struct sched *s)
+{
+	const struct config *cfg = s->srv->cfg;
+	struct list *pos, *tmp;
+
+	bucket_set(&s->global, cfg->limits.global_rate,
+		   cfg->limits.global_burst ? cfg->limits.global_burst : cfg->chunk_size,
+		   now_ns());
+	list_for_each_safe(pos, tmp, &s->srv->clients)
+		sched_client_limits(s, list_entry(pos, struct client, link), "reload");
+	/* A raised limit may let a held-back client go before its timer. */
+	sched_pump(s);
+}
+
+/* ---- slots ------------------------------------------------------------------------- */
 
 static int register_run(struct worker_task *t)
 {
@@ -92,11 +228,20 @@ static void register_done(struct worker_task *t, int res)
 static void sched_activate(struct sched *s, struct job *j)
 {
 	const struct config *cfg = s->srv->cfg;
+	struct sched_queue *q = &j->client->sq[j->prio];
 
-	list_add_tail(&s->active, &j->sched_link);
+	list_add_tail(&q->jobs, &j->sched_link);
+	if (list_empty(&q->link)) {
+		list_add_tail(&s->ready[j->prio], &q->link);
+		s->n_ready[j->prio]++;
+		q->deficit = 0;
+		q->in_turn = false;
+	}
 	j->sched_active = true;
+	s->active[j->prio]++;
 	s->n_active++;
 	j->state = DL_STATE_READING;
+	job_limits(j, now_ns());
 	/* Registering pins every page up front: cheap for huge pages, about 0.4 s per
 	 * GiB of 4 KiB pages, which costs more than READ_FIXED saves; hence auto. Only
 	 * reads use the slot. */
@@ -114,27 +259,43 @@ static void sched_activate(struct sched *s, struct job *j)
 
 void sched_add(struct sched *s, struct job *j)
 {
-	if (s->n_active < s->srv->cfg->max_loads) {
+	j->prio = j->req.priority == DL_PRIO_BACKGROUND ? DL_PRIO_BACKGROUND :
+		  DL_PRIO_FOREGROUND;
+	if (s->active[j->prio] < s->srv->cfg->max_loads) {
 		sched_activate(s, j);
 		sched_pump(s);
 	} else {
-		list_add_tail(&s->waiting, &j->sched_link);
+		list_add_tail(&s->waiting[j->prio], &j->sched_link);
 		s->n_waiting++;
 	}
 }
 
 void sched_remove(struct sched *s, struct job *j)
 {
+	struct list *waiting = &s->waiting[j->prio];
+
 	if (list_empty(&j->sched_link))
 		return;
-	if (j->sched_active)
-		s->n_active--;
-	else
-		s->n_waiting--;
-	j->sched_active = false;
 	list_del(&j->sched_link);
-	while (s->n_active < s->srv->cfg->max_loads && !list_empty(&s->waiting)) {
-		struct job *next = list_entry(s->waiting.next, struct job, sched_link);
+	if (j->sched_active) {
+		struct sched_queue *q = &j->client->sq[j->prio];
+
+		s->active[j->prio]--;
+		s->n_active--;
+		if (list_empty(&q->jobs)) {
+			list_del(&q->link);
+			s->n_ready[j->prio]--;
+			q->deficit = 0;
+			q->in_turn = false;
+			if (list_empty(&j->client->sq[!j->prio].jobs))
+				throttle_end(j->client, now_ns());
+		}
+	} else {
+		s->n_waiting--;
+	}
+	j->sched_active = false;
+	while (s->active[j->prio] < s->srv->cfg->max_loads && !list_empty(waiting)) {
+		struct job *next = list_entry(waiting->next, struct job, sched_link);
 
 		list_del(&next->sched_link);
 		s->n_waiting--;
@@ -147,27 +308,183 @@ void sched_remove(struct sched *s, struct job *j)
 	sched_pump(s);
 }
 
-void sched_pump(struct sched *s)
+/* ---- issuing ----------------------------------------------------------------------- */
+
+void sched_chunk_start(struct sched *s, const struct job *j, uint64_t bytes)
+{
+	s->reads_inflight++;
+	s->bytes_inflight += bytes;
+}
+
+void sched_chunk_end(struct sched *s, const struct job *j, uint64_t bytes)
+{
+	s->reads_inflight--;
+	s->bytes_inflight -= bytes;
+}
+
+/* Is there room for one more read of class @cls? Background uses at most a quarter
+ * of the reads and bytes, so a foreground read that comes finds few reads ahead of it
+ * in the disk's queue (16 of 4 MiB still keep a disk busy by themselves). */
+static bool sched_room(const struct sched *s, int cls)
 {
 	const struct config *cfg = s->srv->cfg;
+	uint64_t bytes = cfg->max_inflight ? cfg->max_inflight :
+			 (uint64_t)cfg->queue_depth * cfg->chunk_size;
+	unsigned depth = cfg->queue_depth;
+
+	if (cls == DL_PRIO_BACKGROUND) {
+		depth = depth / 4 ? depth / 4 : 1;
+		bytes = bytes / 4 ? bytes / 4 : 1;
+	}
+	return s->reads_inflight < depth && s->bytes_inflight < bytes &&
+	       ring_has_room(&s->srv->ring);
+}
+
+/* The most bytes the next chunk of @j may have: chunk_size, or when limited a quarter
+ * of the smallest burst that applies (so a bucket can always hold it). Whole 4 KiB
+ * pages. */
+static uint64_t chunk_cap(const struct sched *s, const struct job *j)
+{
+	uint64_t cap = s->srv->cfg->chunk_size;
+	const struct bucket *b[3] = { &s->global, &j->client->bucket, &j->bucket };
+
+	for (int k = 0; k < 3; k++)
+		if (b[k]->rate && b[k]->burst < cap)
+			cap = b[k]->burst;
+	/* A limited load's chunks are a quarter of the smallest burst: the bucket then
+	 * banks the tokens that come while the loop is late to wake it, where chunks of
+	 * the whole burst would lose them (measured: 0.56x of an 800 MB/s limit with
+	 * 1 MiB chunks and a 1 MiB burst). */
+	if (cap < s->srv->cfg->chunk_size || (j->bucket.rate | j->client->bucket.rate |
+					      s->global.rate))
+		cap /= 4;
+	cap &= ~(uint64_t)4095;
+	return cap ? cap : 4096;
+}
+
+enum turn {
+	TURN_ISSUED,		/* issued a chunk */
+	TURN_DEFICIT,		/* has a chunk ready, but its turn's bytes are spent */
+	TURN_THROTTLED,		/* has a chunk ready, but a bucket lacks the tokens */
+	TURN_NOTHING,		/* nothing to issue now */
+};
+
+static void arm(struct ev_loop *loop, ev_timer *t, uint64_t *due, uint64_t now,
+		uint64_t wait)
+{
+	if (*due && *due <= now + wait && ev_is_active(t))
+		return;		/* an earlier wake-up is set */
+	ev_timer_stop(loop, t);
+	ev_timer_set(t, (double)wait / 1e9, 0);
+	ev_timer_start(loop, t);
+	*due = now + wait;
+}
+
+/* One chunk from queue @q's loads, the next in round-robin order that can go. */
+static enum turn queue_issue(struct sched *s, struct sched_queue *q, uint64_t now)
+{
+	struct client *c = q->client;
+	enum turn res = TURN_NOTHING;
+	uint64_t cwait = 0, gwait = 0;
+	unsigned n = 0;
+	struct list *pos, *tmp;
+
+	list_for_each_safe(pos, tmp, &q->jobs)
+		n++;
+	for (unsigned k = 0; k < n && !list_empty(&q->jobs); k++) {
+		struct job *j = list_entry(q->jobs.next, struct job, sched_link);
+		uint64_t cap, need, g, w, got;
+
+		if (!copy_can_issue(j)) {
+			list_rotate(&q->jobs, &j->sched_link);
+			continue;
+		}
+		cap = chunk_cap(s, j);
+		need = copy_next_len(j, cap);
+		g = bucket_wait(&s->global, need, now);
+		w = bucket_wait(&c->bucket, need, now);
+		if (bucket_wait(&j->bucket, need, now) > w)
+			w = bucket_wait(&j->bucket, need, now);
+		if (g || w) {
+			if (g && (!gwait || g < gwait))
+				gwait = g;
+			if (w && (!cwait || w < cwait))
+				cwait = w;
+			res = TURN_THROTTLED;
+			list_rotate(&q->jobs, &j->sched_link);
+			continue;
+		}
+		if (q->deficit < need)
+			return TURN_DEFICIT;	/* stays first for the next turn */
+		list_rotate(&q->jobs, &j->sched_link);
+		got = copy_issue(j, cap);	/* may fail @j and take it off @q */
+		if (!got)
+			continue;
+		bucket_take(&s->global, got);
+		bucket_take(&c->bucket, got);
+		bucket_take(&j->bucket, got);
+		q->deficit = got < q->deficit ? q->deficit - got : 0;
+		throttle_end(c, now);
+		return TURN_ISSUED;
+	}
+	if (res == TURN_THROTTLED) {
+		if (!c->throttled_since)
+			c->throttled_since = now;
+		if (cwait && !c->closed)
+			arm(s->srv->loop, &c->limit_timer, &c->limit_due, now, cwait);
+		if (gwait)
+			arm(s->srv->loop, &s->global_timer, &s->global_due, now, gwait);
+	}
+	return res;
+}
+
+/* Deficit round robin over the ready queues of class @cls. Returns true when it
+ * stopped for lack of room (chunks of this class are still waiting to go). */
+static bool pump_class(struct sched *s, int cls, uint64_t now)
+{
+	const struct config *cfg = s->srv->cfg;
+	struct list *ready = &s->ready[cls];
 	unsigned idle = 0;
 
-	/* job_issue can fail a job, which removes it and calls back in here. */
+	while (!list_empty(ready) && idle < s->n_ready[cls]) {
+		struct sched_queue *q = list_entry(ready->next, struct sched_queue, link);
+		enum turn t = TURN_NOTHING;
+		bool issued = false;
+
+		if (!q->in_turn) {
+			q->deficit += cfg->chunk_size;	/* the quantum; weight 1 */
+			q->in_turn = true;
+		}
+		for (;;) {
+			if (!sched_room(s, cls))
+				return true;	/* @q keeps its turn and its deficit */
+			t = queue_issue(s, q, now);
+			if (t != TURN_ISSUED || list_empty(&q->jobs))
+				break;
+			issued = true;
+		}
+		idle = issued ? 0 : idle + 1;
+		if (list_empty(&q->jobs))
+			continue;	/* sched_remove took it off the ready list */
+		q->in_turn = false;
+		if (t != TURN_DEFICIT)
+			q->deficit = 0;	/* no credit for a queue that could not use it */
+		list_rotate(ready, &q->link);
+	}
+	return false;
+}
+
+void sched_pump(struct sched *s)
+{
+	uint64_t now;
+
+	/* copy_issue can fail a job, which removes it and calls back in here. */
 	if (s->pumping)
 		return;
 	s->pumping = true;
-	/* Take the head, move it to the tail, let it issue one chunk: the next read
-	 * always goes to the load that waited longest for a turn. Stop when a whole
-	 * round issued nothing or there is no room. */
-	while (!list_empty(&s->active) && idle < s->n_active &&
-	       s->reads_inflight < cfg->queue_depth && ring_has_room(&s->srv->ring)) {
-		struct job *j = list_entry(s->active.next, struct job, sched_link);
-
-		list_rotate(&s->active, &j->sched_link);
-		if (copy_issue(j))
-			idle = 0;
-		else
-			idle++;
-	}
+	now = now_ns();
+	/* Background only when every foreground chunk that could go went. */
+	if (!pump_class(s, DL_PRIO_FOREGROUND, now))
+		pump_class(s, DL_PRIO_BACKGROUND, now);
 	s->pumping = false;
 }

@@ -151,6 +151,18 @@ void worker_submit(struct worker_pool *p, struct worker_task *t)
 	pthread_mutex_unlock(&p->lock);
 }
 
+void worker_submit_first(struct worker_pool *p, struct worker_task *t)
+{
+	p->pending++;
+	pthread_mutex_lock(&p->lock);
+	t->next = p->todo_head;
+	p->todo_head = t;
+	if (!p->todo_tail)
+		p->todo_tail = t;
+	pthread_cond_signal(&p->cond);
+	pthread_mutex_unlock(&p->lock);
+}
+
 unsigned worker_pending(const struct worker_pool *p)
 {
 	return p->pending;

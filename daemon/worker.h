@@ -29,6 +29,9 @@ struct worker_pool *worker_pool_free(struct worker_pool *p);
 
 /* Queues @t; borrows it until its done callback has run. */
 void worker_submit(struct worker_pool *p, struct worker_task *t);
+/* The same, at the head of the queue: for a short task someone waits on (opening a
+ * foreground load) that should not wait behind long ones (freeing big buffers). */
+void worker_submit_first(struct worker_pool *p, struct worker_task *t);
 
 /* Tasks queued or running (their done not yet called). */
 unsigned worker_pending(const struct worker_pool *p);

@@ -21,6 +21,9 @@
 #   BENCH_DOC=FILE  the document to update (default docs/BENCHMARKS.md)
 #   BENCH_TUNE=0    leave out the tuning rows (dmaloadd auto, cold, with another
 #                   chunk_size, queue_depth or fixed_buffers; see TUNE below)
+#   BENCH_SCHED=0   leave out the scheduling rows (bench-sched: rate limits, fairness
+#                   of 4 clients, foreground latency under background loads; about
+#                   half a minute, once, not BENCH_RUNS times)
 set -euo pipefail
 
 TOP=$(cd "$(dirname "$0")/../.." && pwd)
@@ -30,6 +33,8 @@ DAEMON=$BUILD/dmaloadd
 QUICK=${BENCH_QUICK:-0}
 KEEP=${BENCH_KEEP:-0}
 TUNE_ON=${BENCH_TUNE:-1}
+SCHED_ON=${BENCH_SCHED:-1}
+SCHED=$BUILD/tests/bench/bench-sched
 BASE=${BENCH_DIR:-/var/tmp/dmaload-bench}
 DOC=${BENCH_DOC:-$TOP/docs/BENCHMARKS.md}
 if [ "$QUICK" = 1 ]; then
@@ -223,6 +228,18 @@ for w in "${WORKLOADS[@]}"; do
 		done
 	done
 done
+# The scheduling rows (issue 4): their own daemon and files, a Markdown section.
+SCHED_OUT=$WORK/sched.md
+: > "$SCHED_OUT"
+if [ "$SCHED_ON" = 1 ]; then
+	say "scheduling rows (bench-sched)"
+	q=; [ "$QUICK" = 1 ] && q=--quick
+	mkdir -p "$WORK/sched"
+	if ! DMALOADD=$DAEMON timeout --foreground 600 "$SCHED" $q "$WORK/sched" > "$SCHED_OUT"; then
+		printf '\n### Scheduling and limits\n\n**error**: bench-sched failed\n' >> "$SCHED_OUT"
+	fi
+	grep '^| [rfl]' "$SCHED_OUT" | sed 's/^/bench: /' >&2 || true
+fi
 elapsed=$(( $(date +%s) - t_start ))
 
 # ---- the report ---------------------------------------------------------------------
@@ -351,6 +368,7 @@ OUT=$WORK/report.md
 	echo
 	machine
 	report
+	cat "$SCHED_OUT"
 } > "$OUT"
 echo
 cat "$OUT"

@@ -537,6 +537,12 @@ const char *ctl_binary(void)
 
 int daemon_write_config(struct test_daemon *d, const char *io_extra)
 {
+	return daemon_write_config_more(d, io_extra, NULL);
+}
+
+int daemon_write_config_more(struct test_daemon *d, const char *io_extra,
+			     const char *more)
+{
 	FILE *f = fopen(d->conf, "we");
 
 	if (!f)
@@ -548,6 +554,8 @@ int daemon_write_config(struct test_daemon *d, const char *io_extra)
 		"\n"
 		"[io]\n"
 		"%s", io_extra ? io_extra : "");
+	if (more)
+		fprintf(f, "\n%s", more);
 	if (fclose(f) != 0)
 		return -errno;
 	return 0;
@@ -565,6 +573,43 @@ static bool socket_accepts(const char *path)
 
 int daemon_start(struct test_daemon *d, const char *tag, const char *io_extra,
 		 char *why, size_t why_len)
+{
+	return daemon_start_more(d, tag, io_extra, NULL, why, why_len);
+}
+
+long daemon_log_size(const struct test_daemon *d)
+{
+	struct stat st;
+
+	return stat(d->log, &st) == 0 ? (long)st.st_size : 0;
+}
+
+bool daemon_log_wait(const struct test_daemon *d, const char *needle, long skip,
+		     int timeout_ms)
+{
+	uint64_t deadline = now_ms() + (uint64_t)timeout_ms;
+
+	for (;;) {
+		FILE *f = fopen(d->log, "re");
+		char line[4096];
+		bool found = false;
+
+		if (f) {
+			if (fseek(f, skip, SEEK_SET) == 0)
+				while (!found && fgets(line, sizeof(line), f))
+					found = strstr(line, needle) != NULL;
+			fclose(f);
+		}
+		if (found)
+			return true;
+		if (now_ms() > deadline)
+			return false;
+		sleep_ms(20);
+	}
+}
+
+int daemon_start_more(struct test_daemon *d, const char *tag, const char *io_extra,
+		      const char *more, char *why, size_t why_len)
 {
 	const char *bin = daemon_binary();
 	uint64_t deadline;
@@ -586,7 +631,7 @@ int daemon_start(struct test_daemon *d, const char *tag, const char *io_extra,
 	snprintf(d->sock, sizeof(d->sock), "%s/sock", d->dir);
 	snprintf(d->conf, sizeof(d->conf), "%s/dmaloadd.conf", d->dir);
 	snprintf(d->log, sizeof(d->log), "%s/daemon.log", d->dir);
-	r = daemon_write_config(d, io_extra);
+	r = daemon_write_config_more(d, io_extra, more);
 	if (r < 0) {
 		snprintf(why, why_len, "config: %s", strerror(-r));
 		return r;

@@ -105,6 +105,10 @@ const char *ctl_binary(void);
 /* The config every test daemon gets: the [daemon] section (socket_mode 0666, debug
  * logging), then "[io]" and @io_extra (may be NULL): lines of "key = value\n". */
 int daemon_write_config(struct test_daemon *d, const char *io_extra);
+/* The same, then @more (may be NULL): whole sections, e.g. "[limits]\nkey = v\n".
+ * Also rewrites the config of a running daemon (for SIGHUP tests). */
+int daemon_write_config_more(struct test_daemon *d, const char *io_extra,
+			     const char *more);
 
 /*
  * Makes the temp dir (named after @tag), writes the config, starts the daemon with
@@ -114,6 +118,15 @@ int daemon_write_config(struct test_daemon *d, const char *io_extra);
  */
 int daemon_start(struct test_daemon *d, const char *tag, const char *io_extra,
 		 char *why, size_t why_len);
+/* daemon_start with @more sections in the config (see daemon_write_config_more). */
+int daemon_start_more(struct test_daemon *d, const char *tag, const char *io_extra,
+		      const char *more, char *why, size_t why_len);
+/* Waits up to @timeout_ms for a line of the daemon's log that contains @needle and
+ * comes after the first @skip bytes of the log. Returns true if one did. */
+bool daemon_log_wait(const struct test_daemon *d, const char *needle, long skip,
+		     int timeout_ms);
+/* The log's size now, for daemon_log_wait's @skip. */
+long daemon_log_size(const struct test_daemon *d);
 /* Sends SIGTERM and waits up to 20 s (then SIGKILL). Returns the wait status, or -1
  * if it had to be killed. */
 int daemon_stop(struct test_daemon *d);

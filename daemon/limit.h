@@ -1,0 +1,100 @@
+/*
+ * limit.h: bandwidth limits. A token bucket holds up to @burst bytes and fills at
+ * @rate bytes/s; a chunk may be issued only when every bucket that applies to it (the
+ * daemon's, its client's, its load's) holds at least the chunk's bytes, which are then
+ * taken out. Limits count bytes asked of the disk, charged when a chunk is issued.
+ *
+ * The [limits] section of dmaloadd.conf says which rate and burst each client gets:
+ *
+ *   default_rate = 50M          every client not matched below (0: unlimited)
+ *   default_burst = 1M
+ *   global_rate = 2G            the whole daemon (0: unlimited)
+ *   global_burst = 8M
+ *   name preloader = 20M 1M     the HELLO name; then
+ *   uid 1000 = 200M 4M          the client's uid (number or user name); then
+ *   gid video = 100M            its gid or a supplementary group (number or name)
+ *
+ * A rule is "KIND WHO = RATE [BURST]" (inih takes ':' for '=', so no "uid:1000").
+ * A burst of 0 or none means one chunk (chunk_size). The first matching rule wins,
+ * looked up in the order name, uid, gid; within a kind, in file order.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* ---- token buckets ---------------------------------------------------------------- */
+
+struct bucket {
+	uint64_t rate;		/* bytes/s; 0: unlimited (the bucket never stops anything) */
+	uint64_t burst;		/* most bytes it holds */
+	uint64_t tokens;	/* bytes it holds now (at t_ns) */
+	uint64_t t_ns;		/* when tokens was last brought up to date */
+	uint64_t frac;		/* what it earned past whole bytes, in 1e-9 bytes */
+};
+
+/* A full bucket at @now. */
+void bucket_init(struct bucket *b, uint64_t rate, uint64_t burst, uint64_t now);
+/* New rate and burst (SIGHUP); keeps the tokens it holds, at most the new burst. */
+void bucket_set(struct bucket *b, uint64_t rate, uint64_t burst, uint64_t now);
+/* Adds what @rate earned since the last call, up to @burst. */
+void bucket_refill(struct bucket *b, uint64_t now);
+/* 0 if the bucket holds @need bytes at @now (refilled), else the ns until it will.
+ * @need above the burst is treated as the burst, so a bucket never stops for good. */
+uint64_t bucket_wait(struct bucket *b, uint64_t need, uint64_t now);
+/* Takes @bytes out (at most what it holds: callers ask bucket_wait first). */
+void bucket_take(struct bucket *b, uint64_t bytes);
+
+/* ---- the [limits] section ---------------------------------------------------------- */
+
+enum limit_kind {
+	LIMIT_NAME,
+	LIMIT_UID,
+	LIMIT_GID,
+};
+
+struct limit_rule {
+	enum limit_kind kind;
+	uint32_t id;		/* uid or gid */
+	char name[33];		/* HELLO name (DL_NAME_LEN bytes at most) */
+	uint64_t rate, burst;	/* burst 0: one chunk */
+};
+
+struct limits {
+	uint64_t default_rate, default_burst;
+	uint64_t global_rate, global_burst;
+	struct limit_rule *rules;
+	size_t n_rules;
+};
+
+void limits_init(struct limits *l);		/* unlimited, no rules */
+void limits_deinit(struct limits *l);		/* safe twice */
+/* Moves @from into @to (which is deinit'ed first); @from is left empty. */
+void limits_move(struct limits *to, struct limits *from);
+/* Whether two sets of limits say the same thing. */
+bool limits_equal(const struct limits *a, const struct limits *b);
+
+/*
+ * One "key = value" line of [limits]. Returns 0, or -EINVAL with what is wrong in
+ * @what (a static string, for "FILE:LINE: [limits] KEY = VALUE: what"), or -ENOMEM.
+ * User and group names are looked up here (getpwnam_r, getgrnam_r).
+ */
+int limits_parse(struct limits *l, const char *key, const char *value, const char **what);
+
+/* "RATE [BURST]": sizes with K/M/G/T suffixes. 0 or -EINVAL. */
+int limits_parse_pair(const char *value, uint64_t *rate, uint64_t *burst);
+
+/*
+ * The rate and burst for a client with @name (HELLO, may be empty), @uid, @gid and
+ * @groups: the first matching rule, else the defaults. A burst of 0 comes back as
+ * @chunk. Returns the matching rule or NULL (defaults), for logs.
+ */
+const struct limit_rule *limits_lookup(const struct limits *l, const char *name,
+				       uid_t uid, gid_t gid, const gid_t *groups,
+				       int n_groups, uint64_t chunk, uint64_t *rate,
+				       uint64_t *burst);
+
+/* "uid 1000", "name preloader" for logs. */
+void limit_rule_str(const struct limit_rule *r, char *buf, size_t len);
