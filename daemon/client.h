@@ -34,6 +34,8 @@ struct client {
 	struct out_msg *out_head, *out_tail;
 	bool closed;			/* socket closed; waiting for jobs to let go */
 	bool broken;			/* a send failed: close from the write watcher */
+	uint64_t loads_done, bytes_done;	/* DONEs sent, and their bytes (STATS) */
+	uint64_t throttled_ns;		/* filled by the limiter; 0 until it exists */
 };
 
 /* Takes @fd (an accepted connection) on success and failure alike. */

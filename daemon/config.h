@@ -38,6 +38,10 @@ struct config {
 	uint64_t pipe_size;		/* cfr splice pipes, bytes (F_SETPIPE_SZ) */
 	enum config_toggle direct;	/* O_DIRECT: auto (where allowed) or off */
 	enum config_toggle fixed_buffers; /* READ_FIXED into registered mappings */
+
+	/* [cache] */
+	uint64_t cache_limit;		/* bytes of finished buffers kept; 0: none */
+	unsigned cache_limit_pct;	/* if not 0: the limit is this % of RAM instead */
 };
 
 /* Sets every field to its built-in default. */
