@@ -31,6 +31,7 @@
 /* An fd whose close may free a big buffer: closed on a worker. */
 struct closer {
 	struct worker_task task;
+	struct server *srv;
 	int fd;
 };
 
@@ -44,7 +45,11 @@ static int closer_run(struct worker_task *t)
 
 static void closer_done(struct worker_task *t, int res)
 {
-	free((struct closer *)t);
+	struct closer *cl = (struct closer *)t;
+	struct server *srv = cl->srv;
+
+	free(cl);
+	server_check_idle(srv);		/* a stopping daemon may wait for this */
 }
 
 static void close_on_worker(struct server *srv, int fd)
@@ -57,6 +62,7 @@ static void close_on_worker(struct server *srv, int fd)
 		return;
 	}
 	cl->task = (struct worker_task){ .run = closer_run, .done = closer_done };
+	cl->srv = srv;
 	cl->fd = fd;
 	worker_submit(srv->pool, &cl->task);
 }
@@ -267,23 +273,24 @@ void cache_leader_done(struct cache *c, struct job *j)
 		job_done_shared(w, j->tgt.fd, e, DL_DONE_JOINED);
 	}
 
-	/* Keep it? Pinned or not, it must fit the budget. */
+	/* Keep it? Pinned or not, it must fit the budget. Off the list meanwhile, so
+	 * making room does not pick the entry itself. */
+	list_del(&e->link);
 	if (c->limit == 0 || !cache_make_room(c, e->buf_size)) {
 		if (c->limit)
 			log_debug("cache: not keeping %s (%llu bytes): does not fit "
 				  "cache_limit %llu", e->name, (unsigned long long)e->buf_size,
 				  (unsigned long long)c->limit);
-		list_del(&e->link);
 		free(e);
 		return;
 	}
 	e->fd = fcntl(j->tgt.fd, F_DUPFD_CLOEXEC, 3);
 	if (e->fd < 0) {
 		log_warn("cache: cannot keep %s: dup: %s", e->name, strerror(errno));
-		list_del(&e->link);
 		free(e);
 		return;
 	}
+	entry_to_front(c, e);
 	c->bytes += e->buf_size;
 	c->n_ready++;
 	if (pin) {
