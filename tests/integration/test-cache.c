@@ -7,7 +7,7 @@
  * STATS counts the bytes as served, nothing is read); a rewritten file (new bytes, new
  * mtime) is read again and its new bytes delivered, while a buffer of the old version
  * keeps the old bytes; a leader cancelled by its client still serves the load that
- * joined it. A second daemon with a 20 MiB budget and three 8 MiB files: LIST shows
+ * joined it, and a joined load cancelled leaves the leader's load alone. A second daemon with a 20 MiB budget and three 8 MiB files: LIST shows
  * what fits, the least recently used goes first, a pinned entry stays, EVICT drops it.
  * Every buffer is checked byte for byte; at the end, after EVICT of everything, the
  * daemon's fds and memfds are back to where they started.
@@ -267,6 +267,57 @@ out:
 	dmaload_close(b);
 }
 
+/* A load that joined is cancelled: it gets ECANCELED, the leader its bytes. */
+static void joiner_cancelled(void)
+{
+	struct dmaload *a = lc_connect(&d, "leader2"), *b = lc_connect(&d, "joiner2");
+	struct dmaload_event ev, evb;
+	uint64_t ida, idb, idc, bytes;
+
+	ev.fd = -1;
+	if (!a || !b)
+		goto out;
+	dmaload_evict(a, big, &bytes);
+	if (!make_cold(big, BIG_SIZE, 44))
+		goto out;
+	if (!CHECK_OK(dmaload_load_path(a, big, NULL, &ida)))
+		goto out;
+	do {
+		if (!CHECKF(dmaload_next_event(a, &ev, 30000) == 1, "no event for a"))
+			goto out;
+	} while (ev.type == DMALOAD_EV_PROGRESS);
+	if (!CHECKF(ev.type == DMALOAD_EV_ACCEPTED, "a: %s", lc_event_str(&ev)) ||
+	    !CHECK_OK(dmaload_load_path(b, big, NULL, &idb)))
+		goto out;
+	do {
+		if (!CHECKF(dmaload_next_event(b, &evb, 30000) == 1, "no event for b"))
+			goto out;
+	} while (evb.type == DMALOAD_EV_PROGRESS);
+	if (!CHECK_OK(dmaload_cancel(b, idb, &idc)) ||
+	    !CHECK_OK(dmaload_wait(b, idb, &evb, NULL, NULL)))
+		goto out;
+	if (evb.type == DMALOAD_EV_DONE) {
+		close(evb.fd);
+		check_skip("the load finished before the cancel arrived");
+	} else {
+		CHECKF(evb.type == DMALOAD_EV_ERROR && evb.err == ECANCELED, "joiner: %s",
+		       lc_event_str(&evb));
+	}
+	ev.fd = -1;
+	if (!CHECK_OK(dmaload_wait(a, ida, &ev, NULL, NULL)) ||
+	    !CHECKF(ev.type == DMALOAD_EV_DONE, "leader: %s", lc_event_str(&ev)))
+		goto out;
+	CHECKF(!(ev.done_flags & (DL_DONE_JOINED | DL_DONE_CACHED)), "leader flags 0x%x",
+	       ev.done_flags);
+	CHECK_BUF(ev.fd, BIG_SIZE, 44, 0);
+	dmaload_wait(b, idc, &evb, NULL, NULL);
+out:
+	if (ev.fd >= 0)
+		close(ev.fd);
+	dmaload_close(a);
+	dmaload_close(b);
+}
+
 /* ---- the budget ---------------------------------------------------------------------- */
 
 static struct test_daemon d2;
@@ -426,6 +477,7 @@ int main(void)
 	CASE(second_load_cached(), "a later load: DONE from the cache, nothing read");
 	CASE(modified_file(), "a rewritten file is read again; old buffers keep old bytes");
 	CASE(leader_cancelled(), "the leader cancelled: the joined load still gets its bytes");
+	CASE(joiner_cancelled(), "a joined load cancelled: ECANCELED; the leader its bytes");
 	CASE(evict_all(&d), "EVICT all: the daemon's fds back to the start");
 	daemon_stop_case(&d, "cache: daemon exits 0 on SIGTERM");
 
