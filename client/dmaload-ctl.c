@@ -42,14 +42,18 @@ static void usage(FILE *f)
 	fputs("Usage: dmaload-ctl [--socket PATH] [--json] [--name NAME] COMMAND ...\n"
 	      "\n"
 	      "Commands:\n"
-	      "  load FILE [--offset N] [--length N] [--method M] [--exact-size] [--fd]\n"
-	      "            [--target T] [--dmabuf] [--priority P] [--rate N]\n"
+	      "  load FILE [--offset N] [--length N] [--method M] [--exact-size] [--pin]\n"
+	      "            [--fd] [--target T] [--dmabuf] [--priority P] [--rate N]\n"
 	      "            [-- CMD ARGS...]\n"
 	      "                  load FILE into a sealed memfd or a dma-buf; with -- CMD,\n"
 	      "                  run CMD with the buffer as fd 3 ($DMALOAD_FD, $DMALOAD_SIZE)\n"
 	      "  info            the buffers the daemon's host offers: dma-buf targets,\n"
 	      "                  heaps, the udmabuf size limit, the huge page pool\n"
 	      "  status          daemon counters and the loads you may see\n"
+	      "  list            the daemon's cached buffers you may see\n"
+	      "  evict FILE|--all\n"
+	      "                  drop the daemon's cached buffers of FILE (or all yours)\n"
+	      "  stats           cache and I/O counters, per-client totals\n"
 	      "  cancel ID       cancel load ID (only loads of the same connection)\n"
 	      "  ping            say HELLO and report the daemon's answer\n"
 	      "\n"
@@ -64,6 +68,7 @@ static void usage(FILE *f)
 	      "                  (page cache) or cfr (copy_file_range / splice)\n"
 	      "  --exact-size    the buffer must be exactly the data's size (no huge\n"
 	      "                  pages rounded up)\n"
+	      "  --pin           keep the buffer in the daemon's cache until evicted\n"
 	      "  --fd            open FILE here and pass the fd, instead of the path\n"
 	      "  --target T      auto (the daemon's default), memfd, udmabuf or heap:NAME\n"
 	      "  --dmabuf        with target auto: a dma-buf if the host has one (udmabuf,\n"
@@ -331,13 +336,18 @@ static void load_report(const struct ctl *ctl, FILE *f, const char *file,
 	bool hugetlb = ev->done_flags & DL_DONE_HUGETLB;
 	char size[32];
 
+	const char *shared = ev->done_flags & DL_DONE_CACHED ? "cache" :
+			     ev->done_flags & DL_DONE_JOINED ? "joined" : NULL;
+
 	if (!ctl->json) {
 		fprintf(f, "loaded %s: %" PRIu64 " bytes (%s) in %.3f s, %.1f MB/s, "
-			"method %s%s (%s), %s%s%s\n", file, ev->size,
+			"method %s%s (%s), %s%s%s%s\n", file, ev->size,
 			format_size(size, sizeof(size), ev->size), seconds, mbs,
 			dl_method_name(ev->method), cfr_how(ev), dl_reason_name(ev->reason),
 			dl_target_name(ev->target), hugetlb ? " hugetlb" : "",
-			sealed ? " sealed" : " not sealed");
+			sealed ? " sealed" : " not sealed",
+			!shared ? "" : ev->done_flags & DL_DONE_CACHED ?
+			", from the daemon's cache" : ", joined a running load");
 		return;
 	}
 	fputs("{\"file\":", f);
@@ -352,6 +362,8 @@ static void load_report(const struct ctl *ctl, FILE *f, const char *file,
 	if (ev->method == DL_METHOD_CFR)
 		fprintf(f, ",\"cfr\":\"%s\"", ev->done_flags & DL_DONE_CFR_SYSCALL ?
 			"copy_file_range" : "splice");
+	fprintf(f, ",\"shared\":%s%s%s", shared ? "\"" : "", shared ? shared : "null",
+		shared ? "\"" : "");
 	fputs("}\n", f);
 }
 
@@ -495,6 +507,8 @@ static int cmd_load(struct ctl *ctl, int argc, char **argv, int i)
 			by_fd = true;
 		} else if (!strcmp(a, "--exact-size")) {
 			opts.exact_size = true;
+		} else if (!strcmp(a, "--pin")) {
+			opts.pin = true;
 		} else if (a[0] == '-' && a[1]) {
 			return usage_error("unknown option '%s'", a);
 		} else if (!file) {
@@ -642,6 +656,220 @@ static int cmd_status(struct ctl *ctl, int argc, char **argv, int i)
 	else
 		status_text(&st);
 	dmaload_status_free(&st);
+	return EXIT_SUCCESS;
+}
+
+/* ---- cache ----------------------------------------------------------------------- */
+
+static void list_text(const struct dmaload_cache_list *l)
+{
+	char a[32], b[32];
+
+	printf("cache: %s of %s in %zu entries", format_size(a, sizeof(a), l->cache_bytes),
+	       format_size(b, sizeof(b), l->cache_limit), l->n_entries);
+	if (l->n_hidden)
+		printf(" (and %" PRIu32 " of other users)", l->n_hidden);
+	putchar('\n');
+	if (l->n_entries == 0)
+		return;
+	printf("\n%12s %12s %12s %6s %6s %9s %-8s %-7s  %s\n", "OFFSET", "SIZE", "BUFFER",
+	       "SERVED", "HITS", "AGE", "METHOD", "FLAGS", "NAME");
+	for (size_t i = 0; i < l->n_entries; i++) {
+		const struct dmaload_cache_entry *e = &l->entries[i];
+		char flags[8], age[32];
+		int k = 0;
+
+		if (e->flags & DL_ENTRY_PINNED)
+			flags[k++] = 'P';
+		if (e->flags & DL_ENTRY_HUGETLB)
+			flags[k++] = 'H';
+		if (e->flags & DL_ENTRY_LOADING)
+			flags[k++] = 'L';
+		if (!k)
+			flags[k++] = '-';
+		flags[k] = '\0';
+		snprintf(age, sizeof(age), "%.1fs", (double)e->age_ms / 1000);
+		printf("%12" PRIu64 " %12s %12s %6" PRIu64 " %6" PRIu64 " %9s %-8s %-7s  %s\n",
+		       e->offset, format_size(a, sizeof(a), e->size),
+		       format_size(b, sizeof(b), e->buf_size), e->served, e->hits, age,
+		       dl_method_name(e->method), flags, e->name);
+	}
+	puts("(flags: P pinned, H huge pages, L still loading)");
+	if (l->truncated)
+		puts("(more entries than fit in one reply)");
+}
+
+static void list_json(const struct dmaload_cache_list *l)
+{
+	printf("{\"cache_bytes\":%" PRIu64 ",\"cache_limit\":%" PRIu64 ",\"hidden\":%" PRIu32
+	       ",\"truncated\":%s,\"entries\":[", l->cache_bytes, l->cache_limit, l->n_hidden,
+	       l->truncated ? "true" : "false");
+	for (size_t i = 0; i < l->n_entries; i++) {
+		const struct dmaload_cache_entry *e = &l->entries[i];
+
+		printf("%s{\"name\":", i ? "," : "");
+		json_string(stdout, e->name);
+		printf(",\"offset\":%" PRIu64 ",\"size\":%" PRIu64 ",\"buf_size\":%" PRIu64
+		       ",\"file_size\":%" PRIu64 ",\"served\":%" PRIu64 ",\"hits\":%" PRIu64
+		       ",\"age_ms\":%" PRIu64 ",\"idle_ms\":%" PRIu64 ",\"uid\":%" PRIu32
+		       ",\"method\":\"%s\",\"pinned\":%s,\"hugetlb\":%s,\"loading\":%s}",
+		       e->offset, e->size, e->buf_size, e->file_size, e->served, e->hits,
+		       e->age_ms, e->idle_ms, e->uid, dl_method_name(e->method),
+		       e->flags & DL_ENTRY_PINNED ? "true" : "false",
+		       e->flags & DL_ENTRY_HUGETLB ? "true" : "false",
+		       e->flags & DL_ENTRY_LOADING ? "true" : "false");
+	}
+	puts("]}");
+}
+
+static int cmd_list(struct ctl *ctl, int argc, char **argv, int i)
+{
+	struct dmaload_cache_list l;
+	struct dmaload *dl;
+	int r;
+
+	r = only_global_options(ctl, argc, argv, i, "list");
+	if (r >= 0)
+		return r;
+	r = ctl_connect(ctl, &dl);
+	if (r)
+		return r;
+	r = dmaload_list(dl, &l);
+	dmaload_close(dl);
+	if (r < 0)
+		return fail("list", NULL, -r, NULL);
+	if (ctl->json)
+		list_json(&l);
+	else
+		list_text(&l);
+	dmaload_list_free(&l);
+	return EXIT_SUCCESS;
+}
+
+static int cmd_evict(struct ctl *ctl, int argc, char **argv, int i)
+{
+	const char *file = NULL;
+	bool all = false;
+	struct dmaload *dl;
+	uint64_t bytes = 0;
+	char size[32];
+	int r;
+
+	for (; i < argc; i++) {
+		r = global_option(ctl, argc, argv, &i);
+		if (r >= 2)
+			return r - 2;
+		if (r)
+			continue;
+		if (!strcmp(argv[i], "--all") && !all && !file)
+			all = true;
+		else if (all || file || (argv[i][0] == '-' && argv[i][1]))
+			return usage_error("evict: unexpected argument '%s'", argv[i]);
+		else
+			file = argv[i];
+	}
+	if (!file && !all)
+		return usage_error("evict: no FILE (or --all) given");
+	r = ctl_connect(ctl, &dl);
+	if (r)
+		return r;
+	r = dmaload_evict(dl, file, &bytes);
+	dmaload_close(dl);
+	if (r < 0)
+		return fail("evict", file ? file : "--all", -r,
+			    r == -ENOENT ? "nothing of it is in the daemon's cache" : NULL);
+	if (ctl->json) {
+		fputs("{\"file\":", stdout);
+		if (file)
+			json_string(stdout, file);
+		else
+			fputs("null", stdout);
+		printf(",\"evicted\":%d,\"bytes\":%" PRIu64 "}\n", r, bytes);
+	} else {
+		printf("evicted %d cached buffer%s of %s (%s)\n", r, r == 1 ? "" : "s",
+		       file ? file : "every file", format_size(size, sizeof(size), bytes));
+	}
+	return EXIT_SUCCESS;
+}
+
+static void stats_text(const struct dmaload_stats *st)
+{
+	char a[32], b[32];
+
+	printf("read from files:  %" PRIu64 " (%s)\n", st->bytes_read,
+	       format_size(a, sizeof(a), st->bytes_read));
+	printf("served shared:    %" PRIu64 " (%s)\n", st->bytes_cached,
+	       format_size(a, sizeof(a), st->bytes_cached));
+	printf("loads that read:  %" PRIu64 " direct, %" PRIu64 " buffered, %" PRIu64 " cfr\n",
+	       st->loads_by_method[DL_METHOD_DIRECT], st->loads_by_method[DL_METHOD_BUFFERED],
+	       st->loads_by_method[DL_METHOD_CFR]);
+	printf("cache:            %" PRIu64 " hits, %" PRIu64 " joined, %" PRIu64 " misses, %"
+	       PRIu64 " evictions\n", st->cache_hits, st->cache_joins, st->cache_misses,
+	       st->cache_evictions);
+	printf("cache size:       %s of %s, %" PRIu32 " entries (%" PRIu32 " pinned)\n",
+	       format_size(a, sizeof(a), st->cache_bytes),
+	       format_size(b, sizeof(b), st->cache_limit), st->cache_entries, st->cache_pinned);
+	if (st->n_clients == 0)
+		return;
+	printf("\n%8s %8s %6s %8s %12s %12s  %s\n", "CONN", "PID", "UID", "LOADS", "BYTES",
+	       "THROTTLED", "NAME");
+	for (size_t i = 0; i < st->n_clients; i++) {
+		const struct dmaload_stats_client *c = &st->clients[i];
+		char t[32];
+
+		snprintf(t, sizeof(t), "%.3fs", (double)c->throttled_ns / 1e9);
+		printf("%8" PRIu64 " %8" PRIu32 " %6" PRIu32 " %8" PRIu64 " %12s %12s  %s\n",
+		       c->conn_id, c->pid, c->uid, c->loads, format_size(a, sizeof(a), c->bytes),
+		       t, c->name[0] ? c->name : "-");
+	}
+}
+
+static void stats_json(const struct dmaload_stats *st)
+{
+	printf("{\"bytes_read\":%" PRIu64 ",\"bytes_cached\":%" PRIu64 ",\"loads_direct\":%"
+	       PRIu64 ",\"loads_buffered\":%" PRIu64 ",\"loads_cfr\":%" PRIu64
+	       ",\"cache_hits\":%" PRIu64 ",\"cache_joins\":%" PRIu64 ",\"cache_misses\":%"
+	       PRIu64 ",\"cache_evictions\":%" PRIu64 ",\"cache_bytes\":%" PRIu64
+	       ",\"cache_limit\":%" PRIu64 ",\"cache_entries\":%" PRIu32
+	       ",\"cache_pinned\":%" PRIu32 ",\"clients\":[", st->bytes_read, st->bytes_cached,
+	       st->loads_by_method[DL_METHOD_DIRECT], st->loads_by_method[DL_METHOD_BUFFERED],
+	       st->loads_by_method[DL_METHOD_CFR], st->cache_hits, st->cache_joins,
+	       st->cache_misses, st->cache_evictions, st->cache_bytes, st->cache_limit,
+	       st->cache_entries, st->cache_pinned);
+	for (size_t i = 0; i < st->n_clients; i++) {
+		const struct dmaload_stats_client *c = &st->clients[i];
+
+		printf("%s{\"conn\":%" PRIu64 ",\"pid\":%" PRIu32 ",\"uid\":%" PRIu32
+		       ",\"loads\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"throttled_ns\":%" PRIu64
+		       ",\"name\":", i ? "," : "", c->conn_id, c->pid, c->uid, c->loads,
+		       c->bytes, c->throttled_ns);
+		json_string(stdout, c->name);
+		putchar('}');
+	}
+	puts("]}");
+}
+
+static int cmd_stats(struct ctl *ctl, int argc, char **argv, int i)
+{
+	struct dmaload_stats st;
+	struct dmaload *dl;
+	int r;
+
+	r = only_global_options(ctl, argc, argv, i, "stats");
+	if (r >= 0)
+		return r;
+	r = ctl_connect(ctl, &dl);
+	if (r)
+		return r;
+	r = dmaload_stats(dl, &st);
+	dmaload_close(dl);
+	if (r < 0)
+		return fail("stats", NULL, -r, NULL);
+	if (ctl->json)
+		stats_json(&st);
+	else
+		stats_text(&st);
+	dmaload_stats_free(&st);
 	return EXIT_SUCCESS;
 }
 
@@ -828,6 +1056,12 @@ int main(int argc, char **argv)
 		r = cmd_cancel(&ctl, argc, argv, i);
 	else if (!strcmp(cmd, "info"))
 		r = cmd_info(&ctl, argc, argv, i);
+	else if (!strcmp(cmd, "list"))
+		r = cmd_list(&ctl, argc, argv, i);
+	else if (!strcmp(cmd, "evict"))
+		r = cmd_evict(&ctl, argc, argv, i);
+	else if (!strcmp(cmd, "stats"))
+		r = cmd_stats(&ctl, argc, argv, i);
 	else if (!strcmp(cmd, "ping"))
 		r = cmd_ping(&ctl, argc, argv, i);
 	else

@@ -469,7 +469,8 @@ static ssize_t load_from_opts(const struct dmaload *dl, struct dl_load *l,
 	l->length = opts->length;
 	l->rate_limit = opts->rate_limit;
 	l->flags = (opts->progress ? DL_LOAD_PROGRESS : 0) |
-		   (opts->exact_size ? DL_LOAD_EXACT_SIZE : 0);
+		   (opts->exact_size ? DL_LOAD_EXACT_SIZE : 0) |
+		   (opts->pin ? DL_LOAD_PIN : 0);
 	/* A daemon without dma-bufs would take the flag for a malformed LOAD; without
 	 * it, auto gives the memfd such a daemon would pick anyway. */
 	if (opts->dmabuf && (dl->caps & DL_CAP_DMABUF))
@@ -490,36 +491,46 @@ static ssize_t load_from_opts(const struct dmaload *dl, struct dl_load *l,
 	return (ssize_t)(path_len + hl);
 }
 
-int dmaload_load_path(struct dmaload *dl, const char *path,
-		      const struct dmaload_opts *opts, uint64_t *id)
+/* Makes @path absolute against our working directory (the daemon resolves paths in
+ * its own): *@path points at @abs then. Returns the length, or -errno. */
+static ssize_t path_absolute(const char **path, char abs[DL_PATH_MAX + 1])
 {
-	char abs[DL_PATH_MAX + DL_HEAP_NAME_MAX + 1];
-	struct dl_load l;
-	size_t len = strlen(path);
-	ssize_t tl;
+	size_t len = strlen(*path);
 
 	if (len == 0)
 		return -EINVAL;
-	/* The daemon resolves paths in its own working directory, not ours. */
-	if (path[0] != '/') {
+	if ((*path)[0] != '/') {
 		size_t cwd_len;
 
-		if (!getcwd(abs, sizeof(abs)))
+		if (!getcwd(abs, DL_PATH_MAX + 1))
 			return errno == ERANGE ? -ENAMETOOLONG : -errno;
 		cwd_len = strlen(abs);
 		if (cwd_len + 1 + len > DL_PATH_MAX)
 			return -ENAMETOOLONG;
 		if (abs[cwd_len - 1] != '/')
 			abs[cwd_len++] = '/';
-		memcpy(abs + cwd_len, path, len);
+		memcpy(abs + cwd_len, *path, len);
 		len += cwd_len;
-		path = abs;
+		*path = abs;
 	}
 	if (len > DL_PATH_MAX)
 		return -ENAMETOOLONG;
+	return (ssize_t)len;
+}
+
+int dmaload_load_path(struct dmaload *dl, const char *path,
+		      const struct dmaload_opts *opts, uint64_t *id)
+{
+	/* the path, then the heap name if any */
+	char abs[DL_PATH_MAX + DL_HEAP_NAME_MAX + 1];
+	struct dl_load l;
+	ssize_t n = path_absolute(&path, abs), tl;
+
+	if (n < 0)
+		return (int)n;
 	if (path != abs)
-		memcpy(abs, path, len);
-	tl = load_from_opts(dl, &l, opts, abs, len);
+		memcpy(abs, path, (size_t)n);
+	tl = load_from_opts(dl, &l, opts, abs, (size_t)n);
 	if (tl < 0)
 		return (int)tl;
 	return conn_request(dl, DL_LOAD, &l, sizeof(l), abs, (size_t)tl, NULL, 0, id);
@@ -684,6 +695,50 @@ static int status_fill(struct dmaload_status *st, const struct dl_msg *m)
 	return 0;
 }
 
+/*
+ * Sends request @type and waits for its reply, which must be of @reply_type (into @m,
+ * valid until the next read) or an ERROR (returned as -err, its text in @errmsg if
+ * not NULL). Events of other requests are queued. Returns 0 or -errno.
+ */
+static int conn_call(struct dmaload *dl, uint16_t type, const void *payload, size_t plen,
+		     const void *trail, size_t tlen, uint16_t reply_type, struct dl_msg *m,
+		     char *errmsg, size_t errlen)
+{
+	struct dmaload_event ev;
+	uint64_t id;
+	int fd, r;
+
+	r = conn_request(dl, type, payload, plen, trail, tlen, NULL, 0, &id);
+	if (r < 0)
+		return r;
+	for (;;) {
+		r = conn_read(dl, -1, m, &fd);
+		if (r <= 0)
+			return r ? r : -ETIMEDOUT;	/* no deadline: 0 does not happen */
+		if (m->hdr.type == reply_type) {
+			if (m->hdr.id != id)
+				return conn_break(dl, -EBADMSG);
+			return 0;
+		}
+		if (event_from_msg(&ev, m, fd) < 0) {
+			if (fd >= 0)
+				close(fd);
+			return conn_break(dl, -EBADMSG);
+		}
+		if (ev.id == id) {
+			if (ev.type == DMALOAD_EV_ERROR) {
+				if (errmsg)
+					snprintf(errmsg, errlen, "%s", ev.message);
+				return -ev.err;
+			}
+			return conn_break(dl, -EBADMSG);
+		}
+		r = queue_push(dl, &ev);
+		if (r < 0)
+			return r;
+	}
+}
+
 int dmaload_status(struct dmaload *dl, struct dmaload_status *st)
 {
 	struct dmaload_event ev;
@@ -778,6 +833,136 @@ void dmaload_status_free(struct dmaload_status *st)
 	free(st->loads);
 	st->loads = NULL;
 	st->n_loads = 0;
+}
+
+int dmaload_list(struct dmaload *dl, struct dmaload_cache_list *out)
+{
+	struct dl_list_entry ent;
+	struct dl_msg m;
+	const char *name;
+	size_t pos = 0, name_len, i = 0;
+	int r;
+
+	memset(out, 0, sizeof(*out));
+	r = conn_call(dl, DL_LIST, NULL, 0, NULL, 0, DL_LIST_REPLY, &m, NULL, 0);
+	if (r < 0)
+		return r;
+	out->cache_bytes = m.u.list.cache_bytes;
+	out->cache_limit = m.u.list.cache_limit;
+	out->n_hidden = m.u.list.n_hidden;
+	out->truncated = m.u.list.flags & DL_LIST_TRUNCATED;
+	if (m.u.list.n_entries == 0)
+		return 0;
+	out->entries = calloc(m.u.list.n_entries, sizeof(*out->entries));
+	if (!out->entries)
+		return -ENOMEM;
+	/* dl_msg_decode() already walked the entries */
+	while (i < m.u.list.n_entries &&
+	       dl_list_next(&m, &pos, &ent, &name, &name_len) == 1) {
+		struct dmaload_cache_entry *e = &out->entries[i++];
+
+		e->offset = ent.offset;
+		e->size = ent.size;
+		e->buf_size = ent.buf_size;
+		e->file_size = ent.file_size;
+		e->dev = ent.dev;
+		e->ino = ent.ino;
+		e->served = ent.served;
+		e->hits = ent.hits;
+		e->age_ms = ent.age_ms;
+		e->idle_ms = ent.idle_ms;
+		e->uid = ent.uid;
+		e->flags = ent.flags;
+		e->method = ent.method;
+		memcpy(e->name, name, name_len);
+		e->name[name_len] = '\0';
+	}
+	out->n_entries = i;
+	return 0;
+}
+
+void dmaload_list_free(struct dmaload_cache_list *l)
+{
+	free(l->entries);
+	l->entries = NULL;
+	l->n_entries = 0;
+}
+
+int dmaload_evict(struct dmaload *dl, const char *path, uint64_t *bytes)
+{
+	char abs[DL_PATH_MAX + 1];
+	struct dl_evict e = { .flags = path ? 0 : DL_EVICT_ALL };
+	struct dl_msg m;
+	size_t len = 0;
+	int r;
+
+	if (path) {
+		ssize_t n = path_absolute(&path, abs);
+
+		if (n < 0)
+			return (int)n;
+		len = (size_t)n;
+		e.path_len = (uint32_t)len;
+	}
+	r = conn_call(dl, DL_EVICT, &e, sizeof(e), path, len, DL_EVICT_REPLY, &m, NULL, 0);
+	if (r < 0)
+		return r;
+	if (bytes)
+		*bytes = m.u.evict_reply.bytes;
+	return (int)(m.u.evict_reply.count > INT_MAX ? INT_MAX : m.u.evict_reply.count);
+}
+
+int dmaload_stats(struct dmaload *dl, struct dmaload_stats *st)
+{
+	const struct dl_stats_reply *s;
+	struct dl_msg m;
+	int r;
+
+	memset(st, 0, sizeof(*st));
+	r = conn_call(dl, DL_STATS, NULL, 0, NULL, 0, DL_STATS_REPLY, &m, NULL, 0);
+	if (r < 0)
+		return r;
+	s = &m.u.stats;
+	st->bytes_read = s->bytes_read;
+	st->bytes_cached = s->bytes_cached;
+	for (int i = 0; i < 4; i++)
+		st->loads_by_method[i] = s->loads_by_method[i];
+	st->cache_hits = s->cache_hits;
+	st->cache_joins = s->cache_joins;
+	st->cache_misses = s->cache_misses;
+	st->cache_evictions = s->cache_evictions;
+	st->cache_bytes = s->cache_bytes;
+	st->cache_limit = s->cache_limit;
+	st->cache_entries = s->cache_entries;
+	st->cache_pinned = s->cache_pinned;
+	if (s->n_clients == 0)
+		return 0;
+	st->clients = calloc(s->n_clients, sizeof(*st->clients));
+	if (!st->clients)
+		return -ENOMEM;
+	for (size_t i = 0; i < s->n_clients; i++) {
+		struct dl_stats_client c;
+		struct dmaload_stats_client *o = &st->clients[i];
+
+		dl_stats_client_get(&m, i, &c);
+		o->conn_id = c.conn_id;
+		o->loads = c.loads;
+		o->bytes = c.bytes;
+		o->throttled_ns = c.throttled_ns;
+		o->pid = c.pid;
+		o->uid = c.uid;
+		memcpy(o->name, c.name, DL_NAME_LEN);
+		o->name[DL_NAME_LEN] = '\0';
+	}
+	st->n_clients = s->n_clients;
+	return 0;
+}
+
+void dmaload_stats_free(struct dmaload_stats *st)
+{
+	free(st->clients);
+	st->clients = NULL;
+	st->n_clients = 0;
 }
 
 const char *dmaload_state_name(unsigned state)

@@ -36,6 +36,8 @@ struct dmaload_opts {
 	bool progress;			/* ask for DMALOAD_EV_PROGRESS events */
 	bool exact_size;		/* buffer exactly the data's size (no hugetlb
 					 * rounding up) */
+	bool pin;			/* keep the buffer in the daemon's cache until
+					 * evicted explicitly (DL_LOAD_PIN) */
 	uint8_t method;			/* enum dl_method from dmaload-proto.h; 0 = auto */
 	uint8_t target;			/* enum dl_target; 0 = auto */
 	uint8_t priority;		/* enum dl_priority; 0 = foreground */
@@ -175,6 +177,61 @@ struct dmaload_status {
 /* Asks for STATUS and waits for the reply. Returns 0 or -errno. */
 int dmaload_status(struct dmaload *dl, struct dmaload_status *st);
 void dmaload_status_free(struct dmaload_status *st);
+
+/* The daemon's cache: loads of the same file range share one read, and finished
+ * buffers are kept (under its cache_limit) and handed out again. */
+struct dmaload_cache_entry {
+	uint64_t offset, size;		/* the file range */
+	uint64_t buf_size;		/* the buffer object (0 while loading) */
+	uint64_t file_size, dev, ino;
+	uint64_t served;		/* DONEs handed out with this buffer */
+	uint64_t hits;			/* of which from the kept buffer */
+	uint64_t age_ms, idle_ms;	/* since loaded, since last handed out */
+	uint32_t uid;			/* who loaded it */
+	uint32_t flags;			/* DL_ENTRY_* (pinned, hugetlb, loading) */
+	uint8_t method;			/* enum dl_method it was read with */
+	char name[4096];		/* the path, or "fd (dev M:N ino I)" */
+};
+
+struct dmaload_cache_list {
+	uint64_t cache_bytes, cache_limit;
+	uint32_t n_hidden;		/* other users' entries, not shown */
+	bool truncated;
+	size_t n_entries;
+	struct dmaload_cache_entry *entries;	/* free with dmaload_list_free() */
+};
+
+/* Asks for LIST: the cache entries this user may see. Returns 0 or -errno. */
+int dmaload_list(struct dmaload *dl, struct dmaload_cache_list *out);
+void dmaload_list_free(struct dmaload_cache_list *l);
+
+/* Drops the daemon's kept buffers of @path (made absolute like a load's; every
+ * range of it), or all this user may see when @path is NULL. Buffers clients hold
+ * stay theirs. Returns the number of entries dropped (>= 1) with their bytes in
+ * *@bytes (may be NULL), -ENOENT when none matched, or -errno. */
+int dmaload_evict(struct dmaload *dl, const char *path, uint64_t *bytes);
+
+struct dmaload_stats_client {
+	uint64_t conn_id, loads, bytes;
+	uint64_t throttled_ns;		/* held back by rate limits */
+	uint32_t pid, uid;
+	char name[33];			/* from its HELLO */
+};
+
+struct dmaload_stats {
+	uint64_t bytes_read;		/* read from files */
+	uint64_t bytes_cached;		/* delivered without a read (hits, joins) */
+	uint64_t loads_by_method[4];	/* loads that read, by enum dl_method */
+	uint64_t cache_hits, cache_joins, cache_misses, cache_evictions;
+	uint64_t cache_bytes, cache_limit;
+	uint32_t cache_entries, cache_pinned;
+	size_t n_clients;
+	struct dmaload_stats_client *clients;	/* free with dmaload_stats_free() */
+};
+
+/* Asks for STATS: counters, and the connections this user may see. 0 or -errno. */
+int dmaload_stats(struct dmaload *dl, struct dmaload_stats *st);
+void dmaload_stats_free(struct dmaload_stats *st);
 
 /* A readable name of a load state (enum dl_load_state). */
 const char *dmaload_state_name(unsigned state);

@@ -23,6 +23,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "cache.h"
 #include "client.h"
 #include "dmaload-proto.h"
 #include "job.h"
@@ -385,6 +386,155 @@ out:
 	free(out);
 }
 
+/* Appends one LIST entry; returns false when the datagram is full. */
+static bool list_add_entry(char *buf, size_t cap, size_t *len, const struct cache_entry *e,
+			   uint64_t now)
+{
+	size_t name_len = strnlen(e->name, sizeof(e->name));
+	size_t padded = (name_len + 7) & ~(size_t)7;
+	struct dl_list_entry le = {
+		.offset = e->key.off,
+		.size = e->key.len,
+		.buf_size = e->leader ? 0 : e->buf_size,
+		.file_size = e->key.size,
+		.dev = e->key.dev,
+		.ino = e->key.ino,
+		.served = e->served,
+		.hits = e->hits,
+		.age_ms = e->leader ? 0 : (now - e->t_loaded) / 1000000,
+		.idle_ms = e->leader ? 0 : (now - e->t_used) / 1000000,
+		.uid = e->uid,
+		.flags = (e->pinned ? DL_ENTRY_PINNED : 0) | (e->hugetlb ? DL_ENTRY_HUGETLB : 0) |
+			 (e->leader ? DL_ENTRY_LOADING : 0),
+		.method = e->method,
+		.name_len = (uint32_t)name_len,
+	};
+
+	if (*len + sizeof(le) + padded > cap)
+		return false;
+	memcpy(buf + *len, &le, sizeof(le));
+	memcpy(buf + *len + sizeof(le), e->name, name_len);
+	memset(buf + *len + sizeof(le) + name_len, 0, padded - name_len);
+	*len += sizeof(le) + padded;
+	return true;
+}
+
+static void handle_list(struct client *c, const struct dl_msg *m)
+{
+	struct cache *cache = &c->srv->cache;
+	size_t cap = DL_MSG_MAX - sizeof(struct dl_hdr) - sizeof(struct dl_list_reply);
+	struct dl_list_reply lr = { .cache_bytes = cache->bytes, .cache_limit = cache->limit };
+	uint64_t now = now_ns();
+	struct list *pos, *tmp;
+	char *entries, *out;
+	size_t len = 0;
+	ssize_t n;
+
+	entries = malloc(cap);
+	out = malloc(DL_MSG_MAX);
+	if (!entries || !out) {
+		client_send_error(c, m->hdr.id, ENOMEM, "out of memory");
+		goto out;
+	}
+	list_for_each_safe(pos, tmp, &cache->entries) {
+		struct cache_entry *e = list_entry(pos, struct cache_entry, link);
+
+		/* Like STATUS: other users' entries are counted, shown only to root. */
+		if (c->cred.uid != 0 && e->uid != c->cred.uid) {
+			lr.n_hidden++;
+			continue;
+		}
+		if (!(lr.flags & DL_LIST_TRUNCATED) && list_add_entry(entries, cap, &len, e, now))
+			lr.n_entries++;
+		else
+			lr.flags |= DL_LIST_TRUNCATED;
+	}
+	n = dl_encode(out, DL_MSG_MAX, DL_LIST_REPLY, m->hdr.id, &lr, sizeof(lr), entries, len);
+	if (n > 0)
+		client_send(c, out, (size_t)n, -1);
+out:
+	free(entries);
+	free(out);
+}
+
+static void handle_evict(struct client *c, const struct dl_msg *m)
+{
+	char path[DL_PATH_MAX + 1];
+	struct dl_evict_reply er = { 0 };
+	const char *match = NULL;
+
+	if (!(m->u.evict.flags & DL_EVICT_ALL)) {
+		memcpy(path, m->trail, m->trail_len);
+		path[m->trail_len] = '\0';
+		match = path;
+	}
+	/* Not root: only the entries its own uid loaded. */
+	er.count = cache_evict(&c->srv->cache, match, c->cred.uid, &er.bytes);
+	log_info("conn %llu: evict %s: %u entries, %llu bytes", (unsigned long long)c->conn_id,
+		 match ? match : "(all)", er.count, (unsigned long long)er.bytes);
+	if (!er.count) {
+		client_send_error(c, m->hdr.id, ENOENT, match ?
+				  "no cached buffer of that path (that you loaded)" :
+				  "no cached buffers (that you loaded)");
+		return;
+	}
+	send_plain(c, DL_EVICT_REPLY, m->hdr.id, &er, sizeof(er));
+}
+
+static void handle_stats(struct client *c, const struct dl_msg *m)
+{
+	struct server *srv = c->srv;
+	struct cache *cache = &srv->cache;
+	size_t cap = (DL_MSG_MAX - sizeof(struct dl_hdr) - sizeof(struct dl_stats_reply)) /
+		     sizeof(struct dl_stats_client);
+	struct dl_stats_reply st = {
+		.bytes_read = srv->bytes_read,
+		.bytes_cached = srv->bytes_cached,
+		.cache_hits = cache->hits,
+		.cache_joins = cache->joins,
+		.cache_misses = cache->misses,
+		.cache_evictions = cache->evictions,
+		.cache_bytes = cache->bytes,
+		.cache_limit = cache->limit,
+		.cache_entries = cache->n_ready,
+		.cache_pinned = cache->n_pinned,
+	};
+	struct dl_stats_client *ents;
+	struct list *pos, *tmp;
+	char *out;
+	ssize_t n;
+
+	memcpy(st.loads_by_method, srv->loads_by_method, sizeof(st.loads_by_method));
+	ents = calloc(cap, sizeof(*ents));
+	out = malloc(DL_MSG_MAX);
+	if (!ents || !out) {
+		client_send_error(c, m->hdr.id, ENOMEM, "out of memory");
+		goto out;
+	}
+	list_for_each_safe(pos, tmp, &srv->clients) {
+		struct client *o = list_entry(pos, struct client, link);
+		struct dl_stats_client *e;
+
+		if ((c->cred.uid != 0 && o->cred.uid != c->cred.uid) || st.n_clients >= cap)
+			continue;
+		e = &ents[st.n_clients++];
+		e->conn_id = o->conn_id;
+		e->loads = o->loads_done;
+		e->bytes = o->bytes_done;
+		e->throttled_ns = sched_client_throttled_ns(o, now_ns());
+		e->pid = (uint32_t)o->cred.pid;
+		e->uid = o->cred.uid;
+		memcpy(e->name, o->name, DL_NAME_LEN);
+	}
+	n = dl_encode(out, DL_MSG_MAX, DL_STATS_REPLY, m->hdr.id, &st, sizeof(st), ents,
+		      st.n_clients * sizeof(*ents));
+	if (n > 0)
+		client_send(c, out, (size_t)n, -1);
+out:
+	free(ents);
+	free(out);
+}
+
 /* Handles one datagram. Returns false if the client was closed. */
 static bool client_dispatch(struct client *c, const char *buf, size_t len, int *fds,
 			    int nfds)
@@ -434,6 +584,15 @@ static bool client_dispatch(struct client *c, const char *buf, size_t len, int *
 		break;
 	case DL_INFO:
 		handle_info(c, &m);
+		break;
+	case DL_LIST:
+		handle_list(c, &m);
+		break;
+	case DL_EVICT:
+		handle_evict(c, &m);
+		break;
+	case DL_STATS:
+		handle_stats(c, &m);
 		break;
 	default:
 		/* A reply type sent to us. */

@@ -48,6 +48,7 @@ struct client {
 	 * wait in progress is added when it ends; sched_client_throttled_ns() adds it
 	 * now. */
 	uint64_t throttled_ns;
+	uint64_t loads_done, bytes_done;	/* DONEs sent, and their bytes (STATS) */
 };
 
 /* Takes @fd (an accepted connection) on success and failure alike. */

@@ -38,6 +38,8 @@ void config_init(struct config *c)
 		.direct = CONFIG_AUTO,
 		.fixed_buffers = CONFIG_OFF,
 		.max_inflight = 0,
+		.cache_limit = 0,
+		.cache_limit_pct = 10,
 	};
 	limits_init(&c->limits);
 }
@@ -244,6 +246,32 @@ static int on_key(void *data, const char *section, const char *key, const char *
 	} else if (strcmp(section, "limits") == 0) {
 		if (limits_parse(&c->limits, key, value, &what) == 0)
 			what = NULL;
+	} else if (strcmp(section, "cache") == 0) {
+		if (strcmp(key, "cache_limit") == 0) {
+			size_t n = strlen(value);
+			unsigned pct;
+
+			if (n > 1 && value[n - 1] == '%') {
+				char num[16];
+
+				snprintf(num, sizeof(num), "%.*s", (int)(n - 1), value);
+				if (n - 1 >= sizeof(num) || parse_uint(num, 0, 90, &pct))
+					what = "must be a size such as 4G, or a percentage "
+					       "of RAM from 0% to 90%";
+				else {
+					c->cache_limit_pct = pct;
+					c->cache_limit = 0;
+				}
+			} else if (config_parse_size(value, &size)) {
+				what = "must be a size such as 4G, or a percentage of RAM "
+				       "such as 10% (0: keep no finished buffers)";
+			} else {
+				c->cache_limit = size;
+				c->cache_limit_pct = 0;
+			}
+		} else {
+			what = "unknown key";
+		}
 	} else {
 		snprintf(ps->err, ps->err_len, "%s:%d: unknown section [%s]", ps->path, line,
 			 section);

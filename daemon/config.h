@@ -46,6 +46,10 @@ struct config {
 
 	/* [limits]: bandwidth per client and for the whole daemon (limit.h) */
 	struct limits limits;
+
+	/* [cache] */
+	uint64_t cache_limit;		/* bytes of finished buffers kept; 0: none */
+	unsigned cache_limit_pct;	/* if not 0: the limit is this % of RAM instead */
 };
 
 /* Sets every field to its built-in default. */

@@ -10,6 +10,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include "cache.h"
 #include "client.h"
 #include "copy.h"
 #include "job.h"
@@ -39,6 +40,23 @@ static void job_send(struct job *j, const void *buf, size_t len, int fd)
 		client_send(j->client, buf, len, fd);
 }
 
+/* The request of @j ends (ERROR ECANCELED with @msg, or silently when its client
+ * left: @msg NULL), but its read goes on for the loads that joined it. */
+static void job_orphan(struct job *j, const char *msg)
+{
+	j->orphaned = true;
+	if (j->replied)
+		return;
+	j->replied = true;
+	j->srv->loads_failed++;
+	if (msg && j->client && !j->client->closed) {
+		log_info("conn %llu load %llu %s: %s; still read for %s",
+			 (unsigned long long)j->client->conn_id, (unsigned long long)j->id,
+			 j->name, msg, "the loads that joined it");
+		client_send_error(j->client, j->id, ECANCELED, msg);
+	}
+}
+
 void job_fail(struct job *j, int err, const char *fmt, ...)
 {
 	char msg[DL_ERRMSG_MAX];
@@ -47,8 +65,15 @@ void job_fail(struct job *j, int err, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	/* Others wait for this read: only its own request ends; the read goes on. */
+	if (err == -ECANCELED && !j->orphaned && cache_has_joiners(j)) {
+		job_orphan(j, msg);
+		return;
+	}
 	if (!j->err)
 		j->err = err;
+	cache_leader_failed(&j->srv->cache, j, err, msg);
+	cache_unjoin(&j->srv->cache, j);
 	if (!j->replied) {
 		j->replied = true;
 		j->srv->loads_failed++;
@@ -63,6 +88,12 @@ void job_fail(struct job *j, int err, const char *fmt, ...)
 
 void job_detach(struct job *j)
 {
+	if (!j->orphaned && cache_has_joiners(j)) {
+		job_orphan(j, NULL);
+		return;
+	}
+	cache_leader_failed(&j->srv->cache, j, -ECANCELED, "the leading load was cancelled");
+	cache_unjoin(&j->srv->cache, j);
 	if (!j->replied)
 		j->srv->loads_failed++;
 	j->replied = true;	/* nobody to tell */
@@ -125,6 +156,7 @@ static int make_target(struct job *j)
 			 "%s", (unsigned long long)j->len, strerror(-r));
 	return r;
 }
+static int prepare_run(struct worker_task *t);
 
 static int open_run(struct worker_task *t)
 {
@@ -176,8 +208,24 @@ static int open_run(struct worker_task *t)
 			 (unsigned long long)j->srv->max_load_size);
 		return -EFBIG;
 	}
-
 	pick_target(j);
+	/* A shareable load asks the cache (on the loop) before it makes a buffer. Only
+	 * memfds are shared for now: a dma-buf may be shared only within one uid, which
+	 * the cache does not check yet. */
+	if (j->target != DL_TARGET_MEMFD)
+		j->shareable = false;
+	if (j->shareable)
+		return 0;
+	return prepare_run(t);
+}
+
+/* Plans the method and makes the buffer. */
+static int prepare_run(struct worker_task *t)
+{
+	struct job *j = list_entry(t, struct job, task);
+	int r;
+
+	j->prepared = true;
 	r = copy_plan(j);
 	if (r < 0)
 		return r;
@@ -203,10 +251,38 @@ static void open_done(struct worker_task *t, int res)
 		job_fail(j, res, "%s", j->src.msg[0] ? j->src.msg : strerror(-res));
 		return;
 	}
-	acc = (struct dl_accepted){ .length = j->len, .file_size = j->src.size };
-	n = dl_encode(buf, sizeof(buf), DL_ACCEPTED, j->id, &acc, sizeof(acc), NULL, 0);
-	if (n > 0)
-		job_send(j, buf, (size_t)n, -1);
+	if (!j->prepared) {
+		struct cache_entry *e;
+
+		acc = (struct dl_accepted){ .length = j->len, .file_size = j->src.size };
+		n = dl_encode(buf, sizeof(buf), DL_ACCEPTED, j->id, &acc, sizeof(acc), NULL, 0);
+		if (n > 0)
+			job_send(j, buf, (size_t)n, -1);
+		switch (cache_lookup(&j->srv->cache, j, &e)) {
+		case CACHE_HIT:
+			cache_hit_served(&j->srv->cache, e, j->req.flags & DL_LOAD_PIN);
+			job_done_shared(j, e->fd, e, DL_DONE_CACHED);
+			return;
+		case CACHE_JOINED:
+			j->state = DL_STATE_QUEUED;
+			log_debug("conn %llu load %llu %s: joins the running load of it",
+				  (unsigned long long)j->client->conn_id,
+				  (unsigned long long)j->id, j->name);
+			return;
+		default:		/* a miss: read it, leading an entry if possible */
+			j->task = (struct worker_task){ .run = prepare_run, .done = open_done };
+			j->task_busy = true;
+			worker_submit(j->srv->pool, &j->task);
+			return;
+		}
+	}
+	if (!j->shareable) {
+		j->srv->cache.misses++;
+		acc = (struct dl_accepted){ .length = j->len, .file_size = j->src.size };
+		n = dl_encode(buf, sizeof(buf), DL_ACCEPTED, j->id, &acc, sizeof(acc), NULL, 0);
+		if (n > 0)
+			job_send(j, buf, (size_t)n, -1);
+	}
 	log_debug("conn %llu load %llu %s: %llu bytes at %llu, %s%s (%s)%s",
 		  (unsigned long long)j->client->conn_id, (unsigned long long)j->id,
 		  j->name, (unsigned long long)j->len, (unsigned long long)j->off,
@@ -285,6 +361,13 @@ static void finish_done(struct worker_task *t, int res)
 		return;
 	}
 	copy_report(j);
+	j->srv->bytes_read += j->len;
+	j->srv->loads_by_method[j->method & 3]++;
+	if (j->orphaned) {		/* nobody of its own to tell */
+		cache_leader_done(&j->srv->cache, j);
+		job_release(j);
+		return;
+	}
 	d = (struct dl_done){
 		.size = j->len,
 		.buf_size = j->tgt.hugetlb || !target_sealed(&j->tgt) ? j->tgt.map_len : j->len,
@@ -303,6 +386,8 @@ static void finish_done(struct worker_task *t, int res)
 	j->replied = true;
 	j->srv->loads_done++;
 	j->srv->bytes_loaded += j->len;
+	j->client->loads_done++;
+	j->client->bytes_done += j->len;
 	log_info("conn %llu load %llu %s (%s): %llu bytes in %.3f s, %.1f MB/s, %s%s (%s), "
 		 "%s%s%s%s", (unsigned long long)j->client->conn_id,
 		 (unsigned long long)j->id, j->name, job_who(j),
@@ -314,6 +399,43 @@ static void finish_done(struct worker_task *t, int res)
 		 j->tgt.hugetlb ? " hugetlb" : j->tgt.hugetlb_short ?
 		 " (4 KiB pages: huge page pool short)" : j->tgt.hugetlb_refused ?
 		 " (4 KiB pages: udmabuf takes no hugetlb memfds here)" : "");
+	cache_leader_done(&j->srv->cache, j);
+	job_release(j);
+}
+
+void job_done_shared(struct job *j, int fd, const struct cache_entry *e, uint32_t how)
+{
+	uint64_t now = now_ns();
+	struct dl_done d = {
+		.size = j->len,
+		.buf_size = e->buf_size,
+		.elapsed_ns = now - j->t_start,
+		.flags = e->done_flags | how,
+		.target = e->key.target,
+		.method = e->method,
+		.reason = e->reason,
+	};
+	char buf[128];
+	ssize_t n;
+
+	j->state = DL_STATE_FINISHING;
+	j->done = j->len;
+	if (!j->replied) {
+		n = dl_encode(buf, sizeof(buf), DL_DONE, j->id, &d, sizeof(d), NULL, 0);
+		if (n > 0)
+			job_send(j, buf, (size_t)n, fd);
+		j->replied = true;
+		j->srv->loads_done++;
+		j->srv->bytes_loaded += j->len;
+		j->srv->bytes_cached += j->len;
+		j->client->loads_done++;
+		j->client->bytes_done += j->len;
+		log_info("conn %llu load %llu %s (%s): %llu bytes in %.3f s, %s",
+			 (unsigned long long)j->client->conn_id, (unsigned long long)j->id,
+			 j->name, job_who(j), (unsigned long long)j->len,
+			 (double)d.elapsed_ns / 1e9, how == DL_DONE_CACHED ?
+			 "from the cache" : "joined a running load");
+	}
 	job_release(j);
 }
 
@@ -387,6 +509,7 @@ int job_new(struct job **out, struct client *c, const struct dl_msg *m, int fd)
 	}
 	list_init(&j->client_link);
 	list_init(&j->sched_link);
+	list_init(&j->join_link);
 	j->srv = c->srv;
 	j->client = c;
 	j->id = m->hdr.id;
@@ -408,6 +531,8 @@ int job_new(struct job **out, struct client *c, const struct dl_msg *m, int fd)
 	}
 	if (m->heap)
 		snprintf(j->heap, sizeof(j->heap), "%.*s", (int)m->heap_len, m->heap);
+	/* A load that names a method is read as asked; auto ones may share. */
+	j->shareable = j->req.method == DL_METHOD_AUTO;
 	j->state = DL_STATE_OPENING;
 	j->task = (struct worker_task){ .run = open_run, .done = open_done };
 	j->task_busy = true;

@@ -23,6 +23,7 @@
 #include "target.h"
 #include "worker.h"
 
+struct cache_entry;
 struct client;
 struct server;
 
@@ -65,6 +66,15 @@ struct job {
 	uint64_t done;			/* bytes landed */
 	unsigned inflight;		/* chunks in the ring or on a worker */
 
+	/* sharing (cache.c) */
+	bool shareable;			/* method auto: may join, hit, or lead an entry */
+	bool prepared;			/* method planned and buffer made */
+	bool orphaned;			/* its client cancelled or left; reads on for the
+					 * joiners of its entry */
+	struct cache_entry *centry;	/* the loading entry it leads, or NULL */
+	struct cache_entry *joined;	/* the loading entry it waits on, or NULL */
+	struct list join_link;		/* in joined->joiners */
+
 	struct worker_task task;
 	bool task_busy;
 	bool replied;			/* final reply (DONE or ERROR) sent */
@@ -80,6 +90,10 @@ int job_new(struct job **out, struct client *c, const struct dl_msg *m, int fd);
  * there and nothing final was sent yet. Resources go when in-flight work is done. */
 void job_fail(struct job *j, int err, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+
+/* Ends the job with a DONE carrying @fd (borrowed): a buffer of entry @e that it
+ * did not read itself; @how is DL_DONE_CACHED or DL_DONE_JOINED. Releases the job. */
+void job_done_shared(struct job *j, int fd, const struct cache_entry *e, uint32_t how);
 
 /* The client is gone: the job ends without a reply. */
 void job_detach(struct job *j);

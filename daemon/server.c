@@ -182,6 +182,9 @@ int server_init(struct server *s, struct ev_loop *loop, const struct config *cfg
 	list_init(&s->clients);
 	s->max_load_size = cfg->max_load_size ? cfg->max_load_size :
 			   (uint64_t)pages * (uint64_t)psz;
+	cache_init(&s->cache, s, cfg->cache_limit_pct ?
+		   (uint64_t)pages * (uint64_t)psz / 100 * cfg->cache_limit_pct :
+		   cfg->cache_limit);
 
 	/* A power of two at least twice queue_depth (a splice chunk has two requests
 	 * in the ring): the SQ never runs short. */
@@ -242,9 +245,10 @@ int server_init(struct server *s, struct ev_loop *loop, const struct config *cfg
 		ev_timer_start(loop, &s->watchdog_timer);
 		log_info("watchdog: pinging systemd every %.1f s", (double)wd_usec / 2e6);
 	}
-	log_notice("listening on %s (chunk %llu KiB, queue depth %u, %u workers)",
-		   s->socket_path, (unsigned long long)cfg->chunk_size >> 10,
-		   cfg->queue_depth, cfg->workers);
+
+	log_notice("listening on %s (chunk %llu KiB, queue depth %u, %u workers, cache "
+		   "%llu MiB)", s->socket_path, (unsigned long long)cfg->chunk_size >> 10,
+		   cfg->queue_depth, cfg->workers, (unsigned long long)s->cache.limit >> 20);
 	return 0;
 fail:
 	server_deinit(s);
@@ -262,6 +266,7 @@ void server_deinit(struct server *s)
 	}
 	ev_timer_stop(s->loop, &s->status_timer);
 	ev_timer_stop(s->loop, &s->watchdog_timer);
+	cache_clear(&s->cache);
 	s->pool = worker_pool_free(s->pool);
 	sched_deinit(&s->sched);
 	copy_pipes_deinit(&s->pipes);
@@ -306,5 +311,7 @@ void server_stop(struct server *s)
 				 "the daemon is stopping");
 		client_close(c);
 	}
+	/* The kept buffers go too; their closes are worker tasks the loop waits for. */
+	cache_clear(&s->cache);
 	server_check_idle(s);
 }

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "cache.h"
 #include "config.h"
 #include "copy.h"
 #include "list.h"
@@ -37,6 +38,10 @@ struct server {
 	uint64_t max_load_size;		/* resolved: config or RAM size */
 	uint64_t started_ns;
 	uint64_t bytes_loaded, loads_done, loads_failed;
+	uint64_t bytes_read;		/* read from files by loads that did read */
+	uint64_t bytes_cached;		/* delivered without a read: hits and joins */
+	uint64_t loads_by_method[4];	/* loads that read, per enum dl_method used */
+	struct cache cache;		/* shared loads and kept buffers */
 
 	char rbuf[65536];		/* one received datagram (DL_MSG_MAX) at a time */
 

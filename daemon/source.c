@@ -80,6 +80,8 @@ static int source_stat(struct source *s, int fd)
 	s->size = stx.stx_size;
 	s->dev = makedev(stx.stx_dev_major, stx.stx_dev_minor);
 	s->ino = stx.stx_ino;
+	s->mtime_ns = (uint64_t)stx.stx_mtime.tv_sec * 1000000000ull + stx.stx_mtime.tv_nsec;
+	s->ctime_ns = (uint64_t)stx.stx_ctime.tv_sec * 1000000000ull + stx.stx_ctime.tv_nsec;
 	if ((stx.stx_mask & STATX_DIOALIGN) && stx.stx_dio_mem_align) {
 		s->dio_mem_align = stx.stx_dio_mem_align;
 		s->dio_off_align = stx.stx_dio_offset_align;

@@ -23,6 +23,8 @@ struct source {
 	uint64_t size;		/* st_size when opened */
 	dev_t dev;
 	ino_t ino;
+	uint64_t mtime_ns;	/* when opened: with size, the version the cache keys */
+	uint64_t ctime_ns;
 	uint32_t dio_mem_align;	/* O_DIRECT alignment of memory and offsets */
 	uint32_t dio_off_align;
 	int direct_err;		/* why dfd is -1 (positive errno), 0 if open */

@@ -27,6 +27,9 @@ static const struct type_rule rules[] = {
 	{ DL_CANCEL, sizeof(struct dl_cancel), 0, 0 },
 	{ DL_STATUS, 0, 0, 0 },
 	{ DL_INFO, 0, 0, 0 },
+	{ DL_LIST, 0, 0, 0 },
+	{ DL_EVICT, sizeof(struct dl_evict), 0, 1 },
+	{ DL_STATS, 0, 0, 0 },
 	{ DL_HELLO_REPLY, sizeof(struct dl_hello_reply), 0, 0 },
 	{ DL_ACCEPTED, sizeof(struct dl_accepted), 0, 0 },
 	{ DL_PROGRESS, sizeof(struct dl_progress), 0, 0 },
@@ -35,6 +38,9 @@ static const struct type_rule rules[] = {
 	{ DL_OK, 0, 0, 0 },
 	{ DL_STATUS_REPLY, sizeof(struct dl_status_reply), 0, 1 },
 	{ DL_INFO_REPLY, sizeof(struct dl_info_reply), 0, 1 },
+	{ DL_LIST_REPLY, sizeof(struct dl_list_reply), 0, 1 },
+	{ DL_STATS_REPLY, sizeof(struct dl_stats_reply), 0, 1 },
+	{ DL_EVICT_REPLY, sizeof(struct dl_evict_reply), 0, 0 },
 };
 
 static const struct type_rule *rule_find(unsigned type)
@@ -143,6 +149,38 @@ static int check_status(const struct dl_msg *m)
 	return 0;
 }
 
+/* LIST_REPLY: likewise. */
+static int check_list(const struct dl_msg *m)
+{
+	struct dl_list_entry ent;
+	const char *name;
+	size_t pos = 0, name_len;
+	uint32_t n = 0;
+	int r;
+
+	if (m->u.list.reserved)
+		return -EBADMSG;
+	while ((r = dl_list_next(m, &pos, &ent, &name, &name_len)) == 1)
+		n++;
+	if (r < 0 || n != m->u.list.n_entries)
+		return -EBADMSG;
+	return 0;
+}
+
+/* EVICT: a path, or DL_EVICT_ALL and none. */
+static int check_evict(const struct dl_evict *e, size_t trail_len, const char *trail)
+{
+	if (e->flags & ~DL_EVICT_ALL)
+		return -EBADMSG;
+	if (e->path_len != trail_len)
+		return -EBADMSG;
+	if (e->flags & DL_EVICT_ALL)
+		return trail_len == 0 ? 0 : -EINVAL;
+	if (trail_len == 0 || trail_len > DL_PATH_MAX || memchr(trail, '\0', trail_len))
+		return -EINVAL;
+	return 0;
+}
+
 int dl_msg_decode(const void *buf, size_t len, int nfds, struct dl_msg *out)
 {
 	const struct type_rule *rule;
@@ -189,6 +227,18 @@ int dl_msg_decode(const void *buf, size_t len, int nfds, struct dl_msg *out)
 		if (out->u.done.size > out->u.done.buf_size)
 			return -EBADMSG;
 		return 0;
+	case DL_LIST_REPLY:
+		return check_list(out);
+	case DL_EVICT:
+		return check_evict(&out->u.evict, out->trail_len, out->trail);
+	case DL_EVICT_REPLY:
+		return out->u.evict_reply.reserved ? -EBADMSG : 0;
+	case DL_STATS_REPLY:
+		if (out->u.stats.reserved ||
+		    out->trail_len / sizeof(struct dl_stats_client) != out->u.stats.n_clients ||
+		    out->trail_len % sizeof(struct dl_stats_client))
+			return -EBADMSG;
+		return 0;
 	default:
 		return 0;
 	}
@@ -217,6 +267,36 @@ int dl_status_next(const struct dl_msg *m, size_t *pos, struct dl_status_load *e
 	*name_len = ent->name_len;
 	*pos += sizeof(*ent) + padded;
 	return 1;
+}
+
+int dl_list_next(const struct dl_msg *m, size_t *pos, struct dl_list_entry *ent,
+		 const char **name, size_t *name_len)
+{
+	size_t left, padded;
+
+	if (*pos > m->trail_len)
+		return -EBADMSG;
+	left = m->trail_len - *pos;
+	if (left == 0)
+		return 0;
+	if (left < sizeof(*ent))
+		return -EBADMSG;
+	memcpy(ent, m->trail + *pos, sizeof(*ent));
+	left -= sizeof(*ent);
+	if (ent->name_len > DL_PATH_MAX)
+		return -EBADMSG;
+	padded = (ent->name_len + 7u) & ~(size_t)7;
+	if (padded > left)
+		return -EBADMSG;
+	*name = m->trail + *pos + sizeof(*ent);
+	*name_len = ent->name_len;
+	*pos += sizeof(*ent) + padded;
+	return 1;
+}
+
+void dl_stats_client_get(const struct dl_msg *m, size_t i, struct dl_stats_client *out)
+{
+	memcpy(out, m->trail + i * sizeof(*out), sizeof(*out));
 }
 
 ssize_t dl_encode(void *buf, size_t cap, uint16_t type, uint64_t id,
@@ -258,6 +338,9 @@ const char *dl_msg_type_name(unsigned type)
 	case DL_LOAD: return "LOAD";
 	case DL_CANCEL: return "CANCEL";
 	case DL_STATUS: return "STATUS";
+	case DL_LIST: return "LIST";
+	case DL_EVICT: return "EVICT";
+	case DL_STATS: return "STATS";
 	case DL_HELLO_REPLY: return "HELLO_REPLY";
 	case DL_ACCEPTED: return "ACCEPTED";
 	case DL_PROGRESS: return "PROGRESS";
@@ -267,6 +350,9 @@ const char *dl_msg_type_name(unsigned type)
 	case DL_STATUS_REPLY: return "STATUS_REPLY";
 	case DL_INFO: return "INFO";
 	case DL_INFO_REPLY: return "INFO_REPLY";
+	case DL_LIST_REPLY: return "LIST_REPLY";
+	case DL_STATS_REPLY: return "STATS_REPLY";
+	case DL_EVICT_REPLY: return "EVICT_REPLY";
 	default: return "?";
 	}
 }

@@ -12,8 +12,8 @@
  *
  * Message type numbers are never reused. Requests are below 0x80, replies and events
  * at or above it. Each request carries a client-chosen id; every reply to it carries
- * the same id. A request gets exactly one final reply (DONE, ERROR, OK, HELLO_REPLY or
- * STATUS_REPLY); a LOAD may get ACCEPTED and PROGRESS events before its final reply.
+ * the same id. A request gets exactly one final reply (DONE, ERROR, OK, HELLO_REPLY,
+ * STATUS_REPLY, LIST_REPLY, STATS_REPLY or EVICT_REPLY); a LOAD may get ACCEPTED and PROGRESS events before its final reply.
  * Replies to different requests may interleave in any order.
  *
  * Compatibility: a daemon answers a header whose version it does not speak with
@@ -48,7 +48,9 @@ enum dl_msg_type {
 	DL_LOAD		= 0x02,	/* struct dl_load + path bytes; 0 fds (by path) or 1 (by fd) */
 	DL_CANCEL	= 0x03,	/* struct dl_cancel; no fds */
 	DL_STATUS	= 0x04,	/* no payload; no fds */
-	/* 0x05 LIST, 0x06 EVICT, 0x07 STATS are reserved for the cache */
+	DL_LIST		= 0x05,	/* no payload; no fds: the cache's entries */
+	DL_EVICT	= 0x06,	/* struct dl_evict + path bytes; no fds */
+	DL_STATS	= 0x07,	/* no payload; no fds: counters */
 	DL_INFO		= 0x08,	/* no payload; no fds: what buffers this host offers */
 
 	/* replies and events: daemon -> client */
@@ -60,6 +62,9 @@ enum dl_msg_type {
 	DL_OK		= 0x86,	/* no payload; the request succeeded (CANCEL) */
 	DL_STATUS_REPLY	= 0x87,	/* struct dl_status_reply + entries; no fds */
 	DL_INFO_REPLY	= 0x88,	/* struct dl_info_reply + heap names; no fds */
+	DL_LIST_REPLY	= 0x89,	/* struct dl_list_reply + entries; no fds */
+	DL_STATS_REPLY	= 0x8a,	/* struct dl_stats_reply + client entries; no fds */
+	DL_EVICT_REPLY	= 0x8b,	/* struct dl_evict_reply; no fds */
 };
 
 /* Every message begins with this. */
@@ -81,10 +86,10 @@ _Static_assert(sizeof(struct dl_hdr) == 24, "dl_hdr is 24 bytes on the wire");
 #define DL_CAP_SEALED_MEMFD	(1u << 4)	/* memfd targets, sealed read-only */
 #define DL_CAP_METHOD_CFR	(1u << 5)	/* method cfr (splice pairs or copy_file_range) */
 #define DL_CAP_EXACT_SIZE	(1u << 6)	/* LOAD flag DL_LOAD_EXACT_SIZE */
+#define DL_CAP_CACHE		(1u << 7)	/* shared loads, LIST, EVICT, STATS, PIN */
 #define DL_CAPS_V1		(DL_CAP_LOAD_FD | DL_CAP_PROGRESS | DL_CAP_CANCEL | \
 				 DL_CAP_STATUS | DL_CAP_SEALED_MEMFD | DL_CAP_METHOD_CFR | \
-				 DL_CAP_EXACT_SIZE)
-/* Bit 7 is left free for the cache's work. */
+				 DL_CAP_EXACT_SIZE | DL_CAP_CACHE)
 /* The daemon knows the INFO request, the LOAD flag DL_LOAD_DMABUF, targets udmabuf
  * and heap and dl_load.heap_len (whether or not this host has any dma-buf device). */
 #define DL_CAP_DMABUF		(1u << 8)
@@ -114,12 +119,14 @@ _Static_assert(sizeof(struct dl_hello_reply) == 24, "dl_hello_reply size");
 /* The buffer object must be exactly the data's size: no hugetlb buffer rounded up to
  * whole huge pages (for clients that take the size from fstat). */
 #define DL_LOAD_EXACT_SIZE	(1u << 2)
-/* Bit 3 is left free for the cache's work (PIN). */
+/* Keep the finished buffer in the daemon's cache regardless of LRU, until it is
+ * evicted explicitly (EVICT) or its file changes. Needs a cache (cache_limit > 0). */
+#define DL_LOAD_PIN		(1u << 3)
 /* The client wants a dma-buf: target auto then picks udmabuf when this host has it,
  * else a dma-heap, else a memfd (DONE.target says which). Needs DL_CAP_DMABUF. */
 #define DL_LOAD_DMABUF		(1u << 4)
 #define DL_LOAD_FLAGS_ALL	(DL_LOAD_BY_FD | DL_LOAD_PROGRESS | DL_LOAD_EXACT_SIZE | \
-				 DL_LOAD_DMABUF)
+				 DL_LOAD_PIN | DL_LOAD_DMABUF)
 
 /* length value meaning "from offset to the end of the file" */
 #define DL_LENGTH_TO_EOF	UINT64_MAX
@@ -197,6 +204,11 @@ _Static_assert(sizeof(struct dl_progress) == 16, "dl_progress size");
 						 * size rounded up to whole huge pages */
 #define DL_DONE_CFR_SYSCALL	(1u << 2)	/* method cfr ran copy_file_range itself;
 						 * without it, io_uring splice pairs */
+#define DL_DONE_CACHED		(1u << 3)	/* served from the daemon's cache: a dup of
+						 * a buffer loaded earlier; nothing was read.
+						 * method/reason are that load's */
+#define DL_DONE_JOINED		(1u << 4)	/* joined a load of the same range that was
+						 * already running: one read for both */
 
 /* why the method was chosen (DONE.reason) */
 enum dl_reason {
@@ -296,6 +308,106 @@ struct dl_info_reply {
 };
 _Static_assert(sizeof(struct dl_info_reply) == 48, "dl_info_reply size");
 
+/*
+ * LIST_REPLY: the cache's entries, each a struct dl_list_entry followed by name_len
+ * bytes of name (the path, or "fd (dev M:N ino I)"), padded with zeros to a multiple
+ * of 8. A client that is not root sees only entries loaded by its own uid; the others
+ * are counted in n_hidden. Entries stop when the datagram is full (flag TRUNCATED).
+ */
+#define DL_LIST_TRUNCATED	(1u << 0)
+
+struct dl_list_reply {
+	uint64_t cache_bytes;		/* buffer bytes the cache holds (all entries) */
+	uint64_t cache_limit;		/* the budget, bytes; 0 = finished loads not kept */
+	uint32_t n_entries;		/* entries that follow */
+	uint32_t n_hidden;		/* entries not shown to this client */
+	uint32_t flags;			/* DL_LIST_* */
+	uint32_t reserved;
+};
+_Static_assert(sizeof(struct dl_list_reply) == 32, "dl_list_reply size");
+
+/* dl_list_entry.flags */
+#define DL_ENTRY_PINNED		(1u << 0)
+#define DL_ENTRY_HUGETLB	(1u << 1)
+#define DL_ENTRY_LOADING	(1u << 2)	/* still being read; no buffer kept yet */
+
+struct dl_list_entry {
+	uint64_t offset;		/* file range of the buffer */
+	uint64_t size;			/* bytes of data */
+	uint64_t buf_size;		/* size of the buffer object (hugetlb: rounded) */
+	uint64_t file_size;
+	uint64_t dev, ino;		/* the file (makedev numbering) */
+	uint64_t served;		/* DONEs handed out with this buffer (the first
+					 * load's, joins and cache hits) */
+	uint64_t hits;			/* of which from the finished cache entry */
+	uint64_t age_ms;		/* since the buffer was loaded */
+	uint64_t idle_ms;		/* since it was last handed out */
+	uint32_t uid;			/* who loaded it first */
+	uint32_t flags;			/* DL_ENTRY_* */
+	uint8_t method;			/* enum dl_method it was loaded with */
+	uint8_t reserved[3];
+	uint32_t name_len;		/* bytes of name that follow */
+};
+_Static_assert(sizeof(struct dl_list_entry) == 96, "dl_list_entry size");
+
+/*
+ * EVICT: drops cached buffers. By path: path_len bytes of absolute path follow, and
+ * every entry loaded under that path goes (all its ranges). With DL_EVICT_ALL,
+ * path_len is 0 and every entry goes. A client that is not root evicts only entries
+ * its uid loaded. Replied with EVICT_REPLY, or ERROR(ENOENT) when nothing matched.
+ * Clients holding a buffer keep it: the daemon only closes its own reference.
+ */
+#define DL_EVICT_ALL		(1u << 0)
+
+struct dl_evict {
+	uint32_t flags;			/* DL_EVICT_* */
+	uint32_t path_len;		/* bytes of trailing path */
+};
+_Static_assert(sizeof(struct dl_evict) == 8, "dl_evict size");
+
+struct dl_evict_reply {
+	uint64_t bytes;			/* buffer bytes dropped */
+	uint32_t count;			/* entries dropped */
+	uint32_t reserved;
+};
+_Static_assert(sizeof(struct dl_evict_reply) == 16, "dl_evict_reply size");
+
+/*
+ * STATS_REPLY: daemon-wide counters, then n_clients struct dl_stats_client entries
+ * (fixed size, no trailing names). A client that is not root gets only the entries of
+ * its own uid's connections.
+ */
+#define DL_STATS_METHODS	4	/* loads_by_method[] is indexed by enum dl_method */
+
+struct dl_stats_reply {
+	uint64_t bytes_read;		/* bytes read from files (disk or page cache) */
+	uint64_t bytes_cached;		/* bytes handed out without a read: cache hits
+					 * and joined loads */
+	uint64_t loads_by_method[DL_STATS_METHODS]; /* loads that read, per method
+					 * used ([0], auto, stays 0) */
+	uint64_t cache_hits;		/* LOADs served by a finished cache entry */
+	uint64_t cache_joins;		/* LOADs that joined a running load */
+	uint64_t cache_misses;		/* LOADs that had to read (cache on or off) */
+	uint64_t cache_evictions;	/* entries dropped: budget, EVICT, stale */
+	uint64_t cache_bytes;		/* buffer bytes held now */
+	uint64_t cache_limit;		/* the budget, bytes */
+	uint32_t cache_entries;		/* finished buffers held now */
+	uint32_t cache_pinned;		/* of which pinned */
+	uint32_t n_clients;		/* entries that follow */
+	uint32_t reserved;
+};
+_Static_assert(sizeof(struct dl_stats_reply) == 112, "dl_stats_reply size");
+
+struct dl_stats_client {
+	uint64_t conn_id;		/* the daemon's connection number (logs) */
+	uint64_t loads;			/* LOADs finished with DONE */
+	uint64_t bytes;			/* bytes delivered in those DONEs */
+	uint64_t throttled_ns;		/* time spent held back by rate limits */
+	uint32_t pid, uid;
+	char name[DL_NAME_LEN];		/* from HELLO; NUL-padded */
+};
+_Static_assert(sizeof(struct dl_stats_client) == 72, "dl_stats_client size");
+
 /* ---- encode / decode ------------------------------------------------------------ */
 
 /*
@@ -316,6 +428,10 @@ struct dl_msg {
 		struct dl_error error;
 		struct dl_status_reply status;
 		struct dl_info_reply info;
+		struct dl_list_reply list;
+		struct dl_evict evict;
+		struct dl_evict_reply evict_reply;
+		struct dl_stats_reply stats;
 	} u;
 	const char *trail;
 	size_t trail_len;
@@ -348,6 +464,13 @@ int dl_heap_name_ok(const char *name, size_t len);
  * @name_len for the next entry, 0 at the end, -EBADMSG when an entry is malformed. */
 int dl_status_next(const struct dl_msg *m, size_t *pos, struct dl_status_load *ent,
 		   const char **name, size_t *name_len);
+
+/* Walks LIST_REPLY entries the same way. */
+int dl_list_next(const struct dl_msg *m, size_t *pos, struct dl_list_entry *ent,
+		 const char **name, size_t *name_len);
+
+/* The @i-th STATS_REPLY client entry (i < n_clients; the decoder checked the size). */
+void dl_stats_client_get(const struct dl_msg *m, size_t i, struct dl_stats_client *out);
 
 /*
  * Encoders write a whole message into @buf (@cap bytes) and return its length, or

@@ -14,7 +14,11 @@
  * instead of dropped from it); --label TEXT (the row's name in the output line);
  * --io 'KEY = VALUE' (e2e only, repeatable: a line for the [io] section of the
  * daemon's config, after "hugetlb = HUGETLB"; every key not given keeps the daemon's
- * built-in default, fixed_buffers included).
+ * built-in default, fixed_buffers included); --cache SIZE (e2e only: the daemon's
+ * cache_limit; default 0, so that every run reads its files rather than finding the
+ * buffers of the last run kept); --clients N (e2e only, one FILE: N connections load
+ * it at once, so the daemon shares one read between them; the row's bytes are N times
+ * the file's and every buffer is checked).
  *
  * Raw METHODs (TARGET is 4k or huge, a memfd of 4 KiB pages or MFD_HUGETLB):
  *   naive     read() of the whole file into the mapping, what a client does by itself
@@ -1007,11 +1011,18 @@ static const char *daemon_gone(void)
 	return buf;
 }
 
+/* --cache and --clients */
+static const char *cache_limit = "0";
+static int n_clients = 1;
+static struct dmaload *extra_dl[63];	/* connections 2..n_clients */
+
 static void daemon_stop(void)
 {
 	int st;
 
 	dmn.dl = dmn.dl ? dmaload_close(dmn.dl) : NULL;
+	for (int i = 0; i < 63; i++)
+		extra_dl[i] = extra_dl[i] ? dmaload_close(extra_dl[i]) : NULL;
 	if (dmn.pid > 0) {
 		kill(dmn.pid, SIGTERM);
 		for (int i = 0; i < 200; i++) {
@@ -1072,7 +1083,8 @@ static int daemon_start(const char *bin, const char *workdir, const char *hugetl
 	f = fopen(dmn.conf, "we");
 	if (!f)
 		return fail("%s: %s", dmn.conf, errtext(errno));
-	fprintf(f, "# written by tests/bench/bench-row\n[io]\nhugetlb = %s\n", hugetlb);
+	fprintf(f, "# written by tests/bench/bench-row\n[cache]\ncache_limit = %s\n"
+		"[io]\nhugetlb = %s\n", cache_limit, hugetlb);
 	for (int i = 0; i < n_io_lines; i++)
 		fprintf(f, "%s\n", io_lines[i]);
 	if (fclose(f) != 0)
@@ -1183,10 +1195,42 @@ static int e2e_load_all(uint8_t method, uint64_t length, int n, int *fds,
 	return row_error[0] ? -1 : 0;
 }
 
+/*
+ * --clients N: every connection loads files[0] at once, then waits for its DONE.
+ * Fills fds and evs (N of each). Returns 0, or -1 with the error.
+ */
+static int e2e_load_shared(uint8_t method, int *fds, struct dmaload_event *evs)
+{
+	uint64_t ids[64];
+	struct dmaload_opts o;
+	int r;
+
+	dmaload_opts_init(&o);
+	o.method = method;
+	for (int i = 0; i < n_clients; i++)
+		fds[i] = -1;
+	for (int i = 0; i < n_clients; i++) {
+		r = dmaload_load_path(i ? extra_dl[i - 1] : dmn.dl, files[0].path, &o, &ids[i]);
+		if (r < 0)
+			return e2e_conn_failed(r);
+	}
+	for (int i = 0; i < n_clients; i++) {
+		r = dmaload_wait(i ? extra_dl[i - 1] : dmn.dl, ids[i], &evs[i], NULL, NULL);
+		if (r < 0)
+			return e2e_conn_failed(r);
+		if (evs[i].type != DMALOAD_EV_DONE)
+			return fail("dmaloadd: ERROR %s: %s", errtext(evs[i].err),
+				    evs[i].message);
+		fds[i] = evs[i].fd;
+	}
+	return 0;
+}
+
 /* Counts of what the daemon said it did, for the note. */
 struct e2e_seen {
 	unsigned method[4][16];		/* [method][reason] */
 	unsigned hugetlb, buffers;
+	unsigned joined, cached;	/* DONEs that shared a read */
 };
 
 /* Maps each received buffer, checks it, and leaves it mapped for the timed close. */
@@ -1194,23 +1238,26 @@ static int e2e_check(int n, const int *fds, const struct dmaload_event *evs,
 		     uint8_t **maps, uint64_t *map_len, struct e2e_seen *seen)
 {
 	for (int i = 0; i < n; i++) {
+		int fi = n_clients > 1 ? 0 : i;	/* --clients: all of the one file */
 		struct stat st;
 
 		maps[i] = NULL;
-		if (evs[i].size != files[i].size)
+		if (evs[i].size != files[fi].size)
 			return fail("dmaloadd: DONE size %" PRIu64 " for %s of %" PRIu64 " bytes",
-				    evs[i].size, files[i].path, files[i].size);
+				    evs[i].size, files[fi].path, files[fi].size);
 		if (fstat(fds[i], &st) < 0 || (uint64_t)st.st_size < evs[i].size)
 			return fail("dmaloadd: buffer of %s smaller than its data",
-				    files[i].path);
+				    files[fi].path);
 		map_len[i] = (uint64_t)st.st_size;
 		maps[i] = mmap(NULL, map_len[i], PROT_READ, MAP_SHARED, fds[i], 0);
 		if (maps[i] == MAP_FAILED) {
 			maps[i] = NULL;
 			return fail("mmap of a DONE buffer: %s", errtext(errno));
 		}
-		if (buf_check(maps[i], i, "dmaloadd") < 0)
+		if (buf_check(maps[i], fi, "dmaloadd") < 0)
 			return -1;
+		seen->joined += !!(evs[i].done_flags & DL_DONE_JOINED);
+		seen->cached += !!(evs[i].done_flags & DL_DONE_CACHED);
 		if (evs[i].method < 4 && evs[i].reason < 16)
 			seen->method[evs[i].method][evs[i].reason]++;
 		seen->hugetlb += !!(evs[i].done_flags & DL_DONE_HUGETLB);
@@ -1221,7 +1268,7 @@ static int e2e_check(int n, const int *fds, const struct dmaload_event *evs,
 
 static int e2e_run(uint8_t method, struct sample *s, struct e2e_seen *seen)
 {
-	int n = n_files, fds[n], r;
+	int n = n_clients > 1 ? n_clients : n_files, fds[n], r;
 	struct dmaload_event *evs = calloc(n, sizeof(*evs));
 	uint8_t *maps[n];
 	uint64_t map_len[n], t0, t1, t2, t3, c0, c1, c2, c3, d0, d1;
@@ -1236,7 +1283,8 @@ static int e2e_run(uint8_t method, struct sample *s, struct e2e_seen *seen)
 	}
 	c0 = cpu_self_ns();
 	t0 = now_ns();
-	r = e2e_load_all(method, DMALOAD_TO_EOF, n, fds, evs);
+	r = n_clients > 1 ? e2e_load_shared(method, fds, evs) :
+			    e2e_load_all(method, DMALOAD_TO_EOF, n, fds, evs);
 	t1 = now_ns();
 	c1 = cpu_self_ns();
 	if (r == 0 && cpu_pid_ns(dmn.pid, &d1) < 0)
@@ -1260,7 +1308,7 @@ static int e2e_run(uint8_t method, struct sample *s, struct e2e_seen *seen)
 	s->io_ms = (t1 - t0) / 1e6;
 	s->close_ms = (t3 - t2) / 1e6;
 	s->cpu_ms = ((c1 - c0) + (c3 - c2) + (d1 - d0)) / 1e6;
-	s->bytes = total_bytes;
+	s->bytes = total_bytes * (uint64_t)(n_clients > 1 ? n_clients : 1);
 	return 0;
 }
 
@@ -1300,6 +1348,12 @@ static int e2e_row(const char *bin, const char *method, const char *hugetlb,
 			 fds, &ev) < 0)
 		return -1;
 	close(fds[0]);
+	for (int i = 0; i + 1 < n_clients; i++) {
+		int r = dmaload_connect(&extra_dl[i], dmn.sock, "bench");
+
+		if (r < 0)
+			return e2e_conn_failed(r);
+	}
 	for (int i = 0; i < runs; i++)
 		if ((strcmp(hugetlb, "off") != 0 && hugetlb_wait() < 0) || run_prepare(hot) < 0 ||
 		    e2e_run((uint8_t)m, &s[i], &seen) < 0)
@@ -1320,6 +1374,9 @@ static int e2e_row(const char *bin, const char *method, const char *hugetlb,
 			if (k != seen.buffers)
 				note_add(note, note_len, " for %u of %u buffers", k, seen.buffers);
 		}
+	if (n_clients > 1)
+		note_add(note, note_len, "; %d clients: %u of %u DONEs joined a running load, "
+			 "%u from the cache", n_clients, seen.joined, seen.buffers, seen.cached);
 	if (seen.hugetlb == seen.buffers)
 		note_add(note, note_len, "; hugetlb");
 	else if (seen.hugetlb == 0)
@@ -1337,8 +1394,8 @@ static void usage(void)
 	fprintf(stderr,
 		"usage: bench-row [--runs N] [--hot] [--label TEXT] raw METHOD 4k|huge FILE...\n"
 		"       bench-row [--runs N] [--label TEXT] fio malloc|shmhuge FILE...\n"
-		"       bench-row [--runs N] [--hot] [--label TEXT] [--io 'KEY = VALUE']... e2e "
-		"DAEMON METHOD on|off WORKDIR FILE...\n");
+		"       bench-row [--runs N] [--hot] [--label TEXT] [--io 'KEY = VALUE']... "
+		"[--cache SIZE] [--clients N] e2e DAEMON METHOD on|off WORKDIR FILE...\n");
 	exit(2);
 }
 
@@ -1357,6 +1414,12 @@ int main(int argc, char **argv)
 			label = argv[++a];
 		else if (strcmp(argv[a], "--hot") == 0)
 			hot = true;
+		else if (strcmp(argv[a], "--clients") == 0 && a + 1 < argc &&
+			 atoi(argv[a + 1]) >= 1 && atoi(argv[a + 1]) <= 64)
+			n_clients = atoi(argv[++a]);
+		else if (strcmp(argv[a], "--cache") == 0 && a + 1 < argc &&
+			 !strpbrk(argv[a + 1], "\n\r[#="))
+			cache_limit = argv[++a];
 		else if (strcmp(argv[a], "--io") == 0 && a + 1 < argc &&
 			 n_io_lines < IO_LINES_MAX && !strpbrk(argv[a + 1], "\n\r[#") &&
 			 strchr(argv[a + 1], '='))
@@ -1367,7 +1430,8 @@ int main(int argc, char **argv)
 	if (a >= argc || runs < 1 || runs > 64)
 		usage();
 	kind = argv[a++];
-	if (n_io_lines && strcmp(kind, "e2e") != 0)
+	if ((n_io_lines || n_clients > 1 || strcmp(cache_limit, "0")) &&
+	    strcmp(kind, "e2e") != 0)
 		usage();
 	if (!label)
 		label = kind;
@@ -1392,6 +1456,8 @@ int main(int argc, char **argv)
 	} else if (strcmp(kind, "e2e") == 0) {
 		if (argc - a < 5)
 			usage();
+		if (n_clients > 1 && argc - a != 5)
+			usage();	/* --clients: one file */
 		if (files_stat(argv + a + 4, argc - a - 4) == 0)
 			e2e_row(argv[a], argv[a + 1], argv[a + 2], argv[a + 3], runs, hot, s,
 				note, sizeof(note));

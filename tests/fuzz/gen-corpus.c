@@ -138,6 +138,62 @@ int main(int argc, char **argv)
 		put("status-reply", 0, b, dl_encode(b, sizeof(b), DL_STATUS_REPLY, 5, &s, sizeof(s),
 						    trail, tl));
 	}
+	/* the cache's requests and replies */
+	put("list", 0, b, dl_encode(b, sizeof(b), DL_LIST, 11, NULL, 0, NULL, 0));
+	put("stats", 0, b, dl_encode(b, sizeof(b), DL_STATS, 12, NULL, 0, NULL, 0));
+	{
+		struct dl_evict e = { .path_len = (uint32_t)strlen(path) };
+
+		put("evict-path", 0, b, dl_encode(b, sizeof(b), DL_EVICT, 13, &e, sizeof(e), path,
+						  strlen(path)));
+		e = (struct dl_evict){ .flags = DL_EVICT_ALL };
+		put("evict-all", 0, b, dl_encode(b, sizeof(b), DL_EVICT, 14, &e, sizeof(e), NULL,
+						 0));
+	}
+	{
+		struct dl_evict_reply r = { .bytes = 4096, .count = 1 };
+
+		put("evict-reply", 0, b, dl_encode(b, sizeof(b), DL_EVICT_REPLY, 13, &r,
+						   sizeof(r), NULL, 0));
+	}
+	{
+		struct dl_load l = { .length = DL_LENGTH_TO_EOF, .flags = DL_LOAD_PIN,
+				     .path_len = (uint32_t)strlen(path) };
+
+		put("load-pin", 0, b, dl_encode(b, sizeof(b), DL_LOAD, 15, &l, sizeof(l), path,
+						strlen(path)));
+	}
+	{
+		struct dl_list_reply lr = { .cache_bytes = 8192, .cache_limit = 1 << 30,
+					    .n_entries = 2, .n_hidden = 1 };
+		struct dl_list_entry e = { .size = 100, .buf_size = 4096, .served = 3, .hits = 2,
+					   .flags = DL_ENTRY_PINNED, .method = 1,
+					   .name_len = (uint32_t)strlen(path) };
+		size_t pad = (strlen(path) + 7) & ~(size_t)7;
+
+		tl = 0;
+		memset(trail, 0, sizeof(trail));
+		memcpy(trail, &e, sizeof(e));
+		memcpy(trail + sizeof(e), path, strlen(path));
+		tl = sizeof(e) + pad;
+		e.name_len = 0;
+		e.flags = DL_ENTRY_LOADING;
+		memcpy(trail + tl, &e, sizeof(e));
+		tl += sizeof(e);
+		put("list-reply", 0, b, dl_encode(b, sizeof(b), DL_LIST_REPLY, 11, &lr,
+						  sizeof(lr), trail, tl));
+	}
+	{
+		struct dl_stats_reply s = { .bytes_read = 1 << 20, .loads_by_method = { 0, 1 },
+					    .cache_hits = 1, .n_clients = 2 };
+		struct dl_stats_client c[2] = {
+			{ .conn_id = 1, .loads = 1, .bytes = 100, .pid = 1, .name = "a" },
+			{ .conn_id = 2, .throttled_ns = 5, .pid = 2, .uid = 1000 },
+		};
+
+		put("stats-reply", 0, b, dl_encode(b, sizeof(b), DL_STATS_REPLY, 12, &s,
+						   sizeof(s), c, sizeof(c)));
+	}
 	/* near misses: unknown type, other version */
 	put("unknown-type", 0, b, dl_encode(b, sizeof(b), 0x7e, 9, "abc", 3, NULL, 0));
 	{

@@ -3,7 +3,9 @@
  *
  * "load FILE -- CMD" hands the buffer to CMD as fd 3: cmp(1) compares it with the
  * file (and fails on a different file or a shifted range); ranges and --fd; --json
- * output must parse as JSON and carry the size; status and ping succeed; failures
+ * output must parse as JSON and carry the size; status and ping succeed; the cache's
+ * list, evict and stats, human and --json, and load --pin (the daemon runs with a
+ * cache, which the cache case empties before the last leak check); failures
  * exit 1 with exactly one line on stderr, usage errors exit 2. Run without a shell of
  * ours: fork/exec with stdout and stderr captured into files.
  */
@@ -351,6 +353,62 @@ static void status_cmd(void)
 	}
 }
 
+static bool one_line(const char *s)
+{
+	size_t n = strlen(s);
+
+	return n > 1 && s[n - 1] == '\n' && !memchr(s, '\n', n - 1);
+}
+
+static void cache_cmds(void)
+{
+	char why[256], n[32];
+	int r;
+
+	snprintf(n, sizeof(n), "%llu", (unsigned long long)SIZE);	/* hugetlb: rounded up */
+	CHECK_EXIT(ctl("load", file, NULL), 0);
+	r = ctl("load", "--pin", file, "--", "cmp", "-s", "-n", n, "/proc/self/fd/3", file,
+		NULL);
+	CHECK_EXIT(r, 0);
+	CHECKF(strstr(err, "from the daemon's cache"), "load --pin: not from the cache: %s",
+	       err);
+	r = ctl("list", NULL);
+	if (CHECK_EXIT(r, 0))
+		CHECKF(strstr(out, file) && strstr(out, " P"), "list: %s not shown pinned: %s",
+		       file, out);
+	r = ctl("--json", "list", NULL);
+	if (CHECK_EXIT(r, 0)) {
+		CHECKF(json_lines_ok(out, why, sizeof(why)), "list --json: %s", why);
+		CHECKF(strstr(out, "\"pinned\":true"), "list --json: no pinned entry: %.300s",
+		       out);
+		CHECKF(json_number_of(out, "cache_bytes") >= SIZE, "cache_bytes in: %.300s",
+		       out);
+	}
+	r = ctl("stats", NULL);
+	if (CHECK_EXIT(r, 0))
+		CHECKF(strstr(out, "hits") && strstr(out, "read from files"), "stats: %s", out);
+	r = ctl("--json", "stats", NULL);
+	if (CHECK_EXIT(r, 0)) {
+		CHECKF(json_lines_ok(out, why, sizeof(why)), "stats --json: %s", why);
+		CHECKF(json_number_of(out, "cache_hits") >= 1, "cache_hits in: %.300s", out);
+		CHECKF(json_number_of(out, "bytes_read") >= SIZE, "bytes_read in: %.300s", out);
+		CHECKF(json_number_of(out, "throttled_ns") == 0, "throttled_ns in: %.300s", out);
+	}
+	r = ctl("--json", "evict", file, NULL);
+	if (CHECK_EXIT(r, 0)) {
+		CHECKF(json_lines_ok(out, why, sizeof(why)), "evict --json: %s", why);
+		/* the whole file and the 8192-byte range of load_range */
+		CHECKF(json_number_of(out, "evicted") == 2, "evicted in: %.300s", out);
+	}
+	r = ctl("evict", file, NULL);
+	CHECK_EXIT(r, 1);
+	CHECKF(one_line(err), "evict of nothing: not one line on stderr: %s", err);
+	r = ctl("--json", "list", NULL);
+	if (CHECK_EXIT(r, 0))
+		CHECKF(json_number_of(out, "cache_bytes") == 0, "after evict: %.300s", out);
+	CHECK_EXIT(ctl("evict", NULL), 2);
+}
+
 static void ping_cmd(void)
 {
 	int r = ctl("ping", NULL);
@@ -359,12 +417,6 @@ static void ping_cmd(void)
 	CHECKF(out[0], "ping printed nothing");
 }
 
-static bool one_line(const char *s)
-{
-	size_t n = strlen(s);
-
-	return n > 1 && s[n - 1] == '\n' && !memchr(s, '\n', n - 1);
-}
 
 static void missing_file(void)
 {
@@ -419,7 +471,7 @@ int main(void)
 
 	check_init(SUITE);
 	check_begin("daemon starts");
-	if (daemon_start(&d, SUITE, NULL, why, sizeof(why)) < 0) {
+	if (daemon_start(&d, SUITE, "[cache]\ncache_limit = 64M\n", why, sizeof(why)) < 0) {
 		check_fail(__FILE__, __LINE__, "%s", why);
 		check_end();
 		daemon_cleanup(&d);
@@ -444,6 +496,7 @@ int main(void)
 	CASE(load_text(), "load FILE prints a report");
 	CASE(load_json(), "--json load: parses, carries \"size\"");
 	CASE(status_cmd(), "status and --json status: exit 0, JSON parses");
+	CASE(cache_cmds(), "list, evict FILE, stats (text and --json), load --pin");
 	CASE(ping_cmd(), "ping: exit 0");
 	CASE(missing_file(), "nonexistent file: exit 1, one line on stderr");
 	CASE(no_daemon(), "no daemon on the socket: exit 1, one line on stderr");

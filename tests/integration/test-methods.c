@@ -267,17 +267,22 @@ static void hugetlb_exact(void)
 static void hugetlb_pool_runs_out(void)
 {
 	struct dmaload *dl = connect_to(&d);
+	struct dmaload_opts o;
 	struct dmaload_event ev;
 	int fds[4], n = 0, huge = 0, small = 0, done = 0;
 	uint64_t id;
 
 	if (!dl)
 		return;
+	/* A named method: four auto loads of one file would share one read (and one
+	 * buffer). */
+	dmaload_opts_init(&o);
+	o.method = DL_METHOD_BUFFERED;
 	if (!CHECKF(hugepages_set((unsigned)(hugepages_total() - hugepages_free() + 12)),
 		    "cannot resize the huge page pool"))
 		goto out;
 	for (int i = 0; i < 4; i++)
-		if (!CHECK_OK(dmaload_load_path(dl, file16, NULL, &id)))
+		if (!CHECK_OK(dmaload_load_path(dl, file16, &o, &id)))
 			goto out;
 	while (done < 4) {
 		int r = dmaload_next_event(dl, &ev, 30000);

@@ -355,18 +355,37 @@ static void many_clients(void)
 
 /* ---- SIGHUP -------------------------------------------------------------------- */
 
+/* The 1-based number of the first line of @path containing @needle, or 0. */
+static int file_line_of(const char *path, const char *needle)
+{
+	char buf[512];
+	int n = 0, found = 0;
+	FILE *f = fopen(path, "re");
+
+	if (!f)
+		return 0;
+	while (!found && fgets(buf, sizeof(buf), f))
+		if (n++, strstr(buf, needle))
+			found = n;
+	fclose(f);
+	return found;
+}
+
 static void hup_bad_config(void)
 {
 	struct dmaload *dl;
 	char want[PATH_MAX + 16];
 	long skip = daemon_log_size(&d);
+	int line;
 
-	/* line 11 of the file: 2 comment/[daemon] lines + 2 keys + blank + [io] + 3 io
-	 * keys + blank, then [limits] on 11 and the bad key on 12 */
 	if (!CHECK_OK(daemon_write_config_more(&d, IO, "[limits]\nuid nosuchuser-x = 1M\n")))
 		return;
+	/* the line the harness's config put the bad key on */
+	line = file_line_of(d.conf, "nosuchuser-x");
+	if (!CHECKF(line > 0, "the bad key is not in %s", d.conf))
+		return;
 	CHECK_INT(kill(d.pid, SIGHUP), ==, 0);
-	snprintf(want, sizeof(want), "%s:12:", d.conf);
+	snprintf(want, sizeof(want), "%s:%d:", d.conf, line);
 	CHECKF(daemon_log_wait(&d, want, skip, 5000), "no '%s' in the log", want);
 	CHECK(daemon_log_wait(&d, "keeping the running config", skip, 1000));
 	CHECK(daemon_alive(&d));

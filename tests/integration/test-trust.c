@@ -6,7 +6,9 @@
  * open files with the client's credentials: a root-only file, a file in a directory
  * nobody cannot search, a symlink to a root-only file, are all EACCES; a file readable
  * through a supplementary group loads. By fd, what the client opened (as root, before
- * dropping privileges) loads. Needs root; SKIPs otherwise.
+ * dropping privileges) loads. With a cache: a file root's load left in the cache is
+ * still EACCES by path for nobody, a public one is served from it; nobody's LIST
+ * hides root's entries and its EVICT cannot drop them. Needs root; SKIPs otherwise.
  */
 #include <fcntl.h>
 #include <grp.h>
@@ -172,6 +174,104 @@ out:
 	CHECK_SETTLED(&d, 5000);
 }
 
+/* ---- the cache -------------------------------------------------------------------- */
+
+static struct test_daemon dc;
+
+/* As nobody, against a daemon whose cache holds root's loads of secret and public. */
+static int child_cache(void *arg, char *msg, size_t len)
+{
+	struct dmaload_cache_list l;
+	struct dmaload_event ev;
+	struct dmaload *dl = NULL;
+	uint64_t bytes;
+	char why[512];
+	int r;
+
+	(void)arg;
+	if (drop_privileges(0, msg, len) < 0)
+		return 1;
+	r = dmaload_connect(&dl, dc.sock, "nobody-cache");
+	if (r < 0) {
+		snprintf(msg, len, "connect as nobody: %s", strerror(-r));
+		return 1;
+	}
+	r = dmaload_load_path_sync(dl, secret, NULL, &ev);
+	if (r != -EACCES) {
+		snprintf(msg, len, "cached secret by path: %d (%s), flags 0x%x", r,
+			 ev.type == DMALOAD_EV_ERROR ? ev.message : "DONE", ev.done_flags);
+		return 1;
+	}
+	r = dmaload_load_path_sync(dl, public, NULL, &ev);
+	if (r < 0) {
+		snprintf(msg, len, "cached public: %s", strerror(-r));
+		return 1;
+	}
+	if (!(ev.done_flags & DL_DONE_CACHED) ||
+	    !buf_verify(ev.fd, SIZE, 2, 0, why, sizeof(why))) {
+		snprintf(msg, len, "public: flags 0x%x: %s", ev.done_flags,
+			 ev.done_flags & DL_DONE_CACHED ? why : "not from the cache");
+		return 1;
+	}
+	close(ev.fd);
+	r = dmaload_list(dl, &l);
+	if (r < 0 || l.n_entries != 0 || l.n_hidden != 2) {
+		snprintf(msg, len, "LIST as nobody: %d, %zu shown, %u hidden (want 0 and 2)", r,
+			 l.n_entries, l.n_hidden);
+		return 1;
+	}
+	dmaload_list_free(&l);
+	if ((r = dmaload_evict(dl, secret, &bytes)) != -ENOENT ||
+	    (r = dmaload_evict(dl, NULL, &bytes)) != -ENOENT) {
+		snprintf(msg, len, "EVICT of root's entries as nobody: %d", r);
+		return 1;
+	}
+	dmaload_close(dl);
+	return 0;
+}
+
+static void cache_trust(void)
+{
+	struct dmaload *dl = NULL;
+	struct dmaload_cache_list l;
+	struct dmaload_event ev;
+	char why[512], msg[1024] = "";
+	uint64_t bytes;
+	int r;
+
+	if (daemon_start(&dc, "trust-cache", "[cache]\ncache_limit = 64M\n", why,
+			 sizeof(why)) < 0) {
+		check_fail(__FILE__, __LINE__, "%s", why);
+		return;
+	}
+	daemon_baseline(&dc);
+	if (!(dl = lc_connect(&dc, "root")))
+		goto out;
+	if (!CHECK_OK(dmaload_load_path_sync(dl, secret, NULL, &ev)))
+		goto out;
+	close(ev.fd);
+	if (!CHECK_OK(dmaload_load_path_sync(dl, public, NULL, &ev)))
+		goto out;
+	close(ev.fd);
+	r = child_run(child_cache, NULL, msg, sizeof(msg), 30000);
+	CHECKF(r == 0, "%s", msg[0] ? msg : "child failed");
+	/* root still sees and drops both */
+	if (CHECK_OK(dmaload_list(dl, &l))) {
+		CHECK_U64(l.n_entries, ==, 2);
+		dmaload_list_free(&l);
+	}
+	CHECK_INT(dmaload_evict(dl, NULL, &bytes), ==, 2);
+	dmaload_close(dl);
+	dl = NULL;
+	CHECK_SETTLED_START(&dc, 5000);
+out:
+	if (dl)
+		dmaload_close(dl);
+	r = daemon_stop(&dc);
+	CHECKF(r == 0, "cache daemon: exit status %d", r);
+	daemon_cleanup(&dc);
+}
+
 static void run(const char *path, bool open_first, gid_t extra, int want_err,
 		uint32_t seed)
 {
@@ -254,6 +354,8 @@ int main(void)
 	     "nobody without that group loads the 0640 group file -> EACCES");
 	CASE(run(secret, false, 0, EACCES, 1), "still EACCES after other clients' loads");
 	CASE(status_hides_others(), "nobody's STATUS counts root's loads but lists none");
+	CASE(cache_trust(), "cached root-only file still EACCES for nobody; LIST/EVICT hide "
+	     "root's entries");
 
 	daemon_stop_case(&d, "daemon exits 0 on SIGTERM");
 	return check_finish();

@@ -552,6 +552,11 @@ int daemon_write_config_more(struct test_daemon *d, const char *io_extra,
 		"socket_mode = 0666\n"
 		"log_level = debug\n"
 		"\n"
+		/* Kept buffers are daemon fds held on purpose: the leak probes would see
+		 * them. Tests of the cache turn it on with their own [cache] section. */
+		"[cache]\n"
+		"cache_limit = 0\n"
+		"\n"
 		"[io]\n"
 		"%s", io_extra ? io_extra : "");
 	if (more)

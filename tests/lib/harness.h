@@ -103,7 +103,9 @@ const char *daemon_binary(void);
 const char *ctl_binary(void);
 
 /* The config every test daemon gets: the [daemon] section (socket_mode 0666, debug
- * logging), then "[io]" and @io_extra (may be NULL): lines of "key = value\n". */
+ * logging), [cache] with cache_limit = 0 (no kept buffers for the fd-leak probes to
+ * see; coalescing of running loads stays on), then "[io]" and @io_extra (may be
+ * NULL): lines of "key = value\n", possibly followed by other sections. */
 int daemon_write_config(struct test_daemon *d, const char *io_extra);
 /* The same, then @more (may be NULL): whole sections, e.g. "[limits]\nkey = v\n".
  * Also rewrites the config of a running daemon (for SIGHUP tests). */

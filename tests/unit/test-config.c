@@ -79,7 +79,10 @@ static void full_file(void)
 			"max_queued = 9\n"
 			"max_load_size = 1G\n"
 			"direct = off\n"
-			"fixed_buffers = on\n", path, sizeof(path)))
+			"fixed_buffers = on\n"
+			"\n"
+			"[cache]\n"
+			"cache_limit = 3G\n", path, sizeof(path)))
 		return;
 	config_init(&c);
 	r = config_load(&c, path, err, sizeof(err));
@@ -96,6 +99,8 @@ static void full_file(void)
 		CHECK_U64(c.max_load_size, ==, 1ull << 30);
 		CHECK_INT(c.direct, ==, CONFIG_OFF);
 		CHECK_INT(c.fixed_buffers, ==, CONFIG_ON);
+		CHECK_U64(c.cache_limit, ==, 3ull << 30);
+		CHECK_U64(c.cache_limit_pct, ==, 0);
 	}
 	{
 		char sp[256];
@@ -150,6 +155,10 @@ static void accepted_values(void)
 		"[io]\nhugetlb = off\n",
 		"[io]\npipe_size = 64K\n",
 		"[io]\npipe_size = 16M\n",
+		"[cache]\ncache_limit = 0\n",
+		"[cache]\ncache_limit = 25%\n",
+		"[cache]\ncache_limit = 0%\n",
+		"[cache]\ncache_limit = 512M\n",
 		"[daemon]\nlog_level = error\n",
 		"[daemon]\nlog_level = warning\n",
 		"[daemon]\nlog_level = notice\n",
@@ -178,6 +187,10 @@ static void accepted_values(void)
 		} else if (strstr(ok[i], "target = udmabuf")) {
 			CHECK_INT(c.target, ==, DL_TARGET_UDMABUF);
 		}
+		if (strstr(ok[i], "25%"))
+			CHECK(c.cache_limit_pct == 25 && c.cache_limit == 0);
+		if (strstr(ok[i], "512M"))
+			CHECK(c.cache_limit_pct == 0 && c.cache_limit == 512ull << 20);
 		config_deinit(&c);
 	}
 }
@@ -258,6 +271,14 @@ static void bad_values(void)
 		{ "io", "direct", "" },
 		{ "io", "fixed_buffers", "maybe" },
 		{ "io", "fixed_buffers", "sometimes" },
+		{ "cache", "cache_limit", "lots" },
+		{ "cache", "cache_limit", "95%" },
+		{ "cache", "cache_limit", "%" },
+		{ "cache", "cache_limit", "-5%" },
+		{ "cache", "cache_limit", "1.5%" },
+		{ "cache", "cache_limit", "10%%" },
+		{ "cache", "cache_limit", "" },
+		{ "cache", "size", "1G" },
 		{ "io", "method", "fast" },
 		{ "io", "method", "" },
 		{ "io", "method", "splice" },
@@ -420,6 +441,8 @@ static void shipped_conf(void)
 		CHECK_U64(c.max_load_size, ==, def.max_load_size);
 		CHECK_INT(c.direct, ==, def.direct);
 		CHECK_INT(c.fixed_buffers, ==, def.fixed_buffers);
+		CHECK_U64(c.cache_limit, ==, def.cache_limit);
+		CHECK_U64(c.cache_limit_pct, ==, def.cache_limit_pct);
 	}
 	config_deinit(&c);
 	config_deinit(&def);

@@ -295,7 +295,10 @@ static void rt_names(void)
 	CHECK_STR(dl_msg_type_name(DL_LOAD), "LOAD");
 	CHECK_STR(dl_msg_type_name(DL_DONE), "DONE");
 	CHECK_STR(dl_msg_type_name(DL_STATUS_REPLY), "STATUS_REPLY");
-	CHECK_STR(dl_msg_type_name(0x05), "?");
+	CHECK_STR(dl_msg_type_name(DL_LIST), "LIST");
+	CHECK_STR(dl_msg_type_name(DL_EVICT_REPLY), "EVICT_REPLY");
+	CHECK_STR(dl_msg_type_name(DL_INFO), "INFO");
+	CHECK_STR(dl_msg_type_name(0x09), "?");
 	CHECK_STR(dl_msg_type_name(0xffff), "?");
 	CHECK_STR(dl_method_name(DL_METHOD_DIRECT), "direct");
 	CHECK_STR(dl_method_name(DL_METHOD_BUFFERED), "buffered");
@@ -329,6 +332,188 @@ static void encode_limits(void)
 	CHECK_INT(dl_encode(buf, sizeof(buf), DL_ERROR, 1, &c, sizeof(c), big,
 			    DL_MSG_MAX - HDR - sizeof(c)), ==, DL_MSG_MAX);
 	CHECK_INT(dl_encode_error(buf, HDR + 4, 1, EIO, "x"), ==, -EMSGSIZE);
+}
+
+/* ---- cache messages -------------------------------------------------------------- */
+
+static void rt_load_pin(void)
+{
+	struct dl_load l = { .length = DL_LENGTH_TO_EOF, .flags = DL_LOAD_PIN, .path_len = 2 };
+	size_t n = encode(buf, DL_LOAD, 3, &l, sizeof(l), "/p", 2);
+
+	if (CHECK_OK(decode(buf, n, 0, &m)))
+		CHECK_U64(m.u.load.flags, ==, DL_LOAD_PIN);
+}
+
+static void rt_evict(void)
+{
+	struct dl_evict e = { .path_len = 7 };
+	size_t n = encode(buf, DL_EVICT, 11, &e, sizeof(e), "/a/file", 7);
+
+	if (CHECK_OK(decode(buf, n, 0, &m))) {
+		CHECK_U64(m.hdr.id, ==, 11);
+		CHECK_U64(m.u.evict.path_len, ==, 7);
+		CHECK(m.trail_len == 7 && memcmp(m.trail, "/a/file", 7) == 0);
+	}
+	e = (struct dl_evict){ .flags = DL_EVICT_ALL };
+	n = encode(buf, DL_EVICT, 12, &e, sizeof(e), NULL, 0);
+	if (CHECK_OK(decode(buf, n, 0, &m)))
+		CHECK_U64(m.u.evict.flags, ==, DL_EVICT_ALL);
+}
+
+static void bad_evict(void)
+{
+	struct dl_evict e = { .path_len = 0 };
+	size_t n;
+
+	n = encode(buf, DL_EVICT, 1, &e, sizeof(e), NULL, 0);	/* no path, not ALL */
+	CHECK_ERR(decode(buf, n, 0, &m), -EINVAL);
+	e.path_len = 3;
+	n = encode(buf, DL_EVICT, 1, &e, sizeof(e), "/a\0", 3);	/* embedded NUL */
+	CHECK_ERR(decode(buf, n, 0, &m), -EINVAL);
+	e.path_len = 4;						/* length mismatch */
+	n = encode(buf, DL_EVICT, 1, &e, sizeof(e), "/ab", 3);
+	CHECK_ERR(decode(buf, n, 0, &m), -EBADMSG);
+	e = (struct dl_evict){ .flags = DL_EVICT_ALL, .path_len = 2 };	/* ALL with a path */
+	n = encode(buf, DL_EVICT, 1, &e, sizeof(e), "/a", 2);
+	CHECK_ERR(decode(buf, n, 0, &m), -EINVAL);
+	e = (struct dl_evict){ .flags = 2 };			/* undefined flag */
+	n = encode(buf, DL_EVICT, 1, &e, sizeof(e), NULL, 0);
+	CHECK_ERR(decode(buf, n, 0, &m), -EBADMSG);
+	e = (struct dl_evict){ .flags = DL_EVICT_ALL };		/* an fd with it */
+	n = encode(buf, DL_EVICT, 1, &e, sizeof(e), NULL, 0);
+	CHECK_ERR(decode(buf, n, 1, &m), -EINVAL);
+	CHECK_ERR(decode(buf, n - 1, 0, &m), -EBADMSG);		/* short */
+}
+
+static void rt_evict_reply(void)
+{
+	struct dl_evict_reply r = { .bytes = 1ull << 33, .count = 3 };
+	size_t n = encode(buf, DL_EVICT_REPLY, 12, &r, sizeof(r), NULL, 0);
+
+	if (CHECK_OK(decode(buf, n, 0, &m))) {
+		CHECK_U64(m.u.evict_reply.count, ==, 3);
+		CHECK_U64(m.u.evict_reply.bytes, ==, 1ull << 33);
+	}
+	r.reserved = 1;
+	n = encode(buf, DL_EVICT_REPLY, 12, &r, sizeof(r), NULL, 0);
+	CHECK_ERR(decode(buf, n, 0, &m), -EBADMSG);
+	r.reserved = 0;
+	n = encode(buf, DL_EVICT_REPLY, 12, &r, sizeof(r), "x", 1);	/* trailing byte */
+	CHECK_ERR(decode(buf, n, 0, &m), -EBADMSG);
+}
+
+/* A LIST_REPLY of @n entries named "/f/0", "/f/11", "/f/222"... into buf. */
+static size_t list_msg(uint32_t n, uint32_t claimed)
+{
+	static char tr[4096];
+	struct dl_list_reply lr = { .cache_bytes = 1 << 20, .cache_limit = 1 << 30,
+				    .n_entries = claimed, .n_hidden = 2 };
+	size_t tl = 0;
+
+	memset(tr, 0, sizeof(tr));
+	for (uint32_t i = 0; i < n; i++) {
+		char name[32];
+		int len = snprintf(name, sizeof(name), "/f/%.*s", (int)i + 1, "0123456789");
+		struct dl_list_entry e = { .offset = i, .size = 100 + i, .buf_size = 4096,
+					   .served = i + 1, .hits = i, .uid = 1000 + i,
+					   .flags = i % 2 ? DL_ENTRY_PINNED : 0,
+					   .method = DL_METHOD_DIRECT, .name_len = (uint32_t)len };
+
+		memcpy(tr + tl, &e, sizeof(e));
+		memcpy(tr + tl + sizeof(e), name, (size_t)len);
+		tl += sizeof(e) + (((size_t)len + 7) & ~(size_t)7);
+	}
+	return encode(buf, DL_LIST_REPLY, 21, &lr, sizeof(lr), tr, tl);
+}
+
+static void rt_list_reply(void)
+{
+	struct dl_list_entry e;
+	const char *name;
+	size_t pos = 0, name_len, n = list_msg(4, 4);
+	uint32_t i = 0;
+	int r;
+
+	if (!CHECK_OK(decode(buf, n, 0, &m)))
+		return;
+	CHECK_U64(m.u.list.n_hidden, ==, 2);
+	CHECK_U64(m.u.list.cache_limit, ==, 1 << 30);
+	while ((r = dl_list_next(&m, &pos, &e, &name, &name_len)) == 1) {
+		char want[32];
+		int wl = snprintf(want, sizeof(want), "/f/%.*s", (int)i + 1, "0123456789");
+
+		CHECK_U64(e.size, ==, 100 + i);
+		CHECK_U64(e.served, ==, i + 1);
+		CHECK_U64(e.uid, ==, 1000 + i);
+		CHECK_U64(!!(e.flags & DL_ENTRY_PINNED), ==, i % 2);
+		CHECK(name_len == (size_t)wl && memcmp(name, want, name_len) == 0);
+		i++;
+	}
+	CHECK_INT(r, ==, 0);
+	CHECK_U64(i, ==, 4);
+	n = list_msg(0, 0);
+	CHECK_OK(decode(buf, n, 0, &m));
+}
+
+static void bad_list_reply(void)
+{
+	size_t n = list_msg(3, 4);		/* claims one more than it has */
+
+	CHECK_ERR(decode(buf, n, 0, &m), -EBADMSG);
+	n = list_msg(3, 2);			/* one fewer */
+	CHECK_ERR(decode(buf, n, 0, &m), -EBADMSG);
+	n = list_msg(3, 3);
+	CHECK_OK(decode(buf, n, 0, &m));
+	/* The last entry cut short: its padded name no longer fits. */
+	hdr_of(buf)->len -= 8;
+	CHECK_ERR(decode(buf, n - 8, 0, &m), -EBADMSG);
+	/* A name length past DL_PATH_MAX in the first entry. */
+	n = list_msg(1, 1);
+	((struct dl_list_entry *)(buf + HDR + sizeof(struct dl_list_reply)))->name_len =
+		DL_PATH_MAX + 1;
+	CHECK_ERR(decode(buf, n, 0, &m), -EBADMSG);
+}
+
+static void rt_stats_reply(void)
+{
+	struct dl_stats_reply s = { .bytes_read = 12345, .bytes_cached = 678,
+				    .loads_by_method = { 0, 1, 2, 3 }, .cache_hits = 4,
+				    .cache_joins = 5, .cache_misses = 6, .cache_evictions = 7,
+				    .cache_bytes = 8, .cache_limit = 9, .cache_entries = 10,
+				    .cache_pinned = 1, .n_clients = 3 };
+	struct dl_stats_client c[3], got;
+	size_t n;
+
+	memset(c, 0, sizeof(c));
+	for (int i = 0; i < 3; i++) {
+		c[i] = (struct dl_stats_client){ .conn_id = 10u + i, .loads = i, .bytes = 99,
+						 .throttled_ns = 1000u * i, .pid = 1, .uid = 2 };
+		snprintf(c[i].name, sizeof(c[i].name), "c%d", i);
+	}
+	n = encode(buf, DL_STATS_REPLY, 31, &s, sizeof(s), c, sizeof(c));
+	if (!CHECK_OK(decode(buf, n, 0, &m)))
+		return;
+	CHECK_U64(m.u.stats.bytes_read, ==, 12345);
+	CHECK_U64(m.u.stats.loads_by_method[DL_METHOD_CFR], ==, 3);
+	CHECK_U64(m.u.stats.cache_pinned, ==, 1);
+	for (size_t i = 0; i < 3; i++) {
+		dl_stats_client_get(&m, i, &got);
+		CHECK(memcmp(&got, &c[i], sizeof(got)) == 0);
+	}
+	/* n_clients off by one either way, a partial entry, a reserved field */
+	s.n_clients = 4;
+	n = encode(buf, DL_STATS_REPLY, 31, &s, sizeof(s), c, sizeof(c));
+	CHECK_ERR(decode(buf, n, 0, &m), -EBADMSG);
+	s.n_clients = 2;
+	n = encode(buf, DL_STATS_REPLY, 31, &s, sizeof(s), c, sizeof(c));
+	CHECK_ERR(decode(buf, n, 0, &m), -EBADMSG);
+	n = encode(buf, DL_STATS_REPLY, 31, &s, sizeof(s), c, sizeof(c) - 1);
+	CHECK_ERR(decode(buf, n, 0, &m), -EBADMSG);
+	s.n_clients = 0;
+	s.reserved = 1;
+	n = encode(buf, DL_STATS_REPLY, 31, &s, sizeof(s), NULL, 0);
+	CHECK_ERR(decode(buf, n, 0, &m), -EBADMSG);
 }
 
 /* ---- malformed ------------------------------------------------------------------ */
@@ -436,7 +621,7 @@ static void bad_flags(void)
 
 static void bad_unknown_type(void)
 {
-	static const uint16_t types[] = { 0, 0x05, 0x06, 0x07, 0x7f, 0x80, 0x89, 0xffff };
+	static const uint16_t types[] = { 0, 0x09, 0x7f, 0x80, 0x8c, 0xffff };
 
 	for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
 		size_t n = encode(buf, types[i], 0xabcdef, "xyz", 3, NULL, 0);
@@ -540,7 +725,7 @@ static void bad_reserved(void)
 	n = load_msg(&l, "/x", 2);
 	CHECK_ERR(decode(buf, n, 0, &m), -EBADMSG);
 	l.heap_len = 0;
-	l.flags = 1u << 3;	/* an undefined LOAD flag */
+	l.flags = 1u << 5;	/* an undefined LOAD flag */
 	n = load_msg(&l, "/x", 2);
 	CHECK_ERR(decode(buf, n, 0, &m), -EBADMSG);
 	l.flags = 1u << 31;
@@ -1014,6 +1199,15 @@ int main(void)
 	CASE(rt_status_reply(), "round trip STATUS_REPLY with 4 entries");
 	CASE(rt_status_empty(), "round trip STATUS_REPLY with no entries");
 	CASE(rt_names(), "type, method, target and reason names");
+	CASE(rt_empty(DL_LIST), "round trip LIST");
+	CASE(rt_empty(DL_STATS), "round trip STATS");
+	CASE(rt_load_pin(), "round trip LOAD with DL_LOAD_PIN");
+	CASE(rt_evict(), "round trip EVICT by path and ALL");
+	CASE(rt_evict_reply(), "round trip EVICT_REPLY; reserved and trailing refused");
+	CASE(rt_list_reply(), "round trip LIST_REPLY with 4 entries, and none");
+	CASE(rt_stats_reply(), "round trip STATS_REPLY with 3 clients; count mismatches");
+	CASE(bad_evict(), "malformed: EVICT (no path, NUL, mismatch, ALL+path, flags, fd)");
+	CASE(bad_list_reply(), "malformed: LIST_REPLY count mismatch, cut entry, name_len");
 	CASE(encode_limits(), "encode: buffer too small and DL_MSG_MAX");
 
 	CASE(bad_short(), "malformed: short datagram");

@@ -1,0 +1,352 @@
+/*
+ * cache.c: shared loads and the buffer cache (see cache.h).
+ *
+ * Trust: a load reaches the cache only after its own source was opened, with its
+ * client's credentials for a path or from the client's own fd, so a buffer is handed
+ * only to clients that could read its bytes anyway; the buffers are sealed memfds,
+ * read-only for every holder. The key holds the file's size, mtime and ctime as statx
+ * reported them at that open: a file written since does not match, and its old
+ * entries are dropped when the lookup meets them.
+ *
+ * Budget: ready entries count their buffer's size (hugetlb buffers their rounded
+ * size) against cache_limit. A new buffer is kept after evicting the least recently
+ * used unpinned entries as needed; one that does not fit even then (the pinned ones
+ * fill the budget, or it is bigger than the budget) is not kept. Evicting closes only
+ * the daemon's reference: clients keep theirs, and the pages go with the last one.
+ * That close may free GiBs, so it runs on a worker.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cache.h"
+#include "client.h"
+#include "job.h"
+#include "log.h"
+#include "server.h"
+
+/* An fd whose close may free a big buffer: closed on a worker. */
+struct closer {
+	struct worker_task task;
+	struct server *srv;
+	int fd;
+};
+
+static int closer_run(struct worker_task *t)
+{
+	struct closer *cl = (struct closer *)t;
+
+	close(cl->fd);
+	return 0;
+}
+
+static void closer_done(struct worker_task *t, int res)
+{
+	struct closer *cl = (struct closer *)t;
+	struct server *srv = cl->srv;
+
+	free(cl);
+	server_check_idle(srv);		/* a stopping daemon may wait for this */
+}
+
+static void close_on_worker(struct server *srv, int fd)
+{
+	struct closer *cl = malloc(sizeof(*cl));
+
+	if (!cl || !srv->pool) {
+		free(cl);
+		close(fd);	/* no memory for the task: the loop pays once */
+		return;
+	}
+	cl->task = (struct worker_task){ .run = closer_run, .done = closer_done };
+	cl->srv = srv;
+	cl->fd = fd;
+	worker_submit(srv->pool, &cl->task);
+}
+
+void cache_init(struct cache *c, struct server *srv, uint64_t limit)
+{
+	memset(c, 0, sizeof(*c));
+	c->srv = srv;
+	c->limit = limit;
+	list_init(&c->entries);
+}
+
+static void entry_free(struct cache *c, struct cache_entry *e)
+{
+	list_del(&e->link);
+	if (e->fd >= 0) {
+		c->bytes -= e->buf_size;
+		c->n_ready--;
+		if (e->pinned)
+			c->n_pinned--;
+		close_on_worker(c->srv, e->fd);
+	}
+	free(e);
+}
+
+/* Drops a ready entry, counting it as an eviction. */
+static void entry_evict(struct cache *c, struct cache_entry *e, const char *why)
+{
+	log_debug("cache: dropping %s (%llu bytes at %llu, %s)", e->name,
+		  (unsigned long long)e->key.len, (unsigned long long)e->key.off, why);
+	c->evictions++;
+	entry_free(c, e);
+}
+
+void cache_clear(struct cache *c)
+{
+	struct list *pos, *tmp;
+
+	if (!c->entries.next)
+		return;
+	list_for_each_safe(pos, tmp, &c->entries) {
+		struct cache_entry *e = list_entry(pos, struct cache_entry, link);
+
+		if (!e->leader)
+			entry_free(c, e);
+	}
+}
+
+/* Puts @e first: inserting before the first element (or the head, if empty). */
+static void entry_to_front(struct cache *c, struct cache_entry *e)
+{
+	list_add_tail(c->entries.next, &e->link);
+}
+
+static bool key_same_file(const struct cache_key *a, const struct cache_key *b)
+{
+	return a->dev == b->dev && a->ino == b->ino;
+}
+
+static bool key_same_version(const struct cache_key *a, const struct cache_key *b)
+{
+	return a->size == b->size && a->mtime_ns == b->mtime_ns &&
+	       a->ctime_ns == b->ctime_ns;
+}
+
+static bool key_equal(const struct cache_key *a, const struct cache_key *b)
+{
+	return key_same_file(a, b) && key_same_version(a, b) && a->off == b->off &&
+	       a->len == b->len && a->target == b->target;
+}
+
+static void job_key(const struct job *j, struct cache_key *k)
+{
+	*k = (struct cache_key){
+		.dev = j->src.dev,
+		.ino = j->src.ino,
+		.size = j->src.size,
+		.mtime_ns = j->src.mtime_ns,
+		.ctime_ns = j->src.ctime_ns,
+		.off = j->off,
+		.len = j->len,
+		.target = j->target,	/* pick_target's: only memfds are shared now */
+	};
+}
+
+int cache_lookup(struct cache *c, struct job *j, struct cache_entry **out)
+{
+	bool exact = j->req.flags & DL_LOAD_EXACT_SIZE;
+	struct list *pos, *tmp;
+	struct cache_entry *e;
+	struct cache_key k;
+
+	job_key(j, &k);
+	list_for_each_safe(pos, tmp, &c->entries) {
+		e = list_entry(pos, struct cache_entry, link);
+
+		/* A ready buffer of an older version of this file, or of another file
+		 * that was at this path: never served again. */
+		if (!e->leader && ((key_same_file(&e->key, &k) &&
+				    !key_same_version(&e->key, &k)) ||
+				   (j->path && !key_same_file(&e->key, &k) &&
+				    strcmp(e->name, j->path) == 0))) {
+			entry_evict(c, e, "the file changed");
+			continue;
+		}
+		if (!key_equal(&e->key, &k))
+			continue;
+		/* dma-buf targets (not yet): share only within one uid, i.e. also
+		 * require e->uid == j->client->cred.uid for those kinds. */
+		if (e->leader) {
+			/* A joiner that needs an exact-size buffer waits only for a leader
+			 * that asked for one; the others may get a hugetlb-rounded one. */
+			if (exact && !e->exact_req)
+				continue;
+			list_add_tail(&e->joiners, &j->join_link);
+			j->joined = e;
+			c->joins++;
+			*out = e;
+			return CACHE_JOINED;
+		}
+		if (exact && e->buf_size != e->key.len)
+			continue;
+		list_del(&e->link);
+		entry_to_front(c, e);			/* most recently used */
+		c->hits++;
+		*out = e;
+		return CACHE_HIT;
+	}
+
+	c->misses++;
+	e = calloc(1, sizeof(*e));
+	if (!e)
+		return -ENOMEM;
+	e->key = k;
+	snprintf(e->name, sizeof(e->name), "%s", j->name);
+	e->uid = j->client->cred.uid;
+	e->leader = j;
+	e->exact_req = exact;
+	e->fd = -1;
+	list_init(&e->joiners);
+	entry_to_front(c, e);
+	j->centry = e;
+	*out = e;
+	return CACHE_MISS;
+}
+
+void cache_hit_served(struct cache *c, struct cache_entry *e, bool pin)
+{
+	e->served++;
+	e->hits++;
+	e->t_used = now_ns();
+	if (pin && !e->pinned) {
+		e->pinned = true;
+		c->n_pinned++;
+	}
+}
+
+bool cache_has_joiners(const struct job *j)
+{
+	return j->centry && !list_empty(&j->centry->joiners);
+}
+
+/* Makes room for @need bytes by evicting least recently used unpinned ready
+ * entries. Returns whether it fits now. */
+static bool cache_make_room(struct cache *c, uint64_t need)
+{
+	struct list *pos, *prev;
+
+	if (need > c->limit)
+		return false;
+	for (pos = c->entries.prev; pos != &c->entries && c->bytes + need > c->limit;
+	     pos = prev) {
+		struct cache_entry *e = list_entry(pos, struct cache_entry, link);
+
+		prev = pos->prev;
+		if (e->leader || e->pinned)
+			continue;
+		entry_evict(c, e, "over cache_limit, least recently used");
+	}
+	return c->bytes + need <= c->limit;
+}
+
+void cache_leader_done(struct cache *c, struct job *j)
+{
+	struct cache_entry *e = j->centry;
+	struct list *pos, *tmp;
+	bool pin = j->req.flags & DL_LOAD_PIN;
+
+	if (!e)
+		return;
+	j->centry = NULL;
+	e->leader = NULL;
+	e->buf_size = j->tgt.hugetlb ? j->tgt.map_len : j->len;
+	e->hugetlb = j->tgt.hugetlb;
+	e->method = j->method;
+	e->reason = j->reason;
+	e->done_flags = DL_DONE_SEALED | (j->tgt.hugetlb ? DL_DONE_HUGETLB : 0) |
+			(j->method == DL_METHOD_CFR && j->cfr_syscall ? DL_DONE_CFR_SYSCALL : 0);
+	e->t_loaded = e->t_used = now_ns();
+	e->served = j->orphaned ? 0 : 1;
+	list_for_each_safe(pos, tmp, &e->joiners) {
+		struct job *w = list_entry(pos, struct job, join_link);
+
+		list_del(&w->join_link);
+		w->joined = NULL;
+		pin |= !!(w->req.flags & DL_LOAD_PIN);
+		e->served++;
+		job_done_shared(w, j->tgt.fd, e, DL_DONE_JOINED);
+	}
+
+	/* Keep it? Pinned or not, it must fit the budget. Off the list meanwhile, so
+	 * making room does not pick the entry itself. */
+	list_del(&e->link);
+	if (c->limit == 0 || !cache_make_room(c, e->buf_size)) {
+		if (c->limit)
+			log_debug("cache: not keeping %s (%llu bytes): does not fit "
+				  "cache_limit %llu", e->name, (unsigned long long)e->buf_size,
+				  (unsigned long long)c->limit);
+		free(e);
+		return;
+	}
+	e->fd = fcntl(j->tgt.fd, F_DUPFD_CLOEXEC, 3);
+	if (e->fd < 0) {
+		log_warn("cache: cannot keep %s: dup: %s", e->name, strerror(errno));
+		free(e);
+		return;
+	}
+	entry_to_front(c, e);
+	c->bytes += e->buf_size;
+	c->n_ready++;
+	if (pin) {
+		e->pinned = true;
+		c->n_pinned++;
+	}
+}
+
+void cache_leader_failed(struct cache *c, struct job *j, int err, const char *msg)
+{
+	struct cache_entry *e = j->centry;
+
+	if (!e)
+		return;
+	j->centry = NULL;
+	list_del(&e->link);
+	while (!list_empty(&e->joiners)) {
+		struct job *w = list_entry(e->joiners.next, struct job, join_link);
+
+		list_del(&w->join_link);
+		w->joined = NULL;
+		job_fail(w, err, "%s", msg);
+	}
+	free(e);
+}
+
+void cache_unjoin(struct cache *c, struct job *j)
+{
+	struct cache_entry *e = j->joined;
+	struct job *leader;
+
+	if (!e)
+		return;
+	list_del(&j->join_link);
+	list_init(&j->join_link);
+	j->joined = NULL;
+	leader = e->leader;
+	if (leader && leader->orphaned && list_empty(&e->joiners))
+		job_fail(leader, -ECANCELED, "nobody waits for this load any more");
+}
+
+unsigned cache_evict(struct cache *c, const char *path, uid_t uid, uint64_t *bytes)
+{
+	struct list *pos, *tmp;
+	unsigned n = 0;
+
+	*bytes = 0;
+	list_for_each_safe(pos, tmp, &c->entries) {
+		struct cache_entry *e = list_entry(pos, struct cache_entry, link);
+
+		if (e->leader || (path && strcmp(e->name, path) != 0) ||
+		    (uid != 0 && e->uid != uid))
+			continue;
+		*bytes += e->buf_size;
+		n++;
+		entry_evict(c, e, "evicted by a client");
+	}
+	return n;
+}
