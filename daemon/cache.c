@@ -28,45 +28,6 @@
 #include "log.h"
 #include "server.h"
 
-/* An fd whose close may free a big buffer: closed on a worker. */
-struct closer {
-	struct worker_task task;
-	struct server *srv;
-	int fd;
-};
-
-static int closer_run(struct worker_task *t)
-{
-	struct closer *cl = (struct closer *)t;
-
-	close(cl->fd);
-	return 0;
-}
-
-static void closer_done(struct worker_task *t, int res)
-{
-	struct closer *cl = (struct closer *)t;
-	struct server *srv = cl->srv;
-
-	free(cl);
-	server_check_idle(srv);		/* a stopping daemon may wait for this */
-}
-
-static void close_on_worker(struct server *srv, int fd)
-{
-	struct closer *cl = malloc(sizeof(*cl));
-
-	if (!cl || !srv->pool) {
-		free(cl);
-		close(fd);	/* no memory for the task: the loop pays once */
-		return;
-	}
-	cl->task = (struct worker_task){ .run = closer_run, .done = closer_done };
-	cl->srv = srv;
-	cl->fd = fd;
-	worker_submit(srv->pool, &cl->task);
-}
-
 void cache_init(struct cache *c, struct server *srv, uint64_t limit)
 {
 	memset(c, 0, sizeof(*c));
@@ -83,7 +44,7 @@ static void entry_free(struct cache *c, struct cache_entry *e)
 		c->n_ready--;
 		if (e->pinned)
 			c->n_pinned--;
-		close_on_worker(c->srv, e->fd);
+		server_close_on_worker(c->srv, e->fd);
 	}
 	free(e);
 }
@@ -150,7 +111,7 @@ static void job_key(const struct job *j, struct cache_key *k)
 
 int cache_lookup(struct cache *c, struct job *j, struct cache_entry **out)
 {
-	bool exact = j->req.flags & DL_LOAD_EXACT_SIZE;
+	bool exact = j->req.flags & DL_LOAD_EXACT_SIZE, other_size = false;
 	struct list *pos, *tmp;
 	struct cache_entry *e;
 	struct cache_key k;
@@ -174,17 +135,23 @@ int cache_lookup(struct cache *c, struct job *j, struct cache_entry **out)
 		 * require e->uid == j->client->cred.uid for those kinds. */
 		if (e->leader) {
 			/* A joiner that needs an exact-size buffer waits only for a leader
-			 * that asked for one; the others may get a hugetlb-rounded one. */
-			if (exact && !e->exact_req)
+			 * that asked for one; the others may get a hugetlb-rounded one.
+			 * (A leader whose huge pages fell back is exact in fact; it is not
+			 * known yet while it reads.) */
+			if (exact && !e->exact_req) {
+				other_size = true;
 				continue;
+			}
 			list_add_tail(&e->joiners, &j->join_link);
 			j->joined = e;
 			c->joins++;
 			*out = e;
 			return CACHE_JOINED;
 		}
-		if (exact && e->buf_size != e->key.len)
+		if (exact && e->buf_size != e->key.len) {
+			other_size = true;
 			continue;
+		}
 		list_del(&e->link);
 		entry_to_front(c, e);			/* most recently used */
 		c->hits++;
@@ -193,6 +160,10 @@ int cache_lookup(struct cache *c, struct job *j, struct cache_entry **out)
 	}
 
 	c->misses++;
+	/* An entry of this key exists, only its buffer is rounded up: this load reads
+	 * on its own rather than make a second entry of the same key. */
+	if (other_size)
+		return CACHE_MISS;
 	e = calloc(1, sizeof(*e));
 	if (!e)
 		return -ENOMEM;

@@ -48,8 +48,9 @@ static void client_free(struct client *c)
 		struct out_msg *m = c->out_head;
 
 		c->out_head = m->next;
+		/* a DONE's buffer never sent: this may be its last reference */
 		if (m->fd >= 0)
-			close(m->fd);
+			server_close_on_worker(srv, m->fd);
 		free(m);
 	}
 	free(c->cred.groups);

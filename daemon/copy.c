@@ -311,6 +311,10 @@ static void chunk_end(struct chunk *c)
 /* "@what at offset @off failed: reason" */
 static void chunk_fail(struct chunk *c, int err, const char *what, uint64_t off)
 {
+	/* -ECANCELED means "the client cancelled" to job_fail; a request the kernel
+	 * cancelled is an I/O failure of this load. */
+	if (err == -ECANCELED)
+		err = -EIO;
 	job_fail(c->job, err, "%s at offset %llu failed: %s", what,
 		 (unsigned long long)off, strerror(-err));
 	chunk_end(c);

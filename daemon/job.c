@@ -88,7 +88,8 @@ void job_fail(struct job *j, int err, const char *fmt, ...)
 
 void job_detach(struct job *j)
 {
-	if (!j->orphaned && cache_has_joiners(j)) {
+	/* Orphaned already (cancelled, still reading for its joiners): it stays so. */
+	if (cache_has_joiners(j)) {
 		job_orphan(j, NULL);
 		return;
 	}

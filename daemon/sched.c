@@ -270,10 +270,23 @@ void sched_add(struct sched *s, struct job *j)
 	}
 }
 
+/* Starts waiting loads while their class has free reading slots: after a load left,
+ * and after SIGHUP raised max_loads. */
+static void sched_fill_slots(struct sched *s)
+{
+	for (int k = 0; k < SCHED_CLASSES; k++)
+		while (s->active[k] < s->srv->cfg->max_loads && !list_empty(&s->waiting[k])) {
+			struct job *next = list_entry(s->waiting[k].next, struct job,
+						      sched_link);
+
+			list_del(&next->sched_link);
+			s->n_waiting--;
+			sched_activate(s, next);
+		}
+}
+
 void sched_remove(struct sched *s, struct job *j)
 {
-	struct list *waiting = &s->waiting[j->prio];
-
 	if (list_empty(&j->sched_link))
 		return;
 	list_del(&j->sched_link);
@@ -294,13 +307,7 @@ void sched_remove(struct sched *s, struct job *j)
 		s->n_waiting--;
 	}
 	j->sched_active = false;
-	while (s->active[j->prio] < s->srv->cfg->max_loads && !list_empty(waiting)) {
-		struct job *next = list_entry(waiting->next, struct job, sched_link);
-
-		list_del(&next->sched_link);
-		s->n_waiting--;
-		sched_activate(s, next);
-	}
+	sched_fill_slots(s);
 	if (!s->n_active) {
 		copy_pipes_deinit(&s->srv->pipes);
 		copy_bounce_deinit(&s->srv->bounce);
@@ -430,8 +437,12 @@ static enum turn queue_issue(struct sched *s, struct sched_queue *q, uint64_t no
 	if (res == TURN_THROTTLED) {
 		if (!c->throttled_since)
 			c->throttled_since = now;
+		/* A closed client's timer is gone (its orphaned load still reads for the
+		 * loads that joined it): the daemon's timer wakes the scheduler then. */
 		if (cwait && !c->closed)
 			arm(s->srv->loop, &c->limit_timer, &c->limit_due, now, cwait);
+		else if (cwait)
+			arm(s->srv->loop, &s->global_timer, &s->global_due, now, cwait);
 		if (gwait)
 			arm(s->srv->loop, &s->global_timer, &s->global_due, now, gwait);
 	}
@@ -481,6 +492,7 @@ void sched_pump(struct sched *s)
 	/* copy_issue can fail a job, which removes it and calls back in here. */
 	if (s->pumping)
 		return;
+	sched_fill_slots(s);
 	s->pumping = true;
 	now = now_ns();
 	/* Background only when every foreground chunk that could go went. */

@@ -38,6 +38,45 @@ uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+/* An fd whose close may free a big buffer: closed on a worker. */
+struct closer {
+	struct worker_task task;
+	struct server *srv;
+	int fd;
+};
+
+static int closer_run(struct worker_task *t)
+{
+	struct closer *cl = (struct closer *)t;
+
+	close(cl->fd);
+	return 0;
+}
+
+static void closer_done(struct worker_task *t, int res)
+{
+	struct closer *cl = (struct closer *)t;
+	struct server *srv = cl->srv;
+
+	free(cl);
+	server_check_idle(srv);		/* a stopping daemon may wait for this */
+}
+
+void server_close_on_worker(struct server *srv, int fd)
+{
+	struct closer *cl = malloc(sizeof(*cl));
+
+	if (!cl || !srv->pool) {
+		free(cl);
+		close(fd);	/* no memory for the task: the loop pays once */
+		return;
+	}
+	cl->task = (struct worker_task){ .run = closer_run, .done = closer_done };
+	cl->srv = srv;
+	cl->fd = fd;
+	worker_submit(srv->pool, &cl->task);
+}
+
 static void notify_status(struct server *s)
 {
 	sd_notifyf(0, "STATUS=%u clients, %u loads reading, %u waiting; %llu loaded, "

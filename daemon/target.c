@@ -380,8 +380,10 @@ static int finish_udmabuf(struct target *t, char *msg, size_t len)
 	/* Shrink: udmabuf requires it (its pinned pages must stay). No write seal: it
 	 * refuses that, since devices write dma-bufs. Seal: nobody adds one later. */
 	if (fcntl(t->fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0) {
-		snprintf(msg, len, "cannot seal the udmabuf's memfd: %s", strerror(errno));
-		return -errno;
+		int r = -errno;
+
+		snprintf(msg, len, "cannot seal the udmabuf's memfd: %s", strerror(-r));
+		return r;
 	}
 	fd = udmabuf_make(t->dev_fd, t->fd, t->map_len);
 	if (fd < 0) {
@@ -494,8 +496,9 @@ int target_finish(struct target *t, char *msg, size_t len)
 		return finish_udmabuf(t, msg, len);
 	if (fcntl(t->fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE) < 0 ||
 	    fcntl(t->fd, F_ADD_SEALS, F_SEAL_SEAL) < 0) {
-		snprintf(msg, len, "cannot seal the buffer: %s", strerror(errno));
-		return -errno;
+		r = -errno;
+		snprintf(msg, len, "cannot seal the buffer: %s", strerror(-r));
+		return r;
 	}
 	return 0;
 }

@@ -211,11 +211,20 @@ out:
 
 /* The leader's client cancels after another load joined: the joiner still gets the
  * bytes, the leader an ECANCELED. */
-static void leader_cancelled(void)
+enum leader_end {
+	LEADER_CANCELS,		/* CANCEL, connection kept */
+	LEADER_CANCELS_AND_EXITS,	/* CANCEL, then the connection closes */
+	LEADER_LIMITED_EXITS,	/* rate-limited leader's connection closes, no CANCEL */
+};
+
+/* The client of the load that reads goes away in one of the ways above while another
+ * load has joined it: the joined load still gets every byte. */
+static void leader_gone(enum leader_end how)
 {
 	struct dmaload *a = lc_connect(&d, "leader"), *b = lc_connect(&d, "joiner");
 	struct dmaload_event ev, evb;
-	uint64_t ida, idb, idc;
+	struct dmaload_opts o;
+	uint64_t ida, idb, idc = 0;
 	uint64_t bytes;
 
 	evb.fd = -1;
@@ -224,8 +233,11 @@ static void leader_cancelled(void)
 	dmaload_evict(a, big, &bytes);
 	if (!make_cold(big, BIG_SIZE, 43))
 		goto out;
+	dmaload_opts_init(&o);
+	if (how == LEADER_LIMITED_EXITS)
+		o.rate_limit = BIG_SIZE / 2;	/* two seconds of reading */
 	/* a's ACCEPTED comes after its cache lookup: a leads by then. */
-	if (!CHECK_OK(dmaload_load_path(a, big, NULL, &ida)))
+	if (!CHECK_OK(dmaload_load_path(a, big, &o, &ida)))
 		goto out;
 	do {
 		if (!CHECKF(dmaload_next_event(a, &ev, 30000) == 1, "no event for a"))
@@ -242,15 +254,28 @@ static void leader_cancelled(void)
 	} while (evb.type == DMALOAD_EV_PROGRESS);
 	if (!CHECKF(evb.type == DMALOAD_EV_ACCEPTED, "b: %s", lc_event_str(&evb)))
 		goto out;
-	if (!CHECK_OK(dmaload_cancel(a, ida, &idc)))
-		goto out;
-	if (!CHECK_OK(dmaload_wait(a, ida, &ev, NULL, NULL)))
-		goto out;
+	if (how == LEADER_LIMITED_EXITS) {
+		a = dmaload_close(a);
+	} else {
+		if (!CHECK_OK(dmaload_cancel(a, ida, &idc)))
+			goto out;
+		if (!CHECK_OK(dmaload_wait(a, ida, &ev, NULL, NULL)))
+			goto out;
+	}
+	if (how == LEADER_CANCELS_AND_EXITS) {
+		if (ev.type == DMALOAD_EV_DONE)
+			close(ev.fd);
+		dmaload_wait(a, idc, &ev, NULL, NULL);
+		a = dmaload_close(a);
+	}
+	/* a hang here (the joined load never finishing) ends in the case watchdog */
 	if (!CHECK_OK(dmaload_wait(b, idb, &evb, NULL, NULL)))
 		goto out;
 	if (!CHECKF(evb.type == DMALOAD_EV_DONE, "joiner: %s", lc_event_str(&evb)))
 		goto out;
 	CHECK_BUF(evb.fd, BIG_SIZE, 43, 0);
+	if (how != LEADER_CANCELS)
+		goto out;
 	if (ev.type == DMALOAD_EV_DONE) {
 		close(ev.fd);
 		check_skip("the leader finished before the cancel arrived");
@@ -476,7 +501,12 @@ int main(void)
 	     N_CLIENTS);
 	CASE(second_load_cached(), "a later load: DONE from the cache, nothing read");
 	CASE(modified_file(), "a rewritten file is read again; old buffers keep old bytes");
-	CASE(leader_cancelled(), "the leader cancelled: the joined load still gets its bytes");
+	CASE(leader_gone(LEADER_CANCELS), "the leader cancelled: the joined load still gets its "
+	     "bytes");
+	CASE(leader_gone(LEADER_CANCELS_AND_EXITS), "the leader cancelled, then its client "
+	     "left: the joined load still gets its bytes");
+	CASE(leader_gone(LEADER_LIMITED_EXITS), "a rate-limited leader's client left: the "
+	     "joined load still gets its bytes (its wake-up timer is the daemon's now)");
 	CASE(joiner_cancelled(), "a joined load cancelled: ECANCELED; the leader its bytes");
 	CASE(evict_all(&d), "EVICT all: the daemon's fds back to the start");
 	daemon_stop_case(&d, "cache: daemon exits 0 on SIGTERM");

@@ -430,6 +430,69 @@ out:
 	CHECK_SETTLED(&d, 5000);
 }
 
+/* With one reading slot taken by a slow load (f32 at 4 MiB/s: 8 s), a second load
+ * waits; SIGHUP raising max_loads must start it at once, not when the slow one ends.
+ * The 5 s bound is a liveness check with a wide margin, not a speed test. */
+static void hup_more_slots(void)
+{
+	struct dmaload *slow = lc_connect(&d, "bgslow"), *quick = lc_connect(&d, "quick");
+	struct dmaload_opts o;
+	struct dmaload_event ev;
+	struct dmaload_status st = { 0 };
+	uint64_t ids, idq, idc;
+	long skip = daemon_log_size(&d);
+	bool done = false;
+
+	if (!slow || !quick)
+		goto out;
+	if (!CHECK_OK(daemon_write_config_more(&d, "chunk_size = 256K\nqueue_depth = 16\n"
+					       "max_loads = 1\n", LIMITS)))
+		goto out;
+	CHECK_INT(kill(d.pid, SIGHUP), ==, 0);
+	if (!CHECK(daemon_log_wait(&d, "max_loads: 4 -> 1", skip, 5000)))
+		goto out;
+	if (!CHECK_OK(dmaload_load_path(slow, f32.path, NULL, &ids)))
+		goto out;
+	for (int i = 0; i < 100 && (dmaload_status(quick, &st) == 0) &&
+	     st.loads_active == 0; i++) {
+		dmaload_status_free(&st);
+		sleep_ms(20);
+	}
+	dmaload_status_free(&st);
+	dmaload_opts_init(&o);
+	if (!CHECK_OK(dmaload_load_path(quick, f1.path, &o, &idq)))
+		goto out;
+	sleep_ms(200);
+	if (CHECK_OK(dmaload_status(quick, &st)))
+		CHECKF(st.loads_active == 1 && st.loads_queued == 1, "before SIGHUP: %u "
+		       "active, %u queued; expected 1 and 1", st.loads_active,
+		       st.loads_queued);
+	dmaload_status_free(&st);
+	skip = daemon_log_size(&d);
+	if (!CHECK_OK(daemon_write_config_more(&d, IO, LIMITS)))
+		goto out;
+	CHECK_INT(kill(d.pid, SIGHUP), ==, 0);
+	for (uint64_t end = now_ms() + 5000; !done && now_ms() < end;) {
+		if (dmaload_next_event(quick, &ev, 100) != 1)
+			continue;
+		if (ev.type == DMALOAD_EV_DONE || ev.type == DMALOAD_EV_ERROR) {
+			done = true;
+			lc_check_done(&ev, f1.size, f1.seed, 0, DL_METHOD_AUTO);
+		}
+	}
+	CHECKF(done, "the waiting load did not start within 5 s of SIGHUP raising "
+	       "max_loads from 1 to 4 (the slow load holds its slot for 8 s)");
+	if (CHECK_OK(dmaload_cancel(slow, ids, &idc)))
+		dmaload_wait(slow, ids, &ev, NULL, NULL);
+	if (ev.type == DMALOAD_EV_DONE && ev.fd >= 0)
+		close(ev.fd);
+	dmaload_wait(slow, idc, &ev, NULL, NULL);
+out:
+	dmaload_close(slow);
+	dmaload_close(quick);
+	CHECK_SETTLED(&d, 5000);
+}
+
 int main(void)
 {
 	char why[512];
@@ -464,6 +527,8 @@ int main(void)
 	CASE(hup_bad_config(), "SIGHUP with a bad config: FILE:LINE logged, old limits kept");
 	CASE(hup_new_default_rate(), "SIGHUP with a new default_rate: the next load of an "
 	     "existing connection is limited");
+	CASE(hup_more_slots(), "SIGHUP raising max_loads starts the loads that wait for a "
+	     "slot at once");
 	CASE(CHECK_SETTLED_START(&d, 5000), "daemon fds and memfds back to the first "
 	     "baseline");
 
