@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <systemd/sd-daemon.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -43,9 +44,8 @@ struct reload {
 
 /* Re-reads the config file. A file with an error changes nothing. Reading it blocks
  * the loop for as long as a small file read (and user/group name lookups) take. */
-static void on_hup(struct ev_loop *loop, ev_signal *w, int revents)
+static void reload(struct reload *rl)
 {
-	struct reload *rl = w->data;
 	const char *path = rl->path;
 	struct config next;
 	char err[512];
@@ -72,6 +72,23 @@ static void on_hup(struct ev_loop *loop, ev_signal *w, int revents)
 		sched_pump(&rl->srv->sched);	/* max_loads or max_inflight may have grown */
 	log_setup(rl->cfg->log_level);
 	config_deinit(&next);
+}
+
+/* SIGHUP, bracketed for systemd: RELOADING=1 with MONOTONIC_USEC (Type=notify-reload
+ * in systemd 253+ wants the timestamp; 252 ignores it), then READY=1 whether or not
+ * the new file was good, since the daemon serves either way. */
+static void on_hup(struct ev_loop *loop, ev_signal *w, int revents)
+{
+	struct reload *rl = w->data;
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu",
+		   (unsigned long long)ts.tv_sec * 1000000ull +
+		   (unsigned long long)ts.tv_nsec / 1000);
+	reload(rl);
+	sd_notify(0, "READY=1");
+	server_notify_status(rl->srv);
 }
 
 static void on_stop_signal(struct ev_loop *loop, ev_signal *w, int revents)
@@ -165,7 +182,8 @@ int main(int argc, char **argv)
 		config_deinit(&cfg);
 		return 1;
 	}
-	sd_notify(0, "READY=1\nSTATUS=serving");
+	sd_notify(0, "READY=1");
+	server_notify_status(&srv);
 	ev_run(loop, 0);	/* until server_check_idle breaks it after a stop */
 
 	log_notice("stopped");

@@ -38,16 +38,20 @@ uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-static void notify_status(struct server *s)
+void server_notify_status(struct server *s)
 {
 	sd_notifyf(0, "STATUS=%u clients, %u loads reading, %u waiting; %llu loaded, "
-		   "%llu failed", s->n_clients, s->sched.n_active, s->sched.n_waiting,
-		   (unsigned long long)s->loads_done, (unsigned long long)s->loads_failed);
+		   "%llu failed; cache %u entries (%u pinned), %llu of %llu MiB",
+		   s->n_clients, s->sched.n_active, s->sched.n_waiting,
+		   (unsigned long long)s->loads_done, (unsigned long long)s->loads_failed,
+		   s->cache.n_ready, s->cache.n_pinned,
+		   (unsigned long long)s->cache.bytes >> 20,
+		   (unsigned long long)s->cache.limit >> 20);
 }
 
 static void on_status_timer(struct ev_loop *loop, ev_timer *w, int revents)
 {
-	notify_status(w->data);
+	server_notify_status(w->data);
 }
 
 /* The loop is alive if this runs: a loop stuck in a blocking call stops the pings

@@ -61,4 +61,8 @@ void server_stop(struct server *s);
 /* Called when something that server_stop waits for has finished. */
 void server_check_idle(struct server *s);
 
+/* Sends systemd a STATUS= line: clients, loads in flight, cache use. A no-op without
+ * NOTIFY_SOCKET. */
+void server_notify_status(struct server *s);
+
 uint64_t now_ns(void);

@@ -8,7 +8,8 @@
  *   - systemd-socket-activate (real systemd code) passes a listening socket: the
  *     daemon serves on it, byte for byte, and exits 0 on SIGTERM;
  *   - a datagram socket of the test's, set as NOTIFY_SOCKET, receives READY=1 with a
- *     STATUS=, WATCHDOG=1 at half of WATCHDOG_USEC, and STOPPING=1 on SIGTERM.
+ *     STATUS= (loads and cache use), WATCHDOG=1 at half of WATCHDOG_USEC,
+ *     RELOADING=1 then READY=1 around a SIGHUP, and STOPPING=1 on SIGTERM.
  * A missing tool skips its case (with the reason); nothing here needs root.
  */
 #include <errno.h>
@@ -184,8 +185,8 @@ static void notify_protocol(void)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	struct test_daemon d;
-	char why[512], log[8192] = "";
-	char *ready, *dog;
+	char why[512], log[8192] = "", hup[4096] = "", hup2[4096] = "";
+	char *ready, *dog, *rel;
 	int s, st;
 
 	s = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
@@ -204,6 +205,14 @@ static void notify_protocol(void)
 		goto out;
 	}
 	notify_collect(s, 1000, log, sizeof(log));
+	/* SIGHUP with a good config, then with a broken one: both are bracketed by
+	 * RELOADING=1 (with MONOTONIC_USEC) and READY=1, since the daemon serves on. */
+	kill(d.pid, SIGHUP);
+	notify_collect(s, 500, hup, sizeof(hup));
+	if (CHECK_OK(daemon_write_config_more(&d, NULL, "[nosuchsection]\nx = 1\n"))) {
+		kill(d.pid, SIGHUP);
+		notify_collect(s, 500, hup2, sizeof(hup2));
+	}
 	st = daemon_stop(&d);
 	notify_collect(s, 300, log, sizeof(log));
 	daemon_cleanup(&d);
@@ -213,6 +222,14 @@ static void notify_protocol(void)
 	/* 1 s at a 0.2 s ping period: a few, after READY */
 	CHECKF(dog && dog > ready && strstr(dog + 1, "WATCHDOG=1"), "fewer than two "
 	       "WATCHDOG=1 after READY=1 in 1 s: %s", log);
+	CHECKF(ready && strstr(ready, "cache 0 entries (0 pinned), 0 of 0 MiB"),
+	       "STATUS= without the cache use: %s", log);
+	rel = strstr(hup, "RELOADING=1 MONOTONIC_USEC=");
+	CHECKF(rel && strstr(rel, "READY=1"), "SIGHUP: no RELOADING=1 + MONOTONIC_USEC then "
+	       "READY=1: %s", hup);
+	rel = strstr(hup2, "RELOADING=1 MONOTONIC_USEC=");
+	CHECKF(rel && strstr(rel, "READY=1"), "SIGHUP with a broken config: no RELOADING=1 "
+	       "then READY=1: %s", hup2);
 	CHECKF(strstr(log, "STOPPING=1"), "no STOPPING=1 after SIGTERM: %s", log);
 	CHECKF(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "wait status 0x%x", st);
 out:
@@ -236,8 +253,9 @@ int main(void)
 	CASE(security_score(), "systemd-analyze security rates dmaloadd.service 2.0 or less");
 	CASE(socket_activation(), "systemd-socket-activate: the daemon serves on the passed "
 	     "socket and exits 0 on SIGTERM");
-	CASE(notify_protocol(), "NOTIFY_SOCKET sees READY=1 + STATUS=, WATCHDOG=1 at half "
-	     "WATCHDOG_USEC, STOPPING=1");
+	CASE(notify_protocol(), "NOTIFY_SOCKET sees READY=1 + STATUS= (with cache use), WATCHDOG=1 "
+	     "at half WATCHDOG_USEC, RELOADING=1 then READY=1 on SIGHUP (good and bad "
+	     "config), STOPPING=1");
 	if (!getenv("DMALOAD_TEST_KEEP"))
 		tdir_remove(dir);
 	return check_finish();
