@@ -184,6 +184,7 @@ int server_init(struct server *s, struct ev_loop *loop, const struct config *cfg
 	s->listen_fd = -1;
 	s->started_ns = now_ns();
 	list_init(&s->clients);
+	list_init(&s->lingering);
 	s->max_load_size = cfg->max_load_size ? cfg->max_load_size :
 			   (uint64_t)pages * (uint64_t)psz;
 	cache_init(&s->cache, s, cfg->cache_limit_pct ?
@@ -314,6 +315,17 @@ void server_stop(struct server *s)
 			job_fail(list_entry(jp, struct job, client_link), -ESHUTDOWN,
 				 "the daemon is stopping");
 		client_close(c);
+	}
+	/* Preloads without a connection (client.c) are cancelled too. */
+	list_for_each_safe(pos, tmp, &s->lingering) {
+		struct client *c = list_entry(pos, struct client, link);
+		struct list *jp, *jtmp;
+
+		c->busy++;
+		list_for_each_safe(jp, jtmp, &c->jobs)
+			job_fail(list_entry(jp, struct job, client_link), -ESHUTDOWN,
+				 "the daemon is stopping");
+		c->busy--;
 	}
 	/* The kept buffers go too; their closes are worker tasks the loop waits for. */
 	cache_clear(&s->cache);

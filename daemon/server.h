@@ -33,6 +33,7 @@ struct server {
 
 	struct list clients;
 	unsigned n_clients;
+	struct list lingering;		/* closed clients whose preloads still run */
 	uint64_t next_conn_id;
 
 	uint64_t max_load_size;		/* resolved: config or RAM size */
