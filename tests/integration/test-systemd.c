@@ -2,9 +2,11 @@
  * test-systemd.c: the daemon under systemd's rules, without a systemd to run it (these
  * machines have none as PID 1), using systemd's own tools where they exist:
  *
- *   - systemd-analyze verify accepts the shipped units (with ExecStart pointed at the
- *     built daemon, since verify wants an executable there);
- *   - systemd-analyze security --offline rates dmaloadd.service at 2.0 or less;
+ *   - systemd-analyze verify accepts the shipped units, the preload template through
+ *     an instance (with ExecStart pointed at the built binaries, since verify wants
+ *     an executable there);
+ *   - systemd-analyze security --offline rates dmaloadd.service and the preload
+ *     template at 2.0 or less;
  *   - systemd-socket-activate (real systemd code) passes a listening socket: the
  *     daemon serves on it, byte for byte, and exits 0 on SIGTERM;
  *   - a datagram socket of the test's, set as NOTIFY_SOCKET, receives READY=1 with a
@@ -60,16 +62,26 @@ static int run(const char *cmd, char *out, size_t len)
 }
 
 /* Copies the shipped units into dir/units, ExecStart= pointing at the built daemon. */
+/* The template's instance: verify and security want a unit name, not a template. */
+#define PRELOAD_UNIT "dmaload-preload@srv-models-x.safetensors.service"
+
+/* Copies the shipped units into dir/units, ExecStart= pointing at the built binaries,
+ * and links an instance of the preload template to it. */
 static bool units_copy(void)
 {
-	char cmd[PATH_MAX * 4], out[4096], bin[PATH_MAX];
+	char cmd[PATH_MAX * 8], out[4096], bin[PATH_MAX], ctlbin[PATH_MAX];
 
-	if (!CHECKF(realpath(daemon_binary(), bin), "realpath %s: %m", daemon_binary()))
+	if (!CHECKF(realpath(daemon_binary(), bin), "realpath %s: %m", daemon_binary()) ||
+	    !CHECKF(realpath(ctl_binary(), ctlbin), "realpath %s: %m", ctl_binary()))
 		return false;
 	snprintf(cmd, sizeof(cmd), "mkdir -p '%s/units' && cp '%s/systemd/dmaloadd.socket' "
 		 "'%s/units/' && sed 's|^ExecStart=.*|ExecStart=%s|' "
-		 "'%s/systemd/dmaloadd.service' > '%s/units/dmaloadd.service'",
-		 dir, top, dir, bin, top, dir);
+		 "'%s/systemd/dmaloadd.service' > '%s/units/dmaloadd.service' && "
+		 "sed 's|^ExecStart=/usr/local/bin/dmaload-ctl|ExecStart=%s|' "
+		 "'%s/systemd/dmaload-preload@.service' > "
+		 "'%s/units/dmaload-preload@.service' && "
+		 "ln -sf dmaload-preload@.service '%s/units/" PRELOAD_UNIT "'",
+		 dir, top, dir, bin, top, dir, ctlbin, top, dir, dir);
 	return CHECKF(run(cmd, out, sizeof(out)) == 0, "copying the units: %s", out);
 }
 
@@ -85,35 +97,43 @@ static void verify_units(void)
 	if (!units_copy())
 		return;
 	snprintf(cmd, sizeof(cmd), "cd '%s/units' && systemd-analyze verify --man=no "
-		 "./dmaloadd.socket ./dmaloadd.service", dir);
+		 "./dmaloadd.socket ./dmaloadd.service ./" PRELOAD_UNIT, dir);
 	st = run(cmd, out, sizeof(out));
 	CHECKF(st == 0 && !out[0], "systemd-analyze verify: status %d: %s", st, out);
 }
 
-static void security_score(void)
+/* The exposure score systemd-analyze security gives @unit (in dir/units). */
+static void score_of(const char *unit)
 {
-	char cmd[PATH_MAX * 2], out[65536], *at;
+	char cmd[PATH_MAX * 2], out[65536], head[256], *at;
 	double score = 99;
 	int st;
 
+	snprintf(cmd, sizeof(cmd), "cd '%s/units' && systemd-analyze security "
+		 "--offline=true --no-pager ./%s", dir, unit);
+	st = run(cmd, out, sizeof(out));
+	snprintf(head, sizeof(head), "Overall exposure level for %s:", unit);
+	at = strstr(out, head);
+	if (!CHECKF(st == 0 && at, "systemd-analyze security %s: status %d, no score in: "
+		    "%.300s", unit, st, out))
+		return;
+	if (!CHECKF(sscanf(at + strlen(head), "%lf", &score) == 1, "cannot read the score: "
+		    "%.80s", at))
+		return;
+	CHECKF(score <= 2.0, "%s: exposure %.1f, more than 2.0", unit, score);
+	fprintf(stderr, "%s: exposure level %.1f\n", unit, score);
+}
+
+static void security_score(void)
+{
 	if (!have("systemd-analyze")) {
 		check_skip("no systemd-analyze");
 		return;
 	}
 	if (!units_copy())
 		return;
-	snprintf(cmd, sizeof(cmd), "cd '%s/units' && systemd-analyze security "
-		 "--offline=true --no-pager ./dmaloadd.service", dir);
-	st = run(cmd, out, sizeof(out));
-	at = strstr(out, "Overall exposure level for dmaloadd.service:");
-	if (!CHECKF(st == 0 && at, "systemd-analyze security: status %d, no score in: %.300s",
-		    st, out))
-		return;
-	if (!CHECKF(sscanf(at + strlen("Overall exposure level for dmaloadd.service:"), "%lf",
-			   &score) == 1, "cannot read the score: %.80s", at))
-		return;
-	CHECKF(score <= 2.0, "exposure %.1f, more than 2.0", score);
-	fprintf(stderr, "exposure level %.1f\n", score);
+	score_of("dmaloadd.service");
+	score_of(PRELOAD_UNIT);
 }
 
 /* systemd-socket-activate binds, waits for the first connection and execs the daemon
@@ -249,8 +269,10 @@ int main(void)
 	if (!check_end())
 		return check_finish();
 
-	CASE(verify_units(), "systemd-analyze verify accepts dmaloadd.socket and .service");
-	CASE(security_score(), "systemd-analyze security rates dmaloadd.service 2.0 or less");
+	CASE(verify_units(), "systemd-analyze verify accepts dmaloadd.socket, .service and "
+	     "an instance of dmaload-preload@.service");
+	CASE(security_score(), "systemd-analyze security rates dmaloadd.service and "
+	     "dmaload-preload@.service 2.0 or less");
 	CASE(socket_activation(), "systemd-socket-activate: the daemon serves on the passed "
 	     "socket and exits 0 on SIGTERM");
 	CASE(notify_protocol(), "NOTIFY_SOCKET sees READY=1 + STATUS= (with cache use), WATCHDOG=1 "
