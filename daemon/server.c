@@ -26,6 +26,7 @@
 
 #include "client.h"
 #include "dmaload-proto.h"
+#include "fdstore.h"
 #include "job.h"
 #include "log.h"
 #include "server.h"
@@ -92,21 +93,52 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
 	}
 }
 
-/* Returns a listening fd passed by systemd, -1 if none, or -errno. */
-static int socket_from_systemd(void)
+/*
+ * Takes what systemd passed (sd_listen_fds_with_names): buffers stored by an earlier
+ * run (fdstore.c names) go back into the cache or are dropped; of the rest, the
+ * first listening AF_UNIX SOCK_SEQPACKET socket is ours, further ones are closed
+ * with a warning, and anything else is an error. Returns the socket, -1 if none was
+ * passed (the daemon then binds its own), or -errno.
+ */
+static int fds_from_systemd(struct server *s)
 {
-	int n = sd_listen_fds(1);
+	char **names = NULL;
+	int n = sd_listen_fds_with_names(1, &names), sock = -1, r = 0;
+	unsigned stored = 0, kept = 0;
 
 	if (n <= 0)
 		return n < 0 ? n : -1;
-	if (n > 1)
-		log_warn("systemd passed %d sockets; using the first", n);
-	if (sd_is_socket_unix(SD_LISTEN_FDS_START, SOCK_SEQPACKET, 1, NULL, 0) <= 0) {
-		log_err("the socket systemd passed is not a listening AF_UNIX "
-			"SOCK_SEQPACKET socket");
-		return -EINVAL;
+	for (int i = 0; i < n; i++) {
+		int fd = SD_LISTEN_FDS_START + i;
+		const char *name = names ? names[i] : NULL;
+
+		fcntl(fd, F_SETFD, FD_CLOEXEC);
+		if (fdstore_is_ours(name)) {
+			stored++;
+			kept += fdstore_restore(&s->cache, fd, name);
+		} else if (sd_is_socket_unix(fd, SOCK_SEQPACKET, 1, NULL, 0) <= 0) {
+			log_err("systemd passed fd %d (%s) that is not a listening AF_UNIX "
+				"SOCK_SEQPACKET socket", fd, name ? name : "no name");
+			close(fd);
+			r = -EINVAL;
+		} else if (sock >= 0) {
+			log_warn("systemd passed more than one socket; using the first");
+			close(fd);
+		} else {
+			sock = fd;
+		}
 	}
-	return SD_LISTEN_FDS_START;
+	for (int i = 0; names && names[i]; i++)
+		free(names[i]);
+	free(names);
+	if (stored)
+		log_notice("fdstore: %u of %u stored buffers kept", kept, stored);
+	if (r < 0) {
+		if (sock >= 0)
+			close(sock);
+		return r;
+	}
+	return sock;
 }
 
 /* Is a daemon answering on @path? */
@@ -214,7 +246,7 @@ int server_init(struct server *s, struct ev_loop *loop, const struct config *cfg
 		goto fail;
 	}
 
-	fd = socket_from_systemd();
+	fd = fds_from_systemd(s);
 	if (fd >= 0) {
 		s->socket_from_systemd = true;
 		fcntl(fd, F_SETFD, FD_CLOEXEC);

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -256,6 +257,195 @@ out:
 	close(s);
 }
 
+/* ---- the fd store ---------------------------------------------------------------- */
+
+#define MAX_STORED 8
+
+struct stored {
+	int n;
+	int fds[MAX_STORED];
+	char names[MAX_STORED][256];
+	char log[8192];			/* every message, "|"-joined */
+};
+
+/* Reads notify datagrams for @ms, keeping FDSTORE=1 fds and their FDNAMEs. */
+static void store_collect(int s, unsigned ms, struct stored *st)
+{
+	uint64_t end = now_ms() + ms;
+
+	while (now_ms() < end) {
+		char buf[1024], cbuf[CMSG_SPACE(sizeof(int) * 4)];
+		struct iovec iov = { .iov_base = buf, .iov_len = sizeof(buf) - 1 };
+		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+				     .msg_controllen = sizeof(cbuf) };
+		struct timeval tv = { .tv_usec = 50000 };
+		struct cmsghdr *cm;
+		int fd = -1;
+		ssize_t n;
+		char *name;
+
+		setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		n = recvmsg(s, &mh, MSG_CMSG_CLOEXEC);
+		if (n <= 0)
+			continue;
+		buf[n] = '\0';
+		for (cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm))
+			if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS)
+				memcpy(&fd, CMSG_DATA(cm), sizeof(int));
+		snprintf(st->log + strlen(st->log), sizeof(st->log) - strlen(st->log), "%s|",
+			 buf);
+		name = strstr(buf, "FDNAME=");
+		if (fd >= 0 && strstr(buf, "FDSTORE=1") && name && st->n < MAX_STORED) {
+			snprintf(st->names[st->n], sizeof(st->names[0]), "%.*s",
+				 (int)strcspn(name + 7, "\n"), name + 7);
+			st->fds[st->n++] = fd;
+		} else if (fd >= 0) {
+			close(fd);
+		}
+	}
+}
+
+static int notify_socket(const char *tag, struct sockaddr_un *sa)
+{
+	int s = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+	*sa = (struct sockaddr_un){ .sun_family = AF_UNIX };
+	snprintf(sa->sun_path, sizeof(sa->sun_path), "%.90s/%s", dir, tag);
+	if (s >= 0 && bind(s, (struct sockaddr *)sa, sizeof(*sa)) < 0) {
+		close(s);
+		return -1;
+	}
+	return s;
+}
+
+/*
+ * A daemon with NOTIFY_SOCKET hands each cached buffer to the stand-in (FDSTORE=1 +
+ * FDNAME); restarted with them as LISTEN_FDS / LISTEN_FDNAMES (LISTEN_PID set by a
+ * wrapper that execs the daemon, reopening the buffers from this process's
+ * /proc/PID/fd: the harness closes inherited fds), it serves the unchanged file
+ * from the cache with no read, and drops the buffer of the file changed in between
+ * (FDSTOREREMOVE=1).
+ */
+static void fd_store(void)
+{
+	char keep[300], change[300], wrap[300], why[512], bin[PATH_MAX], names[2048] = "";
+	char redir[1024] = "";
+	struct dmaload_stats s0, s1;
+	struct dmaload_event ev = { .fd = -1 };
+	struct test_daemon d1, d2;
+	struct sockaddr_un sa;
+	struct stored st = { 0 }, st2 = { 0 };
+	struct dmaload *dl = NULL;
+	struct dmaload_cache_list l;
+	int s, r, keep_i = -1, change_i = -1;
+	FILE *f;
+
+	snprintf(keep, sizeof(keep), "%s/keep.bin", dir);
+	snprintf(change, sizeof(change), "%s/change.bin", dir);
+	if (!CHECK_OK(file_make(keep, 5 * MiB + 7, 7, 0644)) ||
+	    !CHECK_OK(file_make(change, 2 * MiB, 8, 0644)))
+		return;
+	s = notify_socket("notify-store", &sa);
+	if (!CHECKF(s >= 0, "notify socket: %m"))
+		return;
+	setenv("NOTIFY_SOCKET", sa.sun_path, 1);
+	r = daemon_start_more(&d1, "fdstore1", NULL, "[cache]\ncache_limit = 1G\n", why,
+			      sizeof(why));
+	unsetenv("NOTIFY_SOCKET");
+	if (!CHECKF(r == 0, "%s", why))
+		goto out1;
+	dl = lc_connect(&d1, "store");
+	if (dl) {
+		lc_load_verify(dl, keep, -1, NULL, 5 * MiB + 7, 7, DL_METHOD_AUTO, NULL);
+		lc_load_verify(dl, change, -1, NULL, 2 * MiB, 8, DL_METHOD_AUTO, NULL);
+		dl = dmaload_close(dl);
+	}
+	store_collect(s, 500, &st);
+	daemon_stop(&d1);
+	daemon_cleanup(&d1);
+	for (int i = 0; i < st.n; i++) {
+		if (strstr(st.names[i], "keep.bin"))
+			keep_i = i;
+		if (strstr(st.names[i], "change.bin"))
+			change_i = i;
+		CHECKF(strlen(st.names[i]) <= 255 && !strchr(st.names[i], ':'),
+		       "bad FDNAME %s", st.names[i]);
+	}
+	if (!CHECKF(st.n == 2 && keep_i >= 0 && change_i >= 0, "%d FDSTORE fds: %s", st.n,
+		    st.log))
+		goto out1;
+	/* the stored buffers hold the bytes */
+	CHECK_BUF(st.fds[keep_i], 5 * MiB + 7, 7, 0);
+
+	/* change.bin gets new bytes (same size, new mtime and ctime) */
+	sleep_ms(20);
+	if (!CHECK_OK(file_make(change, 2 * MiB, 9, 0644)))
+		goto out1;
+
+	if (!CHECKF(realpath(daemon_binary(), bin), "realpath: %m"))
+		goto out1;
+	for (int i = 0; i < st.n; i++) {
+		snprintf(names + strlen(names), sizeof(names) - strlen(names), "%s%s",
+			 i ? ":" : "", st.names[i]);
+		snprintf(redir + strlen(redir), sizeof(redir) - strlen(redir),
+			 " %d<>/proc/%d/fd/%d", 3 + i, (int)getpid(), st.fds[i]);
+	}
+	snprintf(wrap, sizeof(wrap), "%s/wrap.sh", dir);
+	f = fopen(wrap, "we");
+	if (!CHECKF(f, "%s: %m", wrap))
+		goto out1;
+	fprintf(f, "#!/bin/bash\nexport LISTEN_PID=$$ LISTEN_FDS=%d LISTEN_FDNAMES='%s'\n"
+		"exec '%s' \"$@\"%s\n", st.n, names, bin, redir);
+	fclose(f);
+	chmod(wrap, 0755);
+	setenv("DMALOADD", wrap, 1);
+	setenv("NOTIFY_SOCKET", sa.sun_path, 1);
+	r = daemon_start_more(&d2, "fdstore2", NULL, "[cache]\ncache_limit = 1G\n", why,
+			      sizeof(why));
+	unsetenv("NOTIFY_SOCKET");
+	unsetenv("DMALOADD");
+	if (!CHECKF(r == 0, "%s", why))
+		goto out1;
+	dl = lc_connect(&d2, "restored");
+	if (!dl || !CHECK_OK(dmaload_stats(dl, &s0)))
+		goto out2;
+	CHECK_U64(s0.bytes_read, ==, 0);
+	CHECK_U64(s0.cache_entries, ==, 1);
+	r = dmaload_load_path_sync(dl, keep, NULL, &ev);
+	if (CHECKF(r == 0, "load %s: %s", keep, lc_event_str(&ev))) {
+		CHECKF(ev.done_flags & DL_DONE_CACHED, "not from the cache: flags 0x%x",
+		       ev.done_flags);
+		CHECK_BUF(ev.fd, 5 * MiB + 7, 7, 0);
+		close(ev.fd);
+	}
+	if (CHECK_OK(dmaload_list(dl, &l))) {
+		for (size_t i = 0; i < l.n_entries; i++)
+			CHECKF(!strstr(l.entries[i].name, "change.bin"), "the changed file's "
+			       "buffer was kept");
+		dmaload_list_free(&l);
+	}
+	/* the changed file is read again, with its new bytes */
+	lc_load_verify(dl, change, -1, NULL, 2 * MiB, 9, DL_METHOD_AUTO, NULL);
+	if (CHECK_OK(dmaload_stats(dl, &s1))) {
+		CHECK_U64(s1.bytes_read, ==, 2 * MiB);
+		dmaload_stats_free(&s1);
+	}
+	dmaload_stats_free(&s0);
+	store_collect(s, 300, &st2);
+	CHECKF(strstr(st2.log, "FDSTOREREMOVE=1") && strstr(st2.log, st.names[change_i]),
+	       "no FDSTOREREMOVE=1 of the changed file's buffer: %s", st2.log);
+out2:
+	dmaload_close(dl);
+	CHECKF(daemon_stop(&d2) == 0, "restarted daemon: exit status");
+	daemon_cleanup(&d2);
+out1:
+	for (int i = 0; i < st.n; i++)
+		close(st.fds[i]);
+	for (int i = 0; i < st2.n; i++)
+		close(st2.fds[i]);
+	close(s);
+}
+
 int main(void)
 {
 	const char *src = getenv("DMALOAD_TOP");
@@ -278,6 +468,8 @@ int main(void)
 	CASE(notify_protocol(), "NOTIFY_SOCKET sees READY=1 + STATUS= (with cache use), WATCHDOG=1 "
 	     "at half WATCHDOG_USEC, RELOADING=1 then READY=1 on SIGHUP (good and bad "
 	     "config), STOPPING=1");
+	CASE(fd_store(), "fd store: cached buffers go to FDSTORE=1; passed back after a "
+	     "restart they serve loads with no read; a changed file's is dropped");
 	if (!getenv("DMALOAD_TEST_KEEP"))
 		tdir_remove(dir);
 	return check_finish();
