@@ -38,7 +38,7 @@ static struct test_daemon d, d2;
 static struct test_daemon *cur;
 static char fdir[256];		/* the files, made before the daemon starts */
 static char fa[PATH_MAX], fb[PATH_MAX], fone[PATH_MAX], fc[PATH_MAX], fd_[PATH_MAX],
-	    fe[PATH_MAX];
+	    fe[PATH_MAX], fg[PATH_MAX];
 static char out[65536], err[65536];
 
 static void read_all(const char *path, char *buf, size_t len)
@@ -269,8 +269,9 @@ static void sighup_adds(void)
 
 	if (!dl)
 		return;
-	snprintf(more, sizeof(more), "[cache]\ncache_limit = 1G\n[preload]\n"
-		 "preload = %s/models/*.bin\npreload = %s\n", fdir, fe);
+	snprintf(more, sizeof(more), "[cache]\ncache_limit = 1G\n[limits]\n"
+		 "global_rate = 16M\n[preload]\npreload = %s/models/*.bin\npreload = %s\n",
+		 fdir, fe);
 	if (CHECK_OK(daemon_write_config_more(&d, NULL, more))) {
 		kill(d.pid, SIGHUP);
 		if (wait_pinned(dl, fe, SMALL, 20000))
@@ -307,6 +308,39 @@ static void no_leak(void)
 	CHECKF(ctl("preload", "--wait", fb, fd_, NULL) == 0, "preload --wait: %s", err);
 	if (evict_all(&d))
 		CHECK_SETTLED_START(&d, 5000);
+}
+
+/* A detached preload still reading when SIGTERM comes is cancelled; the daemon
+ * stops cleanly (the next case checks exit 0) well before the read could end. */
+static void stop_during_preload(void)
+{
+	struct dmaload_event ev = { .fd = -1 };
+	struct dmaload_opts o;
+	struct dmaload *dl = lc_connect(&d, "detach");
+	uint64_t id, t0;
+	int r, st;
+
+	if (!dl)
+		return;
+	/* DL_LOAD_DETACH without DL_LOAD_PIN is refused */
+	dmaload_opts_init(&o);
+	o.detach = true;
+	r = dmaload_load_path(dl, fb, &o, &id);
+	if (CHECK_OK(r) && CHECK_OK(dmaload_wait(dl, id, &ev, NULL, NULL)))
+		CHECKF(ev.type == DMALOAD_EV_ERROR && ev.err == EINVAL, "detach without pin: "
+		       "%s", lc_event_str(&ev));
+	dmaload_close(dl);
+	cur = &d;
+	st = ctl("preload", fg, NULL);	/* 48 MiB at 16 MB/s: about 3 s */
+	CHECKF(st == 0, "preload: exit %d, err %s", st, err);
+	sleep_ms(200);
+	t0 = now_ms();
+	st = daemon_stop(&d);
+	CHECKF(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "wait status 0x%x", st);
+	CHECKF(now_ms() - t0 < 2500, "the stop took %llu ms: the preload was not cancelled",
+	       (unsigned long long)(now_ms() - t0));
+	CHECKF(daemon_log_wait(&d, "the daemon is stopping", 0, 100), "the preload was not "
+	       "cancelled with ESHUTDOWN");
 }
 
 static void cache_off(void)
@@ -354,6 +388,8 @@ int main(void)
 	make_cold(fc, BIG, 4);
 	make_cold(fd_, SMALL, 5);
 	make_cold(fe, SMALL, 6);
+	snprintf(fg, sizeof(fg), "%s/g", fdir);
+	make_cold(fg, BIG, 7);
 	notify_sock = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	snprintf(sa.sun_path, sizeof(sa.sun_path), "%.90s/notify", fdir);
 	CHECKF(notify_sock >= 0 && bind(notify_sock, (struct sockaddr *)&sa, sizeof(sa)) == 0,
@@ -375,7 +411,9 @@ int main(void)
 	     "the load goes on; --wait: exit 1 if a file failed; a cached file is a hit");
 	CASE(sighup_adds(), "SIGHUP with a new [preload] entry preloads it");
 	CASE(no_leak(), "EVICT all, then a run-time preload and EVICT: no fd or memfd left");
-	daemon_stop_case(&d, "preload: daemon exits 0 on SIGTERM");
+	CASE(stop_during_preload(), "detach needs pin; SIGTERM during a detached preload: "
+	     "cancelled, exit 0 at once");
+	daemon_cleanup(&d);
 
 	check_begin("set-up: a daemon with the cache off and a [preload] entry");
 	snprintf(more, sizeof(more), "[preload]\npreload = %s\n", fb);
