@@ -140,6 +140,7 @@ install: all
 	install -Dm644 conf/dmaloadd.conf $(DESTDIR)$(SYSCONFDIR)/dmaloadd/dmaloadd.conf
 	install -Dm644 systemd/dmaloadd.service $(DESTDIR)/lib/systemd/system/dmaloadd.service
 	install -Dm644 systemd/dmaloadd.socket $(DESTDIR)/lib/systemd/system/dmaloadd.socket
+	install -Dm644 systemd/dmaload-preload@.service $(DESTDIR)/lib/systemd/system/dmaload-preload@.service
 	for m in docs/man/*.[0-9]; do \
 		s=$${m##*.}; install -Dm644 $$m $(DESTDIR)$(PREFIX)/share/man/man$$s/$${m##*/}; \
 	done

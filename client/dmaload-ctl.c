@@ -47,6 +47,10 @@ static void usage(FILE *f)
 	      "            [-- CMD ARGS...]\n"
 	      "                  load FILE into a sealed memfd or a dma-buf; with -- CMD,\n"
 	      "                  run CMD with the buffer as fd 3 ($DMALOAD_FD, $DMALOAD_SIZE)\n"
+	      "  preload FILE... [--wait]\n"
+	      "                  load each FILE in the background, pinned in the daemon's\n"
+	      "                  cache; returns once the daemon took them all, or with\n"
+	      "                  --wait once they are loaded (non-zero if any failed)\n"
 	      "  info            the buffers the daemon's host offers: dma-buf targets,\n"
 	      "                  heaps, the udmabuf size limit, the huge page pool\n"
 	      "  status          daemon counters and the loads you may see\n"
@@ -568,6 +572,167 @@ static int cmd_load(struct ctl *ctl, int argc, char **argv, int i)
 	return EXIT_SUCCESS;
 }
 
+/* ---- preload ---------------------------------------------------------------------- */
+
+struct preload_file {
+	const char *file;
+	uint64_t id;
+	uint64_t total, done;	/* from ACCEPTED and PROGRESS */
+	bool accepted, over, failed;
+};
+
+static void preload_report(const struct ctl *ctl, const struct preload_file *pf,
+			   const struct dmaload_event *ev)
+{
+	char sz[32];
+	bool cached = ev->type == DMALOAD_EV_DONE && (ev->done_flags & DL_DONE_CACHED);
+
+	if (ctl->json) {
+		fputs("{\"file\":", stdout);
+		json_string(stdout, pf->file);
+		printf(",\"size\":%llu,\"state\":\"%s\",\"cached\":%s}\n",
+		       (unsigned long long)pf->total,
+		       ev->type == DMALOAD_EV_DONE ? "loaded" : "accepted",
+		       cached ? "true" : "false");
+		return;
+	}
+	format_size(sz, sizeof(sz), pf->total);
+	if (ev->type == DMALOAD_EV_DONE)
+		printf("preloaded %s: %llu bytes (%s), pinned%s\n", pf->file,
+		       (unsigned long long)pf->total, sz,
+		       cached ? ", already in the cache" :
+		       (ev->done_flags & DL_DONE_JOINED) ? ", joined a running load" : "");
+	else
+		printf("preloading %s: %llu bytes (%s), in the background\n", pf->file,
+		       (unsigned long long)pf->total, sz);
+}
+
+/*
+ * Sends one LOAD per file (background priority, pinned, DL_LOAD_DETACH so that the
+ * daemon reads on after we close), then takes events until every file is accepted
+ * (or, with --wait, loaded) or refused. The progress bar sums all files.
+ */
+static int cmd_preload(struct ctl *ctl, int argc, char **argv, int i)
+{
+	struct progress pg = { 0 };
+	struct preload_file *pf;
+	struct dmaload_opts opts;
+	struct dmaload *dl;
+	bool wait = false, bar;
+	size_t n = 0, left, failed = 0;
+	int r;
+
+	pf = calloc((size_t)argc, sizeof(*pf));
+	if (!pf)
+		return fail("preload", NULL, ENOMEM, NULL);
+	for (; i < argc; i++) {
+		r = global_option(ctl, argc, argv, &i);
+		if (r >= 2) {
+			free(pf);
+			return r - 2;
+		}
+		if (r)
+			continue;
+		if (!strcmp(argv[i], "--wait")) {
+			wait = true;
+		} else if (argv[i][0] == '-' && argv[i][1]) {
+			free(pf);
+			return usage_error("unknown option '%s'", argv[i]);
+		} else {
+			pf[n++].file = argv[i];
+		}
+	}
+	if (!n) {
+		free(pf);
+		return usage_error("preload: no FILE given");
+	}
+	r = ctl_connect(ctl, &dl);
+	if (r) {
+		free(pf);
+		return r;
+	}
+	dmaload_opts_init(&opts);
+	opts.priority = DL_PRIO_BACKGROUND;
+	opts.pin = true;
+	opts.detach = true;
+	bar = wait && !ctl->json && isatty(STDERR_FILENO);
+	opts.progress = bar;
+	pg.start = now_s();
+	left = n;
+	for (size_t k = 0; k < n; k++) {
+		r = dmaload_load_path(dl, pf[k].file, &opts, &pf[k].id);
+		if (r < 0) {
+			fail("preload", pf[k].file, -r, r == -EOPNOTSUPP ?
+			     "the daemon does not know preloads (DL_CAP_DETACH)" : NULL);
+			pf[k].over = pf[k].failed = true;
+			failed++;
+			left--;
+		}
+	}
+	while (left) {
+		struct dmaload_event ev;
+		struct preload_file *p = NULL;
+
+		r = dmaload_next_event(dl, &ev, -1);
+		if (r < 0) {
+			progress_clear(&pg);
+			fail("preload", NULL, -r, "lost the connection to the daemon");
+			failed += left;
+			break;
+		}
+		for (size_t k = 0; k < n && !p; k++)
+			if (pf[k].id == ev.id && !pf[k].over)
+				p = &pf[k];
+		if (ev.type == DMALOAD_EV_DONE && ev.fd >= 0)
+			close(ev.fd);	/* the daemon keeps its own, pinned */
+		if (!p)
+			continue;
+		switch (ev.type) {
+		case DMALOAD_EV_ACCEPTED:
+			p->accepted = true;
+			p->total = ev.size;
+			if (!wait) {
+				preload_report(ctl, p, &ev);
+				p->over = true;
+				left--;
+			}
+			break;
+		case DMALOAD_EV_PROGRESS:
+			p->done = ev.done;
+			break;
+		case DMALOAD_EV_DONE:
+			p->done = p->total = ev.size;
+			progress_clear(&pg);
+			preload_report(ctl, p, &ev);
+			p->over = true;
+			left--;
+			break;
+		default:
+			progress_clear(&pg);
+			fail("preload", p->file, ev.type == DMALOAD_EV_ERROR ? ev.err : EPROTO,
+			     ev.type == DMALOAD_EV_ERROR ? ev.message : "unexpected reply");
+			p->over = p->failed = true;
+			failed++;
+			left--;
+			break;
+		}
+		if (bar && left) {
+			struct dmaload_event sum = { .type = DMALOAD_EV_PROGRESS };
+
+			for (size_t k = 0; k < n; k++)
+				if (!pf[k].failed) {
+					sum.done += pf[k].done;
+					sum.total += pf[k].total;
+				}
+			progress_draw(&sum, &pg);
+		}
+	}
+	progress_clear(&pg);
+	dmaload_close(dl);
+	free(pf);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
+
 /* ---- status ---------------------------------------------------------------------- */
 
 static const char *format_uptime(char *buf, size_t cap, uint64_t ms)
@@ -1050,6 +1215,8 @@ int main(int argc, char **argv)
 
 	if (!strcmp(cmd, "load"))
 		r = cmd_load(&ctl, argc, argv, i);
+	else if (!strcmp(cmd, "preload"))
+		r = cmd_preload(&ctl, argc, argv, i);
 	else if (!strcmp(cmd, "status"))
 		r = cmd_status(&ctl, argc, argv, i);
 	else if (!strcmp(cmd, "cancel"))

@@ -453,7 +453,8 @@ void dmaload_opts_init(struct dmaload_opts *opts)
 
 /* Fills @l from @opts and appends the heap name, if any, to @trail (which holds
  * l->path_len bytes of path and has room for DL_HEAP_NAME_MAX more). Returns the
- * trailing data's length, or -EINVAL for a heap target without a valid heap name. */
+ * trailing data's length, -EINVAL for a heap target without a valid heap name, or
+ * -EOPNOTSUPP for a detached load the daemon does not know. */
 static ssize_t load_from_opts(const struct dmaload *dl, struct dl_load *l,
 			      const struct dmaload_opts *opts, char *trail, size_t path_len)
 {
@@ -475,6 +476,11 @@ static ssize_t load_from_opts(const struct dmaload *dl, struct dl_load *l,
 	 * it, auto gives the memfd such a daemon would pick anyway. */
 	if (opts->dmabuf && (dl->caps & DL_CAP_DMABUF))
 		l->flags |= DL_LOAD_DMABUF;
+	if (opts->detach) {
+		if (!(dl->caps & DL_CAP_DETACH))
+			return -EOPNOTSUPP;
+		l->flags |= DL_LOAD_DETACH;
+	}
 	l->path_len = (uint32_t)path_len;
 	/* Not range-checked here: the daemon answers values it does not know with
 	 * ERROR EINVAL, and a newer daemon may know more of them than this library. */

@@ -46,6 +46,10 @@ struct dmaload_opts {
 					 * event's target says which */
 	const char *heap;		/* target DL_TARGET_HEAP: the heap's name, e.g.
 					 * "system" (a file in /dev/dma_heap) */
+	bool detach;			/* a preload: the load goes on into the daemon's
+					 * cache if this connection closes (DL_LOAD_DETACH;
+					 * needs pin; -EOPNOTSUPP from a daemon without
+					 * DL_CAP_DETACH) */
 };
 
 /* Fills @opts with the defaults: whole file, auto method and target. */

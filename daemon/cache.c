@@ -24,6 +24,7 @@
 
 #include "cache.h"
 #include "client.h"
+#include "fdstore.h"
 #include "job.h"
 #include "log.h"
 #include "server.h"
@@ -55,6 +56,7 @@ static void entry_evict(struct cache *c, struct cache_entry *e, const char *why)
 	log_debug("cache: dropping %s (%llu bytes at %llu, %s)", e->name,
 		  (unsigned long long)e->key.len, (unsigned long long)e->key.off, why);
 	c->evictions++;
+	fdstore_remove(e);
 	entry_free(c, e);
 }
 
@@ -188,6 +190,7 @@ void cache_hit_served(struct cache *c, struct cache_entry *e, bool pin)
 	if (pin && !e->pinned) {
 		e->pinned = true;
 		c->n_pinned++;
+		fdstore_put(e);		/* its stored name says pinned now */
 	}
 }
 
@@ -268,6 +271,29 @@ void cache_leader_done(struct cache *c, struct job *j)
 		e->pinned = true;
 		c->n_pinned++;
 	}
+	fdstore_put(e);
+}
+
+int cache_adopt(struct cache *c, const struct cache_entry *from)
+{
+	struct cache_entry *e;
+
+	if (!c->limit || !cache_make_room(c, from->buf_size))
+		return -ENOSPC;
+	e = malloc(sizeof(*e));
+	if (!e)
+		return -ENOMEM;
+	*e = *from;
+	list_init(&e->joiners);
+	e->leader = NULL;
+	e->done_flags = DL_DONE_SEALED | (e->hugetlb ? DL_DONE_HUGETLB : 0);
+	e->t_loaded = e->t_used = now_ns();
+	entry_to_front(c, e);
+	c->bytes += e->buf_size;
+	c->n_ready++;
+	if (e->pinned)
+		c->n_pinned++;
+	return 0;
 }
 
 void cache_leader_failed(struct cache *c, struct job *j, int err, const char *msg)

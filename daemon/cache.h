@@ -50,6 +50,7 @@ struct cache_entry {
 	uint32_t done_flags;		/* DL_DONE_* of the leader's DONE */
 	uint64_t served, hits;		/* DONEs handed out; of which cache hits */
 	uint64_t t_loaded, t_used;	/* now_ns() */
+	char fdname[256];		/* its name in systemd's fd store, "" if not there */
 };
 
 struct cache {
@@ -101,6 +102,13 @@ bool cache_has_joiners(const struct job *j);
 /* The joined job @j leaves its entry (cancelled, client gone). If its leader's own
  * client has gone too and nobody else waits, the leader is cancelled. */
 void cache_unjoin(struct cache *c, struct job *j);
+
+/*
+ * A buffer from before a restart (fdstore.c): @e holds a validated key, name, uid, fd
+ * (taken on success), buf_size and flags. Becomes a ready entry if it fits the budget.
+ * Returns 0 or -ENOSPC / -ENOMEM (@e->fd is then still the caller's).
+ */
+int cache_adopt(struct cache *c, const struct cache_entry *e);
 
 /*
  * Drops ready entries: those loaded under @path (NULL: all), visible to @uid (0: all).

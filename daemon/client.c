@@ -14,6 +14,14 @@
  * Lifetime: client_close() closes the socket, detaches the jobs and marks the client
  * closed; the struct lives on until its last job is released, because jobs still
  * point at it (and at its credentials) while the kernel finishes their reads.
+ *
+ * Loads without a client (preloads): a load that outlives its connection is simply a
+ * job of a closed client. client_close() keeps the jobs that asked for it
+ * (DL_LOAD_DETACH) running and moves the client to server->lingering, where
+ * server_stop() still finds them; client_preload() makes a client that is closed
+ * from birth, with the daemon's own credentials, for the [preload] entries. Either
+ * way the job path is the one every load takes, replies go nowhere (client_send on a
+ * closed client is a no-op), and the client frees itself after its last job.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -37,6 +45,9 @@ struct out_msg {
 	char buf[];
 };
 
+static void on_readable(struct ev_loop *loop, ev_io *w, int revents);
+static void on_writable(struct ev_loop *loop, ev_io *w, int revents);
+
 /* Datagrams handled per readable event before giving others a turn. */
 #define RECV_BATCH 16
 
@@ -44,6 +55,9 @@ static void client_free(struct client *c)
 {
 	struct server *srv = c->srv;
 
+	/* A lingering client's jobs may have armed it again after client_close. */
+	ev_timer_stop(srv->loop, &c->limit_timer);
+	list_del(&c->link);		/* server->lingering, if there */
 	while (c->out_head) {
 		struct out_msg *m = c->out_head;
 
@@ -68,6 +82,7 @@ static void client_maybe_free(struct client *c)
 void client_close(struct client *c)
 {
 	struct list *pos, *tmp;
+	unsigned kept = 0;
 
 	if (c->closed)
 		return;
@@ -79,11 +94,71 @@ void client_close(struct client *c)
 	sched_client_deinit(&c->srv->sched, c);
 	list_del(&c->link);
 	c->srv->n_clients--;
-	log_debug("conn %llu closed (%u loads to cancel)", (unsigned long long)c->conn_id,
-		  c->n_jobs);
-	list_for_each_safe(pos, tmp, &c->jobs)
-		job_detach(list_entry(pos, struct job, client_link));
+	list_for_each_safe(pos, tmp, &c->jobs) {
+		struct job *j = list_entry(pos, struct job, client_link);
+
+		/* A preload reads on for the cache (not on a stopping daemon). */
+		if ((j->req.flags & DL_LOAD_DETACH) && !j->err && !j->replied &&
+		    !c->srv->stopping)
+			kept++;
+		else
+			job_detach(j);
+	}
+	if (kept)
+		list_add_tail(&c->srv->lingering, &c->link);
+	log_debug("conn %llu closed (%u loads cancelled, %u preloads go on)",
+		  (unsigned long long)c->conn_id, c->n_jobs - kept, kept);
 	client_maybe_free(c);
+}
+
+int client_preload(struct server *srv, char **paths, size_t n)
+{
+	struct client *c = calloc(1, sizeof(*c));
+	unsigned started = 0;
+
+	if (!c)
+		return -ENOMEM;
+	c->srv = srv;
+	c->fd = -1;
+	c->closed = true;		/* nobody to reply to */
+	c->conn_id = ++srv->next_conn_id;
+	c->cred = (struct peer_cred){ .pid = getpid(), .uid = geteuid(), .gid = getegid() };
+	snprintf(c->name, sizeof(c->name), "preload");
+	list_init(&c->jobs);
+	sched_client_init(&srv->sched, c);
+	ev_io_init(&c->rio, on_readable, -1, EV_READ);	/* never started */
+	ev_io_init(&c->wio, on_writable, -1, EV_WRITE);
+	list_add_tail(&srv->lingering, &c->link);
+	c->busy++;
+	for (size_t i = 0; i < n; i++) {
+		struct dl_msg m = {
+			.hdr = { .type = DL_LOAD, .id = i + 1 },
+			.u.load = {
+				.length = DL_LENGTH_TO_EOF,
+				.flags = DL_LOAD_PIN | DL_LOAD_DETACH,
+				.target = DL_TARGET_AUTO,
+				.method = DL_METHOD_AUTO,
+				.priority = DL_PRIO_BACKGROUND,
+				.path_len = (uint32_t)strlen(paths[i]),
+			},
+			.trail = paths[i],
+			.trail_len = strlen(paths[i]),
+		};
+		struct job *j;
+
+		if (job_new(&j, c, &m, -1) < 0) {
+			log_warn("preload %s: out of memory", paths[i]);
+			continue;
+		}
+		list_add_tail(&c->jobs, &j->client_link);
+		c->n_jobs++;
+		started++;
+	}
+	log_notice("preload: conn %llu: %u files, background priority, pinned",
+		   (unsigned long long)c->conn_id, started);
+	c->busy--;
+	client_maybe_free(c);
+	return 0;
 }
 
 void client_job_gone(struct client *c, struct job *j)
@@ -224,7 +299,7 @@ static void handle_hello(struct client *c, const struct dl_msg *m)
 	const struct config *cfg = c->srv->cfg;
 	struct dl_hello_reply r = {
 		.version = DL_PROTO_VERSION,
-		.caps = DL_CAPS_V1 | DL_CAP_DMABUF,
+		.caps = DL_CAPS_V1 | DL_CAP_DMABUF | DL_CAP_DETACH,
 		.max_load_size = c->srv->max_load_size,
 		.chunk_size = (uint32_t)cfg->chunk_size,
 		.queue_depth = cfg->queue_depth,
@@ -282,6 +357,16 @@ static void handle_load(struct client *c, const struct dl_msg *m, int fd)
 			 "(%llu bytes)", (unsigned long long)m->u.load.length,
 			 (unsigned long long)c->srv->max_load_size);
 		client_send_error(c, m->hdr.id, EFBIG, msg);
+		goto drop;
+	}
+	if ((m->u.load.flags & DL_LOAD_DETACH) && !(m->u.load.flags & DL_LOAD_PIN)) {
+		client_send_error(c, m->hdr.id, EINVAL, "DL_LOAD_DETACH needs DL_LOAD_PIN: "
+				  "a detached load's buffer is kept only in the cache");
+		goto drop;
+	}
+	if ((m->u.load.flags & DL_LOAD_DETACH) && !c->srv->cache.limit) {
+		client_send_error(c, m->hdr.id, EOPNOTSUPP, "the cache is off "
+				  "(cache_limit = 0): nowhere to preload into");
 		goto drop;
 	}
 	r = job_new(&j, c, m, fd);

@@ -64,5 +64,12 @@ void client_close(struct client *c);
 void client_send(struct client *c, const void *buf, size_t len, int fd_to_pass);
 void client_send_error(struct client *c, uint64_t id, int err, const char *msg);
 
+/*
+ * Starts a load of each of @paths (borrowed; absolute paths of regular files) with
+ * the daemon's own credentials, background priority, method auto, pinned in the
+ * cache, on a client that has no connection (see client.c). Returns 0 or -ENOMEM.
+ */
+int client_preload(struct server *srv, char **paths, size_t n);
+
 /* A job of @c's was freed. */
 void client_job_gone(struct client *c, struct job *j);

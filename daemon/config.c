@@ -49,6 +49,31 @@ void config_deinit(struct config *c)
 	free(c->socket);
 	c->socket = NULL;
 	limits_deinit(&c->limits);
+	for (size_t i = 0; i < c->n_preload; i++)
+		free(c->preload[i]);
+	free(c->preload);
+	c->preload = NULL;
+	c->n_preload = 0;
+}
+
+/* [preload] preload = PATTERN: inih calls us once per line, so a repeated key is one
+ * more entry (INI_ALLOW_MULTILINE would only fold indented continuation lines into
+ * one value; Debian's inih has it, and we do not rely on it). */
+static int preload_add(struct config *c, const char *value)
+{
+	char **v, *p;
+
+	if (value[0] != '/' || strlen(value) >= PATH_MAX)
+		return -EINVAL;
+	p = strdup(value);
+	v = p ? realloc(c->preload, (c->n_preload + 1) * sizeof(*v)) : NULL;
+	if (!v) {
+		free(p);
+		return -ENOMEM;
+	}
+	v[c->n_preload++] = p;
+	c->preload = v;
+	return 0;
 }
 
 int config_parse_size(const char *s, uint64_t *out)
@@ -272,6 +297,11 @@ static int on_key(void *data, const char *section, const char *key, const char *
 		} else {
 			what = "unknown key";
 		}
+	} else if (strcmp(section, "preload") == 0) {
+		if (strcmp(key, "preload") != 0)
+			what = "unknown key";
+		else if (preload_add(c, value) < 0)
+			what = "must be an absolute path or glob(3) pattern";
 	} else {
 		snprintf(ps->err, ps->err_len, "%s:%d: unknown section [%s]", ps->path, line,
 			 section);
@@ -342,6 +372,18 @@ bool config_reload(struct config *live, struct config *next)
 	LIVE(max_queued, "[io] max_queued");
 	LIVE(max_loads, "[io] max_loads");
 	LIVE(max_inflight, "[io] max_inflight");
+	if (live->n_preload != next->n_preload)
+		log_notice("reload: [preload]: %zu -> %zu entries", live->n_preload,
+			   next->n_preload);
+	{
+		char **v = live->preload;
+		size_t n = live->n_preload;
+
+		live->preload = next->preload;
+		live->n_preload = next->n_preload;
+		next->preload = v;
+		next->n_preload = n;
+	}
 	RESTART((live->socket == NULL) != (next->socket == NULL) ||
 		(live->socket && strcmp(live->socket, next->socket)), "[daemon] socket");
 	RESTART(live->socket_mode != next->socket_mode, "[daemon] socket_mode");

@@ -50,6 +50,11 @@ struct config {
 	/* [cache] */
 	uint64_t cache_limit;		/* bytes of finished buffers kept; 0: none */
 	unsigned cache_limit_pct;	/* if not 0: the limit is this % of RAM instead */
+
+	/* [preload]: paths or glob(3) patterns, in file order (each "preload =" line
+	 * appends one) */
+	char **preload;
+	size_t n_preload;
 };
 
 /* Sets every field to its built-in default. */
@@ -70,7 +75,8 @@ int config_load(struct config *c, const char *path, char *err, size_t err_len);
 int config_parse_target(const char *s, uint8_t *target, char *heap, size_t heap_len);
 /*
  * SIGHUP: takes from @next (a freshly loaded config) what can change while the daemon
- * runs: [limits], log_level, max_clients, max_queued, max_loads and max_inflight,
+ * runs: [limits], [preload] (the
+ * caller preloads the new list), log_level, max_clients, max_queued, max_loads and max_inflight,
  * which only the loop thread reads. Other keys that differ are logged as needing a
  * restart and keep their running values (workers read them, or the socket and the
  * ring were set up with them). Logs each change. Returns true if [limits] changed.

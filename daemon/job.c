@@ -77,9 +77,11 @@ void job_fail(struct job *j, int err, const char *fmt, ...)
 	if (!j->replied) {
 		j->replied = true;
 		j->srv->loads_failed++;
-		log_info("conn %llu load %llu %s: %s [%s]",
-			 (unsigned long long)j->client->conn_id,
-			 (unsigned long long)j->id, j->name, msg, strerrorname_np(-err));
+		/* A failed preload has nobody to tell but the log. */
+		log_msg(j->client->closed && (j->req.flags & DL_LOAD_DETACH) ?
+			LOG_LVL_WARNING : LOG_LVL_INFO, "conn %llu load %llu %s: %s [%s]",
+			(unsigned long long)j->client->conn_id,
+			(unsigned long long)j->id, j->name, msg, strerrorname_np(-err));
 		if (j->client && !j->client->closed)
 			client_send_error(j->client, j->id, err, msg);
 	}

@@ -9,10 +9,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <systemd/sd-daemon.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "config.h"
 #include "log.h"
+#include "preload.h"
 #include "server.h"
 
 #define DMALOADD_VERSION "0.1.0"
@@ -43,9 +45,8 @@ struct reload {
 
 /* Re-reads the config file. A file with an error changes nothing. Reading it blocks
  * the loop for as long as a small file read (and user/group name lookups) take. */
-static void on_hup(struct ev_loop *loop, ev_signal *w, int revents)
+static bool reload(struct reload *rl)
 {
-	struct reload *rl = w->data;
 	const char *path = rl->path;
 	struct config next;
 	char err[512];
@@ -55,13 +56,13 @@ static void on_hup(struct ev_loop *loop, ev_signal *w, int revents)
 	if (!path) {
 		log_notice("SIGHUP: no config file (%s does not exist): nothing to reload",
 			   CONFIG_DEFAULT_PATH);
-		return;
+		return false;
 	}
 	config_init(&next);
 	if (config_load(&next, path, err, sizeof(err)) < 0) {
 		log_err("SIGHUP: %s; keeping the running config", err);
 		config_deinit(&next);
-		return;
+		return false;
 	}
 	if (rl->level)
 		log_parse_level(rl->level, &next.log_level);
@@ -72,6 +73,25 @@ static void on_hup(struct ev_loop *loop, ev_signal *w, int revents)
 		sched_pump(&rl->srv->sched);	/* max_loads or max_inflight may have grown */
 	log_setup(rl->cfg->log_level);
 	config_deinit(&next);
+	return true;
+}
+
+/* SIGHUP, bracketed for systemd: RELOADING=1 with MONOTONIC_USEC (Type=notify-reload
+ * in systemd 253+ wants the timestamp; 252 ignores it), then READY=1 whether or not
+ * the new file was good, since the daemon serves either way. */
+static void on_hup(struct ev_loop *loop, ev_signal *w, int revents)
+{
+	struct reload *rl = w->data;
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu",
+		   (unsigned long long)ts.tv_sec * 1000000ull +
+		   (unsigned long long)ts.tv_nsec / 1000);
+	if (reload(rl) && preload_start(rl->srv, rl->cfg->preload, rl->cfg->n_preload) < 0)
+		log_err("SIGHUP: preload: out of memory");
+	sd_notify(0, "READY=1");
+	server_notify_status(rl->srv);
 }
 
 static void on_stop_signal(struct ev_loop *loop, ev_signal *w, int revents)
@@ -165,7 +185,11 @@ int main(int argc, char **argv)
 		config_deinit(&cfg);
 		return 1;
 	}
-	sd_notify(0, "READY=1\nSTATUS=serving");
+	sd_notify(0, "READY=1");
+	server_notify_status(&srv);
+	/* After READY=1: preloads run in the background and never hold up start-up. */
+	if (preload_start(&srv, cfg.preload, cfg.n_preload) < 0)
+		log_err("preload: out of memory");
 	ev_run(loop, 0);	/* until server_check_idle breaks it after a stop */
 
 	log_notice("stopped");

@@ -26,6 +26,7 @@
 
 #include "client.h"
 #include "dmaload-proto.h"
+#include "fdstore.h"
 #include "job.h"
 #include "log.h"
 #include "server.h"
@@ -77,16 +78,20 @@ void server_close_on_worker(struct server *srv, int fd)
 	worker_submit(srv->pool, &cl->task);
 }
 
-static void notify_status(struct server *s)
+void server_notify_status(struct server *s)
 {
 	sd_notifyf(0, "STATUS=%u clients, %u loads reading, %u waiting; %llu loaded, "
-		   "%llu failed", s->n_clients, s->sched.n_active, s->sched.n_waiting,
-		   (unsigned long long)s->loads_done, (unsigned long long)s->loads_failed);
+		   "%llu failed; cache %u entries (%u pinned), %llu of %llu MiB",
+		   s->n_clients, s->sched.n_active, s->sched.n_waiting,
+		   (unsigned long long)s->loads_done, (unsigned long long)s->loads_failed,
+		   s->cache.n_ready, s->cache.n_pinned,
+		   (unsigned long long)s->cache.bytes >> 20,
+		   (unsigned long long)s->cache.limit >> 20);
 }
 
 static void on_status_timer(struct ev_loop *loop, ev_timer *w, int revents)
 {
-	notify_status(w->data);
+	server_notify_status(w->data);
 }
 
 /* The loop is alive if this runs: a loop stuck in a blocking call stops the pings
@@ -127,21 +132,52 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
 	}
 }
 
-/* Returns a listening fd passed by systemd, -1 if none, or -errno. */
-static int socket_from_systemd(void)
+/*
+ * Takes what systemd passed (sd_listen_fds_with_names): buffers stored by an earlier
+ * run (fdstore.c names) go back into the cache or are dropped; of the rest, the
+ * first listening AF_UNIX SOCK_SEQPACKET socket is ours, further ones are closed
+ * with a warning, and anything else is an error. Returns the socket, -1 if none was
+ * passed (the daemon then binds its own), or -errno.
+ */
+static int fds_from_systemd(struct server *s)
 {
-	int n = sd_listen_fds(1);
+	char **names = NULL;
+	int n = sd_listen_fds_with_names(1, &names), sock = -1, r = 0;
+	unsigned stored = 0, kept = 0;
 
 	if (n <= 0)
 		return n < 0 ? n : -1;
-	if (n > 1)
-		log_warn("systemd passed %d sockets; using the first", n);
-	if (sd_is_socket_unix(SD_LISTEN_FDS_START, SOCK_SEQPACKET, 1, NULL, 0) <= 0) {
-		log_err("the socket systemd passed is not a listening AF_UNIX "
-			"SOCK_SEQPACKET socket");
-		return -EINVAL;
+	for (int i = 0; i < n; i++) {
+		int fd = SD_LISTEN_FDS_START + i;
+		const char *name = names ? names[i] : NULL;
+
+		fcntl(fd, F_SETFD, FD_CLOEXEC);
+		if (fdstore_is_ours(name)) {
+			stored++;
+			kept += fdstore_restore(&s->cache, fd, name);
+		} else if (sd_is_socket_unix(fd, SOCK_SEQPACKET, 1, NULL, 0) <= 0) {
+			log_err("systemd passed fd %d (%s) that is not a listening AF_UNIX "
+				"SOCK_SEQPACKET socket", fd, name ? name : "no name");
+			close(fd);
+			r = -EINVAL;
+		} else if (sock >= 0) {
+			log_warn("systemd passed more than one socket; using the first");
+			close(fd);
+		} else {
+			sock = fd;
+		}
 	}
-	return SD_LISTEN_FDS_START;
+	for (int i = 0; names && names[i]; i++)
+		free(names[i]);
+	free(names);
+	if (stored)
+		log_notice("fdstore: %u of %u stored buffers kept", kept, stored);
+	if (r < 0) {
+		if (sock >= 0)
+			close(sock);
+		return r;
+	}
+	return sock;
 }
 
 /* Is a daemon answering on @path? */
@@ -219,6 +255,7 @@ int server_init(struct server *s, struct ev_loop *loop, const struct config *cfg
 	s->listen_fd = -1;
 	s->started_ns = now_ns();
 	list_init(&s->clients);
+	list_init(&s->lingering);
 	s->max_load_size = cfg->max_load_size ? cfg->max_load_size :
 			   (uint64_t)pages * (uint64_t)psz;
 	cache_init(&s->cache, s, cfg->cache_limit_pct ?
@@ -248,7 +285,7 @@ int server_init(struct server *s, struct ev_loop *loop, const struct config *cfg
 		goto fail;
 	}
 
-	fd = socket_from_systemd();
+	fd = fds_from_systemd(s);
 	if (fd >= 0) {
 		s->socket_from_systemd = true;
 		fcntl(fd, F_SETFD, FD_CLOEXEC);
@@ -349,6 +386,17 @@ void server_stop(struct server *s)
 			job_fail(list_entry(jp, struct job, client_link), -ESHUTDOWN,
 				 "the daemon is stopping");
 		client_close(c);
+	}
+	/* Preloads without a connection (client.c) are cancelled too. */
+	list_for_each_safe(pos, tmp, &s->lingering) {
+		struct client *c = list_entry(pos, struct client, link);
+		struct list *jp, *jtmp;
+
+		c->busy++;
+		list_for_each_safe(jp, jtmp, &c->jobs)
+			job_fail(list_entry(jp, struct job, client_link), -ESHUTDOWN,
+				 "the daemon is stopping");
+		c->busy--;
 	}
 	/* The kept buffers go too; their closes are worker tasks the loop waits for. */
 	cache_clear(&s->cache);

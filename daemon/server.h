@@ -33,6 +33,7 @@ struct server {
 
 	struct list clients;
 	unsigned n_clients;
+	struct list lingering;		/* closed clients whose preloads still run */
 	uint64_t next_conn_id;
 
 	uint64_t max_load_size;		/* resolved: config or RAM size */
@@ -64,5 +65,8 @@ void server_check_idle(struct server *s);
 /* Closes @fd on a worker: when it is the last reference to a big buffer, the close
  * frees its pages, which takes tens of milliseconds per GiB. */
 void server_close_on_worker(struct server *srv, int fd);
+/* Sends systemd a STATUS= line: clients, loads in flight, cache use. A no-op without
+ * NOTIFY_SOCKET. */
+void server_notify_status(struct server *s);
 
 uint64_t now_ns(void);

@@ -95,6 +95,7 @@ _Static_assert(sizeof(struct dl_hdr) == 24, "dl_hdr is 24 bytes on the wire");
 #define DL_CAP_DMABUF		(1u << 8)
 #define DL_CAP_UDMABUF		(1u << 9)	/* this host: /dev/udmabuf usable */
 #define DL_CAP_HEAP		(1u << 10)	/* this host: at least one dma-heap usable */
+#define DL_CAP_DETACH		(1u << 11)	/* the LOAD flag DL_LOAD_DETACH */
 
 /* HELLO: optional; names the client (for logs and, later, limits). */
 struct dl_hello {
@@ -125,8 +126,12 @@ _Static_assert(sizeof(struct dl_hello_reply) == 24, "dl_hello_reply size");
 /* The client wants a dma-buf: target auto then picks udmabuf when this host has it,
  * else a dma-heap, else a memfd (DONE.target says which). Needs DL_CAP_DMABUF. */
 #define DL_LOAD_DMABUF		(1u << 4)
+/* A preload: the load goes on when the connection closes, into the cache only (so it
+ * needs DL_LOAD_PIN and a cache; ERROR EINVAL / EOPNOTSUPP otherwise). Replies are sent
+ * while the connection is open. Needs DL_CAP_DETACH. */
+#define DL_LOAD_DETACH		(1u << 5)
 #define DL_LOAD_FLAGS_ALL	(DL_LOAD_BY_FD | DL_LOAD_PROGRESS | DL_LOAD_EXACT_SIZE | \
-				 DL_LOAD_PIN | DL_LOAD_DMABUF)
+				 DL_LOAD_PIN | DL_LOAD_DMABUF | DL_LOAD_DETACH)
 
 /* length value meaning "from offset to the end of the file" */
 #define DL_LENGTH_TO_EOF	UINT64_MAX

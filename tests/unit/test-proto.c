@@ -725,7 +725,7 @@ static void bad_reserved(void)
 	n = load_msg(&l, "/x", 2);
 	CHECK_ERR(decode(buf, n, 0, &m), -EBADMSG);
 	l.heap_len = 0;
-	l.flags = 1u << 5;	/* an undefined LOAD flag */
+	l.flags = 1u << 6;	/* an undefined LOAD flag (the next after DL_LOAD_DETACH) */
 	n = load_msg(&l, "/x", 2);
 	CHECK_ERR(decode(buf, n, 0, &m), -EBADMSG);
 	l.flags = 1u << 31;
