@@ -747,78 +747,29 @@ static int conn_call(struct dmaload *dl, uint16_t type, const void *payload, siz
 
 int dmaload_status(struct dmaload *dl, struct dmaload_status *st)
 {
-	struct dmaload_event ev;
 	struct dl_msg m;
-	uint64_t id;
-	int fd, r;
+	int r;
 
 	memset(st, 0, sizeof(*st));
-	r = conn_request(dl, DL_STATUS, NULL, 0, NULL, 0, NULL, 0, &id);
+	r = conn_call(dl, DL_STATUS, NULL, 0, NULL, 0, DL_STATUS_REPLY, &m, NULL, 0);
 	if (r < 0)
 		return r;
-	for (;;) {
-		r = conn_read(dl, -1, &m, &fd);
-		if (r <= 0)
-			return r ? r : -ETIMEDOUT;	/* no deadline: 0 does not happen */
-		if (m.hdr.type == DL_STATUS_REPLY) {
-			if (m.hdr.id != id)
-				return conn_break(dl, -EBADMSG);
-			return status_fill(st, &m);
-		}
-		if (event_from_msg(&ev, &m, fd) < 0) {
-			if (fd >= 0)
-				close(fd);
-			return conn_break(dl, -EBADMSG);
-		}
-		if (ev.id == id) {
-			if (ev.type == DMALOAD_EV_ERROR)
-				return -ev.err;
-			return conn_break(dl, -EBADMSG);
-		}
-		r = queue_push(dl, &ev);
-		if (r < 0)
-			return r;
-	}
+	return status_fill(st, &m);
 }
 
 int dmaload_info(struct dmaload *dl, struct dmaload_info *info)
 {
-	struct dmaload_event ev;
 	const char *name;
 	struct dl_msg m;
 	size_t pos = 0;
-	uint64_t id;
-	int fd, r;
+	int r;
 
 	memset(info, 0, sizeof(*info));
 	if (!(dl->caps & DL_CAP_DMABUF))
 		return -EOPNOTSUPP;
-	r = conn_request(dl, DL_INFO, NULL, 0, NULL, 0, NULL, 0, &id);
+	r = conn_call(dl, DL_INFO, NULL, 0, NULL, 0, DL_INFO_REPLY, &m, NULL, 0);
 	if (r < 0)
 		return r;
-	for (;;) {
-		r = conn_read(dl, -1, &m, &fd);
-		if (r <= 0)
-			return r ? r : -ETIMEDOUT;	/* no deadline: 0 does not happen */
-		if (m.hdr.type == DL_INFO_REPLY) {
-			if (m.hdr.id != id)
-				return conn_break(dl, -EBADMSG);
-			break;
-		}
-		if (event_from_msg(&ev, &m, fd) < 0) {
-			if (fd >= 0)
-				close(fd);
-			return conn_break(dl, -EBADMSG);
-		}
-		if (ev.id == id) {
-			if (ev.type == DMALOAD_EV_ERROR)
-				return -ev.err;
-			return conn_break(dl, -EBADMSG);
-		}
-		r = queue_push(dl, &ev);
-		if (r < 0)
-			return r;
-	}
 	info->caps = m.u.info.caps;
 	info->udmabuf_err = m.u.info.udmabuf_err;
 	info->udmabuf_size_limit = m.u.info.udmabuf_size_limit;

@@ -395,11 +395,27 @@ static void handle_cancel(struct client *c, const struct dl_msg *m)
 	send_plain(c, DL_OK, m->hdr.id, NULL, 0);
 }
 
+/* Appends @ent (@ent_size bytes) and @name padded with zeros to a multiple of 8, the
+ * layout of STATUS_REPLY and LIST_REPLY entries; returns false when the datagram is
+ * full. */
+static bool append_named(char *buf, size_t cap, size_t *len, const void *ent,
+			 size_t ent_size, const char *name, size_t name_len)
+{
+	size_t padded = (name_len + 7) & ~(size_t)7;
+
+	if (*len + ent_size + padded > cap)
+		return false;
+	memcpy(buf + *len, ent, ent_size);
+	memcpy(buf + *len + ent_size, name, name_len);
+	memset(buf + *len + ent_size + name_len, 0, padded - name_len);
+	*len += ent_size + padded;
+	return true;
+}
+
 /* Appends one status entry; returns false when the datagram is full. */
 static bool status_add(char *buf, size_t cap, size_t *len, const struct job *j)
 {
 	size_t name_len = strnlen(j->name, sizeof(j->name));
-	size_t padded = (name_len + 7) & ~(size_t)7;
 	struct dl_status_load e = {
 		.id = j->id,
 		.done = j->done,
@@ -411,13 +427,7 @@ static bool status_add(char *buf, size_t cap, size_t *len, const struct job *j)
 		.name_len = (uint32_t)name_len,
 	};
 
-	if (*len + sizeof(e) + padded > cap)
-		return false;
-	memcpy(buf + *len, &e, sizeof(e));
-	memcpy(buf + *len + sizeof(e), j->name, name_len);
-	memset(buf + *len + sizeof(e) + name_len, 0, padded - name_len);
-	*len += sizeof(e) + padded;
-	return true;
+	return append_named(buf, cap, len, &e, sizeof(e), j->name, name_len);
 }
 
 static void handle_status(struct client *c, const struct dl_msg *m)
@@ -477,7 +487,6 @@ static bool list_add_entry(char *buf, size_t cap, size_t *len, const struct cach
 			   uint64_t now)
 {
 	size_t name_len = strnlen(e->name, sizeof(e->name));
-	size_t padded = (name_len + 7) & ~(size_t)7;
 	struct dl_list_entry le = {
 		.offset = e->key.off,
 		.size = e->key.len,
@@ -496,13 +505,7 @@ static bool list_add_entry(char *buf, size_t cap, size_t *len, const struct cach
 		.name_len = (uint32_t)name_len,
 	};
 
-	if (*len + sizeof(le) + padded > cap)
-		return false;
-	memcpy(buf + *len, &le, sizeof(le));
-	memcpy(buf + *len + sizeof(le), e->name, name_len);
-	memset(buf + *len + sizeof(le) + name_len, 0, padded - name_len);
-	*len += sizeof(le) + padded;
-	return true;
+	return append_named(buf, cap, len, &le, sizeof(le), e->name, name_len);
 }
 
 static void handle_list(struct client *c, const struct dl_msg *m)

@@ -6,6 +6,7 @@
  * Nothing here allocates; nothing here keeps state.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -244,54 +245,47 @@ int dl_msg_decode(const void *buf, size_t len, int nfds, struct dl_msg *out)
 	}
 }
 
-int dl_status_next(const struct dl_msg *m, size_t *pos, struct dl_status_load *ent,
-		   const char **name, size_t *name_len)
+/* Walks entries of @ent_size bytes, each followed by its name padded to a multiple of
+ * 8; the name's length is the uint32_t at @name_len_off in the entry. */
+static int named_entry_next(const struct dl_msg *m, size_t *pos, void *ent, size_t ent_size,
+			    size_t name_len_off, const char **name, size_t *name_len)
 {
 	size_t left, padded;
+	uint32_t nl;
 
 	if (*pos > m->trail_len)
 		return -EBADMSG;
 	left = m->trail_len - *pos;
 	if (left == 0)
 		return 0;
-	if (left < sizeof(*ent))
+	if (left < ent_size)
 		return -EBADMSG;
-	memcpy(ent, m->trail + *pos, sizeof(*ent));
-	left -= sizeof(*ent);
-	if (ent->name_len > DL_PATH_MAX)
+	memcpy(ent, m->trail + *pos, ent_size);
+	memcpy(&nl, (const char *)ent + name_len_off, sizeof(nl));
+	left -= ent_size;
+	if (nl > DL_PATH_MAX)
 		return -EBADMSG;
-	padded = (ent->name_len + 7u) & ~(size_t)7;
+	padded = (nl + 7u) & ~(size_t)7;
 	if (padded > left)
 		return -EBADMSG;
-	*name = m->trail + *pos + sizeof(*ent);
-	*name_len = ent->name_len;
-	*pos += sizeof(*ent) + padded;
+	*name = m->trail + *pos + ent_size;
+	*name_len = nl;
+	*pos += ent_size + padded;
 	return 1;
+}
+
+int dl_status_next(const struct dl_msg *m, size_t *pos, struct dl_status_load *ent,
+		   const char **name, size_t *name_len)
+{
+	return named_entry_next(m, pos, ent, sizeof(*ent),
+				offsetof(struct dl_status_load, name_len), name, name_len);
 }
 
 int dl_list_next(const struct dl_msg *m, size_t *pos, struct dl_list_entry *ent,
 		 const char **name, size_t *name_len)
 {
-	size_t left, padded;
-
-	if (*pos > m->trail_len)
-		return -EBADMSG;
-	left = m->trail_len - *pos;
-	if (left == 0)
-		return 0;
-	if (left < sizeof(*ent))
-		return -EBADMSG;
-	memcpy(ent, m->trail + *pos, sizeof(*ent));
-	left -= sizeof(*ent);
-	if (ent->name_len > DL_PATH_MAX)
-		return -EBADMSG;
-	padded = (ent->name_len + 7u) & ~(size_t)7;
-	if (padded > left)
-		return -EBADMSG;
-	*name = m->trail + *pos + sizeof(*ent);
-	*name_len = ent->name_len;
-	*pos += sizeof(*ent) + padded;
-	return 1;
+	return named_entry_next(m, pos, ent, sizeof(*ent),
+				offsetof(struct dl_list_entry, name_len), name, name_len);
 }
 
 void dl_stats_client_get(const struct dl_msg *m, size_t i, struct dl_stats_client *out)
