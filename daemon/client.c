@@ -266,19 +266,33 @@ static void send_plain(struct client *c, uint16_t type, uint64_t id, const void 
 		client_send(c, buf, (size_t)n, -1);
 }
 
+/* A reply with trailing entries, up to a whole datagram (too big for the stack of a
+ * handler that also builds the entries). */
+static void send_with_trail(struct client *c, uint16_t type, uint64_t id, const void *p,
+			    size_t plen, const void *trail, size_t tlen)
+{
+	char *out = malloc(DL_MSG_MAX);
+	ssize_t n;
+
+	if (!out) {
+		client_send_error(c, id, ENOMEM, "out of memory");
+		return;
+	}
+	n = dl_encode(out, DL_MSG_MAX, type, id, p, plen, trail, tlen);
+	if (n > 0)
+		client_send(c, out, (size_t)n, -1);
+	free(out);
+}
+
 /* INFO: what buffers this host offers. target_host_info only reads devtmpfs, sysfs
  * and procfs, which do not block on I/O. */
 static void handle_info(struct client *c, const struct dl_msg *m)
 {
 	struct dl_info_reply r = { .default_target = c->srv->cfg->target };
-	char names[4096], buf[sizeof(struct dl_hdr) + sizeof(r) + sizeof(names)];
-	ssize_t n;
+	char names[4096];
 
 	target_host_info(&r, names, sizeof(names));
-	n = dl_encode(buf, sizeof(buf), DL_INFO_REPLY, m->hdr.id, &r, sizeof(r), names,
-		      r.heaps_len);
-	if (n > 0)
-		client_send(c, buf, (size_t)n, -1);
+	send_with_trail(c, DL_INFO_REPLY, m->hdr.id, &r, sizeof(r), names, r.heaps_len);
 }
 
 static struct job *client_find_job(struct client *c, uint64_t id)
@@ -443,16 +457,13 @@ static void handle_status(struct client *c, const struct dl_msg *m)
 		.loads_active = srv->sched.n_active,
 		.loads_queued = srv->sched.n_waiting,
 	};
-	char *entries, *out;
 	struct list *cp, *ctmp, *jp, *jtmp;
+	char *entries = malloc(cap);
 	size_t len = 0;
-	ssize_t n;
 
-	entries = malloc(cap);
-	out = malloc(DL_MSG_MAX);
-	if (!entries || !out) {
+	if (!entries) {
 		client_send_error(c, m->hdr.id, ENOMEM, "out of memory");
-		goto out;
+		return;
 	}
 	list_for_each_safe(cp, ctmp, &srv->clients) {
 		struct client *o = list_entry(cp, struct client, link);
@@ -473,13 +484,8 @@ static void handle_status(struct client *c, const struct dl_msg *m)
 		}
 	}
 full:
-	n = dl_encode(out, DL_MSG_MAX, DL_STATUS_REPLY, m->hdr.id, &st, sizeof(st),
-		      entries, len);
-	if (n > 0)
-		client_send(c, out, (size_t)n, -1);
-out:
+	send_with_trail(c, DL_STATUS_REPLY, m->hdr.id, &st, sizeof(st), entries, len);
 	free(entries);
-	free(out);
 }
 
 /* Appends one LIST entry; returns false when the datagram is full. */
@@ -515,15 +521,12 @@ static void handle_list(struct client *c, const struct dl_msg *m)
 	struct dl_list_reply lr = { .cache_bytes = cache->bytes, .cache_limit = cache->limit };
 	uint64_t now = now_ns();
 	struct list *pos, *tmp;
-	char *entries, *out;
+	char *entries = malloc(cap);
 	size_t len = 0;
-	ssize_t n;
 
-	entries = malloc(cap);
-	out = malloc(DL_MSG_MAX);
-	if (!entries || !out) {
+	if (!entries) {
 		client_send_error(c, m->hdr.id, ENOMEM, "out of memory");
-		goto out;
+		return;
 	}
 	list_for_each_safe(pos, tmp, &cache->entries) {
 		struct cache_entry *e = list_entry(pos, struct cache_entry, link);
@@ -538,12 +541,8 @@ static void handle_list(struct client *c, const struct dl_msg *m)
 		else
 			lr.flags |= DL_LIST_TRUNCATED;
 	}
-	n = dl_encode(out, DL_MSG_MAX, DL_LIST_REPLY, m->hdr.id, &lr, sizeof(lr), entries, len);
-	if (n > 0)
-		client_send(c, out, (size_t)n, -1);
-out:
+	send_with_trail(c, DL_LIST_REPLY, m->hdr.id, &lr, sizeof(lr), entries, len);
 	free(entries);
-	free(out);
 }
 
 static void handle_evict(struct client *c, const struct dl_msg *m)
@@ -588,18 +587,14 @@ static void handle_stats(struct client *c, const struct dl_msg *m)
 		.cache_entries = cache->n_ready,
 		.cache_pinned = cache->n_pinned,
 	};
-	struct dl_stats_client *ents;
+	struct dl_stats_client *ents = calloc(cap, sizeof(*ents));
 	struct list *pos, *tmp;
-	char *out;
-	ssize_t n;
 
-	memcpy(st.loads_by_method, srv->loads_by_method, sizeof(st.loads_by_method));
-	ents = calloc(cap, sizeof(*ents));
-	out = malloc(DL_MSG_MAX);
-	if (!ents || !out) {
+	if (!ents) {
 		client_send_error(c, m->hdr.id, ENOMEM, "out of memory");
-		goto out;
+		return;
 	}
+	memcpy(st.loads_by_method, srv->loads_by_method, sizeof(st.loads_by_method));
 	list_for_each_safe(pos, tmp, &srv->clients) {
 		struct client *o = list_entry(pos, struct client, link);
 		struct dl_stats_client *e;
@@ -615,13 +610,9 @@ static void handle_stats(struct client *c, const struct dl_msg *m)
 		e->uid = o->cred.uid;
 		memcpy(e->name, o->name, DL_NAME_LEN);
 	}
-	n = dl_encode(out, DL_MSG_MAX, DL_STATS_REPLY, m->hdr.id, &st, sizeof(st), ents,
-		      st.n_clients * sizeof(*ents));
-	if (n > 0)
-		client_send(c, out, (size_t)n, -1);
-out:
+	send_with_trail(c, DL_STATS_REPLY, m->hdr.id, &st, sizeof(st), ents,
+			st.n_clients * sizeof(*ents));
 	free(ents);
-	free(out);
 }
 
 /* Handles one datagram. Returns false if the client was closed. */

@@ -609,7 +609,7 @@ uint64_t copy_next_len(const struct job *j, uint64_t max)
 
 uint64_t copy_issue(struct job *j, uint64_t max)
 {
-	uint64_t end = j->off + j->len, left;
+	uint64_t len;
 	enum chunk_how how;
 	struct cpipe *pipe = NULL;
 	bool cached = false;
@@ -618,12 +618,10 @@ uint64_t copy_issue(struct job *j, uint64_t max)
 
 	if (!copy_can_issue(j))
 		return 0;
-	max = chunk_max(j, max);
+	len = copy_next_len(j, max);
 	how = chunk_how_next(j);
 	if (how == CHUNK_DIRECT) {
-		end = j->direct_end;
-		left = end - j->next < max ? end - j->next : max;
-		cached = j->auto_cache && range_cached(j, j->next, left);
+		cached = j->auto_cache && range_cached(j, j->next, len);
 		if (cached)
 			how = j->cache_how;
 	}
@@ -653,11 +651,10 @@ uint64_t copy_issue(struct job *j, uint64_t max)
 		how = CHUNK_BUFFERED;
 	}
 	if (j->next < j->direct_end) {
-		left = j->direct_end - j->next < max ? j->direct_end - j->next : max;
 		if (cached)
-			j->bytes_cached += left;
+			j->bytes_cached += len;
 		else
-			j->bytes_direct += left;
+			j->bytes_direct += len;
 	}
 	c = calloc(1, sizeof(*c));
 	if (!c) {
@@ -673,8 +670,7 @@ uint64_t copy_issue(struct job *j, uint64_t max)
 	c->off = c->out = j->next;
 	c->pipe = pipe;
 	c->bounce = bounce;
-	left = end - j->next;
-	c->left = (uint32_t)(left < max ? left : max);
+	c->left = (uint32_t)len;
 	c->len = c->left;
 	j->next += c->left;
 

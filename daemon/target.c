@@ -88,8 +88,8 @@ void target_deinit(struct target *t)
 	t->dev_fd = -1;
 }
 
-/* A "Key: N" line of /proc/meminfo, -1 if missing. */
-static long meminfo_pages(const char *key)
+/* N of a "Key: N" line of /proc/meminfo (pages, or kB for sizes), -1 if missing. */
+static long meminfo_value(const char *key)
 {
 	size_t kl = strlen(key);
 	char line[128];
@@ -110,21 +110,13 @@ static long meminfo_pages(const char *key)
 uint64_t target_huge_page_size(void)
 {
 	static uint64_t size;
-	unsigned long kb;
-	char line[128];
-	FILE *f;
+	long kb;
 
 	if (__atomic_load_n(&size, __ATOMIC_RELAXED))
 		return size;
-	f = fopen("/proc/meminfo", "re");
-	if (!f)
-		return 0;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "Hugepagesize: %lu kB", &kb) == 1) {
-			__atomic_store_n(&size, (uint64_t)kb << 10, __ATOMIC_RELAXED);
-			break;
-		}
-	fclose(f);
+	kb = meminfo_value("Hugepagesize");
+	if (kb > 0)
+		__atomic_store_n(&size, (uint64_t)kb << 10, __ATOMIC_RELAXED);
 	return size;
 }
 
@@ -191,9 +183,9 @@ int target_create(struct target *t, const char *name, uint64_t size,
 				   "%ld huge pages free); using 4 KiB pages until the pool "
 				   "has room (see /proc/sys/vm/nr_hugepages)",
 				   (unsigned long long)size, strerror(-r),
-				   meminfo_pages("HugePages_Free") -
-				   meminfo_pages("HugePages_Rsvd"),
-				   meminfo_pages("HugePages_Total"));
+				   meminfo_value("HugePages_Free") -
+				   meminfo_value("HugePages_Rsvd"),
+				   meminfo_value("HugePages_Total"));
 	}
 	return target_make(t, label, 0, size, (size + page - 1) & ~(page - 1));
 }
@@ -530,8 +522,8 @@ int target_default_heap(char *out, size_t len)
 
 void target_host_info(struct dl_info_reply *r, char *names, size_t cap)
 {
-	long total = meminfo_pages("HugePages_Total"), free_ = meminfo_pages("HugePages_Free");
-	long rsvd = meminfo_pages("HugePages_Rsvd");
+	long total = meminfo_value("HugePages_Total"), free_ = meminfo_value("HugePages_Free");
+	long rsvd = meminfo_value("HugePages_Rsvd");
 	size_t used = 0, n;
 	struct dirent *d;
 	DIR *dir;
