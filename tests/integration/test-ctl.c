@@ -28,71 +28,20 @@ static char file[PATH_MAX], other[PATH_MAX];
 static char out[65536], err[65536];
 static const char *ctl_sock;	/* --socket for ctl(); NULL: the daemon's */
 
-static void read_file(const char *path, char *buf, size_t len)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	ssize_t n = fd >= 0 ? read(fd, buf, len - 1) : -1;
-
-	buf[n > 0 ? n : 0] = '\0';
-	if (fd >= 0)
-		close(fd);
-}
-
 /* Runs the CLI with the NULL-terminated arguments; stdout and stderr land in out and
  * err. Returns the exit status, or -1 if it was killed / timed out. */
 static int ctl(const char *first, ...)
 {
-	char opath[PATH_MAX], epath[PATH_MAX];
-	const char *argv[64];
-	uint64_t deadline;
+	const char *args[64];
 	va_list ap;
-	int n = 0, status;
-	pid_t pid;
+	int n = 0;
 
-	argv[n++] = ctl_binary();
-	argv[n++] = "--socket";
-	argv[n++] = ctl_sock ? ctl_sock : d.sock;
 	va_start(ap, first);
-	for (const char *a = first; a && n < 63; a = va_arg(ap, const char *))
-		argv[n++] = a;
+	for (const char *a = first; a && n < 60; a = va_arg(ap, const char *))
+		args[n++] = a;
 	va_end(ap);
-	argv[n] = NULL;
-	snprintf(opath, sizeof(opath), "%s/ctl.out", d.dir);
-	snprintf(epath, sizeof(epath), "%s/ctl.err", d.dir);
-	fflush(stdout);
-	pid = fork();
-	if (pid == 0) {
-		int o = open(opath, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-		int e = open(epath, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-		int in = open("/dev/null", O_RDONLY);
-
-		if (o < 0 || e < 0 || in < 0)
-			_exit(126);
-		dup2(in, 0);
-		dup2(o, 1);
-		dup2(e, 2);
-		alarm(0);
-		execv(argv[0], (char **)argv);
-		dprintf(2, "exec %s: %s\n", argv[0], strerror(errno));
-		_exit(127);
-	}
-	if (pid < 0)
-		return -1;
-	deadline = now_ms() + 30000;
-	while (waitpid(pid, &status, WNOHANG) == 0) {
-		if (now_ms() > deadline) {
-			kill(pid, SIGKILL);
-			waitpid(pid, &status, 0);
-			snprintf(err, sizeof(err), "timed out");
-			return -1;
-		}
-		sleep_ms(10);
-	}
-	read_file(opath, out, sizeof(out));
-	read_file(epath, err, sizeof(err));
-	if (!WIFEXITED(status))
-		return -1;
-	return WEXITSTATUS(status);
+	args[n] = NULL;
+	return ctl_run(ctl_sock ? ctl_sock : d.sock, d.dir, args, 30000, out, sizeof(out), err, sizeof(err));
 }
 
 #define CHECK_EXIT(r, want) \

@@ -41,67 +41,20 @@ static char fa[PATH_MAX], fb[PATH_MAX], fone[PATH_MAX], fc[PATH_MAX], fd_[PATH_M
 	    fe[PATH_MAX], fg[PATH_MAX];
 static char out[65536], err[65536];
 
-static void read_all(const char *path, char *buf, size_t len)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	ssize_t n = fd >= 0 ? read(fd, buf, len - 1) : -1;
-
-	buf[n > 0 ? n : 0] = '\0';
-	if (fd >= 0)
-		close(fd);
-}
-
 /* Runs dmaload-ctl on cur's socket; stdout and stderr into out and err. Returns the
  * exit status, or -1. */
 static int ctl(const char *first, ...)
 {
-	char opath[PATH_MAX], epath[PATH_MAX];
-	const char *argv[32];
-	uint64_t deadline;
+	const char *args[64];
 	va_list ap;
-	int n = 0, status;
-	pid_t pid;
+	int n = 0;
 
-	argv[n++] = ctl_binary();
-	argv[n++] = "--socket";
-	argv[n++] = cur->sock;
 	va_start(ap, first);
-	for (const char *a = first; a && n < 31; a = va_arg(ap, const char *))
-		argv[n++] = a;
+	for (const char *a = first; a && n < 60; a = va_arg(ap, const char *))
+		args[n++] = a;
 	va_end(ap);
-	argv[n] = NULL;
-	snprintf(opath, sizeof(opath), "%s/ctl.out", cur->dir);
-	snprintf(epath, sizeof(epath), "%s/ctl.err", cur->dir);
-	fflush(stdout);
-	pid = fork();
-	if (pid == 0) {
-		int o = open(opath, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-		int e = open(epath, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-		int in = open("/dev/null", O_RDONLY);
-
-		if (o < 0 || e < 0 || in < 0)
-			_exit(126);
-		dup2(in, 0);
-		dup2(o, 1);
-		dup2(e, 2);
-		alarm(0);
-		execv(argv[0], (char **)argv);
-		_exit(127);
-	}
-	if (pid < 0)
-		return -1;
-	deadline = now_ms() + 60000;
-	while (waitpid(pid, &status, WNOHANG) == 0) {
-		if (now_ms() > deadline) {
-			kill(pid, SIGKILL);
-			waitpid(pid, &status, 0);
-			return -1;
-		}
-		sleep_ms(10);
-	}
-	read_all(opath, out, sizeof(out));
-	read_all(epath, err, sizeof(err));
-	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+	args[n] = NULL;
+	return ctl_run(cur->sock, cur->dir, args, 60000, out, sizeof(out), err, sizeof(err));
 }
 
 static bool make_cold(const char *path, uint64_t size, uint32_t seed)

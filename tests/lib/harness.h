@@ -101,6 +101,14 @@ struct test_daemon {
 const char *daemon_binary(void);
 /* The CLI: $DMALOAD_CTL, else build/dmaload-ctl. */
 const char *ctl_binary(void);
+/*
+ * Runs the CLI with --socket @sock and @args (NULL-terminated), stdin from /dev/null,
+ * stdout and stderr through files in @dir into @out and @err (NUL-terminated). Kills
+ * it after @timeout_ms ("timed out" in @err). Returns its exit status, or -1 if it
+ * was killed, timed out or could not start.
+ */
+int ctl_run(const char *sock, const char *dir, const char *const *args, int timeout_ms,
+	    char *out, size_t out_len, char *err, size_t err_len);
 
 /* The config every test daemon gets: the [daemon] section (socket_mode 0666, debug
  * logging), [cache] with cache_limit = 0 (no kept buffers for the fd-leak probes to
