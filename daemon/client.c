@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "cache.h"
@@ -67,6 +68,8 @@ static void client_free(struct client *c)
 			server_close_on_worker(srv, m->fd);
 		free(m);
 	}
+	if (c->cred.pidfd >= 0)
+		close(c->cred.pidfd);
 	free(c->cred.groups);
 	free(c);
 	server_check_idle(srv);
@@ -122,7 +125,8 @@ int client_preload(struct server *srv, char **paths, size_t n)
 	c->fd = -1;
 	c->closed = true;		/* nobody to reply to */
 	c->conn_id = ++srv->next_conn_id;
-	c->cred = (struct peer_cred){ .pid = getpid(), .uid = geteuid(), .gid = getegid() };
+	c->cred = (struct peer_cred){ .pid = getpid(), .pidfd = -1, .uid = geteuid(),
+				      .gid = getegid() };
 	snprintf(c->name, sizeof(c->name), "preload");
 	list_init(&c->jobs);
 	sched_client_init(&srv->sched, c);
@@ -742,6 +746,36 @@ static void on_writable(struct ev_loop *loop, ev_io *w, int revents)
 	}
 }
 
+#ifndef SO_PEERPIDFD
+#define SO_PEERPIDFD 77		/* Linux 6.5; newer than this libc's headers */
+#endif
+
+/*
+ * A pidfd of the process that connected on @fd, or -1. Paths are resolved in that
+ * process's root directory, found by its PID; the pidfd tells later whether the PID
+ * still names it. SO_PEERPIDFD is exact; before 6.5, pidfd_open of the PID the
+ * socket reported is right unless the peer exited between connect and accept. A peer
+ * already gone gets *@pid 0: its paths are refused.
+ */
+static int peer_pidfd(int fd, pid_t *pid)
+{
+	int pidfd = -1;
+	socklen_t sl = sizeof(pidfd);
+
+	if (*pid <= 0)
+		return -1;
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERPIDFD, &pidfd, &sl) == 0)
+		return pidfd;
+	if (errno != ENOPROTOOPT && errno != EINVAL) {
+		*pid = 0;
+		return -1;
+	}
+	pidfd = (int)syscall(SYS_pidfd_open, *pid, 0);	/* close-on-exec always */
+	if (pidfd < 0 && errno == ESRCH)
+		*pid = 0;
+	return pidfd < 0 ? -1 : pidfd;
+}
+
 int client_new(struct client **out, struct server *srv, int fd)
 {
 	struct client *c = calloc(1, sizeof(*c));
@@ -763,6 +797,7 @@ int client_new(struct client **out, struct server *srv, int fd)
 	c->cred.uid = uc.uid;
 	c->cred.gid = uc.gid;
 	c->cred.n_groups = -1;
+	c->cred.pidfd = peer_pidfd(fd, &c->cred.pid);
 	/* Supplementary groups as of connect(): part of what the peer may read. */
 	sl = 64 * sizeof(gid_t);
 	for (int tries = 0; tries < 4; tries++) {

@@ -1,14 +1,20 @@
 /*
  * source.c: opening a load's source file.
  *
- * Trust: the daemon usually runs as root, its clients do not. For a load by path the
- * worker thread takes on the peer's identity for the filesystem (setfsuid, setfsgid
- * and setgroups, each as a raw syscall: glibc would apply them to every thread) and
- * opens the path with O_PATH, which checks search permission along the path. The
- * O_PATH fd pins the inode; it is then reopened through /proc/self/fd for reading,
- * still as the peer, which checks read permission on that very inode. No window
- * between a check and an open exists. Changing fsuid away from 0 also drops
- * CAP_DAC_OVERRIDE and friends for this thread, so root's overrides do not apply.
+ * Trust: the daemon usually runs as root, its clients do not. A load by path is
+ * opened as if the client had opened it. The worker thread takes on the peer's
+ * identity for the filesystem (setfsuid, setfsgid and setgroups, each as a raw
+ * syscall: glibc would apply them to every thread) and drops every effective
+ * capability of its own (capset, also per thread), so neither root's overrides nor
+ * CAP_SYS_PTRACE-style exceptions apply. It then walks the path from the peer's own
+ * root directory, /proc/PID/root of the process that connected (checked against its
+ * pidfd, so a recycled PID is never taken for it): a client in a container, or the
+ * daemon in systemd's private /tmp, each see the files the client sees. The walk
+ * (resolve.c) never enters procfs, where /proc/self would be the daemon. It ends on
+ * an O_PATH fd, which pins the inode; that fd is reopened through /proc/self/fd for
+ * reading, still as the peer, which checks read permission on that very inode. No
+ * window between a check and an open exists.
+ *
  * A daemon that is not root cannot take on another uid; it then serves paths only to
  * peers of its own uid.
  *
@@ -21,6 +27,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <linux/capability.h>
+#include <poll.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/fsuid.h>
@@ -29,6 +37,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include "resolve.h"
 #include "source.h"
 
 void source_init(struct source *s)
@@ -134,22 +143,112 @@ static void become_self(void)
 	syscall(SYS_setgroups, (size_t)0, NULL);
 }
 
+/* This thread's capabilities (per thread at the syscall level, as setfsuid is). */
+struct thread_caps {
+	struct __user_cap_header_struct hdr;
+	struct __user_cap_data_struct data[2];
+};
+
+static int caps_get(struct thread_caps *c)
+{
+	c->hdr = (struct __user_cap_header_struct){ .version = _LINUX_CAPABILITY_VERSION_3 };
+	return syscall(SYS_capget, &c->hdr, c->data) < 0 ? -errno : 0;
+}
+
+static int caps_set_effective(struct thread_caps *c, bool on)
+{
+	struct thread_caps n = *c;
+
+	for (int i = 0; i < 2; i++)
+		n.data[i].effective = on ? c->data[i].effective : 0;
+	return syscall(SYS_capset, &n.hdr, n.data) < 0 ? -errno : 0;
+}
+
+/*
+ * The root directory of the process that connected, as an O_PATH fd, or -errno with
+ * @msg set. Opened as the peer (its fsuid passes procfs' ptrace check where the
+ * daemon's own might not: hidepid, ProtectProc=invisible) and while the daemon's
+ * capabilities still count, so a peer that made itself undumpable is served too.
+ */
+static int peer_root(const struct peer_cred *peer, char *msg, size_t len)
+{
+	struct pollfd pfd = { .fd = peer->pidfd, .events = POLLIN };
+	char p[64];
+	int fd, r;
+
+	if (peer->pid == getpid())	/* the daemon's own loads ([preload]) */
+		return open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (peer->pid <= 0) {
+		snprintf(msg, len, "the daemon cannot see the client's process (it exited, "
+			 "or lives in a PID namespace the daemon cannot see), so it cannot "
+			 "resolve paths as the client: pass an open fd instead");
+		return -ESRCH;
+	}
+	snprintf(p, sizeof(p), "/proc/%d/root", (int)peer->pid);
+	fd = open(p, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	r = fd < 0 ? -errno : 0;
+	/* A pidfd turns readable once its process has exited: the PID may be another's
+	 * now, and so may the root just opened (or, for a zombie, none is left). */
+	if (peer->pidfd >= 0 && poll(&pfd, 1, 0) != 0) {
+		if (fd >= 0)
+			close(fd);
+		snprintf(msg, len, "the process that connected (pid %d) has exited; paths "
+			 "are resolved in its root directory: reconnect, or pass an open fd",
+			 (int)peer->pid);
+		return -ESRCH;
+	}
+	if (r < 0) {
+		snprintf(msg, len, "cannot resolve paths as the client: %s: %s; pass an open "
+			 "fd instead", p, strerror(-r));
+		return r == -ENOENT ? -ESRCH : r;
+	}
+	return fd;
+}
+
+/* The O_PATH fd of @path as @peer sees it; the caller has taken on its identity. */
+static int open_as_peer(struct source *s, const char *path, const struct peer_cred *peer,
+			struct thread_caps *caps)
+{
+	int root, pfd, r;
+
+	root = peer_root(peer, s->msg, sizeof(s->msg));
+	if (root < 0)
+		return root;
+	r = caps ? caps_set_effective(caps, false) : 0;
+	if (r < 0) {
+		snprintf(s->msg, sizeof(s->msg), "cannot drop the daemon's capabilities: %s",
+			 strerror(-r));
+		close(root);
+		return r;
+	}
+	r = resolve_path(root, path, &pfd, s->msg, sizeof(s->msg));
+	close(root);
+	return r < 0 ? r : pfd;
+}
+
 int source_open_path(struct source *s, const char *path, const struct peer_cred *peer,
 		     bool want_direct)
 {
-	bool same = peer->uid == geteuid();
+	bool root = geteuid() == 0;
+	struct thread_caps caps;
 	int pfd = -1, r;
 
 	if (path[0] != '/') {
 		snprintf(s->msg, sizeof(s->msg), "path must be absolute");
 		return -EINVAL;
 	}
-	if (geteuid() != 0 && !same) {
+	if (!root && peer->uid != geteuid()) {
 		snprintf(s->msg, sizeof(s->msg), "the daemon runs as uid %u and cannot act "
 			 "as uid %u; pass an open fd instead", geteuid(), peer->uid);
 		return -EACCES;
 	}
-	if (geteuid() == 0) {
+	r = caps_get(&caps);
+	if (r < 0) {
+		snprintf(s->msg, sizeof(s->msg), "cannot read the daemon's capabilities: %s",
+			 strerror(-r));
+		return r;
+	}
+	if (root) {
 		r = become(peer);
 		if (r < 0) {
 			become_self();
@@ -159,10 +258,9 @@ int source_open_path(struct source *s, const char *path, const struct peer_cred 
 		}
 	}
 
-	pfd = open(path, O_PATH | O_CLOEXEC);
+	pfd = open_as_peer(s, path, peer, &caps);
 	if (pfd < 0) {
-		r = -errno;
-		snprintf(s->msg, sizeof(s->msg), "cannot open %s: %s", path, strerror(-r));
+		r = pfd;
 		goto out;
 	}
 	r = source_stat(s, pfd);
@@ -180,7 +278,10 @@ int source_open_path(struct source *s, const char *path, const struct peer_cred 
 out:
 	if (pfd >= 0)
 		close(pfd);
-	if (geteuid() == 0)
+	/* Capabilities first: setfsuid(0) gives back the filesystem ones on its own,
+	 * and restoring the saved set makes the thread exactly what it was. */
+	caps_set_effective(&caps, true);
+	if (root)
 		become_self();
 	if (r < 0)
 		source_deinit(s);

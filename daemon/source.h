@@ -10,7 +10,10 @@
 #include <sys/types.h>
 
 struct peer_cred {
-	pid_t pid;
+	pid_t pid;		/* as this daemon sees it; 0 if it cannot (gone, or
+				 * in a PID namespace it cannot see) */
+	int pidfd;		/* of that process, -1 if the kernel gives none: tells
+				 * whether pid still names the process that connected */
 	uid_t uid;
 	gid_t gid;
 	int n_groups;		/* supplementary groups, -1 if unknown */
@@ -35,10 +38,11 @@ void source_init(struct source *s);
 void source_deinit(struct source *s);
 
 /*
- * Opens @path as @peer would: path search and read permission are checked with the
- * peer's uid, gid and groups (per-thread fsuid/fsgid/groups on this worker thread).
- * Only regular files are accepted. With @want_direct, also opens an O_DIRECT fd.
- * Returns 0, or -errno with s->msg set.
+ * Opens @path as @peer would: walked from the peer's root directory (its mount
+ * namespace and chroot), never through procfs (resolve.c), with path search and read
+ * permission checked with the peer's uid, gid and groups and none of the daemon's
+ * capabilities (on this worker thread only). Only regular files are accepted. With
+ * @want_direct, also opens an O_DIRECT fd. Returns 0, or -errno with s->msg set.
  */
 int source_open_path(struct source *s, const char *path, const struct peer_cred *peer,
 		     bool want_direct);
