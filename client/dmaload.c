@@ -15,6 +15,7 @@
  * the static buffer behind dmaload_default_socket().
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
 #include <stdio.h>
@@ -497,8 +498,9 @@ static ssize_t load_from_opts(const struct dmaload *dl, struct dl_load *l,
 	return (ssize_t)(path_len + hl);
 }
 
-/* Makes @path absolute against our working directory (the daemon resolves paths in
- * its own): *@path points at @abs then. Returns the length, or -errno. */
+/* Makes @path absolute against our working directory (the daemon takes absolute paths
+ * only: it does not know our cwd): *@path points at @abs then. Returns the length, or
+ * -errno. */
 static ssize_t path_absolute(const char **path, char abs[DL_PATH_MAX + 1])
 {
 	size_t len = strlen(*path);
@@ -531,6 +533,7 @@ int dmaload_load_path(struct dmaload *dl, const char *path,
 	char abs[DL_PATH_MAX + DL_HEAP_NAME_MAX + 1];
 	struct dl_load l;
 	ssize_t n = path_absolute(&path, abs), tl;
+	int root, r;
 
 	if (n < 0)
 		return (int)n;
@@ -539,7 +542,16 @@ int dmaload_load_path(struct dmaload *dl, const char *path,
 	tl = load_from_opts(dl, &l, opts, abs, (size_t)n);
 	if (tl < 0)
 		return (int)tl;
-	return conn_request(dl, DL_LOAD, &l, sizeof(l), abs, (size_t)tl, NULL, 0, id);
+	/* Our root directory goes along, so the daemon walks the path from what "/" is
+	 * for us (a container's, a chroot's) whatever it may see of our process. */
+	root = (dl->caps & DL_CAP_ROOT_FD) ? open("/", O_PATH | O_DIRECTORY | O_CLOEXEC) : -1;
+	if (root >= 0)
+		l.flags |= DL_LOAD_ROOT_FD;
+	r = conn_request(dl, DL_LOAD, &l, sizeof(l), abs, (size_t)tl, &root, root >= 0,
+			 id);
+	if (root >= 0)
+		close(root);
+	return r;
 }
 
 int dmaload_load_fd(struct dmaload *dl, int fd, const struct dmaload_opts *opts,

@@ -317,7 +317,7 @@ static void handle_hello(struct client *c, const struct dl_msg *m)
 	const struct config *cfg = c->srv->cfg;
 	struct dl_hello_reply r = {
 		.version = DL_PROTO_VERSION,
-		.caps = DL_CAPS_V1 | DL_CAP_DMABUF | DL_CAP_DETACH,
+		.caps = DL_CAPS_V1 | DL_CAP_DMABUF | DL_CAP_DETACH | DL_CAP_ROOT_FD,
 		.max_load_size = c->srv->max_load_size,
 		.chunk_size = (uint32_t)cfg->chunk_size,
 		.queue_depth = cfg->queue_depth,

@@ -175,7 +175,11 @@ static int open_run(struct worker_task *t)
 	int r;
 
 	if (j->path) {
-		r = source_open_path(&j->src, j->path, &j->client->cred, want_direct);
+		r = source_open_path(&j->src, j->path, &j->client->cred, j->root_fd,
+				     want_direct);
+		if (j->root_fd >= 0)
+			close(j->root_fd);
+		j->root_fd = -1;
 	} else {
 		r = source_open_fd(&j->src, j->passed_fd, want_direct);
 		j->passed_fd = -1;
@@ -465,6 +469,9 @@ static int release_run(struct worker_task *t)
 	if (j->passed_fd >= 0)
 		close(j->passed_fd);
 	j->passed_fd = -1;
+	if (j->root_fd >= 0)
+		close(j->root_fd);
+	j->root_fd = -1;
 	return 0;
 }
 
@@ -517,7 +524,9 @@ int job_new(struct job **out, struct client *c, const struct dl_msg *m, int fd)
 	j->client = c;
 	j->id = m->hdr.id;
 	j->req = m->u.load;
-	j->passed_fd = fd;
+	/* The one fd is the source, or with DL_LOAD_ROOT_FD the client's root. */
+	j->passed_fd = (j->req.flags & DL_LOAD_ROOT_FD) ? -1 : fd;
+	j->root_fd = (j->req.flags & DL_LOAD_ROOT_FD) ? fd : -1;
 	j->fixed_slot = -1;
 	j->t_start = now_ns();
 	source_init(&j->src);
@@ -525,6 +534,8 @@ int job_new(struct job **out, struct client *c, const struct dl_msg *m, int fd)
 	if (!(j->req.flags & DL_LOAD_BY_FD)) {
 		j->path = strndup(m->trail, m->u.load.path_len);
 		if (!j->path) {
+			if (fd >= 0)
+				close(fd);
 			free(j);
 			return -ENOMEM;
 		}

@@ -43,6 +43,8 @@ struct job {
 	struct dl_load req;
 	char *path;			/* NULL for loads by fd */
 	int passed_fd;			/* owned until the open task takes it */
+	int root_fd;			/* DL_LOAD_ROOT_FD: the client's root directory,
+					 * owned until the open task closes it; else -1 */
 	char name[256];			/* path or "fd:N (dev:ino)" for logs and STATUS */
 	uint8_t target;			/* enum dl_target chosen (never auto) */
 	char heap[DL_HEAP_NAME_MAX + 1];	/* target heap: its name */

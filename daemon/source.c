@@ -205,13 +205,26 @@ static int peer_root(const struct peer_cred *peer, char *msg, size_t len)
 	return fd;
 }
 
-/* The O_PATH fd of @path as @peer sees it; the caller has taken on its identity. */
+/* The O_PATH fd of @path as @peer sees it, walked from @passed_root (borrowed) or, if
+ * that is -1, from the peer's root; the caller has taken on its identity. */
 static int open_as_peer(struct source *s, const char *path, const struct peer_cred *peer,
-			struct thread_caps *caps)
+			int passed_root, struct thread_caps *caps)
 {
+	struct stat st;
 	int root, pfd, r;
 
-	root = peer_root(peer, s->msg, sizeof(s->msg));
+	if (passed_root >= 0) {
+		/* Any directory the client holds will do: walking from it grants nothing
+		 * the client could not do with the fd itself. */
+		if (fstat(passed_root, &st) < 0 || !S_ISDIR(st.st_mode)) {
+			snprintf(s->msg, sizeof(s->msg), "the root fd passed with the load is "
+				 "not a directory");
+			return -ENOTDIR;
+		}
+		root = fcntl(passed_root, F_DUPFD_CLOEXEC, 3);
+	} else {
+		root = peer_root(peer, s->msg, sizeof(s->msg));
+	}
 	if (root < 0)
 		return root;
 	r = caps ? caps_set_effective(caps, false) : 0;
@@ -227,7 +240,7 @@ static int open_as_peer(struct source *s, const char *path, const struct peer_cr
 }
 
 int source_open_path(struct source *s, const char *path, const struct peer_cred *peer,
-		     bool want_direct)
+		     int passed_root, bool want_direct)
 {
 	bool root = geteuid() == 0;
 	struct thread_caps caps;
@@ -258,7 +271,7 @@ int source_open_path(struct source *s, const char *path, const struct peer_cred 
 		}
 	}
 
-	pfd = open_as_peer(s, path, peer, &caps);
+	pfd = open_as_peer(s, path, peer, passed_root, &caps);
 	if (pfd < 0) {
 		r = pfd;
 		goto out;

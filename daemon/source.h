@@ -41,11 +41,13 @@ void source_deinit(struct source *s);
  * Opens @path as @peer would: walked from the peer's root directory (its mount
  * namespace and chroot), never through procfs (resolve.c), with path search and read
  * permission checked with the peer's uid, gid and groups and none of the daemon's
- * capabilities (on this worker thread only). Only regular files are accepted. With
- * @want_direct, also opens an O_DIRECT fd. Returns 0, or -errno with s->msg set.
+ * capabilities (on this worker thread only). @root (borrowed) is the root directory
+ * the client passed (DL_LOAD_ROOT_FD), or -1 for /proc/PID/root of the process that
+ * connected. Only regular files are accepted. With @want_direct, also opens an
+ * O_DIRECT fd. Returns 0, or -errno with s->msg set.
  */
 int source_open_path(struct source *s, const char *path, const struct peer_cred *peer,
-		     bool want_direct);
+		     int root, bool want_direct);
 
 /* Takes @fd (consumed on success and failure alike): a readable regular file passed by
  * the client. With @want_direct, reopens it with O_DIRECT through /proc/self/fd. */

@@ -81,10 +81,11 @@ static int check_load(struct dl_msg *m, int nfds)
 	if ((uint64_t)l->path_len + l->heap_len != m->trail_len)
 		return -EBADMSG;
 	if (l->flags & DL_LOAD_BY_FD) {
-		if (l->path_len != 0 || nfds != 1)
+		if (l->path_len != 0 || nfds != 1 || (l->flags & DL_LOAD_ROOT_FD))
 			return -EINVAL;
 	} else {
-		if (nfds != 0 || l->path_len == 0 || l->path_len > DL_PATH_MAX)
+		if (nfds != !!(l->flags & DL_LOAD_ROOT_FD) || l->path_len == 0 ||
+		    l->path_len > DL_PATH_MAX)
 			return -EINVAL;
 		if (memchr(trail, '\0', l->path_len))
 			return -EINVAL;

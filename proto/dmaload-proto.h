@@ -96,6 +96,7 @@ _Static_assert(sizeof(struct dl_hdr) == 24, "dl_hdr is 24 bytes on the wire");
 #define DL_CAP_UDMABUF		(1u << 9)	/* this host: /dev/udmabuf usable */
 #define DL_CAP_HEAP		(1u << 10)	/* this host: at least one dma-heap usable */
 #define DL_CAP_DETACH		(1u << 11)	/* the LOAD flag DL_LOAD_DETACH */
+#define DL_CAP_ROOT_FD		(1u << 12)	/* the LOAD flag DL_LOAD_ROOT_FD */
 
 /* HELLO: optional; names the client (for logs and, later, limits). */
 struct dl_hello {
@@ -130,8 +131,15 @@ _Static_assert(sizeof(struct dl_hello_reply) == 24, "dl_hello_reply size");
  * needs DL_LOAD_PIN and a cache; ERROR EINVAL / EOPNOTSUPP otherwise). Replies are sent
  * while the connection is open. Needs DL_CAP_DETACH. */
 #define DL_LOAD_DETACH		(1u << 5)
+/* A load by path that carries 1 fd: the client's root directory (an O_PATH fd of "/"
+ * will do). The daemon walks the path from it, as the client would. Without it the
+ * daemon uses /proc/PID/root of the process that connected, which a daemon with fewer
+ * capabilities than the client may not open (a root shell against the hardened
+ * unit). Not with DL_LOAD_BY_FD. Needs DL_CAP_ROOT_FD. */
+#define DL_LOAD_ROOT_FD		(1u << 6)
 #define DL_LOAD_FLAGS_ALL	(DL_LOAD_BY_FD | DL_LOAD_PROGRESS | DL_LOAD_EXACT_SIZE | \
-				 DL_LOAD_PIN | DL_LOAD_DMABUF | DL_LOAD_DETACH)
+				 DL_LOAD_PIN | DL_LOAD_DMABUF | DL_LOAD_DETACH | \
+				 DL_LOAD_ROOT_FD)
 
 /* length value meaning "from offset to the end of the file" */
 #define DL_LENGTH_TO_EOF	UINT64_MAX

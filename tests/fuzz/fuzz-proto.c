@@ -63,7 +63,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				abort();
 		}
 		if (m.hdr.type == DL_LOAD && !(m.u.load.flags & DL_LOAD_BY_FD) &&
-		    (m.trail_len == 0 || memchr(m.trail, 0, m.trail_len)))
+		    (m.trail_len == 0 || memchr(m.trail, 0, m.trail_len) ||
+		     nfds != !!(m.u.load.flags & DL_LOAD_ROOT_FD)))
 			abort();
 		if (m.hdr.type == DL_DONE && (nfds != 1 || m.u.done.size > m.u.done.buf_size))
 			abort();

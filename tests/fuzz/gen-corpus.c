@@ -61,6 +61,9 @@ int main(int argc, char **argv)
 
 		put("load-path", 0, b, dl_encode(b, sizeof(b), DL_LOAD, 2, &l, sizeof(l), path,
 						 strlen(path)));
+		l.flags = DL_LOAD_ROOT_FD;
+		put("load-root-fd", 1, b, dl_encode(b, sizeof(b), DL_LOAD, 4, &l, sizeof(l), path,
+						    strlen(path)));
 		l.flags = DL_LOAD_BY_FD;
 		l.path_len = 0;
 		put("load-fd", 1, b, dl_encode(b, sizeof(b), DL_LOAD, 3, &l, sizeof(l), NULL, 0));

@@ -28,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -67,26 +68,38 @@ struct probe {
 	int (*enter)(void *arg, char *msg, size_t len);
 	void *enter_arg;
 	int pass_fd;		/* also load this fd (opened before @enter), -1: none */
+	int root_fd;		/* > 0: path loads carry it (DL_LOAD_ROOT_FD) */
+	bool lib;		/* through libdmaload (which sends its root) */
 };
 
+/* Becomes nobody, and dumpable again, as a process that exec'd after dropping would be
+ * (the kernel makes one that changed its uid undumpable, and a daemon without
+ * CAP_SYS_PTRACE may then not open its /proc/PID/root). */
 static int drop_to_nobody(char *msg, size_t len)
 {
 	if (setgroups(0, NULL) < 0 || setgid(NOBODY) < 0 || setuid(NOBODY) < 0 ||
-	    setuid(0) == 0) {
+	    setuid(0) == 0 || prctl(PR_SET_DUMPABLE, 1) < 0) {
 		snprintf(msg, len, "dropping to nobody: %s", strerror(errno));
 		return -1;
 	}
 	return 0;
 }
 
-/* One LOAD and its final reply, checked against @w. */
-static int probe_one(int s, uint64_t id, const char *path, int fd, const struct want *w,
-		     struct raw_msg *rm, char *msg, size_t len)
+/* One LOAD (with @root as DL_LOAD_ROOT_FD if > 0) and its final reply, checked
+ * against @w. */
+static int probe_one(int s, uint64_t id, const char *path, int fd, int root,
+		     const struct want *w, struct raw_msg *rm, char *msg, size_t len)
 {
+	struct dl_load l = { .length = DL_LENGTH_TO_EOF, .flags = DL_LOAD_ROOT_FD };
 	char why[512];
 	int r;
 
-	r = raw_send_load(s, id, path, fd, 0, DL_LENGTH_TO_EOF, DL_METHOD_AUTO);
+	if (path && root > 0) {
+		l.path_len = (uint32_t)strlen(path);
+		r = raw_send(s, DL_LOAD, id, &l, sizeof(l), path, l.path_len, &root, 1);
+	} else {
+		r = raw_send_load(s, id, path, fd, 0, DL_LENGTH_TO_EOF, DL_METHOD_AUTO);
+	}
 	if (r == 0)
 		r = raw_wait_final(s, id, rm, 20000);
 	if (r != 1 || rm->decode < 0) {
@@ -128,6 +141,38 @@ static int probe_one(int s, uint64_t id, const char *path, int fd, const struct 
 	return 0;
 }
 
+/* The same through libdmaload. */
+static int probe_lib(struct dmaload *dl, const char *path, const struct want *w, char *msg,
+		     size_t len)
+{
+	struct dmaload_event ev;
+	char why[512];
+	int r = dmaload_load_path_sync(dl, path, NULL, &ev);
+
+	if (w->err) {
+		if (r == 0 || ev.type != DMALOAD_EV_ERROR || ev.err != w->err ||
+		    (w->text && !strstr(ev.message, w->text))) {
+			snprintf(msg, len, "%s: got %s, want ERROR %s", path, lc_event_str(&ev),
+				 strerrorname_np(w->err));
+			if (r == 0)
+				close(ev.fd);
+			return 1;
+		}
+		return 0;
+	}
+	if (r != 0) {
+		snprintf(msg, len, "%s: got %s, want DONE", path,
+			 ev.type == DMALOAD_EV_ERROR ? lc_event_str(&ev) : strerror(-r));
+		return 1;
+	}
+	r = ev.size == w->size && buf_verify(ev.fd, w->size, w->seed, 0, why, sizeof(why));
+	close(ev.fd);
+	if (!r)
+		snprintf(msg, len, "%s: DONE of %llu bytes: %s", path,
+			 (unsigned long long)ev.size, ev.size != w->size ? "wrong size" : why);
+	return !r;
+}
+
 /* Runs in a child: every path of @arg (a struct probe) must get p->want. */
 static int child_probe(void *arg, char *msg, size_t len)
 {
@@ -141,16 +186,30 @@ static int child_probe(void *arg, char *msg, size_t len)
 		return 1;
 	if (p->nobody && drop_to_nobody(msg, len) < 0)
 		return 1;
+	if (p->lib) {
+		struct dmaload *dl;
+
+		s = dmaload_connect(&dl, p->sock, "resolve-lib");
+		if (s < 0) {
+			snprintf(msg, len, "connect %s: %s", p->sock, strerror(-s));
+			return 1;
+		}
+		for (size_t i = 0; i < p->n; i++)
+			if (probe_lib(dl, p->paths[i], &p->want, msg, len))
+				return 1;
+		dmaload_close(dl);
+		return 0;
+	}
 	s = raw_connect(p->sock);
 	if (s < 0) {
 		snprintf(msg, len, "connect %s: %s", p->sock, strerror(-s));
 		return 1;
 	}
 	for (size_t i = 0; i < p->n; i++)
-		if (probe_one(s, i + 1, p->paths[i], -1, &p->want, rm, msg, len))
+		if (probe_one(s, i + 1, p->paths[i], -1, p->root_fd, &p->want, rm, msg, len))
 			return 1;
-	if (p->pass_fd >= 0 && probe_one(s, p->n + 1, NULL, p->pass_fd, &p->want, rm, msg,
-					 len))
+	if (p->pass_fd >= 0 && probe_one(s, p->n + 1, NULL, p->pass_fd, -1, &p->want, rm,
+					 msg, len))
 		return 1;
 	raw_msg_free(rm);
 	close(s);
@@ -453,6 +512,13 @@ static void container_chroot(void)
 	p.n = 4;
 	p.want = (struct want){ .size = SIZE, .seed = 6 };
 	run_probe(&p);
+	/* libdmaload sends the chroot's "/" as the root: the same answers. */
+	p.lib = true;
+	run_probe(&p);
+	p.paths = host;
+	p.want = (struct want){ .err = ENOENT };
+	run_probe(&p);
+	p.lib = false;
 	/* A host file passed by fd still loads: the way in for files it cannot see. */
 	fd = open(secret, O_RDONLY | O_CLOEXEC);
 	if (!CHECKF(fd >= 0, "open: %s", strerror(errno)))
@@ -549,6 +615,77 @@ static void daemon_private_ns(void)
 	daemon_cleanup(&dp);
 }
 
+/*
+ * A daemon started the way the hardened unit runs it: only CAP_SETUID and CAP_SETGID,
+ * and a /proc with hidepid=invisible (ProtectProc=invisible). It may not open a root
+ * client's /proc/PID/root (the client holds capabilities the daemon lacks), so root's
+ * raw path loads are refused with a pointer to fds, while root's libdmaload loads
+ * (which send their root directory) and nobody's raw ones (whose /proc/PID/root it
+ * may open as nobody) load. A root fd that is not a directory is refused; one of
+ * another directory is where the path is walked from.
+ */
+static void daemon_hardened(void)
+{
+	struct test_daemon dh;
+	char wrapper[TPATH], why[512], reg[TPATH];
+	const char *bin = daemon_binary();
+	char *pub[] = { public };
+	char *in_ctr[] = { "/pub" };
+	char *host[] = { secret };
+	struct probe p = { .pass_fd = -1 };
+	FILE *f;
+	int r, fd;
+
+	snprintf(wrapper, sizeof(wrapper), "%s/hardened-daemon", d.dir);
+	f = fopen(wrapper, "we");
+	if (!CHECKF(f, "%s: %s", wrapper, strerror(errno)))
+		return;
+	fprintf(f, "#!/bin/sh\nexec unshare --mount --propagation private sh -c "
+		"'mount -t proc -o hidepid=invisible proc /proc && exec setpriv "
+		"--bounding-set=-all,+setuid,+setgid --inh-caps=-all \"$0\" \"$@\"' "
+		"'%s' \"$@\"\n", bin);
+	fclose(f);
+	chmod(wrapper, 0755);
+	setenv("DMALOADD", wrapper, 1);
+	r = daemon_start(&dh, "resolve-hardened", NULL, why, sizeof(why));
+	setenv("DMALOADD", bin, 1);
+	if (!CHECKF(r == 0, "%s", why))
+		return;
+	p.sock = dh.sock;
+	p.paths = pub;
+	p.n = 1;
+	p.want = (struct want){ .err = EACCES, .text = "cannot resolve paths as the client" };
+	run_probe(&p);
+	p.lib = true;
+	p.want = (struct want){ .size = SIZE, .seed = 2 };
+	run_probe(&p);
+	p.lib = false;
+	p.nobody = true;
+	run_probe(&p);
+	p.lib = true;
+	run_probe(&p);
+	p.lib = false;
+	p.nobody = false;
+	snprintf(reg, sizeof(reg), "%s/pub", ctr);
+	fd = open(reg, O_RDONLY | O_CLOEXEC);
+	p.root_fd = fd;
+	p.want = (struct want){ .err = ENOTDIR };
+	run_probe(&p);
+	close(fd);
+	fd = open(ctr, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	p.root_fd = fd;
+	p.paths = in_ctr;
+	p.want = (struct want){ .size = SIZE, .seed = 6 };
+	run_probe(&p);
+	p.paths = host;
+	p.want = (struct want){ .err = ENOENT };
+	run_probe(&p);
+	close(fd);
+	r = daemon_stop(&dh);
+	CHECKF(r == 0, "exit status %d", r);
+	daemon_cleanup(&dh);
+}
+
 /* ---- a connection whose process is gone --------------------------------------------- */
 
 /* In the process that survives its connector: a path load must get ESRCH, a load by
@@ -567,8 +704,8 @@ static void survivor(int s, pid_t connector, const char *report)
 		sleep_ms(25);
 	fd = open(public, O_RDONLY | O_CLOEXEC);
 	bad = !rm || getppid() == connector ||
-	      probe_one(s, 1, public, -1, &gone, rm, msg, sizeof(msg)) ||
-	      probe_one(s, 2, NULL, fd, &good, rm, msg, sizeof(msg));
+	      probe_one(s, 1, public, -1, -1, &gone, rm, msg, sizeof(msg)) ||
+	      probe_one(s, 2, NULL, fd, -1, &good, rm, msg, sizeof(msg));
 	snprintf(tmp, sizeof(tmp), "%s.tmp", report);
 	f = fopen(tmp, "we");
 	if (f) {
@@ -686,6 +823,9 @@ int main(void)
 	     "by symlinks and by '..' -> ENOENT; its files, and host files by fd, load");
 	CASE(daemon_private_ns(), "a daemon in a private mount namespace loads the file the "
 	     "client sees");
+	CASE(daemon_hardened(), "a daemon with only CAP_SETUID/CAP_SETGID and hidepid: root's "
+	     "raw path load is refused, with libdmaload's root fd it loads, nobody's loads; a "
+	     "root fd is walked from");
 	CASE(orphaned_connection(), "a connection handed on by a process that exited: paths "
 	     "-> ESRCH, fds load");
 	CASE(no_leaks(), "EVICT --all: the daemon's fds and memfds back to the start");

@@ -712,6 +712,27 @@ static void bad_load_fd(void)
 	CHECK_ERR(decode(buf, n, 1, &m), -EINVAL);
 }
 
+/* DL_LOAD_ROOT_FD: a load by path with exactly 1 fd (the root); never by fd. */
+static void load_root_fd(void)
+{
+	struct dl_load l = { .flags = DL_LOAD_ROOT_FD, .length = DL_LENGTH_TO_EOF,
+			     .path_len = 2 };
+	size_t n = load_msg(&l, "/x", 2);
+
+	CHECK_OK(decode(buf, n, 1, &m));
+	CHECK_U64(m.u.load.flags, ==, DL_LOAD_ROOT_FD);
+	CHECK_INT(memcmp(m.trail, "/x", 2), ==, 0);
+	CHECK_ERR(decode(buf, n, 0, &m), -EINVAL);
+	CHECK_ERR(decode(buf, n, 2, &m), -EINVAL);
+	l.flags = 0;			/* a path without the flag carries no fd */
+	n = load_msg(&l, "/x", 2);
+	CHECK_ERR(decode(buf, n, 1, &m), -EINVAL);
+	l.flags = DL_LOAD_ROOT_FD | DL_LOAD_BY_FD;
+	l.path_len = 0;
+	n = load_msg(&l, NULL, 0);
+	CHECK_ERR(decode(buf, n, 1, &m), -EINVAL);
+}
+
 static void bad_reserved(void)
 {
 	struct dl_load l = { .length = 1, .path_len = 2 };
@@ -725,7 +746,7 @@ static void bad_reserved(void)
 	n = load_msg(&l, "/x", 2);
 	CHECK_ERR(decode(buf, n, 0, &m), -EBADMSG);
 	l.heap_len = 0;
-	l.flags = 1u << 6;	/* an undefined LOAD flag (the next after DL_LOAD_DETACH) */
+	l.flags = 1u << 7;	/* an undefined LOAD flag (the next after DL_LOAD_ROOT_FD) */
 	n = load_msg(&l, "/x", 2);
 	CHECK_ERR(decode(buf, n, 0, &m), -EBADMSG);
 	l.flags = 1u << 31;
@@ -1221,6 +1242,7 @@ int main(void)
 	CASE(bad_load_path(), "malformed: LOAD by path (no path, NUL, too long, fd)");
 	CASE(bad_load_fd(), "malformed: LOAD by fd (path, 0 or 2 fds); fd counts per type");
 	CASE(bad_reserved(), "malformed: LOAD reserved fields and undefined flags");
+	CASE(load_root_fd(), "LOAD with DL_LOAD_ROOT_FD: a path and exactly 1 fd, never by fd");
 	CASE(bad_enums(), "malformed: LOAD target, method, priority out of range");
 	CASE(bad_error(), "malformed: ERROR msg_len mismatch, negative err, too long");
 	CASE(bad_status(), "malformed: STATUS_REPLY n_loads mismatch, truncated entries");
