@@ -123,10 +123,13 @@ int cache_lookup(struct cache *c, struct job *j, struct cache_entry **out)
 		e = list_entry(pos, struct cache_entry, link);
 
 		/* A ready buffer of an older version of this file, or of another file
-		 * that was at this path: never served again. */
+		 * that was at this path: never served again. A path names another file
+		 * in another client's root (a container's), so only the same uid's
+		 * entries go by name: nobody drops what others loaded. */
 		if (!e->leader && ((key_same_file(&e->key, &k) &&
 				    !key_same_version(&e->key, &k)) ||
 				   (j->path && !key_same_file(&e->key, &k) &&
+				    e->uid == j->client->cred.uid &&
 				    strcmp(e->name, j->path) == 0))) {
 			entry_evict(c, e, "the file changed");
 			continue;

@@ -469,6 +469,73 @@ static void container_mount_ns(void)
 	run_probe(&p);
 }
 
+/* A new mount namespace with a tmpfs over hidden_dir, holding a public file of the
+ * same name as the host's file there. */
+static int enter_same_name(void *arg, char *msg, size_t len)
+{
+	int r;
+
+	(void)arg;
+	if (enter_private_mounts(msg, len))
+		return 1;
+	if (mount("tmpfs", hidden_dir, "tmpfs", 0, "mode=0755") < 0) {
+		snprintf(msg, len, "mount tmpfs: %s", strerror(errno));
+		return 1;
+	}
+	r = file_make(hidden_file, SIZE, 9, 0644);
+	if (r < 0) {
+		snprintf(msg, len, "file_make: %s", strerror(-r));
+		return 1;
+	}
+	return 0;
+}
+
+/* Entries of @name loaded by uid 0. */
+static size_t entries_named(struct dmaload *dl, const char *name)
+{
+	struct dmaload_cache_list l;
+	size_t n = 0;
+
+	if (!CHECK_OK(dmaload_list(dl, &l)))
+		return 0;
+	for (size_t i = 0; i < l.n_entries; i++)
+		n += !strcmp(l.entries[i].name, name) && l.entries[i].uid == 0;
+	dmaload_list_free(&l);
+	return n;
+}
+
+/* Root's cached file, and nobody's own file of the same path in its mount namespace:
+ * nobody gets its bytes, and root's entry stays (a path names different files in
+ * different roots; only an entry of one's own uid goes by name). */
+static void same_name_other_root(void)
+{
+	struct dmaload *dl = lc_connect(&d, "root-cache");
+	char *mine[] = { hidden_file };
+	struct probe p = {
+		.sock = d.sock,
+		.nobody = true,
+		.enter = enter_same_name,
+		.pass_fd = -1,
+		.paths = mine,
+		.n = 1,
+		.want = { .size = SIZE, .seed = 9 },
+	};
+	struct dmaload_event ev;
+
+	if (!dl)
+		return;
+	if (CHECK_OK(dmaload_load_path_sync(dl, hidden_file, NULL, &ev)))
+		close(ev.fd);
+	CHECK_U64(entries_named(dl, hidden_file), ==, 1);
+	run_probe(&p);
+	CHECK_U64(entries_named(dl, hidden_file), ==, 1);
+	if (CHECK_OK(dmaload_load_path_sync(dl, hidden_file, NULL, &ev))) {
+		CHECKF(ev.done_flags & DL_DONE_CACHED, "root's load was not a cache hit");
+		CHECK(lc_check_done(&ev, SIZE, 7, 0, DL_METHOD_AUTO));
+	}
+	dmaload_close(dl);
+}
+
 /* chroot into ctr, with the daemon's socket bound to ctr/sock and a /proc of its own
  * (as containers have; buf_verify reads it). */
 static int enter_chroot(void *arg, char *msg, size_t len)
@@ -819,6 +886,8 @@ int main(void)
 	CASE(link_loop(), "a symlink loop -> ELOOP");
 	CASE(container_mount_ns(), "container root in its own mount namespace: a host file "
 	     "under its tmpfs -> ENOENT, its own file loads");
+	CASE(same_name_other_root(), "nobody's own file at the path of root's cached one (in "
+	     "its mount namespace) loads, and root's entry stays");
 	CASE(container_chroot(), "container root chrooted: the host's root-only file by path, "
 	     "by symlinks and by '..' -> ENOENT; its files, and host files by fd, load");
 	CASE(daemon_private_ns(), "a daemon in a private mount namespace loads the file the "
