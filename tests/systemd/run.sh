@@ -12,7 +12,8 @@
 #    so the container needs no --system-call-filter= of ours.
 # 3. The checks run in the container through nsenter: socket activation, Type=notify,
 #    the sandbox, cachestat refused, reload, the fd store, the watchdog, crashes,
-#    [preload] and dmaload-preload@, clients in other containers, stop, purge.
+#    [preload] and dmaload-preload@, clients in other containers (one denied io_uring,
+#    one in a user namespace), stop, purge.
 # 4. deploy/kubernetes/dmaloadd.yaml is parsed with python3-yaml and checked.
 #
 # One line per case, "PASS|FAIL|SKIP systemd: <case>[: why]" (as tests/run-one.sh);
@@ -194,8 +195,8 @@ nspawn_run() {
 	local t=$1
 	shift
 	timeout -k 5 "$STEP" systemd-nspawn -q -D "$t" --register=no --keep-unit \
-		--resolv-conf=off --timezone=off --link-journal=no "$@" 2>&1 |
-		grep -v 'Attempted to remove disk file system'
+		--resolv-conf=off --timezone=off --link-journal=no --console=pipe "$@" \
+		</dev/null 2>&1 | grep -v 'Attempted to remove disk file system'
 	return "${PIPESTATUS[0]}"
 }
 
@@ -653,6 +654,46 @@ rootpath_check() {
 check "a container's root without a user namespace cannot load the host's root-only \
 files by path (resolved in its own root: ENOENT), which root beside the daemon loads" \
 	rootpath_check
+
+# A client container with a user namespace: its root is uid $USERNS_BASE on the host,
+# and so to the daemon (SO_PEERCRED is translated; the server container has no user
+# namespace of its own). nspawn maps its tree with an idmapped mount where the kernel
+# allows it, else it chowns this copy.
+USERNS_BASE=1879048192
+cat >"$cli/root/userns.sh" <<'EOF'
+#!/bin/sh
+S=/run/dmaloadd/dmaloadd.sock
+echo "id $(id -u)"
+dmaload-ctl --socket $S load /srv/dlclient/c3.bin -- sh -c 'head -c "$DMALOAD_SIZE" /proc/self/fd/3 | cmp - /srv/dlclient/c3.bin'
+echo "load $?"
+echo "stats $(dmaload-ctl --socket $S --json stats)"
+echo "list $(dmaload-ctl --socket $S --json list)"
+EOF
+chmod 755 "$cli/root/userns.sh"
+head -c 1M /dev/urandom >"$cli/srv/dlclient/c3.bin"
+userns_out=$(nspawn_run "$cli" --private-users="$USERNS_BASE:65536" \
+	--private-users-ownership=auto --system-call-filter='~io_uring_setup' \
+	--bind="$work/sock:/run/dmaloadd" /root/userns.sh)
+note "user namespace client: $(echo "$userns_out" | grep -v '^stats\|^list' | tr '\n' ';')"
+userns_check() {
+	local stats list
+	[ "$(echo "$userns_out" | sed -n 's/^id //p')" = 0 ] ||
+		{ why="not root in its namespace: $(echo "$userns_out" | head -n 3 | tr '\n' ' ')"; return 1; }
+	[ "$(echo "$userns_out" | sed -n 's/^load //p')" = 0 ] ||
+		{ why="its own file by path: $(echo "$userns_out" | tail -n 4 | tr '\n' ' ')"; return 1; }
+	stats=$(echo "$userns_out" | sed -n 's/^stats //p')
+	[[ $stats == *"\"uid\":$USERNS_BASE,"* ]] ||
+		{ why="the daemon does not see uid $USERNS_BASE: $stats"; return 1; }
+	[[ $stats != *'"uid":0,'* ]] || { why="it is shown root's connections: $stats"; return 1; }
+	list=$(echo "$userns_out" | sed -n 's/^list //p')
+	[[ $list == *'"name":"/srv/dlclient/c3.bin"'* ]] || { why="its entry is not listed: $list"; return 1; }
+	[[ $list != *'/srv/dltest/'* ]] || { why="it is shown root's entries: $list"; return 1; }
+	[ "$(echo "$list" | json_get hidden)" -gt 0 ] 2>/dev/null ||
+		{ why="LIST hides nothing from it: $list"; return 1; }
+}
+check "a container with a user namespace: its root is uid $USERNS_BASE to the daemon \
+(STATS), loads its own file by path byte for byte, and LIST shows it only its own entry" \
+	userns_check
 
 # ---- stop ----
 memfd_holders() {
