@@ -76,7 +76,7 @@ BINS := $(BUILD)/dmaloadd $(BUILD)/dmaload-ctl $(BUILD)/libdmaload.a \
 	$(BUILD)/libdmaload.so.0 $(BUILD)/dmaload.pc $(UNITS)
 
 .PHONY: all deps run check check-one check-kernel check-systemd deb bench fuzz install clean \
-	tests
+	tests FORCE
 all: $(BINS)
 tests: $(UNIT_BIN) $(INTEG_BIN) $(KERNEL_BIN)
 
@@ -93,12 +93,20 @@ $(BUILD)/libdmaload.a: $(LIB_OBJ) $(PROTO_OBJ)
 $(BUILD)/libdmaload.so.0: $(LIB_OBJ) $(PROTO_OBJ)
 	$(CC) $(LDFLAGS) -shared -Wl,-soname,libdmaload.so.0 -o $@ $^
 
-$(BUILD)/dmaload.pc: client/dmaload.pc.in Makefile
+# Files with paths in them depend on this stamp, rewritten only when a path changes: a
+# `make install PREFIX=/usr` after a plain `make` regenerates them.
+PATHS := $(PREFIX):$(BINDIR):$(SBINDIR):$(LIBDIR):$(INCLUDEDIR)
+$(BUILD)/paths.stamp: FORCE
+	@mkdir -p $(dir $@)
+	@echo '$(PATHS)' | cmp -s - $@ || echo '$(PATHS)' > $@
+FORCE:
+
+$(BUILD)/dmaload.pc: client/dmaload.pc.in Makefile $(BUILD)/paths.stamp
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' \
 		-e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' $< > $@
 
 # Only the named placeholders: the units' own @aio, @setuid, ... stay as written.
-$(BUILD)/systemd/%: systemd/%.in Makefile
+$(BUILD)/systemd/%: systemd/%.in Makefile $(BUILD)/paths.stamp
 	@mkdir -p $(dir $@)
 	sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@BINDIR@|$(BINDIR)|g' $< > $@
 

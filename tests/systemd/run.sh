@@ -21,7 +21,8 @@
 # failed. Without root, systemd-nspawn or debootstrap (or without a network for the
 # first debootstrap), the nspawn cases are one SKIP line with the reason. Every step
 # has a time limit (DMALOAD_NSPAWN_STEP, default 60 s); the container is torn down on
-# any exit; the whole run stops after DMALOAD_NSPAWN_LIMIT (default 900 s). The
+# any exit; the whole run stops after DMALOAD_NSPAWN_LIMIT (default 900 s).
+# DMALOAD_NSPAWN_NO_DEB=1 installs with make install instead of the package. The
 # journal's tail is shown on stderr when a case failed. DMALOAD_TEST_KEEP=1 keeps the
 # work directory (the trees, the logs) under /var/tmp.
 set -u
@@ -30,16 +31,28 @@ cd "$(dirname "$0")/../.."
 
 # The whole run has a time limit too (DMALOAD_NSPAWN_LIMIT, default 900 s): on it the
 # inner run is stopped (and tears its container down) and this prints a FAIL.
-if [ -z "${_DMALOAD_NSPAWN_INNER:-}" ]; then
+# The outer run makes the work directory; a killed inner run leaves there the pids of
+# what it started (nspawn.pid, leader.pid, hostd.pid), which the outer run ends.
+if [ -z "${_DMALOAD_NSPAWN_WORK:-}" ]; then
 	limit=${DMALOAD_NSPAWN_LIMIT:-900}
+	work=$(mktemp -d /var/tmp/dmaload-nspawn.XXXXXX) || exit 1
 	# -k: room for the step under way (its own limit) and the teardown.
-	_DMALOAD_NSPAWN_INNER=1 timeout -k 120 "$limit" bash "$self" "$@"
+	_DMALOAD_NSPAWN_WORK=$work timeout -k 120 "$limit" bash "$self" "$@"
 	rc=$?
 	case $rc in
 	124 | 137) echo "FAIL systemd: tests/systemd/run.sh: stopped after the ${limit} s limit" ;;
 	esac
+	for f in leader nspawn hostd; do
+		pid=$(cat "$work/$f.pid" 2>/dev/null) || continue
+		kill -0 "$pid" 2>/dev/null || continue
+		echo "# ending the $f ($pid) the stopped run left" >&2
+		kill -KILL "$pid" 2>/dev/null
+	done
+	sleep 1
+	[ -n "${DMALOAD_TEST_KEEP:-}" ] || rm -rf "$work"
 	exit "$rc"
 fi
+work=$_DMALOAD_NSPAWN_WORK
 BUILD=${1:-build}
 STEP=${DMALOAD_NSPAWN_STEP:-60}
 S=systemd
@@ -106,7 +119,6 @@ if [ -n "$reason" ]; then
 	finish
 fi
 
-work=$(mktemp -d /var/tmp/dmaload-nspawn.XXXXXX) || exit 1
 chmod 755 "$work"
 machine=dmaload-test-$$
 nspawn_pid= leader= hostd_pid=
@@ -126,6 +138,7 @@ teardown() {
 		wait "$nspawn_pid" 2>/dev/null
 	fi
 	nspawn_pid=
+	rm -f "$work/nspawn.pid" "$work/leader.pid"
 	if [ -n "$hostd_pid" ]; then
 		kill -TERM "$hostd_pid" 2>/dev/null
 		wait "$hostd_pid" 2>/dev/null
@@ -145,7 +158,9 @@ trap 'exit 143' TERM INT HUP
 # ---- the packages ----
 start=$SECONDS
 debs=
-if command -v dpkg-buildpackage >/dev/null && command -v dh >/dev/null; then
+if [ -n "${DMALOAD_NSPAWN_NO_DEB:-}" ]; then
+	skip "dpkg-buildpackage -b builds the packages" "DMALOAD_NSPAWN_NO_DEB is set: make install instead"
+elif command -v dpkg-buildpackage >/dev/null && command -v dh >/dev/null; then
 	note "building the Debian packages (tests/systemd/build-deb.sh $BUILD/deb)"
 	if out=$(bash tests/systemd/build-deb.sh "$BUILD/deb" 2>&1); then
 		debs=$(ls "$BUILD"/deb/*.deb | grep -v -- -dbgsym_)
@@ -186,6 +201,7 @@ if ! tree=$(bash tests/systemd/build-tree.sh 2>"$work/tree.err"); then
 	skip "nspawn" "no bookworm tree: $(tail -n 1 "$work/tree.err")"
 	finish
 fi
+cat "$work/tree.err" >&2
 srv=$work/server
 cli=$work/client
 cp -a "$tree" "$srv" || { fail "set-up" "cannot copy $tree"; finish; }
@@ -214,6 +230,7 @@ else
 		fail "set-up" "make install DESTDIR=$srv failed: $(echo "$out" | tail -n 2)"
 		finish
 	fi
+	mkdir -p "$srv/etc/systemd/system/sockets.target.wants"
 	ln -sf /lib/systemd/system/dmaloadd.socket \
 		"$srv/etc/systemd/system/sockets.target.wants/dmaloadd.socket"
 fi
@@ -267,11 +284,13 @@ setsid systemd-nspawn -q -D "$srv" -b -M "$machine" --register=no --keep-unit \
 	--bind="$work/sock:/run/dmaloadd" --resolv-conf=off --timezone=off --link-journal=no --console=pipe \
 	</dev/null >"$work/boot.log" 2>&1 &
 nspawn_pid=$!
+echo "$nspawn_pid" >"$work/nspawn.pid"
 for _ in $(seq 100); do
 	leader=$(pgrep -P "$nspawn_pid" | head -n 1)
 	[ -n "$leader" ] && break
 	sleep 0.1
 done
+[ -n "$leader" ] && echo "$leader" >"$work/leader.pid"
 
 # c CMD...: CMD in the container's namespaces, as root, with a clean environment.
 c() {
@@ -280,6 +299,12 @@ c() {
 }
 prop() { c systemctl show -P "$2" "$1" 2>/dev/null; }
 mainpid() { prop dmaloadd.service MainPID; }
+# signal SIG PID: SIG to the daemon's PID in the container; never to pid 0 or none
+# (kill 0 would signal the caller's own process group: this script).
+signal() {
+	[ "${2:-0}" -gt 1 ] 2>/dev/null || return 1
+	c sh -c "kill -$1 $2"
+}
 ctl() { c dmaload-ctl "$@"; }
 # json_get KEY: the value of "KEY" in the JSON object on stdin (numbers, strings,
 # true/false/null), as printed.
@@ -376,8 +401,13 @@ activation_check() {
 	st=$(c systemctl is-active dmaloadd.service)
 	[ "$st" = active ] || { why="dmaloadd.service is $st after a connection"; return 1; }
 }
-check "socket activation: dmaloadd.socket listens at boot, dmaloadd.service starts on \
-the first connection and answers it" activation_check
+if ! check "socket activation: dmaloadd.socket listens at boot, dmaloadd.service starts on \
+the first connection and answers it" activation_check; then
+	# Nothing after this can work: show why, and stop here.
+	echo "---- the container's journal ----" >&2
+	journal | tail -n 40 >&2
+	finish
+fi
 
 notify_check() {
 	local lines ready started
@@ -539,7 +569,7 @@ watchdog_check() {
 	local pid n0
 	pid=$(mainpid)
 	n0=$(prop dmaloadd.service NRestarts)
-	c sh -c "kill -STOP $pid"
+	signal STOP "$pid" || { why="no MainPID"; return 1; }
 	wait_until 20 restarted_from "$pid" || { why="not restarted 20 s after SIGSTOP"; return 1; }
 	journal -u dmaloadd.service | grep -q 'Watchdog timeout' ||
 		{ why="no 'Watchdog timeout' in the journal"; return 1; }
@@ -555,7 +585,7 @@ crash_check() {
 	for sig in SEGV KILL; do
 		pid=$(mainpid)
 		n0=$(prop dmaloadd.service NRestarts)
-		c sh -c "kill -$sig $pid"
+		signal "$sig" "$pid" || { why="no MainPID"; return 1; }
 		wait_until 15 restarted_from "$pid" || { why="not restarted after SIG$sig"; return 1; }
 		[ "$(prop dmaloadd.service NRestarts)" -gt "$n0" ] ||
 			{ why="NRestarts did not grow after SIG$sig"; return 1; }
@@ -595,6 +625,7 @@ printf '[daemon]\n' >"$work/host.conf"
 "$BUILD/dmaloadd" --config "$work/host.conf" --socket "$work/hostsock/d.sock" \
 	2>"$work/hostd.log" &
 hostd_pid=$!
+echo "$hostd_pid" >"$work/hostd.pid"
 for _ in $(seq 50); do
 	[ -S "$work/hostsock/d.sock" ] && break
 	sleep 0.1
