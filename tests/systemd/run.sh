@@ -40,7 +40,8 @@ if [ -z "${_DMALOAD_NSPAWN_WORK:-}" ]; then
 	_DMALOAD_NSPAWN_WORK=$work timeout -k 120 "$limit" bash "$self" "$@"
 	rc=$?
 	case $rc in
-	124 | 137) echo "FAIL systemd: tests/systemd/run.sh: stopped after the ${limit} s limit" ;;
+	124) echo "FAIL systemd: tests/systemd/run.sh: stopped after the ${limit} s limit" ;;
+	137 | 143) echo "FAIL systemd: tests/systemd/run.sh: killed (exit status $rc)" ;;
 	esac
 	for f in leader nspawn hostd; do
 		pid=$(cat "$work/$f.pid" 2>/dev/null) || continue
