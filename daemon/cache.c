@@ -28,6 +28,7 @@
 #include "job.h"
 #include "log.h"
 #include "server.h"
+#include "util.h"
 
 void cache_init(struct cache *c, struct server *srv, uint64_t limit)
 {

@@ -38,6 +38,7 @@
 #include "job.h"
 #include "log.h"
 #include "server.h"
+#include "util.h"
 
 struct out_msg {
 	struct out_msg *next;

@@ -16,6 +16,7 @@
 #include "job.h"
 #include "log.h"
 #include "server.h"
+#include "util.h"
 
 static void job_release(struct job *j);
 static void job_maybe_release(struct job *j);
@@ -131,7 +132,7 @@ static void pick_target(struct job *j)
 		return;
 	limit = target_udmabuf_size_limit();
 	if (target_udmabuf_usable() == 0 &&
-	    (!limit || ((j->len + page - 1) & ~(page - 1)) <= limit))
+	    (!limit || round_up(j->len, page) <= limit))
 		j->target = DL_TARGET_UDMABUF;
 	else if (target_default_heap(j->heap, sizeof(j->heap)) == 0)
 		j->target = DL_TARGET_HEAP;

@@ -37,6 +37,7 @@
 #include "log.h"
 #include "sched.h"
 #include "server.h"
+#include "util.h"
 
 /* io_uring takes registered buffers of at most 1 GiB each. */
 #define FIXED_MAX ((uint64_t)1 << 30)

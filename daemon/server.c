@@ -21,7 +21,6 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <systemd/sd-daemon.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "client.h"
@@ -30,14 +29,7 @@
 #include "job.h"
 #include "log.h"
 #include "server.h"
-
-uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
+#include "util.h"
 
 /* An fd whose close may free a big buffer: closed on a worker. */
 struct closer {

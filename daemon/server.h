@@ -68,5 +68,3 @@ void server_close_on_worker(struct server *srv, int fd);
 /* Sends systemd a STATUS= line: clients, loads in flight, cache use. A no-op without
  * NOTIFY_SOCKET. */
 void server_notify_status(struct server *s);
-
-uint64_t now_ns(void);

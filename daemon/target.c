@@ -49,6 +49,7 @@
 #include "dmaload-proto.h"
 #include "log.h"
 #include "target.h"
+#include "util.h"
 
 /* The pool was short last time: log the fallback once, not for every load. */
 static bool pool_short_logged;
@@ -86,25 +87,6 @@ void target_deinit(struct target *t)
 	if (t->dev_fd >= 0)
 		close(t->dev_fd);
 	t->dev_fd = -1;
-}
-
-/* N of a "Key: N" line of /proc/meminfo (pages, or kB for sizes), -1 if missing. */
-static long meminfo_value(const char *key)
-{
-	size_t kl = strlen(key);
-	char line[128];
-	long v = -1;
-	FILE *f = fopen("/proc/meminfo", "re");
-
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (!strncmp(line, key, kl) && line[kl] == ':') {
-			v = strtol(line + kl + 1, NULL, 10);
-			break;
-		}
-	fclose(f);
-	return v;
 }
 
 uint64_t target_huge_page_size(void)
@@ -151,7 +133,7 @@ fail:
 static int target_make_huge(struct target *t, const char *label, uint64_t size,
 			    uint64_t huge)
 {
-	uint64_t len = (size + huge - 1) & ~(huge - 1);
+	uint64_t len = round_up(size, huge);
 	int r = target_make(t, label, MFD_HUGETLB, len, len);
 
 	if (r == 0) {
@@ -187,7 +169,7 @@ int target_create(struct target *t, const char *name, uint64_t size,
 				   meminfo_value("HugePages_Rsvd"),
 				   meminfo_value("HugePages_Total"));
 	}
-	return target_make(t, label, 0, size, (size + page - 1) & ~(page - 1));
+	return target_make(t, label, 0, size, round_up(size, page));
 }
 
 bool target_sealed(const struct target *t)
@@ -332,7 +314,7 @@ int target_create_udmabuf(struct target *t, const char *name, uint64_t size,
 	if (dev_fd < 0)
 		return dev_fd;
 	/* The kernel refuses larger buffers with a bare EINVAL: say which knob it is. */
-	need = (size + page - 1) & ~(page - 1);
+	need = round_up(size, page);
 	if (limit && need > limit) {
 		snprintf(msg, len, "a %llu-byte udmabuf is over udmabuf.size_limit_mb (%llu): "
 			 "set it to at least %llu (" UDMABUF_LIMIT_PARAM ", or "
@@ -350,7 +332,7 @@ int target_create_udmabuf(struct target *t, const char *name, uint64_t size,
 		t->hugetlb_refused = true;
 	}
 	/* A huge-page buffer could be over the limit where 4 KiB pages are not. */
-	if (limit && huge && (size + huge - 1) / huge * huge > limit)
+	if (limit && huge && round_up(size, huge) > limit)
 		hugetlb = CONFIG_OFF;
 	r = target_create(t, name, need, hugetlb, exact);
 	if (r < 0) {
@@ -408,7 +390,7 @@ int target_create_heap(struct target *t, const char *heap, uint64_t size, char *
 {
 	uint64_t page = (uint64_t)getpagesize();
 	struct dma_heap_allocation_data a = {
-		.len = (size + page - 1) & ~(page - 1),
+		.len = round_up(size, page),
 		.fd_flags = O_RDWR | O_CLOEXEC,
 	};
 	char path[sizeof(HEAP_DIR) + DL_HEAP_NAME_MAX + 2];

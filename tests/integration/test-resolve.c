@@ -694,7 +694,7 @@ static void daemon_private_ns(void)
 static void daemon_hardened(void)
 {
 	struct test_daemon dh;
-	char wrapper[TPATH], why[512], reg[TPATH];
+	char wrapper[TPATH], why[512], reg[TPATH + 8];
 	const char *bin = daemon_binary();
 	char *pub[] = { public };
 	char *in_ctr[] = { "/pub" };
