@@ -51,13 +51,32 @@ static void entry_free(struct cache *c, struct cache_entry *e)
 	free(e);
 }
 
+/* Hands ready entry @e's buffer to systemd's fd store under a name that says all the
+ * entry knows (again, when that changed: pinned since). */
+static void entry_store(struct cache_entry *e)
+{
+	struct fdstore_record r = {
+		.dev = e->key.dev, .ino = e->key.ino, .size = e->key.size,
+		.mtime_ns = e->key.mtime_ns, .ctime_ns = e->key.ctime_ns,
+		.off = e->key.off, .len = e->key.len, .buf_size = e->buf_size,
+		.target = e->key.target, .method = e->method, .reason = e->reason,
+		.pinned = e->pinned, .hugetlb = e->hugetlb, .uid = e->uid,
+	};
+
+	if (e->fd < 0)
+		return;
+	fdstore_remove(e->fdname);
+	snprintf(r.path, sizeof(r.path), "%s", e->name);
+	fdstore_put(&r, e->fd, e->fdname);
+}
+
 /* Drops a ready entry, counting it as an eviction. */
 static void entry_evict(struct cache *c, struct cache_entry *e, const char *why)
 {
 	log_debug("cache: dropping %s (%llu bytes at %llu, %s)", e->name,
 		  (unsigned long long)e->key.len, (unsigned long long)e->key.off, why);
 	c->evictions++;
-	fdstore_remove(e);
+	fdstore_remove(e->fdname);
 	entry_free(c, e);
 }
 
@@ -194,7 +213,7 @@ void cache_hit_served(struct cache *c, struct cache_entry *e, bool pin)
 	if (pin && !e->pinned) {
 		e->pinned = true;
 		c->n_pinned++;
-		fdstore_put(e);		/* its stored name says pinned now */
+		entry_store(e);		/* its stored name says pinned now */
 	}
 }
 
@@ -275,21 +294,35 @@ void cache_leader_done(struct cache *c, struct job *j)
 		e->pinned = true;
 		c->n_pinned++;
 	}
-	fdstore_put(e);
+	entry_store(e);
 }
 
-int cache_adopt(struct cache *c, const struct cache_entry *from)
+int cache_adopt(struct cache *c, const struct fdstore_record *r, int fd, const char *stored)
 {
 	struct cache_entry *e;
 
-	if (!c->limit || !cache_make_room(c, from->buf_size))
+	if (!c->limit || !cache_make_room(c, r->buf_size)) {
+		fdstore_drop(fd, stored, "it does not fit the cache");
 		return -ENOSPC;
-	e = malloc(sizeof(*e));
-	if (!e)
+	}
+	e = calloc(1, sizeof(*e));
+	if (!e) {
+		fdstore_drop(fd, stored, "out of memory");
 		return -ENOMEM;
-	*e = *from;
+	}
+	e->key = (struct cache_key){ .dev = r->dev, .ino = r->ino, .size = r->size,
+				     .mtime_ns = r->mtime_ns, .ctime_ns = r->ctime_ns,
+				     .off = r->off, .len = r->len, .target = r->target };
+	snprintf(e->name, sizeof(e->name), "%s", r->path);
+	snprintf(e->fdname, sizeof(e->fdname), "%s", stored);
+	e->uid = r->uid;
+	e->fd = fd;
+	e->buf_size = r->buf_size;
+	e->pinned = r->pinned;
+	e->hugetlb = r->hugetlb;
+	e->method = r->method;
+	e->reason = r->reason;
 	list_init(&e->joiners);
-	e->leader = NULL;
 	e->done_flags = DL_DONE_SEALED | (e->hugetlb ? DL_DONE_HUGETLB : 0);
 	e->t_loaded = e->t_used = now_ns();
 	entry_to_front(c, e);
@@ -297,6 +330,8 @@ int cache_adopt(struct cache *c, const struct cache_entry *from)
 	c->n_ready++;
 	if (e->pinned)
 		c->n_pinned++;
+	log_info("fdstore: kept %s (%llu bytes at %llu) from before the restart", e->name,
+		 (unsigned long long)e->key.len, (unsigned long long)e->key.off);
 	return 0;
 }
 

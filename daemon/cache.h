@@ -18,6 +18,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "fdstore.h"
 #include "list.h"
 
 struct job;
@@ -50,7 +51,8 @@ struct cache_entry {
 	uint32_t done_flags;		/* DL_DONE_* of the leader's DONE */
 	uint64_t served, hits;		/* DONEs handed out; of which cache hits */
 	uint64_t t_loaded, t_used;	/* now_ns() */
-	char fdname[256];		/* its name in systemd's fd store, "" if not there */
+	char fdname[FDSTORE_NAME_MAX + 1];	/* its name in systemd's fd store, "" if
+						 * not there */
 };
 
 struct cache {
@@ -104,11 +106,11 @@ bool cache_has_joiners(const struct job *j);
 void cache_unjoin(struct cache *c, struct job *j);
 
 /*
- * A buffer from before a restart (fdstore.c): @e holds a validated key, name, uid, fd
- * (taken on success), buf_size and flags. Becomes a ready entry if it fits the budget.
- * Returns 0 or -ENOSPC / -ENOMEM (@e->fd is then still the caller's).
+ * A buffer from before a restart: @fd (consumed), stored in systemd's fd store as
+ * @stored and validated there into @r (fdstore_take). Becomes a ready entry if it fits
+ * the budget; otherwise it is dropped from the store. Returns 0, or -ENOSPC / -ENOMEM.
  */
-int cache_adopt(struct cache *c, const struct cache_entry *e);
+int cache_adopt(struct cache *c, const struct fdstore_record *r, int fd, const char *stored);
 
 /*
  * Drops ready entries: those loaded under @path (NULL: all), visible to @uid (0: all).

@@ -145,8 +145,12 @@ static int fds_from_systemd(struct server *s)
 
 		fcntl(fd, F_SETFD, FD_CLOEXEC);
 		if (fdstore_is_ours(name)) {
+			struct fdstore_record rec;
+
 			stored++;
-			kept += fdstore_restore(&s->cache, fd, name);
+			if (fdstore_take(fd, name, &rec) == 0 &&
+			    cache_adopt(&s->cache, &rec, fd, name) == 0)
+				kept++;
 		} else if (sd_is_socket_unix(fd, SOCK_SEQPACKET, 1, NULL, 0) <= 0) {
 			log_err("systemd passed fd %d (%s) that is not a listening AF_UNIX "
 				"SOCK_SEQPACKET socket", fd, name ? name : "no name");
