@@ -18,6 +18,7 @@
 
 #include "config.h"
 #include "dmaload-proto.h"
+#include "util.h"
 
 void config_init(struct config *c)
 {
@@ -73,37 +74,6 @@ static int preload_add(struct config *c, const char *value)
 	}
 	v[c->n_preload++] = p;
 	c->preload = v;
-	return 0;
-}
-
-int config_parse_size(const char *s, uint64_t *out)
-{
-	unsigned long long v;
-	unsigned shift = 0;
-	char *end;
-
-	if (!s || !*s || *s == '-' || *s == '+')
-		return -EINVAL;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || end == s)
-		return -EINVAL;
-	switch (*end) {
-	case '\0': break;
-	case 'k': case 'K': shift = 10; end++; break;
-	case 'm': case 'M': shift = 20; end++; break;
-	case 'g': case 'G': shift = 30; end++; break;
-	case 't': case 'T': shift = 40; end++; break;
-	default: return -EINVAL;
-	}
-	/* "4M" and "4MiB" both mean 4 << 20 */
-	if (shift && (strcasecmp(end, "iB") == 0 || strcasecmp(end, "B") == 0))
-		end += strlen(end);
-	if (*end)
-		return -EINVAL;
-	if (shift && v > (UINT64_MAX >> shift))
-		return -EINVAL;
-	*out = (uint64_t)v << shift;
 	return 0;
 }
 
@@ -218,7 +188,7 @@ static int on_key(void *data, const char *section, const char *key, const char *
 		}
 	} else if (strcmp(section, "io") == 0) {
 		if (strcmp(key, "chunk_size") == 0) {
-			if (config_parse_size(value, &size) || size < 4096 ||
+			if (parse_size(value, &size) || size < 4096 ||
 			    size > (64u << 20) || (size & (size - 1)))
 				what = "must be a power of two from 4K to 64M";
 			else
@@ -233,7 +203,7 @@ static int on_key(void *data, const char *section, const char *key, const char *
 			if (parse_uint(value, 1, 65536, &c->max_queued))
 				what = "must be a number from 1 to 65536";
 		} else if (strcmp(key, "max_load_size") == 0) {
-			if (config_parse_size(value, &size))
+			if (parse_size(value, &size))
 				what = "must be a size such as 64G (0: the machine's RAM)";
 			else
 				c->max_load_size = size;
@@ -247,7 +217,7 @@ static int on_key(void *data, const char *section, const char *key, const char *
 			if (parse_toggle(value, true, &c->hugetlb))
 				what = "must be auto, on or off";
 		} else if (strcmp(key, "pipe_size") == 0) {
-			if (config_parse_size(value, &size) || size < 65536 ||
+			if (parse_size(value, &size) || size < 65536 ||
 			    size > (64u << 20) || (size & (size - 1)))
 				what = "must be a power of two from 64K to 64M";
 			else
@@ -259,7 +229,7 @@ static int on_key(void *data, const char *section, const char *key, const char *
 			if (parse_toggle(value, true, &c->fixed_buffers))
 				what = "must be auto, on or off";
 		} else if (strcmp(key, "max_inflight") == 0) {
-			if (config_parse_size(value, &size) ||
+			if (parse_size(value, &size) ||
 			    (size && size < 4096))
 				what = "must be a size of at least 4K (0: queue_depth * "
 				       "chunk_size)";
@@ -287,7 +257,7 @@ static int on_key(void *data, const char *section, const char *key, const char *
 					c->cache_limit_pct = pct;
 					c->cache_limit = 0;
 				}
-			} else if (config_parse_size(value, &size)) {
+			} else if (parse_size(value, &size)) {
 				what = "must be a size such as 4G, or a percentage of RAM "
 				       "such as 10% (0: keep no finished buffers)";
 			} else {

@@ -84,9 +84,6 @@ int config_parse_target(const char *s, uint8_t *target, char *heap, size_t heap_
  */
 bool config_reload(struct config *live, struct config *next);
 
-/* Parses "4M", "512K", "1G", "123" (binary suffixes, case-insensitive) into *out.
- * Returns 0 or -EINVAL (also on overflow). */
-int config_parse_size(const char *s, uint64_t *out);
 
 /* The socket path to use: c->socket, else /run/dmaloadd/dmaloadd.sock for root, else
  * $XDG_RUNTIME_DIR/dmaloadd.sock. Writes into @buf; returns 0 or -ENAMETOOLONG /

@@ -13,6 +13,10 @@ uint64_t now_ns(void);
  * key is missing or the file cannot be read. */
 long meminfo_value(const char *key);
 
+/* Parses "4M", "512K", "1G", "123" (binary suffixes, case-insensitive, "MiB" and "MB"
+ * alike) into *out. Returns 0 or -EINVAL (also on overflow). */
+int parse_size(const char *s, uint64_t *out);
+
 /* @v rounded up to a multiple of @align, a power of two. */
 static inline uint64_t round_up(uint64_t v, uint64_t align)
 {

@@ -14,6 +14,7 @@
 #include "../lib/check.h"
 #include "../lib/harness.h"
 #include "config.h"
+#include "util.h"
 
 static char dir[256];
 
@@ -360,7 +361,7 @@ static void missing_file(void)
 	CHECKF(strstr(err, path), "message \"%s\" does not name the file", err);
 }
 
-static void parse_size(void)
+static void sizes(void)
 {
 	static const struct { const char *s; uint64_t v; } ok[] = {
 		{ "4M", 4ull << 20 }, { "512k", 512ull << 10 }, { "512K", 512ull << 10 },
@@ -377,14 +378,14 @@ static void parse_size(void)
 
 	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
 		uint64_t v = 12345;
-		int r = config_parse_size(ok[i].s, &v);
+		int r = parse_size(ok[i].s, &v);
 
 		CHECKF(r == 0 && v == ok[i].v, "\"%s\": r=%d v=%llu, expected %llu", ok[i].s, r,
 		       (unsigned long long)v, (unsigned long long)ok[i].v);
 	}
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		uint64_t v = 0;
-		int r = config_parse_size(bad[i], &v);
+		int r = parse_size(bad[i], &v);
 
 		CHECKF(r == -EINVAL, "\"%s\": r=%d v=%llu, expected -EINVAL", bad[i], r,
 		       (unsigned long long)v);
@@ -471,7 +472,7 @@ int main(void)
 	CASE(no_section(), "key before any section -> EINVAL naming FILE:LINE");
 	CASE(syntax_error(), "line without '=' -> EINVAL naming FILE:LINE");
 	CASE(missing_file(), "missing file -> ENOENT with its name");
-	CASE(parse_size(), "config_parse_size: suffixes, overflow, garbage");
+	CASE(sizes(), "parse_size: suffixes, overflow, garbage");
 	CASE(log_levels(), "log_parse_level");
 	CASE(shipped_conf(), "shipped conf/dmaloadd.conf loads and matches the defaults");
 
