@@ -46,7 +46,7 @@ static void entry_free(struct cache *c, struct cache_entry *e)
 		c->n_ready--;
 		if (e->pinned)
 			c->n_pinned--;
-		server_close_on_worker(c->srv, e->fd);
+		worker_close(c->srv->pool, e->fd);
 	}
 	free(e);
 }

@@ -66,7 +66,7 @@ static void client_free(struct client *c)
 		c->out_head = m->next;
 		/* a DONE's buffer never sent: this may be its last reference */
 		if (m->fd >= 0)
-			server_close_on_worker(srv, m->fd);
+			worker_close(srv->pool, m->fd);
 		free(m);
 	}
 	if (c->cred.pidfd >= 0)

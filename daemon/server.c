@@ -31,45 +31,6 @@
 #include "server.h"
 #include "util.h"
 
-/* An fd whose close may free a big buffer: closed on a worker. */
-struct closer {
-	struct worker_task task;
-	struct server *srv;
-	int fd;
-};
-
-static int closer_run(struct worker_task *t)
-{
-	struct closer *cl = (struct closer *)t;
-
-	close(cl->fd);
-	return 0;
-}
-
-static void closer_done(struct worker_task *t, int res)
-{
-	struct closer *cl = (struct closer *)t;
-	struct server *srv = cl->srv;
-
-	free(cl);
-	server_check_idle(srv);		/* a stopping daemon may wait for this */
-}
-
-void server_close_on_worker(struct server *srv, int fd)
-{
-	struct closer *cl = malloc(sizeof(*cl));
-
-	if (!cl || !srv->pool) {
-		free(cl);
-		close(fd);	/* no memory for the task: the loop pays once */
-		return;
-	}
-	cl->task = (struct worker_task){ .run = closer_run, .done = closer_done };
-	cl->srv = srv;
-	cl->fd = fd;
-	worker_submit(srv->pool, &cl->task);
-}
-
 void server_notify_status(struct server *s)
 {
 	sd_notifyf(0, "STATUS=%u clients, %u loads reading, %u waiting; %llu loaded, "
@@ -79,6 +40,11 @@ void server_notify_status(struct server *s)
 		   s->cache.n_ready, s->cache.n_pinned,
 		   (unsigned long long)s->cache.bytes >> 20,
 		   (unsigned long long)s->cache.limit >> 20);
+}
+
+static void on_pool_idle(void *data)
+{
+	server_check_idle(data);
 }
 
 static void on_status_timer(struct ev_loop *loop, ev_timer *w, int revents)
@@ -280,6 +246,8 @@ int server_init(struct server *s, struct ev_loop *loop, const struct config *cfg
 		log_err("cannot start worker threads: %s", strerror(-r));
 		goto fail;
 	}
+	/* A stopping daemon may wait for the last close or free on the workers. */
+	worker_pool_on_idle(s->pool, on_pool_idle, s);
 
 	fd = fds_from_systemd(s);
 	if (fd >= 0) {

@@ -62,9 +62,6 @@ void server_stop(struct server *s);
 /* Called when something that server_stop waits for has finished. */
 void server_check_idle(struct server *s);
 
-/* Closes @fd on a worker: when it is the last reference to a big buffer, the close
- * frees its pages, which takes tens of milliseconds per GiB. */
-void server_close_on_worker(struct server *srv, int fd);
 /* Sends systemd a STATUS= line: clients, loads in flight, cache use. A no-op without
  * NOTIFY_SOCKET. */
 void server_notify_status(struct server *s);
