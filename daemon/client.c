@@ -293,10 +293,23 @@ static void send_with_trail(struct client *c, uint16_t type, uint64_t id, const 
  * and procfs, which do not block on I/O. */
 static void handle_info(struct client *c, const struct dl_msg *m)
 {
-	struct dl_info_reply r = { .default_target = c->srv->cfg->target };
+	struct target_host h;
+	struct dl_info_reply r;
 	char names[4096];
 
-	target_host_info(&r, names, sizeof(names));
+	target_host_info(&h, names, sizeof(names));
+	r = (struct dl_info_reply){
+		.caps = (h.udmabuf_err ? 0 : DL_CAP_UDMABUF) | (h.heaps ? DL_CAP_HEAP : 0),
+		.udmabuf_err = h.udmabuf_err,
+		.udmabuf_size_limit = h.udmabuf_size_limit,
+		.huge_page_size = h.huge_page_size,
+		.huge_pages_total = h.huge_pages_total,
+		.huge_pages_free = h.huge_pages_free,
+		.n_heaps = h.n_heaps,
+		.heaps_len = (uint32_t)h.heaps_len,
+		.default_target = c->srv->cfg->target,
+		.udmabuf_hugetlb = h.udmabuf_hugetlb,
+	};
 	send_with_trail(c, DL_INFO_REPLY, m->hdr.id, &r, sizeof(r), names, r.heaps_len);
 }
 
@@ -323,13 +336,13 @@ static void handle_hello(struct client *c, const struct dl_msg *m)
 		.chunk_size = (uint32_t)cfg->chunk_size,
 		.queue_depth = cfg->queue_depth,
 	};
-	struct dl_info_reply info = { 0 };
+	struct target_host h;
 	char names[8];
 	size_t i;
 
 	/* Which dma-buf targets this host has, now: a module loaded later shows. */
-	target_host_info(&info, names, 0);
-	r.caps |= info.caps;
+	target_host_info(&h, names, 0);
+	r.caps |= (h.udmabuf_err ? 0 : DL_CAP_UDMABUF) | (h.heaps ? DL_CAP_HEAP : 0);
 	/* Keep printable characters only: the name goes into logs. */
 	for (i = 0; i < DL_NAME_LEN && m->u.hello.name[i]; i++) {
 		char ch = m->u.hello.name[i];

@@ -502,36 +502,34 @@ int target_default_heap(char *out, size_t len)
 	return r;
 }
 
-void target_host_info(struct dl_info_reply *r, char *names, size_t cap)
+void target_host_info(struct target_host *h, char *names, size_t cap)
 {
 	long total = meminfo_value("HugePages_Total"), free_ = meminfo_value("HugePages_Free");
 	long rsvd = meminfo_value("HugePages_Rsvd");
 	size_t used = 0, n;
 	struct dirent *d;
 	DIR *dir;
-	int err = -target_udmabuf_usable();
 
-	r->udmabuf_err = err;
-	if (!err)
-		r->caps |= DL_CAP_UDMABUF;
-	r->udmabuf_size_limit = target_udmabuf_size_limit();
-	r->udmabuf_hugetlb = __atomic_load_n(&udmabuf_huge_ok, __ATOMIC_RELAXED) == 1;
-	r->huge_page_size = target_huge_page_size();
-	r->huge_pages_total = total > 0 ? (uint32_t)total : 0;
-	r->huge_pages_free = free_ > rsvd && rsvd >= 0 ? (uint32_t)(free_ - rsvd) : 0;
+	memset(h, 0, sizeof(*h));
+	h->udmabuf_err = -target_udmabuf_usable();
+	h->udmabuf_size_limit = target_udmabuf_size_limit();
+	h->udmabuf_hugetlb = __atomic_load_n(&udmabuf_huge_ok, __ATOMIC_RELAXED) == 1;
+	h->huge_page_size = target_huge_page_size();
+	h->huge_pages_total = total > 0 ? (uint32_t)total : 0;
+	h->huge_pages_free = free_ > rsvd && rsvd >= 0 ? (uint32_t)(free_ - rsvd) : 0;
 	dir = opendir(HEAP_DIR);
 	while (dir && (d = readdir(dir))) {
 		n = strlen(d->d_name);
 		if (d->d_name[0] == '.' || !dl_heap_name_ok(d->d_name, n))
 			continue;
-		r->caps |= DL_CAP_HEAP;
+		h->heaps = true;
 		if (used + n + 1 > cap)
 			continue;
 		memcpy(names + used, d->d_name, n + 1);
 		used += n + 1;
-		r->n_heaps++;
+		h->n_heaps++;
 	}
 	if (dir)
 		closedir(dir);
-	r->heaps_len = (uint32_t)used;
+	h->heaps_len = used;
 }

@@ -68,13 +68,26 @@ int target_finish(struct target *t, char *msg, size_t len);
 /* Sealed read-only (DL_DONE_SEALED): memfds only. */
 bool target_sealed(const struct target *t);
 
+/* What this host offers for buffers, now (a module loaded later shows). */
+struct target_host {
+	int udmabuf_err;		/* 0: /dev/udmabuf opens read-write; else why not
+					 * (positive errno) */
+	uint64_t udmabuf_size_limit;	/* udmabuf.size_limit_mb in bytes, 0 if unknown */
+	bool udmabuf_hugetlb;		/* udmabuf takes hugetlb memfds (probed) */
+	uint64_t huge_page_size;	/* bytes; 0: no huge pages */
+	uint32_t huge_pages_total;	/* the pool (HugePages_Total) */
+	uint32_t huge_pages_free;	/* HugePages_Free minus HugePages_Rsvd */
+	bool heaps;			/* /dev/dma_heap has at least one heap */
+	unsigned n_heaps;		/* names written to the caller's buffer */
+	size_t heaps_len;		/* their bytes, each name followed by a NUL */
+};
+
 /*
- * What this host offers: fills @r's caps, udmabuf and huge page fields, and writes
- * the heap names (each followed by a NUL) into @names (@cap bytes), setting n_heaps
- * and heaps_len. Only stat/open/readdir of devtmpfs, sysfs and procfs: cheap enough
- * for the loop.
+ * Fills @h, and writes the heap names (each followed by a NUL) that fit into @names
+ * (@cap bytes). Only stat/open/readdir of devtmpfs, sysfs and procfs: cheap enough for
+ * the loop.
  */
-void target_host_info(struct dl_info_reply *r, char *names, size_t cap);
+void target_host_info(struct target_host *h, char *names, size_t cap);
 
 /* udmabuf.size_limit_mb in bytes; 0 when unknown. */
 uint64_t target_udmabuf_size_limit(void);
