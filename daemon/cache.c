@@ -125,8 +125,8 @@ static void job_key(const struct job *j, struct cache_key *k)
 		.size = j->src.size,
 		.mtime_ns = j->src.mtime_ns,
 		.ctime_ns = j->src.ctime_ns,
-		.off = j->off,
-		.len = j->len,
+		.off = j->cp.off,
+		.len = j->cp.len,
 		.target = j->target,	/* pick_target's: only memfds are shared now */
 	};
 }
@@ -252,12 +252,12 @@ void cache_leader_done(struct cache *c, struct job *j)
 		return;
 	j->centry = NULL;
 	e->leader = NULL;
-	e->buf_size = j->tgt.hugetlb ? j->tgt.map_len : j->len;
+	e->buf_size = j->tgt.hugetlb ? j->tgt.map_len : j->cp.len;
 	e->hugetlb = j->tgt.hugetlb;
-	e->method = j->method;
-	e->reason = j->reason;
+	e->method = j->cp.method;
+	e->reason = j->cp.reason;
 	e->done_flags = DL_DONE_SEALED | (j->tgt.hugetlb ? DL_DONE_HUGETLB : 0) |
-			(j->method == DL_METHOD_CFR && j->cfr_syscall ? DL_DONE_CFR_SYSCALL : 0);
+			(j->cp.method == DL_METHOD_CFR && j->cp.cfr_syscall ? DL_DONE_CFR_SYSCALL : 0);
 	e->t_loaded = e->t_used = now_ns();
 	e->served = j->orphaned ? 0 : 1;
 	list_for_each_safe(pos, tmp, &e->joiners) {

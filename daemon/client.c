@@ -450,12 +450,12 @@ static bool status_add(char *buf, size_t cap, size_t *len, const struct job *j)
 	size_t name_len = strnlen(j->name, sizeof(j->name));
 	struct dl_status_load e = {
 		.id = j->id,
-		.done = j->done,
-		.total = j->len,
+		.done = j->cp.done,
+		.total = j->cp.len,
 		.pid = (uint32_t)j->client->cred.pid,
 		.uid = j->client->cred.uid,
 		.state = (uint8_t)j->state,
-		.method = j->method,
+		.method = j->cp.method,
 		.name_len = (uint32_t)name_len,
 	};
 

@@ -25,14 +25,52 @@ static void job_finish(struct job *j);
 /* For logs: which of cfr's two ways ran. */
 static const char *job_cfr_how(const struct job *j)
 {
-	if (j->method != DL_METHOD_CFR)
+	if (j->cp.method != DL_METHOD_CFR)
 		return "";
-	return j->cfr_syscall ? " (copy_file_range)" : " (splice pairs)";
+	return j->cp.cfr_syscall ? " (copy_file_range)" : " (splice pairs)";
 }
 
 static const char *job_who(const struct job *j)
 {
 	return j->client->name[0] ? j->client->name : "-";
+}
+
+/* The one way a load logs: "conn N load M name: ...". */
+static void job_log(const struct job *j, enum log_level lvl, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void job_log(const struct job *j, enum log_level lvl, const char *fmt, ...)
+{
+	char msg[768];
+	va_list ap;
+
+	if (lvl > log_get_level())
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	log_msg(lvl, "%s: %s", j->who, msg);
+}
+
+/* The prefix of its logs: the source's name is known once it is open (by fd). */
+static void job_name_changed(struct job *j)
+{
+	snprintf(j->who, sizeof(j->who), "conn %llu load %llu %s",
+		 (unsigned long long)j->client->conn_id, (unsigned long long)j->id, j->name);
+}
+
+/* Why a worker task of @j failed with @res: the job's own message, else the source's,
+ * else the errno's. */
+static const char *job_task_msg(const struct job *j, int res)
+{
+	return j->msg[0] ? j->msg : j->src.msg[0] ? j->src.msg : strerror(-res);
+}
+
+/* The job gives up: no chunk is issued any more. */
+static void job_set_err(struct job *j, int err)
+{
+	if (!j->err)
+		j->err = err;
+	copy_stop(&j->cp);
 }
 
 static void job_send(struct job *j, const void *buf, size_t len, int fd)
@@ -51,9 +89,7 @@ static void job_orphan(struct job *j, const char *msg)
 	j->replied = true;
 	j->srv->loads_failed++;
 	if (msg && j->client && !j->client->closed) {
-		log_info("conn %llu load %llu %s: %s; still read for %s",
-			 (unsigned long long)j->client->conn_id, (unsigned long long)j->id,
-			 j->name, msg, "the loads that joined it");
+		job_log(j, LOG_LVL_INFO, "%s; still read for the loads that joined it", msg);
 		client_send_error(j->client, j->id, ECANCELED, msg);
 	}
 }
@@ -71,18 +107,15 @@ void job_fail(struct job *j, int err, const char *fmt, ...)
 		job_orphan(j, msg);
 		return;
 	}
-	if (!j->err)
-		j->err = err;
+	job_set_err(j, err);
 	cache_leader_failed(&j->srv->cache, j, err, msg);
 	cache_unjoin(&j->srv->cache, j);
 	if (!j->replied) {
 		j->replied = true;
 		j->srv->loads_failed++;
 		/* A failed preload has nobody to tell but the log. */
-		log_msg(j->client->closed && (j->req.flags & DL_LOAD_DETACH) ?
-			LOG_LVL_WARNING : LOG_LVL_INFO, "conn %llu load %llu %s: %s [%s]",
-			(unsigned long long)j->client->conn_id,
-			(unsigned long long)j->id, j->name, msg, strerrorname_np(-err));
+		job_log(j, j->client->closed && (j->req.flags & DL_LOAD_DETACH) ?
+			LOG_LVL_WARNING : LOG_LVL_INFO, "%s [%s]", msg, strerrorname_np(-err));
 		if (j->client && !j->client->closed)
 			client_send_error(j->client, j->id, err, msg);
 	}
@@ -101,8 +134,7 @@ void job_detach(struct job *j)
 	if (!j->replied)
 		j->srv->loads_failed++;
 	j->replied = true;	/* nobody to tell */
-	if (!j->err)
-		j->err = -ECANCELED;
+	job_set_err(j, -ECANCELED);
 	job_maybe_release(j);
 }
 
@@ -128,36 +160,36 @@ static void pick_target(struct job *j)
 	if (j->target != DL_TARGET_AUTO)
 		return;
 	j->target = DL_TARGET_MEMFD;
-	if (!(j->req.flags & DL_LOAD_DMABUF) || j->len == 0)
+	if (!(j->req.flags & DL_LOAD_DMABUF) || j->cp.len == 0)
 		return;
 	limit = target_udmabuf_size_limit();
 	if (target_udmabuf_usable() == 0 &&
-	    (!limit || round_up(j->len, page) <= limit))
+	    (!limit || round_up(j->cp.len, page) <= limit))
 		j->target = DL_TARGET_UDMABUF;
 	else if (target_default_heap(j->heap, sizeof(j->heap)) == 0)
 		j->target = DL_TARGET_HEAP;
 }
 
-/* Makes the buffer pick_target chose. Returns 0 or -errno with j->src.msg set. */
+/* Makes the buffer pick_target chose. Returns 0 or -errno with j->msg set. */
 static int make_target(struct job *j)
 {
 	const struct config *cfg = j->srv->cfg;
 	const char *label = j->path ? j->path : "fd";
 	/* Splice cannot write into huge pages (EINVAL): cfr gets 4 KiB pages. */
-	enum config_toggle huge = j->method == DL_METHOD_CFR ? CONFIG_OFF : cfg->hugetlb;
+	enum config_toggle huge = j->cp.method == DL_METHOD_CFR ? CONFIG_OFF : cfg->hugetlb;
 	bool exact = j->req.flags & DL_LOAD_EXACT_SIZE;
 	int r;
 
 	if (j->target == DL_TARGET_UDMABUF)
-		return target_create_udmabuf(&j->tgt, label, j->len, huge, exact, j->src.msg,
-					     sizeof(j->src.msg));
+		return target_create_udmabuf(&j->tgt, label, j->cp.len, huge, exact, j->msg,
+					     sizeof(j->msg));
 	if (j->target == DL_TARGET_HEAP)
-		return target_create_heap(&j->tgt, j->heap, j->len, j->src.msg,
-					  sizeof(j->src.msg));
-	r = target_create(&j->tgt, label, j->len, huge, exact);
+		return target_create_heap(&j->tgt, j->heap, j->cp.len, j->msg,
+					  sizeof(j->msg));
+	r = target_create(&j->tgt, label, j->cp.len, huge, exact);
 	if (r < 0)
-		snprintf(j->src.msg, sizeof(j->src.msg), "cannot create a %llu-byte buffer: "
-			 "%s", (unsigned long long)j->len, strerror(-r));
+		snprintf(j->msg, sizeof(j->msg), "cannot create a %llu-byte buffer: "
+			 "%s", (unsigned long long)j->cp.len, strerror(-r));
 	return r;
 }
 static int prepare_run(struct worker_task *t);
@@ -187,32 +219,34 @@ static int open_run(struct worker_task *t)
 	}
 	if (r < 0)
 		return r;
-	if (!j->path)
+	if (!j->path) {
 		snprintf(j->name, sizeof(j->name), "fd (dev %u:%u ino %llu)",
 			 major(j->src.dev), minor(j->src.dev),
 			 (unsigned long long)j->src.ino);
+		job_name_changed(j);
+	}
 
 	size = j->src.size;
 	if (j->req.offset > size) {
-		snprintf(j->src.msg, sizeof(j->src.msg), "offset %llu is past the end of "
+		snprintf(j->msg, sizeof(j->msg), "offset %llu is past the end of "
 			 "the file (%llu bytes)", (unsigned long long)j->req.offset,
 			 (unsigned long long)size);
 		return -EINVAL;
 	}
-	j->off = j->req.offset;
+	j->cp.off = j->req.offset;
 	if (j->req.length == DL_LENGTH_TO_EOF) {
-		j->len = size - j->off;
-	} else if (j->req.length > size - j->off) {
-		snprintf(j->src.msg, sizeof(j->src.msg), "offset %llu + length %llu is past "
-			 "the end of the file (%llu bytes)", (unsigned long long)j->off,
+		j->cp.len = size - j->cp.off;
+	} else if (j->req.length > size - j->cp.off) {
+		snprintf(j->msg, sizeof(j->msg), "offset %llu + length %llu is past "
+			 "the end of the file (%llu bytes)", (unsigned long long)j->cp.off,
 			 (unsigned long long)j->req.length, (unsigned long long)size);
 		return -EINVAL;
 	} else {
-		j->len = j->req.length;
+		j->cp.len = j->req.length;
 	}
-	if (j->len > j->srv->max_load_size) {
-		snprintf(j->src.msg, sizeof(j->src.msg), "%llu bytes is more than "
-			 "max_load_size (%llu bytes)", (unsigned long long)j->len,
+	if (j->cp.len > j->srv->max_load_size) {
+		snprintf(j->msg, sizeof(j->msg), "%llu bytes is more than "
+			 "max_load_size (%llu bytes)", (unsigned long long)j->cp.len,
 			 (unsigned long long)j->srv->max_load_size);
 		return -EFBIG;
 	}
@@ -234,13 +268,13 @@ static int prepare_run(struct worker_task *t)
 	int r;
 
 	j->prepared = true;
-	r = copy_plan(j);
+	r = copy_plan(&j->cp, j->msg, sizeof(j->msg));
 	if (r < 0)
 		return r;
 	r = make_target(j);
 	if (r < 0)
 		return r;
-	return copy_probe(j);
+	return copy_probe(&j->cp, j->msg, sizeof(j->msg));
 }
 
 static void open_done(struct worker_task *t, int res)
@@ -256,13 +290,13 @@ static void open_done(struct worker_task *t, int res)
 		return;
 	}
 	if (res < 0) {
-		job_fail(j, res, "%s", j->src.msg[0] ? j->src.msg : strerror(-res));
+		job_fail(j, res, "%s", job_task_msg(j, res));
 		return;
 	}
 	if (!j->prepared) {
 		struct cache_entry *e;
 
-		acc = (struct dl_accepted){ .length = j->len, .file_size = j->src.size };
+		acc = (struct dl_accepted){ .length = j->cp.len, .file_size = j->src.size };
 		n = dl_encode(buf, sizeof(buf), DL_ACCEPTED, j->id, &acc, sizeof(acc), NULL, 0);
 		if (n > 0)
 			job_send(j, buf, (size_t)n, -1);
@@ -273,9 +307,7 @@ static void open_done(struct worker_task *t, int res)
 			return;
 		case CACHE_JOINED:
 			j->state = DL_STATE_QUEUED;
-			log_debug("conn %llu load %llu %s: joins the running load of it",
-				  (unsigned long long)j->client->conn_id,
-				  (unsigned long long)j->id, j->name);
+			job_log(j, LOG_LVL_DEBUG, "joins the running load of it");
 			return;
 		default:		/* a miss: read it, leading an entry if possible */
 			j->task = (struct worker_task){ .run = prepare_run, .done = open_done };
@@ -286,18 +318,16 @@ static void open_done(struct worker_task *t, int res)
 	}
 	if (!j->shareable) {
 		j->srv->cache.misses++;
-		acc = (struct dl_accepted){ .length = j->len, .file_size = j->src.size };
+		acc = (struct dl_accepted){ .length = j->cp.len, .file_size = j->src.size };
 		n = dl_encode(buf, sizeof(buf), DL_ACCEPTED, j->id, &acc, sizeof(acc), NULL, 0);
 		if (n > 0)
 			job_send(j, buf, (size_t)n, -1);
 	}
-	log_debug("conn %llu load %llu %s: %llu bytes at %llu, %s%s (%s)%s",
-		  (unsigned long long)j->client->conn_id, (unsigned long long)j->id,
-		  j->name, (unsigned long long)j->len, (unsigned long long)j->off,
-		  dl_method_name(j->method), job_cfr_how(j), dl_reason_name(j->reason),
-		  j->tgt.hugetlb ? ", hugetlb" : "");
-	j->next = j->off;
-	if (j->len == 0) {
+	job_log(j, LOG_LVL_DEBUG, "%llu bytes at %llu, %s%s (%s)%s",
+		(unsigned long long)j->cp.len, (unsigned long long)j->cp.off,
+		dl_method_name(j->cp.method), job_cfr_how(j), dl_reason_name(j->cp.reason),
+		j->tgt.hugetlb ? ", hugetlb" : "");
+	if (j->cp.len == 0) {
 		job_finish(j);
 		return;
 	}
@@ -309,7 +339,7 @@ static void open_done(struct worker_task *t, int res)
 
 static void send_progress(struct job *j)
 {
-	struct dl_progress p = { .done = j->done, .total = j->len };
+	struct dl_progress p = { .done = j->cp.done, .total = j->cp.len };
 	uint64_t now = now_ns();
 	char buf[64];
 	ssize_t n;
@@ -322,11 +352,11 @@ static void send_progress(struct job *j)
 		job_send(j, buf, (size_t)n, -1);
 }
 
-void job_chunk_ended(struct job *j)
+static void job_chunk_ended(struct job *j)
 {
 	if (j->err) {
 		job_maybe_release(j);
-	} else if (j->done == j->len && j->inflight == 0) {
+	} else if (j->cp.done == j->cp.len && j->cp.inflight == 0) {
 		sched_remove(&j->srv->sched, j);
 		job_finish(j);
 	} else {
@@ -335,16 +365,35 @@ void job_chunk_ended(struct job *j)
 	sched_pump(&j->srv->sched);
 }
 
+/* The copy's callbacks (copy.h): its chunks end, or it cannot go on. */
+static void job_copy_chunk_ended(struct copy *cp, uint64_t bytes)
+{
+	struct job *j = list_entry(cp, struct job, cp);
+
+	sched_chunk_end(&j->srv->sched, j, bytes);
+	job_chunk_ended(j);
+}
+
+static void job_copy_failed(struct copy *cp, int err, const char *msg)
+{
+	job_fail(list_entry(cp, struct job, cp), err, "%s", msg);
+}
+
+static const struct copy_ops job_copy_ops = {
+	.chunk_ended = job_copy_chunk_ended,
+	.failed = job_copy_failed,
+};
+
 /* ---- finishing (worker) ---------------------------------------------------------- */
 
 static int finish_run(struct worker_task *t)
 {
 	struct job *j = list_entry(t, struct job, task);
 
-	if (j->fixed_slot >= 0)
-		ring_register_slot(&j->srv->ring, (unsigned)j->fixed_slot, NULL);
-	j->src.msg[0] = '\0';
-	return target_finish(&j->tgt, j->src.msg, sizeof(j->src.msg));
+	if (j->cp.fixed_slot >= 0)
+		ring_register_slot(&j->srv->ring, (unsigned)j->cp.fixed_slot, NULL);
+	j->msg[0] = '\0';
+	return target_finish(&j->tgt, j->msg, sizeof(j->msg));
 }
 
 static void finish_done(struct worker_task *t, int res)
@@ -356,57 +405,56 @@ static void finish_done(struct worker_task *t, int res)
 	ssize_t n;
 
 	j->task_busy = false;
-	if (j->fixed_slot >= 0) {
-		sched_put_slot(&j->srv->sched, j->fixed_slot);
-		j->fixed_slot = -1;
+	if (j->cp.fixed_slot >= 0) {
+		sched_put_slot(&j->srv->sched, j->cp.fixed_slot);
+		j->cp.fixed_slot = -1;
 	}
 	if (j->err) {
 		job_maybe_release(j);
 		return;
 	}
 	if (res < 0) {
-		job_fail(j, res, "%s", j->src.msg[0] ? j->src.msg : strerror(-res));
+		job_fail(j, res, "%s", job_task_msg(j, res));
 		return;
 	}
-	copy_report(j);
-	j->srv->bytes_read += j->len;
-	j->srv->loads_by_method[j->method & 3]++;
+	copy_report(&j->cp);
+	j->srv->bytes_read += j->cp.len;
+	j->srv->loads_by_method[j->cp.method & 3]++;
 	if (j->orphaned) {		/* nobody of its own to tell */
 		cache_leader_done(&j->srv->cache, j);
 		job_release(j);
 		return;
 	}
 	d = (struct dl_done){
-		.size = j->len,
-		.buf_size = j->tgt.hugetlb || !target_sealed(&j->tgt) ? j->tgt.map_len : j->len,
+		.size = j->cp.len,
+		.buf_size = j->tgt.hugetlb || !target_sealed(&j->tgt) ? j->tgt.map_len : j->cp.len,
 		.elapsed_ns = now - j->t_start,
 		.flags = (target_sealed(&j->tgt) ? DL_DONE_SEALED : 0) |
 			 (j->tgt.hugetlb ? DL_DONE_HUGETLB : 0) |
-			 (j->method == DL_METHOD_CFR && j->cfr_syscall ?
+			 (j->cp.method == DL_METHOD_CFR && j->cp.cfr_syscall ?
 			  DL_DONE_CFR_SYSCALL : 0),
 		.target = j->tgt.kind,
-		.method = j->method,
-		.reason = j->reason,
+		.method = j->cp.method,
+		.reason = j->cp.reason,
 	};
 	n = dl_encode(buf, sizeof(buf), DL_DONE, j->id, &d, sizeof(d), NULL, 0);
 	if (n > 0)
 		job_send(j, buf, (size_t)n, j->tgt.fd);
 	j->replied = true;
 	j->srv->loads_done++;
-	j->srv->bytes_loaded += j->len;
+	j->srv->bytes_loaded += j->cp.len;
 	j->client->loads_done++;
-	j->client->bytes_done += j->len;
-	log_info("conn %llu load %llu %s (%s): %llu bytes in %.3f s, %.1f MB/s, %s%s (%s), "
-		 "%s%s%s%s", (unsigned long long)j->client->conn_id,
-		 (unsigned long long)j->id, j->name, job_who(j),
-		 (unsigned long long)j->len, (double)d.elapsed_ns / 1e9,
-		 d.elapsed_ns ? (double)j->len * 1e3 / (double)d.elapsed_ns : 0.0,
-		 dl_method_name(j->method), job_cfr_how(j), dl_reason_name(j->reason),
-		 dl_target_name(j->tgt.kind), j->tgt.kind == DL_TARGET_HEAP ? ":" : "",
-		 j->tgt.kind == DL_TARGET_HEAP ? j->tgt.heap : "",
-		 j->tgt.hugetlb ? " hugetlb" : j->tgt.hugetlb_short ?
-		 " (4 KiB pages: huge page pool short)" : j->tgt.hugetlb_refused ?
-		 " (4 KiB pages: udmabuf takes no hugetlb memfds here)" : "");
+	j->client->bytes_done += j->cp.len;
+	job_log(j, LOG_LVL_INFO, "for %s, %llu bytes in %.3f s, %.1f MB/s, %s%s (%s), "
+		"%s%s%s%s", job_who(j), (unsigned long long)j->cp.len,
+		(double)d.elapsed_ns / 1e9,
+		d.elapsed_ns ? (double)j->cp.len * 1e3 / (double)d.elapsed_ns : 0.0,
+		dl_method_name(j->cp.method), job_cfr_how(j), dl_reason_name(j->cp.reason),
+		dl_target_name(j->tgt.kind), j->tgt.kind == DL_TARGET_HEAP ? ":" : "",
+		j->tgt.kind == DL_TARGET_HEAP ? j->tgt.heap : "",
+		j->tgt.hugetlb ? " hugetlb" : j->tgt.hugetlb_short ?
+		" (4 KiB pages: huge page pool short)" : j->tgt.hugetlb_refused ?
+		" (4 KiB pages: udmabuf takes no hugetlb memfds here)" : "");
 	cache_leader_done(&j->srv->cache, j);
 	job_release(j);
 }
@@ -415,7 +463,7 @@ void job_done_shared(struct job *j, int fd, const struct cache_entry *e, uint32_
 {
 	uint64_t now = now_ns();
 	struct dl_done d = {
-		.size = j->len,
+		.size = j->cp.len,
 		.buf_size = e->buf_size,
 		.elapsed_ns = now - j->t_start,
 		.flags = e->done_flags | how,
@@ -427,22 +475,20 @@ void job_done_shared(struct job *j, int fd, const struct cache_entry *e, uint32_
 	ssize_t n;
 
 	j->state = DL_STATE_FINISHING;
-	j->done = j->len;
+	j->cp.done = j->cp.len;
 	if (!j->replied) {
 		n = dl_encode(buf, sizeof(buf), DL_DONE, j->id, &d, sizeof(d), NULL, 0);
 		if (n > 0)
 			job_send(j, buf, (size_t)n, fd);
 		j->replied = true;
 		j->srv->loads_done++;
-		j->srv->bytes_loaded += j->len;
-		j->srv->bytes_cached += j->len;
+		j->srv->bytes_loaded += j->cp.len;
+		j->srv->bytes_cached += j->cp.len;
 		j->client->loads_done++;
-		j->client->bytes_done += j->len;
-		log_info("conn %llu load %llu %s (%s): %llu bytes in %.3f s, %s",
-			 (unsigned long long)j->client->conn_id, (unsigned long long)j->id,
-			 j->name, job_who(j), (unsigned long long)j->len,
-			 (double)d.elapsed_ns / 1e9, how == DL_DONE_CACHED ?
-			 "from the cache" : "joined a running load");
+		j->client->bytes_done += j->cp.len;
+		job_log(j, LOG_LVL_INFO, "for %s, %llu bytes in %.3f s, %s", job_who(j),
+			(unsigned long long)j->cp.len, (double)d.elapsed_ns / 1e9,
+			how == DL_DONE_CACHED ? "from the cache" : "joined a running load");
 	}
 	job_release(j);
 }
@@ -463,8 +509,8 @@ static int release_run(struct worker_task *t)
 
 	/* Our reference to a buffer nobody else holds frees its pages here: GiBs take
 	 * tens of milliseconds, which the loop should not wait for. */
-	if (j->fixed_slot >= 0)
-		ring_register_slot(&j->srv->ring, (unsigned)j->fixed_slot, NULL);
+	if (j->cp.fixed_slot >= 0)
+		ring_register_slot(&j->srv->ring, (unsigned)j->cp.fixed_slot, NULL);
 	target_deinit(&j->tgt);
 	source_deinit(&j->src);
 	if (j->passed_fd >= 0)
@@ -481,8 +527,8 @@ static void release_done(struct worker_task *t, int res)
 	struct job *j = list_entry(t, struct job, task);
 	struct server *srv = j->srv;
 
-	if (j->fixed_slot >= 0)
-		sched_put_slot(&srv->sched, j->fixed_slot);
+	if (j->cp.fixed_slot >= 0)
+		sched_put_slot(&srv->sched, j->cp.fixed_slot);
 	if (j->client)
 		client_job_gone(j->client, j);
 	free(j->path);
@@ -502,7 +548,7 @@ static void job_release(struct job *j)
 /* A failed or cancelled job goes once the kernel and the workers are done with it. */
 static void job_maybe_release(struct job *j)
 {
-	if (!j->err || j->task_busy || j->inflight)
+	if (!j->err || j->task_busy || j->cp.inflight)
 		return;
 	job_release(j);
 }
@@ -528,10 +574,18 @@ int job_new(struct job **out, struct client *c, const struct dl_msg *m, int fd)
 	/* The one fd is the source, or with DL_LOAD_ROOT_FD the client's root. */
 	j->passed_fd = (j->req.flags & DL_LOAD_ROOT_FD) ? -1 : fd;
 	j->root_fd = (j->req.flags & DL_LOAD_ROOT_FD) ? fd : -1;
-	j->fixed_slot = -1;
 	j->t_start = now_ns();
 	source_init(&j->src);
 	target_init(&j->tgt);
+	j->cp = (struct copy){
+		.env = &j->srv->copy,
+		.ops = &job_copy_ops,
+		.src = &j->src,
+		.tgt = &j->tgt,
+		.asked = j->req.method,
+		.who = j->who,
+		.fixed_slot = -1,
+	};
 	if (!(j->req.flags & DL_LOAD_BY_FD)) {
 		j->path = strndup(m->trail, m->u.load.path_len);
 		if (!j->path) {
@@ -544,6 +598,7 @@ int job_new(struct job **out, struct client *c, const struct dl_msg *m, int fd)
 	} else {
 		snprintf(j->name, sizeof(j->name), "fd");
 	}
+	job_name_changed(j);
 	if (m->heap)
 		snprintf(j->heap, sizeof(j->heap), "%.*s", (int)m->heap_len, m->heap);
 	/* A load that names a method is read as asked; auto ones may share. */

@@ -52,21 +52,11 @@ struct job {
 	/* what is being done */
 	struct source src;
 	struct target tgt;
-	uint64_t off, len;		/* the file range */
-	uint64_t direct_end;		/* direct reads below this offset, buffered above */
-	uint8_t method, reason;		/* enum dl_method, enum dl_reason (copy.h) */
-	bool auto_cache;		/* auto: chunks in the page cache go buffered */
-	bool cfr_syscall;		/* cfr: copy_file_range itself (else splice) */
-	int cfr_err;			/* cfr: why copy_file_range was refused */
-	uint8_t cache_how;		/* enum chunk_how for page-cache bytes */
-	uint64_t bytes_direct;		/* auto: bytes sent to the disk ... */
-	uint64_t bytes_cached;		/* ... and bytes found in the page cache */
-	uint64_t landed[CHUNK_HOW_N];	/* bytes landed, per enum chunk_how */
-	int fixed_slot;			/* registered buffer slot or -1 */
+	struct copy cp;			/* the file range (cp.off, cp.len), the method, the
+					 * chunks and the bytes landed (copy.c) */
 	bool registering;		/* its buffer is being registered: no reads yet */
-	uint64_t next;			/* next file offset to issue */
-	uint64_t done;			/* bytes landed */
-	unsigned inflight;		/* chunks in the ring or on a worker */
+	char who[320];			/* "conn N load M name": the prefix of its logs */
+	char msg[512];			/* why a task on the workers failed, for ERROR */
 
 	/* sharing (cache.c) */
 	bool shareable;			/* method auto: may join, hit, or lead an entry */
@@ -100,6 +90,4 @@ void job_done_shared(struct job *j, int fd, const struct cache_entry *e, uint32_
 /* The client is gone: the job ends without a reply. */
 void job_detach(struct job *j);
 
-/* A chunk of the job ended (copy.c): finishes the job when it was the last, releases
- * a failed one once nothing is in flight, and lets the scheduler fill the room. */
-void job_chunk_ended(struct job *j);
+

@@ -202,7 +202,7 @@ static int register_run(struct worker_task *t)
 	struct job *j = list_entry(t, struct job, task);
 	struct iovec iov = { .iov_base = j->tgt.map, .iov_len = j->tgt.map_len };
 
-	return ring_register_slot(&j->srv->ring, (unsigned)j->fixed_slot, &iov);
+	return ring_register_slot(&j->srv->ring, (unsigned)j->cp.fixed_slot, &iov);
 }
 
 static void register_done(struct worker_task *t, int res)
@@ -213,10 +213,10 @@ static void register_done(struct worker_task *t, int res)
 	j->task_busy = false;
 	if (res < 0) {
 		/* Not fatal: the reads work without it, only slower. */
-		log_notice("load %llu %s: cannot register its buffer (%s): plain reads",
-			   (unsigned long long)j->id, j->name, strerror(-res));
-		sched_put_slot(s, j->fixed_slot);
-		j->fixed_slot = -1;
+		log_notice("%s: cannot register its buffer (%s): plain reads", j->who,
+			   strerror(-res));
+		sched_put_slot(s, j->cp.fixed_slot);
+		j->cp.fixed_slot = -1;
 	}
 	j->registering = false;
 	if (j->err) {
@@ -248,9 +248,9 @@ static void sched_activate(struct sched *s, struct job *j)
 	 * reads use the slot. */
 	if ((cfg->fixed_buffers == CONFIG_ON ||
 	     (cfg->fixed_buffers == CONFIG_AUTO && j->tgt.hugetlb)) &&
-	    j->method != DL_METHOD_CFR && j->tgt.kind != DL_TARGET_HEAP &&
+	    j->cp.method != DL_METHOD_CFR && j->tgt.kind != DL_TARGET_HEAP &&
 	    s->srv->ring.fixed_ok &&
-	    j->tgt.map_len <= FIXED_MAX && (j->fixed_slot = sched_take_slot(s)) >= 0) {
+	    j->tgt.map_len <= FIXED_MAX && (j->cp.fixed_slot = sched_take_slot(s)) >= 0) {
 		j->registering = true;
 		j->task = (struct worker_task){ .run = register_run, .done = register_done };
 		j->task_busy = true;
@@ -309,10 +309,8 @@ void sched_remove(struct sched *s, struct job *j)
 	}
 	j->sched_active = false;
 	sched_fill_slots(s);
-	if (!s->n_active) {
-		copy_pipes_deinit(&s->srv->pipes);
-		copy_bounce_deinit(&s->srv->bounce);
-	}
+	if (!s->n_active)
+		copy_env_trim(&s->srv->copy);
 	sched_pump(s);
 }
 
@@ -403,12 +401,13 @@ static enum turn queue_issue(struct sched *s, struct sched_queue *q, uint64_t no
 		struct job *j = list_entry(q->jobs.next, struct job, sched_link);
 		uint64_t cap, need, g, w, got;
 
-		if (!copy_can_issue(j)) {
+		if (j->state != DL_STATE_READING || j->registering ||
+		    !copy_can_issue(&j->cp)) {
 			list_rotate(&q->jobs, &j->sched_link);
 			continue;
 		}
 		cap = chunk_cap(s, j);
-		need = copy_next_len(j, cap);
+		need = copy_next_len(&j->cp, cap);
 		g = bucket_wait(&s->global, need, now);
 		w = bucket_wait(&c->bucket, need, now);
 		if (bucket_wait(&j->bucket, need, now) > w)
@@ -425,9 +424,10 @@ static enum turn queue_issue(struct sched *s, struct sched_queue *q, uint64_t no
 		if (q->deficit < need)
 			return TURN_DEFICIT;	/* stays first for the next turn */
 		list_rotate(&q->jobs, &j->sched_link);
-		got = copy_issue(j, cap);	/* may fail @j and take it off @q */
+		got = copy_issue(&j->cp, cap);	/* may fail @j and take it off @q */
 		if (!got)
 			continue;
+		sched_chunk_start(s, j, got);
 		bucket_take(&s->global, got);
 		bucket_take(&c->bucket, got);
 		bucket_take(&j->bucket, got);

@@ -234,10 +234,6 @@ int server_init(struct server *s, struct ev_loop *loop, const struct config *cfg
 		log_err("io_uring setup failed: %s", strerror(-r));
 		return r;
 	}
-	/* Pipes hold kernel memory: a few pairs in flight keep the disk busy. */
-	copy_pipes_init(&s->pipes, cfg->queue_depth < 16 ? cfg->queue_depth : 16,
-			(uint32_t)cfg->pipe_size);
-	copy_bounce_init(&s->bounce, cfg->chunk_size);
 	r = sched_init(&s->sched, s, s->ring.n_fixed);
 	if (r < 0)
 		goto fail;
@@ -248,6 +244,7 @@ int server_init(struct server *s, struct ev_loop *loop, const struct config *cfg
 	}
 	/* A stopping daemon may wait for the last close or free on the workers. */
 	worker_pool_on_idle(s->pool, on_pool_idle, s);
+	copy_env_init(&s->copy, cfg, &s->ring, s->pool);
 
 	fd = fds_from_systemd(s);
 	if (fd >= 0) {
@@ -309,8 +306,7 @@ void server_deinit(struct server *s)
 	cache_clear(&s->cache);
 	s->pool = worker_pool_free(s->pool);
 	sched_deinit(&s->sched);
-	copy_pipes_deinit(&s->pipes);
-	copy_bounce_deinit(&s->bounce);
+	copy_env_trim(&s->copy);
 	ring_deinit(&s->ring);
 }
 

@@ -23,8 +23,7 @@ struct server {
 	struct ring ring;
 	struct worker_pool *pool;
 	struct sched sched;
-	struct copy_pipes pipes;	/* for cfr's splice pairs */
-	struct copy_bounce bounce;	/* for direct reads into heap targets */
+	struct copy_env copy;		/* pipes and bounce buffers the copies share */
 
 	int listen_fd;
 	ev_io accept_watch;
