@@ -57,8 +57,7 @@ static void client_free(struct client *c)
 {
 	struct server *srv = c->srv;
 
-	/* A lingering client's jobs may have armed it again after client_close. */
-	ev_timer_stop(srv->loop, &c->limit_timer);
+	sched_owner_deinit(&c->so);
 	list_del(&c->link);		/* server->lingering, if there */
 	while (c->out_head) {
 		struct out_msg *m = c->out_head;
@@ -95,7 +94,7 @@ void client_close(struct client *c)
 	ev_io_stop(c->srv->loop, &c->wio);
 	close(c->fd);
 	c->fd = -1;
-	sched_client_deinit(&c->srv->sched, c);
+	sched_owner_deinit(&c->so);
 	list_del(&c->link);
 	c->srv->n_clients--;
 	list_for_each_safe(pos, tmp, &c->jobs) {
@@ -130,7 +129,8 @@ int client_preload(struct server *srv, char **paths, size_t n)
 				      .gid = getegid() };
 	snprintf(c->name, sizeof(c->name), "preload");
 	list_init(&c->jobs);
-	sched_client_init(&srv->sched, c);
+	sched_owner_init(&srv->sched, &c->so);
+	sched_owner_limits(&c->so, c->name, &c->cred, c->conn_id, NULL);
 	ev_io_init(&c->rio, on_readable, -1, EV_READ);	/* never started */
 	ev_io_init(&c->wio, on_writable, -1, EV_WRITE);
 	list_add_tail(&srv->lingering, &c->link);
@@ -354,7 +354,7 @@ static void handle_hello(struct client *c, const struct dl_msg *m)
 		  (unsigned long long)c->conn_id, c->name, m->u.hello.version,
 		  m->u.hello.caps);
 	/* [limits] may have a rule for this name. */
-	sched_client_limits(&c->srv->sched, c, "hello");
+	sched_owner_limits(&c->so, c->name, &c->cred, c->conn_id, "hello");
 	send_plain(c, DL_HELLO_REPLY, m->hdr.id, &r, sizeof(r));
 }
 
@@ -623,7 +623,7 @@ static void handle_stats(struct client *c, const struct dl_msg *m)
 		e->conn_id = o->conn_id;
 		e->loads = o->loads_done;
 		e->bytes = o->bytes_done;
-		e->throttled_ns = sched_client_throttled_ns(o, now_ns());
+		e->throttled_ns = sched_owner_throttled_ns(&o->so, now_ns());
 		e->pid = (uint32_t)o->cred.pid;
 		e->uid = o->cred.uid;
 		memcpy(e->name, o->name, DL_NAME_LEN);
@@ -831,7 +831,8 @@ int client_new(struct client **out, struct server *srv, int fd)
 	c->fd = fd;
 	c->conn_id = ++srv->next_conn_id;
 	list_init(&c->jobs);
-	sched_client_init(&srv->sched, c);
+	sched_owner_init(&srv->sched, &c->so);
+	sched_owner_limits(&c->so, c->name, &c->cred, c->conn_id, NULL);
 	ev_io_init(&c->rio, on_readable, fd, EV_READ);
 	ev_io_init(&c->wio, on_writable, fd, EV_WRITE);
 	c->rio.data = c;

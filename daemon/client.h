@@ -37,17 +37,7 @@ struct client {
 	bool closed;			/* socket closed; waiting for jobs to let go */
 	bool broken;			/* a send failed: close from the write watcher */
 
-	/* scheduling and limits (sched.c) */
-	struct sched_queue sq[SCHED_CLASSES];	/* its reading loads, per priority class */
-	struct bucket bucket;		/* its bandwidth limit, from [limits] (limit.h) */
-	ev_timer limit_timer;		/* resumes it once its buckets hold a chunk */
-	uint64_t limit_due;		/* when limit_timer fires (now_ns clock), 0: idle */
-	uint64_t throttled_since;	/* when it began waiting for tokens; 0: it is not */
-	/* For STATS: nanoseconds this client had a chunk ready to issue but waited for
-	 * tokens (its own bucket, a load's rate_limit or the daemon's global_rate). The
-	 * wait in progress is added when it ends; sched_client_throttled_ns() adds it
-	 * now. */
-	uint64_t throttled_ns;
+	struct sched_owner so;		/* its queues and limit, for the scheduler */
 	uint64_t loads_done, bytes_done;	/* DONEs sent, and their bytes (STATS) */
 };
 

@@ -332,7 +332,7 @@ static void open_done(struct worker_task *t, int res)
 		return;
 	}
 	j->state = DL_STATE_QUEUED;
-	sched_add(&j->srv->sched, j);
+	sched_add(&j->srv->sched, &j->sl);
 }
 
 /* ---- reading ---------------------------------------------------------------------- */
@@ -357,7 +357,7 @@ static void job_chunk_ended(struct job *j)
 	if (j->err) {
 		job_maybe_release(j);
 	} else if (j->cp.done == j->cp.len && j->cp.inflight == 0) {
-		sched_remove(&j->srv->sched, j);
+		sched_remove(&j->srv->sched, &j->sl);
 		job_finish(j);
 	} else {
 		send_progress(j);
@@ -370,7 +370,7 @@ static void job_copy_chunk_ended(struct copy *cp, uint64_t bytes)
 {
 	struct job *j = list_entry(cp, struct job, cp);
 
-	sched_chunk_end(&j->srv->sched, j, bytes);
+	sched_chunk_end(&j->srv->sched, bytes);
 	job_chunk_ended(j);
 }
 
@@ -382,6 +382,23 @@ static void job_copy_failed(struct copy *cp, int err, const char *msg)
 static const struct copy_ops job_copy_ops = {
 	.chunk_ended = job_copy_chunk_ended,
 	.failed = job_copy_failed,
+};
+
+/* The scheduler's callbacks (sched.h). */
+static void job_sched_activated(struct sched_load *l)
+{
+	list_entry(l, struct job, sl)->state = DL_STATE_READING;
+}
+
+static void job_sched_registered(struct sched_load *l)
+{
+	/* A load that failed while its buffer was being registered goes now. */
+	job_maybe_release(list_entry(l, struct job, sl));
+}
+
+static const struct sched_load_ops job_sched_ops = {
+	.activated = job_sched_activated,
+	.registered = job_sched_registered,
 };
 
 /* ---- finishing (worker) ---------------------------------------------------------- */
@@ -538,7 +555,7 @@ static void release_done(struct worker_task *t, int res)
 
 static void job_release(struct job *j)
 {
-	sched_remove(&j->srv->sched, j);
+	sched_remove(&j->srv->sched, &j->sl);
 	j->state = DL_STATE_FINISHING;
 	j->task = (struct worker_task){ .run = release_run, .done = release_done };
 	j->task_busy = true;
@@ -548,7 +565,7 @@ static void job_release(struct job *j)
 /* A failed or cancelled job goes once the kernel and the workers are done with it. */
 static void job_maybe_release(struct job *j)
 {
-	if (!j->err || j->task_busy || j->cp.inflight)
+	if (!j->err || j->task_busy || j->sl.registering || j->cp.inflight)
 		return;
 	job_release(j);
 }
@@ -565,7 +582,6 @@ int job_new(struct job **out, struct client *c, const struct dl_msg *m, int fd)
 		return -ENOMEM;
 	}
 	list_init(&j->client_link);
-	list_init(&j->sched_link);
 	list_init(&j->join_link);
 	j->srv = c->srv;
 	j->client = c;
@@ -577,6 +593,12 @@ int job_new(struct job **out, struct client *c, const struct dl_msg *m, int fd)
 	j->t_start = now_ns();
 	source_init(&j->src);
 	target_init(&j->tgt);
+	sched_load_init(&j->sl);
+	j->sl.owner = &c->so;
+	j->sl.cp = &j->cp;
+	j->sl.ops = &job_sched_ops;
+	j->sl.prio = j->req.priority;
+	j->sl.rate_limit = j->req.rate_limit;
 	j->cp = (struct copy){
 		.env = &j->srv->copy,
 		.ops = &job_copy_ops,

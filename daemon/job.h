@@ -19,6 +19,7 @@
 #include "limit.h"
 #include "list.h"
 #include "ring.h"
+#include "sched.h"
 #include "source.h"
 #include "target.h"
 #include "worker.h"
@@ -29,11 +30,7 @@ struct server;
 
 struct job {
 	struct list client_link;	/* in client->jobs */
-	struct list sched_link;		/* in sched waiting, or its client's queue (active) */
-	bool sched_active;		/* on its client's queue (else waiting, if listed) */
-	uint8_t prio;			/* enum dl_priority: its scheduling class */
-	struct bucket bucket;		/* its LOAD's rate_limit when below the client's;
-					 * rate 0: none */
+	struct sched_load sl;		/* the load as the scheduler sees it (sched.c) */
 	struct server *srv;
 	struct client *client;		/* stays valid until the job is freed */
 	uint64_t id;			/* the LOAD's request id */
@@ -54,7 +51,6 @@ struct job {
 	struct target tgt;
 	struct copy cp;			/* the file range (cp.off, cp.len), the method, the
 					 * chunks and the bytes landed (copy.c) */
-	bool registering;		/* its buffer is being registered: no reads yet */
 	char who[320];			/* "conn N load M name": the prefix of its logs */
 	char msg[512];			/* why a task on the workers failed, for ERROR */
 

@@ -67,10 +67,7 @@ static bool reload(struct reload *rl)
 	if (rl->level)
 		log_parse_level(rl->level, &next.log_level);
 	log_notice("SIGHUP: reloading %s", path);
-	if (config_reload(rl->cfg, &next))
-		sched_limits_changed(&rl->srv->sched);
-	else
-		sched_pump(&rl->srv->sched);	/* max_loads or max_inflight may have grown */
+	server_config_changed(rl->srv, config_reload(rl->cfg, &next));
 	log_setup(rl->cfg->log_level);
 	config_deinit(&next);
 	return true;

@@ -234,9 +234,6 @@ int server_init(struct server *s, struct ev_loop *loop, const struct config *cfg
 		log_err("io_uring setup failed: %s", strerror(-r));
 		return r;
 	}
-	r = sched_init(&s->sched, s, s->ring.n_fixed);
-	if (r < 0)
-		goto fail;
 	r = worker_pool_new(&s->pool, loop, cfg->workers);
 	if (r < 0) {
 		log_err("cannot start worker threads: %s", strerror(-r));
@@ -245,6 +242,9 @@ int server_init(struct server *s, struct ev_loop *loop, const struct config *cfg
 	/* A stopping daemon may wait for the last close or free on the workers. */
 	worker_pool_on_idle(s->pool, on_pool_idle, s);
 	copy_env_init(&s->copy, cfg, &s->ring, s->pool);
+	r = sched_init(&s->sched, cfg, loop, &s->ring, s->pool, &s->copy);
+	if (r < 0)
+		goto fail;
 
 	fd = fds_from_systemd(s);
 	if (fd >= 0) {
@@ -308,6 +308,21 @@ void server_deinit(struct server *s)
 	sched_deinit(&s->sched);
 	copy_env_trim(&s->copy);
 	ring_deinit(&s->ring);
+}
+
+void server_config_changed(struct server *s, bool limits)
+{
+	struct list *pos, *tmp;
+
+	if (limits) {
+		sched_global_limits(&s->sched);
+		list_for_each_safe(pos, tmp, &s->clients) {
+			struct client *c = list_entry(pos, struct client, link);
+
+			sched_owner_limits(&c->so, c->name, &c->cred, c->conn_id, "reload");
+		}
+	}
+	sched_pump(&s->sched);
 }
 
 void server_check_idle(struct server *s)

@@ -61,6 +61,11 @@ void server_stop(struct server *s);
 /* Called when something that server_stop waits for has finished. */
 void server_check_idle(struct server *s);
 
+/* The config was reloaded: every client's limits again when @limits changed (a raised
+ * one may let a held-back client go), and room for more reads (max_loads or
+ * max_inflight may have grown). */
+void server_config_changed(struct server *s, bool limits);
+
 /* Sends systemd a STATUS= line: clients, loads in flight, cache use. A no-op without
  * NOTIFY_SOCKET. */
 void server_notify_status(struct server *s);
