@@ -19,6 +19,9 @@
 #include "util.h"
 
 static void job_release(struct job *j);
+static void job_share_done(struct job *j);
+static void job_share_failed(struct job *j, int err, const char *msg);
+static void job_unjoin(struct job *j);
 static void job_maybe_release(struct job *j);
 static void job_finish(struct job *j);
 
@@ -79,6 +82,17 @@ static void job_send(struct job *j, const void *buf, size_t len, int fd)
 		client_send(j->client, buf, len, fd);
 }
 
+/* ACCEPTED: the range is resolved, and the file's size known. */
+static void job_send_accepted(struct job *j)
+{
+	struct dl_accepted acc = { .length = j->cp.len, .file_size = j->src.size };
+	char buf[64];
+	ssize_t n = dl_encode(buf, sizeof(buf), DL_ACCEPTED, j->id, &acc, sizeof(acc), NULL, 0);
+
+	if (n > 0)
+		job_send(j, buf, (size_t)n, -1);
+}
+
 /* The request of @j ends (ERROR ECANCELED with @msg, or silently when its client
  * left: @msg NULL), but its read goes on for the loads that joined it. */
 static void job_orphan(struct job *j, const char *msg)
@@ -103,13 +117,13 @@ void job_fail(struct job *j, int err, const char *fmt, ...)
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	/* Others wait for this read: only its own request ends; the read goes on. */
-	if (err == -ECANCELED && !j->orphaned && cache_has_joiners(j)) {
+	if (err == -ECANCELED && !j->orphaned && cache_has_joiners(&j->cl)) {
 		job_orphan(j, msg);
 		return;
 	}
 	job_set_err(j, err);
-	cache_leader_failed(&j->srv->cache, j, err, msg);
-	cache_unjoin(&j->srv->cache, j);
+	job_share_failed(j, err, msg);
+	job_unjoin(j);
 	if (!j->replied) {
 		j->replied = true;
 		j->srv->loads_failed++;
@@ -125,17 +139,68 @@ void job_fail(struct job *j, int err, const char *fmt, ...)
 void job_detach(struct job *j)
 {
 	/* Orphaned already (cancelled, still reading for its joiners): it stays so. */
-	if (cache_has_joiners(j)) {
+	if (cache_has_joiners(&j->cl)) {
 		job_orphan(j, NULL);
 		return;
 	}
-	cache_leader_failed(&j->srv->cache, j, -ECANCELED, "the leading load was cancelled");
-	cache_unjoin(&j->srv->cache, j);
+	job_share_failed(j, -ECANCELED, "the leading load was cancelled");
+	job_unjoin(j);
 	if (!j->replied)
 		j->srv->loads_failed++;
 	j->replied = true;	/* nobody to tell */
 	job_set_err(j, -ECANCELED);
 	job_maybe_release(j);
+}
+
+/* ---- sharing ---------------------------------------------------------------------- */
+
+/* The leader @j's buffer is sealed: the loads that joined it get it, and the cache
+ * keeps it if it can. */
+static void job_share_done(struct job *j)
+{
+	struct cache_ready r = {
+		.buf_size = j->tgt.hugetlb ? j->tgt.map_len : j->cp.len,
+		.hugetlb = j->tgt.hugetlb,
+		.method = j->cp.method,
+		.reason = j->cp.reason,
+		.done_flags = DL_DONE_SEALED | (j->tgt.hugetlb ? DL_DONE_HUGETLB : 0) |
+			      (j->cp.method == DL_METHOD_CFR && j->cp.cfr_syscall ?
+			       DL_DONE_CFR_SYSCALL : 0),
+		.served = !j->orphaned,
+	};
+	struct cache_entry *e = cache_leader_done(&j->srv->cache, &j->cl, &r);
+	struct cache_load *w;
+
+	if (!e)
+		return;
+	while ((w = cache_next_joiner(e)))
+		job_done_shared(list_entry(w, struct job, cl), j->tgt.fd, e, DL_DONE_JOINED);
+	cache_keep(&j->srv->cache, e, j->tgt.fd);
+}
+
+/* The leader @j failed with @err / @msg: every load that joined it fails the same
+ * way, and its entry goes. */
+static void job_share_failed(struct job *j, int err, const char *msg)
+{
+	struct cache_entry *e = cache_leader_failed(&j->srv->cache, &j->cl);
+	struct cache_load *w;
+
+	if (!e)
+		return;
+	while ((w = cache_next_joiner(e)))
+		job_fail(list_entry(w, struct job, cl), err, "%s", msg);
+	cache_abandon(e);
+}
+
+/* The joiner @j leaves (cancelled, client gone): a leader whose own client left too
+ * is cancelled once nobody waits for it. */
+static void job_unjoin(struct job *j)
+{
+	struct cache_load *leader = cache_unjoin(&j->srv->cache, &j->cl);
+	struct job *lj = leader ? list_entry(leader, struct job, cl) : NULL;
+
+	if (lj && lj->orphaned)
+		job_fail(lj, -ECANCELED, "nobody waits for this load any more");
 }
 
 /* ---- opening (worker) ------------------------------------------------------------ */
@@ -193,6 +258,7 @@ static int make_target(struct job *j)
 	return r;
 }
 static int prepare_run(struct worker_task *t);
+static void prepare_done(struct worker_task *t, int res);
 
 static int open_run(struct worker_task *t)
 {
@@ -277,51 +343,52 @@ static int prepare_run(struct worker_task *t)
 	return copy_probe(&j->cp, j->msg, sizeof(j->msg));
 }
 
-static void open_done(struct worker_task *t, int res)
+/* Asks the cache for @j (source open, range resolved): a hit is answered at once, a
+ * join waits for its leader, a miss reads, leading an entry if it could make one. */
+static void job_share_lookup(struct job *j)
 {
-	struct job *j = list_entry(t, struct job, task);
-	struct dl_accepted acc;
-	char buf[128];
-	ssize_t n;
+	struct cache_key k = {
+		.dev = j->src.dev,
+		.ino = j->src.ino,
+		.size = j->src.size,
+		.mtime_ns = j->src.mtime_ns,
+		.ctime_ns = j->src.ctime_ns,
+		.off = j->cp.off,
+		.len = j->cp.len,
+		.target = j->target,	/* pick_target's: only memfds are shared now */
+	};
+	struct cache_who who = {
+		.name = j->name,
+		.by_path = j->path != NULL,
+		.uid = j->client->cred.uid,
+		.exact = j->req.flags & DL_LOAD_EXACT_SIZE,
+	};
+	struct cache_entry *e;
 
-	j->task_busy = false;
-	if (j->err) {			/* cancelled while opening */
-		job_maybe_release(j);
+	job_send_accepted(j);
+	switch (cache_lookup(&j->srv->cache, &j->cl, &k, &who, &e)) {
+	case CACHE_HIT:
+		cache_hit_served(&j->srv->cache, e, j->req.flags & DL_LOAD_PIN);
+		job_done_shared(j, e->fd, e, DL_DONE_CACHED);
+		return;
+	case CACHE_JOINED:
+		j->state = DL_STATE_QUEUED;
+		job_log(j, LOG_LVL_DEBUG, "joins the running load of it");
+		return;
+	default:
+		j->task = (struct worker_task){ .run = prepare_run, .done = prepare_done };
+		j->task_busy = true;
+		worker_submit(j->srv->pool, &j->task);
 		return;
 	}
-	if (res < 0) {
-		job_fail(j, res, "%s", job_task_msg(j, res));
-		return;
-	}
-	if (!j->prepared) {
-		struct cache_entry *e;
+}
 
-		acc = (struct dl_accepted){ .length = j->cp.len, .file_size = j->src.size };
-		n = dl_encode(buf, sizeof(buf), DL_ACCEPTED, j->id, &acc, sizeof(acc), NULL, 0);
-		if (n > 0)
-			job_send(j, buf, (size_t)n, -1);
-		switch (cache_lookup(&j->srv->cache, j, &e)) {
-		case CACHE_HIT:
-			cache_hit_served(&j->srv->cache, e, j->req.flags & DL_LOAD_PIN);
-			job_done_shared(j, e->fd, e, DL_DONE_CACHED);
-			return;
-		case CACHE_JOINED:
-			j->state = DL_STATE_QUEUED;
-			job_log(j, LOG_LVL_DEBUG, "joins the running load of it");
-			return;
-		default:		/* a miss: read it, leading an entry if possible */
-			j->task = (struct worker_task){ .run = prepare_run, .done = open_done };
-			j->task_busy = true;
-			worker_submit(j->srv->pool, &j->task);
-			return;
-		}
-	}
+/* The method is planned and the buffer made: the reads may start. */
+static void job_start_reading(struct job *j)
+{
 	if (!j->shareable) {
 		j->srv->cache.misses++;
-		acc = (struct dl_accepted){ .length = j->cp.len, .file_size = j->src.size };
-		n = dl_encode(buf, sizeof(buf), DL_ACCEPTED, j->id, &acc, sizeof(acc), NULL, 0);
-		if (n > 0)
-			job_send(j, buf, (size_t)n, -1);
+		job_send_accepted(j);
 	}
 	job_log(j, LOG_LVL_DEBUG, "%llu bytes at %llu, %s%s (%s)%s",
 		(unsigned long long)j->cp.len, (unsigned long long)j->cp.off,
@@ -333,6 +400,45 @@ static void open_done(struct worker_task *t, int res)
 	}
 	j->state = DL_STATE_QUEUED;
 	sched_add(&j->srv->sched, &j->sl);
+}
+
+/* A task of the opening ended: false when the job failed or was cancelled (it is
+ * taken care of), true when it goes on. */
+static bool job_task_ok(struct job *j, int res)
+{
+	j->task_busy = false;
+	if (j->err) {			/* cancelled meanwhile */
+		job_maybe_release(j);
+		return false;
+	}
+	if (res < 0) {
+		job_fail(j, res, "%s", job_task_msg(j, res));
+		return false;
+	}
+	return true;
+}
+
+/* The source is open (open_run): a shareable load asks the cache, the others were
+ * prepared on the worker already and start reading. */
+static void open_done(struct worker_task *t, int res)
+{
+	struct job *j = list_entry(t, struct job, task);
+
+	if (!job_task_ok(j, res))
+		return;
+	if (j->prepared)
+		job_start_reading(j);
+	else
+		job_share_lookup(j);
+}
+
+/* A shareable load that missed has its method and buffer (prepare_run). */
+static void prepare_done(struct worker_task *t, int res)
+{
+	struct job *j = list_entry(t, struct job, task);
+
+	if (job_task_ok(j, res))
+		job_start_reading(j);
 }
 
 /* ---- reading ---------------------------------------------------------------------- */
@@ -438,7 +544,7 @@ static void finish_done(struct worker_task *t, int res)
 	j->srv->bytes_read += j->cp.len;
 	j->srv->loads_by_method[j->cp.method & 3]++;
 	if (j->orphaned) {		/* nobody of its own to tell */
-		cache_leader_done(&j->srv->cache, j);
+		job_share_done(j);
 		job_release(j);
 		return;
 	}
@@ -472,7 +578,7 @@ static void finish_done(struct worker_task *t, int res)
 		j->tgt.hugetlb ? " hugetlb" : j->tgt.hugetlb_short ?
 		" (4 KiB pages: huge page pool short)" : j->tgt.hugetlb_refused ?
 		" (4 KiB pages: udmabuf takes no hugetlb memfds here)" : "");
-	cache_leader_done(&j->srv->cache, j);
+	job_share_done(j);
 	job_release(j);
 }
 
@@ -582,11 +688,11 @@ int job_new(struct job **out, struct client *c, const struct dl_msg *m, int fd)
 		return -ENOMEM;
 	}
 	list_init(&j->client_link);
-	list_init(&j->join_link);
 	j->srv = c->srv;
 	j->client = c;
 	j->id = m->hdr.id;
 	j->req = m->u.load;
+	cache_load_init(&j->cl, j->req.flags & DL_LOAD_PIN);
 	/* The one fd is the source, or with DL_LOAD_ROOT_FD the client's root. */
 	j->passed_fd = (j->req.flags & DL_LOAD_ROOT_FD) ? -1 : fd;
 	j->root_fd = (j->req.flags & DL_LOAD_ROOT_FD) ? fd : -1;

@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "cache.h"
 #include "copy.h"
 #include "dmaload-proto.h"
 #include "limit.h"
@@ -59,9 +60,7 @@ struct job {
 	bool prepared;			/* method planned and buffer made */
 	bool orphaned;			/* its client cancelled or left; reads on for the
 					 * joiners of its entry */
-	struct cache_entry *centry;	/* the loading entry it leads, or NULL */
-	struct cache_entry *joined;	/* the loading entry it waits on, or NULL */
-	struct list join_link;		/* in joined->joiners */
+	struct cache_load cl;		/* the load as the cache sees it */
 
 	struct worker_task task;
 	bool task_busy;

@@ -220,9 +220,6 @@ int server_init(struct server *s, struct ev_loop *loop, const struct config *cfg
 	list_init(&s->lingering);
 	s->max_load_size = cfg->max_load_size ? cfg->max_load_size :
 			   (uint64_t)pages * (uint64_t)psz;
-	cache_init(&s->cache, s, cfg->cache_limit_pct ?
-		   (uint64_t)pages * (uint64_t)psz / 100 * cfg->cache_limit_pct :
-		   cfg->cache_limit);
 
 	/* A power of two at least twice queue_depth (a splice chunk has two requests
 	 * in the ring): the SQ never runs short. */
@@ -242,6 +239,9 @@ int server_init(struct server *s, struct ev_loop *loop, const struct config *cfg
 	/* A stopping daemon may wait for the last close or free on the workers. */
 	worker_pool_on_idle(s->pool, on_pool_idle, s);
 	copy_env_init(&s->copy, cfg, &s->ring, s->pool);
+	cache_init(&s->cache, s->pool, cfg->cache_limit_pct ?
+		   (uint64_t)pages * (uint64_t)psz / 100 * cfg->cache_limit_pct :
+		   cfg->cache_limit);
 	r = sched_init(&s->sched, cfg, loop, &s->ring, s->pool, &s->copy);
 	if (r < 0)
 		goto fail;
