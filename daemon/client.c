@@ -48,6 +48,7 @@ struct out_msg {
 };
 
 static void on_readable(struct ev_loop *loop, ev_io *w, int revents);
+static void client_owner_init(struct client *c);
 static void on_writable(struct ev_loop *loop, ev_io *w, int revents);
 
 /* Datagrams handled per readable event before giving others a turn. */
@@ -65,7 +66,7 @@ static void client_free(struct client *c)
 		c->out_head = m->next;
 		/* a DONE's buffer never sent: this may be its last reference */
 		if (m->fd >= 0)
-			worker_close(srv->pool, m->fd);
+			worker_close(srv->eng.pool, m->fd);
 		free(m);
 	}
 	if (c->cred.pidfd >= 0)
@@ -90,6 +91,7 @@ void client_close(struct client *c)
 	if (c->closed)
 		return;
 	c->closed = true;
+	c->owner.gone = true;
 	ev_io_stop(c->srv->loop, &c->rio);
 	ev_io_stop(c->srv->loop, &c->wio);
 	close(c->fd);
@@ -98,7 +100,7 @@ void client_close(struct client *c)
 	list_del(&c->link);
 	c->srv->n_clients--;
 	list_for_each_safe(pos, tmp, &c->jobs) {
-		struct job *j = list_entry(pos, struct job, client_link);
+		struct job *j = list_entry(pos, struct job, owner_link);
 
 		/* A preload reads on for the cache (not on a stopping daemon). */
 		if ((j->req.flags & DL_LOAD_DETACH) && !j->err && !j->replied &&
@@ -129,8 +131,7 @@ int client_preload(struct server *srv, char **paths, size_t n)
 				      .gid = getegid() };
 	snprintf(c->name, sizeof(c->name), "preload");
 	list_init(&c->jobs);
-	sched_owner_init(&srv->sched, &c->so);
-	sched_owner_limits(&c->so, c->name, &c->cred, c->conn_id, NULL);
+	client_owner_init(c);
 	ev_io_init(&c->rio, on_readable, -1, EV_READ);	/* never started */
 	ev_io_init(&c->wio, on_writable, -1, EV_WRITE);
 	list_add_tail(&srv->lingering, &c->link);
@@ -151,11 +152,11 @@ int client_preload(struct server *srv, char **paths, size_t n)
 		};
 		struct job *j;
 
-		if (job_new(&j, c, &m, -1) < 0) {
+		if (job_new(&j, &srv->eng, &c->owner, &m, -1) < 0) {
 			log_warn("preload %s: out of memory", paths[i]);
 			continue;
 		}
-		list_add_tail(&c->jobs, &j->client_link);
+		list_add_tail(&c->jobs, &j->owner_link);
 		c->n_jobs++;
 		started++;
 	}
@@ -166,9 +167,9 @@ int client_preload(struct server *srv, char **paths, size_t n)
 	return 0;
 }
 
-void client_job_gone(struct client *c, struct job *j)
+static void client_job_gone(struct client *c, struct job *j)
 {
-	list_del(&j->client_link);
+	list_del(&j->owner_link);
 	c->n_jobs--;
 	client_maybe_free(c);
 }
@@ -271,6 +272,68 @@ static void send_plain(struct client *c, uint16_t type, uint64_t id, const void 
 		client_send(c, buf, (size_t)n, -1);
 }
 
+/* ---- its loads: what the engine tells the connection (job.h) ------------------------ */
+
+static struct client *owner_client(const struct job *j)
+{
+	return list_entry(j->owner, struct client, owner);
+}
+
+static void owner_accepted(struct job *j, const struct dl_accepted *a)
+{
+	send_plain(owner_client(j), DL_ACCEPTED, j->id, a, sizeof(*a));
+}
+
+static void owner_progress(struct job *j, const struct dl_progress *p)
+{
+	send_plain(owner_client(j), DL_PROGRESS, j->id, p, sizeof(*p));
+}
+
+static void owner_done(struct job *j, const struct dl_done *d, int fd)
+{
+	struct client *c = owner_client(j);
+	char buf[128];
+	ssize_t n = dl_encode(buf, sizeof(buf), DL_DONE, j->id, d, sizeof(*d), NULL, 0);
+
+	if (n > 0)
+		client_send(c, buf, (size_t)n, fd);
+	c->loads_done++;
+	c->bytes_done += d->size;
+}
+
+static void owner_failed(struct job *j, int err, const char *msg)
+{
+	client_send_error(owner_client(j), j->id, err, msg);
+}
+
+static void owner_released(struct job *j)
+{
+	client_job_gone(owner_client(j), j);
+}
+
+static const struct job_owner_ops client_owner_ops = {
+	.accepted = owner_accepted,
+	.progress = owner_progress,
+	.done = owner_done,
+	.failed = owner_failed,
+	.released = owner_released,
+};
+
+/* What the engine knows of this connection; its queues and limits too. */
+static void client_owner_init(struct client *c)
+{
+	c->owner = (struct job_owner){
+		.ops = &client_owner_ops,
+		.conn_id = c->conn_id,
+		.name = c->name,
+		.cred = &c->cred,
+		.so = &c->so,
+		.gone = c->closed,
+	};
+	sched_owner_init(&c->srv->eng.sched, &c->so);
+	sched_owner_limits(&c->so, c->name, &c->cred, c->conn_id, NULL);
+}
+
 /* A reply with trailing entries, up to a whole datagram (too big for the stack of a
  * handler that also builds the entries). */
 static void send_with_trail(struct client *c, uint16_t type, uint64_t id, const void *p,
@@ -318,7 +381,7 @@ static struct job *client_find_job(struct client *c, uint64_t id)
 	struct list *pos, *tmp;
 
 	list_for_each_safe(pos, tmp, &c->jobs) {
-		struct job *j = list_entry(pos, struct job, client_link);
+		struct job *j = list_entry(pos, struct job, owner_link);
 
 		if (j->id == id && !j->replied)
 			return j;
@@ -332,7 +395,7 @@ static void handle_hello(struct client *c, const struct dl_msg *m)
 	struct dl_hello_reply r = {
 		.version = DL_PROTO_VERSION,
 		.caps = DL_CAPS_V1 | DL_CAP_DMABUF | DL_CAP_DETACH | DL_CAP_ROOT_FD,
-		.max_load_size = c->srv->max_load_size,
+		.max_load_size = c->srv->eng.max_load_size,
 		.chunk_size = (uint32_t)cfg->chunk_size,
 		.queue_depth = cfg->queue_depth,
 	};
@@ -382,12 +445,12 @@ static void handle_load(struct client *c, const struct dl_msg *m, int fd)
 		goto drop;
 	}
 	if (m->u.load.length != DL_LENGTH_TO_EOF &&
-	    m->u.load.length > c->srv->max_load_size) {
+	    m->u.load.length > c->srv->eng.max_load_size) {
 		char msg[160];
 
 		snprintf(msg, sizeof(msg), "%llu bytes is more than max_load_size "
 			 "(%llu bytes)", (unsigned long long)m->u.load.length,
-			 (unsigned long long)c->srv->max_load_size);
+			 (unsigned long long)c->srv->eng.max_load_size);
 		client_send_error(c, m->hdr.id, EFBIG, msg);
 		goto drop;
 	}
@@ -396,17 +459,17 @@ static void handle_load(struct client *c, const struct dl_msg *m, int fd)
 				  "a detached load's buffer is kept only in the cache");
 		goto drop;
 	}
-	if ((m->u.load.flags & DL_LOAD_DETACH) && !c->srv->cache.limit) {
+	if ((m->u.load.flags & DL_LOAD_DETACH) && !c->srv->eng.cache.limit) {
 		client_send_error(c, m->hdr.id, EOPNOTSUPP, "the cache is off "
 				  "(cache_limit = 0): nowhere to preload into");
 		goto drop;
 	}
-	r = job_new(&j, c, m, fd);
+	r = job_new(&j, &c->srv->eng, &c->owner, m, fd);
 	if (r < 0) {
 		client_send_error(c, m->hdr.id, -r, "cannot start the load");
 		return;
 	}
-	list_add_tail(&c->jobs, &j->client_link);
+	list_add_tail(&c->jobs, &j->owner_link);
 	c->n_jobs++;
 	return;
 drop:
@@ -452,8 +515,8 @@ static bool status_add(char *buf, size_t cap, size_t *len, const struct job *j)
 		.id = j->id,
 		.done = j->cp.done,
 		.total = j->cp.len,
-		.pid = (uint32_t)j->client->cred.pid,
-		.uid = j->client->cred.uid,
+		.pid = (uint32_t)j->owner->cred->pid,
+		.uid = j->owner->cred->uid,
 		.state = (uint8_t)j->state,
 		.method = j->cp.method,
 		.name_len = (uint32_t)name_len,
@@ -468,12 +531,12 @@ static void handle_status(struct client *c, const struct dl_msg *m)
 	size_t cap = DL_MSG_MAX - sizeof(struct dl_hdr) - sizeof(struct dl_status_reply);
 	struct dl_status_reply st = {
 		.uptime_ms = (now_ns() - srv->started_ns) / 1000000,
-		.bytes_loaded = srv->bytes_loaded,
-		.loads_done = srv->loads_done,
-		.loads_failed = srv->loads_failed,
+		.bytes_loaded = srv->eng.bytes_loaded,
+		.loads_done = srv->eng.loads_done,
+		.loads_failed = srv->eng.loads_failed,
 		.clients = srv->n_clients,
-		.loads_active = srv->sched.n_active,
-		.loads_queued = srv->sched.n_waiting,
+		.loads_active = srv->eng.sched.n_active,
+		.loads_queued = srv->eng.sched.n_waiting,
 	};
 	struct list *cp, *ctmp, *jp, *jtmp;
 	char *entries = malloc(cap);
@@ -490,7 +553,7 @@ static void handle_status(struct client *c, const struct dl_msg *m)
 		if (c->cred.uid != 0 && o->cred.uid != c->cred.uid)
 			continue;
 		list_for_each_safe(jp, jtmp, &o->jobs) {
-			struct job *j = list_entry(jp, struct job, client_link);
+			struct job *j = list_entry(jp, struct job, owner_link);
 
 			if (j->replied)
 				continue;
@@ -534,7 +597,7 @@ static bool list_add_entry(char *buf, size_t cap, size_t *len, const struct cach
 
 static void handle_list(struct client *c, const struct dl_msg *m)
 {
-	struct cache *cache = &c->srv->cache;
+	struct cache *cache = &c->srv->eng.cache;
 	size_t cap = DL_MSG_MAX - sizeof(struct dl_hdr) - sizeof(struct dl_list_reply);
 	struct dl_list_reply lr = { .cache_bytes = cache->bytes, .cache_limit = cache->limit };
 	uint64_t now = now_ns();
@@ -575,7 +638,7 @@ static void handle_evict(struct client *c, const struct dl_msg *m)
 		match = path;
 	}
 	/* Not root: only the entries its own uid loaded. */
-	er.count = cache_evict(&c->srv->cache, match, c->cred.uid, &er.bytes);
+	er.count = cache_evict(&c->srv->eng.cache, match, c->cred.uid, &er.bytes);
 	log_info("conn %llu: evict %s: %u entries, %llu bytes", (unsigned long long)c->conn_id,
 		 match ? match : "(all)", er.count, (unsigned long long)er.bytes);
 	if (!er.count) {
@@ -590,12 +653,12 @@ static void handle_evict(struct client *c, const struct dl_msg *m)
 static void handle_stats(struct client *c, const struct dl_msg *m)
 {
 	struct server *srv = c->srv;
-	struct cache *cache = &srv->cache;
+	struct cache *cache = &srv->eng.cache;
 	size_t cap = (DL_MSG_MAX - sizeof(struct dl_hdr) - sizeof(struct dl_stats_reply)) /
 		     sizeof(struct dl_stats_client);
 	struct dl_stats_reply st = {
-		.bytes_read = srv->bytes_read,
-		.bytes_cached = srv->bytes_cached,
+		.bytes_read = srv->eng.bytes_read,
+		.bytes_cached = srv->eng.bytes_cached,
 		.cache_hits = cache->hits,
 		.cache_joins = cache->joins,
 		.cache_misses = cache->misses,
@@ -612,7 +675,7 @@ static void handle_stats(struct client *c, const struct dl_msg *m)
 		client_send_error(c, m->hdr.id, ENOMEM, "out of memory");
 		return;
 	}
-	memcpy(st.loads_by_method, srv->loads_by_method, sizeof(st.loads_by_method));
+	memcpy(st.loads_by_method, srv->eng.loads_by_method, sizeof(st.loads_by_method));
 	list_for_each_safe(pos, tmp, &srv->clients) {
 		struct client *o = list_entry(pos, struct client, link);
 		struct dl_stats_client *e;
@@ -831,8 +894,7 @@ int client_new(struct client **out, struct server *srv, int fd)
 	c->fd = fd;
 	c->conn_id = ++srv->next_conn_id;
 	list_init(&c->jobs);
-	sched_owner_init(&srv->sched, &c->so);
-	sched_owner_limits(&c->so, c->name, &c->cred, c->conn_id, NULL);
+	client_owner_init(c);
 	ev_io_init(&c->rio, on_readable, fd, EV_READ);
 	ev_io_init(&c->wio, on_writable, fd, EV_WRITE);
 	c->rio.data = c;

@@ -12,6 +12,7 @@
 #include <sys/types.h>
 
 #include "dmaload-proto.h"
+#include "job.h"
 #include "limit.h"
 #include "list.h"
 #include "sched.h"
@@ -38,6 +39,7 @@ struct client {
 	bool broken;			/* a send failed: close from the write watcher */
 
 	struct sched_owner so;		/* its queues and limit, for the scheduler */
+	struct job_owner owner;		/* what the engine knows of it (job.h) */
 	uint64_t loads_done, bytes_done;	/* DONEs sent, and their bytes (STATS) */
 };
 
@@ -61,5 +63,3 @@ void client_send_error(struct client *c, uint64_t id, int err, const char *msg);
  */
 int client_preload(struct server *srv, char **paths, size_t n);
 
-/* A job of @c's was freed. */
-void client_job_gone(struct client *c, struct job *j);

@@ -11,11 +11,10 @@
 #include <unistd.h>
 
 #include "cache.h"
-#include "client.h"
 #include "copy.h"
 #include "job.h"
 #include "log.h"
-#include "server.h"
+#include "engine.h"
 #include "util.h"
 
 static void job_release(struct job *j);
@@ -35,7 +34,7 @@ static const char *job_cfr_how(const struct job *j)
 
 static const char *job_who(const struct job *j)
 {
-	return j->client->name[0] ? j->client->name : "-";
+	return j->owner->name[0] ? j->owner->name : "-";
 }
 
 /* The one way a load logs: "conn N load M name: ...". */
@@ -58,7 +57,7 @@ static void job_log(const struct job *j, enum log_level lvl, const char *fmt, ..
 static void job_name_changed(struct job *j)
 {
 	snprintf(j->who, sizeof(j->who), "conn %llu load %llu %s",
-		 (unsigned long long)j->client->conn_id, (unsigned long long)j->id, j->name);
+		 (unsigned long long)j->owner->conn_id, (unsigned long long)j->id, j->name);
 }
 
 /* Why a worker task of @j failed with @res: the job's own message, else the source's,
@@ -76,21 +75,12 @@ static void job_set_err(struct job *j, int err)
 	copy_stop(&j->cp);
 }
 
-static void job_send(struct job *j, const void *buf, size_t len, int fd)
-{
-	if (j->client && !j->client->closed)
-		client_send(j->client, buf, len, fd);
-}
-
 /* ACCEPTED: the range is resolved, and the file's size known. */
 static void job_send_accepted(struct job *j)
 {
 	struct dl_accepted acc = { .length = j->cp.len, .file_size = j->src.size };
-	char buf[64];
-	ssize_t n = dl_encode(buf, sizeof(buf), DL_ACCEPTED, j->id, &acc, sizeof(acc), NULL, 0);
 
-	if (n > 0)
-		job_send(j, buf, (size_t)n, -1);
+	j->owner->ops->accepted(j, &acc);
 }
 
 /* The request of @j ends (ERROR ECANCELED with @msg, or silently when its client
@@ -101,10 +91,10 @@ static void job_orphan(struct job *j, const char *msg)
 	if (j->replied)
 		return;
 	j->replied = true;
-	j->srv->loads_failed++;
-	if (msg && j->client && !j->client->closed) {
+	j->eng->loads_failed++;
+	if (msg && !j->owner->gone) {
 		job_log(j, LOG_LVL_INFO, "%s; still read for the loads that joined it", msg);
-		client_send_error(j->client, j->id, ECANCELED, msg);
+		j->owner->ops->failed(j, ECANCELED, msg);
 	}
 }
 
@@ -126,12 +116,11 @@ void job_fail(struct job *j, int err, const char *fmt, ...)
 	job_unjoin(j);
 	if (!j->replied) {
 		j->replied = true;
-		j->srv->loads_failed++;
+		j->eng->loads_failed++;
 		/* A failed preload has nobody to tell but the log. */
-		job_log(j, j->client->closed && (j->req.flags & DL_LOAD_DETACH) ?
+		job_log(j, j->owner->gone && (j->req.flags & DL_LOAD_DETACH) ?
 			LOG_LVL_WARNING : LOG_LVL_INFO, "%s [%s]", msg, strerrorname_np(-err));
-		if (j->client && !j->client->closed)
-			client_send_error(j->client, j->id, err, msg);
+		j->owner->ops->failed(j, -err, msg);
 	}
 	job_maybe_release(j);
 }
@@ -146,7 +135,7 @@ void job_detach(struct job *j)
 	job_share_failed(j, -ECANCELED, "the leading load was cancelled");
 	job_unjoin(j);
 	if (!j->replied)
-		j->srv->loads_failed++;
+		j->eng->loads_failed++;
 	j->replied = true;	/* nobody to tell */
 	job_set_err(j, -ECANCELED);
 	job_maybe_release(j);
@@ -168,21 +157,21 @@ static void job_share_done(struct job *j)
 			       DL_DONE_CFR_SYSCALL : 0),
 		.served = !j->orphaned,
 	};
-	struct cache_entry *e = cache_leader_done(&j->srv->cache, &j->cl, &r);
+	struct cache_entry *e = cache_leader_done(&j->eng->cache, &j->cl, &r);
 	struct cache_load *w;
 
 	if (!e)
 		return;
 	while ((w = cache_next_joiner(e)))
 		job_done_shared(list_entry(w, struct job, cl), j->tgt.fd, e, DL_DONE_JOINED);
-	cache_keep(&j->srv->cache, e, j->tgt.fd);
+	cache_keep(&j->eng->cache, e, j->tgt.fd);
 }
 
 /* The leader @j failed with @err / @msg: every load that joined it fails the same
  * way, and its entry goes. */
 static void job_share_failed(struct job *j, int err, const char *msg)
 {
-	struct cache_entry *e = cache_leader_failed(&j->srv->cache, &j->cl);
+	struct cache_entry *e = cache_leader_failed(&j->eng->cache, &j->cl);
 	struct cache_load *w;
 
 	if (!e)
@@ -196,7 +185,7 @@ static void job_share_failed(struct job *j, int err, const char *msg)
  * is cancelled once nobody waits for it. */
 static void job_unjoin(struct job *j)
 {
-	struct cache_load *leader = cache_unjoin(&j->srv->cache, &j->cl);
+	struct cache_load *leader = cache_unjoin(&j->eng->cache, &j->cl);
 	struct job *lj = leader ? list_entry(leader, struct job, cl) : NULL;
 
 	if (lj && lj->orphaned)
@@ -214,7 +203,7 @@ static void job_unjoin(struct job *j)
  */
 static void pick_target(struct job *j)
 {
-	const struct config *cfg = j->srv->cfg;
+	const struct config *cfg = j->eng->cfg;
 	uint64_t page = (uint64_t)getpagesize(), limit;
 
 	j->target = j->req.target;
@@ -238,7 +227,7 @@ static void pick_target(struct job *j)
 /* Makes the buffer pick_target chose. Returns 0 or -errno with j->msg set. */
 static int make_target(struct job *j)
 {
-	const struct config *cfg = j->srv->cfg;
+	const struct config *cfg = j->eng->cfg;
 	const char *label = j->path ? j->path : "fd";
 	/* Splice cannot write into huge pages (EINVAL): cfr gets 4 KiB pages. */
 	enum config_toggle huge = j->cp.method == DL_METHOD_CFR ? CONFIG_OFF : cfg->hugetlb;
@@ -263,7 +252,7 @@ static void prepare_done(struct worker_task *t, int res);
 static int open_run(struct worker_task *t)
 {
 	struct job *j = list_entry(t, struct job, task);
-	const struct config *cfg = j->srv->cfg;
+	const struct config *cfg = j->eng->cfg;
 	/* An O_DIRECT fd is opened whenever direct reads may happen; auto needs it even
 	 * when the config's default method is another. */
 	bool want_direct = cfg->direct != CONFIG_OFF &&
@@ -274,7 +263,7 @@ static int open_run(struct worker_task *t)
 	int r;
 
 	if (j->path) {
-		r = source_open_path(&j->src, j->path, &j->client->cred, j->root_fd,
+		r = source_open_path(&j->src, j->path, j->owner->cred, j->root_fd,
 				     want_direct);
 		if (j->root_fd >= 0)
 			close(j->root_fd);
@@ -310,10 +299,10 @@ static int open_run(struct worker_task *t)
 	} else {
 		j->cp.len = j->req.length;
 	}
-	if (j->cp.len > j->srv->max_load_size) {
+	if (j->cp.len > j->eng->max_load_size) {
 		snprintf(j->msg, sizeof(j->msg), "%llu bytes is more than "
 			 "max_load_size (%llu bytes)", (unsigned long long)j->cp.len,
-			 (unsigned long long)j->srv->max_load_size);
+			 (unsigned long long)j->eng->max_load_size);
 		return -EFBIG;
 	}
 	pick_target(j);
@@ -360,15 +349,15 @@ static void job_share_lookup(struct job *j)
 	struct cache_who who = {
 		.name = j->name,
 		.by_path = j->path != NULL,
-		.uid = j->client->cred.uid,
+		.uid = j->owner->cred->uid,
 		.exact = j->req.flags & DL_LOAD_EXACT_SIZE,
 	};
 	struct cache_entry *e;
 
 	job_send_accepted(j);
-	switch (cache_lookup(&j->srv->cache, &j->cl, &k, &who, &e)) {
+	switch (cache_lookup(&j->eng->cache, &j->cl, &k, &who, &e)) {
 	case CACHE_HIT:
-		cache_hit_served(&j->srv->cache, e, j->req.flags & DL_LOAD_PIN);
+		cache_hit_served(&j->eng->cache, e, j->req.flags & DL_LOAD_PIN);
 		job_done_shared(j, e->fd, e, DL_DONE_CACHED);
 		return;
 	case CACHE_JOINED:
@@ -378,7 +367,7 @@ static void job_share_lookup(struct job *j)
 	default:
 		j->task = (struct worker_task){ .run = prepare_run, .done = prepare_done };
 		j->task_busy = true;
-		worker_submit(j->srv->pool, &j->task);
+		worker_submit(j->eng->pool, &j->task);
 		return;
 	}
 }
@@ -387,7 +376,7 @@ static void job_share_lookup(struct job *j)
 static void job_start_reading(struct job *j)
 {
 	if (!j->shareable) {
-		j->srv->cache.misses++;
+		j->eng->cache.misses++;
 		job_send_accepted(j);
 	}
 	job_log(j, LOG_LVL_DEBUG, "%llu bytes at %llu, %s%s (%s)%s",
@@ -399,7 +388,7 @@ static void job_start_reading(struct job *j)
 		return;
 	}
 	j->state = DL_STATE_QUEUED;
-	sched_add(&j->srv->sched, &j->sl);
+	sched_add(&j->eng->sched, &j->sl);
 }
 
 /* A task of the opening ended: false when the job failed or was cancelled (it is
@@ -447,15 +436,11 @@ static void send_progress(struct job *j)
 {
 	struct dl_progress p = { .done = j->cp.done, .total = j->cp.len };
 	uint64_t now = now_ns();
-	char buf[64];
-	ssize_t n;
 
 	if (!(j->req.flags & DL_LOAD_PROGRESS) || now - j->t_progress < 100000000ull)
 		return;
 	j->t_progress = now;
-	n = dl_encode(buf, sizeof(buf), DL_PROGRESS, j->id, &p, sizeof(p), NULL, 0);
-	if (n > 0)
-		job_send(j, buf, (size_t)n, -1);
+	j->owner->ops->progress(j, &p);
 }
 
 static void job_chunk_ended(struct job *j)
@@ -463,12 +448,12 @@ static void job_chunk_ended(struct job *j)
 	if (j->err) {
 		job_maybe_release(j);
 	} else if (j->cp.done == j->cp.len && j->cp.inflight == 0) {
-		sched_remove(&j->srv->sched, &j->sl);
+		sched_remove(&j->eng->sched, &j->sl);
 		job_finish(j);
 	} else {
 		send_progress(j);
 	}
-	sched_pump(&j->srv->sched);
+	sched_pump(&j->eng->sched);
 }
 
 /* The copy's callbacks (copy.h): its chunks end, or it cannot go on. */
@@ -476,7 +461,7 @@ static void job_copy_chunk_ended(struct copy *cp, uint64_t bytes)
 {
 	struct job *j = list_entry(cp, struct job, cp);
 
-	sched_chunk_end(&j->srv->sched, bytes);
+	sched_chunk_end(&j->eng->sched, bytes);
 	job_chunk_ended(j);
 }
 
@@ -514,7 +499,7 @@ static int finish_run(struct worker_task *t)
 	struct job *j = list_entry(t, struct job, task);
 
 	if (j->cp.fixed_slot >= 0)
-		ring_register_slot(&j->srv->ring, (unsigned)j->cp.fixed_slot, NULL);
+		ring_register_slot(&j->eng->ring, (unsigned)j->cp.fixed_slot, NULL);
 	j->msg[0] = '\0';
 	return target_finish(&j->tgt, j->msg, sizeof(j->msg));
 }
@@ -524,12 +509,10 @@ static void finish_done(struct worker_task *t, int res)
 	struct job *j = list_entry(t, struct job, task);
 	uint64_t now = now_ns();
 	struct dl_done d;
-	char buf[128];
-	ssize_t n;
 
 	j->task_busy = false;
 	if (j->cp.fixed_slot >= 0) {
-		sched_put_slot(&j->srv->sched, j->cp.fixed_slot);
+		sched_put_slot(&j->eng->sched, j->cp.fixed_slot);
 		j->cp.fixed_slot = -1;
 	}
 	if (j->err) {
@@ -541,8 +524,8 @@ static void finish_done(struct worker_task *t, int res)
 		return;
 	}
 	copy_report(&j->cp);
-	j->srv->bytes_read += j->cp.len;
-	j->srv->loads_by_method[j->cp.method & 3]++;
+	j->eng->bytes_read += j->cp.len;
+	j->eng->loads_by_method[j->cp.method & 3]++;
 	if (j->orphaned) {		/* nobody of its own to tell */
 		job_share_done(j);
 		job_release(j);
@@ -560,14 +543,10 @@ static void finish_done(struct worker_task *t, int res)
 		.method = j->cp.method,
 		.reason = j->cp.reason,
 	};
-	n = dl_encode(buf, sizeof(buf), DL_DONE, j->id, &d, sizeof(d), NULL, 0);
-	if (n > 0)
-		job_send(j, buf, (size_t)n, j->tgt.fd);
+	j->owner->ops->done(j, &d, j->tgt.fd);
 	j->replied = true;
-	j->srv->loads_done++;
-	j->srv->bytes_loaded += j->cp.len;
-	j->client->loads_done++;
-	j->client->bytes_done += j->cp.len;
+	j->eng->loads_done++;
+	j->eng->bytes_loaded += j->cp.len;
 	job_log(j, LOG_LVL_INFO, "for %s, %llu bytes in %.3f s, %.1f MB/s, %s%s (%s), "
 		"%s%s%s%s", job_who(j), (unsigned long long)j->cp.len,
 		(double)d.elapsed_ns / 1e9,
@@ -594,21 +573,15 @@ void job_done_shared(struct job *j, int fd, const struct cache_entry *e, uint32_
 		.method = e->method,
 		.reason = e->reason,
 	};
-	char buf[128];
-	ssize_t n;
 
 	j->state = DL_STATE_FINISHING;
 	j->cp.done = j->cp.len;
 	if (!j->replied) {
-		n = dl_encode(buf, sizeof(buf), DL_DONE, j->id, &d, sizeof(d), NULL, 0);
-		if (n > 0)
-			job_send(j, buf, (size_t)n, fd);
+		j->owner->ops->done(j, &d, fd);
 		j->replied = true;
-		j->srv->loads_done++;
-		j->srv->bytes_loaded += j->cp.len;
-		j->srv->bytes_cached += j->cp.len;
-		j->client->loads_done++;
-		j->client->bytes_done += j->cp.len;
+		j->eng->loads_done++;
+		j->eng->bytes_loaded += j->cp.len;
+		j->eng->bytes_cached += j->cp.len;
 		job_log(j, LOG_LVL_INFO, "for %s, %llu bytes in %.3f s, %s", job_who(j),
 			(unsigned long long)j->cp.len, (double)d.elapsed_ns / 1e9,
 			how == DL_DONE_CACHED ? "from the cache" : "joined a running load");
@@ -621,7 +594,7 @@ static void job_finish(struct job *j)
 	j->state = DL_STATE_FINISHING;
 	j->task = (struct worker_task){ .run = finish_run, .done = finish_done };
 	j->task_busy = true;
-	worker_submit(j->srv->pool, &j->task);
+	worker_submit(j->eng->pool, &j->task);
 }
 
 /* ---- releasing (worker) ------------------------------------------------------------ */
@@ -633,7 +606,7 @@ static int release_run(struct worker_task *t)
 	/* Our reference to a buffer nobody else holds frees its pages here: GiBs take
 	 * tens of milliseconds, which the loop should not wait for. */
 	if (j->cp.fixed_slot >= 0)
-		ring_register_slot(&j->srv->ring, (unsigned)j->cp.fixed_slot, NULL);
+		ring_register_slot(&j->eng->ring, (unsigned)j->cp.fixed_slot, NULL);
 	target_deinit(&j->tgt);
 	source_deinit(&j->src);
 	if (j->passed_fd >= 0)
@@ -648,24 +621,23 @@ static int release_run(struct worker_task *t)
 static void release_done(struct worker_task *t, int res)
 {
 	struct job *j = list_entry(t, struct job, task);
-	struct server *srv = j->srv;
+	struct engine *eng = j->eng;
 
 	if (j->cp.fixed_slot >= 0)
-		sched_put_slot(&srv->sched, j->cp.fixed_slot);
-	if (j->client)
-		client_job_gone(j->client, j);
+		sched_put_slot(&eng->sched, j->cp.fixed_slot);
+	j->owner->ops->released(j);
 	free(j->path);
 	free(j);
-	server_check_idle(srv);
+	engine_idle(eng);
 }
 
 static void job_release(struct job *j)
 {
-	sched_remove(&j->srv->sched, &j->sl);
+	sched_remove(&j->eng->sched, &j->sl);
 	j->state = DL_STATE_FINISHING;
 	j->task = (struct worker_task){ .run = release_run, .done = release_done };
 	j->task_busy = true;
-	worker_submit(j->srv->pool, &j->task);
+	worker_submit(j->eng->pool, &j->task);
 }
 
 /* A failed or cancelled job goes once the kernel and the workers are done with it. */
@@ -678,7 +650,8 @@ static void job_maybe_release(struct job *j)
 
 /* ---- creation ----------------------------------------------------------------------- */
 
-int job_new(struct job **out, struct client *c, const struct dl_msg *m, int fd)
+int job_new(struct job **out, struct engine *eng, struct job_owner *owner,
+	    const struct dl_msg *m, int fd)
 {
 	struct job *j = calloc(1, sizeof(*j));
 
@@ -687,9 +660,9 @@ int job_new(struct job **out, struct client *c, const struct dl_msg *m, int fd)
 			close(fd);
 		return -ENOMEM;
 	}
-	list_init(&j->client_link);
-	j->srv = c->srv;
-	j->client = c;
+	list_init(&j->owner_link);
+	j->eng = eng;
+	j->owner = owner;
 	j->id = m->hdr.id;
 	j->req = m->u.load;
 	cache_load_init(&j->cl, j->req.flags & DL_LOAD_PIN);
@@ -700,13 +673,13 @@ int job_new(struct job **out, struct client *c, const struct dl_msg *m, int fd)
 	source_init(&j->src);
 	target_init(&j->tgt);
 	sched_load_init(&j->sl);
-	j->sl.owner = &c->so;
+	j->sl.owner = owner->so;
 	j->sl.cp = &j->cp;
 	j->sl.ops = &job_sched_ops;
 	j->sl.prio = j->req.priority;
 	j->sl.rate_limit = j->req.rate_limit;
 	j->cp = (struct copy){
-		.env = &j->srv->copy,
+		.env = &j->eng->copy,
 		.ops = &job_copy_ops,
 		.src = &j->src,
 		.tgt = &j->tgt,
@@ -737,9 +710,9 @@ int job_new(struct job **out, struct client *c, const struct dl_msg *m, int fd)
 	/* A foreground load's open goes before background work queued on the workers
 	 * (freeing a GiB buffer takes tens of ms); opens are short. */
 	if (j->req.priority == DL_PRIO_FOREGROUND)
-		worker_submit_first(j->srv->pool, &j->task);
+		worker_submit_first(j->eng->pool, &j->task);
 	else
-		worker_submit(j->srv->pool, &j->task);
+		worker_submit(j->eng->pool, &j->task);
 	*out = j;
 	return 0;
 }

@@ -26,14 +26,40 @@
 #include "worker.h"
 
 struct cache_entry;
-struct client;
-struct server;
+struct engine;
+struct job;
+
+/* What the engine tells whoever asked for a load, on the loop. */
+struct job_owner_ops {
+	void (*accepted)(struct job *j, const struct dl_accepted *a);
+	void (*progress)(struct job *j, const struct dl_progress *p);
+	/* @fd (borrowed) is the buffer: the owner hands it on */
+	void (*done)(struct job *j, const struct dl_done *d, int fd);
+	/* @err is a positive errno */
+	void (*failed)(struct job *j, int err, const char *msg);
+	/* the job is about to be freed: the owner lets go of it */
+	void (*released)(struct job *j);
+};
+
+/*
+ * Whoever asks for loads, as the engine sees it: a connection (client.c), or the
+ * daemon's own preloads. Embedded in its owner, which keeps it valid until its last
+ * job is released; the engine reads it and calls back through ops.
+ */
+struct job_owner {
+	const struct job_owner_ops *ops;
+	uint64_t conn_id;		/* for logs */
+	const char *name;		/* for logs: its HELLO name, "" if none */
+	const struct peer_cred *cred;	/* whose rights its loads have */
+	struct sched_owner *so;		/* its queues and limits in the scheduler */
+	bool gone;			/* nobody to reply to any more */
+};
 
 struct job {
-	struct list client_link;	/* in client->jobs */
+	struct list owner_link;		/* in its owner's list, which the owner manages */
 	struct sched_load sl;		/* the load as the scheduler sees it (sched.c) */
-	struct server *srv;
-	struct client *client;		/* stays valid until the job is freed */
+	struct engine *eng;
+	struct job_owner *owner;	/* stays valid until the job is freed */
 	uint64_t id;			/* the LOAD's request id */
 	enum dl_load_state state;
 
@@ -69,12 +95,13 @@ struct job {
 	uint64_t t_start, t_progress;
 };
 
-/* Creates a job for @c's LOAD @m; takes @fd (the passed source fd or -1) on success
- * and failure alike. Starts it: the source is opened on a worker. */
-int job_new(struct job **out, struct client *c, const struct dl_msg *m, int fd);
+/* Creates a job of @eng for @owner's LOAD @m; takes @fd (the passed fd or -1) on
+ * success and failure alike. Starts it: the source is opened on a worker. */
+int job_new(struct job **out, struct engine *eng, struct job_owner *owner,
+	    const struct dl_msg *m, int fd);
 
-/* Ends the job with @err (negative errno) and @msg sent to the client, if it is still
- * there and nothing final was sent yet. Resources go when in-flight work is done. */
+/* Ends the job with @err (negative errno) and @msg told to its owner, if nothing final
+ * was told yet. Resources go when in-flight work is done. */
 void job_fail(struct job *j, int err, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
@@ -82,7 +109,7 @@ void job_fail(struct job *j, int err, const char *fmt, ...)
  * did not read itself; @how is DL_DONE_CACHED or DL_DONE_JOINED. Releases the job. */
 void job_done_shared(struct job *j, int fd, const struct cache_entry *e, uint32_t how);
 
-/* The client is gone: the job ends without a reply. */
+/* Its owner is gone: the job ends without a reply. */
 void job_detach(struct job *j);
 
 

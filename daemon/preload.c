@@ -106,7 +106,7 @@ int preload_start(struct server *srv, char *const *patterns, size_t n)
 
 	if (!n)
 		return 0;
-	if (!srv->cache.limit) {
+	if (!srv->eng.cache.limit) {
 		log_warn("preload: the cache is off (cache_limit = 0): preloading none of "
 			 "the %zu [preload] entries", n);
 		return 0;
@@ -125,7 +125,7 @@ int preload_start(struct server *srv, char *const *patterns, size_t n)
 			goto oom;
 	}
 	ps->task = (struct worker_task){ .run = scan_run, .done = scan_done };
-	worker_submit(srv->pool, &ps->task);
+	worker_submit(srv->eng.pool, &ps->task);
 	return 0;
 oom:
 	scan_free(ps);

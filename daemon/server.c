@@ -35,14 +35,15 @@ void server_notify_status(struct server *s)
 {
 	sd_notifyf(0, "STATUS=%u clients, %u loads reading, %u waiting; %llu loaded, "
 		   "%llu failed; cache %u entries (%u pinned), %llu of %llu MiB",
-		   s->n_clients, s->sched.n_active, s->sched.n_waiting,
-		   (unsigned long long)s->loads_done, (unsigned long long)s->loads_failed,
-		   s->cache.n_ready, s->cache.n_pinned,
-		   (unsigned long long)s->cache.bytes >> 20,
-		   (unsigned long long)s->cache.limit >> 20);
+		   s->n_clients, s->eng.sched.n_active, s->eng.sched.n_waiting,
+		   (unsigned long long)s->eng.loads_done, (unsigned long long)s->eng.loads_failed,
+		   s->eng.cache.n_ready, s->eng.cache.n_pinned,
+		   (unsigned long long)s->eng.cache.bytes >> 20,
+		   (unsigned long long)s->eng.cache.limit >> 20);
 }
 
-static void on_pool_idle(void *data)
+/* A stopping daemon waits for the engine's last load, task and read. */
+static void on_engine_idle(void *data)
 {
 	server_check_idle(data);
 }
@@ -115,7 +116,7 @@ static int fds_from_systemd(struct server *s)
 
 			stored++;
 			if (fdstore_take(fd, name, &rec) == 0 &&
-			    cache_adopt(&s->cache, &rec, fd, name) == 0)
+			    cache_adopt(&s->eng.cache, &rec, fd, name) == 0)
 				kept++;
 		} else if (sd_is_socket_unix(fd, SOCK_SEQPACKET, 1, NULL, 0) <= 0) {
 			log_err("systemd passed fd %d (%s) that is not a listening AF_UNIX "
@@ -206,8 +207,6 @@ static int socket_bind(struct server *s)
 
 int server_init(struct server *s, struct ev_loop *loop, const struct config *cfg)
 {
-	long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
-	unsigned entries = 1;
 	uint64_t wd_usec = 0;
 	int r, fd;
 
@@ -218,31 +217,7 @@ int server_init(struct server *s, struct ev_loop *loop, const struct config *cfg
 	s->started_ns = now_ns();
 	list_init(&s->clients);
 	list_init(&s->lingering);
-	s->max_load_size = cfg->max_load_size ? cfg->max_load_size :
-			   (uint64_t)pages * (uint64_t)psz;
-
-	/* A power of two at least twice queue_depth (a splice chunk has two requests
-	 * in the ring): the SQ never runs short. */
-	while (entries < 2 * cfg->queue_depth)
-		entries <<= 1;
-	r = ring_init(&s->ring, loop, entries,
-		      cfg->fixed_buffers != CONFIG_OFF ? cfg->max_loads : 0);
-	if (r < 0) {
-		log_err("io_uring setup failed: %s", strerror(-r));
-		return r;
-	}
-	r = worker_pool_new(&s->pool, loop, cfg->workers);
-	if (r < 0) {
-		log_err("cannot start worker threads: %s", strerror(-r));
-		goto fail;
-	}
-	/* A stopping daemon may wait for the last close or free on the workers. */
-	worker_pool_on_idle(s->pool, on_pool_idle, s);
-	copy_env_init(&s->copy, cfg, &s->ring, s->pool);
-	cache_init(&s->cache, s->pool, cfg->cache_limit_pct ?
-		   (uint64_t)pages * (uint64_t)psz / 100 * cfg->cache_limit_pct :
-		   cfg->cache_limit);
-	r = sched_init(&s->sched, cfg, loop, &s->ring, s->pool, &s->copy);
+	r = engine_init(&s->eng, loop, cfg, on_engine_idle, s);
 	if (r < 0)
 		goto fail;
 
@@ -285,7 +260,7 @@ int server_init(struct server *s, struct ev_loop *loop, const struct config *cfg
 
 	log_notice("listening on %s (chunk %llu KiB, queue depth %u, %u workers, cache "
 		   "%llu MiB)", s->socket_path, (unsigned long long)cfg->chunk_size >> 10,
-		   cfg->queue_depth, cfg->workers, (unsigned long long)s->cache.limit >> 20);
+		   cfg->queue_depth, cfg->workers, (unsigned long long)s->eng.cache.limit >> 20);
 	return 0;
 fail:
 	server_deinit(s);
@@ -303,11 +278,7 @@ void server_deinit(struct server *s)
 	}
 	ev_timer_stop(s->loop, &s->status_timer);
 	ev_timer_stop(s->loop, &s->watchdog_timer);
-	cache_clear(&s->cache);
-	s->pool = worker_pool_free(s->pool);
-	sched_deinit(&s->sched);
-	copy_env_trim(&s->copy);
-	ring_deinit(&s->ring);
+	engine_deinit(&s->eng);
 }
 
 void server_config_changed(struct server *s, bool limits)
@@ -315,22 +286,21 @@ void server_config_changed(struct server *s, bool limits)
 	struct list *pos, *tmp;
 
 	if (limits) {
-		sched_global_limits(&s->sched);
+		sched_global_limits(&s->eng.sched);
 		list_for_each_safe(pos, tmp, &s->clients) {
 			struct client *c = list_entry(pos, struct client, link);
 
 			sched_owner_limits(&c->so, c->name, &c->cred, c->conn_id, "reload");
 		}
 	}
-	sched_pump(&s->sched);
+	sched_pump(&s->eng.sched);
 }
 
 void server_check_idle(struct server *s)
 {
 	if (!s->stopping)
 		return;
-	if (s->n_clients || s->sched.n_active || s->sched.n_waiting ||
-	    (s->pool && worker_pending(s->pool)) || s->ring.inflight)
+	if (s->n_clients || engine_busy(&s->eng))
 		return;
 	ev_break(s->loop, EVBREAK_ALL);
 }
@@ -343,7 +313,7 @@ void server_stop(struct server *s)
 		return;
 	s->stopping = true;
 	sd_notify(0, "STOPPING=1");
-	log_notice("stopping: cancelling %u loads", s->sched.n_active + s->sched.n_waiting);
+	log_notice("stopping: cancelling %u loads", s->eng.sched.n_active + s->eng.sched.n_waiting);
 	/* New connections would only be reset: stop taking them now. */
 	if (s->listen_fd >= 0) {
 		ev_io_stop(s->loop, &s->accept_watch);
@@ -358,7 +328,7 @@ void server_stop(struct server *s)
 
 		/* Every load still running hears why before its connection closes. */
 		list_for_each_safe(jp, jtmp, &c->jobs)
-			job_fail(list_entry(jp, struct job, client_link), -ESHUTDOWN,
+			job_fail(list_entry(jp, struct job, owner_link), -ESHUTDOWN,
 				 "the daemon is stopping");
 		client_close(c);
 	}
@@ -369,11 +339,11 @@ void server_stop(struct server *s)
 
 		c->busy++;
 		list_for_each_safe(jp, jtmp, &c->jobs)
-			job_fail(list_entry(jp, struct job, client_link), -ESHUTDOWN,
+			job_fail(list_entry(jp, struct job, owner_link), -ESHUTDOWN,
 				 "the daemon is stopping");
 		c->busy--;
 	}
 	/* The kept buffers go too; their closes are worker tasks the loop waits for. */
-	cache_clear(&s->cache);
+	cache_clear(&s->eng.cache);
 	server_check_idle(s);
 }

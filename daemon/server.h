@@ -9,21 +9,14 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "cache.h"
 #include "config.h"
-#include "copy.h"
+#include "engine.h"
 #include "list.h"
-#include "ring.h"
-#include "sched.h"
-#include "worker.h"
 
 struct server {
 	struct ev_loop *loop;
 	const struct config *cfg;
-	struct ring ring;
-	struct worker_pool *pool;
-	struct sched sched;
-	struct copy_env copy;		/* pipes and bounce buffers the copies share */
+	struct engine eng;		/* the loads: ring, workers, scheduler, cache */
 
 	int listen_fd;
 	ev_io accept_watch;
@@ -35,13 +28,7 @@ struct server {
 	struct list lingering;		/* closed clients whose preloads still run */
 	uint64_t next_conn_id;
 
-	uint64_t max_load_size;		/* resolved: config or RAM size */
 	uint64_t started_ns;
-	uint64_t bytes_loaded, loads_done, loads_failed;
-	uint64_t bytes_read;		/* read from files by loads that did read */
-	uint64_t bytes_cached;		/* delivered without a read: hits and joins */
-	uint64_t loads_by_method[4];	/* loads that read, per enum dl_method used */
-	struct cache cache;		/* shared loads and kept buffers */
 
 	char rbuf[65536];		/* one received datagram (DL_MSG_MAX) at a time */
 
