@@ -26,7 +26,7 @@
 #include "client.h"
 #include "dmaload-proto.h"
 #include "fdstore.h"
-#include "job.h"
+#include "handlers.h"
 #include "log.h"
 #include "server.h"
 #include "util.h"
@@ -35,7 +35,7 @@ void server_notify_status(struct server *s)
 {
 	sd_notifyf(0, "STATUS=%u clients, %u loads reading, %u waiting; %llu loaded, "
 		   "%llu failed; cache %u entries (%u pinned), %llu of %llu MiB",
-		   s->n_clients, s->eng.sched.n_active, s->eng.sched.n_waiting,
+		   s->conns.n_clients, s->eng.sched.n_active, s->eng.sched.n_waiting,
 		   (unsigned long long)s->eng.loads_done, (unsigned long long)s->eng.loads_failed,
 		   s->eng.cache.n_ready, s->eng.cache.n_pinned,
 		   (unsigned long long)s->eng.cache.bytes >> 20,
@@ -75,7 +75,7 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
 				log_err("accept: %s", strerror(errno));
 			return;
 		}
-		if (s->n_clients >= s->cfg->max_clients) {
+		if (s->conns.n_clients >= s->cfg->max_clients) {
 			char buf[256], msg[128];
 			ssize_t n;
 
@@ -87,7 +87,7 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
 			close(fd);
 			continue;
 		}
-		client_new(&c, s, fd);
+		client_new(&c, &s->conns, fd);
 	}
 }
 
@@ -214,12 +214,13 @@ int server_init(struct server *s, struct ev_loop *loop, const struct config *cfg
 	s->loop = loop;
 	s->cfg = cfg;
 	s->listen_fd = -1;
-	s->started_ns = now_ns();
-	list_init(&s->clients);
-	list_init(&s->lingering);
 	r = engine_init(&s->eng, loop, cfg, on_engine_idle, s);
 	if (r < 0)
 		goto fail;
+	client_set_init(&s->conns, loop, cfg, &s->eng);
+	s->conns.dispatch = handlers_dispatch;
+	s->conns.on_idle = on_engine_idle;
+	s->conns.idle_data = s;
 
 	fd = fds_from_systemd(s);
 	if (fd >= 0) {
@@ -283,37 +284,29 @@ void server_deinit(struct server *s)
 
 void server_config_changed(struct server *s, bool limits)
 {
-	struct list *pos, *tmp;
-
 	if (limits) {
 		sched_global_limits(&s->eng.sched);
-		list_for_each_safe(pos, tmp, &s->clients) {
-			struct client *c = list_entry(pos, struct client, link);
-
-			sched_owner_limits(&c->so, c->name, &c->cred, c->conn_id, "reload");
-		}
+		client_set_limits(&s->conns);
 	}
 	sched_pump(&s->eng.sched);
 }
 
 void server_check_idle(struct server *s)
 {
-	if (!s->stopping)
+	if (!s->conns.stopping)
 		return;
-	if (s->n_clients || engine_busy(&s->eng))
+	if (s->conns.n_clients || engine_busy(&s->eng))
 		return;
 	ev_break(s->loop, EVBREAK_ALL);
 }
 
 void server_stop(struct server *s)
 {
-	struct list *pos, *tmp;
-
-	if (s->stopping)
+	if (s->conns.stopping)
 		return;
-	s->stopping = true;
 	sd_notify(0, "STOPPING=1");
-	log_notice("stopping: cancelling %u loads", s->eng.sched.n_active + s->eng.sched.n_waiting);
+	log_notice("stopping: cancelling %u loads",
+		   s->eng.sched.n_active + s->eng.sched.n_waiting);
 	/* New connections would only be reset: stop taking them now. */
 	if (s->listen_fd >= 0) {
 		ev_io_stop(s->loop, &s->accept_watch);
@@ -322,27 +315,7 @@ void server_stop(struct server *s)
 			unlink(s->socket_path);
 		s->listen_fd = -1;
 	}
-	list_for_each_safe(pos, tmp, &s->clients) {
-		struct client *c = list_entry(pos, struct client, link);
-		struct list *jp, *jtmp;
-
-		/* Every load still running hears why before its connection closes. */
-		list_for_each_safe(jp, jtmp, &c->jobs)
-			job_fail(list_entry(jp, struct job, owner_link), -ESHUTDOWN,
-				 "the daemon is stopping");
-		client_close(c);
-	}
-	/* Preloads without a connection (client.c) are cancelled too. */
-	list_for_each_safe(pos, tmp, &s->lingering) {
-		struct client *c = list_entry(pos, struct client, link);
-		struct list *jp, *jtmp;
-
-		c->busy++;
-		list_for_each_safe(jp, jtmp, &c->jobs)
-			job_fail(list_entry(jp, struct job, owner_link), -ESHUTDOWN,
-				 "the daemon is stopping");
-		c->busy--;
-	}
+	client_set_stop(&s->conns);
 	/* The kept buffers go too; their closes are worker tasks the loop waits for. */
 	cache_clear(&s->eng.cache);
 	server_check_idle(s);

@@ -9,9 +9,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "client.h"
 #include "config.h"
 #include "engine.h"
-#include "list.h"
 
 struct server {
 	struct ev_loop *loop;
@@ -23,16 +23,10 @@ struct server {
 	bool socket_from_systemd;	/* not ours to unlink */
 	char socket_path[108];
 
-	struct list clients;
-	unsigned n_clients;
-	struct list lingering;		/* closed clients whose preloads still run */
-	uint64_t next_conn_id;
+	struct client_set conns;	/* the connections, and loads without one */
 
-	uint64_t started_ns;
 
-	char rbuf[65536];		/* one received datagram (DL_MSG_MAX) at a time */
 
-	bool stopping;			/* SIGTERM seen: refuse new work, then exit */
 	ev_timer status_timer;		/* refreshes sd_notify STATUS= */
 	ev_timer watchdog_timer;	/* WATCHDOG=1 while WatchdogSec= is set */
 };

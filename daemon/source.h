@@ -9,16 +9,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-struct peer_cred {
-	pid_t pid;		/* as this daemon sees it; 0 if it cannot (gone, or
-				 * in a PID namespace it cannot see) */
-	int pidfd;		/* of that process, -1 if the kernel gives none: tells
-				 * whether pid still names the process that connected */
-	uid_t uid;
-	gid_t gid;
-	int n_groups;		/* supplementary groups, -1 if unknown */
-	gid_t *groups;
-};
+#include "cred.h"
+
 
 struct source {
 	int fd;			/* buffered reads; -1 when closed */
