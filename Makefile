@@ -7,6 +7,7 @@
 #   make check-one       the suite once, on $(BUILD) (SANITIZE=... picks the build)
 #   make bench           the copy-method benchmark; writes docs/BENCHMARKS.md
 #   make check-kernel    the dma-buf tests in qemu on a kernel built for them
+#   make check-layers    no include cycle among the daemon's modules
 #   make fuzz            build the libFuzzer target (clang) into build-fuzz/
 #   make install         install under $(DESTDIR)$(PREFIX)
 #   make SANITIZE=address,undefined   a sanitizer build (into build-san/)
@@ -61,7 +62,7 @@ DAEMON_LIB_OBJ := $(filter-out $(BUILD)/daemon/main.o,$(DAEMON_OBJ))
 BINS := $(BUILD)/dmaloadd $(BUILD)/dmaload-ctl $(BUILD)/libdmaload.a \
 	$(BUILD)/libdmaload.so.0 $(BUILD)/dmaload.pc
 
-.PHONY: all deps run check check-one check-kernel bench fuzz install clean tests
+.PHONY: all deps run check check-one check-kernel check-layers bench fuzz install clean tests
 all: $(BINS)
 tests: $(UNIT_BIN) $(INTEG_BIN) $(KERNEL_BIN)
 
@@ -109,6 +110,10 @@ check:
 # One pass of the suite over $(BUILD).
 check-one: all tests
 	bash tests/run-one.sh $(BUILD)
+
+# The layering of daemon/ (docs/ARCHITECTURE.md): fails on an include cycle.
+check-layers:
+	bash tests/layers/check-includes.sh
 
 # The dma-buf tests need /dev/udmabuf and /dev/dma_heap: they run in qemu on a kernel
 # the harness builds (and caches under ~/.cache/dmaloadd).
