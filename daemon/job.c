@@ -497,10 +497,16 @@ static const struct sched_load_ops job_sched_ops = {
 static int finish_run(struct worker_task *t)
 {
 	struct job *j = list_entry(t, struct job, task);
+	int r;
 
 	if (j->cp.fixed_slot >= 0)
 		ring_register_slot(&j->eng->ring, (unsigned)j->cp.fixed_slot, NULL);
 	j->msg[0] = '\0';
+	/* A writer that raced the load: fail it, so nothing stale is handed out or kept.
+	 * The loads that joined it fail the same way (job_share_failed). */
+	r = source_unchanged(&j->src, j->msg, sizeof(j->msg));
+	if (r < 0)
+		return r;
 	return target_finish(&j->tgt, j->msg, sizeof(j->msg));
 }
 

@@ -301,6 +301,28 @@ out:
 	return r;
 }
 
+int source_unchanged(const struct source *s, char *msg, size_t len)
+{
+	struct statx stx;
+	uint64_t mtime, ctime;
+
+	if (statx(s->fd, "", AT_EMPTY_PATH, STATX_BASIC_STATS, &stx) < 0) {
+		int r = -errno;
+
+		snprintf(msg, len, "cannot stat the file after reading it: %s", strerror(-r));
+		return r;
+	}
+	mtime = (uint64_t)stx.stx_mtime.tv_sec * 1000000000ull + stx.stx_mtime.tv_nsec;
+	ctime = (uint64_t)stx.stx_ctime.tv_sec * 1000000000ull + stx.stx_ctime.tv_nsec;
+	if (stx.stx_size == s->size && mtime == s->mtime_ns && ctime == s->ctime_ns)
+		return 0;
+	snprintf(msg, len, "the file changed while it was read (%s%s%s): the buffer could "
+		 "mix old and new bytes; load it again", stx.stx_size != s->size ?
+		 "size " : "", mtime != s->mtime_ns ? "mtime " : "",
+		 ctime != s->ctime_ns ? "ctime" : "");
+	return -ESTALE;
+}
+
 int source_open_fd(struct source *s, int fd, bool want_direct)
 {
 	int fl, r;

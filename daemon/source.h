@@ -41,6 +41,16 @@ void source_deinit(struct source *s);
 int source_open_path(struct source *s, const char *path, const struct peer_cred *peer,
 		     int root, bool want_direct);
 
+/*
+ * After the read: the file's size, mtime and ctime must be what the open saw, or some
+ * bytes may be of another version (a writer raced the load). Returns 0, -ESTALE with
+ * @msg set, or -errno. What this cannot see: writes that change neither time (through
+ * a shared mapping whose pages were already dirty, a filesystem with coarse
+ * timestamps within one tick, times set back with utimensat and a ctime that did not
+ * move); STATX_CHANGE_COOKIE would, but it does not reach userspace.
+ */
+int source_unchanged(const struct source *s, char *msg, size_t len);
+
 /* Takes @fd (consumed on success and failure alike): a readable regular file passed by
  * the client. With @want_direct, reopens it with O_DIRECT through /proc/self/fd. */
 int source_open_fd(struct source *s, int fd, bool want_direct);
