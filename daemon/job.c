@@ -228,19 +228,18 @@ static void pick_target(struct job *j)
 static int make_target(struct job *j)
 {
 	const struct config *cfg = j->eng->cfg;
-	const char *label = j->path ? j->path : "fd";
 	/* Splice cannot write into huge pages (EINVAL): cfr gets 4 KiB pages. */
 	enum config_toggle huge = j->cp.method == DL_METHOD_CFR ? CONFIG_OFF : cfg->hugetlb;
 	bool exact = j->req.flags & DL_LOAD_EXACT_SIZE;
 	int r;
 
 	if (j->target == DL_TARGET_UDMABUF)
-		return target_create_udmabuf(&j->tgt, label, j->cp.len, huge, exact, j->msg,
+		return target_create_udmabuf(&j->tgt, j->cp.len, huge, exact, j->msg,
 					     sizeof(j->msg));
 	if (j->target == DL_TARGET_HEAP)
 		return target_create_heap(&j->tgt, j->heap, j->cp.len, j->msg,
 					  sizeof(j->msg));
-	r = target_create(&j->tgt, label, j->cp.len, huge, exact);
+	r = target_create(&j->tgt, j->cp.len, huge, exact);
 	if (r < 0)
 		snprintf(j->msg, sizeof(j->msg), "cannot create a %llu-byte buffer: "
 			 "%s", (unsigned long long)j->cp.len, strerror(-r));
@@ -492,6 +491,26 @@ static const struct sched_load_ops job_sched_ops = {
 	.registered = job_sched_registered,
 };
 
+/* DONE with buffer @fd (borrowed). A sealed memfd goes out as a read-only open file
+ * description of the holder's own (target_handout). Returns false when that failed:
+ * the job failed instead. */
+static bool job_send_done(struct job *j, const struct dl_done *d, int fd)
+{
+	int out = fd;
+
+	if (d->flags & DL_DONE_SEALED) {
+		out = target_handout(fd);
+		if (out < 0) {
+			job_fail(j, out, "cannot hand the buffer out: %s", strerror(-out));
+			return false;
+		}
+	}
+	j->owner->ops->done(j, d, out);
+	if (out != fd)
+		close(out);
+	return true;
+}
+
 /* ---- finishing (worker) ---------------------------------------------------------- */
 
 static int finish_run(struct worker_task *t)
@@ -549,7 +568,8 @@ static void finish_done(struct worker_task *t, int res)
 		.method = j->cp.method,
 		.reason = j->cp.reason,
 	};
-	j->owner->ops->done(j, &d, j->tgt.fd);
+	if (!job_send_done(j, &d, j->tgt.fd))
+		return;
 	j->replied = true;
 	j->eng->loads_done++;
 	j->eng->bytes_loaded += j->cp.len;
@@ -583,7 +603,8 @@ void job_done_shared(struct job *j, int fd, const struct cache_entry *e, uint32_
 	j->state = DL_STATE_FINISHING;
 	j->cp.done = j->cp.len;
 	if (!j->replied) {
-		j->owner->ops->done(j, &d, fd);
+		if (!job_send_done(j, &d, fd))
+			return;
 		j->replied = true;
 		j->eng->loads_done++;
 		j->eng->bytes_loaded += j->cp.len;

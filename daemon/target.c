@@ -42,6 +42,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/utsname.h>
 #include <sys/vfs.h>
 #include <unistd.h>
@@ -102,16 +103,24 @@ uint64_t target_huge_page_size(void)
 	return size;
 }
 
+/* The name every buffer shows in /proc/PID/fd of its holders: the same for all, since
+ * later holders of a shared buffer may be other users than the first loader. */
+#define BUFFER_NAME "dmaload"
+
 /* Makes the memfd, sizes it to @len and maps @map_len bytes of it (@len rounded up
  * to its pages). Returns 0 or -errno. */
-static int target_make(struct target *t, const char *label, unsigned flags,
-		       uint64_t len, uint64_t map_len)
+static int target_make(struct target *t, unsigned flags, uint64_t len, uint64_t map_len)
 {
 	int r;
 
-	t->fd = memfd_create(label, MFD_CLOEXEC | MFD_ALLOW_SEALING | flags);
+	t->fd = memfd_create(BUFFER_NAME, MFD_CLOEXEC | MFD_ALLOW_SEALING | flags);
 	if (t->fd < 0)
 		return -errno;
+	/* Its holders get read-only descriptors of their own (target_handout); 0400 also
+	 * keeps a holder that is not the daemon's user from reopening its descriptor
+	 * read-write through its own /proc/self/fd. */
+	if (fchmod(t->fd, 0400) < 0)
+		goto fail;
 	t->map_len = map_len;
 	if (ftruncate(t->fd, (off_t)len) < 0)
 		goto fail;
@@ -130,11 +139,10 @@ fail:
 }
 
 /* Tries a hugetlb buffer. Returns 0, or -errno (-ENOMEM: the pool has no room). */
-static int target_make_huge(struct target *t, const char *label, uint64_t size,
-			    uint64_t huge)
+static int target_make_huge(struct target *t, uint64_t size, uint64_t huge)
 {
 	uint64_t len = round_up(size, huge);
-	int r = target_make(t, label, MFD_HUGETLB, len, len);
+	int r = target_make(t, MFD_HUGETLB, len, len);
 
 	if (r == 0) {
 		t->hugetlb = true;
@@ -144,19 +152,15 @@ static int target_make_huge(struct target *t, const char *label, uint64_t size,
 	return r;
 }
 
-int target_create(struct target *t, const char *name, uint64_t size,
-		  enum config_toggle hugetlb, bool exact)
+int target_create(struct target *t, uint64_t size, enum config_toggle hugetlb, bool exact)
 {
 	uint64_t page = (uint64_t)getpagesize(), huge = target_huge_page_size();
-	char label[64];
 	int r;
 
-	/* The name shows in /proc/PID/fd of every holder: say who made it. */
-	snprintf(label, sizeof(label), "dmaload:%.48s", name);
 	t->size = size;
 	if (hugetlb != CONFIG_OFF && huge && size > 0 &&
 	    (hugetlb == CONFIG_ON || size >= huge) && !(exact && size % huge)) {
-		r = target_make_huge(t, label, size, huge);
+		r = target_make_huge(t, size, huge);
 		if (r == 0)
 			return 0;
 		t->hugetlb_short = true;
@@ -169,7 +173,18 @@ int target_create(struct target *t, const char *name, uint64_t size,
 				   meminfo_value("HugePages_Rsvd"),
 				   meminfo_value("HugePages_Total"));
 	}
-	return target_make(t, label, 0, size, round_up(size, page));
+	return target_make(t, 0, size, round_up(size, page));
+}
+
+int target_handout(int fd)
+{
+	char p[64];
+	int r;
+
+	/* Our own /proc/self/fd: a new open file description of the same memfd. */
+	snprintf(p, sizeof(p), "/proc/self/fd/%d", fd);
+	r = open(p, O_RDONLY | O_CLOEXEC);
+	return r < 0 ? -errno : r;
 }
 
 bool target_sealed(const struct target *t)
@@ -299,8 +314,8 @@ out:
 	return v == 1;
 }
 
-int target_create_udmabuf(struct target *t, const char *name, uint64_t size,
-			  enum config_toggle hugetlb, bool exact, char *msg, size_t len)
+int target_create_udmabuf(struct target *t, uint64_t size, enum config_toggle hugetlb,
+			  bool exact, char *msg, size_t len)
 {
 	uint64_t page = (uint64_t)getpagesize(), huge = target_huge_page_size();
 	uint64_t limit = target_udmabuf_size_limit(), need;
@@ -334,7 +349,7 @@ int target_create_udmabuf(struct target *t, const char *name, uint64_t size,
 	/* A huge-page buffer could be over the limit where 4 KiB pages are not. */
 	if (limit && huge && round_up(size, huge) > limit)
 		hugetlb = CONFIG_OFF;
-	r = target_create(t, name, need, hugetlb, exact);
+	r = target_create(t, need, hugetlb, exact);
 	if (r < 0) {
 		snprintf(msg, len, "cannot create a %llu-byte buffer: %s",
 			 (unsigned long long)size, strerror(-r));

@@ -37,15 +37,23 @@ void target_init(struct target *t);
 void target_deinit(struct target *t);
 
 /*
- * Creates a memfd of @size bytes named after @name, and maps it. With @hugetlb on,
+ * Creates a memfd of @size bytes, and maps it. With @hugetlb on,
  * or auto and @size at least one huge page, it tries huge pages first: the mapping
  * reserves them all, so a pool without room fails here (never later, mid-load) and
  * the buffer falls back to 4 KiB pages. @exact: the buffer object must be exactly
  * @size bytes, so huge pages only when @size is a multiple of their size. 4 KiB pages
  * are not touched: the reads fault them in as they land. Returns 0 or -errno.
  */
-int target_create(struct target *t, const char *name, uint64_t size,
-		  enum config_toggle hugetlb, bool exact);
+int target_create(struct target *t, uint64_t size, enum config_toggle hugetlb, bool exact);
+
+/*
+ * A descriptor of the sealed memfd @fd (borrowed) for one holder: an open file
+ * description of its own, read-only. Holders of one shared buffer then never move
+ * each other's file offset, see each other's status flags (O_NONBLOCK, O_APPEND) or
+ * take write locks on it. Returns the new fd or -errno. (A dma-buf cannot be opened
+ * again this way; those are never shared and go out as they are.)
+ */
+int target_handout(int fd);
 
 /*
  * The dma-buf kinds; like target_create, on a worker (allocating and pinning take a
@@ -55,8 +63,8 @@ int target_create(struct target *t, const char *name, uint64_t size,
  * memfd of @size rounded up to pages (huge pages when the kernel's udmabuf takes them).
  * target_create_heap: allocates @size rounded up to pages from heap @heap and maps it.
  */
-int target_create_udmabuf(struct target *t, const char *name, uint64_t size,
-			  enum config_toggle hugetlb, bool exact, char *msg, size_t len);
+int target_create_udmabuf(struct target *t, uint64_t size, enum config_toggle hugetlb,
+			  bool exact, char *msg, size_t len);
 int target_create_heap(struct target *t, const char *heap, uint64_t size, char *msg,
 		       size_t len);
 

@@ -191,7 +191,7 @@ bool buf_verify(int fd, uint64_t len, uint32_t seed, uint64_t off, char *why, si
 	char link[64], target[256];
 	struct stat st;
 	ssize_t k;
-	int seals, fl;
+	int seals, fl, rw;
 	char *map = NULL, *expect = NULL;
 	bool ok = false, huge;
 	size_t map_len;
@@ -235,11 +235,28 @@ bool buf_verify(int fd, uint64_t len, uint32_t seed, uint64_t off, char *why, si
 		snprintf(why, n, "seals 0x%x, need 0x%x", seals, want);
 		return false;
 	}
-	/* hugetlbfs has no write(): it fails with EINVAL, sealed or not */
-	if (pwrite(fd, "x", 1, 0) >= 0 || errno != (huge ? EINVAL : EPERM)) {
-		snprintf(why, n, "pwrite into the sealed buffer did not fail with %s",
-			 huge ? "EINVAL" : "EPERM");
+	/* Every holder gets a read-only open file description of its own. */
+	fl = fcntl(fd, F_GETFL);
+	if (fl < 0 || (fl & O_ACCMODE) != O_RDONLY || pwrite(fd, "x", 1, 0) >= 0) {
+		snprintf(why, n, "the buffer was handed out writable (flags 0x%x)", fl);
 		return false;
+	}
+	/* Opened again for writing (root may; others may not, the memfd is 0400): the
+	 * seal still refuses writes. hugetlbfs has no write(): EINVAL, sealed or not. */
+	rw = open(link, O_RDWR | O_CLOEXEC);
+	if (rw < 0 && (errno != EACCES || geteuid() == 0)) {
+		snprintf(why, n, "reopening the buffer read-write: %s", strerror(errno));
+		return false;
+	}
+	if (rw >= 0) {
+		bool refused = pwrite(rw, "x", 1, 0) < 0 && errno == (huge ? EINVAL : EPERM);
+
+		close(rw);
+		if (!refused) {
+			snprintf(why, n, "pwrite into the sealed buffer did not fail with %s",
+				 huge ? "EINVAL" : "EPERM");
+			return false;
+		}
 	}
 	if (len == 0) {
 		snprintf(why, n, "ok");
