@@ -134,6 +134,7 @@ install: all
 	install -Dm644 $(BUILD)/libdmaload.a $(DESTDIR)$(PREFIX)/lib/libdmaload.a
 	install -Dm755 $(BUILD)/libdmaload.so.0 $(DESTDIR)$(PREFIX)/lib/libdmaload.so.0
 	ln -sf libdmaload.so.0 $(DESTDIR)$(PREFIX)/lib/libdmaload.so
+# dmaload.h includes "dmaload-proto.h": the two go side by side in includedir.
 	install -Dm644 client/dmaload.h $(DESTDIR)$(PREFIX)/include/dmaload.h
 	install -Dm644 proto/dmaload-proto.h $(DESTDIR)$(PREFIX)/include/dmaload-proto.h
 	install -Dm644 $(BUILD)/dmaload.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/dmaload.pc
