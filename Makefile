@@ -61,7 +61,7 @@ DAEMON_LIB_OBJ := $(filter-out $(BUILD)/daemon/main.o,$(DAEMON_OBJ))
 BINS := $(BUILD)/dmaloadd $(BUILD)/dmaload-ctl $(BUILD)/libdmaload.a \
 	$(BUILD)/libdmaload.so.0 $(BUILD)/dmaload.pc
 
-.PHONY: all deps run check check-one check-kernel bench fuzz install clean tests
+.PHONY: all deps run check check-one check-kernel bench fuzz install clean tests FORCE
 all: $(BINS)
 tests: $(UNIT_BIN) $(INTEG_BIN) $(KERNEL_BIN)
 
@@ -78,8 +78,12 @@ $(BUILD)/libdmaload.a: $(LIB_OBJ) $(PROTO_OBJ)
 $(BUILD)/libdmaload.so.0: $(LIB_OBJ) $(PROTO_OBJ)
 	$(CC) $(LDFLAGS) -shared -Wl,-soname,libdmaload.so.0 -o $@ $^
 
-$(BUILD)/dmaload.pc: client/dmaload.pc.in
-	sed -e 's|@PREFIX@|$(PREFIX)|g' $< > $@
+# Rewritten when PREFIX changes (make; make install PREFIX=/usr), kept otherwise.
+$(BUILD)/dmaload.pc: client/dmaload.pc.in FORCE
+	@mkdir -p $(dir $@)
+	@sed -e 's|@PREFIX@|$(PREFIX)|g' $< > $@.tmp
+	@if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv -f $@.tmp $@; fi
+FORCE:
 
 $(BUILD)/dmaload-ctl: $(CTL_OBJ) $(BUILD)/libdmaload.a
 	$(CC) $(LDFLAGS) -o $@ $^
