@@ -1,14 +1,20 @@
 /*
- * harness.h: what the integration tests share.
+ * harness.h: what the integration tests, the bench and the qemu guest's programs
+ * share; the one header they include (with check.h and loads.h). One .c file per
+ * topic, named in each section below:
  *
- *   - a private daemon: the real $DMALOADD binary started on its own socket, config
- *     file and log in a private temp dir (like tmux's regress/ or dbus-broker's
+ *   - util.c: the clock, private temp dirs, filesystem types;
+ *   - pattern.c: test files with a deterministic pattern, and the check of a DONE
+ *     buffer against them (size, seals, every byte);
+ *   - hugepages.c: the huge page pool, grown for a test and restored at exit;
+ *   - proc.c: /proc probes: the daemon's open fds and memfds, to catch leaks;
+ *   - daemon.c: a private daemon: the real $DMALOADD binary started on its own socket,
+ *     config file and log in a private temp dir (like tmux's regress/ or dbus-broker's
  *     util-broker), stopped with SIGTERM and required to exit 0;
- *   - /proc probes: the daemon's open fds and memfds, to catch leaks;
- *   - test files with a deterministic pattern, and the check of a DONE buffer against
- *     them (size, seals, every byte);
- *   - a raw protocol client, for input libdmaload would never send;
- *   - running a function in a forked child (privilege drops, killed clients).
+ *   - ctl.c: the CLI runner (dmaload-ctl against a test daemon, output captured);
+ *   - raw.c: a raw protocol client, for input libdmaload would never send;
+ *   - children.c: running a function in a forked child (privilege drops, killed
+ *     clients).
  *
  * Temp dirs live under $DMALOAD_TEST_TMP (tests/run-one.sh makes one per run) or
  * /var/tmp: O_DIRECT needs a real filesystem, not tmpfs.
@@ -25,12 +31,12 @@
 
 #define MiB (1024ull * 1024)
 
-/* ---- time ---------------------------------------------------------------------- */
+/* ---- time (util.c) ---------------------------------------------------------------- */
 
 uint64_t now_ms(void);
 void sleep_ms(unsigned ms);
 
-/* ---- temp dirs ----------------------------------------------------------------- */
+/* ---- temp dirs (util.c) ----------------------------------------------------------- */
 
 /* Makes a fresh 0755 dir named after @tag under the test temp base; path into @out. */
 int tdir_create(char *out, size_t len, const char *tag);
@@ -39,7 +45,7 @@ int tdir_remove(const char *path);
 /* The filesystem type name of @path ("ext4", "tmpfs", ...) into @out. */
 int fs_type_name(const char *path, char *out, size_t len);
 
-/* ---- pattern files ------------------------------------------------------------- */
+/* ---- pattern files (pattern.c) ---------------------------------------------------- */
 
 /* The byte at file offset @off of the pattern @seed: any range can be produced alone,
  * and a byte in the wrong place (off by one, a chunk swapped) does not match. */
@@ -62,7 +68,7 @@ bool buf_verify(int fd, uint64_t len, uint32_t seed, uint64_t off, char *why, si
 		check_fail(__FILE__, __LINE__, "buffer of %s: %s", #fd, _why);	\
 })
 
-/* ---- huge pages ---------------------------------------------------------------- */
+/* ---- huge pages (hugepages.c) ----------------------------------------------------- */
 
 /* Makes sure at least @n free huge pages of the default size are in the pool (root
  * only: /proc/sys/vm/nr_hugepages), growing it if needed; the pool's first size is
@@ -74,7 +80,7 @@ bool hugepages_set(unsigned n);
 long hugepages_free(void);
 long hugepages_total(void);
 
-/* ---- /proc probes -------------------------------------------------------------- */
+/* ---- /proc (proc.c) --------------------------------------------------------------- */
 
 /* Open fds of @pid (0: this process). -errno on failure. */
 int proc_fd_count(pid_t pid);
@@ -84,7 +90,7 @@ int proc_memfd_count(pid_t pid, int *fds, int *maps);
  * for failure messages. */
 void proc_fd_describe(pid_t pid, char *out, size_t len);
 
-/* ---- the daemon ---------------------------------------------------------------- */
+/* ---- the daemon (daemon.c; the CLI runner: ctl.c) --------------------------------- */
 
 struct test_daemon {
 	pid_t pid;			/* -1 when not running */
@@ -171,7 +177,7 @@ void daemon_stop_case(struct test_daemon *d, const char *suite_case);
 /* Removes the temp dir. */
 void daemon_cleanup(struct test_daemon *d);
 
-/* ---- raw protocol -------------------------------------------------------------- */
+/* ---- raw protocol (raw.c) --------------------------------------------------------- */
 
 struct raw_msg {
 	int decode;			/* dl_msg_decode()'s result */
@@ -208,7 +214,7 @@ void raw_msg_clear(struct raw_msg *rm);
 /* The ERROR text of rm as a NUL-terminated string (static storage). */
 const char *raw_error_text(const struct raw_msg *rm);
 
-/* ---- children ------------------------------------------------------------------ */
+/* ---- children (children.c) -------------------------------------------------------- */
 
 /*
  * Runs @fn in a forked child. The child's @fn returns 0 for success or writes what
