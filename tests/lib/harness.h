@@ -7,7 +7,8 @@
  *   - pattern.c: test files with a deterministic pattern, and the check of a DONE
  *     buffer against them (size, seals, every byte);
  *   - hugepages.c: the huge page pool, grown for a test and restored at exit;
- *   - proc.c: /proc probes: the daemon's open fds and memfds, to catch leaks;
+ *   - proc.c: /proc probes (the daemon's open fds and memfds, to catch leaks),
+ *     /proc/meminfo and dropping the page cache;
  *   - daemon.c: a private daemon: the real $DMALOADD binary started on its own socket,
  *     config file and log in a private temp dir (like tmux's regress/ or dbus-broker's
  *     util-broker), stopped with SIGTERM and required to exit 0;
@@ -89,6 +90,12 @@ int proc_memfd_count(pid_t pid, int *fds, int *maps);
 /* A one-line description of @pid's fds ("3 socket:[..] 4 anon_inode:[io_uring] ...")
  * for failure messages. */
 void proc_fd_describe(pid_t pid, char *out, size_t len);
+/* A field of /proc/meminfo ("MemFree", "HugePages_Free": KiB for sizes, a count for
+ * pages), or -1 when it is missing. */
+long meminfo_value(const char *key);
+/* sync(), then drops the page cache, dentries and inodes (root only). 0, or -errno
+ * after a "# drop_caches: why" line on stderr. */
+int drop_caches(void);
 
 /* ---- the daemon (daemon.c; the CLI runner: ctl.c) --------------------------------- */
 

@@ -12,24 +12,6 @@
 static long hugepages_orig = -1;
 static pid_t hugepages_owner;	/* forked children must not restore the pool */
 
-static long meminfo_value(const char *key)
-{
-	char line[256];
-	long v = -1;
-	size_t kl = strlen(key);
-	FILE *f = fopen("/proc/meminfo", "re");
-
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (!strncmp(line, key, kl) && line[kl] == ':') {
-			v = strtol(line + kl + 1, NULL, 10);
-			break;
-		}
-	fclose(f);
-	return v;
-}
-
 long hugepages_free(void)
 {
 	long fr = meminfo_value("HugePages_Free"), rs = meminfo_value("HugePages_Rsvd");

@@ -1,6 +1,8 @@
 /*
- * proc.c: what the tests read from /proc: a process's open fds and memfds (the
- * daemon's, for the leak probes).
+ * proc.c: what the tests and the bench read from /proc and write to it: a process's
+ * open fds and memfds (the daemon's, for the leak probes), fields of /proc/meminfo,
+ * and dropping the page cache. The one copy of each: the qemu guest's programs and
+ * the bench link it too.
  */
 #include <dirent.h>
 #include <fcntl.h>
@@ -111,4 +113,43 @@ void proc_fd_describe(pid_t pid, char *out, size_t len)
 		used += (size_t)w;
 	}
 	closedir(d);
+}
+
+long meminfo_value(const char *key)
+{
+	char line[256];
+	long v = -1;
+	size_t kl = strlen(key);
+	FILE *f = fopen("/proc/meminfo", "re");
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, key, kl) && line[kl] == ':') {
+			v = strtol(line + kl + 1, NULL, 10);
+			break;
+		}
+	fclose(f);
+	return v;
+}
+
+int drop_caches(void)
+{
+	int fd, err;
+
+	sync();
+	fd = open("/proc/sys/vm/drop_caches", O_WRONLY | O_CLOEXEC);
+	if (fd < 0) {
+		err = errno;
+		fprintf(stderr, "# drop_caches: %s\n", strerror(err));
+		return -err;
+	}
+	if (write(fd, "3", 1) != 1) {
+		err = errno;
+		fprintf(stderr, "# drop_caches: %s\n", strerror(err));
+		close(fd);
+		return -err;
+	}
+	close(fd);
+	return 0;
 }
