@@ -2,16 +2,19 @@
  * daemon.c: the test daemon. The real $DMALOADD binary started on its own socket,
  * config file and log in a private temp dir (like tmux's regress/ or dbus-broker's
  * util-broker), watched, stopped with SIGTERM, and its fds counted against a
- * baseline. The integration tests and bench-sched start it here.
+ * baseline. The integration tests, bench-sched and bench-e2e all start it here.
  *
  * The daemon is a child of the test process with stdin on /dev/null and stdout and
  * stderr appended to its log; every fd above 2 is closed before exec, so the fds it
- * shows in /proc are its own. Its pid is remembered so the watchdog can SIGKILL it.
+ * shows in /proc are its own. Its pid is remembered so the watchdog can SIGKILL it,
+ * and it gets SIGKILL when the process that started it dies (PR_SET_PDEATHSIG), so a
+ * test or bench killed by its time limit leaves no daemon behind.
  */
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -139,12 +142,11 @@ bool daemon_log_wait(const struct test_daemon *d, const char *needle, long skip,
 	}
 }
 
-int daemon_start_more(struct test_daemon *d, const char *tag, const char *io_extra,
-		      const char *more, char *why, size_t why_len)
+/* Makes @d's temp dir and paths. 0, or -errno with the reason in @why. */
+static int daemon_prepare(struct test_daemon *d, const char *tag, char *why, size_t why_len)
 {
 	const char *bin = daemon_binary();
-	uint64_t deadline;
-	int r, status;
+	int r;
 
 	memset(d, 0, sizeof(*d));
 	d->pid = -1;
@@ -162,11 +164,16 @@ int daemon_start_more(struct test_daemon *d, const char *tag, const char *io_ext
 	snprintf(d->sock, sizeof(d->sock), "%s/sock", d->dir);
 	snprintf(d->conf, sizeof(d->conf), "%s/dmaloadd.conf", d->dir);
 	snprintf(d->log, sizeof(d->log), "%s/daemon.log", d->dir);
-	r = daemon_write_config_more(d, io_extra, more);
-	if (r < 0) {
-		snprintf(why, why_len, "config: %s", strerror(-r));
-		return r;
-	}
+	return 0;
+}
+
+/* Starts the daemon on @d's config and socket and waits until the socket accepts. */
+static int daemon_spawn(struct test_daemon *d, char *why, size_t why_len)
+{
+	const char *bin = daemon_binary();
+	pid_t parent = getpid();
+	uint64_t deadline;
+	int r, status;
 
 	d->pid = fork();
 	if (d->pid < 0) {
@@ -178,6 +185,9 @@ int daemon_start_more(struct test_daemon *d, const char *tag, const char *io_ext
 		int in = open("/dev/null", O_RDONLY);
 		int out = open(d->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
 
+		/* dies with the test; the check covers a parent gone before prctl */
+		if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
+			_exit(125);
 		if (in < 0 || out < 0)
 			_exit(126);
 		dup2(in, 0);
@@ -211,6 +221,52 @@ int daemon_start_more(struct test_daemon *d, const char *tag, const char *io_ext
 		}
 		sleep_ms(20);
 	}
+}
+
+int daemon_start_more(struct test_daemon *d, const char *tag, const char *io_extra,
+		      const char *more, char *why, size_t why_len)
+{
+	int r = daemon_prepare(d, tag, why, why_len);
+
+	if (r < 0)
+		return r;
+	r = daemon_write_config_more(d, io_extra, more);
+	if (r < 0) {
+		snprintf(why, why_len, "config: %s", strerror(-r));
+		return r;
+	}
+	return daemon_spawn(d, why, why_len);
+}
+
+int daemon_start_conf(struct test_daemon *d, const char *tag, const char *conf,
+		      char *why, size_t why_len)
+{
+	int r = daemon_prepare(d, tag, why, why_len);
+	FILE *f;
+
+	if (r < 0)
+		return r;
+	f = fopen(d->conf, "we");
+	if (!f)
+		r = -errno;
+	else if (fputs(conf, f) < 0)
+		r = -EIO;
+	if (f && fclose(f) != 0 && !r)
+		r = -errno;
+	if (r < 0) {
+		snprintf(why, why_len, "config %s: %s", d->conf, strerror(-r));
+		return r;
+	}
+	return daemon_spawn(d, why, why_len);
+}
+
+bool daemon_reap(struct test_daemon *d, int *status)
+{
+	if (d->pid <= 0 || waitpid(d->pid, status, WNOHANG) != d->pid)
+		return false;
+	unregister_pid(d->pid);
+	d->pid = -1;
+	return true;
 }
 
 bool daemon_alive(const struct test_daemon *d)

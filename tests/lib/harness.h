@@ -144,6 +144,10 @@ int daemon_start(struct test_daemon *d, const char *tag, const char *io_extra,
 /* daemon_start with @more sections in the config (see daemon_write_config_more). */
 int daemon_start_more(struct test_daemon *d, const char *tag, const char *io_extra,
 		      const char *more, char *why, size_t why_len);
+/* Starts the daemon like daemon_start, but with @conf as its whole config file: no
+ * test defaults (the bench's daemons run on the built-in ones). */
+int daemon_start_conf(struct test_daemon *d, const char *tag, const char *conf,
+		      char *why, size_t why_len);
 /* Waits up to @timeout_ms for a line of the daemon's log that contains @needle and
  * comes after the first @skip bytes of the log. Returns true if one did. */
 bool daemon_log_wait(const struct test_daemon *d, const char *needle, long skip,
@@ -155,6 +159,9 @@ long daemon_log_size(const struct test_daemon *d);
 int daemon_stop(struct test_daemon *d);
 /* Prints the last @lines lines of the daemon's log to stderr. */
 void daemon_log_tail(const struct test_daemon *d, int lines);
+/* If the daemon has exited, reaps it: true with its wait status in *@status, and
+ * d->pid is -1 from then on. False while it runs. */
+bool daemon_reap(struct test_daemon *d, int *status);
 /* Whether the daemon process is still alive. */
 bool daemon_alive(const struct test_daemon *d);
 /* Waits until the daemon's fd and memfd counts stay the same for 300 ms, then records
