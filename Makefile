@@ -50,11 +50,16 @@ CTL_OBJ := $(CTL_SRC:%.c=$(BUILD)/%.o)
 # Tests: every tests/unit/*.c and tests/integration/*.c is one program; they share
 # tests/lib/*.c.
 TLIB_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard tests/lib/*.c))
+# The daemon's clock and /proc/meminfo reader, which tests and bench share (unit
+# tests have it with the rest of the daemon).
+TUTIL_OBJ := $(BUILD)/daemon/util.o
 UNIT_BIN := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(wildcard tests/unit/*.c))
 INTEG_BIN := $(patsubst tests/integration/%.c,$(BUILD)/tests/integration/%,$(wildcard tests/integration/*.c))
 # Helper programs of the benchmark and of the qemu harness (built on the host; the
 # harness copies its programs and their libraries into the guest).
 BENCH_BIN := $(patsubst tests/bench/%.c,$(BUILD)/tests/bench/%,$(wildcard tests/bench/*.c))
+# What the bench programs share (one row: files, checks, the output line).
+BENCH_LIB_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard tests/bench/lib/*.c))
 KERNEL_BIN := $(patsubst tests/kernel/%.c,$(BUILD)/tests/kernel/%,$(wildcard tests/kernel/*.c))
 # The daemon's objects minus main, for unit tests of its parts (config, ...).
 DAEMON_LIB_OBJ := $(filter-out $(BUILD)/daemon/main.o,$(DAEMON_OBJ))
@@ -62,11 +67,11 @@ DAEMON_LIB_OBJ := $(filter-out $(BUILD)/daemon/main.o,$(DAEMON_OBJ))
 BINS := $(BUILD)/dmaloadd $(BUILD)/dmaload-ctl $(BUILD)/libdmaload.a \
 	$(BUILD)/libdmaload.so.0 $(BUILD)/dmaload.pc
 
-.PHONY: all deps run check check-one check-kernel check-layers bench fuzz install clean tests
+.PHONY: all deps run check check-one check-kernel check-layers bench fuzz install clean tests FORCE
 all: $(BINS)
 tests: $(UNIT_BIN) $(INTEG_BIN) $(KERNEL_BIN)
 
-$(BUILD)/%.o: %.c $(wildcard proto/*.h client/*.h daemon/*.h tests/lib/*.h)
+$(BUILD)/%.o: %.c $(wildcard proto/*.h client/*.h daemon/*.h tests/lib/*.h tests/bench/lib/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
@@ -79,8 +84,12 @@ $(BUILD)/libdmaload.a: $(LIB_OBJ) $(PROTO_OBJ)
 $(BUILD)/libdmaload.so.0: $(LIB_OBJ) $(PROTO_OBJ)
 	$(CC) $(LDFLAGS) -shared -Wl,-soname,libdmaload.so.0 -o $@ $^
 
-$(BUILD)/dmaload.pc: client/dmaload.pc.in
-	sed -e 's|@PREFIX@|$(PREFIX)|g' $< > $@
+# Rewritten when PREFIX changes (make; make install PREFIX=/usr), kept otherwise.
+$(BUILD)/dmaload.pc: client/dmaload.pc.in FORCE
+	@mkdir -p $(dir $@)
+	@sed -e 's|@PREFIX@|$(PREFIX)|g' $< > $@.tmp
+	@if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv -f $@.tmp $@; fi
+FORCE:
 
 $(BUILD)/dmaload-ctl: $(CTL_OBJ) $(BUILD)/libdmaload.a
 	$(CC) $(LDFLAGS) -o $@ $^
@@ -88,13 +97,13 @@ $(BUILD)/dmaload-ctl: $(CTL_OBJ) $(BUILD)/libdmaload.a
 $(BUILD)/tests/unit/%: $(BUILD)/tests/unit/%.o $(TLIB_OBJ) $(DAEMON_LIB_OBJ) $(BUILD)/libdmaload.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(DEP_LIBS)
 
-$(BUILD)/tests/integration/%: $(BUILD)/tests/integration/%.o $(TLIB_OBJ) $(BUILD)/libdmaload.a
+$(BUILD)/tests/integration/%: $(BUILD)/tests/integration/%.o $(TLIB_OBJ) $(TUTIL_OBJ) $(BUILD)/libdmaload.a
 	$(CC) $(LDFLAGS) -o $@ $^ -lpthread
 
-$(BUILD)/tests/bench/%: $(BUILD)/tests/bench/%.o $(TLIB_OBJ) $(BUILD)/libdmaload.a
+$(BUILD)/tests/bench/%: $(BUILD)/tests/bench/%.o $(BENCH_LIB_OBJ) $(TLIB_OBJ) $(TUTIL_OBJ) $(BUILD)/libdmaload.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(DEP_LIBS)
 
-$(BUILD)/tests/kernel/%: $(BUILD)/tests/kernel/%.o $(TLIB_OBJ) $(BUILD)/libdmaload.a
+$(BUILD)/tests/kernel/%: $(BUILD)/tests/kernel/%.o $(TLIB_OBJ) $(TUTIL_OBJ) $(BUILD)/libdmaload.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(DEP_LIBS)
 
 deps:
@@ -139,6 +148,7 @@ install: all
 	install -Dm644 $(BUILD)/libdmaload.a $(DESTDIR)$(PREFIX)/lib/libdmaload.a
 	install -Dm755 $(BUILD)/libdmaload.so.0 $(DESTDIR)$(PREFIX)/lib/libdmaload.so.0
 	ln -sf libdmaload.so.0 $(DESTDIR)$(PREFIX)/lib/libdmaload.so
+# dmaload.h includes "dmaload-proto.h": the two go side by side in includedir.
 	install -Dm644 client/dmaload.h $(DESTDIR)$(PREFIX)/include/dmaload.h
 	install -Dm644 proto/dmaload-proto.h $(DESTDIR)$(PREFIX)/include/dmaload-proto.h
 	install -Dm644 $(BUILD)/dmaload.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/dmaload.pc

@@ -31,12 +31,6 @@
 
 #define DMALOAD_SYSTEM_SOCKET	"/run/dmaloadd/dmaloadd.sock"
 
-_Static_assert(DMALOAD_TO_EOF == DL_LENGTH_TO_EOF, "the two 'to EOF' lengths agree");
-_Static_assert(sizeof(((struct dmaload_event *)0)->message) > DL_ERRMSG_MAX,
-	       "an ERROR text and its NUL fit in an event");
-_Static_assert(sizeof(((struct dmaload_status_load *)0)->name) > DL_PATH_MAX,
-	       "a status name and its NUL fit in an entry");
-
 struct queued_event {
 	struct queued_event *next;
 	struct dmaload_event ev;

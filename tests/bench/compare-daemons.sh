@@ -5,7 +5,7 @@
 #
 #   bash tests/bench/compare-daemons.sh OLD_DMALOADD NEW_DMALOADD [BUILD]
 #
-# Runs bench-row's e2e row (method auto, cold: the page cache dropped before each
+# Runs bench-e2e's row (method auto, cold: the page cache dropped before each
 # run) for both binaries, alternating old and new so both see the disk's mood alike,
 # with 4 KiB pages and with huge pages (reserved here, restored at exit), on 8 x 64
 # MiB and 1 x 512 MiB files under $BENCH_DIR (default /var/tmp/dmaload-compare).
@@ -16,7 +16,7 @@ set -euo pipefail
 OLD=$(realpath "$1")
 NEW=$(realpath "$2")
 BUILD=$(cd "${3:-build}" && pwd)
-ROW=$BUILD/tests/bench/bench-row
+ROW=$BUILD/tests/bench/bench-e2e
 RUNS=${BENCH_RUNS:-3}
 ROUNDS=${ROUNDS:-2}
 BASE=${BENCH_DIR:-/var/tmp/dmaload-compare}
@@ -40,7 +40,7 @@ files() {		# files COUNT MIB: names into F
 
 # one LABEL DAEMON HUGETLB: median ms and MB/s of one e2e row
 one() {
-	"$ROW" --runs "$RUNS" --label "$1" e2e "$2" auto "$3" "$BASE/work" "${F[@]}" |
+	"$ROW" --runs "$RUNS" --label "$1" "$2" auto "$3" "$BASE/work" "${F[@]}" |
 		awk -F'\t' '$1 == "ok" { printf "%.0f %.0f\n", $11, $14; exit }
 			    $1 != "ok" { print "error error"; exit }'
 }
