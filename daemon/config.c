@@ -5,6 +5,7 @@
  * a daemon that guesses at its config runs with settings nobody chose.
  */
 #include <errno.h>
+#include <fcntl.h>
 /* Debian builds inih with the line number in the handler: errors can name it. */
 #define INI_HANDLER_LINENO 1
 #include <ini.h>
@@ -288,15 +289,54 @@ static int on_key(void *data, const char *section, const char *key, const char *
 	return 1;
 }
 
+/* What a file that is not a regular file is, for the error. */
+static const char *file_kind(mode_t m)
+{
+	if (S_ISDIR(m))
+		return "a directory";
+	if (S_ISFIFO(m))
+		return "a FIFO";
+	if (S_ISSOCK(m))
+		return "a socket";
+	if (S_ISCHR(m))
+		return "a character device";
+	if (S_ISBLK(m))
+		return "a block device";
+	return "not a regular file";
+}
+
 int config_load(struct config *c, const char *path, char *err, size_t err_len)
 {
 	struct parse_state ps = { .c = c, .path = path, .err = err, .err_len = err_len };
+	struct stat st;
 	FILE *f;
-	int r;
+	int fd, r;
 
-	f = fopen(path, "re");
+	/* O_NONBLOCK: a FIFO put at the path must not hold the loop in open(); the
+	 * fstat then refuses it (and a directory, which stdio would read as empty)
+	 * before a single byte is read. */
+	fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0) {
+		r = -errno;
+		snprintf(err, err_len, "%s: %s", path, strerror(-r));
+		return r;
+	}
+	if (fstat(fd, &st) < 0) {
+		r = -errno;
+		close(fd);
+		snprintf(err, err_len, "%s: %s", path, strerror(-r));
+		return r;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		close(fd);
+		snprintf(err, err_len, "%s: %s, not a regular file: refusing to read it",
+			 path, file_kind(st.st_mode));
+		return S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
+	}
+	f = fdopen(fd, "r");
 	if (!f) {
 		r = -errno;
+		close(fd);
 		snprintf(err, err_len, "%s: %s", path, strerror(-r));
 		return r;
 	}

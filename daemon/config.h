@@ -65,7 +65,9 @@ void config_deinit(struct config *c);
 /*
  * Reads @path into @c (which holds defaults or earlier values). On an unknown section
  * or key, or a bad value, returns -EINVAL and writes "FILE:LINE: what is wrong" into
- * @err (@err_len bytes); a file that cannot be opened gives -errno and a message too.
+ * @err (@err_len bytes); a file that cannot be opened gives -errno and a message too,
+ * and so does a path that is not a regular file (-EISDIR for a directory, -EINVAL for
+ * a FIFO, socket or device: opened without blocking and refused before any read).
  * @c is left with defaults/earlier values on error for keys not yet seen.
  */
 int config_load(struct config *c, const char *path, char *err, size_t err_len);

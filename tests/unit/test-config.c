@@ -361,6 +361,41 @@ static void missing_file(void)
 	CHECKF(strstr(err, path), "message \"%s\" does not name the file", err);
 }
 
+/* A config path that is a directory or a FIFO is refused (naming the path and what it
+ * is) without a byte read: a directory would read as an empty config, a FIFO would
+ * block (the case's watchdog turns a hang into a FAIL). */
+static void not_a_file(void)
+{
+	char path[PATH_MAX], err[512] = "";
+	struct config c;
+	int r;
+
+	snprintf(path, sizeof(path), "%s/dir.conf", dir);
+	if (!CHECKF(mkdir(path, 0755) == 0, "mkdir %s: %s", path, strerror(errno)))
+		return;
+	config_init(&c);
+	c.max_loads = 7;
+	r = config_load(&c, path, err, sizeof(err));
+	CHECK_ERR(r, -EISDIR);
+	CHECK_U64(c.max_loads, ==, 7);
+	CHECKF(strstr(err, path) && strstr(err, "directory"),
+	       "message \"%s\" does not name the file and what it is", err);
+	config_deinit(&c);
+	rmdir(path);
+
+	snprintf(path, sizeof(path), "%s/fifo.conf", dir);
+	if (!CHECKF(mkfifo(path, 0600) == 0, "mkfifo %s: %s", path, strerror(errno)))
+		return;
+	config_init(&c);
+	err[0] = '\0';
+	r = config_load(&c, path, err, sizeof(err));
+	CHECK_ERR(r, -EINVAL);
+	CHECKF(strstr(err, path) && strstr(err, "FIFO"),
+	       "message \"%s\" does not name the file and what it is", err);
+	config_deinit(&c);
+	unlink(path);
+}
+
 static void sizes(void)
 {
 	static const struct { const char *s; uint64_t v; } ok[] = {
@@ -472,6 +507,7 @@ int main(void)
 	CASE(no_section(), "key before any section -> EINVAL naming FILE:LINE");
 	CASE(syntax_error(), "line without '=' -> EINVAL naming FILE:LINE");
 	CASE(missing_file(), "missing file -> ENOENT with its name");
+	CASE(not_a_file(), "a directory or FIFO as config -> refused with its name, no block");
 	CASE(sizes(), "parse_size: suffixes, overflow, garbage");
 	CASE(log_levels(), "log_parse_level");
 	CASE(shipped_conf(), "shipped conf/dmaloadd.conf loads and matches the defaults");
