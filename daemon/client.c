@@ -22,7 +22,9 @@
  * closed from birth, with the daemon's own credentials, for the [preload] entries
  * (preload.c). Either way the job path is the one every load takes, replies go
  * nowhere (client_send on a closed client is a no-op), and the client frees itself
- * after its last job.
+ * after its last job. The handlers decide who may detach and how many; the set
+ * counts the detached loads of connections (set->n_detached) and keeps the lingering
+ * clients where STATUS and EVICT find them.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -122,6 +124,7 @@ int client_new_local(struct client **out, struct client_set *set, const char *na
 	c->set = set;
 	c->fd = -1;
 	c->closed = true;		/* nobody to reply to */
+	c->local = true;
 	c->conn_id = ++set->next_conn_id;
 	cred_self(&c->cred);
 	snprintf(c->name, sizeof(c->name), "%s", name);
@@ -150,6 +153,8 @@ int client_start_load(struct client *c, const struct dl_msg *m, int fd)
 		return r;
 	list_add_tail(&c->jobs, &j->owner_link);
 	c->n_jobs++;
+	if ((j->req.flags & DL_LOAD_DETACH) && !c->local)
+		c->set->n_detached++;
 	return 0;
 }
 
@@ -307,7 +312,11 @@ static void owner_failed(struct job *j, int err, const char *msg)
 
 static void owner_released(struct job *j)
 {
-	client_job_gone(owner_client(j), j);
+	struct client *c = owner_client(j);
+
+	if ((j->req.flags & DL_LOAD_DETACH) && !c->local)
+		c->set->n_detached--;
+	client_job_gone(c, j);
 }
 
 static const struct job_owner_ops client_owner_ops = {

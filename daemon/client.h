@@ -32,6 +32,8 @@ struct client_set {
 	struct list clients;		/* open connections */
 	unsigned n_clients;
 	struct list lingering;		/* closed ones whose detached loads still run */
+	unsigned n_detached;		/* detached loads of connections (not the
+					 * daemon's own) not yet released: max_detached */
 	uint64_t next_conn_id;
 	uint64_t started_ns;		/* when the daemon started (STATUS) */
 	bool stopping;			/* SIGTERM seen: refuse new work */
@@ -58,6 +60,7 @@ struct client {
 	struct out_msg *out_head, *out_tail;
 	bool closed;			/* socket closed; waiting for jobs to let go */
 	bool broken;			/* a send failed: close from the write watcher */
+	bool local;			/* the daemon's own (client_new_local) */
 	struct sched_owner so;		/* its queues and limit, for the scheduler */
 	struct job_owner owner;		/* what the engine knows of it (job.h) */
 	uint64_t loads_done, bytes_done;	/* DONEs sent, and their bytes (STATS) */
@@ -84,6 +87,7 @@ void client_local_done(struct client *c);
 void client_close(struct client *c);
 
 /* Starts LOAD @m for @c; takes @fd (the passed fd or -1) on success and failure alike.
+ * A detached load of a connection counts in set->n_detached until it is released.
  * Returns 0 or -errno. */
 int client_start_load(struct client *c, const struct dl_msg *m, int fd);
 /* Its running load with request id @id (no final reply yet), or NULL. */

@@ -5,6 +5,8 @@
  * a daemon that guesses at its config runs with settings nobody chose.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
 /* Debian builds inih with the line number in the handler: errors can name it. */
 #define INI_HANDLER_LINENO 1
 #include <ini.h>
@@ -32,6 +34,8 @@ void config_init(struct config *c)
 		.queue_depth = 64,
 		.max_loads = 16,
 		.max_queued = 64,
+		.max_detached = 64,
+		.detach_gid = (gid_t)-1,
 		.max_load_size = 0,
 		.method = DL_METHOD_AUTO,
 		.hugetlb = CONFIG_AUTO,
@@ -89,6 +93,31 @@ static int parse_uint(const char *s, unsigned min, unsigned max, unsigned *out)
 	if (errno || *end || v < min || v > max)
 		return -EINVAL;
 	*out = (unsigned)v;
+	return 0;
+}
+
+/* [daemon] detach_group: a group's name, or a number when no group has that name;
+ * empty: none (only root detaches). Resolved now, so a typo is an error at load. */
+static int parse_group(struct config *c, const char *s)
+{
+	struct group *gr;
+	unsigned gid;
+
+	if (!*s) {
+		c->detach_group[0] = '\0';
+		c->detach_gid = (gid_t)-1;
+		return 0;
+	}
+	if (strlen(s) >= sizeof(c->detach_group))
+		return -EINVAL;
+	gr = getgrnam(s);
+	if (gr)
+		c->detach_gid = gr->gr_gid;
+	else if (parse_uint(s, 0, 0xfffffffe, &gid) == 0)
+		c->detach_gid = (gid_t)gid;
+	else
+		return -ENOENT;
+	snprintf(c->detach_group, sizeof(c->detach_group), "%s", s);
 	return 0;
 }
 
@@ -183,6 +212,10 @@ static int on_key(void *data, const char *section, const char *key, const char *
 		} else if (strcmp(key, "workers") == 0) {
 			if (parse_uint(value, 1, 64, &c->workers))
 				what = "must be a number from 1 to 64";
+		} else if (strcmp(key, "detach_group") == 0) {
+			if (parse_group(c, value))
+				what = "must be the name of an existing group, a group "
+				       "number, or empty (only root detaches loads)";
 		} else {
 			what = "unknown key";
 		}
@@ -202,6 +235,9 @@ static int on_key(void *data, const char *section, const char *key, const char *
 		} else if (strcmp(key, "max_queued") == 0) {
 			if (parse_uint(value, 1, 65536, &c->max_queued))
 				what = "must be a number from 1 to 65536";
+		} else if (strcmp(key, "max_detached") == 0) {
+			if (parse_uint(value, 0, 65536, &c->max_detached))
+				what = "must be a number from 0 (no detached loads) to 65536";
 		} else if (strcmp(key, "max_load_size") == 0) {
 			if (parse_size(value, &size))
 				what = "must be a size such as 64G (0: the machine's RAM)";
@@ -288,15 +324,54 @@ static int on_key(void *data, const char *section, const char *key, const char *
 	return 1;
 }
 
+/* What a file that is not a regular file is, for the error. */
+static const char *file_kind(mode_t m)
+{
+	if (S_ISDIR(m))
+		return "a directory";
+	if (S_ISFIFO(m))
+		return "a FIFO";
+	if (S_ISSOCK(m))
+		return "a socket";
+	if (S_ISCHR(m))
+		return "a character device";
+	if (S_ISBLK(m))
+		return "a block device";
+	return "not a regular file";
+}
+
 int config_load(struct config *c, const char *path, char *err, size_t err_len)
 {
 	struct parse_state ps = { .c = c, .path = path, .err = err, .err_len = err_len };
+	struct stat st;
 	FILE *f;
-	int r;
+	int fd, r;
 
-	f = fopen(path, "re");
+	/* O_NONBLOCK: a FIFO put at the path must not hold the loop in open(); the
+	 * fstat then refuses it (and a directory, which stdio would read as empty)
+	 * before a single byte is read. */
+	fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0) {
+		r = -errno;
+		snprintf(err, err_len, "%s: %s", path, strerror(-r));
+		return r;
+	}
+	if (fstat(fd, &st) < 0) {
+		r = -errno;
+		close(fd);
+		snprintf(err, err_len, "%s: %s", path, strerror(-r));
+		return r;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		close(fd);
+		snprintf(err, err_len, "%s: %s, not a regular file: refusing to read it",
+			 path, file_kind(st.st_mode));
+		return S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
+	}
+	f = fdopen(fd, "r");
 	if (!f) {
 		r = -errno;
+		close(fd);
 		snprintf(err, err_len, "%s: %s", path, strerror(-r));
 		return r;
 	}
@@ -339,7 +414,15 @@ bool config_reload(struct config *live, struct config *next)
 
 	LIVE(log_level, "[daemon] log_level");
 	LIVE(max_clients, "[daemon] max_clients");
+	if (live->detach_gid != next->detach_gid ||
+	    strcmp(live->detach_group, next->detach_group)) {
+		log_notice("reload: [daemon] detach_group: \"%s\" -> \"%s\"",
+			   live->detach_group, next->detach_group);
+		memcpy(live->detach_group, next->detach_group, sizeof(live->detach_group));
+		live->detach_gid = next->detach_gid;
+	}
 	LIVE(max_queued, "[io] max_queued");
+	LIVE(max_detached, "[io] max_detached");
 	LIVE(max_loads, "[io] max_loads");
 	LIVE(max_inflight, "[io] max_inflight");
 	if (live->n_preload != next->n_preload)

@@ -9,6 +9,12 @@
  * Trust: STATUS and STATS show a user only its own connections and loads (root sees
  * all), LIST shows only its own cache entries (counting the others), EVICT drops
  * only its own (root: any). The names a user gave (HELLO) are logged printable only.
+ *
+ * Detached loads (DL_LOAD_DETACH) outlive their connection and hold the daemon's fds
+ * and buffers with nobody to close them, so only root and members of detach_group
+ * may start them, at most max_detached of them run at once daemon-wide, STATUS lists
+ * them (also on closed connections, set->lingering) and EVICT cancels them like it
+ * drops cache entries: root's any, a user's its own.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -82,6 +88,65 @@ static void handle_hello(struct client *c, const struct dl_msg *m, int fd)
 	client_send_plain(c, DL_HELLO_REPLY, m->hdr.id, &r, sizeof(r));
 }
 
+/* Whether @c may detach loads: root, or a member of [daemon] detach_group (its
+ * primary or a supplementary group, as the socket told at accept). */
+static bool may_detach(const struct client *c)
+{
+	gid_t g = c->set->cfg->detach_gid;
+
+	if (c->cred.uid == 0)
+		return true;
+	if (g == (gid_t)-1)
+		return false;
+	if (c->cred.gid == g)
+		return true;
+	for (int i = 0; i < c->cred.n_groups; i++)
+		if (c->cred.groups[i] == g)
+			return true;
+	return false;
+}
+
+/* The detach rules of LOAD @m; sends the ERROR and returns false when it breaks one. */
+static bool load_detach_ok(struct client *c, const struct dl_msg *m)
+{
+	const struct config *cfg = c->set->cfg;
+	char msg[192];
+
+	if (!(m->u.load.flags & DL_LOAD_DETACH))
+		return true;
+	if (!may_detach(c)) {
+		if (cfg->detach_group[0])
+			snprintf(msg, sizeof(msg), "detached loads (DL_LOAD_DETACH) are for "
+				 "root and the group \"%s\" (detach_group) only",
+				 cfg->detach_group);
+		else
+			snprintf(msg, sizeof(msg), "detached loads (DL_LOAD_DETACH) are for "
+				 "root only (no detach_group is set)");
+		log_info("conn %llu: load %llu: detach refused (uid %u)",
+			 (unsigned long long)c->conn_id, (unsigned long long)m->hdr.id,
+			 c->cred.uid);
+		client_send_error(c, m->hdr.id, EPERM, msg);
+		return false;
+	}
+	if (!(m->u.load.flags & DL_LOAD_PIN)) {
+		client_send_error(c, m->hdr.id, EINVAL, "DL_LOAD_DETACH needs DL_LOAD_PIN: "
+				  "a detached load's buffer is kept only in the cache");
+		return false;
+	}
+	if (!c->set->eng->cache.limit) {
+		client_send_error(c, m->hdr.id, EOPNOTSUPP, "the cache is off "
+				  "(cache_limit = 0): nowhere to preload into");
+		return false;
+	}
+	if (c->set->n_detached >= cfg->max_detached) {
+		snprintf(msg, sizeof(msg), "too many detached loads in flight "
+			 "(max_detached = %u)", cfg->max_detached);
+		client_send_error(c, m->hdr.id, EBUSY, msg);
+		return false;
+	}
+	return true;
+}
+
 /* Takes @fd (-1 or the passed source). */
 static void handle_load(struct client *c, const struct dl_msg *m, int fd)
 {
@@ -114,16 +179,8 @@ static void handle_load(struct client *c, const struct dl_msg *m, int fd)
 		client_send_error(c, m->hdr.id, EFBIG, msg);
 		goto drop;
 	}
-	if ((m->u.load.flags & DL_LOAD_DETACH) && !(m->u.load.flags & DL_LOAD_PIN)) {
-		client_send_error(c, m->hdr.id, EINVAL, "DL_LOAD_DETACH needs DL_LOAD_PIN: "
-				  "a detached load's buffer is kept only in the cache");
+	if (!load_detach_ok(c, m))
 		goto drop;
-	}
-	if ((m->u.load.flags & DL_LOAD_DETACH) && !c->set->eng->cache.limit) {
-		client_send_error(c, m->hdr.id, EOPNOTSUPP, "the cache is off "
-				  "(cache_limit = 0): nowhere to preload into");
-		goto drop;
-	}
 	r = client_start_load(c, m, fd);
 	if (r < 0)
 		client_send_error(c, m->hdr.id, -r, "cannot start the load");
@@ -194,6 +251,7 @@ static void handle_status(struct client *c, const struct dl_msg *m, int fd)
 		.loads_active = set->eng->sched.n_active,
 		.loads_queued = set->eng->sched.n_waiting,
 	};
+	struct list *lists[] = { &set->clients, &set->lingering };
 	struct list *cp, *ctmp, *jp, *jtmp;
 	char *entries = malloc(cap);
 	size_t len = 0;
@@ -202,22 +260,27 @@ static void handle_status(struct client *c, const struct dl_msg *m, int fd)
 		client_send_error(c, m->hdr.id, ENOMEM, "out of memory");
 		return;
 	}
-	list_for_each_safe(cp, ctmp, &set->clients) {
-		struct client *o = list_entry(cp, struct client, link);
+	/* Open connections, then closed ones whose detached loads go on (and the
+	 * daemon's own [preload] loads, which are root's). */
+	for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++) {
+		list_for_each_safe(cp, ctmp, lists[i]) {
+			struct client *o = list_entry(cp, struct client, link);
 
-		/* Other users' loads are counted above but not shown, except to root. */
-		if (c->cred.uid != 0 && o->cred.uid != c->cred.uid)
-			continue;
-		list_for_each_safe(jp, jtmp, &o->jobs) {
-			struct job *j = list_entry(jp, struct job, owner_link);
-
-			if (j->replied)
+			/* Other users' loads are counted above but not shown, except to
+			 * root. */
+			if (c->cred.uid != 0 && o->cred.uid != c->cred.uid)
 				continue;
-			if (!status_add(entries, cap, &len, j)) {
-				st.flags |= DL_STATUS_TRUNCATED;
-				goto full;
+			list_for_each_safe(jp, jtmp, &o->jobs) {
+				struct job *j = list_entry(jp, struct job, owner_link);
+
+				if (j->replied)
+					continue;
+				if (!status_add(entries, cap, &len, j)) {
+					st.flags |= DL_STATUS_TRUNCATED;
+					goto full;
+				}
+				st.n_loads++;
 			}
-			st.n_loads++;
 		}
 	}
 full:
@@ -282,25 +345,65 @@ static void handle_list(struct client *c, const struct dl_msg *m, int fd)
 	free(entries);
 }
 
+/* EVICT's other half: cancels the detached loads still running that @c may evict
+ * (root: all; others: their uid's) of path @match (NULL: all), on open connections
+ * and closed ones alike. Adds the bytes they had read to @bytes; returns how many. */
+static unsigned evict_detached(struct client *c, const char *match, uint64_t *bytes)
+{
+	struct client_set *set = c->set;
+	struct list *lists[] = { &set->clients, &set->lingering };
+	struct list *cp, *ctmp, *jp, *jtmp;
+	unsigned n = 0;
+
+	for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++) {
+		list_for_each_safe(cp, ctmp, lists[i]) {
+			struct client *o = list_entry(cp, struct client, link);
+
+			if (c->cred.uid != 0 && o->cred.uid != c->cred.uid)
+				continue;
+			list_for_each_safe(jp, jtmp, &o->jobs) {
+				struct job *j = list_entry(jp, struct job, owner_link);
+
+				if (!(j->req.flags & DL_LOAD_DETACH) || j->replied ||
+				    (match && (!j->path || strcmp(j->path, match) != 0)))
+					continue;
+				*bytes += j->cp.done;
+				n++;
+				/* Released on a worker later: the lists stay as walked. */
+				job_fail(j, -ECANCELED, "detached load cancelled by EVICT "
+					 "(conn %llu)", (unsigned long long)c->conn_id);
+			}
+		}
+	}
+	return n;
+}
+
 static void handle_evict(struct client *c, const struct dl_msg *m, int fd)
 {
 	char path[DL_PATH_MAX + 1];
 	struct dl_evict_reply er = { 0 };
 	const char *match = NULL;
+	uint64_t cancelled_bytes = 0;
+	unsigned cancelled;
 
 	if (!(m->u.evict.flags & DL_EVICT_ALL)) {
 		memcpy(path, m->trail, m->trail_len);
 		path[m->trail_len] = '\0';
 		match = path;
 	}
-	/* Not root: only the entries its own uid loaded. */
+	/* Not root: only the entries and detached loads its own uid started. */
+	cancelled = evict_detached(c, match, &cancelled_bytes);
 	er.count = cache_evict(&c->set->eng->cache, match, c->cred.uid, &er.bytes);
-	log_info("conn %llu: evict %s: %u entries, %llu bytes", (unsigned long long)c->conn_id,
-		 match ? match : "(all)", er.count, (unsigned long long)er.bytes);
+	log_info("conn %llu: evict %s: %u entries, %llu bytes; %u detached loads cancelled",
+		 (unsigned long long)c->conn_id, match ? match : "(all)", er.count,
+		 (unsigned long long)er.bytes, cancelled);
+	er.count += cancelled;
+	er.bytes += cancelled_bytes;
 	if (!er.count) {
 		client_send_error(c, m->hdr.id, ENOENT, match ?
-				  "no cached buffer of that path (that you loaded)" :
-				  "no cached buffers (that you loaded)");
+				  "no cached buffer or detached load of that path (that "
+				  "you loaded)" :
+				  "no cached buffers or detached loads (that you loaded)");
 		return;
 	}
 	client_send_plain(c, DL_EVICT_REPLY, m->hdr.id, &er, sizeof(er));
