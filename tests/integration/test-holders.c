@@ -9,7 +9,9 @@
  * writable shared mapping fails, the buffer's name does not carry the path, and
  * nobody cannot reopen its descriptor read-write. Then the CLI case the issue
  * reported: three `dmaload-ctl load F -- sh -c 'wc -c <&3'` in a row all count the
- * whole file. Needs root (a nobody client); SKIPs otherwise.
+ * whole file. Every load asks for an exact-size buffer, so a host with huge pages
+ * reserved gives the same bytes to count. Needs root (a nobody client); SKIPs
+ * otherwise.
  */
 #include <fcntl.h>
 #include <grp.h>
@@ -116,6 +118,7 @@ static bool independent(int a, int b, char *why, size_t len)
 static int child_nobody(void *arg, char *msg, size_t len)
 {
 	int other = *(int *)arg, r, rw;
+	struct dmaload_opts o;
 	struct dmaload_event ev;
 	struct dmaload *dl;
 	char link[64];
@@ -124,8 +127,10 @@ static int child_nobody(void *arg, char *msg, size_t len)
 		snprintf(msg, len, "dropping to nobody: %s", strerror(errno));
 		return 1;
 	}
+	dmaload_opts_init(&o);
+	o.exact_size = true;
 	r = dmaload_connect(&dl, d.sock, "nobody");
-	if (r < 0 || (r = dmaload_load_path_sync(dl, file, NULL, &ev)) < 0) {
+	if (r < 0 || (r = dmaload_load_path_sync(dl, file, &o, &ev)) < 0) {
 		snprintf(msg, len, "nobody's load: %s", strerror(-r));
 		return 1;
 	}
@@ -159,11 +164,13 @@ static void shared_holders(void)
 	if (!lead || !join)
 		goto out;
 	dmaload_opts_init(&o);
+	o.exact_size = true;
 	o.rate_limit = 16 * MiB;	/* slow enough that the second load joins */
 	if (!CHECK_OK(dmaload_load_path(lead, file, &o, &lid)))
 		goto out;
 	sleep_ms(300);
-	if (!CHECK_OK(dmaload_load_path(join, file, NULL, &jid)))
+	o.rate_limit = 0;
+	if (!CHECK_OK(dmaload_load_path(join, file, &o, &jid)))
 		goto out;
 	if (!CHECK_OK(dmaload_wait(lead, lid, &ev[0], NULL, NULL)) ||
 	    !CHECK_OK(dmaload_wait(join, jid, &ev[1], NULL, NULL)))
@@ -175,7 +182,7 @@ static void shared_holders(void)
 		goto out;
 	CHECKF(ev[1].done_flags & DL_DONE_JOINED, "the second load did not join");
 	for (int i = 2; i < 4; i++) {
-		if (!CHECK_OK(dmaload_load_path_sync(lead, file, NULL, &ev[i])))
+		if (!CHECK_OK(dmaload_load_path_sync(lead, file, &o, &ev[i])))
 			goto out;
 		fds[i] = ev[i].fd;
 		CHECKF(ev[i].done_flags & DL_DONE_CACHED, "load %d was not a cache hit", i);
@@ -206,7 +213,8 @@ static void cli_three_times(void)
 
 	snprintf(want, sizeof(want), "%llu", (unsigned long long)SIZE);
 	for (int i = 0; i < 3; i++) {
-		const char *args[] = { "load", file, "--", "sh", "-c", "wc -c <&3", NULL };
+		const char *args[] = { "load", file, "--exact-size", "--", "sh", "-c",
+				       "wc -c <&3", NULL };
 		int r = ctl_run(d.sock, d.dir, args, 60000, out, sizeof(out), err,
 				sizeof(err));
 
