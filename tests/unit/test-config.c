@@ -147,6 +147,8 @@ static void accepted_values(void)
 		"[io]\nchunk_size = 4M\n",
 		"[io]\nchunk_size = 4096\n",
 		"[io]\nmax_load_size = 0\n",
+		"[io]\nmax_inflight = 0\n",
+		"[io]\nmax_inflight = 4K\n",
 		"[io]\ndirect = auto\n",
 		"[io]\nfixed_buffers = on\n",
 		"[io]\nfixed_buffers = off\n",
