@@ -268,7 +268,7 @@ static int open_run(struct worker_task *t)
 			close(j->root_fd);
 		j->root_fd = -1;
 	} else {
-		r = source_open_fd(&j->src, j->passed_fd, want_direct);
+		r = source_open_fd(&j->src, j->passed_fd, j->owner->cred, want_direct);
 		j->passed_fd = -1;
 	}
 	if (r < 0)
