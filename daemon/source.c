@@ -26,7 +26,8 @@
  * done as the peer with the same identity switch as for a path, so the filesystem
  * sees the client open it and may refuse (a file the client could open only before
  * it dropped privileges). Refused, the load has no O_DIRECT fd and reads through the
- * passed fd.
+ * passed fd. For the same reason a file on FUSE is marked per_opener: its buffer is
+ * never shared with, or served from, another client's load (job.c).
  *
  * Only regular files load: directories, FIFOs (open would block or data would be
  * consumed), sockets and devices (/dev/zero has no end) are refused.
@@ -39,7 +40,9 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/fsuid.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
@@ -77,6 +80,15 @@ static const char *kind_name(mode_t m)
 	}
 }
 
+/* Filesystems whose bytes may depend on who opened the file: a FUSE server sees each
+ * opener's credentials and may answer each its own way. */
+static bool fs_per_opener(int fd)
+{
+	struct statfs sf;
+
+	return fstatfs(fd, &sf) == 0 && sf.f_type == FUSE_SUPER_MAGIC;
+}
+
 /* Checks the file behind @fd is a regular file and records its identity. */
 static int source_stat(struct source *s, int fd)
 {
@@ -94,6 +106,7 @@ static int source_stat(struct source *s, int fd)
 		return S_ISDIR(stx.stx_mode) ? -EISDIR : -EINVAL;
 	}
 	s->size = stx.stx_size;
+	s->per_opener = fs_per_opener(fd);
 	s->dev = makedev(stx.stx_dev_major, stx.stx_dev_minor);
 	s->ino = stx.stx_ino;
 	s->mtime_ns = (uint64_t)stx.stx_mtime.tv_sec * 1000000000ull + stx.stx_mtime.tv_nsec;

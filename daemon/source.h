@@ -23,6 +23,8 @@ struct source {
 	uint32_t dio_mem_align;	/* O_DIRECT alignment of memory and offsets */
 	uint32_t dio_off_align;
 	int direct_err;		/* why dfd is -1 (positive errno), 0 if open */
+	bool per_opener;	/* on a filesystem that may serve each opener its own
+				 * bytes (FUSE): never shared with another load */
 	bool direct_denied;	/* dfd is -1 because the client may not reopen its fd
 				 * (a load by fd), not because O_DIRECT is refused */
 	char msg[512];		/* on failure: what went wrong, for the ERROR reply */

@@ -48,16 +48,24 @@ static const struct fuse_opt opt_spec[] = {
 	FUSE_OPT_END,
 };
 
+static void *fs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
+{
+	cfg->use_ino = 1;	/* the inode numbers below, not ones libfuse makes up */
+	return NULL;
+}
+
 static int fs_getattr(const char *path, struct stat *st, struct fuse_file_info *fi)
 {
 	memset(st, 0, sizeof(*st));
 	if (strcmp(path, "/") == 0) {
+		st->st_ino = 1;
 		st->st_mode = S_IFDIR | 0755;
 		st->st_nlink = 2;
 		return 0;
 	}
 	if (strcmp(path, "/" FUSEFS_FILE) != 0)
 		return -ENOENT;
+	st->st_ino = 2;		/* fixed: one file, for the daemon's cache too */
 	st->st_mode = S_IFREG | 0444;
 	st->st_nlink = 1;
 	st->st_size = (off_t)opt.size;
@@ -105,6 +113,7 @@ static int fs_read(const char *path, char *buf, size_t len, off_t off,
 }
 
 static const struct fuse_operations ops = {
+	.init = fs_init,
 	.getattr = fs_getattr,
 	.readdir = fs_readdir,
 	.open = fs_open,
