@@ -194,7 +194,7 @@ struct as_peer {
  * Takes on @peer's filesystem identity on this worker thread, when the daemon is root
  * (one that is not serves only its own uid, refused here otherwise), and reads the
  * thread's capabilities for as_peer_drop_caps(). Returns 0, or -errno with @msg set
- * and nothing left changed. as_peer_end() undoes it either way.
+ * and nothing left changed; after 0, as_peer_end() undoes it.
  */
 static int as_peer_begin(struct as_peer *a, const struct peer_cred *peer, char *msg,
 			 size_t len)
@@ -392,14 +392,17 @@ static void open_direct_as_peer(struct source *s, int fd, const struct peer_cred
 	struct as_peer as;
 	char msg[256];
 
-	if (as_peer_begin(&as, peer, msg, sizeof(msg)) < 0 ||
-	    as_peer_drop_caps(&as, msg, sizeof(msg)) < 0) {
+	/* A daemon that is not root cannot be another uid: it has no reopen for them. */
+	if (as_peer_begin(&as, peer, msg, sizeof(msg)) < 0) {
 		s->direct_err = EPERM;
 		s->direct_denied = true;
-		as_peer_end(&as);
 		return;
 	}
-	open_direct(s, fd);
+	if (as_peer_drop_caps(&as, msg, sizeof(msg)) < 0) {
+		s->direct_err = EPERM;
+	} else {
+		open_direct(s, fd);
+	}
 	if (s->dfd < 0 && (s->direct_err == EACCES || s->direct_err == EPERM))
 		s->direct_denied = true;
 	as_peer_end(&as);
