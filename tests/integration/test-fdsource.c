@@ -152,14 +152,18 @@ static int child_load(void *arg, char *msg, size_t len)
 	}
 	if (ev.size != SIZE || !buf_verify(ev.fd, SIZE, a->seed, 0, why, sizeof(why))) {
 		/* whose bytes were they? */
+		char root_why[512];
 		bool roots = ev.size == SIZE &&
-			     buf_verify(ev.fd, SIZE, fusefs_seed(0), 0, why, sizeof(why));
+			     buf_verify(ev.fd, SIZE, fusefs_seed(0), 0, root_why,
+					sizeof(root_why));
 
-		snprintf(msg, len, "DONE of %llu bytes (%s, %s, flags 0x%x): %s",
+		snprintf(msg, len, "DONE of %llu bytes (%s, %s, flags 0x%x): %s%s%s",
 			 (unsigned long long)ev.size, dl_method_name(ev.method),
 			 dl_reason_name(ev.reason), ev.done_flags,
 			 roots ? "root's bytes, not nobody's" :
-			 ev.size != SIZE ? "wrong size" : why);
+			 ev.size != SIZE ? "wrong size" : why,
+			 roots || ev.size != SIZE ? "" : "; against root's bytes: ",
+			 roots || ev.size != SIZE ? "" : root_why);
 		return 1;
 	}
 	close(ev.fd);
