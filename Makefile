@@ -61,6 +61,12 @@ BENCH_BIN := $(patsubst tests/bench/%.c,$(BUILD)/tests/bench/%,$(wildcard tests/
 # What the bench programs share (one row: files, checks, the output line).
 BENCH_LIB_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard tests/bench/lib/*.c))
 KERNEL_BIN := $(patsubst tests/kernel/%.c,$(BUILD)/tests/kernel/%,$(wildcard tests/kernel/*.c))
+# Test helper programs that are not tests (tests/run-one.sh runs only unit/ and
+# integration/): the FUSE test filesystem, built when libfuse3-dev is there (the tests
+# that mount it SKIP without it).
+FUSE_CFLAGS := $(shell pkg-config --cflags fuse3 2>/dev/null)
+FUSE_LIBS := $(shell pkg-config --libs fuse3 2>/dev/null)
+FUSE_BIN := $(if $(FUSE_LIBS),$(patsubst tests/fuse/%.c,$(BUILD)/tests/fuse/%,$(wildcard tests/fuse/*.c)))
 # The daemon's objects minus main, for unit tests of its parts (config, ...).
 DAEMON_LIB_OBJ := $(filter-out $(BUILD)/daemon/main.o,$(DAEMON_OBJ))
 
@@ -69,7 +75,7 @@ BINS := $(BUILD)/dmaloadd $(BUILD)/dmaload-ctl $(BUILD)/libdmaload.a \
 
 .PHONY: all deps run check check-one check-kernel check-layers bench fuzz install clean tests FORCE
 all: $(BINS)
-tests: $(UNIT_BIN) $(INTEG_BIN) $(KERNEL_BIN)
+tests: $(UNIT_BIN) $(INTEG_BIN) $(KERNEL_BIN) $(FUSE_BIN)
 
 $(BUILD)/%.o: %.c $(wildcard proto/*.h client/*.h daemon/*.h tests/lib/*.h tests/bench/lib/*.h)
 	@mkdir -p $(dir $@)
@@ -99,6 +105,10 @@ $(BUILD)/tests/unit/%: $(BUILD)/tests/unit/%.o $(TLIB_OBJ) $(DAEMON_LIB_OBJ) $(B
 
 $(BUILD)/tests/integration/%: $(BUILD)/tests/integration/%.o $(TLIB_OBJ) $(TUTIL_OBJ) $(BUILD)/libdmaload.a
 	$(CC) $(LDFLAGS) -o $@ $^ -lpthread
+
+$(BUILD)/tests/fuse/%.o: ALL_CFLAGS += $(FUSE_CFLAGS)
+$(BUILD)/tests/fuse/%: $(BUILD)/tests/fuse/%.o $(TLIB_OBJ) $(TUTIL_OBJ) $(BUILD)/libdmaload.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(FUSE_LIBS)
 
 $(BUILD)/tests/bench/%: $(BUILD)/tests/bench/%.o $(BENCH_LIB_OBJ) $(TLIB_OBJ) $(TUTIL_OBJ) $(BUILD)/libdmaload.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(DEP_LIBS)

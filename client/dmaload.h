@@ -120,7 +120,10 @@ uint64_t dmaload_max_load_size(const struct dmaload *dl);
 
 /* Starts a load of @path (opened by the daemon with this process's credentials).
  * A relative @path is first made absolute against this process's working directory.
- * @opts may be NULL. Returns 0 and the request's id in *id, or -errno. */
+ * /dev/fd/N, /proc/self/fd/N, /proc/thread-self/fd/N, /dev/stdin, /dev/stdout and
+ * /dev/stderr name this process's own fds: they load as dmaload_load_fd() of that fd
+ * (not a reopen; its offset and flags are left alone). @opts may be NULL. Returns 0
+ * and the request's id in *id, or -errno. */
 int dmaload_load_path(struct dmaload *dl, const char *path,
 		      const struct dmaload_opts *opts, uint64_t *id);
 

@@ -208,7 +208,7 @@ static uint8_t direct_obstacle(const struct copy *cp)
 	if (cp->env->cfg->direct == CONFIG_OFF)
 		return DL_WHY_ASKED;	/* the site said so: not the load's fault */
 	if (cp->src->dfd < 0)
-		return DL_WHY_NO_DIRECT;
+		return cp->src->direct_denied ? DL_WHY_NO_REOPEN : DL_WHY_NO_DIRECT;
 	if (cp->off % dio_align(cp))
 		return DL_WHY_UNALIGNED;
 	if (cp->len < dio_align(cp))
@@ -248,8 +248,10 @@ int copy_plan(struct copy *cp, char *msg, size_t len)
 	cp->method = DL_METHOD_BUFFERED;
 	if (why != DL_WHY_ASKED)
 		cp->reason = why;
-	if (cp->asked != DL_METHOD_DIRECT || why == DL_WHY_SHORT)
-		return 0;	/* too short for O_DIRECT: all of it is the buffered tail */
+	/* Too short for O_DIRECT: all of it is the buffered tail. A client that may not
+	 * reopen its own fd gets what that fd reads, as it would read it itself. */
+	if (cp->asked != DL_METHOD_DIRECT || why == DL_WHY_SHORT || why == DL_WHY_NO_REOPEN)
+		return 0;
 	if (why == DL_WHY_ASKED)
 		snprintf(msg, len, "method direct asked, but direct "
 			 "= off in the daemon's config; use auto or buffered");

@@ -268,7 +268,7 @@ static int open_run(struct worker_task *t)
 			close(j->root_fd);
 		j->root_fd = -1;
 	} else {
-		r = source_open_fd(&j->src, j->passed_fd, want_direct);
+		r = source_open_fd(&j->src, j->passed_fd, j->owner->cred, want_direct);
 		j->passed_fd = -1;
 	}
 	if (r < 0)
@@ -307,8 +307,9 @@ static int open_run(struct worker_task *t)
 	pick_target(j);
 	/* A shareable load asks the cache (on the loop) before it makes a buffer. Only
 	 * memfds are shared for now: a dma-buf may be shared only within one uid, which
-	 * the cache does not check yet. */
-	if (j->target != DL_TARGET_MEMFD)
+	 * the cache does not check yet. A file on FUSE may read differently for each
+	 * opener: its buffer is this load's alone. */
+	if (j->target != DL_TARGET_MEMFD || j->src.per_opener)
 		j->shareable = false;
 	if (j->shareable)
 		return 0;

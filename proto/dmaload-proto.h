@@ -248,6 +248,9 @@ enum dl_reason {
 	DL_WHY_NOT_CACHED = 7,		/* auto: the range is not in the page cache */
 	DL_WHY_PARTLY_CACHED = 8,	/* auto: cached chunks buffered, the rest direct;
 					 * method names the one that moved more bytes */
+	DL_WHY_NO_REOPEN = 9,		/* load by fd: the client may not reopen its fd
+					 * (for O_DIRECT), so it was read through that fd;
+					 * also when direct was asked */
 };
 
 /* DONE: the load finished; the 1 fd is the buffer: a sealed memfd, or a dma-buf
