@@ -269,6 +269,16 @@ struct cache_entry *cache_leader_done(struct cache *c, struct cache_load *l,
 	return e;
 }
 
+/* @e (its fd, size and pin set) joins the ready entries, most recently used. */
+static void entry_ready(struct cache *c, struct cache_entry *e)
+{
+	entry_to_front(c, e);
+	c->bytes += e->buf_size;
+	c->n_ready++;
+	if (e->pinned)
+		c->n_pinned++;
+}
+
 void cache_keep(struct cache *c, struct cache_entry *e, int fd)
 {
 	/* Keep it? Pinned or not, it must fit the budget. Off the list meanwhile, so
@@ -288,13 +298,8 @@ void cache_keep(struct cache *c, struct cache_entry *e, int fd)
 		free(e);
 		return;
 	}
-	entry_to_front(c, e);
-	c->bytes += e->buf_size;
-	c->n_ready++;
-	if (e->pin_req) {
-		e->pinned = true;
-		c->n_pinned++;
-	}
+	e->pinned = e->pin_req;
+	entry_ready(c, e);
 	entry_store(e);
 }
 
@@ -326,11 +331,7 @@ int cache_adopt(struct cache *c, const struct fdstore_record *r, int fd, const c
 	list_init(&e->joiners);
 	e->done_flags = DL_DONE_SEALED | (e->hugetlb ? DL_DONE_HUGETLB : 0);
 	e->t_loaded = e->t_used = now_ns();
-	entry_to_front(c, e);
-	c->bytes += e->buf_size;
-	c->n_ready++;
-	if (e->pinned)
-		c->n_pinned++;
+	entry_ready(c, e);
 	log_info("fdstore: kept %s (%llu bytes at %llu) from before the restart", e->name,
 		 (unsigned long long)e->key.len, (unsigned long long)e->key.off);
 	return 0;

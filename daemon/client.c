@@ -158,6 +158,30 @@ int client_start_load(struct client *c, const struct dl_msg *m, int fd)
 	return 0;
 }
 
+bool client_set_each_job(struct client_set *set, uid_t uid,
+			 bool (*fn)(struct job *j, void *data), void *data)
+{
+	struct list *lists[] = { &set->clients, &set->lingering };
+	struct list *cp, *ctmp, *jp, *jtmp;
+
+	/* Open connections, then closed ones whose detached loads go on. */
+	for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++) {
+		list_for_each_safe(cp, ctmp, lists[i]) {
+			struct client *o = list_entry(cp, struct client, link);
+
+			if (uid != 0 && o->cred.uid != uid)
+				continue;
+			list_for_each_safe(jp, jtmp, &o->jobs) {
+				struct job *j = list_entry(jp, struct job, owner_link);
+
+				if (!j->replied && !fn(j, data))
+					return false;
+			}
+		}
+	}
+	return true;
+}
+
 struct job *client_find_job(struct client *c, uint64_t id)
 {
 	struct list *pos, *tmp;

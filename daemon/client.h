@@ -90,6 +90,15 @@ void client_close(struct client *c);
  * A detached load of a connection counts in set->n_detached until it is released.
  * Returns 0 or -errno. */
 int client_start_load(struct client *c, const struct dl_msg *m, int fd);
+/*
+ * Calls @fn(@j, @data) for every running load (no final reply yet) of every client,
+ * open or closed (detached loads and [preload]), that a client of @uid may see: its
+ * own uid's, or all for root. Stops when @fn returns false, and returns false then.
+ * @fn may fail the load: jobs are released later, on a worker.
+ */
+bool client_set_each_job(struct client_set *set, uid_t uid,
+			 bool (*fn)(struct job *j, void *data), void *data);
+
 /* Its running load with request id @id (no final reply yet), or NULL. */
 struct job *client_find_job(struct client *c, uint64_t id);
 

@@ -238,6 +238,23 @@ static bool status_add(char *buf, size_t cap, size_t *len, const struct job *j)
 	return append_named(buf, cap, len, &e, sizeof(e), j->name, name_len);
 }
 
+/* STATUS's entries being written. */
+struct status_walk {
+	struct dl_status_reply *st;
+	char *buf;
+	size_t cap, len;
+};
+
+static bool status_one(struct job *j, void *data)
+{
+	struct status_walk *w = data;
+
+	if (!status_add(w->buf, w->cap, &w->len, j))
+		return false;
+	w->st->n_loads++;
+	return true;
+}
+
 static void handle_status(struct client *c, const struct dl_msg *m, int fd)
 {
 	struct client_set *set = c->set;
@@ -251,41 +268,18 @@ static void handle_status(struct client *c, const struct dl_msg *m, int fd)
 		.loads_active = set->eng->sched.n_active,
 		.loads_queued = set->eng->sched.n_waiting,
 	};
-	struct list *lists[] = { &set->clients, &set->lingering };
-	struct list *cp, *ctmp, *jp, *jtmp;
-	char *entries = malloc(cap);
-	size_t len = 0;
+	struct status_walk w = { .st = &st, .cap = cap, .buf = malloc(cap) };
 
-	if (!entries) {
+	if (!w.buf) {
 		client_send_error(c, m->hdr.id, ENOMEM, "out of memory");
 		return;
 	}
-	/* Open connections, then closed ones whose detached loads go on (and the
-	 * daemon's own [preload] loads, which are root's). */
-	for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++) {
-		list_for_each_safe(cp, ctmp, lists[i]) {
-			struct client *o = list_entry(cp, struct client, link);
-
-			/* Other users' loads are counted above but not shown, except to
-			 * root. */
-			if (c->cred.uid != 0 && o->cred.uid != c->cred.uid)
-				continue;
-			list_for_each_safe(jp, jtmp, &o->jobs) {
-				struct job *j = list_entry(jp, struct job, owner_link);
-
-				if (j->replied)
-					continue;
-				if (!status_add(entries, cap, &len, j)) {
-					st.flags |= DL_STATUS_TRUNCATED;
-					goto full;
-				}
-				st.n_loads++;
-			}
-		}
-	}
-full:
-	client_send_trail(c, DL_STATUS_REPLY, m->hdr.id, &st, sizeof(st), entries, len);
-	free(entries);
+	/* Detached loads and the daemon's own [preload] (root's) too; other users'
+	 * loads are counted above but not shown, except to root. */
+	if (!client_set_each_job(set, c->cred.uid, status_one, &w))
+		st.flags |= DL_STATUS_TRUNCATED;
+	client_send_trail(c, DL_STATUS_REPLY, m->hdr.id, &st, sizeof(st), w.buf, w.len);
+	free(w.buf);
 }
 
 /* Appends one LIST entry; returns false when the datagram is full. */
@@ -345,62 +339,49 @@ static void handle_list(struct client *c, const struct dl_msg *m, int fd)
 	free(entries);
 }
 
-/* EVICT's other half: cancels the detached loads still running that @c may evict
- * (root: all; others: their uid's) of path @match (NULL: all), on open connections
- * and closed ones alike. Adds the bytes they had read to @bytes; returns how many. */
-static unsigned evict_detached(struct client *c, const char *match, uint64_t *bytes)
+/* EVICT's other half: detached loads still running of path @match (NULL: all). */
+struct evict_walk {
+	const struct client *c;		/* who asks */
+	const char *match;
+	uint64_t bytes;			/* bytes the cancelled loads had read */
+	unsigned n;
+};
+
+static bool evict_one(struct job *j, void *data)
 {
-	struct client_set *set = c->set;
-	struct list *lists[] = { &set->clients, &set->lingering };
-	struct list *cp, *ctmp, *jp, *jtmp;
-	unsigned n = 0;
+	struct evict_walk *w = data;
 
-	for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++) {
-		list_for_each_safe(cp, ctmp, lists[i]) {
-			struct client *o = list_entry(cp, struct client, link);
-
-			if (c->cred.uid != 0 && o->cred.uid != c->cred.uid)
-				continue;
-			list_for_each_safe(jp, jtmp, &o->jobs) {
-				struct job *j = list_entry(jp, struct job, owner_link);
-
-				if (!(j->req.flags & DL_LOAD_DETACH) || j->replied ||
-				    (match && (!j->path || strcmp(j->path, match) != 0)))
-					continue;
-				*bytes += j->cp.done;
-				n++;
-				/* Released on a worker later: the lists stay as walked. */
-				job_fail(j, -ECANCELED, "detached load cancelled by EVICT "
-					 "(conn %llu)", (unsigned long long)c->conn_id);
-			}
-		}
-	}
-	return n;
+	if (!(j->req.flags & DL_LOAD_DETACH) ||
+	    (w->match && (!j->path || strcmp(j->path, w->match) != 0)))
+		return true;
+	w->bytes += j->cp.done;
+	w->n++;
+	job_fail(j, -ECANCELED, "detached load cancelled by EVICT (conn %llu)",
+		 (unsigned long long)w->c->conn_id);
+	return true;
 }
 
 static void handle_evict(struct client *c, const struct dl_msg *m, int fd)
 {
 	char path[DL_PATH_MAX + 1];
 	struct dl_evict_reply er = { 0 };
-	const char *match = NULL;
-	uint64_t cancelled_bytes = 0;
-	unsigned cancelled;
+	struct evict_walk w = { .c = c };
 
 	if (!(m->u.evict.flags & DL_EVICT_ALL)) {
 		memcpy(path, m->trail, m->trail_len);
 		path[m->trail_len] = '\0';
-		match = path;
+		w.match = path;
 	}
 	/* Not root: only the entries and detached loads its own uid started. */
-	cancelled = evict_detached(c, match, &cancelled_bytes);
-	er.count = cache_evict(&c->set->eng->cache, match, c->cred.uid, &er.bytes);
+	client_set_each_job(c->set, c->cred.uid, evict_one, &w);
+	er.count = cache_evict(&c->set->eng->cache, w.match, c->cred.uid, &er.bytes);
 	log_info("conn %llu: evict %s: %u entries, %llu bytes; %u detached loads cancelled",
-		 (unsigned long long)c->conn_id, match ? match : "(all)", er.count,
-		 (unsigned long long)er.bytes, cancelled);
-	er.count += cancelled;
-	er.bytes += cancelled_bytes;
+		 (unsigned long long)c->conn_id, w.match ? w.match : "(all)", er.count,
+		 (unsigned long long)er.bytes, w.n);
+	er.count += w.n;
+	er.bytes += w.bytes;
 	if (!er.count) {
-		client_send_error(c, m->hdr.id, ENOENT, match ?
+		client_send_error(c, m->hdr.id, ENOENT, w.match ?
 				  "no cached buffer or detached load of that path (that "
 				  "you loaded)" :
 				  "no cached buffers or detached loads (that you loaded)");

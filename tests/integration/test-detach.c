@@ -14,7 +14,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,20 +54,6 @@ struct child_arg {
 				 * at least one cancelled, else the -errno */
 };
 
-static int drop_to(uid_t uid, gid_t extra, char *msg, size_t len)
-{
-	int r = extra ? setgroups(1, &extra) : setgroups(0, NULL);
-
-	if (r < 0 || setgid(uid) < 0 || setuid(uid) < 0) {
-		snprintf(msg, len, "dropping privileges: %s", strerror(errno));
-		return -1;
-	}
-	if (getuid() != uid || geteuid() != uid || setuid(0) == 0) {
-		snprintf(msg, len, "still privileged after dropping");
-		return -1;
-	}
-	return 0;
-}
 
 static void slow_opts(struct dmaload_opts *o)
 {
@@ -103,7 +88,7 @@ static int child_main(void *arg, char *msg, size_t len)
 	uint64_t id;
 	int r;
 
-	if (drop_to(a->uid, a->extra_gid, msg, len) < 0)
+	if (child_drop(a->uid, a->extra_gid, msg, len) < 0)
 		return 1;
 	r = dmaload_connect(&dl, d.sock, "detach-child");
 	if (r < 0) {

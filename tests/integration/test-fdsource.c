@@ -13,7 +13,6 @@
  * root; the FUSE cases SKIP where FUSE cannot be mounted.
  */
 #include <fcntl.h>
-#include <grp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -56,18 +55,6 @@ struct child_arg {
 	bool not_cached;	/* DONE must not come from the cache */
 };
 
-static int drop_privileges(char *msg, size_t len)
-{
-	if (setgroups(0, NULL) < 0 || setgid(NOBODY) < 0 || setuid(NOBODY) < 0) {
-		snprintf(msg, len, "dropping privileges: %s", strerror(errno));
-		return -1;
-	}
-	if (getuid() != NOBODY || geteuid() != NOBODY || setuid(0) == 0) {
-		snprintf(msg, len, "still privileged after dropping");
-		return -1;
-	}
-	return 0;
-}
 
 /* Opens @path at fd @at (not close-on-exec: dmaload-ctl inherits it), seeked to
  * FD_OFFSET. */
@@ -119,7 +106,7 @@ static int child_load(void *arg, char *msg, size_t len)
 	if (a->open_as_root &&
 	    open_at(a->path, a->how == HOW_DEV_STDIN ? 0 : FD_N, msg, len) < 0)
 		return 1;
-	if (drop_privileges(msg, len) < 0)
+	if (child_drop(NOBODY, 0, msg, len) < 0)
 		return 1;
 	if (!a->open_as_root &&
 	    open_at(a->path, a->how == HOW_DEV_STDIN ? 0 : FD_N, msg, len) < 0)
@@ -277,7 +264,7 @@ static int child_ctl(void *arg, char *msg, size_t len)
 	char src[64], script[PATH_MAX * 2];
 	int r, fl;
 
-	if (open_at(secret, FD_N, msg, len) < 0 || drop_privileges(msg, len) < 0)
+	if (open_at(secret, FD_N, msg, len) < 0 || child_drop(NOBODY, 0, msg, len) < 0)
 		return 1;
 	fl = fcntl(FD_N, F_GETFL);
 	snprintf(src, sizeof(src), "%s%d", spelling, FD_N);

@@ -14,7 +14,6 @@
  * otherwise.
  */
 #include <fcntl.h>
-#include <grp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -123,10 +122,8 @@ static int child_nobody(void *arg, char *msg, size_t len)
 	struct dmaload *dl;
 	char link[64];
 
-	if (setgroups(0, NULL) < 0 || setgid(NOBODY) < 0 || setuid(NOBODY) < 0) {
-		snprintf(msg, len, "dropping to nobody: %s", strerror(errno));
+	if (child_drop(NOBODY, 0, msg, len) < 0)
 		return 1;
-	}
 	dmaload_opts_init(&o);
 	o.exact_size = true;
 	r = dmaload_connect(&dl, d.sock, "nobody");

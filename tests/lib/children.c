@@ -3,9 +3,11 @@
  * gets killed), with its failure text sent back through a pipe and a time limit.
  */
 #include <fcntl.h>
+#include <grp.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -78,4 +80,19 @@ int child_run(int (*fn)(void *arg, char *msg, size_t len), void *arg,
 	if (!got)
 		snprintf(msg, len, "child died: status 0x%x", status);
 	return -1;
+}
+
+int child_drop(uid_t uid, gid_t extra, char *msg, size_t len)
+{
+	int r = extra ? setgroups(1, &extra) : setgroups(0, NULL);
+
+	if (r < 0 || setgid(uid) < 0 || setuid(uid) < 0 || prctl(PR_SET_DUMPABLE, 1) < 0) {
+		snprintf(msg, len, "dropping privileges: %s", strerror(errno));
+		return -1;
+	}
+	if (getuid() != uid || geteuid() != uid || setuid(0) == 0) {
+		snprintf(msg, len, "still privileged after dropping");
+		return -1;
+	}
+	return 0;
 }

@@ -236,5 +236,13 @@ const char *raw_error_text(const struct raw_msg *rm);
  * Returns 0 when the child succeeded, 1 when it reported a failure, -ETIMEDOUT when
  * it ran longer than @timeout_ms (it is killed), -1 when it died otherwise.
  */
+/*
+ * In a child: becomes uid @uid with gid @uid (nobody is 65534 and 65534), with
+ * supplementary group @extra (0: none), unable to become root again, and dumpable
+ * again as a process that exec'd would be (the kernel makes one that changed its uid
+ * undumpable, and a daemon without CAP_SYS_PTRACE may then not open its
+ * /proc/PID/root). Returns 0, or -1 with @msg set.
+ */
+int child_drop(uid_t uid, gid_t extra, char *msg, size_t len);
 int child_run(int (*fn)(void *arg, char *msg, size_t len), void *arg,
 	      char *msg, size_t len, int timeout_ms);
