@@ -10,6 +10,7 @@
 #   make check-systemd   the units under a real systemd: a Debian tree booted in
 #                        systemd-nspawn, with the package installed (tests/systemd/)
 #   make deb             the Debian packages (dpkg-buildpackage) into $(BUILD)/deb/
+#   make check-layers    no include cycle among the daemon's modules
 #   make fuzz            build the libFuzzer target (clang) into build-fuzz/
 #   make install         install under $(DESTDIR)$(PREFIX)
 #   make SANITIZE=address,undefined   a sanitizer build (into build-san/)
@@ -60,12 +61,23 @@ CTL_OBJ := $(CTL_SRC:%.c=$(BUILD)/%.o)
 # Tests: every tests/unit/*.c and tests/integration/*.c is one program; they share
 # tests/lib/*.c.
 TLIB_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard tests/lib/*.c))
+# The daemon's clock and /proc/meminfo reader, which tests and bench share (unit
+# tests have it with the rest of the daemon).
+TUTIL_OBJ := $(BUILD)/daemon/util.o
 UNIT_BIN := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(wildcard tests/unit/*.c))
 INTEG_BIN := $(patsubst tests/integration/%.c,$(BUILD)/tests/integration/%,$(wildcard tests/integration/*.c))
 # Helper programs of the benchmark and of the qemu harness (built on the host; the
 # harness copies its programs and their libraries into the guest).
 BENCH_BIN := $(patsubst tests/bench/%.c,$(BUILD)/tests/bench/%,$(wildcard tests/bench/*.c))
+# What the bench programs share (one row: files, checks, the output line).
+BENCH_LIB_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard tests/bench/lib/*.c))
 KERNEL_BIN := $(patsubst tests/kernel/%.c,$(BUILD)/tests/kernel/%,$(wildcard tests/kernel/*.c))
+# Test helper programs that are not tests (tests/run-one.sh runs only unit/ and
+# integration/): the FUSE test filesystem, built when libfuse3-dev is there (the tests
+# that mount it SKIP without it).
+FUSE_CFLAGS := $(shell pkg-config --cflags fuse3 2>/dev/null)
+FUSE_LIBS := $(shell pkg-config --libs fuse3 2>/dev/null)
+FUSE_BIN := $(if $(FUSE_LIBS),$(patsubst tests/fuse/%.c,$(BUILD)/tests/fuse/%,$(wildcard tests/fuse/*.c)))
 # The daemon's objects minus main, for unit tests of its parts (config, ...).
 DAEMON_LIB_OBJ := $(filter-out $(BUILD)/daemon/main.o,$(DAEMON_OBJ))
 
@@ -75,12 +87,12 @@ UNITS := $(addprefix $(BUILD)/systemd/,dmaloadd.socket dmaloadd.service dmaload-
 BINS := $(BUILD)/dmaloadd $(BUILD)/dmaload-ctl $(BUILD)/libdmaload.a \
 	$(BUILD)/libdmaload.so.0 $(BUILD)/dmaload.pc $(UNITS)
 
-.PHONY: all deps run check check-one check-kernel check-systemd deb bench fuzz install clean \
+.PHONY: all deps run check check-one check-kernel check-systemd check-layers deb bench fuzz install clean \
 	tests FORCE
 all: $(BINS)
-tests: $(UNIT_BIN) $(INTEG_BIN) $(KERNEL_BIN)
+tests: $(UNIT_BIN) $(INTEG_BIN) $(KERNEL_BIN) $(FUSE_BIN)
 
-$(BUILD)/%.o: %.c $(wildcard proto/*.h client/*.h daemon/*.h tests/lib/*.h)
+$(BUILD)/%.o: %.c $(wildcard proto/*.h client/*.h daemon/*.h tests/lib/*.h tests/bench/lib/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
@@ -120,13 +132,17 @@ $(BUILD)/dmaload-ctl: $(CTL_OBJ) $(BUILD)/libdmaload.a
 $(BUILD)/tests/unit/%: $(BUILD)/tests/unit/%.o $(TLIB_OBJ) $(DAEMON_LIB_OBJ) $(BUILD)/libdmaload.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(DEP_LIBS)
 
-$(BUILD)/tests/integration/%: $(BUILD)/tests/integration/%.o $(TLIB_OBJ) $(BUILD)/libdmaload.a
+$(BUILD)/tests/integration/%: $(BUILD)/tests/integration/%.o $(TLIB_OBJ) $(TUTIL_OBJ) $(BUILD)/libdmaload.a
 	$(CC) $(LDFLAGS) -o $@ $^ -lpthread
 
-$(BUILD)/tests/bench/%: $(BUILD)/tests/bench/%.o $(TLIB_OBJ) $(BUILD)/libdmaload.a
+$(BUILD)/tests/fuse/%.o: ALL_CFLAGS += $(FUSE_CFLAGS)
+$(BUILD)/tests/fuse/%: $(BUILD)/tests/fuse/%.o $(TLIB_OBJ) $(TUTIL_OBJ) $(BUILD)/libdmaload.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(FUSE_LIBS)
+
+$(BUILD)/tests/bench/%: $(BUILD)/tests/bench/%.o $(BENCH_LIB_OBJ) $(TLIB_OBJ) $(TUTIL_OBJ) $(BUILD)/libdmaload.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(DEP_LIBS)
 
-$(BUILD)/tests/kernel/%: $(BUILD)/tests/kernel/%.o $(TLIB_OBJ) $(BUILD)/libdmaload.a
+$(BUILD)/tests/kernel/%: $(BUILD)/tests/kernel/%.o $(TLIB_OBJ) $(TUTIL_OBJ) $(BUILD)/libdmaload.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(DEP_LIBS)
 
 deps:
@@ -142,6 +158,10 @@ check:
 # One pass of the suite over $(BUILD).
 check-one: all tests
 	bash tests/run-one.sh $(BUILD)
+
+# The layering of daemon/ (docs/ARCHITECTURE.md): fails on an include cycle.
+check-layers:
+	bash tests/layers/check-includes.sh
 
 # The dma-buf tests need /dev/udmabuf and /dev/dma_heap: they run in qemu on a kernel
 # the harness builds (and caches under ~/.cache/dmaloadd).
@@ -176,8 +196,9 @@ install: all
 	install -Dm755 $(BUILD)/dmaloadd $(DESTDIR)$(SBINDIR)/dmaloadd
 	install -Dm755 $(BUILD)/dmaload-ctl $(DESTDIR)$(BINDIR)/dmaload-ctl
 	install -Dm644 $(BUILD)/libdmaload.a $(DESTDIR)$(LIBDIR)/libdmaload.a
-	install -Dm644 $(BUILD)/libdmaload.so.0 $(DESTDIR)$(LIBDIR)/libdmaload.so.0
+	install -Dm755 $(BUILD)/libdmaload.so.0 $(DESTDIR)$(LIBDIR)/libdmaload.so.0
 	ln -sf libdmaload.so.0 $(DESTDIR)$(LIBDIR)/libdmaload.so
+# dmaload.h includes "dmaload-proto.h": the two go side by side in includedir.
 	install -Dm644 client/dmaload.h $(DESTDIR)$(INCLUDEDIR)/dmaload.h
 	install -Dm644 proto/dmaload-proto.h $(DESTDIR)$(INCLUDEDIR)/dmaload-proto.h
 	install -Dm644 $(BUILD)/dmaload.pc $(DESTDIR)$(LIBDIR)/pkgconfig/dmaload.pc

@@ -1,8 +1,11 @@
 /*
  * dmaload-ctl.c: the command-line client of dmaloadd, a thin shell over libdmaload.
  *
- * main() parses the global options and the command, then hands over to one cmd_*()
- * function per command; each opens its own connection and returns the process's exit
+ * main() parses the global options and the command's name, and cmd_dispatch() runs
+ * the command's row of ctl_cmds[] (name, --help lines, which arguments it takes, and
+ * its handler). The query commands (status, list, stats, info) share one path,
+ * ctl_query(): connect, ask, print as text or JSON; the others have a cmd_*()
+ * function. Each command opens its own connection and returns the process's exit
  * status: 0, 1 for a failure (after one "dmaload-ctl: what: why" line on stderr), 2
  * for a usage error. Nothing here speaks the wire protocol directly; only the names of
  * methods, targets and reasons come from dmaload-proto.h.
@@ -37,53 +40,15 @@ struct ctl {
 	bool json;
 };
 
-static void usage(FILE *f)
-{
-	fputs("Usage: dmaload-ctl [--socket PATH] [--json] [--name NAME] COMMAND ...\n"
-	      "\n"
-	      "Commands:\n"
-	      "  load FILE [--offset N] [--length N] [--method M] [--exact-size] [--pin]\n"
-	      "            [--fd] [--target T] [--dmabuf] [--priority P] [--rate N]\n"
-	      "            [-- CMD ARGS...]\n"
-	      "                  load FILE into a sealed memfd or a dma-buf; with -- CMD,\n"
-	      "                  run CMD with the buffer as fd 3 ($DMALOAD_FD, $DMALOAD_SIZE)\n"
-	      "  preload FILE... [--wait]\n"
-	      "                  load each FILE in the background, pinned in the daemon's\n"
-	      "                  cache; returns once the daemon took them all, or with\n"
-	      "                  --wait once they are loaded (non-zero if any failed)\n"
-	      "  info            the buffers the daemon's host offers: dma-buf targets,\n"
-	      "                  heaps, the udmabuf size limit, the huge page pool\n"
-	      "  status          daemon counters and the loads you may see\n"
-	      "  list            the daemon's cached buffers you may see\n"
-	      "  evict FILE|--all\n"
-	      "                  drop the daemon's cached buffers of FILE (or all yours)\n"
-	      "  stats           cache and I/O counters, per-client totals\n"
-	      "  cancel ID       cancel load ID (only loads of the same connection)\n"
-	      "  ping            say HELLO and report the daemon's answer\n"
-	      "\n"
-	      "Options:\n"
-	      "  --socket PATH   daemon socket (default $DMALOAD_SOCKET, then\n"
-	      "                  $XDG_RUNTIME_DIR/dmaloadd.sock or /run/dmaloadd/dmaloadd.sock)\n"
-	      "  --json          one JSON object per line instead of text\n"
-	      "  --name NAME     client name the daemon logs (default dmaload-ctl)\n"
-	      "  --offset N      first byte to load; N takes K, M, G, T suffixes (x1024)\n"
-	      "  --length N      bytes to load (default: to the end of the file)\n"
-	      "  --method M      auto (the daemon chooses), direct (O_DIRECT), buffered\n"
-	      "                  (page cache) or cfr (copy_file_range / splice)\n"
-	      "  --exact-size    the buffer must be exactly the data's size (no huge\n"
-	      "                  pages rounded up)\n"
-	      "  --pin           keep the buffer in the daemon's cache until evicted\n"
-	      "  --fd            open FILE here and pass the fd, instead of the path\n"
-	      "  --target T      auto (the daemon's default), memfd, udmabuf or heap:NAME\n"
-	      "  --dmabuf        with target auto: a dma-buf if the host has one (udmabuf,\n"
-	      "                  else a heap), else a memfd\n"
-	      "  --priority P    foreground (the default) or background: background\n"
-	      "                  loads read only when foreground ones leave the disk idle\n"
-	      "  --rate N        read at most N bytes/s (K, M, G suffixes, x1024); only\n"
-	      "                  lowers the daemon's limit for this client, never raises it\n"
-	      "  --help          this text\n"
-	      "  --version       the version\n", f);
-}
+/* The reply of a query command (status, list, stats, info), as libdmaload gives it. */
+union ctl_reply {
+	struct dmaload_status status;
+	struct dmaload_cache_list list;
+	struct dmaload_stats stats;
+	struct dmaload_info info;
+};
+
+static void usage(FILE *f);
 
 static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
@@ -749,8 +714,9 @@ static const char *format_uptime(char *buf, size_t cap, uint64_t ms)
 	return buf;
 }
 
-static void status_text(const struct dmaload_status *st)
+static void status_text(const union ctl_reply *rep)
 {
+	const struct dmaload_status *st = &rep->status;
 	char a[32], b[32];
 
 	printf("uptime:       %s\n", format_uptime(a, sizeof(a), st->uptime_ms));
@@ -778,8 +744,10 @@ static void status_text(const struct dmaload_status *st)
 		puts("(more loads than fit in one reply)");
 }
 
-static void status_json(const struct dmaload_status *st)
+static void status_json(const union ctl_reply *rep)
 {
+	const struct dmaload_status *st = &rep->status;
+
 	printf("{\"uptime_ms\":%" PRIu64 ",\"clients\":%" PRIu32 ",\"loads_active\":%" PRIu32
 	       ",\"loads_queued\":%" PRIu32 ",\"loads_done\":%" PRIu64 ",\"loads_failed\":%"
 	       PRIu64 ",\"bytes_loaded\":%" PRIu64 ",\"truncated\":%s,\"loads\":[",
@@ -800,34 +768,11 @@ static void status_json(const struct dmaload_status *st)
 	puts("]}");
 }
 
-static int cmd_status(struct ctl *ctl, int argc, char **argv, int i)
-{
-	struct dmaload_status st;
-	struct dmaload *dl;
-	int r;
-
-	r = only_global_options(ctl, argc, argv, i, "status");
-	if (r >= 0)
-		return r;
-	r = ctl_connect(ctl, &dl);
-	if (r)
-		return r;
-	r = dmaload_status(dl, &st);
-	dmaload_close(dl);
-	if (r < 0)
-		return fail("status", NULL, -r, NULL);
-	if (ctl->json)
-		status_json(&st);
-	else
-		status_text(&st);
-	dmaload_status_free(&st);
-	return EXIT_SUCCESS;
-}
-
 /* ---- cache ----------------------------------------------------------------------- */
 
-static void list_text(const struct dmaload_cache_list *l)
+static void list_text(const union ctl_reply *rep)
 {
+	const struct dmaload_cache_list *l = &rep->list;
 	char a[32], b[32];
 
 	printf("cache: %s of %s in %zu entries", format_size(a, sizeof(a), l->cache_bytes),
@@ -864,8 +809,10 @@ static void list_text(const struct dmaload_cache_list *l)
 		puts("(more entries than fit in one reply)");
 }
 
-static void list_json(const struct dmaload_cache_list *l)
+static void list_json(const union ctl_reply *rep)
 {
+	const struct dmaload_cache_list *l = &rep->list;
+
 	printf("{\"cache_bytes\":%" PRIu64 ",\"cache_limit\":%" PRIu64 ",\"hidden\":%" PRIu32
 	       ",\"truncated\":%s,\"entries\":[", l->cache_bytes, l->cache_limit, l->n_hidden,
 	       l->truncated ? "true" : "false");
@@ -885,30 +832,6 @@ static void list_json(const struct dmaload_cache_list *l)
 		       e->flags & DL_ENTRY_LOADING ? "true" : "false");
 	}
 	puts("]}");
-}
-
-static int cmd_list(struct ctl *ctl, int argc, char **argv, int i)
-{
-	struct dmaload_cache_list l;
-	struct dmaload *dl;
-	int r;
-
-	r = only_global_options(ctl, argc, argv, i, "list");
-	if (r >= 0)
-		return r;
-	r = ctl_connect(ctl, &dl);
-	if (r)
-		return r;
-	r = dmaload_list(dl, &l);
-	dmaload_close(dl);
-	if (r < 0)
-		return fail("list", NULL, -r, NULL);
-	if (ctl->json)
-		list_json(&l);
-	else
-		list_text(&l);
-	dmaload_list_free(&l);
-	return EXIT_SUCCESS;
 }
 
 static int cmd_evict(struct ctl *ctl, int argc, char **argv, int i)
@@ -957,8 +880,9 @@ static int cmd_evict(struct ctl *ctl, int argc, char **argv, int i)
 	return EXIT_SUCCESS;
 }
 
-static void stats_text(const struct dmaload_stats *st)
+static void stats_text(const union ctl_reply *rep)
 {
+	const struct dmaload_stats *st = &rep->stats;
 	char a[32], b[32];
 
 	printf("read from files:  %" PRIu64 " (%s)\n", st->bytes_read,
@@ -989,8 +913,10 @@ static void stats_text(const struct dmaload_stats *st)
 	}
 }
 
-static void stats_json(const struct dmaload_stats *st)
+static void stats_json(const union ctl_reply *rep)
 {
+	const struct dmaload_stats *st = &rep->stats;
+
 	printf("{\"bytes_read\":%" PRIu64 ",\"bytes_cached\":%" PRIu64 ",\"loads_direct\":%"
 	       PRIu64 ",\"loads_buffered\":%" PRIu64 ",\"loads_cfr\":%" PRIu64
 	       ",\"cache_hits\":%" PRIu64 ",\"cache_joins\":%" PRIu64 ",\"cache_misses\":%"
@@ -1012,30 +938,6 @@ static void stats_json(const struct dmaload_stats *st)
 		putchar('}');
 	}
 	puts("]}");
-}
-
-static int cmd_stats(struct ctl *ctl, int argc, char **argv, int i)
-{
-	struct dmaload_stats st;
-	struct dmaload *dl;
-	int r;
-
-	r = only_global_options(ctl, argc, argv, i, "stats");
-	if (r >= 0)
-		return r;
-	r = ctl_connect(ctl, &dl);
-	if (r)
-		return r;
-	r = dmaload_stats(dl, &st);
-	dmaload_close(dl);
-	if (r < 0)
-		return fail("stats", NULL, -r, NULL);
-	if (ctl->json)
-		stats_json(&st);
-	else
-		stats_text(&st);
-	dmaload_stats_free(&st);
-	return EXIT_SUCCESS;
 }
 
 /* ---- cancel ---------------------------------------------------------------------- */
@@ -1088,68 +990,54 @@ static int cmd_cancel(struct ctl *ctl, int argc, char **argv, int i)
 
 /* ---- info ------------------------------------------------------------------------ */
 
-static int cmd_info(struct ctl *ctl, int argc, char **argv, int i)
+static void info_json(const union ctl_reply *rep)
 {
-	struct dmaload_info in;
-	struct dmaload *dl;
-	char size[32];
-	int r;
+	const struct dmaload_info *in = &rep->info;
 
-	r = only_global_options(ctl, argc, argv, i, "info");
-	if (r >= 0)
-		return r;
-	r = ctl_connect(ctl, &dl);
-	if (r)
-		return r;
-	r = dmaload_info(dl, &in);
-	dmaload_close(dl);
-	if (r == -EOPNOTSUPP)
-		return fail("info", NULL, EOPNOTSUPP, "the daemon offers no dma-buf targets "
-			    "(an older dmaloadd)");
-	if (r < 0)
-		return fail("info", NULL, -r, NULL);
-	if (ctl->json) {
-		printf("{\"default_target\":\"%s\",\"udmabuf\":%s,\"udmabuf_error\":",
-		       dl_target_name(in.default_target),
-		       in.caps & DL_CAP_UDMABUF ? "true" : "false");
-		if (in.udmabuf_err)
-			json_string(stdout, strerrorname_np(in.udmabuf_err));
-		else
-			fputs("null", stdout);
-		printf(",\"udmabuf_size_limit\":%" PRIu64 ",\"udmabuf_hugetlb\":%s,"
-		       "\"heaps\":[", in.udmabuf_size_limit,
-		       in.udmabuf_hugetlb ? "true" : "false");
-		for (size_t k = 0; k < in.n_heaps; k++) {
-			if (k)
-				fputc(',', stdout);
-			json_string(stdout, in.heaps[k]);
-		}
-		printf("],\"huge_page_size\":%" PRIu64 ",\"huge_pages_total\":%" PRIu32
-		       ",\"huge_pages_free\":%" PRIu32 "}\n", in.huge_page_size,
-		       in.huge_pages_total, in.huge_pages_free);
-		return EXIT_SUCCESS;
-	}
-	printf("default target: %s\n", dl_target_name(in.default_target));
-	if (in.caps & DL_CAP_UDMABUF)
-		printf("udmabuf:        yes, up to %s per buffer (udmabuf.size_limit_mb)%s\n",
-		       in.udmabuf_size_limit ?
-		       format_size(size, sizeof(size), in.udmabuf_size_limit) : "?",
-		       in.udmabuf_hugetlb ? ", hugetlb memfds taken" : "");
+	printf("{\"default_target\":\"%s\",\"udmabuf\":%s,\"udmabuf_error\":",
+	       dl_target_name(in->default_target),
+	       in->caps & DL_CAP_UDMABUF ? "true" : "false");
+	if (in->udmabuf_err)
+		json_string(stdout, strerrorname_np(in->udmabuf_err));
 	else
-		printf("udmabuf:        no (/dev/udmabuf: %s)\n", strerror(in.udmabuf_err));
+		fputs("null", stdout);
+	printf(",\"udmabuf_size_limit\":%" PRIu64 ",\"udmabuf_hugetlb\":%s,"
+	       "\"heaps\":[", in->udmabuf_size_limit, in->udmabuf_hugetlb ? "true" : "false");
+	for (size_t k = 0; k < in->n_heaps; k++) {
+		if (k)
+			fputc(',', stdout);
+		json_string(stdout, in->heaps[k]);
+	}
+	printf("],\"huge_page_size\":%" PRIu64 ",\"huge_pages_total\":%" PRIu32
+	       ",\"huge_pages_free\":%" PRIu32 "}\n", in->huge_page_size,
+	       in->huge_pages_total, in->huge_pages_free);
+}
+
+static void info_text(const union ctl_reply *rep)
+{
+	const struct dmaload_info *in = &rep->info;
+	char size[32];
+
+	printf("default target: %s\n", dl_target_name(in->default_target));
+	if (in->caps & DL_CAP_UDMABUF)
+		printf("udmabuf:        yes, up to %s per buffer (udmabuf.size_limit_mb)%s\n",
+		       in->udmabuf_size_limit ?
+		       format_size(size, sizeof(size), in->udmabuf_size_limit) : "?",
+		       in->udmabuf_hugetlb ? ", hugetlb memfds taken" : "");
+	else
+		printf("udmabuf:        no (/dev/udmabuf: %s)\n", strerror(in->udmabuf_err));
 	printf("dma-heaps:      ");
-	if (!in.n_heaps)
+	if (!in->n_heaps)
 		printf("none (/dev/dma_heap is empty or missing)");
-	for (size_t k = 0; k < in.n_heaps; k++)
-		printf("%sheap:%s", k ? ", " : "", in.heaps[k]);
+	for (size_t k = 0; k < in->n_heaps; k++)
+		printf("%sheap:%s", k ? ", " : "", in->heaps[k]);
 	printf("\nhuge pages:     ");
-	if (in.huge_page_size)
+	if (in->huge_page_size)
 		printf("%s each, %" PRIu32 " in the pool, %" PRIu32 " free\n",
-		       format_size(size, sizeof(size), in.huge_page_size), in.huge_pages_total,
-		       in.huge_pages_free);
+		       format_size(size, sizeof(size), in->huge_page_size),
+		       in->huge_pages_total, in->huge_pages_free);
 	else
 		printf("none\n");
-	return EXIT_SUCCESS;
 }
 
 /* ---- ping ------------------------------------------------------------------------ */
@@ -1162,9 +1050,6 @@ static int cmd_ping(struct ctl *ctl, int argc, char **argv, int i)
 	char size[32];
 	int r;
 
-	r = only_global_options(ctl, argc, argv, i, "ping");
-	if (r >= 0)
-		return r;
 	/* the round trip is the whole connect: socket, connect(), HELLO and its reply */
 	t0 = now_s();
 	r = ctl_connect(ctl, &dl);
@@ -1187,6 +1072,195 @@ static int cmd_ping(struct ctl *ctl, int argc, char **argv, int i)
 	}
 	dmaload_close(dl);
 	return EXIT_SUCCESS;
+}
+
+/* ---- queries ------------------------------------------------------------------- */
+
+/*
+ * status, list, stats and info are one round trip each: connect, ask, hang up, then
+ * print the reply as text or JSON. struct ctl_query says how for one of them, and
+ * ctl_query() is the one path they all take.
+ */
+struct ctl_query {
+	int (*ask)(struct dmaload *dl, union ctl_reply *rep);	/* 0 or -errno */
+	void (*text)(const union ctl_reply *rep);
+	void (*json)(const union ctl_reply *rep);
+	void (*free)(union ctl_reply *rep);			/* NULL: nothing to free */
+	const char *eopnotsupp;		/* the error line's text for -EOPNOTSUPP, or NULL */
+};
+
+static int status_ask(struct dmaload *dl, union ctl_reply *rep)
+{
+	return dmaload_status(dl, &rep->status);
+}
+
+static void status_free(union ctl_reply *rep)
+{
+	dmaload_status_free(&rep->status);
+}
+
+static int list_ask(struct dmaload *dl, union ctl_reply *rep)
+{
+	return dmaload_list(dl, &rep->list);
+}
+
+static void list_free(union ctl_reply *rep)
+{
+	dmaload_list_free(&rep->list);
+}
+
+static int stats_ask(struct dmaload *dl, union ctl_reply *rep)
+{
+	return dmaload_stats(dl, &rep->stats);
+}
+
+static void stats_free(union ctl_reply *rep)
+{
+	dmaload_stats_free(&rep->stats);
+}
+
+static int info_ask(struct dmaload *dl, union ctl_reply *rep)
+{
+	return dmaload_info(dl, &rep->info);
+}
+
+static const struct ctl_query query_status = {
+	.ask = status_ask, .text = status_text, .json = status_json, .free = status_free,
+};
+static const struct ctl_query query_list = {
+	.ask = list_ask, .text = list_text, .json = list_json, .free = list_free,
+};
+static const struct ctl_query query_stats = {
+	.ask = stats_ask, .text = stats_text, .json = stats_json, .free = stats_free,
+};
+static const struct ctl_query query_info = {
+	.ask = info_ask, .text = info_text, .json = info_json,
+	.eopnotsupp = "the daemon offers no dma-buf targets (an older dmaloadd)",
+};
+
+/* Runs query @q of command @what: its one line on failure, its reply on success. */
+static int ctl_query(const struct ctl *ctl, const char *what, const struct ctl_query *q)
+{
+	union ctl_reply rep;
+	struct dmaload *dl;
+	int r;
+
+	r = ctl_connect(ctl, &dl);
+	if (r)
+		return r;
+	r = q->ask(dl, &rep);
+	dmaload_close(dl);
+	if (r == -EOPNOTSUPP && q->eopnotsupp)
+		return fail(what, NULL, EOPNOTSUPP, q->eopnotsupp);
+	if (r < 0)
+		return fail(what, NULL, -r, NULL);
+	if (ctl->json)
+		q->json(&rep);
+	else
+		q->text(&rep);
+	if (q->free)
+		q->free(&rep);
+	return EXIT_SUCCESS;
+}
+
+/* ---- commands -------------------------------------------------------------------- */
+
+/*
+ * Every command, in the order --help lists them. A command either parses its own
+ * arguments (@run gets argv from just after its name, global options included), or
+ * takes only the global options (CMD_GLOBAL_ONLY: main parses them first) and then
+ * is a query or a @run without arguments.
+ */
+enum cmd_args {
+	CMD_OWN_ARGS,
+	CMD_GLOBAL_ONLY,
+};
+
+struct ctl_cmd {
+	const char *name;
+	const char *usage;		/* its lines under "Commands:" in --help */
+	enum cmd_args args;
+	int (*run)(struct ctl *ctl, int argc, char **argv, int i);
+	const struct ctl_query *query;	/* instead of @run */
+};
+
+static const struct ctl_cmd ctl_cmds[] = {
+	{ .name = "load", .args = CMD_OWN_ARGS, .run = cmd_load, .usage =
+	  "  load FILE [--offset N] [--length N] [--method M] [--exact-size] [--pin]\n"
+	  "            [--fd] [--target T] [--dmabuf] [--priority P] [--rate N]\n"
+	  "            [-- CMD ARGS...]\n"
+	  "                  load FILE into a sealed memfd or a dma-buf; with -- CMD,\n"
+	  "                  run CMD with the buffer as fd 3 "
+	  "($DMALOAD_FD, $DMALOAD_SIZE)\n" },
+	{ .name = "preload", .args = CMD_OWN_ARGS, .run = cmd_preload, .usage =
+	  "  preload FILE... [--wait]\n"
+	  "                  load each FILE in the background, pinned in the daemon's\n"
+	  "                  cache; returns once the daemon took them all, or with\n"
+	  "                  --wait once they are loaded (non-zero if any failed)\n" },
+	{ .name = "info", .args = CMD_GLOBAL_ONLY, .query = &query_info, .usage =
+	  "  info            the buffers the daemon's host offers: dma-buf targets,\n"
+	  "                  heaps, the udmabuf size limit, the huge page pool\n" },
+	{ .name = "status", .args = CMD_GLOBAL_ONLY, .query = &query_status, .usage =
+	  "  status          daemon counters and the loads you may see\n" },
+	{ .name = "list", .args = CMD_GLOBAL_ONLY, .query = &query_list, .usage =
+	  "  list            the daemon's cached buffers you may see\n" },
+	{ .name = "evict", .args = CMD_OWN_ARGS, .run = cmd_evict, .usage =
+	  "  evict FILE|--all\n"
+	  "                  drop the daemon's cached buffers of FILE (or all yours)\n" },
+	{ .name = "stats", .args = CMD_GLOBAL_ONLY, .query = &query_stats, .usage =
+	  "  stats           cache and I/O counters, per-client totals\n" },
+	{ .name = "cancel", .args = CMD_OWN_ARGS, .run = cmd_cancel, .usage =
+	  "  cancel ID       cancel load ID (only loads of the same connection)\n" },
+	{ .name = "ping", .args = CMD_GLOBAL_ONLY, .run = cmd_ping, .usage =
+	  "  ping            say HELLO and report the daemon's answer\n" },
+};
+
+static void usage(FILE *f)
+{
+	fputs("Usage: dmaload-ctl [--socket PATH] [--json] [--name NAME] COMMAND ...\n"
+	      "\n"
+	      "Commands:\n", f);
+	for (size_t k = 0; k < sizeof(ctl_cmds) / sizeof(ctl_cmds[0]); k++)
+		fputs(ctl_cmds[k].usage, f);
+	fputs("\n"
+	      "Options:\n"
+	      "  --socket PATH   daemon socket (default $DMALOAD_SOCKET, then\n"
+	      "                  $XDG_RUNTIME_DIR/dmaloadd.sock or /run/dmaloadd/dmaloadd.sock)\n"
+	      "  --json          one JSON object per line instead of text\n"
+	      "  --name NAME     client name the daemon logs (default dmaload-ctl)\n"
+	      "  --offset N      first byte to load; N takes K, M, G, T suffixes (x1024)\n"
+	      "  --length N      bytes to load (default: to the end of the file)\n"
+	      "  --method M      auto (the daemon chooses), direct (O_DIRECT), buffered\n"
+	      "                  (page cache) or cfr (copy_file_range / splice)\n"
+	      "  --exact-size    the buffer must be exactly the data's size (no huge\n"
+	      "                  pages rounded up)\n"
+	      "  --pin           keep the buffer in the daemon's cache until evicted\n"
+	      "  --fd            open FILE here and pass the fd, instead of the path\n"
+	      "  --target T      auto (the daemon's default), memfd, udmabuf or heap:NAME\n"
+	      "  --dmabuf        with target auto: a dma-buf if the host has one (udmabuf,\n"
+	      "                  else a heap), else a memfd\n"
+	      "  --priority P    foreground (the default) or background: background\n"
+	      "                  loads read only when foreground ones leave the disk idle\n"
+	      "  --rate N        read at most N bytes/s (K, M, G suffixes, x1024); only\n"
+	      "                  lowers the daemon's limit for this client, never raises it\n"
+	      "  --help          this text\n"
+	      "  --version       the version\n", f);
+}
+
+/* Runs command @c with its arguments at argv[i..]: the one place commands start. */
+static int cmd_dispatch(struct ctl *ctl, const struct ctl_cmd *c, int argc, char **argv,
+			int i)
+{
+	int r;
+
+	if (c->args == CMD_GLOBAL_ONLY) {
+		r = only_global_options(ctl, argc, argv, i, c->name);
+		if (r >= 0)
+			return r;
+	}
+	if (c->query)
+		return ctl_query(ctl, c->name, c->query);
+	return c->run(ctl, argc, argv, i);
 }
 
 /* ---- main ------------------------------------------------------------------------ */
@@ -1213,25 +1287,13 @@ int main(int argc, char **argv)
 	if (!ctl.socket)
 		ctl.socket = dmaload_default_socket();
 
-	if (!strcmp(cmd, "load"))
-		r = cmd_load(&ctl, argc, argv, i);
-	else if (!strcmp(cmd, "preload"))
-		r = cmd_preload(&ctl, argc, argv, i);
-	else if (!strcmp(cmd, "status"))
-		r = cmd_status(&ctl, argc, argv, i);
-	else if (!strcmp(cmd, "cancel"))
-		r = cmd_cancel(&ctl, argc, argv, i);
-	else if (!strcmp(cmd, "info"))
-		r = cmd_info(&ctl, argc, argv, i);
-	else if (!strcmp(cmd, "list"))
-		r = cmd_list(&ctl, argc, argv, i);
-	else if (!strcmp(cmd, "evict"))
-		r = cmd_evict(&ctl, argc, argv, i);
-	else if (!strcmp(cmd, "stats"))
-		r = cmd_stats(&ctl, argc, argv, i);
-	else if (!strcmp(cmd, "ping"))
-		r = cmd_ping(&ctl, argc, argv, i);
-	else
+	r = -1;
+	for (size_t k = 0; k < sizeof(ctl_cmds) / sizeof(ctl_cmds[0]); k++)
+		if (!strcmp(cmd, ctl_cmds[k].name)) {
+			r = cmd_dispatch(&ctl, &ctl_cmds[k], argc, argv, i);
+			break;
+		}
+	if (r < 0)
 		return usage_error("unknown command '%s'", cmd);
 
 	/* output that could not be written is a failure too (a full disk, a closed pipe) */

@@ -31,12 +31,6 @@
 
 #define DMALOAD_SYSTEM_SOCKET	"/run/dmaloadd/dmaloadd.sock"
 
-_Static_assert(DMALOAD_TO_EOF == DL_LENGTH_TO_EOF, "the two 'to EOF' lengths agree");
-_Static_assert(sizeof(((struct dmaload_event *)0)->message) > DL_ERRMSG_MAX,
-	       "an ERROR text and its NUL fit in an event");
-_Static_assert(sizeof(((struct dmaload_status_load *)0)->name) > DL_PATH_MAX,
-	       "a status name and its NUL fit in an entry");
-
 struct queued_event {
 	struct queued_event *next;
 	struct dmaload_event ev;
@@ -526,6 +520,38 @@ static ssize_t path_absolute(const char **path, char abs[DL_PATH_MAX + 1])
 	return (ssize_t)len;
 }
 
+/*
+ * The fd number @path spells for this process: /dev/fd/N, /proc/self/fd/N,
+ * /proc/thread-self/fd/N, /dev/stdin, /dev/stdout, /dev/stderr, written exactly so;
+ * -1 for any other path. The daemon would resolve these in its own process (it
+ * refuses procfs), and a reopen would not be this open file description anyway.
+ */
+static int path_own_fd(const char *path)
+{
+	static const char *const dirs[] = { "/dev/fd/", "/proc/self/fd/",
+					    "/proc/thread-self/fd/" };
+	static const char *const std[] = { "/dev/stdin", "/dev/stdout", "/dev/stderr" };
+	const char *p = NULL;
+	long n = 0;
+
+	for (size_t i = 0; i < sizeof(std) / sizeof(std[0]); i++)
+		if (strcmp(path, std[i]) == 0)
+			return (int)i;
+	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]) && !p; i++)
+		if (strncmp(path, dirs[i], strlen(dirs[i])) == 0)
+			p = path + strlen(dirs[i]);
+	if (!p || *p == '\0')
+		return -1;
+	for (; *p; p++) {
+		if (*p < '0' || *p > '9')
+			return -1;
+		n = n * 10 + (*p - '0');
+		if (n > INT_MAX)
+			return -1;
+	}
+	return (int)n;
+}
+
 int dmaload_load_path(struct dmaload *dl, const char *path,
 		      const struct dmaload_opts *opts, uint64_t *id)
 {
@@ -533,8 +559,11 @@ int dmaload_load_path(struct dmaload *dl, const char *path,
 	char abs[DL_PATH_MAX + DL_HEAP_NAME_MAX + 1];
 	struct dl_load l;
 	ssize_t n = path_absolute(&path, abs), tl;
-	int root, r;
+	int root, r, own = path_own_fd(path);
 
+	/* Our own fd: loaded as that very fd (its offset and flags untouched). */
+	if (own >= 0)
+		return dmaload_load_fd(dl, own, opts, id);
 	if (n < 0)
 		return (int)n;
 	if (path != abs)

@@ -13,6 +13,23 @@
  * Errors are returned as negative errno values. For a load that the daemon refused,
  * the event (or result) carries the daemon's errno and message.
  * A connection is not thread-safe: use one per thread, or lock around it.
+ *
+ * The wire constants: this header includes dmaload-proto.h (installed beside it), as
+ * liburing.h includes liburing/io_uring.h, and copies none of its values. These names
+ * from it are libdmaload's public API, frozen with the -dev package, because the
+ * structs below carry them or the calls return them:
+ *   - enum dl_method, enum dl_target, enum dl_priority (dmaload_opts), enum dl_reason
+ *     and DL_DONE_* (the DONE event), enum dl_load_state (dmaload_status), DL_ENTRY_*
+ *     (dmaload_cache_list), DL_CAP_* (dmaload_daemon_caps(), dmaload_info);
+ *   - the limits that size this header's arrays: DL_PATH_MAX, DL_ERRMSG_MAX,
+ *     DL_NAME_LEN, DL_HEAP_NAME_MAX, DL_STATS_METHODS; DL_LENGTH_TO_EOF
+ *     (DMALOAD_TO_EOF); DL_PROTO_VERSION (dmaload_daemon_version());
+ *   - dl_method_name(), dl_target_name(), dl_reason_name() and dl_heap_name_ok(),
+ *     which libdmaload exports.
+ * Their numbers are never reused or changed; new ones are only added. The rest of
+ * dmaload-proto.h (message types, the message structs, the codec and fd passing) is
+ * the protocol's, not the library's: libdmaload speaks it for you, and a program
+ * that uses it directly follows the protocol version, not the library's.
  */
 #pragma once
 
@@ -20,12 +37,13 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "dmaload-proto.h"	/* the public constants listed above */
+
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-#define DMALOAD_TO_EOF UINT64_MAX
-#define DL_HEAP_NAME_MAX_LIB 63		/* DL_HEAP_NAME_MAX of dmaload-proto.h */
+#define DMALOAD_TO_EOF DL_LENGTH_TO_EOF	/* dmaload_opts.length: to the end */
 
 struct dmaload;
 
@@ -75,7 +93,7 @@ struct dmaload_event {
 	uint8_t method, target, reason;	/* DONE: what the daemon used and why */
 	uint32_t done_flags;		/* DONE: DL_DONE_* (sealed, hugetlb, ...) */
 	int err;			/* ERROR: positive errno */
-	char message[1025];		/* ERROR: the daemon's text, NUL-terminated */
+	char message[DL_ERRMSG_MAX + 1];	/* ERROR: the daemon's text, NUL-terminated */
 };
 
 /* The socket path used when none is given: $DMALOAD_SOCKET, else
@@ -102,7 +120,10 @@ uint64_t dmaload_max_load_size(const struct dmaload *dl);
 
 /* Starts a load of @path (opened by the daemon with this process's credentials).
  * A relative @path is first made absolute against this process's working directory.
- * @opts may be NULL. Returns 0 and the request's id in *id, or -errno. */
+ * /dev/fd/N, /proc/self/fd/N, /proc/thread-self/fd/N, /dev/stdin, /dev/stdout and
+ * /dev/stderr name this process's own fds: they load as dmaload_load_fd() of that fd
+ * (not a reopen; its offset and flags are left alone). @opts may be NULL. Returns 0
+ * and the request's id in *id, or -errno. */
 int dmaload_load_path(struct dmaload *dl, const char *path,
 		      const struct dmaload_opts *opts, uint64_t *id);
 
@@ -154,7 +175,7 @@ struct dmaload_info {
 	uint32_t huge_pages_total, huge_pages_free;
 	uint8_t default_target;		/* enum dl_target of the daemon's config */
 	size_t n_heaps;
-	char heaps[16][DL_HEAP_NAME_MAX_LIB + 1];	/* the first 16 heap names */
+	char heaps[16][DL_HEAP_NAME_MAX + 1];	/* the first 16 heap names */
 };
 
 /* Asks for INFO and waits for the reply. Returns 0, -EOPNOTSUPP from a daemon that
@@ -166,7 +187,7 @@ struct dmaload_status_load {
 	uint64_t id, done, total;
 	uint32_t pid, uid;
 	uint8_t state, method;
-	char name[4096];
+	char name[DL_PATH_MAX + 1];
 };
 
 struct dmaload_status {
@@ -194,7 +215,7 @@ struct dmaload_cache_entry {
 	uint32_t uid;			/* who loaded it */
 	uint32_t flags;			/* DL_ENTRY_* (pinned, hugetlb, loading) */
 	uint8_t method;			/* enum dl_method it was read with */
-	char name[4096];		/* the path, or "fd (dev M:N ino I)" */
+	char name[DL_PATH_MAX + 1];	/* the path, or "fd (dev M:N ino I)" */
 };
 
 struct dmaload_cache_list {
@@ -219,13 +240,13 @@ struct dmaload_stats_client {
 	uint64_t conn_id, loads, bytes;
 	uint64_t throttled_ns;		/* held back by rate limits */
 	uint32_t pid, uid;
-	char name[33];			/* from its HELLO */
+	char name[DL_NAME_LEN + 1];	/* from its HELLO */
 };
 
 struct dmaload_stats {
 	uint64_t bytes_read;		/* read from files */
 	uint64_t bytes_cached;		/* delivered without a read (hits, joins) */
-	uint64_t loads_by_method[4];	/* loads that read, by enum dl_method */
+	uint64_t loads_by_method[DL_STATS_METHODS];	/* loads that read, by enum dl_method */
 	uint64_t cache_hits, cache_joins, cache_misses, cache_evictions;
 	uint64_t cache_bytes, cache_limit;
 	uint32_t cache_entries, cache_pinned;

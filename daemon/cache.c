@@ -23,16 +23,16 @@
 #include <unistd.h>
 
 #include "cache.h"
-#include "client.h"
+#include "dmaload-proto.h"
 #include "fdstore.h"
-#include "job.h"
 #include "log.h"
-#include "server.h"
+#include "util.h"
+#include "worker.h"
 
-void cache_init(struct cache *c, struct server *srv, uint64_t limit)
+void cache_init(struct cache *c, struct worker_pool *pool, uint64_t limit)
 {
 	memset(c, 0, sizeof(*c));
-	c->srv = srv;
+	c->pool = pool;
 	c->limit = limit;
 	list_init(&c->entries);
 }
@@ -45,9 +45,28 @@ static void entry_free(struct cache *c, struct cache_entry *e)
 		c->n_ready--;
 		if (e->pinned)
 			c->n_pinned--;
-		server_close_on_worker(c->srv, e->fd);
+		worker_close(c->pool, e->fd);
 	}
 	free(e);
+}
+
+/* Hands ready entry @e's buffer to systemd's fd store under a name that says all the
+ * entry knows (again, when that changed: pinned since). */
+static void entry_store(struct cache_entry *e)
+{
+	struct fdstore_record r = {
+		.dev = e->key.dev, .ino = e->key.ino, .size = e->key.size,
+		.mtime_ns = e->key.mtime_ns, .ctime_ns = e->key.ctime_ns,
+		.off = e->key.off, .len = e->key.len, .buf_size = e->buf_size,
+		.target = e->key.target, .method = e->method, .reason = e->reason,
+		.pinned = e->pinned, .hugetlb = e->hugetlb, .uid = e->uid,
+	};
+
+	if (e->fd < 0)
+		return;
+	fdstore_remove(e->fdname);
+	snprintf(r.path, sizeof(r.path), "%s", e->name);
+	fdstore_put(&r, e->fd, e->fdname);
 }
 
 /* Drops a ready entry, counting it as an eviction. */
@@ -56,7 +75,7 @@ static void entry_evict(struct cache *c, struct cache_entry *e, const char *why)
 	log_debug("cache: dropping %s (%llu bytes at %llu, %s)", e->name,
 		  (unsigned long long)e->key.len, (unsigned long long)e->key.off, why);
 	c->evictions++;
-	fdstore_remove(e);
+	fdstore_remove(e->fdname);
 	entry_free(c, e);
 }
 
@@ -97,28 +116,14 @@ static bool key_equal(const struct cache_key *a, const struct cache_key *b)
 	       a->len == b->len && a->target == b->target;
 }
 
-static void job_key(const struct job *j, struct cache_key *k)
+int cache_lookup(struct cache *c, struct cache_load *l, const struct cache_key *key,
+		 const struct cache_who *who, struct cache_entry **out)
 {
-	*k = (struct cache_key){
-		.dev = j->src.dev,
-		.ino = j->src.ino,
-		.size = j->src.size,
-		.mtime_ns = j->src.mtime_ns,
-		.ctime_ns = j->src.ctime_ns,
-		.off = j->off,
-		.len = j->len,
-		.target = j->target,	/* pick_target's: only memfds are shared now */
-	};
-}
-
-int cache_lookup(struct cache *c, struct job *j, struct cache_entry **out)
-{
-	bool exact = j->req.flags & DL_LOAD_EXACT_SIZE, other_size = false;
+	const struct cache_key k = *key;
+	bool other_size = false;
 	struct list *pos, *tmp;
 	struct cache_entry *e;
-	struct cache_key k;
 
-	job_key(j, &k);
 	list_for_each_safe(pos, tmp, &c->entries) {
 		e = list_entry(pos, struct cache_entry, link);
 
@@ -128,32 +133,32 @@ int cache_lookup(struct cache *c, struct job *j, struct cache_entry **out)
 		 * entries go by name: nobody drops what others loaded. */
 		if (!e->leader && ((key_same_file(&e->key, &k) &&
 				    !key_same_version(&e->key, &k)) ||
-				   (j->path && !key_same_file(&e->key, &k) &&
-				    e->uid == j->client->cred.uid &&
-				    strcmp(e->name, j->path) == 0))) {
+				   (who->by_path && !key_same_file(&e->key, &k) &&
+				    e->uid == who->uid &&
+				    strcmp(e->name, who->name) == 0))) {
 			entry_evict(c, e, "the file changed");
 			continue;
 		}
 		if (!key_equal(&e->key, &k))
 			continue;
 		/* dma-buf targets (not yet): share only within one uid, i.e. also
-		 * require e->uid == j->client->cred.uid for those kinds. */
+		 * require e->uid == who->uid for those kinds. */
 		if (e->leader) {
 			/* A joiner that needs an exact-size buffer waits only for a leader
 			 * that asked for one; the others may get a hugetlb-rounded one.
 			 * (A leader whose huge pages fell back is exact in fact; it is not
 			 * known yet while it reads.) */
-			if (exact && !e->exact_req) {
+			if (who->exact && !e->exact_req) {
 				other_size = true;
 				continue;
 			}
-			list_add_tail(&e->joiners, &j->join_link);
-			j->joined = e;
+			list_add_tail(&e->joiners, &l->join_link);
+			l->joined = e;
 			c->joins++;
 			*out = e;
 			return CACHE_JOINED;
 		}
-		if (exact && e->buf_size != e->key.len) {
+		if (who->exact && e->buf_size != e->key.len) {
 			other_size = true;
 			continue;
 		}
@@ -173,14 +178,14 @@ int cache_lookup(struct cache *c, struct job *j, struct cache_entry **out)
 	if (!e)
 		return -ENOMEM;
 	e->key = k;
-	snprintf(e->name, sizeof(e->name), "%s", j->name);
-	e->uid = j->client->cred.uid;
-	e->leader = j;
-	e->exact_req = exact;
+	snprintf(e->name, sizeof(e->name), "%s", who->name);
+	e->uid = who->uid;
+	e->leader = l;
+	e->exact_req = who->exact;
 	e->fd = -1;
 	list_init(&e->joiners);
 	entry_to_front(c, e);
-	j->centry = e;
+	l->leads = e;
 	*out = e;
 	return CACHE_MISS;
 }
@@ -193,13 +198,35 @@ void cache_hit_served(struct cache *c, struct cache_entry *e, bool pin)
 	if (pin && !e->pinned) {
 		e->pinned = true;
 		c->n_pinned++;
-		fdstore_put(e);		/* its stored name says pinned now */
+		entry_store(e);		/* its stored name says pinned now */
 	}
 }
 
-bool cache_has_joiners(const struct job *j)
+bool cache_has_joiners(const struct cache_load *l)
 {
-	return j->centry && !list_empty(&j->centry->joiners);
+	return l->leads && !list_empty(&l->leads->joiners);
+}
+
+void cache_load_init(struct cache_load *l, bool pin)
+{
+	memset(l, 0, sizeof(*l));
+	list_init(&l->join_link);
+	l->pin = pin;
+}
+
+struct cache_load *cache_next_joiner(struct cache_entry *e)
+{
+	struct cache_load *w;
+
+	if (list_empty(&e->joiners))
+		return NULL;
+	w = list_entry(e->joiners.next, struct cache_load, join_link);
+	list_del(&w->join_link);
+	list_init(&w->join_link);
+	w->joined = NULL;
+	e->pin_req |= w->pin;
+	e->served++;
+	return w;
 }
 
 /* Makes room for @need bytes by evicting least recently used unpinned ready
@@ -222,34 +249,38 @@ static bool cache_make_room(struct cache *c, uint64_t need)
 	return c->bytes + need <= c->limit;
 }
 
-void cache_leader_done(struct cache *c, struct job *j)
+struct cache_entry *cache_leader_done(struct cache *c, struct cache_load *l,
+				      const struct cache_ready *r)
 {
-	struct cache_entry *e = j->centry;
-	struct list *pos, *tmp;
-	bool pin = j->req.flags & DL_LOAD_PIN;
+	struct cache_entry *e = l->leads;
 
 	if (!e)
-		return;
-	j->centry = NULL;
+		return NULL;
+	l->leads = NULL;
 	e->leader = NULL;
-	e->buf_size = j->tgt.hugetlb ? j->tgt.map_len : j->len;
-	e->hugetlb = j->tgt.hugetlb;
-	e->method = j->method;
-	e->reason = j->reason;
-	e->done_flags = DL_DONE_SEALED | (j->tgt.hugetlb ? DL_DONE_HUGETLB : 0) |
-			(j->method == DL_METHOD_CFR && j->cfr_syscall ? DL_DONE_CFR_SYSCALL : 0);
+	e->buf_size = r->buf_size;
+	e->hugetlb = r->hugetlb;
+	e->method = r->method;
+	e->reason = r->reason;
+	e->done_flags = r->done_flags;
 	e->t_loaded = e->t_used = now_ns();
-	e->served = j->orphaned ? 0 : 1;
-	list_for_each_safe(pos, tmp, &e->joiners) {
-		struct job *w = list_entry(pos, struct job, join_link);
+	e->served = r->served ? 1 : 0;
+	e->pin_req = l->pin;
+	return e;
+}
 
-		list_del(&w->join_link);
-		w->joined = NULL;
-		pin |= !!(w->req.flags & DL_LOAD_PIN);
-		e->served++;
-		job_done_shared(w, j->tgt.fd, e, DL_DONE_JOINED);
-	}
+/* @e (its fd, size and pin set) joins the ready entries, most recently used. */
+static void entry_ready(struct cache *c, struct cache_entry *e)
+{
+	entry_to_front(c, e);
+	c->bytes += e->buf_size;
+	c->n_ready++;
+	if (e->pinned)
+		c->n_pinned++;
+}
 
+void cache_keep(struct cache *c, struct cache_entry *e, int fd)
+{
 	/* Keep it? Pinned or not, it must fit the budget. Off the list meanwhile, so
 	 * making room does not pick the entry itself. */
 	list_del(&e->link);
@@ -261,75 +292,79 @@ void cache_leader_done(struct cache *c, struct job *j)
 		free(e);
 		return;
 	}
-	e->fd = fcntl(j->tgt.fd, F_DUPFD_CLOEXEC, 3);
+	e->fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
 	if (e->fd < 0) {
 		log_warn("cache: cannot keep %s: dup: %s", e->name, strerror(errno));
 		free(e);
 		return;
 	}
-	entry_to_front(c, e);
-	c->bytes += e->buf_size;
-	c->n_ready++;
-	if (pin) {
-		e->pinned = true;
-		c->n_pinned++;
-	}
-	fdstore_put(e);
+	e->pinned = e->pin_req;
+	entry_ready(c, e);
+	entry_store(e);
 }
 
-int cache_adopt(struct cache *c, const struct cache_entry *from)
+int cache_adopt(struct cache *c, const struct fdstore_record *r, int fd, const char *stored)
 {
 	struct cache_entry *e;
 
-	if (!c->limit || !cache_make_room(c, from->buf_size))
+	if (!c->limit || !cache_make_room(c, r->buf_size)) {
+		fdstore_drop(fd, stored, "it does not fit the cache");
 		return -ENOSPC;
-	e = malloc(sizeof(*e));
-	if (!e)
+	}
+	e = calloc(1, sizeof(*e));
+	if (!e) {
+		fdstore_drop(fd, stored, "out of memory");
 		return -ENOMEM;
-	*e = *from;
+	}
+	e->key = (struct cache_key){ .dev = r->dev, .ino = r->ino, .size = r->size,
+				     .mtime_ns = r->mtime_ns, .ctime_ns = r->ctime_ns,
+				     .off = r->off, .len = r->len, .target = r->target };
+	snprintf(e->name, sizeof(e->name), "%s", r->path);
+	snprintf(e->fdname, sizeof(e->fdname), "%s", stored);
+	e->uid = r->uid;
+	e->fd = fd;
+	e->buf_size = r->buf_size;
+	e->pinned = r->pinned;
+	e->hugetlb = r->hugetlb;
+	e->method = r->method;
+	e->reason = r->reason;
 	list_init(&e->joiners);
-	e->leader = NULL;
 	e->done_flags = DL_DONE_SEALED | (e->hugetlb ? DL_DONE_HUGETLB : 0);
 	e->t_loaded = e->t_used = now_ns();
-	entry_to_front(c, e);
-	c->bytes += e->buf_size;
-	c->n_ready++;
-	if (e->pinned)
-		c->n_pinned++;
+	entry_ready(c, e);
+	log_info("fdstore: kept %s (%llu bytes at %llu) from before the restart", e->name,
+		 (unsigned long long)e->key.len, (unsigned long long)e->key.off);
 	return 0;
 }
 
-void cache_leader_failed(struct cache *c, struct job *j, int err, const char *msg)
+struct cache_entry *cache_leader_failed(struct cache *c, struct cache_load *l)
 {
-	struct cache_entry *e = j->centry;
+	struct cache_entry *e = l->leads;
 
 	if (!e)
-		return;
-	j->centry = NULL;
+		return NULL;
+	l->leads = NULL;
+	e->leader = NULL;
 	list_del(&e->link);
-	while (!list_empty(&e->joiners)) {
-		struct job *w = list_entry(e->joiners.next, struct job, join_link);
+	list_init(&e->link);
+	return e;
+}
 
-		list_del(&w->join_link);
-		w->joined = NULL;
-		job_fail(w, err, "%s", msg);
-	}
+void cache_abandon(struct cache_entry *e)
+{
 	free(e);
 }
 
-void cache_unjoin(struct cache *c, struct job *j)
+struct cache_load *cache_unjoin(struct cache *c, struct cache_load *l)
 {
-	struct cache_entry *e = j->joined;
-	struct job *leader;
+	struct cache_entry *e = l->joined;
 
 	if (!e)
-		return;
-	list_del(&j->join_link);
-	list_init(&j->join_link);
-	j->joined = NULL;
-	leader = e->leader;
-	if (leader && leader->orphaned && list_empty(&e->joiners))
-		job_fail(leader, -ECANCELED, "nobody waits for this load any more");
+		return NULL;
+	list_del(&l->join_link);
+	list_init(&l->join_link);
+	l->joined = NULL;
+	return list_empty(&e->joiners) ? e->leader : NULL;
 }
 
 unsigned cache_evict(struct cache *c, const char *path, uid_t uid, uint64_t *bytes)

@@ -11,6 +11,10 @@
  * cache's byte count is the sum of the ready entries' buffer sizes. Every change
  * happens on the loop; the last close of a buffer (which frees its pages) runs on a
  * worker.
+ *
+ * The cache knows no job: a load is a struct cache_load its job embeds. When a
+ * leader ends, the cache hands the entry back and the job layer walks its joiners
+ * (cache_next_joiner) and answers each, so no call runs up into the jobs.
  */
 #pragma once
 
@@ -18,10 +22,11 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "fdstore.h"
 #include "list.h"
 
-struct job;
-struct server;
+struct cache_load;
+struct worker_pool;
 
 struct cache_key {
 	uint64_t dev, ino;
@@ -38,9 +43,10 @@ struct cache_entry {
 	uid_t uid;			/* the leader's client's uid */
 
 	/* loading */
-	struct job *leader;		/* the job reading it; NULL once ready */
+	struct cache_load *leader;	/* the load reading it; NULL once ready */
 	bool exact_req;			/* the leader asked for an exact-size buffer */
-	struct list joiners;		/* jobs waiting for it (job->join_link) */
+	struct list joiners;		/* loads waiting for it (cache_load.join_link) */
+	bool pin_req;			/* the leader or a joiner asked for a pin */
 
 	/* ready */
 	int fd;				/* our reference to the sealed buffer, or -1 */
@@ -50,11 +56,12 @@ struct cache_entry {
 	uint32_t done_flags;		/* DL_DONE_* of the leader's DONE */
 	uint64_t served, hits;		/* DONEs handed out; of which cache hits */
 	uint64_t t_loaded, t_used;	/* now_ns() */
-	char fdname[256];		/* its name in systemd's fd store, "" if not there */
+	char fdname[FDSTORE_NAME_MAX + 1];	/* its name in systemd's fd store, "" if
+						 * not there */
 };
 
 struct cache {
-	struct server *srv;
+	struct worker_pool *pool;	/* closes dropped buffers */
 	struct list entries;
 	uint64_t limit;			/* bytes; 0: ready entries are not kept */
 	uint64_t bytes;			/* buffer bytes of the ready entries */
@@ -62,53 +69,91 @@ struct cache {
 	uint64_t hits, joins, misses, evictions;
 };
 
-void cache_init(struct cache *c, struct server *srv, uint64_t limit);
+void cache_init(struct cache *c, struct worker_pool *pool, uint64_t limit);
 /* Drops every ready entry (closes go to the workers). Loading entries go with their
  * leaders. Safe to call twice. */
 void cache_clear(struct cache *c);
 
+/* A load as the cache sees it; embedded in its job. */
+struct cache_load {
+	struct cache_entry *leads;	/* the loading entry it reads for, or NULL */
+	struct cache_entry *joined;	/* the loading entry it waits on, or NULL */
+	struct list join_link;		/* in joined->joiners */
+	bool pin;			/* its LOAD asked for a pin */
+};
+
+void cache_load_init(struct cache_load *l, bool pin);
+
+/* Who asks, for a lookup. */
+struct cache_who {
+	const char *name;		/* the path, or the fd's description */
+	bool by_path;			/* @name is a path (entries of another file at it
+					 * are stale) */
+	uid_t uid;
+	bool exact;			/* it needs an exact-size buffer (no hugetlb
+					 * rounding) */
+};
+
 enum cache_result {
-	CACHE_MISS = 0,			/* @j is the leader of a new loading entry */
+	CACHE_MISS = 0,			/* @l leads a new loading entry (l->leads) */
 	CACHE_HIT = 1,			/* *@out is ready: serve a dup of its fd */
-	CACHE_JOINED = 2,		/* @j waits on *@out's leader */
+	CACHE_JOINED = 2,		/* @l waits on *@out's leader */
 };
 
 /*
- * Looks up @j's key (its source is open and its range resolved). Drops stale entries
- * of the same file (other size or times) on the way. A miss registers @j as the leader
- * of a new loading entry (j->centry). Returns enum cache_result; -ENOMEM on a miss that
- * could not be registered (the load then just runs unshared).
+ * Looks up @key (the load's source is open and its range resolved). Drops stale
+ * entries of the same file (other size or times), and of another file at the same
+ * path loaded by the same uid, on the way. A miss registers @l as the leader of a new
+ * loading entry. Returns enum cache_result; -ENOMEM on a miss that could not be
+ * registered (the load then just runs unshared).
  */
-int cache_lookup(struct cache *c, struct job *j, struct cache_entry **out);
+int cache_lookup(struct cache *c, struct cache_load *l, const struct cache_key *key,
+		 const struct cache_who *who, struct cache_entry **out);
 
 /* A hit was served from @e (a DONE with a dup of e->fd): counts it, marks it used. */
 void cache_hit_served(struct cache *c, struct cache_entry *e, bool pin);
 
-/*
- * The leader @j of @e sealed its buffer (j->tgt.fd) and sent its own DONE (unless its
- * client went away): every joiner gets its DONE, then the entry keeps a dup of the
- * buffer if the budget allows (evicting the least recently used unpinned entries), or
- * goes. Clears j->centry.
- */
-void cache_leader_done(struct cache *c, struct job *j);
-
-/* The leader @j of its entry failed with @err / @msg: every joiner fails the same way,
- * and the entry goes. Clears j->centry. */
-void cache_leader_failed(struct cache *c, struct job *j, int err, const char *msg);
-
-/* Whether the entry @j leads has joiners who still want it. */
-bool cache_has_joiners(const struct job *j);
-
-/* The joined job @j leaves its entry (cancelled, client gone). If its leader's own
- * client has gone too and nobody else waits, the leader is cancelled. */
-void cache_unjoin(struct cache *c, struct job *j);
+/* What a leader's sealed buffer is, for its entry and the joiners' DONEs. */
+struct cache_ready {
+	uint64_t buf_size;
+	bool hugetlb;
+	uint8_t method, reason;
+	uint32_t done_flags;		/* DL_DONE_* of the leader's DONE */
+	bool served;			/* the leader's own client got it */
+};
 
 /*
- * A buffer from before a restart (fdstore.c): @e holds a validated key, name, uid, fd
- * (taken on success), buf_size and flags. Becomes a ready entry if it fits the budget.
- * Returns 0 or -ENOSPC / -ENOMEM (@e->fd is then still the caller's).
+ * The leader @l sealed its buffer: its entry (returned; NULL if it leads none) is
+ * described by @r, and @l leads it no more. The caller answers each joiner, taken with
+ * cache_next_joiner() until NULL, then gives the entry to cache_keep().
  */
-int cache_adopt(struct cache *c, const struct cache_entry *e);
+struct cache_entry *cache_leader_done(struct cache *c, struct cache_load *l,
+				      const struct cache_ready *r);
+/* The next load waiting on @e, taken off its list (NULL when none is left); counted
+ * as served, its pin asked for the entry. */
+struct cache_load *cache_next_joiner(struct cache_entry *e);
+/* After the joiners: @e keeps a dup of @fd (borrowed) if the budget allows
+ * (evicting the least recently used unpinned entries), or goes. */
+void cache_keep(struct cache *c, struct cache_entry *e, int fd);
+
+/* The leader @l failed: its entry leaves the cache and is returned (NULL if it leads
+ * none). The caller fails each joiner (cache_next_joiner), then cache_abandon()s it. */
+struct cache_entry *cache_leader_failed(struct cache *c, struct cache_load *l);
+void cache_abandon(struct cache_entry *e);
+
+/* Whether the entry @l leads has joiners who still want it. */
+bool cache_has_joiners(const struct cache_load *l);
+
+/* The joiner @l leaves its entry (cancelled, client gone). Returns the entry's leader
+ * when nobody waits for it any more (the caller may cancel it), else NULL. */
+struct cache_load *cache_unjoin(struct cache *c, struct cache_load *l);
+
+/*
+ * A buffer from before a restart: @fd (consumed), stored in systemd's fd store as
+ * @stored and validated there into @r (fdstore_take). Becomes a ready entry if it fits
+ * the budget; otherwise it is dropped from the store. Returns 0, or -ENOSPC / -ENOMEM.
+ */
+int cache_adopt(struct cache *c, const struct fdstore_record *r, int fd, const char *stored);
 
 /*
  * Drops ready entries: those loaded under @path (NULL: all), visible to @uid (0: all).

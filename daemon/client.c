@@ -15,13 +15,16 @@
  * closed; the struct lives on until its last job is released, because jobs still
  * point at it (and at its credentials) while the kernel finishes their reads.
  *
- * Loads without a client (preloads): a load that outlives its connection is simply a
- * job of a closed client. client_close() keeps the jobs that asked for it
- * (DL_LOAD_DETACH) running and moves the client to server->lingering, where
- * server_stop() still finds them; client_preload() makes a client that is closed
- * from birth, with the daemon's own credentials, for the [preload] entries. Either
- * way the job path is the one every load takes, replies go nowhere (client_send on a
- * closed client is a no-op), and the client frees itself after its last job.
+ * Loads without a connection (preloads): a load that outlives its connection is
+ * simply a job of a closed client. client_close() keeps the jobs that asked for it
+ * (DL_LOAD_DETACH) running and moves the client to set->lingering, where
+ * client_set_stop() still finds them; client_new_local() makes a client that is
+ * closed from birth, with the daemon's own credentials, for the [preload] entries
+ * (preload.c). Either way the job path is the one every load takes, replies go
+ * nowhere (client_send on a closed client is a no-op), and the client frees itself
+ * after its last job. The handlers decide who may detach and how many; the set
+ * counts the detached loads of connections (set->n_detached) and keeps the lingering
+ * clients where STATUS and EVICT find them.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -29,15 +32,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
-#include "cache.h"
 #include "client.h"
 #include "dmaload-proto.h"
 #include "job.h"
 #include "log.h"
-#include "server.h"
+#include "util.h"
 
 struct out_msg {
 	struct out_msg *next;
@@ -47,6 +48,7 @@ struct out_msg {
 };
 
 static void on_readable(struct ev_loop *loop, ev_io *w, int revents);
+static void client_owner_init(struct client *c);
 static void on_writable(struct ev_loop *loop, ev_io *w, int revents);
 
 /* Datagrams handled per readable event before giving others a turn. */
@@ -54,10 +56,9 @@ static void on_writable(struct ev_loop *loop, ev_io *w, int revents);
 
 static void client_free(struct client *c)
 {
-	struct server *srv = c->srv;
+	struct client_set *set = c->set;
 
-	/* A lingering client's jobs may have armed it again after client_close. */
-	ev_timer_stop(srv->loop, &c->limit_timer);
+	sched_owner_deinit(&c->so);
 	list_del(&c->link);		/* server->lingering, if there */
 	while (c->out_head) {
 		struct out_msg *m = c->out_head;
@@ -65,14 +66,13 @@ static void client_free(struct client *c)
 		c->out_head = m->next;
 		/* a DONE's buffer never sent: this may be its last reference */
 		if (m->fd >= 0)
-			server_close_on_worker(srv, m->fd);
+			worker_close(set->eng->pool, m->fd);
 		free(m);
 	}
-	if (c->cred.pidfd >= 0)
-		close(c->cred.pidfd);
-	free(c->cred.groups);
+	cred_deinit(&c->cred);
 	free(c);
-	server_check_idle(srv);
+	if (set->on_idle)
+		set->on_idle(set->idle_data);
 }
 
 /* A closed client goes once no job and no handler on the stack holds it. */
@@ -90,84 +90,114 @@ void client_close(struct client *c)
 	if (c->closed)
 		return;
 	c->closed = true;
-	ev_io_stop(c->srv->loop, &c->rio);
-	ev_io_stop(c->srv->loop, &c->wio);
+	c->owner.gone = true;
+	ev_io_stop(c->set->loop, &c->rio);
+	ev_io_stop(c->set->loop, &c->wio);
 	close(c->fd);
 	c->fd = -1;
-	sched_client_deinit(&c->srv->sched, c);
+	sched_owner_deinit(&c->so);
 	list_del(&c->link);
-	c->srv->n_clients--;
+	c->set->n_clients--;
 	list_for_each_safe(pos, tmp, &c->jobs) {
-		struct job *j = list_entry(pos, struct job, client_link);
+		struct job *j = list_entry(pos, struct job, owner_link);
 
 		/* A preload reads on for the cache (not on a stopping daemon). */
 		if ((j->req.flags & DL_LOAD_DETACH) && !j->err && !j->replied &&
-		    !c->srv->stopping)
+		    !c->set->stopping)
 			kept++;
 		else
 			job_detach(j);
 	}
 	if (kept)
-		list_add_tail(&c->srv->lingering, &c->link);
+		list_add_tail(&c->set->lingering, &c->link);
 	log_debug("conn %llu closed (%u loads cancelled, %u preloads go on)",
 		  (unsigned long long)c->conn_id, c->n_jobs - kept, kept);
 	client_maybe_free(c);
 }
 
-int client_preload(struct server *srv, char **paths, size_t n)
+int client_new_local(struct client **out, struct client_set *set, const char *name)
 {
 	struct client *c = calloc(1, sizeof(*c));
-	unsigned started = 0;
 
 	if (!c)
 		return -ENOMEM;
-	c->srv = srv;
+	c->set = set;
 	c->fd = -1;
 	c->closed = true;		/* nobody to reply to */
-	c->conn_id = ++srv->next_conn_id;
-	c->cred = (struct peer_cred){ .pid = getpid(), .pidfd = -1, .uid = geteuid(),
-				      .gid = getegid() };
-	snprintf(c->name, sizeof(c->name), "preload");
+	c->local = true;
+	c->conn_id = ++set->next_conn_id;
+	cred_self(&c->cred);
+	snprintf(c->name, sizeof(c->name), "%s", name);
 	list_init(&c->jobs);
-	sched_client_init(&srv->sched, c);
+	client_owner_init(c);
 	ev_io_init(&c->rio, on_readable, -1, EV_READ);	/* never started */
 	ev_io_init(&c->wio, on_writable, -1, EV_WRITE);
-	list_add_tail(&srv->lingering, &c->link);
-	c->busy++;
-	for (size_t i = 0; i < n; i++) {
-		struct dl_msg m = {
-			.hdr = { .type = DL_LOAD, .id = i + 1 },
-			.u.load = {
-				.length = DL_LENGTH_TO_EOF,
-				.flags = DL_LOAD_PIN | DL_LOAD_DETACH,
-				.target = DL_TARGET_AUTO,
-				.method = DL_METHOD_AUTO,
-				.priority = DL_PRIO_BACKGROUND,
-				.path_len = (uint32_t)strlen(paths[i]),
-			},
-			.trail = paths[i],
-			.trail_len = strlen(paths[i]),
-		};
-		struct job *j;
-
-		if (job_new(&j, c, &m, -1) < 0) {
-			log_warn("preload %s: out of memory", paths[i]);
-			continue;
-		}
-		list_add_tail(&c->jobs, &j->client_link);
-		c->n_jobs++;
-		started++;
-	}
-	log_notice("preload: conn %llu: %u files, background priority, pinned",
-		   (unsigned long long)c->conn_id, started);
-	c->busy--;
-	client_maybe_free(c);
+	list_add_tail(&set->lingering, &c->link);
+	c->busy++;			/* until client_local_done() */
+	*out = c;
 	return 0;
 }
 
-void client_job_gone(struct client *c, struct job *j)
+void client_local_done(struct client *c)
 {
-	list_del(&j->client_link);
+	c->busy--;
+	client_maybe_free(c);
+}
+
+int client_start_load(struct client *c, const struct dl_msg *m, int fd)
+{
+	struct job *j;
+	int r = job_new(&j, c->set->eng, &c->owner, m, fd);
+
+	if (r < 0)
+		return r;
+	list_add_tail(&c->jobs, &j->owner_link);
+	c->n_jobs++;
+	if ((j->req.flags & DL_LOAD_DETACH) && !c->local)
+		c->set->n_detached++;
+	return 0;
+}
+
+bool client_set_each_job(struct client_set *set, uid_t uid,
+			 bool (*fn)(struct job *j, void *data), void *data)
+{
+	struct list *lists[] = { &set->clients, &set->lingering };
+	struct list *cp, *ctmp, *jp, *jtmp;
+
+	/* Open connections, then closed ones whose detached loads go on. */
+	for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++) {
+		list_for_each_safe(cp, ctmp, lists[i]) {
+			struct client *o = list_entry(cp, struct client, link);
+
+			if (uid != 0 && o->cred.uid != uid)
+				continue;
+			list_for_each_safe(jp, jtmp, &o->jobs) {
+				struct job *j = list_entry(jp, struct job, owner_link);
+
+				if (!j->replied && !fn(j, data))
+					return false;
+			}
+		}
+	}
+	return true;
+}
+
+struct job *client_find_job(struct client *c, uint64_t id)
+{
+	struct list *pos, *tmp;
+
+	list_for_each_safe(pos, tmp, &c->jobs) {
+		struct job *j = list_entry(pos, struct job, owner_link);
+
+		if (j->id == id && !j->replied)
+			return j;
+	}
+	return NULL;
+}
+
+static void client_job_gone(struct client *c, struct job *j)
+{
+	list_del(&j->owner_link);
 	c->n_jobs--;
 	client_maybe_free(c);
 }
@@ -180,7 +210,7 @@ static void client_break(struct client *c, int err)
 		return;
 	log_debug("conn %llu: send: %s", (unsigned long long)c->conn_id, strerror(-err));
 	c->broken = true;
-	ev_feed_event(c->srv->loop, &c->wio, EV_WRITE);
+	ev_feed_event(c->set->loop, &c->wio, EV_WRITE);
 }
 
 /* Sends queued messages in order until the socket is full. Returns 0 or -errno. */
@@ -191,7 +221,7 @@ static int client_flush(struct client *c)
 		int r = dl_send(c->fd, m->buf, m->len, &m->fd, m->fd >= 0 ? 1 : 0);
 
 		if (r == -EAGAIN) {
-			ev_io_start(c->srv->loop, &c->wio);
+			ev_io_start(c->set->loop, &c->wio);
 			return 0;
 		}
 		if (r < 0)
@@ -203,7 +233,7 @@ static int client_flush(struct client *c)
 			close(m->fd);
 		free(m);
 	}
-	ev_io_stop(c->srv->loop, &c->wio);
+	ev_io_stop(c->set->loop, &c->wio);
 	return 0;
 }
 
@@ -242,7 +272,7 @@ void client_send(struct client *c, const void *buf, size_t len, int fd_to_pass)
 	else
 		c->out_head = m;
 	c->out_tail = m;
-	ev_io_start(c->srv->loop, &c->wio);
+	ev_io_start(c->set->loop, &c->wio);
 	return;
 oom:
 	/* A reply that cannot be kept breaks the client's view of its requests. */
@@ -260,7 +290,7 @@ void client_send_error(struct client *c, uint64_t id, int err, const char *msg)
 		client_send(c, buf, (size_t)n, -1);
 }
 
-static void send_plain(struct client *c, uint16_t type, uint64_t id, const void *p,
+void client_send_plain(struct client *c, uint16_t type, uint64_t id, const void *p,
 		       size_t plen)
 {
 	char buf[256];
@@ -270,10 +300,76 @@ static void send_plain(struct client *c, uint16_t type, uint64_t id, const void 
 		client_send(c, buf, (size_t)n, -1);
 }
 
-/* A reply with trailing entries, up to a whole datagram (too big for the stack of a
- * handler that also builds the entries). */
-static void send_with_trail(struct client *c, uint16_t type, uint64_t id, const void *p,
-			    size_t plen, const void *trail, size_t tlen)
+/* ---- its loads: what the engine tells the connection (job.h) ------------------------ */
+
+static struct client *owner_client(const struct job *j)
+{
+	return list_entry(j->owner, struct client, owner);
+}
+
+static void owner_accepted(struct job *j, const struct dl_accepted *a)
+{
+	client_send_plain(owner_client(j), DL_ACCEPTED, j->id, a, sizeof(*a));
+}
+
+static void owner_progress(struct job *j, const struct dl_progress *p)
+{
+	client_send_plain(owner_client(j), DL_PROGRESS, j->id, p, sizeof(*p));
+}
+
+static void owner_done(struct job *j, const struct dl_done *d, int fd)
+{
+	struct client *c = owner_client(j);
+	char buf[128];
+	ssize_t n = dl_encode(buf, sizeof(buf), DL_DONE, j->id, d, sizeof(*d), NULL, 0);
+
+	if (n > 0)
+		client_send(c, buf, (size_t)n, fd);
+	c->loads_done++;
+	c->bytes_done += d->size;
+}
+
+static void owner_failed(struct job *j, int err, const char *msg)
+{
+	client_send_error(owner_client(j), j->id, err, msg);
+}
+
+static void owner_released(struct job *j)
+{
+	struct client *c = owner_client(j);
+
+	if ((j->req.flags & DL_LOAD_DETACH) && !c->local)
+		c->set->n_detached--;
+	client_job_gone(c, j);
+}
+
+static const struct job_owner_ops client_owner_ops = {
+	.accepted = owner_accepted,
+	.progress = owner_progress,
+	.done = owner_done,
+	.failed = owner_failed,
+	.released = owner_released,
+};
+
+/* What the engine knows of this connection; its queues and limits too. */
+static void client_owner_init(struct client *c)
+{
+	c->owner = (struct job_owner){
+		.ops = &client_owner_ops,
+		.conn_id = c->conn_id,
+		.name = c->name,
+		.cred = &c->cred,
+		.so = &c->so,
+		.gone = c->closed,
+	};
+	sched_owner_init(&c->set->eng->sched, &c->so);
+	sched_owner_limits(&c->so, c->name, &c->cred, c->conn_id, NULL);
+}
+
+/* Up to a whole datagram: too big for the stack of a handler that also builds the
+ * entries. */
+void client_send_trail(struct client *c, uint16_t type, uint64_t id, const void *p,
+		       size_t plen, const void *trail, size_t tlen)
 {
 	char *out = malloc(DL_MSG_MAX);
 	ssize_t n;
@@ -288,338 +384,6 @@ static void send_with_trail(struct client *c, uint16_t type, uint64_t id, const 
 	free(out);
 }
 
-/* INFO: what buffers this host offers. target_host_info only reads devtmpfs, sysfs
- * and procfs, which do not block on I/O. */
-static void handle_info(struct client *c, const struct dl_msg *m)
-{
-	struct dl_info_reply r = { .default_target = c->srv->cfg->target };
-	char names[4096];
-
-	target_host_info(&r, names, sizeof(names));
-	send_with_trail(c, DL_INFO_REPLY, m->hdr.id, &r, sizeof(r), names, r.heaps_len);
-}
-
-static struct job *client_find_job(struct client *c, uint64_t id)
-{
-	struct list *pos, *tmp;
-
-	list_for_each_safe(pos, tmp, &c->jobs) {
-		struct job *j = list_entry(pos, struct job, client_link);
-
-		if (j->id == id && !j->replied)
-			return j;
-	}
-	return NULL;
-}
-
-static void handle_hello(struct client *c, const struct dl_msg *m)
-{
-	const struct config *cfg = c->srv->cfg;
-	struct dl_hello_reply r = {
-		.version = DL_PROTO_VERSION,
-		.caps = DL_CAPS_V1 | DL_CAP_DMABUF | DL_CAP_DETACH | DL_CAP_ROOT_FD,
-		.max_load_size = c->srv->max_load_size,
-		.chunk_size = (uint32_t)cfg->chunk_size,
-		.queue_depth = cfg->queue_depth,
-	};
-	struct dl_info_reply info = { 0 };
-	char names[8];
-	size_t i;
-
-	/* Which dma-buf targets this host has, now: a module loaded later shows. */
-	target_host_info(&info, names, 0);
-	r.caps |= info.caps;
-	/* Keep printable characters only: the name goes into logs. */
-	for (i = 0; i < DL_NAME_LEN && m->u.hello.name[i]; i++) {
-		char ch = m->u.hello.name[i];
-
-		c->name[i] = (ch > 0x20 && ch < 0x7f) ? ch : '_';
-	}
-	c->name[i] = '\0';
-	log_debug("conn %llu: hello from \"%s\" (version %u, caps 0x%x)",
-		  (unsigned long long)c->conn_id, c->name, m->u.hello.version,
-		  m->u.hello.caps);
-	/* [limits] may have a rule for this name. */
-	sched_client_limits(&c->srv->sched, c, "hello");
-	send_plain(c, DL_HELLO_REPLY, m->hdr.id, &r, sizeof(r));
-}
-
-/* Takes @fd (-1 or the passed source). */
-static void handle_load(struct client *c, const struct dl_msg *m, int fd)
-{
-	struct job *j;
-	int r;
-
-	if (c->srv->stopping) {
-		client_send_error(c, m->hdr.id, ESHUTDOWN, "the daemon is shutting down");
-		goto drop;
-	}
-	if (client_find_job(c, m->hdr.id)) {
-		client_send_error(c, m->hdr.id, EEXIST,
-				  "a load with this request id is still running");
-		goto drop;
-	}
-	if (c->n_jobs >= c->srv->cfg->max_queued) {
-		char msg[128];
-
-		snprintf(msg, sizeof(msg), "too many loads on this connection "
-			 "(max_queued = %u)", c->srv->cfg->max_queued);
-		client_send_error(c, m->hdr.id, EBUSY, msg);
-		goto drop;
-	}
-	if (m->u.load.length != DL_LENGTH_TO_EOF &&
-	    m->u.load.length > c->srv->max_load_size) {
-		char msg[160];
-
-		snprintf(msg, sizeof(msg), "%llu bytes is more than max_load_size "
-			 "(%llu bytes)", (unsigned long long)m->u.load.length,
-			 (unsigned long long)c->srv->max_load_size);
-		client_send_error(c, m->hdr.id, EFBIG, msg);
-		goto drop;
-	}
-	if ((m->u.load.flags & DL_LOAD_DETACH) && !(m->u.load.flags & DL_LOAD_PIN)) {
-		client_send_error(c, m->hdr.id, EINVAL, "DL_LOAD_DETACH needs DL_LOAD_PIN: "
-				  "a detached load's buffer is kept only in the cache");
-		goto drop;
-	}
-	if ((m->u.load.flags & DL_LOAD_DETACH) && !c->srv->cache.limit) {
-		client_send_error(c, m->hdr.id, EOPNOTSUPP, "the cache is off "
-				  "(cache_limit = 0): nowhere to preload into");
-		goto drop;
-	}
-	r = job_new(&j, c, m, fd);
-	if (r < 0) {
-		client_send_error(c, m->hdr.id, -r, "cannot start the load");
-		return;
-	}
-	list_add_tail(&c->jobs, &j->client_link);
-	c->n_jobs++;
-	return;
-drop:
-	if (fd >= 0)
-		close(fd);
-}
-
-static void handle_cancel(struct client *c, const struct dl_msg *m)
-{
-	struct job *j = client_find_job(c, m->u.cancel.load_id);
-
-	if (!j) {
-		client_send_error(c, m->hdr.id, ENOENT,
-				  "no load with that id is running on this connection");
-		return;
-	}
-	job_fail(j, -ECANCELED, "cancelled by the client");
-	send_plain(c, DL_OK, m->hdr.id, NULL, 0);
-}
-
-/* Appends @ent (@ent_size bytes) and @name padded with zeros to a multiple of 8, the
- * layout of STATUS_REPLY and LIST_REPLY entries; returns false when the datagram is
- * full. */
-static bool append_named(char *buf, size_t cap, size_t *len, const void *ent,
-			 size_t ent_size, const char *name, size_t name_len)
-{
-	size_t padded = (name_len + 7) & ~(size_t)7;
-
-	if (*len + ent_size + padded > cap)
-		return false;
-	memcpy(buf + *len, ent, ent_size);
-	memcpy(buf + *len + ent_size, name, name_len);
-	memset(buf + *len + ent_size + name_len, 0, padded - name_len);
-	*len += ent_size + padded;
-	return true;
-}
-
-/* Appends one status entry; returns false when the datagram is full. */
-static bool status_add(char *buf, size_t cap, size_t *len, const struct job *j)
-{
-	size_t name_len = strnlen(j->name, sizeof(j->name));
-	struct dl_status_load e = {
-		.id = j->id,
-		.done = j->done,
-		.total = j->len,
-		.pid = (uint32_t)j->client->cred.pid,
-		.uid = j->client->cred.uid,
-		.state = (uint8_t)j->state,
-		.method = j->method,
-		.name_len = (uint32_t)name_len,
-	};
-
-	return append_named(buf, cap, len, &e, sizeof(e), j->name, name_len);
-}
-
-static void handle_status(struct client *c, const struct dl_msg *m)
-{
-	struct server *srv = c->srv;
-	size_t cap = DL_MSG_MAX - sizeof(struct dl_hdr) - sizeof(struct dl_status_reply);
-	struct dl_status_reply st = {
-		.uptime_ms = (now_ns() - srv->started_ns) / 1000000,
-		.bytes_loaded = srv->bytes_loaded,
-		.loads_done = srv->loads_done,
-		.loads_failed = srv->loads_failed,
-		.clients = srv->n_clients,
-		.loads_active = srv->sched.n_active,
-		.loads_queued = srv->sched.n_waiting,
-	};
-	struct list *cp, *ctmp, *jp, *jtmp;
-	char *entries = malloc(cap);
-	size_t len = 0;
-
-	if (!entries) {
-		client_send_error(c, m->hdr.id, ENOMEM, "out of memory");
-		return;
-	}
-	list_for_each_safe(cp, ctmp, &srv->clients) {
-		struct client *o = list_entry(cp, struct client, link);
-
-		/* Other users' loads are counted above but not shown, except to root. */
-		if (c->cred.uid != 0 && o->cred.uid != c->cred.uid)
-			continue;
-		list_for_each_safe(jp, jtmp, &o->jobs) {
-			struct job *j = list_entry(jp, struct job, client_link);
-
-			if (j->replied)
-				continue;
-			if (!status_add(entries, cap, &len, j)) {
-				st.flags |= DL_STATUS_TRUNCATED;
-				goto full;
-			}
-			st.n_loads++;
-		}
-	}
-full:
-	send_with_trail(c, DL_STATUS_REPLY, m->hdr.id, &st, sizeof(st), entries, len);
-	free(entries);
-}
-
-/* Appends one LIST entry; returns false when the datagram is full. */
-static bool list_add_entry(char *buf, size_t cap, size_t *len, const struct cache_entry *e,
-			   uint64_t now)
-{
-	size_t name_len = strnlen(e->name, sizeof(e->name));
-	struct dl_list_entry le = {
-		.offset = e->key.off,
-		.size = e->key.len,
-		.buf_size = e->leader ? 0 : e->buf_size,
-		.file_size = e->key.size,
-		.dev = e->key.dev,
-		.ino = e->key.ino,
-		.served = e->served,
-		.hits = e->hits,
-		.age_ms = e->leader ? 0 : (now - e->t_loaded) / 1000000,
-		.idle_ms = e->leader ? 0 : (now - e->t_used) / 1000000,
-		.uid = e->uid,
-		.flags = (e->pinned ? DL_ENTRY_PINNED : 0) | (e->hugetlb ? DL_ENTRY_HUGETLB : 0) |
-			 (e->leader ? DL_ENTRY_LOADING : 0),
-		.method = e->method,
-		.name_len = (uint32_t)name_len,
-	};
-
-	return append_named(buf, cap, len, &le, sizeof(le), e->name, name_len);
-}
-
-static void handle_list(struct client *c, const struct dl_msg *m)
-{
-	struct cache *cache = &c->srv->cache;
-	size_t cap = DL_MSG_MAX - sizeof(struct dl_hdr) - sizeof(struct dl_list_reply);
-	struct dl_list_reply lr = { .cache_bytes = cache->bytes, .cache_limit = cache->limit };
-	uint64_t now = now_ns();
-	struct list *pos, *tmp;
-	char *entries = malloc(cap);
-	size_t len = 0;
-
-	if (!entries) {
-		client_send_error(c, m->hdr.id, ENOMEM, "out of memory");
-		return;
-	}
-	list_for_each_safe(pos, tmp, &cache->entries) {
-		struct cache_entry *e = list_entry(pos, struct cache_entry, link);
-
-		/* Like STATUS: other users' entries are counted, shown only to root. */
-		if (c->cred.uid != 0 && e->uid != c->cred.uid) {
-			lr.n_hidden++;
-			continue;
-		}
-		if (!(lr.flags & DL_LIST_TRUNCATED) && list_add_entry(entries, cap, &len, e, now))
-			lr.n_entries++;
-		else
-			lr.flags |= DL_LIST_TRUNCATED;
-	}
-	send_with_trail(c, DL_LIST_REPLY, m->hdr.id, &lr, sizeof(lr), entries, len);
-	free(entries);
-}
-
-static void handle_evict(struct client *c, const struct dl_msg *m)
-{
-	char path[DL_PATH_MAX + 1];
-	struct dl_evict_reply er = { 0 };
-	const char *match = NULL;
-
-	if (!(m->u.evict.flags & DL_EVICT_ALL)) {
-		memcpy(path, m->trail, m->trail_len);
-		path[m->trail_len] = '\0';
-		match = path;
-	}
-	/* Not root: only the entries its own uid loaded. */
-	er.count = cache_evict(&c->srv->cache, match, c->cred.uid, &er.bytes);
-	log_info("conn %llu: evict %s: %u entries, %llu bytes", (unsigned long long)c->conn_id,
-		 match ? match : "(all)", er.count, (unsigned long long)er.bytes);
-	if (!er.count) {
-		client_send_error(c, m->hdr.id, ENOENT, match ?
-				  "no cached buffer of that path (that you loaded)" :
-				  "no cached buffers (that you loaded)");
-		return;
-	}
-	send_plain(c, DL_EVICT_REPLY, m->hdr.id, &er, sizeof(er));
-}
-
-static void handle_stats(struct client *c, const struct dl_msg *m)
-{
-	struct server *srv = c->srv;
-	struct cache *cache = &srv->cache;
-	size_t cap = (DL_MSG_MAX - sizeof(struct dl_hdr) - sizeof(struct dl_stats_reply)) /
-		     sizeof(struct dl_stats_client);
-	struct dl_stats_reply st = {
-		.bytes_read = srv->bytes_read,
-		.bytes_cached = srv->bytes_cached,
-		.cache_hits = cache->hits,
-		.cache_joins = cache->joins,
-		.cache_misses = cache->misses,
-		.cache_evictions = cache->evictions,
-		.cache_bytes = cache->bytes,
-		.cache_limit = cache->limit,
-		.cache_entries = cache->n_ready,
-		.cache_pinned = cache->n_pinned,
-	};
-	struct dl_stats_client *ents = calloc(cap, sizeof(*ents));
-	struct list *pos, *tmp;
-
-	if (!ents) {
-		client_send_error(c, m->hdr.id, ENOMEM, "out of memory");
-		return;
-	}
-	memcpy(st.loads_by_method, srv->loads_by_method, sizeof(st.loads_by_method));
-	list_for_each_safe(pos, tmp, &srv->clients) {
-		struct client *o = list_entry(pos, struct client, link);
-		struct dl_stats_client *e;
-
-		if ((c->cred.uid != 0 && o->cred.uid != c->cred.uid) || st.n_clients >= cap)
-			continue;
-		e = &ents[st.n_clients++];
-		e->conn_id = o->conn_id;
-		e->loads = o->loads_done;
-		e->bytes = o->bytes_done;
-		e->throttled_ns = sched_client_throttled_ns(o, now_ns());
-		e->pid = (uint32_t)o->cred.pid;
-		e->uid = o->cred.uid;
-		memcpy(e->name, o->name, DL_NAME_LEN);
-	}
-	send_with_trail(c, DL_STATS_REPLY, m->hdr.id, &st, sizeof(st), ents,
-			st.n_clients * sizeof(*ents));
-	free(ents);
-}
-
-/* Handles one datagram. Returns false if the client was closed. */
 static bool client_dispatch(struct client *c, const char *buf, size_t len, int *fds,
 			    int nfds)
 {
@@ -652,45 +416,14 @@ static bool client_dispatch(struct client *c, const char *buf, size_t len, int *
 		return !c->closed;
 	}
 
-	switch (m.hdr.type) {
-	case DL_HELLO:
-		handle_hello(c, &m);
-		break;
-	case DL_LOAD:
-		handle_load(c, &m, fd);
-		fd = -1;
-		break;
-	case DL_CANCEL:
-		handle_cancel(c, &m);
-		break;
-	case DL_STATUS:
-		handle_status(c, &m);
-		break;
-	case DL_INFO:
-		handle_info(c, &m);
-		break;
-	case DL_LIST:
-		handle_list(c, &m);
-		break;
-	case DL_EVICT:
-		handle_evict(c, &m);
-		break;
-	case DL_STATS:
-		handle_stats(c, &m);
-		break;
-	default:
-		/* A reply type sent to us. */
-		client_send_error(c, m.hdr.id, EOPNOTSUPP, "not a request");
-		break;
-	}
-	if (fd >= 0)
-		close(fd);
+	/* The request handlers (handlers.c) take the fd, if any. */
+	c->set->dispatch(c, &m, fd);
 	return !c->closed;
 }
 
 static void client_read_batch(struct client *c)
 {
-	char *buf = c->srv->rbuf;
+	char *buf = c->set->rbuf;
 
 	for (int i = 0; i < RECV_BATCH && !c->closed && !c->broken; i++) {
 		int fds[DL_MAX_FDS], nfds = 0;
@@ -746,87 +479,90 @@ static void on_writable(struct ev_loop *loop, ev_io *w, int revents)
 	}
 }
 
-#ifndef SO_PEERPIDFD
-#define SO_PEERPIDFD 77		/* Linux 6.5; newer than this libc's headers */
-#endif
-
-/*
- * A pidfd of the process that connected on @fd, or -1. Paths are resolved in that
- * process's root directory, found by its PID; the pidfd tells later whether the PID
- * still names it. SO_PEERPIDFD is exact; before 6.5, pidfd_open of the PID the
- * socket reported is right unless the peer exited between connect and accept. A peer
- * already gone gets *@pid 0: its paths are refused.
- */
-static int peer_pidfd(int fd, pid_t *pid)
-{
-	int pidfd = -1;
-	socklen_t sl = sizeof(pidfd);
-
-	if (*pid <= 0)
-		return -1;
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERPIDFD, &pidfd, &sl) == 0)
-		return pidfd;
-	if (errno != ENOPROTOOPT && errno != EINVAL) {
-		*pid = 0;
-		return -1;
-	}
-	pidfd = (int)syscall(SYS_pidfd_open, *pid, 0);	/* close-on-exec always */
-	if (pidfd < 0 && errno == ESRCH)
-		*pid = 0;
-	return pidfd < 0 ? -1 : pidfd;
-}
-
-int client_new(struct client **out, struct server *srv, int fd)
+int client_new(struct client **out, struct client_set *set, int fd)
 {
 	struct client *c = calloc(1, sizeof(*c));
-	struct ucred uc;
-	socklen_t sl = sizeof(uc);
+	int r;
 
 	if (!c) {
 		close(fd);
 		return -ENOMEM;
 	}
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &uc, &sl) < 0) {
-		int r = -errno;
-
+	r = cred_from_socket(&c->cred, fd);
+	if (r < 0) {
+		cred_deinit(&c->cred);
 		close(fd);
 		free(c);
 		return r;
 	}
-	c->cred.pid = uc.pid;
-	c->cred.uid = uc.uid;
-	c->cred.gid = uc.gid;
-	c->cred.n_groups = -1;
-	c->cred.pidfd = peer_pidfd(fd, &c->cred.pid);
-	/* Supplementary groups as of connect(): part of what the peer may read. */
-	sl = 64 * sizeof(gid_t);
-	for (int tries = 0; tries < 4; tries++) {
-		gid_t *g = realloc(c->cred.groups, sl);
-
-		if (!g)
-			break;
-		c->cred.groups = g;
-		if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, g, &sl) == 0) {
-			c->cred.n_groups = (int)(sl / sizeof(gid_t));
-			break;
-		}
-		if (errno != ERANGE)
-			break;
-	}
-	c->srv = srv;
+	c->set = set;
 	c->fd = fd;
-	c->conn_id = ++srv->next_conn_id;
+	c->conn_id = ++set->next_conn_id;
 	list_init(&c->jobs);
-	sched_client_init(&srv->sched, c);
+	client_owner_init(c);
 	ev_io_init(&c->rio, on_readable, fd, EV_READ);
 	ev_io_init(&c->wio, on_writable, fd, EV_WRITE);
 	c->rio.data = c;
 	c->wio.data = c;
-	ev_io_start(srv->loop, &c->rio);
-	list_add_tail(&srv->clients, &c->link);
-	srv->n_clients++;
+	ev_io_start(set->loop, &c->rio);
+	list_add_tail(&set->clients, &c->link);
+	set->n_clients++;
 	log_debug("conn %llu: pid %d uid %u gid %u", (unsigned long long)c->conn_id,
-		  (int)uc.pid, uc.uid, uc.gid);
+		  (int)c->cred.pid, c->cred.uid, c->cred.gid);
 	*out = c;
 	return 0;
+}
+
+void client_set_init(struct client_set *set, struct ev_loop *loop, const struct config *cfg,
+		     struct engine *eng)
+{
+	memset(set, 0, sizeof(*set));
+	set->loop = loop;
+	set->cfg = cfg;
+	set->eng = eng;
+	set->started_ns = now_ns();
+	list_init(&set->clients);
+	list_init(&set->lingering);
+}
+
+/* Every running load of @c hears why before its connection closes. */
+static void client_fail_all(struct client *c, int err, const char *msg)
+{
+	struct list *pos, *tmp;
+
+	c->busy++;
+	list_for_each_safe(pos, tmp, &c->jobs)
+		job_fail(list_entry(pos, struct job, owner_link), err, "%s", msg);
+	c->busy--;
+}
+
+void client_set_stop(struct client_set *set)
+{
+	struct list *pos, *tmp;
+
+	set->stopping = true;
+	list_for_each_safe(pos, tmp, &set->clients) {
+		struct client *c = list_entry(pos, struct client, link);
+
+		client_fail_all(c, -ESHUTDOWN, "the daemon is stopping");
+		client_close(c);
+	}
+	/* Preloads without a connection are cancelled too. */
+	list_for_each_safe(pos, tmp, &set->lingering) {
+		struct client *c = list_entry(pos, struct client, link);
+
+		client_fail_all(c, -ESHUTDOWN, "the daemon is stopping");
+		client_maybe_free(c);
+	}
+}
+
+void client_set_limits(struct client_set *set)
+{
+	struct list *pos, *tmp;
+
+	list_for_each_safe(pos, tmp, &set->clients) {
+		struct client *c = list_entry(pos, struct client, link);
+
+		sched_owner_limits(&c->so, c->name, &c->cred, c->conn_id, "reload");
+	}
 }

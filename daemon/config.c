@@ -5,10 +5,13 @@
  * a daemon that guesses at its config runs with settings nobody chose.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
 /* Debian builds inih with the line number in the handler: errors can name it. */
 #define INI_HANDLER_LINENO 1
 #include <ini.h>
 #include <limits.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +21,7 @@
 
 #include "config.h"
 #include "dmaload-proto.h"
+#include "util.h"
 
 void config_init(struct config *c)
 {
@@ -31,6 +35,8 @@ void config_init(struct config *c)
 		.queue_depth = 64,
 		.max_loads = 16,
 		.max_queued = 64,
+		.max_detached = 64,
+		.detach_gid = (gid_t)-1,
 		.max_load_size = 0,
 		.method = DL_METHOD_AUTO,
 		.hugetlb = CONFIG_AUTO,
@@ -76,37 +82,6 @@ static int preload_add(struct config *c, const char *value)
 	return 0;
 }
 
-int config_parse_size(const char *s, uint64_t *out)
-{
-	unsigned long long v;
-	unsigned shift = 0;
-	char *end;
-
-	if (!s || !*s || *s == '-' || *s == '+')
-		return -EINVAL;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || end == s)
-		return -EINVAL;
-	switch (*end) {
-	case '\0': break;
-	case 'k': case 'K': shift = 10; end++; break;
-	case 'm': case 'M': shift = 20; end++; break;
-	case 'g': case 'G': shift = 30; end++; break;
-	case 't': case 'T': shift = 40; end++; break;
-	default: return -EINVAL;
-	}
-	/* "4M" and "4MiB" both mean 4 << 20 */
-	if (shift && (strcasecmp(end, "iB") == 0 || strcasecmp(end, "B") == 0))
-		end += strlen(end);
-	if (*end)
-		return -EINVAL;
-	if (shift && v > (UINT64_MAX >> shift))
-		return -EINVAL;
-	*out = (uint64_t)v << shift;
-	return 0;
-}
-
 static int parse_uint(const char *s, unsigned min, unsigned max, unsigned *out)
 {
 	unsigned long v;
@@ -119,6 +94,31 @@ static int parse_uint(const char *s, unsigned min, unsigned max, unsigned *out)
 	if (errno || *end || v < min || v > max)
 		return -EINVAL;
 	*out = (unsigned)v;
+	return 0;
+}
+
+/* [daemon] detach_group: a group's name, or a number when no group has that name;
+ * empty: none (only root detaches). Resolved now, so a typo is an error at load. */
+static int parse_group(struct config *c, const char *s)
+{
+	struct group *gr;
+	unsigned gid;
+
+	if (!*s) {
+		c->detach_group[0] = '\0';
+		c->detach_gid = (gid_t)-1;
+		return 0;
+	}
+	if (strlen(s) >= sizeof(c->detach_group))
+		return -EINVAL;
+	gr = getgrnam(s);
+	if (gr)
+		c->detach_gid = gr->gr_gid;
+	else if (parse_uint(s, 0, 0xfffffffe, &gid) == 0)
+		c->detach_gid = (gid_t)gid;
+	else
+		return -ENOENT;
+	snprintf(c->detach_group, sizeof(c->detach_group), "%s", s);
 	return 0;
 }
 
@@ -166,6 +166,170 @@ int config_parse_target(const char *s, uint8_t *target, char *heap, size_t heap_
 	return -EINVAL;
 }
 
+/*
+ * The keys: a table, one row each, as redis keeps its config. A row names its section
+ * and key, how its value is parsed into which field of struct config, the range a
+ * number or size must be in, and what to tell a user whose value is wrong. [limits]
+ * takes keys that name users and groups, so limit.c parses that whole section.
+ */
+struct key_rule;
+typedef int key_parser(struct config *c, const struct key_rule *k, const char *value);
+
+struct key_rule {
+	const char *section, *key;
+	key_parser *parse;
+	size_t field;			/* offsetof(struct config, ...) */
+	uint64_t min, max;		/* numbers and sizes */
+	unsigned flags;			/* sizes: KEY_* */
+	const char *what;		/* what a good value is */
+};
+
+#define KEY_POW2	1u	/* a power of two */
+#define KEY_ZERO	2u	/* 0 too, below min: "the default" */
+
+#define FIELD(c, k, type) ((type *)((char *)(c) + (k)->field))
+
+/* An unsigned number in [min, max]. */
+static int key_uint(struct config *c, const struct key_rule *k, const char *value)
+{
+	return parse_uint(value, (unsigned)k->min, (unsigned)k->max, FIELD(c, k, unsigned));
+}
+
+/* A size in [min, max], or 0 with KEY_ZERO; a power of two with KEY_POW2. */
+static int key_size(struct config *c, const struct key_rule *k, const char *value)
+{
+	uint64_t v;
+
+	if (parse_size(value, &v) || v > k->max || ((k->flags & KEY_POW2) && (v & (v - 1))) ||
+	    (v < k->min && !(v == 0 && (k->flags & KEY_ZERO))))
+		return -EINVAL;
+	*FIELD(c, k, uint64_t) = v;
+	return 0;
+}
+
+/* auto, on or off (max 1: "on" allowed), as enum config_toggle. */
+static int key_toggle(struct config *c, const struct key_rule *k, const char *value)
+{
+	return parse_toggle(value, k->max, FIELD(c, k, enum config_toggle));
+}
+
+static int key_socket(struct config *c, const struct key_rule *k, const char *value)
+{
+	if (value[0] && (value[0] != '/' || strlen(value) >= 108))
+		return -EINVAL;
+	free(c->socket);
+	c->socket = value[0] ? strdup(value) : NULL;	/* empty: the default place */
+	return 0;
+}
+
+static int key_mode(struct config *c, const struct key_rule *k, const char *value)
+{
+	unsigned long m;
+	char *end;
+
+	errno = 0;
+	m = strtoul(value, &end, 8);
+	if (errno || !*value || *end || m > 07777)
+		return -EINVAL;
+	c->socket_mode = (mode_t)m;
+	return 0;
+}
+
+static int key_log_level(struct config *c, const struct key_rule *k, const char *value)
+{
+	return log_parse_level(value, &c->log_level);
+}
+
+static int key_detach_group(struct config *c, const struct key_rule *k, const char *value)
+{
+	return parse_group(c, value);
+}
+
+static int key_method(struct config *c, const struct key_rule *k, const char *value)
+{
+	return parse_method(value, &c->method);
+}
+
+static int key_target(struct config *c, const struct key_rule *k, const char *value)
+{
+	return config_parse_target(value, &c->target, c->heap, sizeof(c->heap));
+}
+
+/* A size, or a percentage of RAM from 0% to 90%. */
+static int key_cache_limit(struct config *c, const struct key_rule *k, const char *value)
+{
+	size_t n = strlen(value);
+	uint64_t size;
+	unsigned pct;
+
+	if (n > 1 && value[n - 1] == '%') {
+		char num[16];
+
+		if (n - 1 >= sizeof(num))
+			return -EINVAL;
+		snprintf(num, sizeof(num), "%.*s", (int)(n - 1), value);
+		if (parse_uint(num, 0, 90, &pct))
+			return -EINVAL;
+		c->cache_limit_pct = pct;
+		c->cache_limit = 0;
+		return 0;
+	}
+	if (parse_size(value, &size))
+		return -EINVAL;
+	c->cache_limit = size;
+	c->cache_limit_pct = 0;
+	return 0;
+}
+
+static int key_preload(struct config *c, const struct key_rule *k, const char *value)
+{
+	return preload_add(c, value);
+}
+
+#define UINT(sec, name, lo, hi, text) \
+	{ sec, #name, key_uint, offsetof(struct config, name), lo, hi, 0, text }
+#define SIZE(sec, name, lo, hi, flags, text) \
+	{ sec, #name, key_size, offsetof(struct config, name), lo, hi, flags, text }
+#define TOGGLE(sec, name, on, text) \
+	{ sec, #name, key_toggle, offsetof(struct config, name), 0, on, 0, text }
+#define CUSTOM(sec, name, fn, text) { sec, name, fn, 0, 0, 0, 0, text }
+
+static const struct key_rule keys[] = {
+	CUSTOM("daemon", "socket", key_socket,
+	       "must be an absolute path shorter than 108 bytes"),
+	CUSTOM("daemon", "socket_mode", key_mode, "must be an octal file mode such as 0666"),
+	UINT("daemon", max_clients, 1, 65536, "must be a number from 1 to 65536"),
+	CUSTOM("daemon", "log_level", key_log_level,
+	       "must be error, warning, notice, info or debug"),
+	UINT("daemon", workers, 1, 64, "must be a number from 1 to 64"),
+	CUSTOM("daemon", "detach_group", key_detach_group,
+	       "must be the name of an existing group, a group number, or empty (only "
+	       "root detaches loads)"),
+	SIZE("io", chunk_size, 4096, 64u << 20, KEY_POW2,
+	     "must be a power of two from 4K to 64M"),
+	UINT("io", queue_depth, 1, 4096, "must be a number from 1 to 4096"),
+	UINT("io", max_loads, 1, 4096, "must be a number from 1 to 4096"),
+	UINT("io", max_queued, 1, 65536, "must be a number from 1 to 65536"),
+	UINT("io", max_detached, 0, 65536,
+	     "must be a number from 0 (no detached loads) to 65536"),
+	SIZE("io", max_load_size, 0, UINT64_MAX, 0,
+	     "must be a size such as 64G (0: the machine's RAM)"),
+	CUSTOM("io", "method", key_method, "must be auto, cfr, direct or buffered"),
+	CUSTOM("io", "target", key_target, "must be auto, memfd, udmabuf or heap:NAME"),
+	TOGGLE("io", hugetlb, true, "must be auto, on or off"),
+	SIZE("io", pipe_size, 65536, 64u << 20, KEY_POW2,
+	     "must be a power of two from 64K to 64M"),
+	TOGGLE("io", direct, false, "must be auto or off"),
+	TOGGLE("io", fixed_buffers, true, "must be auto, on or off"),
+	SIZE("io", max_inflight, 4096, UINT64_MAX, KEY_ZERO,
+	     "must be a size of at least 4K (0: queue_depth * chunk_size)"),
+	CUSTOM("cache", "cache_limit", key_cache_limit,
+	       "must be a size such as 4G, or a percentage of RAM from 0% to 90% (0: keep "
+	       "no finished buffers)"),
+	CUSTOM("preload", "preload", key_preload,
+	       "must be an absolute path or glob(3) pattern"),
+};
+
 struct parse_state {
 	struct config *c;
 	const char *path;
@@ -179,136 +343,33 @@ static int on_key(void *data, const char *section, const char *key, const char *
 		  int line)
 {
 	struct parse_state *ps = data;
-	struct config *c = ps->c;
 	const char *what = NULL;
-	uint64_t size;
+	bool known_section = strcmp(section, "limits") == 0;
 
-	if (strcmp(section, "daemon") == 0) {
-		if (strcmp(key, "socket") == 0) {
-			if (!value[0]) {
-				free(c->socket);
-				c->socket = NULL;	/* empty: the default place */
-			} else if (value[0] != '/' || strlen(value) >= 108)
-				what = "must be an absolute path shorter than 108 bytes";
-			else {
-				free(c->socket);
-				c->socket = strdup(value);
-			}
-		} else if (strcmp(key, "socket_mode") == 0) {
-			char *end;
-			unsigned long m;
-
-			errno = 0;
-			m = strtoul(value, &end, 8);
-			if (errno || !*value || *end || m > 07777)
-				what = "must be an octal file mode such as 0666";
-			else
-				c->socket_mode = (mode_t)m;
-		} else if (strcmp(key, "max_clients") == 0) {
-			if (parse_uint(value, 1, 65536, &c->max_clients))
-				what = "must be a number from 1 to 65536";
-		} else if (strcmp(key, "log_level") == 0) {
-			if (log_parse_level(value, &c->log_level))
-				what = "must be error, warning, notice, info or debug";
-		} else if (strcmp(key, "workers") == 0) {
-			if (parse_uint(value, 1, 64, &c->workers))
-				what = "must be a number from 1 to 64";
-		} else {
-			what = "unknown key";
-		}
-	} else if (strcmp(section, "io") == 0) {
-		if (strcmp(key, "chunk_size") == 0) {
-			if (config_parse_size(value, &size) || size < 4096 ||
-			    size > (64u << 20) || (size & (size - 1)))
-				what = "must be a power of two from 4K to 64M";
-			else
-				c->chunk_size = size;
-		} else if (strcmp(key, "queue_depth") == 0) {
-			if (parse_uint(value, 1, 4096, &c->queue_depth))
-				what = "must be a number from 1 to 4096";
-		} else if (strcmp(key, "max_loads") == 0) {
-			if (parse_uint(value, 1, 4096, &c->max_loads))
-				what = "must be a number from 1 to 4096";
-		} else if (strcmp(key, "max_queued") == 0) {
-			if (parse_uint(value, 1, 65536, &c->max_queued))
-				what = "must be a number from 1 to 65536";
-		} else if (strcmp(key, "max_load_size") == 0) {
-			if (config_parse_size(value, &size))
-				what = "must be a size such as 64G (0: the machine's RAM)";
-			else
-				c->max_load_size = size;
-		} else if (strcmp(key, "method") == 0) {
-			if (parse_method(value, &c->method))
-				what = "must be auto, cfr, direct or buffered";
-		} else if (strcmp(key, "target") == 0) {
-			if (config_parse_target(value, &c->target, c->heap, sizeof(c->heap)))
-				what = "must be auto, memfd, udmabuf or heap:NAME";
-		} else if (strcmp(key, "hugetlb") == 0) {
-			if (parse_toggle(value, true, &c->hugetlb))
-				what = "must be auto, on or off";
-		} else if (strcmp(key, "pipe_size") == 0) {
-			if (config_parse_size(value, &size) || size < 65536 ||
-			    size > (64u << 20) || (size & (size - 1)))
-				what = "must be a power of two from 64K to 64M";
-			else
-				c->pipe_size = size;
-		} else if (strcmp(key, "direct") == 0) {
-			if (parse_toggle(value, false, &c->direct))
-				what = "must be auto or off";
-		} else if (strcmp(key, "fixed_buffers") == 0) {
-			if (parse_toggle(value, true, &c->fixed_buffers))
-				what = "must be auto, on or off";
-		} else if (strcmp(key, "max_inflight") == 0) {
-			if (config_parse_size(value, &size) ||
-			    (size && size < 4096))
-				what = "must be a size of at least 4K (0: queue_depth * "
-				       "chunk_size)";
-			else
-				c->max_inflight = size;
-		} else {
-			what = "unknown key";
-		}
-	} else if (strcmp(section, "limits") == 0) {
-		if (limits_parse(&c->limits, key, value, &what) == 0)
+	if (known_section) {
+		if (limits_parse(&ps->c->limits, key, value, &what) == 0)
 			what = NULL;
-	} else if (strcmp(section, "cache") == 0) {
-		if (strcmp(key, "cache_limit") == 0) {
-			size_t n = strlen(value);
-			unsigned pct;
-
-			if (n > 1 && value[n - 1] == '%') {
-				char num[16];
-
-				snprintf(num, sizeof(num), "%.*s", (int)(n - 1), value);
-				if (n - 1 >= sizeof(num) || parse_uint(num, 0, 90, &pct))
-					what = "must be a size such as 4G, or a percentage "
-					       "of RAM from 0% to 90%";
-				else {
-					c->cache_limit_pct = pct;
-					c->cache_limit = 0;
-				}
-			} else if (config_parse_size(value, &size)) {
-				what = "must be a size such as 4G, or a percentage of RAM "
-				       "such as 10% (0: keep no finished buffers)";
-			} else {
-				c->cache_limit = size;
-				c->cache_limit_pct = 0;
-			}
-		} else {
-			what = "unknown key";
-		}
-	} else if (strcmp(section, "preload") == 0) {
-		if (strcmp(key, "preload") != 0)
-			what = "unknown key";
-		else if (preload_add(c, value) < 0)
-			what = "must be an absolute path or glob(3) pattern";
 	} else {
+		const struct key_rule *k = NULL;
+
+		for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+			if (strcmp(keys[i].section, section))
+				continue;
+			known_section = true;
+			if (!strcmp(keys[i].key, key)) {
+				k = &keys[i];
+				break;
+			}
+		}
+		if (known_section)
+			what = !k ? "unknown key" : k->parse(ps->c, k, value) ? k->what : NULL;
+	}
+	if (!known_section) {
 		snprintf(ps->err, ps->err_len, "%s:%d: unknown section [%s]", ps->path, line,
 			 section);
 		ps->failed = 1;
 		return 0;
 	}
-
 	if (what) {
 		snprintf(ps->err, ps->err_len, "%s:%d: [%s] %s = %s: %s", ps->path, line,
 			 section, key, value, what);
@@ -318,15 +379,54 @@ static int on_key(void *data, const char *section, const char *key, const char *
 	return 1;
 }
 
+/* What a file that is not a regular file is, for the error. */
+static const char *file_kind(mode_t m)
+{
+	if (S_ISDIR(m))
+		return "a directory";
+	if (S_ISFIFO(m))
+		return "a FIFO";
+	if (S_ISSOCK(m))
+		return "a socket";
+	if (S_ISCHR(m))
+		return "a character device";
+	if (S_ISBLK(m))
+		return "a block device";
+	return "not a regular file";
+}
+
 int config_load(struct config *c, const char *path, char *err, size_t err_len)
 {
 	struct parse_state ps = { .c = c, .path = path, .err = err, .err_len = err_len };
+	struct stat st;
 	FILE *f;
-	int r;
+	int fd, r;
 
-	f = fopen(path, "re");
+	/* O_NONBLOCK: a FIFO put at the path must not hold the loop in open(); the
+	 * fstat then refuses it (and a directory, which stdio would read as empty)
+	 * before a single byte is read. */
+	fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0) {
+		r = -errno;
+		snprintf(err, err_len, "%s: %s", path, strerror(-r));
+		return r;
+	}
+	if (fstat(fd, &st) < 0) {
+		r = -errno;
+		close(fd);
+		snprintf(err, err_len, "%s: %s", path, strerror(-r));
+		return r;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		close(fd);
+		snprintf(err, err_len, "%s: %s, not a regular file: refusing to read it",
+			 path, file_kind(st.st_mode));
+		return S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
+	}
+	f = fdopen(fd, "r");
 	if (!f) {
 		r = -errno;
+		close(fd);
 		snprintf(err, err_len, "%s: %s", path, strerror(-r));
 		return r;
 	}
@@ -369,7 +469,15 @@ bool config_reload(struct config *live, struct config *next)
 
 	LIVE(log_level, "[daemon] log_level");
 	LIVE(max_clients, "[daemon] max_clients");
+	if (live->detach_gid != next->detach_gid ||
+	    strcmp(live->detach_group, next->detach_group)) {
+		log_notice("reload: [daemon] detach_group: \"%s\" -> \"%s\"",
+			   live->detach_group, next->detach_group);
+		memcpy(live->detach_group, next->detach_group, sizeof(live->detach_group));
+		live->detach_gid = next->detach_gid;
+	}
 	LIVE(max_queued, "[io] max_queued");
+	LIVE(max_detached, "[io] max_detached");
 	LIVE(max_loads, "[io] max_loads");
 	LIVE(max_inflight, "[io] max_inflight");
 	if (live->n_preload != next->n_preload)

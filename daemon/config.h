@@ -26,12 +26,17 @@ struct config {
 	unsigned max_clients;		/* connections at once */
 	enum log_level log_level;
 	unsigned workers;		/* threads for blocking calls */
+	char detach_group[64];		/* who besides root may detach loads: a group's
+					 * name (or number) as written, "" for none */
+	gid_t detach_gid;		/* its gid; (gid_t)-1 for none */
 
 	/* [io] */
 	uint64_t chunk_size;		/* bytes per read request */
 	unsigned queue_depth;		/* read requests in flight, all loads together */
 	unsigned max_loads;		/* loads being read at once; more wait in line */
 	unsigned max_queued;		/* loads one connection may have open at once */
+	unsigned max_detached;		/* detached loads (DL_LOAD_DETACH) clients may
+					 * have in flight, daemon-wide */
 	uint64_t max_load_size;		/* largest load, bytes (0 in the file: RAM size) */
 	uint8_t method;			/* enum dl_method for loads that say auto */
 	enum config_toggle hugetlb;	/* hugetlb memfds: auto (when the pool has
@@ -65,7 +70,9 @@ void config_deinit(struct config *c);
 /*
  * Reads @path into @c (which holds defaults or earlier values). On an unknown section
  * or key, or a bad value, returns -EINVAL and writes "FILE:LINE: what is wrong" into
- * @err (@err_len bytes); a file that cannot be opened gives -errno and a message too.
+ * @err (@err_len bytes); a file that cannot be opened gives -errno and a message too,
+ * and so does a path that is not a regular file (-EISDIR for a directory, -EINVAL for
+ * a FIFO, socket or device: opened without blocking and refused before any read).
  * @c is left with defaults/earlier values on error for keys not yet seen.
  */
 int config_load(struct config *c, const char *path, char *err, size_t err_len);
@@ -76,17 +83,14 @@ int config_parse_target(const char *s, uint8_t *target, char *heap, size_t heap_
 /*
  * SIGHUP: takes from @next (a freshly loaded config) what can change while the daemon
  * runs: [limits], [preload] (the
- * caller preloads the new list), log_level, max_clients, max_queued, max_loads and max_inflight,
- * which only the loop thread reads. Other keys that differ are logged as needing a
+ * caller preloads the new list), log_level, max_clients, detach_group, max_queued,
+ * max_detached, max_loads and max_inflight, which only the loop thread reads. Other keys that differ are logged as needing a
  * restart and keep their running values (workers read them, or the socket and the
  * ring were set up with them). Logs each change. Returns true if [limits] changed.
  * @next is left to config_deinit().
  */
 bool config_reload(struct config *live, struct config *next);
 
-/* Parses "4M", "512K", "1G", "123" (binary suffixes, case-insensitive) into *out.
- * Returns 0 or -EINVAL (also on overflow). */
-int config_parse_size(const char *s, uint64_t *out);
 
 /* The socket path to use: c->socket, else /run/dmaloadd/dmaloadd.sock for root, else
  * $XDG_RUNTIME_DIR/dmaloadd.sock. Writes into @buf; returns 0 or -ENAMETOOLONG /

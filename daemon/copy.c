@@ -26,24 +26,27 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "client.h"
+#include "config.h"
 #include "copy.h"
-#include "job.h"
+#include "list.h"
 #include "log.h"
 #include "probe.h"
-#include "server.h"
-
+#include "ring.h"
+#include "source.h"
+#include "target.h"
+#include "worker.h"
 
 struct chunk {
 	struct ring_op op[2];	/* read or splice in; splice out */
 	struct worker_task task;	/* CHUNK_CFR */
-	struct job *job;
+	struct copy *cp;
 	enum chunk_how how;
 	uint64_t off;		/* file offset of the next byte to read */
 	uint64_t out;		/* file offset of the next byte to land (splice: off minus
@@ -60,13 +63,13 @@ struct chunk {
 
 /* ---- bounce buffers ----------------------------------------------------------------- */
 
-void copy_bounce_init(struct copy_bounce *b, uint64_t size)
+static void copy_bounce_init(struct copy_bounce *b, uint64_t size)
 {
 	memset(b, 0, sizeof(*b));
 	b->size = size;
 }
 
-void copy_bounce_deinit(struct copy_bounce *b)
+static void copy_bounce_deinit(struct copy_bounce *b)
 {
 	for (unsigned i = 0; i < COPY_BOUNCE_MAX; i++)
 		if (b->buf[i] && !b->busy[i]) {
@@ -98,7 +101,7 @@ static int bounce_get(struct copy_bounce *b)
 
 /* ---- pipes ------------------------------------------------------------------------- */
 
-void copy_pipes_init(struct copy_pipes *p, unsigned max, uint32_t size)
+static void copy_pipes_init(struct copy_pipes *p, unsigned max, uint32_t size)
 {
 	memset(p, 0, sizeof(*p));
 	p->max = max;
@@ -114,7 +117,7 @@ static void cpipe_close(struct copy_pipes *p, struct cpipe *cp)
 	p->n--;
 }
 
-void copy_pipes_deinit(struct copy_pipes *p)
+static void copy_pipes_deinit(struct copy_pipes *p)
 {
 	while (p->free) {
 		struct cpipe *cp = p->free;
@@ -122,6 +125,25 @@ void copy_pipes_deinit(struct copy_pipes *p)
 		p->free = cp->next;
 		cpipe_close(p, cp);
 	}
+}
+
+void copy_env_init(struct copy_env *e, const struct config *cfg, struct ring *ring,
+		   struct worker_pool *pool)
+{
+	memset(e, 0, sizeof(*e));
+	e->cfg = cfg;
+	e->ring = ring;
+	e->pool = pool;
+	/* Pipes hold kernel memory: a few pairs in flight keep the disk busy. */
+	copy_pipes_init(&e->pipes, cfg->queue_depth < 16 ? cfg->queue_depth : 16,
+			(uint32_t)cfg->pipe_size);
+	copy_bounce_init(&e->bounce, cfg->chunk_size);
+}
+
+void copy_env_trim(struct copy_env *e)
+{
+	copy_pipes_deinit(&e->pipes);
+	copy_bounce_deinit(&e->bounce);
 }
 
 static struct cpipe *cpipe_get(struct copy_pipes *p)
@@ -174,159 +196,178 @@ static void cpipe_put(struct copy_pipes *p, struct cpipe *cp, bool dirty)
 
 /* The alignment a direct read needs of both its file offset and its buffer address;
  * buffer addresses follow file offsets here, so one number covers both. */
-static uint32_t dio_align(const struct job *j)
+static uint32_t dio_align(const struct copy *cp)
 {
-	return j->src.dio_mem_align > j->src.dio_off_align ?
-	       j->src.dio_mem_align : j->src.dio_off_align;
+	return cp->src->dio_mem_align > cp->src->dio_off_align ?
+	       cp->src->dio_mem_align : cp->src->dio_off_align;
 }
 
 /* Why O_DIRECT cannot read this load, or DL_WHY_DEFAULT if it can. */
-static uint8_t direct_obstacle(const struct job *j)
+static uint8_t direct_obstacle(const struct copy *cp)
 {
-	if (j->srv->cfg->direct == CONFIG_OFF)
+	if (cp->env->cfg->direct == CONFIG_OFF)
 		return DL_WHY_ASKED;	/* the site said so: not the load's fault */
-	if (j->src.dfd < 0)
-		return DL_WHY_NO_DIRECT;
-	if (j->off % dio_align(j))
+	if (cp->src->dfd < 0)
+		return cp->src->direct_denied ? DL_WHY_NO_REOPEN : DL_WHY_NO_DIRECT;
+	if (cp->off % dio_align(cp))
 		return DL_WHY_UNALIGNED;
-	if (j->len < dio_align(j))
+	if (cp->len < dio_align(cp))
 		return DL_WHY_SHORT;
 	return DL_WHY_DEFAULT;
 }
 
-int copy_plan(struct job *j)
+int copy_plan(struct copy *cp, char *msg, size_t len)
 {
-	const struct config *cfg = j->srv->cfg;
-	bool asked = j->req.method != DL_METHOD_AUTO;
-	uint8_t want = asked ? j->req.method : cfg->method;
+	const struct config *cfg = cp->env->cfg;
+	bool asked = cp->asked != DL_METHOD_AUTO;
+	uint8_t want = asked ? cp->asked : cfg->method;
 	uint8_t why;
 
-	j->reason = asked ? DL_WHY_ASKED : DL_WHY_DEFAULT;
-	j->direct_end = j->off;
-	j->auto_cache = false;
-	if (j->len == 0) {
-		j->method = DL_METHOD_BUFFERED;
-		j->reason = DL_WHY_EMPTY;
+	cp->reason = asked ? DL_WHY_ASKED : DL_WHY_DEFAULT;
+	cp->next = cp->off;
+	cp->direct_end = cp->off;
+	cp->auto_cache = false;
+	if (cp->len == 0) {
+		cp->method = DL_METHOD_BUFFERED;
+		cp->reason = DL_WHY_EMPTY;
 		return 0;
 	}
 	if (want == DL_METHOD_CFR || want == DL_METHOD_BUFFERED) {
-		j->method = want;
+		cp->method = want;
 		return 0;
 	}
 
 	/* direct, or auto (direct where it can, cached chunks buffered) */
-	why = direct_obstacle(j);
+	why = direct_obstacle(cp);
 	if (why == DL_WHY_DEFAULT) {
-		j->method = DL_METHOD_DIRECT;
-		j->direct_end = j->off + (j->len / dio_align(j)) * dio_align(j);
-		j->auto_cache = want == DL_METHOD_AUTO;
+		cp->method = DL_METHOD_DIRECT;
+		cp->direct_end = cp->off + (cp->len / dio_align(cp)) * dio_align(cp);
+		cp->auto_cache = want == DL_METHOD_AUTO;
 		return 0;
 	}
-	j->method = DL_METHOD_BUFFERED;
+	cp->method = DL_METHOD_BUFFERED;
 	if (why != DL_WHY_ASKED)
-		j->reason = why;
-	if (j->req.method != DL_METHOD_DIRECT || why == DL_WHY_SHORT)
-		return 0;	/* too short for O_DIRECT: all of it is the buffered tail */
+		cp->reason = why;
+	/* Too short for O_DIRECT: all of it is the buffered tail. A client that may not
+	 * reopen its own fd gets what that fd reads, as it would read it itself. */
+	if (cp->asked != DL_METHOD_DIRECT || why == DL_WHY_SHORT || why == DL_WHY_NO_REOPEN)
+		return 0;
 	if (why == DL_WHY_ASKED)
-		snprintf(j->src.msg, sizeof(j->src.msg), "method direct asked, but direct "
+		snprintf(msg, len, "method direct asked, but direct "
 			 "= off in the daemon's config; use auto or buffered");
 	else if (why == DL_WHY_NO_DIRECT)
-		snprintf(j->src.msg, sizeof(j->src.msg), "method direct asked, but the "
+		snprintf(msg, len, "method direct asked, but the "
 			 "filesystem refuses O_DIRECT (%s); use auto or buffered",
-			 strerror(j->src.direct_err));
+			 strerror(cp->src->direct_err));
 	else
-		snprintf(j->src.msg, sizeof(j->src.msg), "method direct asked, but offset "
+		snprintf(msg, len, "method direct asked, but offset "
 			 "%llu is not aligned for O_DIRECT (%u bytes); use auto, buffered or "
-			 "cfr", (unsigned long long)j->off, dio_align(j));
+			 "cfr", (unsigned long long)cp->off, dio_align(cp));
 	return -EINVAL;
 }
 
 /* Heap targets: copy_file_range into the dma-buf where the kernel takes it (stock
  * kernels refuse, EINVAL); auto uses it then too, since nothing else skips the copy. */
-static int probe_heap(struct job *j)
+static int probe_heap(struct copy *cp, char *msg, size_t len)
 {
 	char kind[80];
 	int err;
 
-	j->cache_how = CHUNK_BUFFERED;	/* splice into a dma-buf is not a thing */
-	if (j->len == 0 || (j->method != DL_METHOD_CFR && j->req.method != DL_METHOD_AUTO))
+	cp->cache_how = CHUNK_BUFFERED;	/* splice into a dma-buf is not a thing */
+	if (cp->len == 0 || (cp->method != DL_METHOD_CFR && cp->asked != DL_METHOD_AUTO))
 		return 0;
-	snprintf(kind, sizeof(kind), "heap:%s", j->tgt.heap);
-	j->cfr_syscall = probe_cfr(j->src.fd, j->src.dev, j->off, j->len, j->tgt.fd, kind,
+	snprintf(kind, sizeof(kind), "heap:%s", cp->tgt->heap);
+	cp->cfr_syscall = probe_cfr(cp->src->fd, cp->src->dev, cp->off, cp->len, cp->tgt->fd, kind,
 				   &err) == CFR_ACCEPTED;
-	j->cfr_err = err;
-	if (j->cfr_syscall) {
-		j->method = DL_METHOD_CFR;
-		j->direct_end = j->off;
-		j->auto_cache = false;
+	cp->cfr_err = err;
+	if (cp->cfr_syscall) {
+		cp->method = DL_METHOD_CFR;
+		cp->direct_end = cp->off;
+		cp->auto_cache = false;
 		return 0;
 	}
-	if (j->method != DL_METHOD_CFR)
+	if (cp->method != DL_METHOD_CFR)
 		return 0;
-	snprintf(j->src.msg, sizeof(j->src.msg), "method cfr asked, but this kernel refuses "
+	snprintf(msg, len, "method cfr asked, but this kernel refuses "
 		 "copy_file_range into dma-heap \"%s\" (%s); use auto, direct or buffered",
-		 j->tgt.heap, err ? strerrorname_np(err) : "no verdict");
+		 cp->tgt->heap, err ? strerrorname_np(err) : "no verdict");
 	return -EINVAL;
 }
 
-int copy_probe(struct job *j)
+int copy_probe(struct copy *cp, char *msg, size_t len)
 {
-	bool auto_method = j->req.method == DL_METHOD_AUTO &&
-			   j->srv->cfg->method == DL_METHOD_AUTO;
+	bool auto_method = cp->asked == DL_METHOD_AUTO &&
+			   cp->env->cfg->method == DL_METHOD_AUTO;
 	int err;
 
-	if (j->tgt.kind == DL_TARGET_HEAP)
-		return probe_heap(j);
+	if (cp->tgt->kind == DL_TARGET_HEAP)
+		return probe_heap(cp, msg, len);
 
 	/* Bytes that come through the page cache: reading them into the mapping of a
 	 * 4 KiB-page memfd faults in every page from the copy (measured 10-15x slower
 	 * than splicing them into the memfd, which fills it through the file); huge
 	 * pages fault cheaply and cannot be spliced into. */
-	j->cache_how = auto_method && !j->tgt.hugetlb ? CHUNK_SPLICE : CHUNK_BUFFERED;
-	if (j->method != DL_METHOD_CFR)
+	cp->cache_how = auto_method && !cp->tgt->hugetlb ? CHUNK_SPLICE : CHUNK_BUFFERED;
+	if (cp->method != DL_METHOD_CFR)
 		return 0;
-	j->cfr_syscall = probe_cfr(j->src.fd, j->src.dev, j->off, j->len, j->tgt.fd,
+	cp->cfr_syscall = probe_cfr(cp->src->fd, cp->src->dev, cp->off, cp->len, cp->tgt->fd,
 				   "memfd", &err) == CFR_ACCEPTED;
-	j->cfr_err = err;
+	cp->cfr_err = err;
 	return 0;
 }
 
 /* ---- chunk endings ----------------------------------------------------------------- */
 
-/* The chunk is over (its bytes landed, or the load failed): tell the job. */
+/* The copy cannot go on: the owner hears why (once per failing chunk; it keeps the
+ * first). */
+static void copy_fail(struct copy *cp, int err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void copy_fail(struct copy *cp, int err, const char *fmt, ...)
+{
+	char msg[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	cp->ops->failed(cp, err, msg);
+}
+
+/* The chunk is over (its bytes landed, or the copy failed): tell the owner. */
 static void chunk_end(struct chunk *c)
 {
-	struct job *j = c->job;
+	struct copy *cp = c->cp;
+	uint64_t len = c->len;
 
 	if (c->pipe)
-		cpipe_put(&j->srv->pipes, c->pipe, c->in_pipe > 0 || j->err);
+		cpipe_put(&cp->env->pipes, c->pipe, c->in_pipe > 0 || cp->stopped);
 	if (c->bounce >= 0)
-		j->srv->bounce.busy[c->bounce] = false;
-	sched_chunk_end(&j->srv->sched, j, c->len);
+		cp->env->bounce.busy[c->bounce] = false;
 	free(c);
-	j->inflight--;
-	job_chunk_ended(j);
+	cp->env->chunks--;
+	cp->inflight--;
+	cp->ops->chunk_ended(cp, len);
 }
 
 /* "@what at offset @off failed: reason" */
 static void chunk_fail(struct chunk *c, int err, const char *what, uint64_t off)
 {
-	/* -ECANCELED means "the client cancelled" to job_fail; a request the kernel
+	/* -ECANCELED means "the client cancelled" to the owner; a request the kernel
 	 * cancelled is an I/O failure of this load. */
 	if (err == -ECANCELED)
 		err = -EIO;
-	job_fail(c->job, err, "%s at offset %llu failed: %s", what,
-		 (unsigned long long)off, strerror(-err));
+	copy_fail(c->cp, err, "%s at offset %llu failed: %s", what,
+		  (unsigned long long)off, strerror(-err));
 	chunk_end(c);
 }
 
 static void chunk_shrank(struct chunk *c)
 {
-	struct job *j = c->job;
+	struct copy *cp = c->cp;
 
-	job_fail(j, -EIO, "the file ended at offset %llu, before the %llu bytes asked "
-		 "for: it shrank during the load", (unsigned long long)c->off,
-		 (unsigned long long)(j->off + j->len));
+	copy_fail(cp, -EIO, "the file ended at offset %llu, before the %llu bytes asked "
+		  "for: it shrank during the load", (unsigned long long)c->off,
+		  (unsigned long long)(cp->off + cp->len));
 	chunk_end(c);
 }
 
@@ -334,27 +375,27 @@ static void chunk_shrank(struct chunk *c)
 
 static void read_submit(struct chunk *c)
 {
-	struct job *j = c->job;
-	char *dst = (char *)j->tgt.map + (c->off - j->off);
-	int fd = c->how == CHUNK_BUFFERED ? j->src.fd : j->src.dfd;
+	struct copy *cp = c->cp;
+	char *dst = (char *)cp->tgt->map + (c->off - cp->off);
+	int fd = c->how == CHUNK_BUFFERED ? cp->src->fd : cp->src->dfd;
 
 	c->pending = 1;
 	if (c->how == CHUNK_BOUNCE) {
 		/* c->out stays at the chunk's first byte, which sits at the bounce start */
-		dst = (char *)j->srv->bounce.buf[c->bounce] + (c->off - c->out);
-		ring_read(&j->srv->ring, &c->op[0], fd, dst, c->left, c->off, -1);
+		dst = (char *)cp->env->bounce.buf[c->bounce] + (c->off - c->out);
+		ring_read(cp->env->ring, &c->op[0], fd, dst, c->left, c->off, -1);
 		return;
 	}
-	ring_read(&j->srv->ring, &c->op[0], fd, dst, c->left, c->off, j->fixed_slot);
+	ring_read(cp->env->ring, &c->op[0], fd, dst, c->left, c->off, cp->fixed_slot);
 }
 
 static void read_complete(struct ring_op *op, int res)
 {
 	struct chunk *c = list_entry(op, struct chunk, op[0]);
-	struct job *j = c->job;
+	struct copy *cp = c->cp;
 
 	c->pending = 0;
-	if (j->err) {
+	if (cp->stopped) {
 		chunk_end(c);
 		return;
 	}
@@ -363,15 +404,14 @@ static void read_complete(struct ring_op *op, int res)
 		return;
 	}
 	if (res == -EINVAL && (c->how == CHUNK_DIRECT || c->how == CHUNK_BOUNCE) &&
-	    j->req.method != DL_METHOD_DIRECT) {
+	    cp->asked != DL_METHOD_DIRECT) {
 		/* Some filesystems take O_DIRECT at open and refuse it per request: fall
 		 * back for the rest of this load. */
-		log_notice("load %llu %s: O_DIRECT read refused, using buffered reads",
-			   (unsigned long long)j->id, j->name);
-		j->method = DL_METHOD_BUFFERED;
-		j->reason = DL_WHY_NO_DIRECT;
-		j->direct_end = j->off;
-		j->auto_cache = false;
+		log_notice("%s: O_DIRECT read refused, using buffered reads", cp->who);
+		cp->method = DL_METHOD_BUFFERED;
+		cp->reason = DL_WHY_NO_DIRECT;
+		cp->direct_end = cp->off;
+		cp->auto_cache = false;
 		c->how = CHUNK_BUFFERED;
 		read_submit(c);
 		return;
@@ -388,16 +428,16 @@ static void read_complete(struct ring_op *op, int res)
 		/* On the loop: a memory copy of at most one chunk (4 MiB by default, about
 		 * a millisecond), cheaper than a round trip to a worker and back, and the
 		 * loop's other work is only waiting for completions meanwhile. */
-		memcpy((char *)j->tgt.map + (c->off - j->off),
-		       (char *)j->srv->bounce.buf[c->bounce] + (c->off - c->out), (size_t)res);
-	j->done += (uint64_t)res;
-	j->landed[c->how] += (uint64_t)res;
+		memcpy((char *)cp->tgt->map + (c->off - cp->off),
+		       (char *)cp->env->bounce.buf[c->bounce] + (c->off - c->out), (size_t)res);
+	cp->done += (uint64_t)res;
+	cp->landed[c->how] += (uint64_t)res;
 	c->off += (uint64_t)res;
 	c->left -= (uint32_t)res;
 	if (c->left) {
 		/* Short read: go on from where it stopped. O_DIRECT may only go on from
 		 * an aligned place; otherwise the page cache finishes the chunk. */
-		if ((c->how == CHUNK_DIRECT || c->how == CHUNK_BOUNCE) && c->off % dio_align(j))
+		if ((c->how == CHUNK_DIRECT || c->how == CHUNK_BOUNCE) && c->off % dio_align(cp))
 			c->how = CHUNK_BUFFERED;
 		read_submit(c);
 		return;
@@ -408,11 +448,11 @@ static void read_complete(struct ring_op *op, int res)
 /* auto: is [off, off + len) all in the page cache? Then a copy from it is faster
  * than the disk. Any page missing sends the whole chunk to the disk: one O_DIRECT
  * read beats a buffered read that stalls on a page-cache miss. */
-static bool range_cached(const struct job *j, uint64_t off, uint64_t len)
+static bool range_cached(const struct copy *cp, uint64_t off, uint64_t len)
 {
 	uint64_t cached, pages;
 
-	return probe_cached(j->src.fd, off, len, &cached, &pages) == 0 && cached >= pages;
+	return probe_cached(cp->src->fd, off, len, &cached, &pages) == 0 && cached >= pages;
 }
 
 /* ---- splice pairs ---------------------------------------------------------------- */
@@ -421,7 +461,7 @@ static void splice_step(struct chunk *c);
 
 static void splice_submit(struct chunk *c)
 {
-	struct job *j = c->job;
+	struct copy *cp = c->cp;
 	uint32_t n;
 
 	c->res[0] = c->res[1] = 0;
@@ -429,17 +469,17 @@ static void splice_submit(struct chunk *c)
 		/* Drain what a short pair left in the pipe. */
 		c->pair = false;
 		c->pending = 1;
-		ring_splice(&j->srv->ring, &c->op[1], c->pipe->rfd, -1, j->tgt.fd,
-			    (int64_t)(c->out - j->off), c->in_pipe, false);
+		ring_splice(cp->env->ring, &c->op[1], c->pipe->rfd, -1, cp->tgt->fd,
+			    (int64_t)(c->out - cp->off), c->in_pipe, false);
 		return;
 	}
-	n = c->left < j->srv->pipes.size ? c->left : j->srv->pipes.size;
+	n = c->left < cp->env->pipes.size ? c->left : cp->env->pipes.size;
 	c->pair = true;
 	c->pending = 2;
-	ring_splice(&j->srv->ring, &c->op[0], j->src.fd, (int64_t)c->off, c->pipe->wfd, -1,
+	ring_splice(cp->env->ring, &c->op[0], cp->src->fd, (int64_t)c->off, c->pipe->wfd, -1,
 		    n, true);
-	ring_splice(&j->srv->ring, &c->op[1], c->pipe->rfd, -1, j->tgt.fd,
-		    (int64_t)(c->out - j->off), n, false);
+	ring_splice(cp->env->ring, &c->op[1], c->pipe->rfd, -1, cp->tgt->fd,
+		    (int64_t)(c->out - cp->off), n, false);
 }
 
 static void splice_in_complete(struct ring_op *op, int res)
@@ -468,7 +508,7 @@ static bool retryable(int res)
 /* Both requests of a pair (or the lone drain) have completed. */
 static void splice_step(struct chunk *c)
 {
-	struct job *j = c->job;
+	struct copy *cp = c->cp;
 	int in = c->res[0], out = c->res[1];
 
 	if (c->pair && in > 0) {
@@ -479,21 +519,21 @@ static void splice_step(struct chunk *c)
 	if (out > 0) {
 		c->in_pipe -= (uint32_t)out;
 		c->out += (uint32_t)out;
-		j->done += (uint64_t)out;
-		j->landed[CHUNK_SPLICE] += (uint64_t)out;
+		cp->done += (uint64_t)out;
+		cp->landed[CHUNK_SPLICE] += (uint64_t)out;
 	}
-	if (j->err) {
+	if (cp->stopped) {
 		chunk_end(c);
 		return;
 	}
-	if (c->pair && in < 0 && !retryable(in) && j->method != DL_METHOD_CFR &&
+	if (c->pair && in < 0 && !retryable(in) && cp->method != DL_METHOD_CFR &&
 	    !c->in_pipe) {
 		/* auto spliced page-cache bytes and this filesystem cannot splice: reads
 		 * do the rest of the load. The pipe is empty, so it goes back clean. */
-		log_notice("load %llu %s: splice from the file refused (%s), using reads",
-			   (unsigned long long)j->id, j->name, strerror(-in));
-		j->cache_how = CHUNK_BUFFERED;
-		cpipe_put(&j->srv->pipes, c->pipe, false);
+		log_notice("%s: splice from the file refused (%s), using reads", cp->who,
+			   strerror(-in));
+		cp->cache_how = CHUNK_BUFFERED;
+		cpipe_put(&cp->env->pipes, c->pipe, false);
 		c->pipe = NULL;
 		c->how = CHUNK_BUFFERED;
 		c->op[0].complete = read_complete;
@@ -505,7 +545,7 @@ static void splice_step(struct chunk *c)
 		return;
 	}
 	if (out < 0 && !retryable(out)) {
-		chunk_fail(c, out, "splice into the buffer", c->out - j->off);
+		chunk_fail(c, out, "splice into the buffer", c->out - cp->off);
 		return;
 	}
 	if (c->pair && in == 0 && c->left) {
@@ -524,11 +564,11 @@ static void splice_step(struct chunk *c)
 static int cfr_run(struct worker_task *t)
 {
 	struct chunk *c = list_entry(t, struct chunk, task);
-	struct job *j = c->job;
+	struct copy *cp = c->cp;
 
 	while (c->left) {
-		loff_t in = (loff_t)c->off, out = (loff_t)(c->off - j->off);
-		ssize_t n = copy_file_range(j->src.fd, &in, j->tgt.fd, &out, c->left, 0);
+		loff_t in = (loff_t)c->off, out = (loff_t)(c->off - cp->off);
+		ssize_t n = copy_file_range(cp->src->fd, &in, cp->tgt->fd, &out, c->left, 0);
 
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -545,11 +585,11 @@ static int cfr_run(struct worker_task *t)
 static void cfr_done(struct worker_task *t, int res)
 {
 	struct chunk *c = list_entry(t, struct chunk, task);
-	struct job *j = c->job;
+	struct copy *cp = c->cp;
 
-	j->done += c->off - c->out;	/* out stayed where the chunk began */
-	j->landed[CHUNK_CFR] += c->off - c->out;
-	if (j->err) {
+	cp->done += c->off - c->out;	/* out stayed where the chunk began */
+	cp->landed[CHUNK_CFR] += c->off - c->out;
+	if (cp->stopped) {
 		chunk_end(c);
 		return;
 	}
@@ -566,48 +606,48 @@ static void cfr_done(struct worker_task *t, int res)
 
 /* ---- issuing ---------------------------------------------------------------------- */
 
-bool copy_exhausted(const struct job *j)
-{
-	return j->err || j->next >= j->off + j->len;
-}
-
 /* How the next chunk goes, before auto's page-cache check. */
-static enum chunk_how chunk_how_next(const struct job *j)
+static enum chunk_how chunk_how_next(const struct copy *cp)
 {
-	if (j->method == DL_METHOD_CFR)
-		return j->cfr_syscall ? CHUNK_CFR : CHUNK_SPLICE;
-	if (j->next < j->direct_end)
+	if (cp->method == DL_METHOD_CFR)
+		return cp->cfr_syscall ? CHUNK_CFR : CHUNK_SPLICE;
+	if (cp->next < cp->direct_end)
 		return CHUNK_DIRECT;
-	return j->cache_how;
+	return cp->cache_how;
 }
 
-bool copy_can_issue(const struct job *j)
+bool copy_can_issue(const struct copy *cp)
 {
-	return j->state == DL_STATE_READING && !j->registering && !copy_exhausted(j);
+	return !cp->stopped && cp->next < cp->off + cp->len;
+}
+
+void copy_stop(struct copy *cp)
+{
+	cp->stopped = true;
 }
 
 /* @max cut to what the job's reads allow: in the direct range, whole O_DIRECT units,
  * so the next chunk starts aligned too. */
-static uint64_t chunk_max(const struct job *j, uint64_t max)
+static uint64_t chunk_max(const struct copy *cp, uint64_t max)
 {
-	uint32_t a = dio_align(j);
+	uint32_t a = dio_align(cp);
 
-	if (max > j->srv->cfg->chunk_size)
-		max = j->srv->cfg->chunk_size;
-	if (j->next < j->direct_end && a > 1 && max % a)
+	if (max > cp->env->cfg->chunk_size)
+		max = cp->env->cfg->chunk_size;
+	if (cp->next < cp->direct_end && a > 1 && max % a)
 		max = max >= a ? max / a * a : a;
 	return max;
 }
 
-uint64_t copy_next_len(const struct job *j, uint64_t max)
+uint64_t copy_next_len(const struct copy *cp, uint64_t max)
 {
-	uint64_t end = j->next < j->direct_end ? j->direct_end : j->off + j->len;
+	uint64_t end = cp->next < cp->direct_end ? cp->direct_end : cp->off + cp->len;
 
-	max = chunk_max(j, max);
-	return end - j->next < max ? end - j->next : max;
+	max = chunk_max(cp, max);
+	return end - cp->next < max ? end - cp->next : max;
 }
 
-uint64_t copy_issue(struct job *j, uint64_t max)
+uint64_t copy_issue(struct copy *cp, uint64_t max)
 {
 	uint64_t len;
 	enum chunk_how how;
@@ -616,66 +656,66 @@ uint64_t copy_issue(struct job *j, uint64_t max)
 	struct chunk *c;
 	int bounce = -1;
 
-	if (!copy_can_issue(j))
+	if (!copy_can_issue(cp))
 		return 0;
-	len = copy_next_len(j, max);
-	how = chunk_how_next(j);
+	len = copy_next_len(cp, max);
+	how = chunk_how_next(cp);
 	if (how == CHUNK_DIRECT) {
-		cached = j->auto_cache && range_cached(j, j->next, len);
+		cached = cp->auto_cache && range_cached(cp, cp->next, len);
 		if (cached)
-			how = j->cache_how;
+			how = cp->cache_how;
 	}
-	if (how == CHUNK_DIRECT && j->tgt.kind == DL_TARGET_HEAP) {
+	if (how == CHUNK_DIRECT && cp->tgt->kind == DL_TARGET_HEAP) {
 		/* Every bounce buffer busy: a chunk ending frees one and pumps again. */
-		bounce = bounce_get(&j->srv->bounce);
+		bounce = bounce_get(&cp->env->bounce);
 		if (bounce < 0) {
-			if (j->inflight || j->srv->sched.reads_inflight)
+			if (cp->inflight || cp->env->chunks)
 				return 0;
 			how = CHUNK_BUFFERED;	/* none can be made at all */
 		} else {
 			how = CHUNK_BOUNCE;
 		}
 	}
-	if (how == CHUNK_SPLICE && !(pipe = cpipe_get(&j->srv->pipes))) {
+	if (how == CHUNK_SPLICE && !(pipe = cpipe_get(&cp->env->pipes))) {
 		int err = errno;
 
 		/* Every pipe busy: wait for a chunk to end (and give back its pipe)
 		 * rather than read into the mapping, many times slower into 4 KiB
 		 * pages. With no pipe at all (the fd limit), nothing would wake us. */
-		if (j->srv->pipes.n > 0)
+		if (cp->env->pipes.n > 0)
 			return 0;
-		if (j->method == DL_METHOD_CFR) {
-			job_fail(j, -err, "cannot make a pipe for splice: %s", strerror(err));
+		if (cp->method == DL_METHOD_CFR) {
+			copy_fail(cp, -err, "cannot make a pipe for splice: %s", strerror(err));
 			return 0;
 		}
 		how = CHUNK_BUFFERED;
 	}
-	if (j->next < j->direct_end) {
+	if (cp->next < cp->direct_end) {
 		if (cached)
-			j->bytes_cached += len;
+			cp->bytes_cached += len;
 		else
-			j->bytes_direct += len;
+			cp->bytes_direct += len;
 	}
 	c = calloc(1, sizeof(*c));
 	if (!c) {
 		if (pipe)
-			cpipe_put(&j->srv->pipes, pipe, false);
+			cpipe_put(&cp->env->pipes, pipe, false);
 		if (bounce >= 0)
-			j->srv->bounce.busy[bounce] = false;
-		job_fail(j, -ENOMEM, "out of memory");
+			cp->env->bounce.busy[bounce] = false;
+		copy_fail(cp, -ENOMEM, "out of memory");
 		return 0;
 	}
-	c->job = j;
+	c->cp = cp;
 	c->how = how;
-	c->off = c->out = j->next;
+	c->off = c->out = cp->next;
 	c->pipe = pipe;
 	c->bounce = bounce;
 	c->left = (uint32_t)len;
 	c->len = c->left;
-	j->next += c->left;
+	cp->next += c->left;
 
-	j->inflight++;
-	sched_chunk_start(&j->srv->sched, j, c->len);
+	cp->inflight++;
+	cp->env->chunks++;
 	switch (c->how) {
 	case CHUNK_DIRECT:
 	case CHUNK_BUFFERED:
@@ -691,7 +731,7 @@ uint64_t copy_issue(struct job *j, uint64_t max)
 	case CHUNK_CFR:
 	case CHUNK_HOW_N:
 		c->task = (struct worker_task){ .run = cfr_run, .done = cfr_done };
-		worker_submit(j->srv->pool, &c->task);
+		worker_submit(cp->env->pool, &c->task);
 		break;
 	}
 	return c->len;
@@ -699,7 +739,7 @@ uint64_t copy_issue(struct job *j, uint64_t max)
 
 /* ---- reporting --------------------------------------------------------------------- */
 
-void copy_report(struct job *j)
+void copy_report(struct copy *cp)
 {
 	static const uint8_t method_of[CHUNK_HOW_N] = {
 		[CHUNK_DIRECT] = DL_METHOD_DIRECT,
@@ -710,20 +750,20 @@ void copy_report(struct job *j)
 	};
 	unsigned most = 0;
 
-	if (!j->len)
+	if (!cp->len)
 		return;
 	/* The method is the way most bytes went. */
 	for (unsigned h = 1; h < CHUNK_HOW_N; h++)
-		if (j->landed[h] > j->landed[most])
+		if (cp->landed[h] > cp->landed[most])
 			most = h;
-	j->method = method_of[most];
-	j->cfr_syscall = j->landed[CHUNK_CFR] > 0;
-	if (!j->auto_cache)
+	cp->method = method_of[most];
+	cp->cfr_syscall = cp->landed[CHUNK_CFR] > 0;
+	if (!cp->auto_cache)
 		return;
-	if (!j->bytes_cached)
-		j->reason = DL_WHY_NOT_CACHED;
-	else if (!j->bytes_direct)
-		j->reason = DL_WHY_CACHED;
+	if (!cp->bytes_cached)
+		cp->reason = DL_WHY_NOT_CACHED;
+	else if (!cp->bytes_direct)
+		cp->reason = DL_WHY_CACHED;
 	else
-		j->reason = DL_WHY_PARTLY_CACHED;
+		cp->reason = DL_WHY_PARTLY_CACHED;
 }

@@ -23,14 +23,19 @@
  * A load is cut into chunks (config chunk_size; for splice, one pipe-full per pair)
  * that the scheduler asks for one at a time; any number may be in flight. This file
  * owns the chunks, their retries (short reads and splices, -EAGAIN, -EINTR) and the
- * pipes.
+ * pipes. It knows no load, client or scheduler: it moves the bytes of a struct copy,
+ * which its owner (a job) embeds, and reports back through the owner's callbacks.
  */
 #pragma once
 
 #include <stdbool.h>
 #include <stdint.h>
 
-struct job;
+struct config;
+struct ring;
+struct source;
+struct target;
+struct worker_pool;
 
 /* How one chunk moves. */
 enum chunk_how {
@@ -67,44 +72,100 @@ struct copy_bounce {
 	uint64_t size;
 };
 
-void copy_bounce_init(struct copy_bounce *b, uint64_t size);
-/* Frees the idle buffers (all of them when nothing reads). */
-void copy_bounce_deinit(struct copy_bounce *b);
+/* What every copy of the daemon shares: the ring and workers that run its chunks, the
+ * config, the pipes and bounce buffers. One per daemon. */
+struct copy_env {
+	const struct config *cfg;
+	struct ring *ring;
+	struct worker_pool *pool;
+	struct copy_pipes pipes;
+	struct copy_bounce bounce;
+	unsigned chunks;	/* chunks in flight, of all copies */
+};
 
-void copy_pipes_init(struct copy_pipes *p, unsigned max, uint32_t size);
-/* Closes the free pipes; those still in use are closed when their chunks end. Called
- * when the daemon has nothing left to read too: an idle daemon holds no pipes. */
-void copy_pipes_deinit(struct copy_pipes *p);
+struct copy;
+
+/* How a copy tells its owner, on the loop. */
+struct copy_ops {
+	/* A chunk of @bytes (as issued) ended: landed, or given up after a failure. */
+	void (*chunk_ended)(struct copy *cp, uint64_t bytes);
+	/* The copy cannot go on (@err negative, @msg for the client). Chunks still in
+	 * flight end later, each with chunk_ended. */
+	void (*failed)(struct copy *cp, int err, const char *msg);
+};
 
 /*
- * Decides the load's method and why, from what was asked, the config and the opened
- * source: sets j->method, j->reason, j->direct_end and j->auto_cache. A method the
- * client named that cannot be done is an error: returns -EINVAL with j->src.msg set.
- * Runs on the open worker, before the buffer is made (cfr needs 4 KiB pages).
+ * The copy of one load: what it moves, how, and how far it got. Embedded in its
+ * owner. The owner sets the first group before copy_plan() and then leaves it alone
+ * (the scheduler sets fixed_slot while it holds a registered buffer for it); copy.c
+ * writes the rest.
  */
-int copy_plan(struct job *j);
+struct copy {
+	struct copy_env *env;
+	const struct copy_ops *ops;
+	struct source *src;		/* borrowed: open */
+	struct target *tgt;		/* borrowed: made before the first chunk */
+	uint64_t off, len;		/* the file range; it lands at buffer byte 0 */
+	uint8_t asked;			/* enum dl_method the client named, or auto */
+	const char *who;		/* for logs: connection, load, name */
+	int fixed_slot;			/* registered buffer slot or -1 */
+
+	/* the plan */
+	uint8_t method, reason;		/* enum dl_method, enum dl_reason */
+	uint64_t direct_end;		/* direct reads below this offset, buffered above */
+	bool auto_cache;		/* auto: chunks in the page cache go buffered */
+	bool cfr_syscall;		/* cfr: copy_file_range itself (else splice) */
+	int cfr_err;			/* cfr: why copy_file_range was refused */
+	uint8_t cache_how;		/* enum chunk_how for page-cache bytes */
+
+	/* progress */
+	uint64_t next;			/* next file offset to issue */
+	uint64_t done;			/* bytes landed */
+	unsigned inflight;		/* chunks in the ring or on a worker */
+	bool stopped;			/* the owner gave up: issue nothing more */
+	uint64_t bytes_direct;		/* auto: bytes sent to the disk ... */
+	uint64_t bytes_cached;		/* ... and bytes found in the page cache */
+	uint64_t landed[CHUNK_HOW_N];	/* bytes landed, per enum chunk_how */
+};
+
+void copy_env_init(struct copy_env *e, const struct config *cfg, struct ring *ring,
+		   struct worker_pool *pool);
+/* Frees the idle pipes and bounce buffers: called when nothing reads, so an idle
+ * daemon holds none; those still in use go when their chunks end. */
+void copy_env_trim(struct copy_env *e);
+
+/*
+ * Decides the copy's method and why, from what was asked, the config and the opened
+ * source: sets method, reason, direct_end and auto_cache, and next to the start. A
+ * method the client named that cannot be done is an error: returns -EINVAL with @msg
+ * (@len bytes) set. Runs on the open worker, before the buffer is made (cfr needs
+ * 4 KiB pages).
+ */
+int copy_plan(struct copy *cp, char *msg, size_t len);
 
 /* After the buffer is made: how bytes that come through the page cache move (auto
  * splices them into 4 KiB-page memfds), and for cfr whether copy_file_range itself
  * will run (the probe; heap targets probe it for auto too). Returns 0, or -EINVAL with
- * j->src.msg set when method cfr is asked for a heap that refuses it. Runs on the
- * open worker. */
-int copy_probe(struct job *j);
+ * @msg set when method cfr is asked for a heap that refuses it. Runs on the open
+ * worker. */
+int copy_probe(struct copy *cp, char *msg, size_t len);
 
-/* Issues the job's next chunk of at most @max bytes (a multiple of 4096; direct
+/* Issues the copy's next chunk of at most @max bytes (a multiple of 4096; direct
  * chunks are cut to whole O_DIRECT units), if it has one and there is room (a pipe
- * for splice). Returns the chunk's bytes, 0 if it issued nothing. Runs on the loop. */
-uint64_t copy_issue(struct job *j, uint64_t max);
+ * for splice). Returns the chunk's bytes, 0 if it issued nothing (it may have failed:
+ * ops->failed was called then). Runs on the loop. */
+uint64_t copy_issue(struct copy *cp, uint64_t max);
 
-/* Whether the job may issue a chunk now (reading, not registering, bytes left). */
-bool copy_can_issue(const struct job *j);
+/* Whether the copy has a chunk left to issue (not stopped, bytes left). */
+bool copy_can_issue(const struct copy *cp);
 
-/* At least the bytes of the job's next chunk, were it issued with @max. */
-uint64_t copy_next_len(const struct job *j, uint64_t max);
+/* At least the bytes of the copy's next chunk, were it issued with @max. */
+uint64_t copy_next_len(const struct copy *cp, uint64_t max);
 
-/* The job has nothing left to issue. */
-bool copy_exhausted(const struct job *j);
+/* The owner gave up (failed, cancelled): no chunk is issued any more; those in
+ * flight end as they come back. */
+void copy_stop(struct copy *cp);
 
 /* Before DONE: settles method and reason from what the chunks did (auto may have read
  * some chunks buffered and others direct). */
-void copy_report(struct job *j);
+void copy_report(struct copy *cp);

@@ -27,13 +27,10 @@
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
-#include "cache.h"
 #include "fdstore.h"
 #include "log.h"
-#include "server.h"
 
 #define PREFIX "dlc1."
-#define NAME_MAX_LEN 255
 
 static bool enabled(void)
 {
@@ -42,23 +39,22 @@ static bool enabled(void)
 	return s && *s;
 }
 
-static int name_make(const struct cache_entry *e, char *buf, size_t len)
+static int name_make(const struct fdstore_record *e, char *buf, size_t len)
 {
-	const struct cache_key *k = &e->key;
 	size_t n;
 	int r;
 
 	r = snprintf(buf, len, PREFIX "%llx.%llx.%llx.%llx.%llx.%llx.%llx.%llx.%x.%x.%x.%x.%x.",
-		     (unsigned long long)k->dev, (unsigned long long)k->ino,
-		     (unsigned long long)k->size, (unsigned long long)k->mtime_ns,
-		     (unsigned long long)k->ctime_ns, (unsigned long long)k->off,
-		     (unsigned long long)k->len, (unsigned long long)e->buf_size, k->target,
+		     (unsigned long long)e->dev, (unsigned long long)e->ino,
+		     (unsigned long long)e->size, (unsigned long long)e->mtime_ns,
+		     (unsigned long long)e->ctime_ns, (unsigned long long)e->off,
+		     (unsigned long long)e->len, (unsigned long long)e->buf_size, e->target,
 		     e->method, e->reason, (e->pinned ? 1u : 0u) | (e->hugetlb ? 2u : 0u),
 		     (unsigned)e->uid);
 	if (r < 0 || (size_t)r >= len)
 		return -ENAMETOOLONG;
 	n = (size_t)r;
-	for (const unsigned char *p = (const unsigned char *)e->name; *p; p++) {
+	for (const unsigned char *p = (const unsigned char *)e->path; *p; p++) {
 		if (*p == '%' || *p == ':' || *p < 0x20 || *p >= 0x7f) {
 			if (n + 3 >= len)
 				return -ENAMETOOLONG;
@@ -73,35 +69,33 @@ static int name_make(const struct cache_entry *e, char *buf, size_t len)
 	return 0;
 }
 
-void fdstore_put(struct cache_entry *e)
+int fdstore_put(const struct fdstore_record *r, int fd, char *stored)
 {
-	char name[NAME_MAX_LEN + 1], msg[NAME_MAX_LEN + 32];
-	int r;
+	char name[FDSTORE_NAME_MAX + 1], msg[FDSTORE_NAME_MAX + 32];
+	int n;
 
-	if (!enabled() || e->fd < 0)
-		return;
-	if (e->fdname[0])
-		fdstore_remove(e);	/* re-stored under a new name (pinned since) */
-	if (name_make(e, name, sizeof(name)) < 0) {
+	stored[0] = '\0';
+	if (!enabled())
+		return -ENOTCONN;
+	if (name_make(r, name, sizeof(name)) < 0) {
 		log_debug("fdstore: %s: path too long for a store name; not kept across a "
-			  "restart", e->name);
-		return;
+			  "restart", r->path);
+		return -ENAMETOOLONG;
 	}
 	snprintf(msg, sizeof(msg), "FDSTORE=1\nFDNAME=%s", name);
-	r = sd_pid_notify_with_fds(0, 0, msg, &e->fd, 1);
-	if (r <= 0) {
-		log_warn("fdstore: %s: %s", e->name, r < 0 ? strerror(-r) : "not sent");
-		return;
+	n = sd_pid_notify_with_fds(0, 0, msg, &fd, 1);
+	if (n <= 0) {
+		log_warn("fdstore: %s: %s", r->path, n < 0 ? strerror(-n) : "not sent");
+		return n < 0 ? n : -ENOTCONN;
 	}
-	snprintf(e->fdname, sizeof(e->fdname), "%s", name);
+	snprintf(stored, FDSTORE_NAME_MAX + 1, "%s", name);
+	return 0;
 }
 
-void fdstore_remove(struct cache_entry *e)
+void fdstore_remove(const char *stored)
 {
-	if (!e->fdname[0])
-		return;
-	sd_notifyf(0, "FDSTOREREMOVE=1\nFDNAME=%s", e->fdname);
-	e->fdname[0] = '\0';
+	if (stored[0])
+		sd_notifyf(0, "FDSTOREREMOVE=1\nFDNAME=%s", stored);
 }
 
 bool fdstore_is_ours(const char *name)
@@ -131,62 +125,53 @@ static int unescape(const char *s, char *out, size_t len)
 	return 0;
 }
 
-bool fdstore_restore(struct cache *c, int fd, const char *name)
+void fdstore_drop(int fd, const char *name, const char *why)
 {
-	unsigned long long f[8], buf_size;
+	log_info("fdstore: dropping %s: %s", name, why);
+	close(fd);
+	sd_notifyf(0, "FDSTOREREMOVE=1\nFDNAME=%s", name);
+}
+
+int fdstore_take(int fd, const char *name, struct fdstore_record *e)
+{
+	unsigned long long f[8];
 	unsigned target, method, reason, flags, uid;
-	struct cache_entry e = { .fd = -1 };
-	const char *why = NULL;
+	char path[sizeof(e->path)];
 	struct stat st, bst;
 	int pos = 0, seals;
 
 	if (sscanf(name, PREFIX "%llx.%llx.%llx.%llx.%llx.%llx.%llx.%llx.%x.%x.%x.%x.%x.%n",
-		   &f[0], &f[1], &f[2], &f[3], &f[4], &f[5], &f[6], &buf_size, &target,
+		   &f[0], &f[1], &f[2], &f[3], &f[4], &f[5], &f[6], &f[7], &target,
 		   &method, &reason, &flags, &uid, &pos) != 13 || !pos ||
-	    unescape(name + pos, e.name, sizeof(e.name)) < 0 || e.name[0] != '/') {
-		why = "a name it cannot parse";
-		goto drop;
+	    unescape(name + pos, path, sizeof(path)) < 0 || path[0] != '/') {
+		fdstore_drop(fd, name, "a name it cannot parse");
+		return -1;
 	}
-	e.key = (struct cache_key){ .dev = f[0], .ino = f[1], .size = f[2], .mtime_ns = f[3],
-				    .ctime_ns = f[4], .off = f[5], .len = f[6],
-				    .target = (uint8_t)target };
-	if (stat(e.name, &st) < 0) {
-		why = "the file is gone";
-		goto drop;
+	*e = (struct fdstore_record){ .dev = f[0], .ino = f[1], .size = f[2],
+				      .mtime_ns = f[3], .ctime_ns = f[4], .off = f[5],
+				      .len = f[6], .buf_size = f[7], .target = (uint8_t)target,
+				      .method = (uint8_t)method, .reason = (uint8_t)reason,
+				      .pinned = flags & 1, .hugetlb = flags & 2,
+				      .uid = (uid_t)uid };
+	memcpy(e->path, path, sizeof(path));
+	if (stat(e->path, &st) < 0) {
+		fdstore_drop(fd, name, "the file is gone");
+		return -1;
 	}
-	if ((uint64_t)st.st_dev != e.key.dev || (uint64_t)st.st_ino != e.key.ino ||
-	    (uint64_t)st.st_size != e.key.size ||
+	if ((uint64_t)st.st_dev != e->dev || (uint64_t)st.st_ino != e->ino ||
+	    (uint64_t)st.st_size != e->size ||
 	    (uint64_t)st.st_mtim.tv_sec * 1000000000ull + (uint64_t)st.st_mtim.tv_nsec !=
-	    e.key.mtime_ns ||
+	    e->mtime_ns ||
 	    (uint64_t)st.st_ctim.tv_sec * 1000000000ull + (uint64_t)st.st_ctim.tv_nsec !=
-	    e.key.ctime_ns) {
-		why = "the file changed";
-		goto drop;
+	    e->ctime_ns) {
+		fdstore_drop(fd, name, "the file changed");
+		return -1;
 	}
 	seals = fcntl(fd, F_GET_SEALS);
-	if (fstat(fd, &bst) < 0 || (uint64_t)bst.st_size != buf_size || seals < 0 ||
-	    !(seals & F_SEAL_WRITE) || e.key.off + e.key.len > e.key.size) {
-		why = "the buffer is not a sealed buffer of the recorded size";
-		goto drop;
+	if (fstat(fd, &bst) < 0 || (uint64_t)bst.st_size != e->buf_size || seals < 0 ||
+	    !(seals & F_SEAL_WRITE) || e->off + e->len > e->size) {
+		fdstore_drop(fd, name, "the buffer is not a sealed buffer of the recorded size");
+		return -1;
 	}
-	e.fd = fd;
-	e.buf_size = buf_size;
-	e.uid = (uid_t)uid;
-	e.pinned = flags & 1;
-	e.hugetlb = flags & 2;
-	e.method = (uint8_t)method;
-	e.reason = (uint8_t)reason;
-	snprintf(e.fdname, sizeof(e.fdname), "%s", name);
-	if (cache_adopt(c, &e) < 0) {
-		why = "it does not fit the cache";
-		goto drop;
-	}
-	log_info("fdstore: kept %s (%llu bytes at %llu) from before the restart", e.name,
-		 (unsigned long long)e.key.len, (unsigned long long)e.key.off);
-	return true;
-drop:
-	log_info("fdstore: dropping %s: %s", name, why);
-	close(fd);
-	sd_notifyf(0, "FDSTOREREMOVE=1\nFDNAME=%s", name);
-	return false;
+	return 0;
 }

@@ -11,33 +11,76 @@
 #include <unistd.h>
 
 #include "cache.h"
-#include "client.h"
 #include "copy.h"
 #include "job.h"
 #include "log.h"
-#include "server.h"
+#include "engine.h"
+#include "util.h"
 
 static void job_release(struct job *j);
+static void job_share_done(struct job *j);
+static void job_share_failed(struct job *j, int err, const char *msg);
+static void job_unjoin(struct job *j);
 static void job_maybe_release(struct job *j);
 static void job_finish(struct job *j);
 
 /* For logs: which of cfr's two ways ran. */
 static const char *job_cfr_how(const struct job *j)
 {
-	if (j->method != DL_METHOD_CFR)
+	if (j->cp.method != DL_METHOD_CFR)
 		return "";
-	return j->cfr_syscall ? " (copy_file_range)" : " (splice pairs)";
+	return j->cp.cfr_syscall ? " (copy_file_range)" : " (splice pairs)";
 }
 
 static const char *job_who(const struct job *j)
 {
-	return j->client->name[0] ? j->client->name : "-";
+	return j->owner->name[0] ? j->owner->name : "-";
 }
 
-static void job_send(struct job *j, const void *buf, size_t len, int fd)
+/* The one way a load logs: "conn N load M name: ...". */
+static void job_log(const struct job *j, enum log_level lvl, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void job_log(const struct job *j, enum log_level lvl, const char *fmt, ...)
 {
-	if (j->client && !j->client->closed)
-		client_send(j->client, buf, len, fd);
+	char msg[768];
+	va_list ap;
+
+	if (lvl > log_get_level())
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	log_msg(lvl, "%s: %s", j->who, msg);
+}
+
+/* The prefix of its logs: the source's name is known once it is open (by fd). */
+static void job_name_changed(struct job *j)
+{
+	snprintf(j->who, sizeof(j->who), "conn %llu load %llu %s",
+		 (unsigned long long)j->owner->conn_id, (unsigned long long)j->id, j->name);
+}
+
+/* Why a worker task of @j failed with @res: the job's own message, else the source's,
+ * else the errno's. */
+static const char *job_task_msg(const struct job *j, int res)
+{
+	return j->msg[0] ? j->msg : j->src.msg[0] ? j->src.msg : strerror(-res);
+}
+
+/* The job gives up: no chunk is issued any more. */
+static void job_set_err(struct job *j, int err)
+{
+	if (!j->err)
+		j->err = err;
+	copy_stop(&j->cp);
+}
+
+/* ACCEPTED: the range is resolved, and the file's size known. */
+static void job_send_accepted(struct job *j)
+{
+	struct dl_accepted acc = { .length = j->cp.len, .file_size = j->src.size };
+
+	j->owner->ops->accepted(j, &acc);
 }
 
 /* The request of @j ends (ERROR ECANCELED with @msg, or silently when its client
@@ -48,12 +91,10 @@ static void job_orphan(struct job *j, const char *msg)
 	if (j->replied)
 		return;
 	j->replied = true;
-	j->srv->loads_failed++;
-	if (msg && j->client && !j->client->closed) {
-		log_info("conn %llu load %llu %s: %s; still read for %s",
-			 (unsigned long long)j->client->conn_id, (unsigned long long)j->id,
-			 j->name, msg, "the loads that joined it");
-		client_send_error(j->client, j->id, ECANCELED, msg);
+	j->eng->loads_failed++;
+	if (msg && !j->owner->gone) {
+		job_log(j, LOG_LVL_INFO, "%s; still read for the loads that joined it", msg);
+		j->owner->ops->failed(j, ECANCELED, msg);
 	}
 }
 
@@ -66,24 +107,20 @@ void job_fail(struct job *j, int err, const char *fmt, ...)
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	/* Others wait for this read: only its own request ends; the read goes on. */
-	if (err == -ECANCELED && !j->orphaned && cache_has_joiners(j)) {
+	if (err == -ECANCELED && !j->orphaned && cache_has_joiners(&j->cl)) {
 		job_orphan(j, msg);
 		return;
 	}
-	if (!j->err)
-		j->err = err;
-	cache_leader_failed(&j->srv->cache, j, err, msg);
-	cache_unjoin(&j->srv->cache, j);
+	job_set_err(j, err);
+	job_share_failed(j, err, msg);
+	job_unjoin(j);
 	if (!j->replied) {
 		j->replied = true;
-		j->srv->loads_failed++;
+		j->eng->loads_failed++;
 		/* A failed preload has nobody to tell but the log. */
-		log_msg(j->client->closed && (j->req.flags & DL_LOAD_DETACH) ?
-			LOG_LVL_WARNING : LOG_LVL_INFO, "conn %llu load %llu %s: %s [%s]",
-			(unsigned long long)j->client->conn_id,
-			(unsigned long long)j->id, j->name, msg, strerrorname_np(-err));
-		if (j->client && !j->client->closed)
-			client_send_error(j->client, j->id, err, msg);
+		job_log(j, j->owner->gone && (j->req.flags & DL_LOAD_DETACH) ?
+			LOG_LVL_WARNING : LOG_LVL_INFO, "%s [%s]", msg, strerrorname_np(-err));
+		j->owner->ops->failed(j, -err, msg);
 	}
 	job_maybe_release(j);
 }
@@ -91,18 +128,68 @@ void job_fail(struct job *j, int err, const char *fmt, ...)
 void job_detach(struct job *j)
 {
 	/* Orphaned already (cancelled, still reading for its joiners): it stays so. */
-	if (cache_has_joiners(j)) {
+	if (cache_has_joiners(&j->cl)) {
 		job_orphan(j, NULL);
 		return;
 	}
-	cache_leader_failed(&j->srv->cache, j, -ECANCELED, "the leading load was cancelled");
-	cache_unjoin(&j->srv->cache, j);
+	job_share_failed(j, -ECANCELED, "the leading load was cancelled");
+	job_unjoin(j);
 	if (!j->replied)
-		j->srv->loads_failed++;
+		j->eng->loads_failed++;
 	j->replied = true;	/* nobody to tell */
-	if (!j->err)
-		j->err = -ECANCELED;
+	job_set_err(j, -ECANCELED);
 	job_maybe_release(j);
+}
+
+/* ---- sharing ---------------------------------------------------------------------- */
+
+/* The leader @j's buffer is sealed: the loads that joined it get it, and the cache
+ * keeps it if it can. */
+static void job_share_done(struct job *j)
+{
+	struct cache_ready r = {
+		.buf_size = j->tgt.hugetlb ? j->tgt.map_len : j->cp.len,
+		.hugetlb = j->tgt.hugetlb,
+		.method = j->cp.method,
+		.reason = j->cp.reason,
+		.done_flags = DL_DONE_SEALED | (j->tgt.hugetlb ? DL_DONE_HUGETLB : 0) |
+			      (j->cp.method == DL_METHOD_CFR && j->cp.cfr_syscall ?
+			       DL_DONE_CFR_SYSCALL : 0),
+		.served = !j->orphaned,
+	};
+	struct cache_entry *e = cache_leader_done(&j->eng->cache, &j->cl, &r);
+	struct cache_load *w;
+
+	if (!e)
+		return;
+	while ((w = cache_next_joiner(e)))
+		job_done_shared(list_entry(w, struct job, cl), j->tgt.fd, e, DL_DONE_JOINED);
+	cache_keep(&j->eng->cache, e, j->tgt.fd);
+}
+
+/* The leader @j failed with @err / @msg: every load that joined it fails the same
+ * way, and its entry goes. */
+static void job_share_failed(struct job *j, int err, const char *msg)
+{
+	struct cache_entry *e = cache_leader_failed(&j->eng->cache, &j->cl);
+	struct cache_load *w;
+
+	if (!e)
+		return;
+	while ((w = cache_next_joiner(e)))
+		job_fail(list_entry(w, struct job, cl), err, "%s", msg);
+	cache_abandon(e);
+}
+
+/* The joiner @j leaves (cancelled, client gone): a leader whose own client left too
+ * is cancelled once nobody waits for it. */
+static void job_unjoin(struct job *j)
+{
+	struct cache_load *leader = cache_unjoin(&j->eng->cache, &j->cl);
+	struct job *lj = leader ? list_entry(leader, struct job, cl) : NULL;
+
+	if (lj && lj->orphaned)
+		job_fail(lj, -ECANCELED, "nobody waits for this load any more");
 }
 
 /* ---- opening (worker) ------------------------------------------------------------ */
@@ -116,7 +203,7 @@ void job_detach(struct job *j)
  */
 static void pick_target(struct job *j)
 {
-	const struct config *cfg = j->srv->cfg;
+	const struct config *cfg = j->eng->cfg;
 	uint64_t page = (uint64_t)getpagesize(), limit;
 
 	j->target = j->req.target;
@@ -127,44 +214,44 @@ static void pick_target(struct job *j)
 	if (j->target != DL_TARGET_AUTO)
 		return;
 	j->target = DL_TARGET_MEMFD;
-	if (!(j->req.flags & DL_LOAD_DMABUF) || j->len == 0)
+	if (!(j->req.flags & DL_LOAD_DMABUF) || j->cp.len == 0)
 		return;
 	limit = target_udmabuf_size_limit();
 	if (target_udmabuf_usable() == 0 &&
-	    (!limit || ((j->len + page - 1) & ~(page - 1)) <= limit))
+	    (!limit || round_up(j->cp.len, page) <= limit))
 		j->target = DL_TARGET_UDMABUF;
 	else if (target_default_heap(j->heap, sizeof(j->heap)) == 0)
 		j->target = DL_TARGET_HEAP;
 }
 
-/* Makes the buffer pick_target chose. Returns 0 or -errno with j->src.msg set. */
+/* Makes the buffer pick_target chose. Returns 0 or -errno with j->msg set. */
 static int make_target(struct job *j)
 {
-	const struct config *cfg = j->srv->cfg;
-	const char *label = j->path ? j->path : "fd";
+	const struct config *cfg = j->eng->cfg;
 	/* Splice cannot write into huge pages (EINVAL): cfr gets 4 KiB pages. */
-	enum config_toggle huge = j->method == DL_METHOD_CFR ? CONFIG_OFF : cfg->hugetlb;
+	enum config_toggle huge = j->cp.method == DL_METHOD_CFR ? CONFIG_OFF : cfg->hugetlb;
 	bool exact = j->req.flags & DL_LOAD_EXACT_SIZE;
 	int r;
 
 	if (j->target == DL_TARGET_UDMABUF)
-		return target_create_udmabuf(&j->tgt, label, j->len, huge, exact, j->src.msg,
-					     sizeof(j->src.msg));
+		return target_create_udmabuf(&j->tgt, j->cp.len, huge, exact, j->msg,
+					     sizeof(j->msg));
 	if (j->target == DL_TARGET_HEAP)
-		return target_create_heap(&j->tgt, j->heap, j->len, j->src.msg,
-					  sizeof(j->src.msg));
-	r = target_create(&j->tgt, label, j->len, huge, exact);
+		return target_create_heap(&j->tgt, j->heap, j->cp.len, j->msg,
+					  sizeof(j->msg));
+	r = target_create(&j->tgt, j->cp.len, huge, exact);
 	if (r < 0)
-		snprintf(j->src.msg, sizeof(j->src.msg), "cannot create a %llu-byte buffer: "
-			 "%s", (unsigned long long)j->len, strerror(-r));
+		snprintf(j->msg, sizeof(j->msg), "cannot create a %llu-byte buffer: "
+			 "%s", (unsigned long long)j->cp.len, strerror(-r));
 	return r;
 }
 static int prepare_run(struct worker_task *t);
+static void prepare_done(struct worker_task *t, int res);
 
 static int open_run(struct worker_task *t)
 {
 	struct job *j = list_entry(t, struct job, task);
-	const struct config *cfg = j->srv->cfg;
+	const struct config *cfg = j->eng->cfg;
 	/* An O_DIRECT fd is opened whenever direct reads may happen; auto needs it even
 	 * when the config's default method is another. */
 	bool want_direct = cfg->direct != CONFIG_OFF &&
@@ -175,51 +262,54 @@ static int open_run(struct worker_task *t)
 	int r;
 
 	if (j->path) {
-		r = source_open_path(&j->src, j->path, &j->client->cred, j->root_fd,
+		r = source_open_path(&j->src, j->path, j->owner->cred, j->root_fd,
 				     want_direct);
 		if (j->root_fd >= 0)
 			close(j->root_fd);
 		j->root_fd = -1;
 	} else {
-		r = source_open_fd(&j->src, j->passed_fd, want_direct);
+		r = source_open_fd(&j->src, j->passed_fd, j->owner->cred, want_direct);
 		j->passed_fd = -1;
 	}
 	if (r < 0)
 		return r;
-	if (!j->path)
+	if (!j->path) {
 		snprintf(j->name, sizeof(j->name), "fd (dev %u:%u ino %llu)",
 			 major(j->src.dev), minor(j->src.dev),
 			 (unsigned long long)j->src.ino);
+		job_name_changed(j);
+	}
 
 	size = j->src.size;
 	if (j->req.offset > size) {
-		snprintf(j->src.msg, sizeof(j->src.msg), "offset %llu is past the end of "
+		snprintf(j->msg, sizeof(j->msg), "offset %llu is past the end of "
 			 "the file (%llu bytes)", (unsigned long long)j->req.offset,
 			 (unsigned long long)size);
 		return -EINVAL;
 	}
-	j->off = j->req.offset;
+	j->cp.off = j->req.offset;
 	if (j->req.length == DL_LENGTH_TO_EOF) {
-		j->len = size - j->off;
-	} else if (j->req.length > size - j->off) {
-		snprintf(j->src.msg, sizeof(j->src.msg), "offset %llu + length %llu is past "
-			 "the end of the file (%llu bytes)", (unsigned long long)j->off,
+		j->cp.len = size - j->cp.off;
+	} else if (j->req.length > size - j->cp.off) {
+		snprintf(j->msg, sizeof(j->msg), "offset %llu + length %llu is past "
+			 "the end of the file (%llu bytes)", (unsigned long long)j->cp.off,
 			 (unsigned long long)j->req.length, (unsigned long long)size);
 		return -EINVAL;
 	} else {
-		j->len = j->req.length;
+		j->cp.len = j->req.length;
 	}
-	if (j->len > j->srv->max_load_size) {
-		snprintf(j->src.msg, sizeof(j->src.msg), "%llu bytes is more than "
-			 "max_load_size (%llu bytes)", (unsigned long long)j->len,
-			 (unsigned long long)j->srv->max_load_size);
+	if (j->cp.len > j->eng->max_load_size) {
+		snprintf(j->msg, sizeof(j->msg), "%llu bytes is more than "
+			 "max_load_size (%llu bytes)", (unsigned long long)j->cp.len,
+			 (unsigned long long)j->eng->max_load_size);
 		return -EFBIG;
 	}
 	pick_target(j);
 	/* A shareable load asks the cache (on the loop) before it makes a buffer. Only
 	 * memfds are shared for now: a dma-buf may be shared only within one uid, which
-	 * the cache does not check yet. */
-	if (j->target != DL_TARGET_MEMFD)
+	 * the cache does not check yet. A file on FUSE may read differently for each
+	 * opener: its buffer is this load's alone. */
+	if (j->target != DL_TARGET_MEMFD || j->src.per_opener)
 		j->shareable = false;
 	if (j->shareable)
 		return 0;
@@ -233,105 +323,193 @@ static int prepare_run(struct worker_task *t)
 	int r;
 
 	j->prepared = true;
-	r = copy_plan(j);
+	r = copy_plan(&j->cp, j->msg, sizeof(j->msg));
 	if (r < 0)
 		return r;
 	r = make_target(j);
 	if (r < 0)
 		return r;
-	return copy_probe(j);
+	return copy_probe(&j->cp, j->msg, sizeof(j->msg));
 }
 
-static void open_done(struct worker_task *t, int res)
+/* Asks the cache for @j (source open, range resolved): a hit is answered at once, a
+ * join waits for its leader, a miss reads, leading an entry if it could make one. */
+static void job_share_lookup(struct job *j)
 {
-	struct job *j = list_entry(t, struct job, task);
-	struct dl_accepted acc;
-	char buf[128];
-	ssize_t n;
+	struct cache_key k = {
+		.dev = j->src.dev,
+		.ino = j->src.ino,
+		.size = j->src.size,
+		.mtime_ns = j->src.mtime_ns,
+		.ctime_ns = j->src.ctime_ns,
+		.off = j->cp.off,
+		.len = j->cp.len,
+		.target = j->target,	/* pick_target's: only memfds are shared now */
+	};
+	struct cache_who who = {
+		.name = j->name,
+		.by_path = j->path != NULL,
+		.uid = j->owner->cred->uid,
+		.exact = j->req.flags & DL_LOAD_EXACT_SIZE,
+	};
+	struct cache_entry *e;
 
-	j->task_busy = false;
-	if (j->err) {			/* cancelled while opening */
-		job_maybe_release(j);
+	job_send_accepted(j);
+	switch (cache_lookup(&j->eng->cache, &j->cl, &k, &who, &e)) {
+	case CACHE_HIT:
+		cache_hit_served(&j->eng->cache, e, j->req.flags & DL_LOAD_PIN);
+		job_done_shared(j, e->fd, e, DL_DONE_CACHED);
+		return;
+	case CACHE_JOINED:
+		j->state = DL_STATE_QUEUED;
+		job_log(j, LOG_LVL_DEBUG, "joins the running load of it");
+		return;
+	default:
+		j->task = (struct worker_task){ .run = prepare_run, .done = prepare_done };
+		j->task_busy = true;
+		worker_submit(j->eng->pool, &j->task);
 		return;
 	}
-	if (res < 0) {
-		job_fail(j, res, "%s", j->src.msg[0] ? j->src.msg : strerror(-res));
-		return;
-	}
-	if (!j->prepared) {
-		struct cache_entry *e;
+}
 
-		acc = (struct dl_accepted){ .length = j->len, .file_size = j->src.size };
-		n = dl_encode(buf, sizeof(buf), DL_ACCEPTED, j->id, &acc, sizeof(acc), NULL, 0);
-		if (n > 0)
-			job_send(j, buf, (size_t)n, -1);
-		switch (cache_lookup(&j->srv->cache, j, &e)) {
-		case CACHE_HIT:
-			cache_hit_served(&j->srv->cache, e, j->req.flags & DL_LOAD_PIN);
-			job_done_shared(j, e->fd, e, DL_DONE_CACHED);
-			return;
-		case CACHE_JOINED:
-			j->state = DL_STATE_QUEUED;
-			log_debug("conn %llu load %llu %s: joins the running load of it",
-				  (unsigned long long)j->client->conn_id,
-				  (unsigned long long)j->id, j->name);
-			return;
-		default:		/* a miss: read it, leading an entry if possible */
-			j->task = (struct worker_task){ .run = prepare_run, .done = open_done };
-			j->task_busy = true;
-			worker_submit(j->srv->pool, &j->task);
-			return;
-		}
-	}
+/* The method is planned and the buffer made: the reads may start. */
+static void job_start_reading(struct job *j)
+{
 	if (!j->shareable) {
-		j->srv->cache.misses++;
-		acc = (struct dl_accepted){ .length = j->len, .file_size = j->src.size };
-		n = dl_encode(buf, sizeof(buf), DL_ACCEPTED, j->id, &acc, sizeof(acc), NULL, 0);
-		if (n > 0)
-			job_send(j, buf, (size_t)n, -1);
+		j->eng->cache.misses++;
+		job_send_accepted(j);
 	}
-	log_debug("conn %llu load %llu %s: %llu bytes at %llu, %s%s (%s)%s",
-		  (unsigned long long)j->client->conn_id, (unsigned long long)j->id,
-		  j->name, (unsigned long long)j->len, (unsigned long long)j->off,
-		  dl_method_name(j->method), job_cfr_how(j), dl_reason_name(j->reason),
-		  j->tgt.hugetlb ? ", hugetlb" : "");
-	j->next = j->off;
-	if (j->len == 0) {
+	job_log(j, LOG_LVL_DEBUG, "%llu bytes at %llu, %s%s (%s)%s",
+		(unsigned long long)j->cp.len, (unsigned long long)j->cp.off,
+		dl_method_name(j->cp.method), job_cfr_how(j), dl_reason_name(j->cp.reason),
+		j->tgt.hugetlb ? ", hugetlb" : "");
+	if (j->cp.len == 0) {
 		job_finish(j);
 		return;
 	}
 	j->state = DL_STATE_QUEUED;
-	sched_add(&j->srv->sched, j);
+	sched_add(&j->eng->sched, &j->sl);
+}
+
+/* A task of the opening ended: false when the job failed or was cancelled (it is
+ * taken care of), true when it goes on. */
+static bool job_task_ok(struct job *j, int res)
+{
+	j->task_busy = false;
+	if (j->err) {			/* cancelled meanwhile */
+		job_maybe_release(j);
+		return false;
+	}
+	if (res < 0) {
+		job_fail(j, res, "%s", job_task_msg(j, res));
+		return false;
+	}
+	return true;
+}
+
+/* The source is open (open_run): a shareable load asks the cache, the others were
+ * prepared on the worker already and start reading. */
+static void open_done(struct worker_task *t, int res)
+{
+	struct job *j = list_entry(t, struct job, task);
+
+	if (!job_task_ok(j, res))
+		return;
+	if (j->prepared)
+		job_start_reading(j);
+	else
+		job_share_lookup(j);
+}
+
+/* A shareable load that missed has its method and buffer (prepare_run). */
+static void prepare_done(struct worker_task *t, int res)
+{
+	struct job *j = list_entry(t, struct job, task);
+
+	if (job_task_ok(j, res))
+		job_start_reading(j);
 }
 
 /* ---- reading ---------------------------------------------------------------------- */
 
 static void send_progress(struct job *j)
 {
-	struct dl_progress p = { .done = j->done, .total = j->len };
+	struct dl_progress p = { .done = j->cp.done, .total = j->cp.len };
 	uint64_t now = now_ns();
-	char buf[64];
-	ssize_t n;
 
 	if (!(j->req.flags & DL_LOAD_PROGRESS) || now - j->t_progress < 100000000ull)
 		return;
 	j->t_progress = now;
-	n = dl_encode(buf, sizeof(buf), DL_PROGRESS, j->id, &p, sizeof(p), NULL, 0);
-	if (n > 0)
-		job_send(j, buf, (size_t)n, -1);
+	j->owner->ops->progress(j, &p);
 }
 
-void job_chunk_ended(struct job *j)
+static void job_chunk_ended(struct job *j)
 {
 	if (j->err) {
 		job_maybe_release(j);
-	} else if (j->done == j->len && j->inflight == 0) {
-		sched_remove(&j->srv->sched, j);
+	} else if (j->cp.done == j->cp.len && j->cp.inflight == 0) {
+		sched_remove(&j->eng->sched, &j->sl);
 		job_finish(j);
 	} else {
 		send_progress(j);
 	}
-	sched_pump(&j->srv->sched);
+	sched_pump(&j->eng->sched);
+}
+
+/* The copy's callbacks (copy.h): its chunks end, or it cannot go on. */
+static void job_copy_chunk_ended(struct copy *cp, uint64_t bytes)
+{
+	struct job *j = list_entry(cp, struct job, cp);
+
+	sched_chunk_end(&j->eng->sched, bytes);
+	job_chunk_ended(j);
+}
+
+static void job_copy_failed(struct copy *cp, int err, const char *msg)
+{
+	job_fail(list_entry(cp, struct job, cp), err, "%s", msg);
+}
+
+static const struct copy_ops job_copy_ops = {
+	.chunk_ended = job_copy_chunk_ended,
+	.failed = job_copy_failed,
+};
+
+/* The scheduler's callbacks (sched.h). */
+static void job_sched_activated(struct sched_load *l)
+{
+	list_entry(l, struct job, sl)->state = DL_STATE_READING;
+}
+
+static void job_sched_registered(struct sched_load *l)
+{
+	/* A load that failed while its buffer was being registered goes now. */
+	job_maybe_release(list_entry(l, struct job, sl));
+}
+
+static const struct sched_load_ops job_sched_ops = {
+	.activated = job_sched_activated,
+	.registered = job_sched_registered,
+};
+
+/* DONE with buffer @fd (borrowed). A sealed memfd goes out as a read-only open file
+ * description of the holder's own (target_handout). Returns false when that failed:
+ * the job failed instead. */
+static bool job_send_done(struct job *j, const struct dl_done *d, int fd)
+{
+	int out = fd;
+
+	if (d->flags & DL_DONE_SEALED) {
+		out = target_handout(fd);
+		if (out < 0) {
+			job_fail(j, out, "cannot hand the buffer out: %s", strerror(-out));
+			return false;
+		}
+	}
+	j->owner->ops->done(j, d, out);
+	if (out != fd)
+		close(out);
+	return true;
 }
 
 /* ---- finishing (worker) ---------------------------------------------------------- */
@@ -339,11 +517,17 @@ void job_chunk_ended(struct job *j)
 static int finish_run(struct worker_task *t)
 {
 	struct job *j = list_entry(t, struct job, task);
+	int r;
 
-	if (j->fixed_slot >= 0)
-		ring_register_slot(&j->srv->ring, (unsigned)j->fixed_slot, NULL);
-	j->src.msg[0] = '\0';
-	return target_finish(&j->tgt, j->src.msg, sizeof(j->src.msg));
+	if (j->cp.fixed_slot >= 0)
+		ring_register_slot(&j->eng->ring, (unsigned)j->cp.fixed_slot, NULL);
+	j->msg[0] = '\0';
+	/* A writer that raced the load: fail it, so nothing stale is handed out or kept.
+	 * The loads that joined it fail the same way (job_share_failed). */
+	r = source_unchanged(&j->src, j->msg, sizeof(j->msg));
+	if (r < 0)
+		return r;
+	return target_finish(&j->tgt, j->msg, sizeof(j->msg));
 }
 
 static void finish_done(struct worker_task *t, int res)
@@ -351,62 +535,56 @@ static void finish_done(struct worker_task *t, int res)
 	struct job *j = list_entry(t, struct job, task);
 	uint64_t now = now_ns();
 	struct dl_done d;
-	char buf[128];
-	ssize_t n;
 
 	j->task_busy = false;
-	if (j->fixed_slot >= 0) {
-		sched_put_slot(&j->srv->sched, j->fixed_slot);
-		j->fixed_slot = -1;
+	if (j->cp.fixed_slot >= 0) {
+		sched_put_slot(&j->eng->sched, j->cp.fixed_slot);
+		j->cp.fixed_slot = -1;
 	}
 	if (j->err) {
 		job_maybe_release(j);
 		return;
 	}
 	if (res < 0) {
-		job_fail(j, res, "%s", j->src.msg[0] ? j->src.msg : strerror(-res));
+		job_fail(j, res, "%s", job_task_msg(j, res));
 		return;
 	}
-	copy_report(j);
-	j->srv->bytes_read += j->len;
-	j->srv->loads_by_method[j->method & 3]++;
+	copy_report(&j->cp);
+	j->eng->bytes_read += j->cp.len;
+	j->eng->loads_by_method[j->cp.method & 3]++;
 	if (j->orphaned) {		/* nobody of its own to tell */
-		cache_leader_done(&j->srv->cache, j);
+		job_share_done(j);
 		job_release(j);
 		return;
 	}
 	d = (struct dl_done){
-		.size = j->len,
-		.buf_size = j->tgt.hugetlb || !target_sealed(&j->tgt) ? j->tgt.map_len : j->len,
+		.size = j->cp.len,
+		.buf_size = j->tgt.hugetlb || !target_sealed(&j->tgt) ? j->tgt.map_len : j->cp.len,
 		.elapsed_ns = now - j->t_start,
 		.flags = (target_sealed(&j->tgt) ? DL_DONE_SEALED : 0) |
 			 (j->tgt.hugetlb ? DL_DONE_HUGETLB : 0) |
-			 (j->method == DL_METHOD_CFR && j->cfr_syscall ?
+			 (j->cp.method == DL_METHOD_CFR && j->cp.cfr_syscall ?
 			  DL_DONE_CFR_SYSCALL : 0),
 		.target = j->tgt.kind,
-		.method = j->method,
-		.reason = j->reason,
+		.method = j->cp.method,
+		.reason = j->cp.reason,
 	};
-	n = dl_encode(buf, sizeof(buf), DL_DONE, j->id, &d, sizeof(d), NULL, 0);
-	if (n > 0)
-		job_send(j, buf, (size_t)n, j->tgt.fd);
+	if (!job_send_done(j, &d, j->tgt.fd))
+		return;
 	j->replied = true;
-	j->srv->loads_done++;
-	j->srv->bytes_loaded += j->len;
-	j->client->loads_done++;
-	j->client->bytes_done += j->len;
-	log_info("conn %llu load %llu %s (%s): %llu bytes in %.3f s, %.1f MB/s, %s%s (%s), "
-		 "%s%s%s%s", (unsigned long long)j->client->conn_id,
-		 (unsigned long long)j->id, j->name, job_who(j),
-		 (unsigned long long)j->len, (double)d.elapsed_ns / 1e9,
-		 d.elapsed_ns ? (double)j->len * 1e3 / (double)d.elapsed_ns : 0.0,
-		 dl_method_name(j->method), job_cfr_how(j), dl_reason_name(j->reason),
-		 dl_target_name(j->tgt.kind), j->tgt.kind == DL_TARGET_HEAP ? ":" : "",
-		 j->tgt.kind == DL_TARGET_HEAP ? j->tgt.heap : "",
-		 j->tgt.hugetlb ? " hugetlb" : j->tgt.hugetlb_short ?
-		 " (4 KiB pages: huge page pool short)" : j->tgt.hugetlb_refused ?
-		 " (4 KiB pages: udmabuf takes no hugetlb memfds here)" : "");
-	cache_leader_done(&j->srv->cache, j);
+	j->eng->loads_done++;
+	j->eng->bytes_loaded += j->cp.len;
+	job_log(j, LOG_LVL_INFO, "for %s, %llu bytes in %.3f s, %.1f MB/s, %s%s (%s), "
+		"%s%s%s%s", job_who(j), (unsigned long long)j->cp.len,
+		(double)d.elapsed_ns / 1e9,
+		d.elapsed_ns ? (double)j->cp.len * 1e3 / (double)d.elapsed_ns : 0.0,
+		dl_method_name(j->cp.method), job_cfr_how(j), dl_reason_name(j->cp.reason),
+		dl_target_name(j->tgt.kind), j->tgt.kind == DL_TARGET_HEAP ? ":" : "",
+		j->tgt.kind == DL_TARGET_HEAP ? j->tgt.heap : "",
+		j->tgt.hugetlb ? " hugetlb" : j->tgt.hugetlb_short ?
+		" (4 KiB pages: huge page pool short)" : j->tgt.hugetlb_refused ?
+		" (4 KiB pages: udmabuf takes no hugetlb memfds here)" : "");
+	job_share_done(j);
 	job_release(j);
 }
 
@@ -414,7 +592,7 @@ void job_done_shared(struct job *j, int fd, const struct cache_entry *e, uint32_
 {
 	uint64_t now = now_ns();
 	struct dl_done d = {
-		.size = j->len,
+		.size = j->cp.len,
 		.buf_size = e->buf_size,
 		.elapsed_ns = now - j->t_start,
 		.flags = e->done_flags | how,
@@ -422,26 +600,19 @@ void job_done_shared(struct job *j, int fd, const struct cache_entry *e, uint32_
 		.method = e->method,
 		.reason = e->reason,
 	};
-	char buf[128];
-	ssize_t n;
 
 	j->state = DL_STATE_FINISHING;
-	j->done = j->len;
+	j->cp.done = j->cp.len;
 	if (!j->replied) {
-		n = dl_encode(buf, sizeof(buf), DL_DONE, j->id, &d, sizeof(d), NULL, 0);
-		if (n > 0)
-			job_send(j, buf, (size_t)n, fd);
+		if (!job_send_done(j, &d, fd))
+			return;
 		j->replied = true;
-		j->srv->loads_done++;
-		j->srv->bytes_loaded += j->len;
-		j->srv->bytes_cached += j->len;
-		j->client->loads_done++;
-		j->client->bytes_done += j->len;
-		log_info("conn %llu load %llu %s (%s): %llu bytes in %.3f s, %s",
-			 (unsigned long long)j->client->conn_id, (unsigned long long)j->id,
-			 j->name, job_who(j), (unsigned long long)j->len,
-			 (double)d.elapsed_ns / 1e9, how == DL_DONE_CACHED ?
-			 "from the cache" : "joined a running load");
+		j->eng->loads_done++;
+		j->eng->bytes_loaded += j->cp.len;
+		j->eng->bytes_cached += j->cp.len;
+		job_log(j, LOG_LVL_INFO, "for %s, %llu bytes in %.3f s, %s", job_who(j),
+			(unsigned long long)j->cp.len, (double)d.elapsed_ns / 1e9,
+			how == DL_DONE_CACHED ? "from the cache" : "joined a running load");
 	}
 	job_release(j);
 }
@@ -451,7 +622,7 @@ static void job_finish(struct job *j)
 	j->state = DL_STATE_FINISHING;
 	j->task = (struct worker_task){ .run = finish_run, .done = finish_done };
 	j->task_busy = true;
-	worker_submit(j->srv->pool, &j->task);
+	worker_submit(j->eng->pool, &j->task);
 }
 
 /* ---- releasing (worker) ------------------------------------------------------------ */
@@ -462,8 +633,8 @@ static int release_run(struct worker_task *t)
 
 	/* Our reference to a buffer nobody else holds frees its pages here: GiBs take
 	 * tens of milliseconds, which the loop should not wait for. */
-	if (j->fixed_slot >= 0)
-		ring_register_slot(&j->srv->ring, (unsigned)j->fixed_slot, NULL);
+	if (j->cp.fixed_slot >= 0)
+		ring_register_slot(&j->eng->ring, (unsigned)j->cp.fixed_slot, NULL);
 	target_deinit(&j->tgt);
 	source_deinit(&j->src);
 	if (j->passed_fd >= 0)
@@ -478,37 +649,37 @@ static int release_run(struct worker_task *t)
 static void release_done(struct worker_task *t, int res)
 {
 	struct job *j = list_entry(t, struct job, task);
-	struct server *srv = j->srv;
+	struct engine *eng = j->eng;
 
-	if (j->fixed_slot >= 0)
-		sched_put_slot(&srv->sched, j->fixed_slot);
-	if (j->client)
-		client_job_gone(j->client, j);
+	if (j->cp.fixed_slot >= 0)
+		sched_put_slot(&eng->sched, j->cp.fixed_slot);
+	j->owner->ops->released(j);
 	free(j->path);
 	free(j);
-	server_check_idle(srv);
+	engine_idle(eng);
 }
 
 static void job_release(struct job *j)
 {
-	sched_remove(&j->srv->sched, j);
+	sched_remove(&j->eng->sched, &j->sl);
 	j->state = DL_STATE_FINISHING;
 	j->task = (struct worker_task){ .run = release_run, .done = release_done };
 	j->task_busy = true;
-	worker_submit(j->srv->pool, &j->task);
+	worker_submit(j->eng->pool, &j->task);
 }
 
 /* A failed or cancelled job goes once the kernel and the workers are done with it. */
 static void job_maybe_release(struct job *j)
 {
-	if (!j->err || j->task_busy || j->inflight)
+	if (!j->err || j->task_busy || j->sl.registering || j->cp.inflight)
 		return;
 	job_release(j);
 }
 
 /* ---- creation ----------------------------------------------------------------------- */
 
-int job_new(struct job **out, struct client *c, const struct dl_msg *m, int fd)
+int job_new(struct job **out, struct engine *eng, struct job_owner *owner,
+	    const struct dl_msg *m, int fd)
 {
 	struct job *j = calloc(1, sizeof(*j));
 
@@ -517,20 +688,33 @@ int job_new(struct job **out, struct client *c, const struct dl_msg *m, int fd)
 			close(fd);
 		return -ENOMEM;
 	}
-	list_init(&j->client_link);
-	list_init(&j->sched_link);
-	list_init(&j->join_link);
-	j->srv = c->srv;
-	j->client = c;
+	list_init(&j->owner_link);
+	j->eng = eng;
+	j->owner = owner;
 	j->id = m->hdr.id;
 	j->req = m->u.load;
+	cache_load_init(&j->cl, j->req.flags & DL_LOAD_PIN);
 	/* The one fd is the source, or with DL_LOAD_ROOT_FD the client's root. */
 	j->passed_fd = (j->req.flags & DL_LOAD_ROOT_FD) ? -1 : fd;
 	j->root_fd = (j->req.flags & DL_LOAD_ROOT_FD) ? fd : -1;
-	j->fixed_slot = -1;
 	j->t_start = now_ns();
 	source_init(&j->src);
 	target_init(&j->tgt);
+	sched_load_init(&j->sl);
+	j->sl.owner = owner->so;
+	j->sl.cp = &j->cp;
+	j->sl.ops = &job_sched_ops;
+	j->sl.prio = j->req.priority;
+	j->sl.rate_limit = j->req.rate_limit;
+	j->cp = (struct copy){
+		.env = &j->eng->copy,
+		.ops = &job_copy_ops,
+		.src = &j->src,
+		.tgt = &j->tgt,
+		.asked = j->req.method,
+		.who = j->who,
+		.fixed_slot = -1,
+	};
 	if (!(j->req.flags & DL_LOAD_BY_FD)) {
 		j->path = strndup(m->trail, m->u.load.path_len);
 		if (!j->path) {
@@ -543,6 +727,7 @@ int job_new(struct job **out, struct client *c, const struct dl_msg *m, int fd)
 	} else {
 		snprintf(j->name, sizeof(j->name), "fd");
 	}
+	job_name_changed(j);
 	if (m->heap)
 		snprintf(j->heap, sizeof(j->heap), "%.*s", (int)m->heap_len, m->heap);
 	/* A load that names a method is read as asked; auto ones may share. */
@@ -553,9 +738,9 @@ int job_new(struct job **out, struct client *c, const struct dl_msg *m, int fd)
 	/* A foreground load's open goes before background work queued on the workers
 	 * (freeing a GiB buffer takes tens of ms); opens are short. */
 	if (j->req.priority == DL_PRIO_FOREGROUND)
-		worker_submit_first(j->srv->pool, &j->task);
+		worker_submit_first(j->eng->pool, &j->task);
 	else
-		worker_submit(j->srv->pool, &j->task);
+		worker_submit(j->eng->pool, &j->task);
 	*out = j;
 	return 0;
 }

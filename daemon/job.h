@@ -14,28 +14,52 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "cache.h"
 #include "copy.h"
 #include "dmaload-proto.h"
 #include "limit.h"
 #include "list.h"
 #include "ring.h"
+#include "sched.h"
 #include "source.h"
 #include "target.h"
 #include "worker.h"
 
 struct cache_entry;
-struct client;
-struct server;
+struct engine;
+struct job;
+
+/* What the engine tells whoever asked for a load, on the loop. */
+struct job_owner_ops {
+	void (*accepted)(struct job *j, const struct dl_accepted *a);
+	void (*progress)(struct job *j, const struct dl_progress *p);
+	/* @fd (borrowed) is the buffer: the owner hands it on */
+	void (*done)(struct job *j, const struct dl_done *d, int fd);
+	/* @err is a positive errno */
+	void (*failed)(struct job *j, int err, const char *msg);
+	/* the job is about to be freed: the owner lets go of it */
+	void (*released)(struct job *j);
+};
+
+/*
+ * Whoever asks for loads, as the engine sees it: a connection (client.c), or the
+ * daemon's own preloads. Embedded in its owner, which keeps it valid until its last
+ * job is released; the engine reads it and calls back through ops.
+ */
+struct job_owner {
+	const struct job_owner_ops *ops;
+	uint64_t conn_id;		/* for logs */
+	const char *name;		/* for logs: its HELLO name, "" if none */
+	const struct peer_cred *cred;	/* whose rights its loads have */
+	struct sched_owner *so;		/* its queues and limits in the scheduler */
+	bool gone;			/* nobody to reply to any more */
+};
 
 struct job {
-	struct list client_link;	/* in client->jobs */
-	struct list sched_link;		/* in sched waiting, or its client's queue (active) */
-	bool sched_active;		/* on its client's queue (else waiting, if listed) */
-	uint8_t prio;			/* enum dl_priority: its scheduling class */
-	struct bucket bucket;		/* its LOAD's rate_limit when below the client's;
-					 * rate 0: none */
-	struct server *srv;
-	struct client *client;		/* stays valid until the job is freed */
+	struct list owner_link;		/* in its owner's list, which the owner manages */
+	struct sched_load sl;		/* the load as the scheduler sees it (sched.c) */
+	struct engine *eng;
+	struct job_owner *owner;	/* stays valid until the job is freed */
 	uint64_t id;			/* the LOAD's request id */
 	enum dl_load_state state;
 
@@ -52,30 +76,17 @@ struct job {
 	/* what is being done */
 	struct source src;
 	struct target tgt;
-	uint64_t off, len;		/* the file range */
-	uint64_t direct_end;		/* direct reads below this offset, buffered above */
-	uint8_t method, reason;		/* enum dl_method, enum dl_reason (copy.h) */
-	bool auto_cache;		/* auto: chunks in the page cache go buffered */
-	bool cfr_syscall;		/* cfr: copy_file_range itself (else splice) */
-	int cfr_err;			/* cfr: why copy_file_range was refused */
-	uint8_t cache_how;		/* enum chunk_how for page-cache bytes */
-	uint64_t bytes_direct;		/* auto: bytes sent to the disk ... */
-	uint64_t bytes_cached;		/* ... and bytes found in the page cache */
-	uint64_t landed[CHUNK_HOW_N];	/* bytes landed, per enum chunk_how */
-	int fixed_slot;			/* registered buffer slot or -1 */
-	bool registering;		/* its buffer is being registered: no reads yet */
-	uint64_t next;			/* next file offset to issue */
-	uint64_t done;			/* bytes landed */
-	unsigned inflight;		/* chunks in the ring or on a worker */
+	struct copy cp;			/* the file range (cp.off, cp.len), the method, the
+					 * chunks and the bytes landed (copy.c) */
+	char who[320];			/* "conn N load M name": the prefix of its logs */
+	char msg[512];			/* why a task on the workers failed, for ERROR */
 
 	/* sharing (cache.c) */
 	bool shareable;			/* method auto: may join, hit, or lead an entry */
 	bool prepared;			/* method planned and buffer made */
 	bool orphaned;			/* its client cancelled or left; reads on for the
 					 * joiners of its entry */
-	struct cache_entry *centry;	/* the loading entry it leads, or NULL */
-	struct cache_entry *joined;	/* the loading entry it waits on, or NULL */
-	struct list join_link;		/* in joined->joiners */
+	struct cache_load cl;		/* the load as the cache sees it */
 
 	struct worker_task task;
 	bool task_busy;
@@ -84,12 +95,13 @@ struct job {
 	uint64_t t_start, t_progress;
 };
 
-/* Creates a job for @c's LOAD @m; takes @fd (the passed source fd or -1) on success
- * and failure alike. Starts it: the source is opened on a worker. */
-int job_new(struct job **out, struct client *c, const struct dl_msg *m, int fd);
+/* Creates a job of @eng for @owner's LOAD @m; takes @fd (the passed fd or -1) on
+ * success and failure alike. Starts it: the source is opened on a worker. */
+int job_new(struct job **out, struct engine *eng, struct job_owner *owner,
+	    const struct dl_msg *m, int fd);
 
-/* Ends the job with @err (negative errno) and @msg sent to the client, if it is still
- * there and nothing final was sent yet. Resources go when in-flight work is done. */
+/* Ends the job with @err (negative errno) and @msg told to its owner, if nothing final
+ * was told yet. Resources go when in-flight work is done. */
 void job_fail(struct job *j, int err, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
@@ -97,9 +109,7 @@ void job_fail(struct job *j, int err, const char *fmt, ...)
  * did not read itself; @how is DL_DONE_CACHED or DL_DONE_JOINED. Releases the job. */
 void job_done_shared(struct job *j, int fd, const struct cache_entry *e, uint32_t how);
 
-/* The client is gone: the job ends without a reply. */
+/* Its owner is gone: the job ends without a reply. */
 void job_detach(struct job *j);
 
-/* A chunk of the job ended (copy.c): finishes the job when it was the last, releases
- * a failed one once nothing is in flight, and lets the scheduler fill the room. */
-void job_chunk_ended(struct job *j);
+

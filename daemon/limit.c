@@ -14,8 +14,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "config.h"
 #include "limit.h"
+#include "util.h"
 
 #define NS 1000000000ull
 
@@ -146,10 +146,10 @@ int limits_parse_pair(const char *value, uint64_t *rate, uint64_t *burst)
 		if (strpbrk(second, " \t"))
 			return -EINVAL;		/* a third word */
 	}
-	if (config_parse_size(buf, rate) < 0)
+	if (parse_size(buf, rate) < 0)
 		return -EINVAL;
 	*burst = 0;
-	if (second && *second && config_parse_size(second, burst) < 0)
+	if (second && *second && parse_size(second, burst) < 0)
 		return -EINVAL;
 	return burst_ok(*burst) ? 0 : -EINVAL;
 }
@@ -193,7 +193,7 @@ int limits_parse(struct limits *l, const char *key, const char *value, const cha
 	uint64_t v;
 
 	if (strcmp(key, "default_rate") == 0 || strcmp(key, "global_rate") == 0) {
-		if (config_parse_size(value, &v) < 0) {
+		if (parse_size(value, &v) < 0) {
 			*what = "must be bytes per second such as 50M (0: unlimited)";
 			return -EINVAL;
 		}
@@ -201,7 +201,7 @@ int limits_parse(struct limits *l, const char *key, const char *value, const cha
 		return 0;
 	}
 	if (strcmp(key, "default_burst") == 0 || strcmp(key, "global_burst") == 0) {
-		if (config_parse_size(value, &v) < 0 || !burst_ok(v)) {
+		if (parse_size(value, &v) < 0 || !burst_ok(v)) {
 			*what = "must be a size of at least 4K, such as 1M (0: one chunk)";
 			return -EINVAL;
 		}

@@ -2,6 +2,12 @@
  * log.c: the daemon's log. Lines go to stderr: under systemd (JOURNAL_STREAM set) with
  * a "<N>" priority prefix that journald turns into the entry's priority, otherwise
  * with a wall-clock timestamp and the level's name. The level is process-wide.
+ *
+ * Lines carry what clients sent (paths, names): every control byte (below 0x20, and
+ * 0x7f) is written escaped, as \n, \t, \r or \xNN, and a backslash as \\, so one call
+ * is always one line and a client cannot start a line of its own (a forged "<0>"
+ * would be an emergency to journald) or send escape sequences to a terminal. Every
+ * log helper goes through log_msg(), so all of them inherit this.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -45,9 +51,37 @@ int log_parse_level(const char *s, enum log_level *out)
 	return -EINVAL;
 }
 
+/* @in with its control bytes and backslashes escaped, into @out (@len bytes). */
+static void escape(const char *in, char *out, size_t len)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t n = 0;
+
+	for (const unsigned char *p = (const unsigned char *)in; *p && n + 5 < len; p++) {
+		unsigned char ch = *p;
+
+		if (ch >= 0x20 && ch != 0x7f && ch != '\\') {
+			out[n++] = (char)ch;
+			continue;
+		}
+		out[n++] = '\\';
+		switch (ch) {
+		case '\\': out[n++] = '\\'; break;
+		case '\n': out[n++] = 'n'; break;
+		case '\t': out[n++] = 't'; break;
+		case '\r': out[n++] = 'r'; break;
+		default:
+			out[n++] = 'x';
+			out[n++] = hex[ch >> 4];
+			out[n++] = hex[ch & 15];
+		}
+	}
+	out[n] = '\0';
+}
+
 void log_msg(enum log_level lvl, const char *fmt, ...)
 {
-	char line[1024];
+	char raw[1024], line[4 * sizeof(raw)];
 	va_list ap;
 
 	if (lvl > max_level)
@@ -55,8 +89,9 @@ void log_msg(enum log_level lvl, const char *fmt, ...)
 	if (to_journal < 0)
 		to_journal = getenv("JOURNAL_STREAM") != NULL;
 	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
+	vsnprintf(raw, sizeof(raw), fmt, ap);
 	va_end(ap);
+	escape(raw, line, sizeof(line));
 
 	/* One fprintf per line, so lines from worker threads never interleave. */
 	if (to_journal) {

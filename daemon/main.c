@@ -67,10 +67,7 @@ static bool reload(struct reload *rl)
 	if (rl->level)
 		log_parse_level(rl->level, &next.log_level);
 	log_notice("SIGHUP: reloading %s", path);
-	if (config_reload(rl->cfg, &next))
-		sched_limits_changed(&rl->srv->sched);
-	else
-		sched_pump(&rl->srv->sched);	/* max_loads or max_inflight may have grown */
+	server_config_changed(rl->srv, config_reload(rl->cfg, &next));
 	log_setup(rl->cfg->log_level);
 	config_deinit(&next);
 	return true;
@@ -88,7 +85,7 @@ static void on_hup(struct ev_loop *loop, ev_signal *w, int revents)
 	sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu",
 		   (unsigned long long)ts.tv_sec * 1000000ull +
 		   (unsigned long long)ts.tv_nsec / 1000);
-	if (reload(rl) && preload_start(rl->srv, rl->cfg->preload, rl->cfg->n_preload) < 0)
+	if (reload(rl) && preload_start(&rl->srv->conns, rl->cfg->preload, rl->cfg->n_preload) < 0)
 		log_err("SIGHUP: preload: out of memory");
 	sd_notify(0, "READY=1");
 	server_notify_status(rl->srv);
@@ -188,7 +185,7 @@ int main(int argc, char **argv)
 	sd_notify(0, "READY=1");
 	server_notify_status(&srv);
 	/* After READY=1: preloads run in the background and never hold up start-up. */
-	if (preload_start(&srv, cfg.preload, cfg.n_preload) < 0)
+	if (preload_start(&srv.conns, cfg.preload, cfg.n_preload) < 0)
 		log_err("preload: out of memory");
 	ev_run(loop, 0);	/* until server_check_idle breaks it after a stop */
 

@@ -1,8 +1,8 @@
 /*
  * preload.c: turns [preload] patterns into loads. glob(3) and stat(2) can block for
  * long on a slow or hung network filesystem, so the expansion is a worker task, never
- * loop work; its completion hands the matched regular files to client_preload(),
- * which runs them through the same job path as client loads (see client.c). A scan
+ * loop work; its completion starts the matched regular files on a client without a
+ * connection (client_new_local), through the same job path as client loads. A scan
  * owns copies of its patterns, so a SIGHUP that replaces the config while it runs is
  * harmless. Entries removed from the config by a SIGHUP stay pinned: EVICT drops them.
  */
@@ -15,11 +15,10 @@
 #include "client.h"
 #include "log.h"
 #include "preload.h"
-#include "server.h"
 
 struct preload_scan {
 	struct worker_task task;
-	struct server *srv;
+	struct client_set *set;
 	char **patterns;
 	size_t n_patterns;
 	unsigned *matches;		/* per pattern: regular files it matched */
@@ -83,10 +82,47 @@ static int scan_run(struct worker_task *t)
 	return 0;
 }
 
+/* Pinned background loads of @paths (borrowed), on a client with no connection. */
+static void preload_paths(struct client_set *set, char **paths, size_t n)
+{
+	unsigned started = 0;
+	struct client *c;
+
+	if (client_new_local(&c, set, "preload") < 0) {
+		log_err("preload: out of memory");
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct dl_msg m = {
+			.hdr = { .type = DL_LOAD, .id = i + 1 },
+			.u.load = {
+				.length = DL_LENGTH_TO_EOF,
+				.flags = DL_LOAD_PIN | DL_LOAD_DETACH,
+				.target = DL_TARGET_AUTO,
+				.method = DL_METHOD_AUTO,
+				.priority = DL_PRIO_BACKGROUND,
+				.path_len = (uint32_t)strlen(paths[i]),
+			},
+			.trail = paths[i],
+			.trail_len = strlen(paths[i]),
+		};
+
+		if (client_start_load(c, &m, -1) < 0) {
+			log_warn("preload %s: out of memory", paths[i]);
+			continue;
+		}
+		started++;
+	}
+	log_notice("preload: conn %llu: %u files, background priority, pinned",
+		   (unsigned long long)c->conn_id, started);
+	client_local_done(c);
+}
+
+/* The worker's scan is over: the loop starts the loads (or, when the daemon stops,
+ * none). The pool tells a stopping daemon when its last task is done. */
 static void scan_done(struct worker_task *t, int res)
 {
 	struct preload_scan *ps = (struct preload_scan *)t;
-	struct server *srv = ps->srv;
 
 	for (size_t i = 0; i < ps->n_patterns; i++)
 		if (!ps->matches[i])
@@ -94,19 +130,18 @@ static void scan_done(struct worker_task *t, int res)
 	if (res < 0)
 		log_err("preload: %s; loading the %zu files found so far", strerror(-res),
 			ps->n_paths);
-	if (!srv->stopping && ps->n_paths && client_preload(srv, ps->paths, ps->n_paths) < 0)
-		log_err("preload: out of memory");
+	if (!ps->set->stopping && ps->n_paths)
+		preload_paths(ps->set, ps->paths, ps->n_paths);
 	scan_free(ps);
-	server_check_idle(srv);
 }
 
-int preload_start(struct server *srv, char *const *patterns, size_t n)
+int preload_start(struct client_set *set, char *const *patterns, size_t n)
 {
 	struct preload_scan *ps;
 
 	if (!n)
 		return 0;
-	if (!srv->cache.limit) {
+	if (!set->eng->cache.limit) {
 		log_warn("preload: the cache is off (cache_limit = 0): preloading none of "
 			 "the %zu [preload] entries", n);
 		return 0;
@@ -114,7 +149,7 @@ int preload_start(struct server *srv, char *const *patterns, size_t n)
 	ps = calloc(1, sizeof(*ps));
 	if (!ps)
 		return -ENOMEM;
-	ps->srv = srv;
+	ps->set = set;
 	ps->patterns = calloc(n, sizeof(*ps->patterns));
 	ps->matches = calloc(n, sizeof(*ps->matches));
 	if (!ps->patterns || !ps->matches)
@@ -125,7 +160,7 @@ int preload_start(struct server *srv, char *const *patterns, size_t n)
 			goto oom;
 	}
 	ps->task = (struct worker_task){ .run = scan_run, .done = scan_done };
-	worker_submit(srv->pool, &ps->task);
+	worker_submit(set->eng->pool, &ps->task);
 	return 0;
 oom:
 	scan_free(ps);

@@ -6,11 +6,12 @@
 
 #include <stddef.h>
 
-struct server;
+struct client_set;
 
 /*
  * Expands @patterns (borrowed: copied here) with glob(3) on a worker, then starts a
- * pinned background load of every regular file they match (client_preload). Does
- * nothing, with a warning, when the cache is off. Returns 0 or -ENOMEM.
+ * pinned background load of every regular file they match, with the daemon's own
+ * credentials, on a client of @set that has no connection. Does nothing, with a
+ * warning, when the cache is off. Returns 0 or -ENOMEM.
  */
-int preload_start(struct server *srv, char *const *patterns, size_t n);
+int preload_start(struct client_set *set, char *const *patterns, size_t n);

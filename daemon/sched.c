@@ -26,17 +26,22 @@
  *
  * A load that will use READ_FIXED first registers its mapping (pinning its pages) on
  * a worker; it counts as reading meanwhile but issues nothing.
+ *
+ * Clients and loads are struct sched_owner and struct sched_load (sched.h), which
+ * their connection and job embed; a load's chunks come from its struct copy.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "client.h"
+#include "config.h"
 #include "copy.h"
-#include "job.h"
 #include "log.h"
+#include "ring.h"
 #include "sched.h"
-#include "server.h"
+#include "source.h"
+#include "target.h"
+#include "util.h"
 
 /* io_uring takes registered buffers of at most 1 GiB each. */
 #define FIXED_MAX ((uint64_t)1 << 30)
@@ -46,12 +51,17 @@ static void on_global_timer(struct ev_loop *loop, ev_timer *w, int revents)
 	sched_pump(w->data);
 }
 
-int sched_init(struct sched *s, struct server *srv, unsigned n_fixed)
+int sched_init(struct sched *s, const struct config *cfg, struct ev_loop *loop,
+	       struct ring *ring, struct worker_pool *pool, struct copy_env *copy)
 {
-	const struct config *cfg = srv->cfg;
+	unsigned n_fixed = ring->n_fixed;
 
 	memset(s, 0, sizeof(*s));
-	s->srv = srv;
+	s->cfg = cfg;
+	s->loop = loop;
+	s->ring = ring;
+	s->pool = pool;
+	s->copy = copy;
 	for (int k = 0; k < SCHED_CLASSES; k++) {
 		list_init(&s->waiting[k]);
 		list_init(&s->ready[k]);
@@ -72,8 +82,8 @@ int sched_init(struct sched *s, struct server *srv, unsigned n_fixed)
 
 void sched_deinit(struct sched *s)
 {
-	if (s->srv)
-		ev_timer_stop(s->srv->loop, &s->global_timer);
+	if (s->loop)
+		ev_timer_stop(s->loop, &s->global_timer);
 	free(s->fixed_used);
 	s->fixed_used = NULL;
 }
@@ -95,177 +105,180 @@ void sched_put_slot(struct sched *s, int slot)
 		s->fixed_used[slot] = 0;
 }
 
-/* ---- clients and their limits -------------------------------------------------------- */
+/* ---- owners and their limits -------------------------------------------------------- */
 
-/* The client's wait for tokens ended (it issued, or has nothing waiting any more). */
-static void throttle_end(struct client *c, uint64_t now)
+/* The owner's wait for tokens ended (it issued, or has nothing waiting any more). */
+static void throttle_end(struct sched_owner *o, uint64_t now)
 {
-	if (!c->throttled_since)
+	if (!o->throttled_since)
 		return;
-	c->throttled_ns += now - c->throttled_since;
-	c->throttled_since = 0;
+	o->throttled_ns += now - o->throttled_since;
+	o->throttled_since = 0;
 }
 
-uint64_t sched_client_throttled_ns(const struct client *c, uint64_t now)
+uint64_t sched_owner_throttled_ns(const struct sched_owner *o, uint64_t now)
 {
-	return c->throttled_ns + (c->throttled_since ? now - c->throttled_since : 0);
+	return o->throttled_ns + (o->throttled_since ? now - o->throttled_since : 0);
 }
 
 static void on_limit_timer(struct ev_loop *loop, ev_timer *w, int revents)
 {
-	struct client *c = w->data;
+	struct sched_owner *o = w->data;
 
-	c->limit_due = 0;
-	sched_pump(&c->srv->sched);
+	o->limit_due = 0;
+	sched_pump(o->sched);
 }
 
-void sched_client_init(struct sched *s, struct client *c)
+void sched_owner_init(struct sched *s, struct sched_owner *o)
 {
+	memset(o, 0, sizeof(*o));
+	o->sched = s;
 	for (int k = 0; k < SCHED_CLASSES; k++) {
-		list_init(&c->sq[k].link);
-		list_init(&c->sq[k].jobs);
-		c->sq[k].client = c;
+		list_init(&o->sq[k].link);
+		list_init(&o->sq[k].loads);
+		o->sq[k].owner = o;
 	}
-	ev_timer_init(&c->limit_timer, on_limit_timer, 0, 0);
-	c->limit_timer.data = c;
-	sched_client_limits(s, c, NULL);
+	list_init(&o->loads);
+	ev_timer_init(&o->limit_timer, on_limit_timer, 0, 0);
+	o->limit_timer.data = o;
+	bucket_init(&o->bucket, 0, 0, now_ns());
 }
 
-void sched_client_deinit(struct sched *s, struct client *c)
+void sched_owner_deinit(struct sched_owner *o)
 {
-	ev_timer_stop(s->srv->loop, &c->limit_timer);
-	c->limit_due = 0;
-	throttle_end(c, now_ns());
+	if (!o->sched)
+		return;
+	ev_timer_stop(o->sched->loop, &o->limit_timer);
+	o->limit_due = 0;
+	o->gone = true;
+	throttle_end(o, now_ns());
 }
 
-/* The load's own bucket: its rate_limit, when that is below its client's rate. */
-static void job_limits(struct job *j, uint64_t now)
+/* The load's own bucket: its rate_limit, when that is below its owner's rate. */
+static void load_limits(struct sched_load *l, uint64_t now)
 {
-	const struct bucket *cb = &j->client->bucket;
-	uint64_t want = j->req.rate_limit;
+	const struct bucket *ob = &l->owner->bucket;
+	uint64_t want = l->rate_limit;
 
-	if (want && (!cb->rate || want < cb->rate))
-		bucket_set(&j->bucket, want, cb->burst, now);
+	if (want && (!ob->rate || want < ob->rate))
+		bucket_set(&l->bucket, want, ob->burst, now);
 	else
-		bucket_set(&j->bucket, 0, 0, now);
+		bucket_set(&l->bucket, 0, 0, now);
 }
 
-void sched_client_limits(struct sched *s, struct client *c, const char *why)
+void sched_owner_limits(struct sched_owner *o, const char *name, const struct peer_cred *cred,
+			uint64_t conn_id, const char *why)
 {
-	const struct config *cfg = s->srv->cfg;
+	const struct config *cfg = o->sched->cfg;
 	const struct limit_rule *rule;
 	uint64_t rate, burst, now = now_ns();
 	struct list *pos, *tmp;
 	char who[64];
 
-	rule = limits_lookup(&cfg->limits, c->name, c->cred.uid, c->cred.gid,
-			     c->cred.groups, c->cred.n_groups, cfg->chunk_size, &rate, &burst);
-	if (why && (rate != c->bucket.rate || burst != c->bucket.burst)) {
+	rule = limits_lookup(&cfg->limits, name, cred->uid, cred->gid, cred->groups,
+			     cred->n_groups, cfg->chunk_size, &rate, &burst);
+	if (why && (rate != o->bucket.rate || burst != o->bucket.burst)) {
 		limit_rule_str(rule, who, sizeof(who));
 		if (rate)
 			log_info("conn %llu (%s): %s: limit now %llu bytes/s, burst %llu (%s)",
-				 (unsigned long long)c->conn_id, c->name[0] ? c->name : "-",
+				 (unsigned long long)conn_id, name[0] ? name : "-",
 				 why, (unsigned long long)rate, (unsigned long long)burst,
 				 who);
 		else
 			log_info("conn %llu (%s): %s: now unlimited (%s)",
-				 (unsigned long long)c->conn_id, c->name[0] ? c->name : "-",
+				 (unsigned long long)conn_id, name[0] ? name : "-",
 				 why, who);
 	}
-	if (!why)
-		bucket_init(&c->bucket, rate, burst, now);
-	else
-		bucket_set(&c->bucket, rate, burst, now);
-	list_for_each_safe(pos, tmp, &c->jobs)
-		job_limits(list_entry(pos, struct job, client_link), now);
+	bucket_set(&o->bucket, rate, burst, now);
+	list_for_each_safe(pos, tmp, &o->loads)
+		load_limits(list_entry(pos, struct sched_load, owner_link), now);
 }
 
-void sched_limits_changed(struct sched *s)
+void sched_global_limits(struct sched *s)
 {
-	const struct config *cfg = s->srv->cfg;
-	struct list *pos, *tmp;
+	const struct config *cfg = s->cfg;
 
 	bucket_set(&s->global, cfg->limits.global_rate,
 		   cfg->limits.global_burst ? cfg->limits.global_burst : cfg->chunk_size,
 		   now_ns());
-	list_for_each_safe(pos, tmp, &s->srv->clients)
-		sched_client_limits(s, list_entry(pos, struct client, link), "reload");
-	/* A raised limit may let a held-back client go before its timer. */
-	sched_pump(s);
 }
 
 /* ---- slots ------------------------------------------------------------------------- */
 
 static int register_run(struct worker_task *t)
 {
-	struct job *j = list_entry(t, struct job, task);
-	struct iovec iov = { .iov_base = j->tgt.map, .iov_len = j->tgt.map_len };
+	struct sched_load *l = list_entry(t, struct sched_load, reg_task);
+	struct iovec iov = { .iov_base = l->cp->tgt->map, .iov_len = l->cp->tgt->map_len };
 
-	return ring_register_slot(&j->srv->ring, (unsigned)j->fixed_slot, &iov);
+	return ring_register_slot(l->owner->sched->ring, (unsigned)l->cp->fixed_slot, &iov);
 }
 
 static void register_done(struct worker_task *t, int res)
 {
-	struct job *j = list_entry(t, struct job, task);
-	struct sched *s = &j->srv->sched;
+	struct sched_load *l = list_entry(t, struct sched_load, reg_task);
+	struct sched *s = l->owner->sched;
 
-	j->task_busy = false;
 	if (res < 0) {
 		/* Not fatal: the reads work without it, only slower. */
-		log_notice("load %llu %s: cannot register its buffer (%s): plain reads",
-			   (unsigned long long)j->id, j->name, strerror(-res));
-		sched_put_slot(s, j->fixed_slot);
-		j->fixed_slot = -1;
+		log_notice("%s: cannot register its buffer (%s): plain reads", l->cp->who,
+			   strerror(-res));
+		sched_put_slot(s, l->cp->fixed_slot);
+		l->cp->fixed_slot = -1;
 	}
-	j->registering = false;
-	if (j->err) {
-		job_fail(j, j->err, "cancelled");	/* releases, replies only once */
-		return;
-	}
+	l->registering = false;
+	l->ops->registered(l);		/* may release a load that failed meanwhile */
 	sched_pump(s);
 }
 
-static void sched_activate(struct sched *s, struct job *j)
+static void sched_activate(struct sched *s, struct sched_load *l)
 {
-	const struct config *cfg = s->srv->cfg;
-	struct sched_queue *q = &j->client->sq[j->prio];
+	const struct config *cfg = s->cfg;
+	struct sched_queue *q = &l->owner->sq[l->prio];
+	const struct target *tgt = l->cp->tgt;
 
-	list_add_tail(&q->jobs, &j->sched_link);
+	list_add_tail(&q->loads, &l->link);
 	if (list_empty(&q->link)) {
-		list_add_tail(&s->ready[j->prio], &q->link);
-		s->n_ready[j->prio]++;
+		list_add_tail(&s->ready[l->prio], &q->link);
+		s->n_ready[l->prio]++;
 		q->deficit = 0;
 		q->in_turn = false;
 	}
-	j->sched_active = true;
-	s->active[j->prio]++;
+	l->active = true;
+	s->active[l->prio]++;
 	s->n_active++;
-	j->state = DL_STATE_READING;
-	job_limits(j, now_ns());
+	load_limits(l, now_ns());
+	l->ops->activated(l);
 	/* Registering pins every page up front: cheap for huge pages, about 0.4 s per
 	 * GiB of 4 KiB pages, which costs more than READ_FIXED saves; hence auto. Only
 	 * reads use the slot. */
 	if ((cfg->fixed_buffers == CONFIG_ON ||
-	     (cfg->fixed_buffers == CONFIG_AUTO && j->tgt.hugetlb)) &&
-	    j->method != DL_METHOD_CFR && j->tgt.kind != DL_TARGET_HEAP &&
-	    s->srv->ring.fixed_ok &&
-	    j->tgt.map_len <= FIXED_MAX && (j->fixed_slot = sched_take_slot(s)) >= 0) {
-		j->registering = true;
-		j->task = (struct worker_task){ .run = register_run, .done = register_done };
-		j->task_busy = true;
-		worker_submit(s->srv->pool, &j->task);
+	     (cfg->fixed_buffers == CONFIG_AUTO && tgt->hugetlb)) &&
+	    l->cp->method != DL_METHOD_CFR && tgt->kind != DL_TARGET_HEAP &&
+	    s->ring->fixed_ok &&
+	    tgt->map_len <= FIXED_MAX && (l->cp->fixed_slot = sched_take_slot(s)) >= 0) {
+		l->registering = true;
+		l->reg_task = (struct worker_task){ .run = register_run, .done = register_done };
+		worker_submit(s->pool, &l->reg_task);
 	}
 }
 
-void sched_add(struct sched *s, struct job *j)
+void sched_load_init(struct sched_load *l)
 {
-	j->prio = j->req.priority == DL_PRIO_BACKGROUND ? DL_PRIO_BACKGROUND :
-		  DL_PRIO_FOREGROUND;
-	if (s->active[j->prio] < s->srv->cfg->max_loads) {
-		sched_activate(s, j);
+	memset(l, 0, sizeof(*l));
+	list_init(&l->link);
+	list_init(&l->owner_link);
+}
+
+void sched_add(struct sched *s, struct sched_load *l)
+{
+	if (l->prio != DL_PRIO_BACKGROUND)
+		l->prio = DL_PRIO_FOREGROUND;
+	list_add_tail(&l->owner->loads, &l->owner_link);
+	if (s->active[l->prio] < s->cfg->max_loads) {
+		sched_activate(s, l);
 		sched_pump(s);
 	} else {
-		list_add_tail(&s->waiting[j->prio], &j->sched_link);
+		list_add_tail(&s->waiting[l->prio], &l->link);
 		s->n_waiting++;
 	}
 }
@@ -275,55 +288,56 @@ void sched_add(struct sched *s, struct job *j)
 static void sched_fill_slots(struct sched *s)
 {
 	for (int k = 0; k < SCHED_CLASSES; k++)
-		while (s->active[k] < s->srv->cfg->max_loads && !list_empty(&s->waiting[k])) {
-			struct job *next = list_entry(s->waiting[k].next, struct job,
-						      sched_link);
+		while (s->active[k] < s->cfg->max_loads && !list_empty(&s->waiting[k])) {
+			struct sched_load *next = list_entry(s->waiting[k].next,
+							     struct sched_load, link);
 
-			list_del(&next->sched_link);
+			list_del(&next->link);
 			s->n_waiting--;
 			sched_activate(s, next);
 		}
 }
 
-void sched_remove(struct sched *s, struct job *j)
+void sched_remove(struct sched *s, struct sched_load *l)
 {
-	if (list_empty(&j->sched_link))
+	if (list_empty(&l->link))
 		return;
-	list_del(&j->sched_link);
-	if (j->sched_active) {
-		struct sched_queue *q = &j->client->sq[j->prio];
+	list_del(&l->link);
+	list_init(&l->link);
+	list_del(&l->owner_link);
+	list_init(&l->owner_link);
+	if (l->active) {
+		struct sched_queue *q = &l->owner->sq[l->prio];
 
-		s->active[j->prio]--;
+		s->active[l->prio]--;
 		s->n_active--;
-		if (list_empty(&q->jobs)) {
+		if (list_empty(&q->loads)) {
 			list_del(&q->link);
-			s->n_ready[j->prio]--;
+			s->n_ready[l->prio]--;
 			q->deficit = 0;
 			q->in_turn = false;
-			if (list_empty(&j->client->sq[!j->prio].jobs))
-				throttle_end(j->client, now_ns());
+			if (list_empty(&l->owner->sq[!l->prio].loads))
+				throttle_end(l->owner, now_ns());
 		}
 	} else {
 		s->n_waiting--;
 	}
-	j->sched_active = false;
+	l->active = false;
 	sched_fill_slots(s);
-	if (!s->n_active) {
-		copy_pipes_deinit(&s->srv->pipes);
-		copy_bounce_deinit(&s->srv->bounce);
-	}
+	if (!s->n_active)
+		copy_env_trim(s->copy);
 	sched_pump(s);
 }
 
 /* ---- issuing ----------------------------------------------------------------------- */
 
-void sched_chunk_start(struct sched *s, const struct job *j, uint64_t bytes)
+void sched_chunk_start(struct sched *s, uint64_t bytes)
 {
 	s->reads_inflight++;
 	s->bytes_inflight += bytes;
 }
 
-void sched_chunk_end(struct sched *s, const struct job *j, uint64_t bytes)
+void sched_chunk_end(struct sched *s, uint64_t bytes)
 {
 	s->reads_inflight--;
 	s->bytes_inflight -= bytes;
@@ -334,7 +348,7 @@ void sched_chunk_end(struct sched *s, const struct job *j, uint64_t bytes)
  * in the disk's queue (16 of 4 MiB still keep a disk busy by themselves). */
 static bool sched_room(const struct sched *s, int cls)
 {
-	const struct config *cfg = s->srv->cfg;
+	const struct config *cfg = s->cfg;
 	uint64_t bytes = cfg->max_inflight ? cfg->max_inflight :
 			 (uint64_t)cfg->queue_depth * cfg->chunk_size;
 	unsigned depth = cfg->queue_depth;
@@ -344,16 +358,16 @@ static bool sched_room(const struct sched *s, int cls)
 		bytes = bytes / 4 ? bytes / 4 : 1;
 	}
 	return s->reads_inflight < depth && s->bytes_inflight < bytes &&
-	       ring_has_room(&s->srv->ring);
+	       ring_has_room(s->ring);
 }
 
 /* The most bytes the next chunk of @j may have: chunk_size, or when limited a quarter
  * of the smallest burst that applies (so a bucket can always hold it). Whole 4 KiB
  * pages. */
-static uint64_t chunk_cap(const struct sched *s, const struct job *j)
+static uint64_t chunk_cap(const struct sched *s, const struct sched_load *l)
 {
-	uint64_t cap = s->srv->cfg->chunk_size;
-	const struct bucket *b[3] = { &s->global, &j->client->bucket, &j->bucket };
+	uint64_t cap = s->cfg->chunk_size;
+	const struct bucket *b[3] = { &s->global, &l->owner->bucket, &l->bucket };
 
 	for (int k = 0; k < 3; k++)
 		if (b[k]->rate && b[k]->burst < cap)
@@ -362,7 +376,7 @@ static uint64_t chunk_cap(const struct sched *s, const struct job *j)
 	 * banks the tokens that come while the loop is late to wake it, where chunks of
 	 * the whole burst would lose them (measured: 0.56x of an 800 MB/s limit with
 	 * 1 MiB chunks and a 1 MiB burst). */
-	if (cap < s->srv->cfg->chunk_size || (j->bucket.rate | j->client->bucket.rate |
+	if (cap < s->cfg->chunk_size || (l->bucket.rate | l->owner->bucket.rate |
 					      s->global.rate))
 		cap /= 4;
 	cap &= ~(uint64_t)4095;
@@ -390,61 +404,62 @@ static void arm(struct ev_loop *loop, ev_timer *t, uint64_t *due, uint64_t now,
 /* One chunk from queue @q's loads, the next in round-robin order that can go. */
 static enum turn queue_issue(struct sched *s, struct sched_queue *q, uint64_t now)
 {
-	struct client *c = q->client;
+	struct sched_owner *o = q->owner;
 	enum turn res = TURN_NOTHING;
 	uint64_t cwait = 0, gwait = 0;
 	unsigned n = 0;
 	struct list *pos, *tmp;
 
-	list_for_each_safe(pos, tmp, &q->jobs)
+	list_for_each_safe(pos, tmp, &q->loads)
 		n++;
-	for (unsigned k = 0; k < n && !list_empty(&q->jobs); k++) {
-		struct job *j = list_entry(q->jobs.next, struct job, sched_link);
+	for (unsigned k = 0; k < n && !list_empty(&q->loads); k++) {
+		struct sched_load *l = list_entry(q->loads.next, struct sched_load, link);
 		uint64_t cap, need, g, w, got;
 
-		if (!copy_can_issue(j)) {
-			list_rotate(&q->jobs, &j->sched_link);
+		if (l->registering || !copy_can_issue(l->cp)) {
+			list_rotate(&q->loads, &l->link);
 			continue;
 		}
-		cap = chunk_cap(s, j);
-		need = copy_next_len(j, cap);
+		cap = chunk_cap(s, l);
+		need = copy_next_len(l->cp, cap);
 		g = bucket_wait(&s->global, need, now);
-		w = bucket_wait(&c->bucket, need, now);
-		if (bucket_wait(&j->bucket, need, now) > w)
-			w = bucket_wait(&j->bucket, need, now);
+		w = bucket_wait(&o->bucket, need, now);
+		if (bucket_wait(&l->bucket, need, now) > w)
+			w = bucket_wait(&l->bucket, need, now);
 		if (g || w) {
 			if (g && (!gwait || g < gwait))
 				gwait = g;
 			if (w && (!cwait || w < cwait))
 				cwait = w;
 			res = TURN_THROTTLED;
-			list_rotate(&q->jobs, &j->sched_link);
+			list_rotate(&q->loads, &l->link);
 			continue;
 		}
 		if (q->deficit < need)
 			return TURN_DEFICIT;	/* stays first for the next turn */
-		list_rotate(&q->jobs, &j->sched_link);
-		got = copy_issue(j, cap);	/* may fail @j and take it off @q */
+		list_rotate(&q->loads, &l->link);
+		got = copy_issue(l->cp, cap);	/* may fail @l and take it off @q */
 		if (!got)
 			continue;
+		sched_chunk_start(s, got);
 		bucket_take(&s->global, got);
-		bucket_take(&c->bucket, got);
-		bucket_take(&j->bucket, got);
+		bucket_take(&o->bucket, got);
+		bucket_take(&l->bucket, got);
 		q->deficit = got < q->deficit ? q->deficit - got : 0;
-		throttle_end(c, now);
+		throttle_end(o, now);
 		return TURN_ISSUED;
 	}
 	if (res == TURN_THROTTLED) {
-		if (!c->throttled_since)
-			c->throttled_since = now;
+		if (!o->throttled_since)
+			o->throttled_since = now;
 		/* A closed client's timer is gone (its orphaned load still reads for the
 		 * loads that joined it): the daemon's timer wakes the scheduler then. */
-		if (cwait && !c->closed)
-			arm(s->srv->loop, &c->limit_timer, &c->limit_due, now, cwait);
+		if (cwait && !o->gone)
+			arm(s->loop, &o->limit_timer, &o->limit_due, now, cwait);
 		else if (cwait)
-			arm(s->srv->loop, &s->global_timer, &s->global_due, now, cwait);
+			arm(s->loop, &s->global_timer, &s->global_due, now, cwait);
 		if (gwait)
-			arm(s->srv->loop, &s->global_timer, &s->global_due, now, gwait);
+			arm(s->loop, &s->global_timer, &s->global_due, now, gwait);
 	}
 	return res;
 }
@@ -453,7 +468,7 @@ static enum turn queue_issue(struct sched *s, struct sched_queue *q, uint64_t no
  * stopped for lack of room (chunks of this class are still waiting to go). */
 static bool pump_class(struct sched *s, int cls, uint64_t now)
 {
-	const struct config *cfg = s->srv->cfg;
+	const struct config *cfg = s->cfg;
 	struct list *ready = &s->ready[cls];
 	unsigned idle = 0;
 
@@ -470,12 +485,12 @@ static bool pump_class(struct sched *s, int cls, uint64_t now)
 			if (!sched_room(s, cls))
 				return true;	/* @q keeps its turn and its deficit */
 			t = queue_issue(s, q, now);
-			if (t != TURN_ISSUED || list_empty(&q->jobs))
+			if (t != TURN_ISSUED || list_empty(&q->loads))
 				break;
 			issued = true;
 		}
 		idle = issued ? 0 : idle + 1;
-		if (list_empty(&q->jobs))
+		if (list_empty(&q->loads))
 			continue;	/* sched_remove took it off the ready list */
 		q->in_turn = false;
 		if (t != TURN_DEFICIT)
@@ -489,7 +504,7 @@ void sched_pump(struct sched *s)
 {
 	uint64_t now;
 
-	/* copy_issue can fail a job, which removes it and calls back in here. */
+	/* copy_issue can fail a load, which removes it and calls back in here. */
 	if (s->pumping)
 		return;
 	sched_fill_slots(s);

@@ -21,72 +21,31 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <systemd/sd-daemon.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "client.h"
 #include "dmaload-proto.h"
 #include "fdstore.h"
-#include "job.h"
+#include "handlers.h"
 #include "log.h"
 #include "server.h"
-
-uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-/* An fd whose close may free a big buffer: closed on a worker. */
-struct closer {
-	struct worker_task task;
-	struct server *srv;
-	int fd;
-};
-
-static int closer_run(struct worker_task *t)
-{
-	struct closer *cl = (struct closer *)t;
-
-	close(cl->fd);
-	return 0;
-}
-
-static void closer_done(struct worker_task *t, int res)
-{
-	struct closer *cl = (struct closer *)t;
-	struct server *srv = cl->srv;
-
-	free(cl);
-	server_check_idle(srv);		/* a stopping daemon may wait for this */
-}
-
-void server_close_on_worker(struct server *srv, int fd)
-{
-	struct closer *cl = malloc(sizeof(*cl));
-
-	if (!cl || !srv->pool) {
-		free(cl);
-		close(fd);	/* no memory for the task: the loop pays once */
-		return;
-	}
-	cl->task = (struct worker_task){ .run = closer_run, .done = closer_done };
-	cl->srv = srv;
-	cl->fd = fd;
-	worker_submit(srv->pool, &cl->task);
-}
+#include "util.h"
 
 void server_notify_status(struct server *s)
 {
 	sd_notifyf(0, "STATUS=%u clients, %u loads reading, %u waiting; %llu loaded, "
 		   "%llu failed; cache %u entries (%u pinned), %llu of %llu MiB",
-		   s->n_clients, s->sched.n_active, s->sched.n_waiting,
-		   (unsigned long long)s->loads_done, (unsigned long long)s->loads_failed,
-		   s->cache.n_ready, s->cache.n_pinned,
-		   (unsigned long long)s->cache.bytes >> 20,
-		   (unsigned long long)s->cache.limit >> 20);
+		   s->conns.n_clients, s->eng.sched.n_active, s->eng.sched.n_waiting,
+		   (unsigned long long)s->eng.loads_done, (unsigned long long)s->eng.loads_failed,
+		   s->eng.cache.n_ready, s->eng.cache.n_pinned,
+		   (unsigned long long)s->eng.cache.bytes >> 20,
+		   (unsigned long long)s->eng.cache.limit >> 20);
+}
+
+/* A stopping daemon waits for the engine's last load, task and read. */
+static void on_engine_idle(void *data)
+{
+	server_check_idle(data);
 }
 
 static void on_status_timer(struct ev_loop *loop, ev_timer *w, int revents)
@@ -116,7 +75,7 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
 				log_err("accept: %s", strerror(errno));
 			return;
 		}
-		if (s->n_clients >= s->cfg->max_clients) {
+		if (s->conns.n_clients >= s->cfg->max_clients) {
 			char buf[256], msg[128];
 			ssize_t n;
 
@@ -128,7 +87,7 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
 			close(fd);
 			continue;
 		}
-		client_new(&c, s, fd);
+		client_new(&c, &s->conns, fd);
 	}
 }
 
@@ -153,8 +112,12 @@ static int fds_from_systemd(struct server *s)
 
 		fcntl(fd, F_SETFD, FD_CLOEXEC);
 		if (fdstore_is_ours(name)) {
+			struct fdstore_record rec;
+
 			stored++;
-			kept += fdstore_restore(&s->cache, fd, name);
+			if (fdstore_take(fd, name, &rec) == 0 &&
+			    cache_adopt(&s->eng.cache, &rec, fd, name) == 0)
+				kept++;
 		} else if (sd_is_socket_unix(fd, SOCK_SEQPACKET, 1, NULL, 0) <= 0) {
 			log_err("systemd passed fd %d (%s) that is not a listening AF_UNIX "
 				"SOCK_SEQPACKET socket", fd, name ? name : "no name");
@@ -244,8 +207,6 @@ static int socket_bind(struct server *s)
 
 int server_init(struct server *s, struct ev_loop *loop, const struct config *cfg)
 {
-	long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
-	unsigned entries = 1;
 	uint64_t wd_usec = 0;
 	int r, fd;
 
@@ -253,37 +214,13 @@ int server_init(struct server *s, struct ev_loop *loop, const struct config *cfg
 	s->loop = loop;
 	s->cfg = cfg;
 	s->listen_fd = -1;
-	s->started_ns = now_ns();
-	list_init(&s->clients);
-	list_init(&s->lingering);
-	s->max_load_size = cfg->max_load_size ? cfg->max_load_size :
-			   (uint64_t)pages * (uint64_t)psz;
-	cache_init(&s->cache, s, cfg->cache_limit_pct ?
-		   (uint64_t)pages * (uint64_t)psz / 100 * cfg->cache_limit_pct :
-		   cfg->cache_limit);
-
-	/* A power of two at least twice queue_depth (a splice chunk has two requests
-	 * in the ring): the SQ never runs short. */
-	while (entries < 2 * cfg->queue_depth)
-		entries <<= 1;
-	r = ring_init(&s->ring, loop, entries,
-		      cfg->fixed_buffers != CONFIG_OFF ? cfg->max_loads : 0);
-	if (r < 0) {
-		log_err("io_uring setup failed: %s", strerror(-r));
-		return r;
-	}
-	/* Pipes hold kernel memory: a few pairs in flight keep the disk busy. */
-	copy_pipes_init(&s->pipes, cfg->queue_depth < 16 ? cfg->queue_depth : 16,
-			(uint32_t)cfg->pipe_size);
-	copy_bounce_init(&s->bounce, cfg->chunk_size);
-	r = sched_init(&s->sched, s, s->ring.n_fixed);
+	r = engine_init(&s->eng, loop, cfg, on_engine_idle, s);
 	if (r < 0)
 		goto fail;
-	r = worker_pool_new(&s->pool, loop, cfg->workers);
-	if (r < 0) {
-		log_err("cannot start worker threads: %s", strerror(-r));
-		goto fail;
-	}
+	client_set_init(&s->conns, loop, cfg, &s->eng);
+	s->conns.dispatch = handlers_dispatch;
+	s->conns.on_idle = on_engine_idle;
+	s->conns.idle_data = s;
 
 	fd = fds_from_systemd(s);
 	if (fd >= 0) {
@@ -324,7 +261,7 @@ int server_init(struct server *s, struct ev_loop *loop, const struct config *cfg
 
 	log_notice("listening on %s (chunk %llu KiB, queue depth %u, %u workers, cache "
 		   "%llu MiB)", s->socket_path, (unsigned long long)cfg->chunk_size >> 10,
-		   cfg->queue_depth, cfg->workers, (unsigned long long)s->cache.limit >> 20);
+		   cfg->queue_depth, cfg->workers, (unsigned long long)s->eng.cache.limit >> 20);
 	return 0;
 fail:
 	server_deinit(s);
@@ -342,33 +279,34 @@ void server_deinit(struct server *s)
 	}
 	ev_timer_stop(s->loop, &s->status_timer);
 	ev_timer_stop(s->loop, &s->watchdog_timer);
-	cache_clear(&s->cache);
-	s->pool = worker_pool_free(s->pool);
-	sched_deinit(&s->sched);
-	copy_pipes_deinit(&s->pipes);
-	copy_bounce_deinit(&s->bounce);
-	ring_deinit(&s->ring);
+	engine_deinit(&s->eng);
+}
+
+void server_config_changed(struct server *s, bool limits)
+{
+	if (limits) {
+		sched_global_limits(&s->eng.sched);
+		client_set_limits(&s->conns);
+	}
+	sched_pump(&s->eng.sched);
 }
 
 void server_check_idle(struct server *s)
 {
-	if (!s->stopping)
+	if (!s->conns.stopping)
 		return;
-	if (s->n_clients || s->sched.n_active || s->sched.n_waiting ||
-	    (s->pool && worker_pending(s->pool)) || s->ring.inflight)
+	if (s->conns.n_clients || engine_busy(&s->eng))
 		return;
 	ev_break(s->loop, EVBREAK_ALL);
 }
 
 void server_stop(struct server *s)
 {
-	struct list *pos, *tmp;
-
-	if (s->stopping)
+	if (s->conns.stopping)
 		return;
-	s->stopping = true;
 	sd_notify(0, "STOPPING=1");
-	log_notice("stopping: cancelling %u loads", s->sched.n_active + s->sched.n_waiting);
+	log_notice("stopping: cancelling %u loads",
+		   s->eng.sched.n_active + s->eng.sched.n_waiting);
 	/* New connections would only be reset: stop taking them now. */
 	if (s->listen_fd >= 0) {
 		ev_io_stop(s->loop, &s->accept_watch);
@@ -377,28 +315,8 @@ void server_stop(struct server *s)
 			unlink(s->socket_path);
 		s->listen_fd = -1;
 	}
-	list_for_each_safe(pos, tmp, &s->clients) {
-		struct client *c = list_entry(pos, struct client, link);
-		struct list *jp, *jtmp;
-
-		/* Every load still running hears why before its connection closes. */
-		list_for_each_safe(jp, jtmp, &c->jobs)
-			job_fail(list_entry(jp, struct job, client_link), -ESHUTDOWN,
-				 "the daemon is stopping");
-		client_close(c);
-	}
-	/* Preloads without a connection (client.c) are cancelled too. */
-	list_for_each_safe(pos, tmp, &s->lingering) {
-		struct client *c = list_entry(pos, struct client, link);
-		struct list *jp, *jtmp;
-
-		c->busy++;
-		list_for_each_safe(jp, jtmp, &c->jobs)
-			job_fail(list_entry(jp, struct job, client_link), -ESHUTDOWN,
-				 "the daemon is stopping");
-		c->busy--;
-	}
+	client_set_stop(&s->conns);
 	/* The kept buffers go too; their closes are worker tasks the loop waits for. */
-	cache_clear(&s->cache);
+	cache_clear(&s->eng.cache);
 	server_check_idle(s);
 }

@@ -9,44 +9,24 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "cache.h"
+#include "client.h"
 #include "config.h"
-#include "copy.h"
-#include "list.h"
-#include "ring.h"
-#include "sched.h"
-#include "worker.h"
+#include "engine.h"
 
 struct server {
 	struct ev_loop *loop;
 	const struct config *cfg;
-	struct ring ring;
-	struct worker_pool *pool;
-	struct sched sched;
-	struct copy_pipes pipes;	/* for cfr's splice pairs */
-	struct copy_bounce bounce;	/* for direct reads into heap targets */
+	struct engine eng;		/* the loads: ring, workers, scheduler, cache */
 
 	int listen_fd;
 	ev_io accept_watch;
 	bool socket_from_systemd;	/* not ours to unlink */
 	char socket_path[108];
 
-	struct list clients;
-	unsigned n_clients;
-	struct list lingering;		/* closed clients whose preloads still run */
-	uint64_t next_conn_id;
+	struct client_set conns;	/* the connections, and loads without one */
 
-	uint64_t max_load_size;		/* resolved: config or RAM size */
-	uint64_t started_ns;
-	uint64_t bytes_loaded, loads_done, loads_failed;
-	uint64_t bytes_read;		/* read from files by loads that did read */
-	uint64_t bytes_cached;		/* delivered without a read: hits and joins */
-	uint64_t loads_by_method[4];	/* loads that read, per enum dl_method used */
-	struct cache cache;		/* shared loads and kept buffers */
 
-	char rbuf[65536];		/* one received datagram (DL_MSG_MAX) at a time */
 
-	bool stopping;			/* SIGTERM seen: refuse new work, then exit */
 	ev_timer status_timer;		/* refreshes sd_notify STATUS= */
 	ev_timer watchdog_timer;	/* WATCHDOG=1 while WatchdogSec= is set */
 };
@@ -62,11 +42,11 @@ void server_stop(struct server *s);
 /* Called when something that server_stop waits for has finished. */
 void server_check_idle(struct server *s);
 
-/* Closes @fd on a worker: when it is the last reference to a big buffer, the close
- * frees its pages, which takes tens of milliseconds per GiB. */
-void server_close_on_worker(struct server *srv, int fd);
+/* The config was reloaded: every client's limits again when @limits changed (a raised
+ * one may let a held-back client go), and room for more reads (max_loads or
+ * max_inflight may have grown). */
+void server_config_changed(struct server *s, bool limits);
+
 /* Sends systemd a STATUS= line: clients, loads in flight, cache use. A no-op without
  * NOTIFY_SOCKET. */
 void server_notify_status(struct server *s);
-
-uint64_t now_ns(void);

@@ -18,8 +18,16 @@
  * A daemon that is not root cannot take on another uid; it then serves paths only to
  * peers of its own uid.
  *
- * Loads by fd need no check: the client already holds a readable fd. The O_DIRECT fd
- * is a reopen of the same inode, which grants nothing the fd did not.
+ * Loads by fd read through the client's own open file description: its offset and
+ * status flags are never touched (every read, splice and copy_file_range names its
+ * offset; nothing calls lseek or F_SETFL on it), so a filesystem that serves each
+ * opener by its credentials (FUSE) serves the daemon what it served the client. The
+ * O_DIRECT fd is the one new open file description: a reopen through /proc/self/fd,
+ * done as the peer with the same identity switch as for a path, so the filesystem
+ * sees the client open it and may refuse (a file the client could open only before
+ * it dropped privileges). Refused, the load has no O_DIRECT fd and reads through the
+ * passed fd. For the same reason a file on FUSE is marked per_opener: its buffer is
+ * never shared with, or served from, another client's load (job.c).
  *
  * Only regular files load: directories, FIFOs (open would block or data would be
  * consumed), sockets and devices (/dev/zero has no end) are refused.
@@ -32,7 +40,9 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/fsuid.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
@@ -70,6 +80,15 @@ static const char *kind_name(mode_t m)
 	}
 }
 
+/* Filesystems whose bytes may depend on who opened the file: a FUSE server sees each
+ * opener's credentials and may answer each its own way. */
+static bool fs_per_opener(int fd)
+{
+	struct statfs sf;
+
+	return fstatfs(fd, &sf) == 0 && sf.f_type == FUSE_SUPER_MAGIC;
+}
+
 /* Checks the file behind @fd is a regular file and records its identity. */
 static int source_stat(struct source *s, int fd)
 {
@@ -87,6 +106,7 @@ static int source_stat(struct source *s, int fd)
 		return S_ISDIR(stx.stx_mode) ? -EISDIR : -EINVAL;
 	}
 	s->size = stx.stx_size;
+	s->per_opener = fs_per_opener(fd);
 	s->dev = makedev(stx.stx_dev_major, stx.stx_dev_minor);
 	s->ino = stx.stx_ino;
 	s->mtime_ns = (uint64_t)stx.stx_mtime.tv_sec * 1000000000ull + stx.stx_mtime.tv_nsec;
@@ -164,6 +184,69 @@ static int caps_set_effective(struct thread_caps *c, bool on)
 	return syscall(SYS_capset, &n.hdr, n.data) < 0 ? -errno : 0;
 }
 
+/* What as_peer_begin() changed on this thread, for as_peer_end(). */
+struct as_peer {
+	struct thread_caps caps;
+	bool switched;		/* the fs identity is the peer's (the daemon is root) */
+};
+
+/*
+ * Takes on @peer's filesystem identity on this worker thread, when the daemon is root
+ * (one that is not serves only its own uid, refused here otherwise), and reads the
+ * thread's capabilities for as_peer_drop_caps(). Returns 0, or -errno with @msg set
+ * and nothing left changed; after 0, as_peer_end() undoes it.
+ */
+static int as_peer_begin(struct as_peer *a, const struct peer_cred *peer, char *msg,
+			 size_t len)
+{
+	bool root = geteuid() == 0;
+	int r;
+
+	a->switched = false;
+	if (!root && peer->uid != geteuid()) {
+		snprintf(msg, len, "the daemon runs as uid %u and cannot act as uid %u; "
+			 "pass an open fd instead", geteuid(), peer->uid);
+		return -EACCES;
+	}
+	r = caps_get(&a->caps);
+	if (r < 0) {
+		snprintf(msg, len, "cannot read the daemon's capabilities: %s", strerror(-r));
+		return r;
+	}
+	if (root) {
+		r = become(peer);
+		if (r < 0) {
+			become_self();
+			snprintf(msg, len, "cannot take on the client's credentials: %s",
+				 strerror(-r));
+			return r;
+		}
+		a->switched = true;
+	}
+	return 0;
+}
+
+/* Drops every effective capability of this thread until as_peer_end(). */
+static int as_peer_drop_caps(struct as_peer *a, char *msg, size_t len)
+{
+	int r = caps_set_effective(&a->caps, false);
+
+	if (r < 0)
+		snprintf(msg, len, "cannot drop the daemon's capabilities: %s", strerror(-r));
+	return r;
+}
+
+/* Makes the thread the daemon again after as_peer_begin() returned 0. */
+static void as_peer_end(struct as_peer *a)
+{
+	/* Capabilities first: setfsuid(0) gives back the filesystem ones on its own,
+	 * and restoring the saved set makes the thread exactly what it was. */
+	caps_set_effective(&a->caps, true);
+	if (a->switched)
+		become_self();
+	a->switched = false;
+}
+
 /*
  * The root directory of the process that connected, as an O_PATH fd, or -errno with
  * @msg set. Opened as the peer (its fsuid passes procfs' ptrace check where the
@@ -208,7 +291,7 @@ static int peer_root(const struct peer_cred *peer, char *msg, size_t len)
 /* The O_PATH fd of @path as @peer sees it, walked from @passed_root (borrowed) or, if
  * that is -1, from the peer's root; the caller has taken on its identity. */
 static int open_as_peer(struct source *s, const char *path, const struct peer_cred *peer,
-			int passed_root, struct thread_caps *caps)
+			int passed_root, struct as_peer *as)
 {
 	struct stat st;
 	int root, pfd, r;
@@ -227,10 +310,8 @@ static int open_as_peer(struct source *s, const char *path, const struct peer_cr
 	}
 	if (root < 0)
 		return root;
-	r = caps ? caps_set_effective(caps, false) : 0;
+	r = as_peer_drop_caps(as, s->msg, sizeof(s->msg));
 	if (r < 0) {
-		snprintf(s->msg, sizeof(s->msg), "cannot drop the daemon's capabilities: %s",
-			 strerror(-r));
 		close(root);
 		return r;
 	}
@@ -242,36 +323,17 @@ static int open_as_peer(struct source *s, const char *path, const struct peer_cr
 int source_open_path(struct source *s, const char *path, const struct peer_cred *peer,
 		     int passed_root, bool want_direct)
 {
-	bool root = geteuid() == 0;
-	struct thread_caps caps;
+	struct as_peer as;
 	int pfd = -1, r;
 
 	if (path[0] != '/') {
 		snprintf(s->msg, sizeof(s->msg), "path must be absolute");
 		return -EINVAL;
 	}
-	if (!root && peer->uid != geteuid()) {
-		snprintf(s->msg, sizeof(s->msg), "the daemon runs as uid %u and cannot act "
-			 "as uid %u; pass an open fd instead", geteuid(), peer->uid);
-		return -EACCES;
-	}
-	r = caps_get(&caps);
-	if (r < 0) {
-		snprintf(s->msg, sizeof(s->msg), "cannot read the daemon's capabilities: %s",
-			 strerror(-r));
+	r = as_peer_begin(&as, peer, s->msg, sizeof(s->msg));
+	if (r < 0)
 		return r;
-	}
-	if (root) {
-		r = become(peer);
-		if (r < 0) {
-			become_self();
-			snprintf(s->msg, sizeof(s->msg), "cannot take on the client's "
-				 "credentials: %s", strerror(-r));
-			return r;
-		}
-	}
-
-	pfd = open_as_peer(s, path, peer, passed_root, &caps);
+	pfd = open_as_peer(s, path, peer, passed_root, &as);
 	if (pfd < 0) {
 		r = pfd;
 		goto out;
@@ -291,17 +353,63 @@ int source_open_path(struct source *s, const char *path, const struct peer_cred 
 out:
 	if (pfd >= 0)
 		close(pfd);
-	/* Capabilities first: setfsuid(0) gives back the filesystem ones on its own,
-	 * and restoring the saved set makes the thread exactly what it was. */
-	caps_set_effective(&caps, true);
-	if (root)
-		become_self();
+	as_peer_end(&as);
 	if (r < 0)
 		source_deinit(s);
 	return r;
 }
 
-int source_open_fd(struct source *s, int fd, bool want_direct)
+int source_unchanged(const struct source *s, char *msg, size_t len)
+{
+	struct statx stx;
+	uint64_t mtime, ctime;
+
+	if (statx(s->fd, "", AT_EMPTY_PATH, STATX_BASIC_STATS, &stx) < 0) {
+		int r = -errno;
+
+		snprintf(msg, len, "cannot stat the file after reading it: %s", strerror(-r));
+		return r;
+	}
+	mtime = (uint64_t)stx.stx_mtime.tv_sec * 1000000000ull + stx.stx_mtime.tv_nsec;
+	ctime = (uint64_t)stx.stx_ctime.tv_sec * 1000000000ull + stx.stx_ctime.tv_nsec;
+	if (stx.stx_size == s->size && mtime == s->mtime_ns && ctime == s->ctime_ns)
+		return 0;
+	snprintf(msg, len, "the file changed while it was read (%s%s%s): the buffer could "
+		 "mix old and new bytes; load it again", stx.stx_size != s->size ?
+		 "size " : "", mtime != s->mtime_ns ? "mtime " : "",
+		 ctime != s->ctime_ns ? "ctime" : "");
+	return -ESTALE;
+}
+
+/*
+ * The O_DIRECT fd of a load by fd: a reopen of the client's fd as the client, without
+ * the daemon's capabilities. Refused (by permissions, or by a filesystem that serves
+ * by credentials), the load has none: s->direct_denied says why it is not the
+ * filesystem refusing O_DIRECT. Borrows @fd.
+ */
+static void open_direct_as_peer(struct source *s, int fd, const struct peer_cred *peer)
+{
+	struct as_peer as;
+	char msg[256];
+
+	/* A daemon that is not root cannot be another uid: it has no reopen for them. */
+	if (as_peer_begin(&as, peer, msg, sizeof(msg)) < 0) {
+		s->direct_err = EPERM;
+		s->direct_denied = true;
+		return;
+	}
+	if (as_peer_drop_caps(&as, msg, sizeof(msg)) < 0) {
+		s->direct_err = EPERM;
+	} else {
+		open_direct(s, fd);
+	}
+	if (s->dfd < 0 && (s->direct_err == EACCES || s->direct_err == EPERM))
+		s->direct_denied = true;
+	as_peer_end(&as);
+}
+
+int source_open_fd(struct source *s, int fd, const struct peer_cred *peer,
+		   bool want_direct)
 {
 	int fl, r;
 
@@ -326,7 +434,7 @@ int source_open_fd(struct source *s, int fd, bool want_direct)
 		goto fail;
 	s->fd = fd;
 	if (want_direct)
-		open_direct(s, fd);
+		open_direct_as_peer(s, fd, peer);
 	return 0;
 fail:
 	close(fd);

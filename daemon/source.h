@@ -9,16 +9,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-struct peer_cred {
-	pid_t pid;		/* as this daemon sees it; 0 if it cannot (gone, or
-				 * in a PID namespace it cannot see) */
-	int pidfd;		/* of that process, -1 if the kernel gives none: tells
-				 * whether pid still names the process that connected */
-	uid_t uid;
-	gid_t gid;
-	int n_groups;		/* supplementary groups, -1 if unknown */
-	gid_t *groups;
-};
+#include "cred.h"
+
 
 struct source {
 	int fd;			/* buffered reads; -1 when closed */
@@ -31,6 +23,10 @@ struct source {
 	uint32_t dio_mem_align;	/* O_DIRECT alignment of memory and offsets */
 	uint32_t dio_off_align;
 	int direct_err;		/* why dfd is -1 (positive errno), 0 if open */
+	bool per_opener;	/* on a filesystem that may serve each opener its own
+				 * bytes (FUSE): never shared with another load */
+	bool direct_denied;	/* dfd is -1 because the client may not reopen its fd
+				 * (a load by fd), not because O_DIRECT is refused */
 	char msg[512];		/* on failure: what went wrong, for the ERROR reply */
 };
 
@@ -49,6 +45,22 @@ void source_deinit(struct source *s);
 int source_open_path(struct source *s, const char *path, const struct peer_cred *peer,
 		     int root, bool want_direct);
 
-/* Takes @fd (consumed on success and failure alike): a readable regular file passed by
- * the client. With @want_direct, reopens it with O_DIRECT through /proc/self/fd. */
-int source_open_fd(struct source *s, int fd, bool want_direct);
+/*
+ * After the read: the file's size, mtime and ctime must be what the open saw, or some
+ * bytes may be of another version (a writer raced the load). Returns 0, -ESTALE with
+ * @msg set, or -errno. What this cannot see: writes that change neither time (through
+ * a shared mapping whose pages were already dirty, a filesystem with coarse
+ * timestamps within one tick, times set back with utimensat and a ctime that did not
+ * move); STATX_CHANGE_COOKIE would, but it does not reach userspace.
+ */
+int source_unchanged(const struct source *s, char *msg, size_t len);
+
+/*
+ * Takes @fd (consumed on success and failure alike): a readable regular file passed by
+ * the client, read through at explicit offsets (its offset and flags stay the
+ * client's). With @want_direct, also reopens it with O_DIRECT through /proc/self/fd
+ * as @peer would, without the daemon's capabilities; a refusal leaves s->dfd -1 with
+ * s->direct_denied set. Returns 0, or -errno with s->msg set.
+ */
+int source_open_fd(struct source *s, int fd, const struct peer_cred *peer,
+		   bool want_direct);

@@ -42,6 +42,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/utsname.h>
 #include <sys/vfs.h>
 #include <unistd.h>
@@ -49,6 +50,7 @@
 #include "dmaload-proto.h"
 #include "log.h"
 #include "target.h"
+#include "util.h"
 
 /* The pool was short last time: log the fallback once, not for every load. */
 static bool pool_short_logged;
@@ -88,25 +90,6 @@ void target_deinit(struct target *t)
 	t->dev_fd = -1;
 }
 
-/* N of a "Key: N" line of /proc/meminfo (pages, or kB for sizes), -1 if missing. */
-static long meminfo_value(const char *key)
-{
-	size_t kl = strlen(key);
-	char line[128];
-	long v = -1;
-	FILE *f = fopen("/proc/meminfo", "re");
-
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (!strncmp(line, key, kl) && line[kl] == ':') {
-			v = strtol(line + kl + 1, NULL, 10);
-			break;
-		}
-	fclose(f);
-	return v;
-}
-
 uint64_t target_huge_page_size(void)
 {
 	static uint64_t size;
@@ -120,16 +103,24 @@ uint64_t target_huge_page_size(void)
 	return size;
 }
 
+/* The name every buffer shows in /proc/PID/fd of its holders: the same for all, since
+ * later holders of a shared buffer may be other users than the first loader. */
+#define BUFFER_NAME "dmaload"
+
 /* Makes the memfd, sizes it to @len and maps @map_len bytes of it (@len rounded up
  * to its pages). Returns 0 or -errno. */
-static int target_make(struct target *t, const char *label, unsigned flags,
-		       uint64_t len, uint64_t map_len)
+static int target_make(struct target *t, unsigned flags, uint64_t len, uint64_t map_len)
 {
 	int r;
 
-	t->fd = memfd_create(label, MFD_CLOEXEC | MFD_ALLOW_SEALING | flags);
+	t->fd = memfd_create(BUFFER_NAME, MFD_CLOEXEC | MFD_ALLOW_SEALING | flags);
 	if (t->fd < 0)
 		return -errno;
+	/* Its holders get read-only descriptors of their own (target_handout); 0400 also
+	 * keeps a holder that is not the daemon's user from reopening its descriptor
+	 * read-write through its own /proc/self/fd. */
+	if (fchmod(t->fd, 0400) < 0)
+		goto fail;
 	t->map_len = map_len;
 	if (ftruncate(t->fd, (off_t)len) < 0)
 		goto fail;
@@ -148,11 +139,10 @@ fail:
 }
 
 /* Tries a hugetlb buffer. Returns 0, or -errno (-ENOMEM: the pool has no room). */
-static int target_make_huge(struct target *t, const char *label, uint64_t size,
-			    uint64_t huge)
+static int target_make_huge(struct target *t, uint64_t size, uint64_t huge)
 {
-	uint64_t len = (size + huge - 1) & ~(huge - 1);
-	int r = target_make(t, label, MFD_HUGETLB, len, len);
+	uint64_t len = round_up(size, huge);
+	int r = target_make(t, MFD_HUGETLB, len, len);
 
 	if (r == 0) {
 		t->hugetlb = true;
@@ -162,19 +152,15 @@ static int target_make_huge(struct target *t, const char *label, uint64_t size,
 	return r;
 }
 
-int target_create(struct target *t, const char *name, uint64_t size,
-		  enum config_toggle hugetlb, bool exact)
+int target_create(struct target *t, uint64_t size, enum config_toggle hugetlb, bool exact)
 {
 	uint64_t page = (uint64_t)getpagesize(), huge = target_huge_page_size();
-	char label[64];
 	int r;
 
-	/* The name shows in /proc/PID/fd of every holder: say who made it. */
-	snprintf(label, sizeof(label), "dmaload:%.48s", name);
 	t->size = size;
 	if (hugetlb != CONFIG_OFF && huge && size > 0 &&
 	    (hugetlb == CONFIG_ON || size >= huge) && !(exact && size % huge)) {
-		r = target_make_huge(t, label, size, huge);
+		r = target_make_huge(t, size, huge);
 		if (r == 0)
 			return 0;
 		t->hugetlb_short = true;
@@ -187,7 +173,18 @@ int target_create(struct target *t, const char *name, uint64_t size,
 				   meminfo_value("HugePages_Rsvd"),
 				   meminfo_value("HugePages_Total"));
 	}
-	return target_make(t, label, 0, size, (size + page - 1) & ~(page - 1));
+	return target_make(t, 0, size, round_up(size, page));
+}
+
+int target_handout(int fd)
+{
+	char p[64];
+	int r;
+
+	/* Our own /proc/self/fd: a new open file description of the same memfd. */
+	snprintf(p, sizeof(p), "/proc/self/fd/%d", fd);
+	r = open(p, O_RDONLY | O_CLOEXEC);
+	return r < 0 ? -errno : r;
 }
 
 bool target_sealed(const struct target *t)
@@ -317,8 +314,8 @@ out:
 	return v == 1;
 }
 
-int target_create_udmabuf(struct target *t, const char *name, uint64_t size,
-			  enum config_toggle hugetlb, bool exact, char *msg, size_t len)
+int target_create_udmabuf(struct target *t, uint64_t size, enum config_toggle hugetlb,
+			  bool exact, char *msg, size_t len)
 {
 	uint64_t page = (uint64_t)getpagesize(), huge = target_huge_page_size();
 	uint64_t limit = target_udmabuf_size_limit(), need;
@@ -332,7 +329,7 @@ int target_create_udmabuf(struct target *t, const char *name, uint64_t size,
 	if (dev_fd < 0)
 		return dev_fd;
 	/* The kernel refuses larger buffers with a bare EINVAL: say which knob it is. */
-	need = (size + page - 1) & ~(page - 1);
+	need = round_up(size, page);
 	if (limit && need > limit) {
 		snprintf(msg, len, "a %llu-byte udmabuf is over udmabuf.size_limit_mb (%llu): "
 			 "set it to at least %llu (" UDMABUF_LIMIT_PARAM ", or "
@@ -350,9 +347,9 @@ int target_create_udmabuf(struct target *t, const char *name, uint64_t size,
 		t->hugetlb_refused = true;
 	}
 	/* A huge-page buffer could be over the limit where 4 KiB pages are not. */
-	if (limit && huge && (size + huge - 1) / huge * huge > limit)
+	if (limit && huge && round_up(size, huge) > limit)
 		hugetlb = CONFIG_OFF;
-	r = target_create(t, name, need, hugetlb, exact);
+	r = target_create(t, need, hugetlb, exact);
 	if (r < 0) {
 		snprintf(msg, len, "cannot create a %llu-byte buffer: %s",
 			 (unsigned long long)size, strerror(-r));
@@ -408,7 +405,7 @@ int target_create_heap(struct target *t, const char *heap, uint64_t size, char *
 {
 	uint64_t page = (uint64_t)getpagesize();
 	struct dma_heap_allocation_data a = {
-		.len = (size + page - 1) & ~(page - 1),
+		.len = round_up(size, page),
 		.fd_flags = O_RDWR | O_CLOEXEC,
 	};
 	char path[sizeof(HEAP_DIR) + DL_HEAP_NAME_MAX + 2];
@@ -520,36 +517,34 @@ int target_default_heap(char *out, size_t len)
 	return r;
 }
 
-void target_host_info(struct dl_info_reply *r, char *names, size_t cap)
+void target_host_info(struct target_host *h, char *names, size_t cap)
 {
 	long total = meminfo_value("HugePages_Total"), free_ = meminfo_value("HugePages_Free");
 	long rsvd = meminfo_value("HugePages_Rsvd");
 	size_t used = 0, n;
 	struct dirent *d;
 	DIR *dir;
-	int err = -target_udmabuf_usable();
 
-	r->udmabuf_err = err;
-	if (!err)
-		r->caps |= DL_CAP_UDMABUF;
-	r->udmabuf_size_limit = target_udmabuf_size_limit();
-	r->udmabuf_hugetlb = __atomic_load_n(&udmabuf_huge_ok, __ATOMIC_RELAXED) == 1;
-	r->huge_page_size = target_huge_page_size();
-	r->huge_pages_total = total > 0 ? (uint32_t)total : 0;
-	r->huge_pages_free = free_ > rsvd && rsvd >= 0 ? (uint32_t)(free_ - rsvd) : 0;
+	memset(h, 0, sizeof(*h));
+	h->udmabuf_err = -target_udmabuf_usable();
+	h->udmabuf_size_limit = target_udmabuf_size_limit();
+	h->udmabuf_hugetlb = __atomic_load_n(&udmabuf_huge_ok, __ATOMIC_RELAXED) == 1;
+	h->huge_page_size = target_huge_page_size();
+	h->huge_pages_total = total > 0 ? (uint32_t)total : 0;
+	h->huge_pages_free = free_ > rsvd && rsvd >= 0 ? (uint32_t)(free_ - rsvd) : 0;
 	dir = opendir(HEAP_DIR);
 	while (dir && (d = readdir(dir))) {
 		n = strlen(d->d_name);
 		if (d->d_name[0] == '.' || !dl_heap_name_ok(d->d_name, n))
 			continue;
-		r->caps |= DL_CAP_HEAP;
+		h->heaps = true;
 		if (used + n + 1 > cap)
 			continue;
 		memcpy(names + used, d->d_name, n + 1);
 		used += n + 1;
-		r->n_heaps++;
+		h->n_heaps++;
 	}
 	if (dir)
 		closedir(dir);
-	r->heaps_len = (uint32_t)used;
+	h->heaps_len = used;
 }

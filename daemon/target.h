@@ -37,15 +37,23 @@ void target_init(struct target *t);
 void target_deinit(struct target *t);
 
 /*
- * Creates a memfd of @size bytes named after @name, and maps it. With @hugetlb on,
+ * Creates a memfd of @size bytes, and maps it. With @hugetlb on,
  * or auto and @size at least one huge page, it tries huge pages first: the mapping
  * reserves them all, so a pool without room fails here (never later, mid-load) and
  * the buffer falls back to 4 KiB pages. @exact: the buffer object must be exactly
  * @size bytes, so huge pages only when @size is a multiple of their size. 4 KiB pages
  * are not touched: the reads fault them in as they land. Returns 0 or -errno.
  */
-int target_create(struct target *t, const char *name, uint64_t size,
-		  enum config_toggle hugetlb, bool exact);
+int target_create(struct target *t, uint64_t size, enum config_toggle hugetlb, bool exact);
+
+/*
+ * A descriptor of the sealed memfd @fd (borrowed) for one holder: an open file
+ * description of its own, read-only. Holders of one shared buffer then never move
+ * each other's file offset, see each other's status flags (O_NONBLOCK, O_APPEND) or
+ * take write locks on it. Returns the new fd or -errno. (A dma-buf cannot be opened
+ * again this way; those are never shared and go out as they are.)
+ */
+int target_handout(int fd);
 
 /*
  * The dma-buf kinds; like target_create, on a worker (allocating and pinning take a
@@ -55,8 +63,8 @@ int target_create(struct target *t, const char *name, uint64_t size,
  * memfd of @size rounded up to pages (huge pages when the kernel's udmabuf takes them).
  * target_create_heap: allocates @size rounded up to pages from heap @heap and maps it.
  */
-int target_create_udmabuf(struct target *t, const char *name, uint64_t size,
-			  enum config_toggle hugetlb, bool exact, char *msg, size_t len);
+int target_create_udmabuf(struct target *t, uint64_t size, enum config_toggle hugetlb,
+			  bool exact, char *msg, size_t len);
 int target_create_heap(struct target *t, const char *heap, uint64_t size, char *msg,
 		       size_t len);
 
@@ -68,13 +76,26 @@ int target_finish(struct target *t, char *msg, size_t len);
 /* Sealed read-only (DL_DONE_SEALED): memfds only. */
 bool target_sealed(const struct target *t);
 
+/* What this host offers for buffers, now (a module loaded later shows). */
+struct target_host {
+	int udmabuf_err;		/* 0: /dev/udmabuf opens read-write; else why not
+					 * (positive errno) */
+	uint64_t udmabuf_size_limit;	/* udmabuf.size_limit_mb in bytes, 0 if unknown */
+	bool udmabuf_hugetlb;		/* udmabuf takes hugetlb memfds (probed) */
+	uint64_t huge_page_size;	/* bytes; 0: no huge pages */
+	uint32_t huge_pages_total;	/* the pool (HugePages_Total) */
+	uint32_t huge_pages_free;	/* HugePages_Free minus HugePages_Rsvd */
+	bool heaps;			/* /dev/dma_heap has at least one heap */
+	unsigned n_heaps;		/* names written to the caller's buffer */
+	size_t heaps_len;		/* their bytes, each name followed by a NUL */
+};
+
 /*
- * What this host offers: fills @r's caps, udmabuf and huge page fields, and writes
- * the heap names (each followed by a NUL) into @names (@cap bytes), setting n_heaps
- * and heaps_len. Only stat/open/readdir of devtmpfs, sysfs and procfs: cheap enough
- * for the loop.
+ * Fills @h, and writes the heap names (each followed by a NUL) that fit into @names
+ * (@cap bytes). Only stat/open/readdir of devtmpfs, sysfs and procfs: cheap enough for
+ * the loop.
  */
-void target_host_info(struct dl_info_reply *r, char *names, size_t cap);
+void target_host_info(struct target_host *h, char *names, size_t cap);
 
 /* udmabuf.size_limit_mb in bytes; 0 when unknown. */
 uint64_t target_udmabuf_size_limit(void);

@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "worker.h"
@@ -21,6 +22,8 @@ struct worker_pool {
 	struct worker_task *todo_head, *todo_tail;	/* FIFO, under lock */
 	struct worker_task *finished;			/* LIFO, under lock */
 	unsigned pending;				/* loop thread only */
+	void (*on_idle)(void *data);			/* loop thread only */
+	void *idle_data;
 	bool stopping;
 	unsigned n_threads;
 	pthread_t threads[];
@@ -78,6 +81,8 @@ static void pool_reap(struct worker_pool *p)
 		p->pending--;
 		t->done(t, t->res);
 	}
+	if (!p->pending && p->on_idle)
+		p->on_idle(p->idle_data);
 }
 
 static void on_wake(struct ev_loop *loop, ev_async *w, int revents)
@@ -126,6 +131,7 @@ struct worker_pool *worker_pool_free(struct worker_pool *p)
 	p->stopping = true;
 	pthread_cond_broadcast(&p->cond);
 	pthread_mutex_unlock(&p->lock);
+	p->on_idle = NULL;		/* its owner is going away too */
 	/* Threads drain the queue before they see stopping with nothing left. */
 	for (unsigned i = 0; i < p->n_threads; i++)
 		pthread_join(p->threads[i], NULL);
@@ -166,4 +172,40 @@ void worker_submit_first(struct worker_pool *p, struct worker_task *t)
 unsigned worker_pending(const struct worker_pool *p)
 {
 	return p->pending;
+}
+
+void worker_pool_on_idle(struct worker_pool *p, void (*fn)(void *data), void *data)
+{
+	p->on_idle = fn;
+	p->idle_data = data;
+}
+
+/* A close that may free a big buffer. */
+struct closer {
+	struct worker_task task;
+	int fd;
+};
+
+static int closer_run(struct worker_task *t)
+{
+	close(((struct closer *)t)->fd);
+	return 0;
+}
+
+static void closer_done(struct worker_task *t, int res)
+{
+	free(t);
+}
+
+void worker_close(struct worker_pool *p, int fd)
+{
+	struct closer *cl = p ? malloc(sizeof(*cl)) : NULL;
+
+	if (!cl) {
+		close(fd);	/* no pool, or no memory for the task: the loop pays once */
+		return;
+	}
+	cl->task = (struct worker_task){ .run = closer_run, .done = closer_done };
+	cl->fd = fd;
+	worker_submit(p, &cl->task);
 }

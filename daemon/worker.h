@@ -35,3 +35,12 @@ void worker_submit_first(struct worker_pool *p, struct worker_task *t);
 
 /* Tasks queued or running (their done not yet called). */
 unsigned worker_pending(const struct worker_pool *p);
+
+/* Calls @fn(@data) on the loop each time the last pending task's done callback has
+ * run: how the daemon's stop learns that nothing is left (NULL: no one). */
+void worker_pool_on_idle(struct worker_pool *p, void (*fn)(void *data), void *data);
+
+/* Closes @fd (consumed) on a worker: when it is the last reference to a big buffer,
+ * the close frees its pages, which takes tens of milliseconds per GiB. Closes it at
+ * once when there is no pool or no memory for the task. */
+void worker_close(struct worker_pool *p, int fd);

@@ -19,12 +19,25 @@
  * Compatibility: a daemon answers a header whose version it does not speak with
  * ERROR(EPROTONOSUPPORT) and closes the connection; an unknown request type with
  * ERROR(EOPNOTSUPP), keeping the connection, so newer clients can probe.
+ *
+ * libdmaload's public header, dmaload.h, includes this one; it lists the names from
+ * here that are the library's frozen API (methods, targets, priorities, reasons,
+ * states, DONE, entry and capability bits, and the limits that size its arrays).
+ * Plain C, and C++ through extern "C".
  */
 #pragma once
 
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+
+/* libdmaload's public header includes this one, and C++ programs include that. */
+#ifdef __cplusplus
+#define DL_STATIC_ASSERT static_assert
+extern "C" {
+#else
+#define DL_STATIC_ASSERT _Static_assert
+#endif
 
 #define DL_PROTO_MAGIC		0x444c4d31u	/* "1MLD" in memory: catches strangers */
 #define DL_PROTO_VERSION	1
@@ -76,7 +89,7 @@ struct dl_hdr {
 	uint32_t len;		/* bytes after this header */
 	uint64_t id;		/* request id chosen by the client; echoed in replies */
 };
-_Static_assert(sizeof(struct dl_hdr) == 24, "dl_hdr is 24 bytes on the wire");
+DL_STATIC_ASSERT(sizeof(struct dl_hdr) == 24, "dl_hdr is 24 bytes on the wire");
 
 /* Capability bits, exchanged in HELLO / HELLO_REPLY. */
 #define DL_CAP_LOAD_FD		(1u << 0)	/* loads by passed fd */
@@ -104,7 +117,7 @@ struct dl_hello {
 	uint32_t caps;			/* DL_CAP_* the client understands */
 	char name[DL_NAME_LEN];		/* NUL-padded; may be empty */
 };
-_Static_assert(sizeof(struct dl_hello) == 40, "dl_hello size");
+DL_STATIC_ASSERT(sizeof(struct dl_hello) == 40, "dl_hello size");
 
 struct dl_hello_reply {
 	uint32_t version;		/* protocol version the daemon speaks */
@@ -113,7 +126,7 @@ struct dl_hello_reply {
 	uint32_t chunk_size;		/* I/O chunk size in use, bytes */
 	uint32_t queue_depth;		/* I/O requests in flight at most */
 };
-_Static_assert(sizeof(struct dl_hello_reply) == 24, "dl_hello_reply size");
+DL_STATIC_ASSERT(sizeof(struct dl_hello_reply) == 24, "dl_hello_reply size");
 
 /* LOAD flags */
 #define DL_LOAD_BY_FD		(1u << 0)	/* source is the 1 fd passed; path_len is 0 */
@@ -188,27 +201,27 @@ struct dl_load {
 	uint32_t path_len;		/* bytes of trailing path */
 	uint32_t heap_len;		/* bytes of heap name after the path */
 };
-_Static_assert(sizeof(struct dl_load) == 40, "dl_load size");
+DL_STATIC_ASSERT(sizeof(struct dl_load) == 40, "dl_load size");
 
 /* CANCEL: the id of an earlier LOAD on this connection. Replied with OK or ERROR. */
 struct dl_cancel {
 	uint64_t load_id;
 };
-_Static_assert(sizeof(struct dl_cancel) == 8, "dl_cancel size");
+DL_STATIC_ASSERT(sizeof(struct dl_cancel) == 8, "dl_cancel size");
 
 /* ACCEPTED: the source is open and checked; the load is queued. */
 struct dl_accepted {
 	uint64_t length;		/* bytes that will be loaded */
 	uint64_t file_size;		/* size of the source file */
 };
-_Static_assert(sizeof(struct dl_accepted) == 16, "dl_accepted size");
+DL_STATIC_ASSERT(sizeof(struct dl_accepted) == 16, "dl_accepted size");
 
 /* PROGRESS: at most a few per second per load, only when asked for. */
 struct dl_progress {
 	uint64_t done;
 	uint64_t total;
 };
-_Static_assert(sizeof(struct dl_progress) == 16, "dl_progress size");
+DL_STATIC_ASSERT(sizeof(struct dl_progress) == 16, "dl_progress size");
 
 /* DONE flags */
 #define DL_DONE_SEALED		(1u << 0)	/* F_SEAL_SHRINK|GROW|WRITE|SEAL are set;
@@ -235,6 +248,9 @@ enum dl_reason {
 	DL_WHY_NOT_CACHED = 7,		/* auto: the range is not in the page cache */
 	DL_WHY_PARTLY_CACHED = 8,	/* auto: cached chunks buffered, the rest direct;
 					 * method names the one that moved more bytes */
+	DL_WHY_NO_REOPEN = 9,		/* load by fd: the client may not reopen its fd
+					 * (for O_DIRECT), so it was read through that fd;
+					 * also when direct was asked */
 };
 
 /* DONE: the load finished; the 1 fd is the buffer: a sealed memfd, or a dma-buf
@@ -249,14 +265,14 @@ struct dl_done {
 	uint8_t reason;			/* enum dl_reason */
 	uint8_t reserved;
 };
-_Static_assert(sizeof(struct dl_done) == 32, "dl_done size");
+DL_STATIC_ASSERT(sizeof(struct dl_done) == 32, "dl_done size");
 
 /* ERROR: err is a positive errno; msg_len bytes of text follow (no NUL). */
 struct dl_error {
 	int32_t err;
 	uint32_t msg_len;
 };
-_Static_assert(sizeof(struct dl_error) == 8, "dl_error size");
+DL_STATIC_ASSERT(sizeof(struct dl_error) == 8, "dl_error size");
 
 /*
  * STATUS_REPLY: daemon-wide counters, then n_loads entries, each a struct
@@ -278,7 +294,7 @@ struct dl_status_reply {
 	uint32_t flags;			/* DL_STATUS_* */
 	uint32_t reserved;
 };
-_Static_assert(sizeof(struct dl_status_reply) == 56, "dl_status_reply size");
+DL_STATIC_ASSERT(sizeof(struct dl_status_reply) == 56, "dl_status_reply size");
 
 enum dl_load_state {
 	DL_STATE_OPENING = 0,
@@ -298,7 +314,7 @@ struct dl_status_load {
 	uint16_t reserved;
 	uint32_t name_len;		/* bytes of name that follow */
 };
-_Static_assert(sizeof(struct dl_status_load) == 40, "dl_status_load size");
+DL_STATIC_ASSERT(sizeof(struct dl_status_load) == 40, "dl_status_load size");
 
 /*
  * INFO_REPLY: what buffers this host offers, then heaps_len bytes of heap names, each
@@ -319,7 +335,7 @@ struct dl_info_reply {
 	uint16_t reserved;
 	uint32_t reserved1;
 };
-_Static_assert(sizeof(struct dl_info_reply) == 48, "dl_info_reply size");
+DL_STATIC_ASSERT(sizeof(struct dl_info_reply) == 48, "dl_info_reply size");
 
 /*
  * LIST_REPLY: the cache's entries, each a struct dl_list_entry followed by name_len
@@ -337,7 +353,7 @@ struct dl_list_reply {
 	uint32_t flags;			/* DL_LIST_* */
 	uint32_t reserved;
 };
-_Static_assert(sizeof(struct dl_list_reply) == 32, "dl_list_reply size");
+DL_STATIC_ASSERT(sizeof(struct dl_list_reply) == 32, "dl_list_reply size");
 
 /* dl_list_entry.flags */
 #define DL_ENTRY_PINNED		(1u << 0)
@@ -361,7 +377,7 @@ struct dl_list_entry {
 	uint8_t reserved[3];
 	uint32_t name_len;		/* bytes of name that follow */
 };
-_Static_assert(sizeof(struct dl_list_entry) == 96, "dl_list_entry size");
+DL_STATIC_ASSERT(sizeof(struct dl_list_entry) == 96, "dl_list_entry size");
 
 /*
  * EVICT: drops cached buffers. By path: path_len bytes of absolute path follow, and
@@ -376,14 +392,14 @@ struct dl_evict {
 	uint32_t flags;			/* DL_EVICT_* */
 	uint32_t path_len;		/* bytes of trailing path */
 };
-_Static_assert(sizeof(struct dl_evict) == 8, "dl_evict size");
+DL_STATIC_ASSERT(sizeof(struct dl_evict) == 8, "dl_evict size");
 
 struct dl_evict_reply {
 	uint64_t bytes;			/* buffer bytes dropped */
 	uint32_t count;			/* entries dropped */
 	uint32_t reserved;
 };
-_Static_assert(sizeof(struct dl_evict_reply) == 16, "dl_evict_reply size");
+DL_STATIC_ASSERT(sizeof(struct dl_evict_reply) == 16, "dl_evict_reply size");
 
 /*
  * STATS_REPLY: daemon-wide counters, then n_clients struct dl_stats_client entries
@@ -409,7 +425,7 @@ struct dl_stats_reply {
 	uint32_t n_clients;		/* entries that follow */
 	uint32_t reserved;
 };
-_Static_assert(sizeof(struct dl_stats_reply) == 112, "dl_stats_reply size");
+DL_STATIC_ASSERT(sizeof(struct dl_stats_reply) == 112, "dl_stats_reply size");
 
 struct dl_stats_client {
 	uint64_t conn_id;		/* the daemon's connection number (logs) */
@@ -419,7 +435,7 @@ struct dl_stats_client {
 	uint32_t pid, uid;
 	char name[DL_NAME_LEN];		/* from HELLO; NUL-padded */
 };
-_Static_assert(sizeof(struct dl_stats_client) == 72, "dl_stats_client size");
+DL_STATIC_ASSERT(sizeof(struct dl_stats_client) == 72, "dl_stats_client size");
 
 /* ---- encode / decode ------------------------------------------------------------ */
 
@@ -518,3 +534,7 @@ int dl_send(int sock, const void *buf, size_t len, const int *fds, int nfds);
  * with it is closed.
  */
 ssize_t dl_recv(int sock, void *buf, size_t cap, int *fds, int maxfds, int *nfds);
+
+#ifdef __cplusplus
+}
+#endif

@@ -6,6 +6,8 @@ PKGS=(build-essential pkg-config liburing-dev libev-dev libsystemd-dev libinih-d
       clang libclang-rt-14-dev valgrind fio procps util-linux
       # tests/integration/test-systemd: systemd-analyze, systemd-socket-activate
       systemd
+      # test-only: tests/fuse/dl-fusefs (the FUSE test filesystem) and fusermount3
+      libfuse3-dev fuse3
       # tests/kernel: the qemu test kernel's source and build tools, the guest's
       # busybox, the initramfs and the ext4 disk image
       qemu-system-x86 linux-source-6.1 flex bison bc libelf-dev libssl-dev xz-utils

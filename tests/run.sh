@@ -1,5 +1,6 @@
 #!/bin/bash
 # The whole suite, as CI runs it (make check):
+#   0. tests/layers/check-includes.sh        no include cycle among the daemon's modules
 #   1. make all tests                        and tests/run-one.sh build, then
 #      tests/kernel/run.sh build (the dma-buf tests in qemu on the test kernel), then
 #      tests/systemd/run.sh build (the Debian package under systemd in nspawn)
@@ -31,6 +32,9 @@ build() {
 	echo "FAIL build: $label: make $* failed" | tee -a "$LOG"
 	return 1
 }
+
+# The daemon's layering: no include cycle among its modules (docs/ARCHITECTURE.md).
+bash tests/layers/check-includes.sh | tee -a "$LOG"
 
 if build plain all tests; then
 	tests/run-one.sh build | tee -a "$LOG"

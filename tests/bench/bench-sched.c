@@ -14,7 +14,7 @@
  *
  *   bench-sched [--quick] WORKDIR        (the daemon: $DMALOADD, else build/dmaloadd)
  *
- * Makes its files under WORKDIR, runs one private daemon (tests/lib/harness.c), and
+ * Makes its files under WORKDIR, runs one private daemon (tests/lib/daemon.c), and
  * prints a Markdown section on stdout. Every buffer is checked byte for byte against
  * its file; a row that fails says so instead of giving numbers. Cold means dropped
  * from the page cache with POSIX_FADV_DONTNEED (no root needed).

@@ -5,8 +5,9 @@
 #
 # Needs root: it drops the page cache before every cold run and reserves huge pages
 # (restored at exit). It makes the test files once under $BENCH_DIR (random bytes,
-# reused while their sizes are right), runs every row with build/tests/bench/bench-row
-# (see its header for what each column measures), among them the tuning rows from
+# reused while their sizes are right), runs every row with build/tests/bench/bench-raw,
+# bench-fio or bench-e2e (tests/bench/lib/row.h says what each column measures), among
+# them the tuning rows from
 # which the daemon's [io] defaults are chosen, prints the table and the issue's
 # three target ratios, and writes them into docs/BENCHMARKS.md between the
 # "bench:begin" and "bench:end" markers; the prose around them is kept.
@@ -28,13 +29,13 @@ set -euo pipefail
 
 TOP=$(cd "$(dirname "$0")/../.." && pwd)
 BUILD=$(cd "${1:-build}" && pwd)
-ROW=$BUILD/tests/bench/bench-row
+BENCH=$BUILD/tests/bench
 DAEMON=$BUILD/dmaloadd
 QUICK=${BENCH_QUICK:-0}
 KEEP=${BENCH_KEEP:-0}
 TUNE_ON=${BENCH_TUNE:-1}
 SCHED_ON=${BENCH_SCHED:-1}
-SCHED=$BUILD/tests/bench/bench-sched
+SCHED=$BENCH/bench-sched
 BASE=${BENCH_DIR:-/var/tmp/dmaload-bench}
 DOC=${BENCH_DOC:-$TOP/docs/BENCHMARKS.md}
 if [ "$QUICK" = 1 ]; then
@@ -49,7 +50,9 @@ die() { echo "bench: $*" >&2; exit 1; }
 say() { echo "bench: $*" >&2; }
 
 [ "$(id -u)" -eq 0 ] || die "needs root (drops the page cache, reserves huge pages)"
-[ -x "$ROW" ] && [ -x "$DAEMON" ] || die "build first: make bench (missing $ROW or $DAEMON)"
+for p in "$BENCH/bench-raw" "$BENCH/bench-fio" "$BENCH/bench-e2e" "$DAEMON"; do
+	[ -x "$p" ] || die "build first: make bench (missing $p)"
+done
 command -v fio >/dev/null || say "fio is not installed (tests/deps.sh installs it): its row will say so"
 case "$RUNS" in ''|*[!0-9]*) die "BENCH_RUNS must be a number";; esac
 [ "$RUNS" -ge 1 ] && [ "$RUNS" -le 64 ] || die "BENCH_RUNS must be 1..64"
@@ -62,7 +65,7 @@ HP_SET=
 
 # At exit, whatever happened: the huge page pool back to what it was (unless someone
 # else changed it meanwhile), the work dir and, unless kept, the files gone. The rows'
-# daemons die with bench-row (it kills them on signals, and they get PDEATHSIG).
+# daemons die with bench-e2e (it kills them on signals, and they get PDEATHSIG).
 cleanup() {
 	if [ -n "$HP_SET" ]; then
 		if [ "$(cat "$HP")" = "$HP_SET" ]; then
@@ -145,17 +148,17 @@ TUNE=(
 RESULTS=$WORK/results.tsv
 : > "$RESULTS"
 
-# row WORKLOAD SECTION KEY BUFFER [OPTS] KIND ARGS...: one bench-row over FILES; its
-# line goes to RESULTS behind "WORKLOAD SECTION KEY BUFFER". A row gets 10 minutes:
-# more is a hang (bench-row passes the TERM on to its daemon). --foreground keeps the
-# row in the terminal's process group, so Ctrl-C reaches it.
+# row WORKLOAD SECTION KEY BUFFER KIND [OPTS] ARGS...: one bench-KIND (raw, fio or
+# e2e) over FILES; its line goes to RESULTS behind "WORKLOAD SECTION KEY BUFFER". A
+# row gets 10 minutes: more is a hang (bench-e2e passes the TERM on to its daemon).
+# --foreground keeps the row in the terminal's process group, so Ctrl-C reaches it.
 row() {
-	local wl=$1 sec=$2 key=$3 buf=$4 out st=0 why
-	shift 4
-	out=$(timeout --foreground 600 "$ROW" --runs "$RUNS" "$@" "${FILES[@]}") || st=$?
+	local wl=$1 sec=$2 key=$3 buf=$4 prog=bench-$5 out st=0 why
+	shift 5
+	out=$(timeout --foreground 600 "$BENCH/$prog" --runs "$RUNS" "$@" "${FILES[@]}") || st=$?
 	if [ $st -ne 0 ] || [ -z "$out" ]; then
-		why="bench-row exited with status $st"
-		[ $st -ne 124 ] || why="bench-row timed out after 600 s"
+		why="$prog exited with status $st"
+		[ $st -ne 124 ] || why="$prog timed out after 600 s"
 		out=$(printf 'error\t%s\t%s' "$key" "$why")
 	fi
 	printf '%s\t%s\t%s\t%s\t%s\n' "$wl" "$sec" "$key" "$buf" "$out" >> "$RESULTS"
@@ -181,28 +184,28 @@ for w in "${WORKLOADS[@]}"; do
 	make_files "$1" "$2"
 	say "workload $1 x $2 MiB, $RUNS run(s) per row"
 
-	row "$wl" cold naive "4 KiB" --label "naive: read() into a mmap'd memfd" raw naive 4k
+	row "$wl" cold naive "4 KiB" raw --label "naive: read() into a mmap'd memfd" naive 4k
 	for t in 4k huge; do
 		b="4 KiB"; [ $t = huge ] && b=hugetlb
-		row "$wl" cold "direct-$t" "$b" --label "io_uring READ, O_DIRECT" raw direct $t
-		row "$wl" cold "fixed-$t" "$b" \
-			--label "io_uring READ_FIXED, O_DIRECT, registered buffer" raw fixed $t
-		row "$wl" cold "buffered-$t" "$b" --label "io_uring READ, buffered" \
-			raw buffered $t
-		row "$wl" cold "splice-$t" "$b" --label "io_uring SPLICE pairs, 1 MiB pipes" \
-			raw splice $t
-		row "$wl" cold "cfr-$t" "$b" --label "copy_file_range(file -> memfd)" raw cfr $t
+		row "$wl" cold "direct-$t" "$b" raw --label "io_uring READ, O_DIRECT" direct $t
+		row "$wl" cold "fixed-$t" "$b" raw \
+			--label "io_uring READ_FIXED, O_DIRECT, registered buffer" fixed $t
+		row "$wl" cold "buffered-$t" "$b" raw --label "io_uring READ, buffered" \
+			buffered $t
+		row "$wl" cold "splice-$t" "$b" raw --label "io_uring SPLICE pairs, 1 MiB pipes" \
+			splice $t
+		row "$wl" cold "cfr-$t" "$b" raw --label "copy_file_range(file -> memfd)" cfr $t
 	done
-	row "$wl" cold fio "4 KiB" --label "fio io_uring O_DIRECT" fio malloc
-	row "$wl" cold fio-huge hugetlb --label "fio io_uring O_DIRECT (the disk's limit)" \
-		fio shmhuge
+	row "$wl" cold fio "4 KiB" fio --label "fio io_uring O_DIRECT" malloc
+	row "$wl" cold fio-huge hugetlb fio --label "fio io_uring O_DIRECT (the disk's limit)" \
+		shmhuge
 	# Each hugetlb setting's tuning rows right after its auto row, so they share the
 	# disk's mood as far as this machine allows.
 	for h in on off; do
 		b="4 KiB"; [ $h = on ] && b=hugetlb
 		for m in auto cfr direct buffered; do
-			row "$wl" cold "e2e-$h-$m" "$b" --label "dmaloadd $m" \
-				e2e "$DAEMON" $m $h "$WORK"
+			row "$wl" cold "e2e-$h-$m" "$b" e2e --label "dmaloadd $m" \
+				"$DAEMON" $m $h "$WORK"
 			[ $m = auto ] && [ ${#TUNE[@]} -gt 0 ] || continue
 			same_row "$wl" tune "tune-$h-default" \
 				"dmaloadd auto, chunk_size 4M, queue_depth 64, fixed_buffers off (the defaults: the cold row above)" \
@@ -210,8 +213,8 @@ for w in "${WORKLOADS[@]}"; do
 			for t in "${TUNE[@]}"; do
 				IFS='|' read -r th k name line <<< "$t"
 				[ "$th" = both ] || [ "$th" = $h ] || continue
-				row "$wl" tune "tune-$h-$k" "$b" --label "dmaloadd auto, $name" \
-					--io "$line" e2e "$DAEMON" auto $h "$WORK"
+				row "$wl" tune "tune-$h-$k" "$b" e2e --label "dmaloadd auto, $name" \
+					--io "$line" "$DAEMON" auto $h "$WORK"
 			done
 		done
 	done
@@ -220,20 +223,20 @@ for w in "${WORKLOADS[@]}"; do
 	# kept buffers (cache_limit 0): the daemon reads it once for all of them.
 	if [ "$1" = 1 ]; then
 		for c in 1 8; do
-			row "$wl" share "share-$c" hugetlb --label "dmaloadd auto, $c client(s) at once" \
-				--clients $c e2e "$DAEMON" auto on "$WORK"
+			row "$wl" share "share-$c" hugetlb e2e --label "dmaloadd auto, $c client(s) at once" \
+				--clients $c "$DAEMON" auto on "$WORK"
 		done
 	fi
 
-	row "$wl" hot naive "4 KiB" --hot --label "naive: read() into a mmap'd memfd" raw naive 4k
-	row "$wl" hot buffered-4k "4 KiB" --hot --label "io_uring READ, buffered" raw buffered 4k
-	row "$wl" hot buffered-huge hugetlb --hot --label "io_uring READ, buffered" \
-		raw buffered huge
+	row "$wl" hot naive "4 KiB" raw --hot --label "naive: read() into a mmap'd memfd" naive 4k
+	row "$wl" hot buffered-4k "4 KiB" raw --hot --label "io_uring READ, buffered" buffered 4k
+	row "$wl" hot buffered-huge hugetlb raw --hot --label "io_uring READ, buffered" \
+		buffered huge
 	for h in on off; do
 		b="4 KiB"; [ $h = on ] && b=hugetlb
 		for m in auto cfr direct buffered; do
-			row "$wl" hot "e2e-$h-$m" "$b" --hot --label "dmaloadd $m" \
-				e2e "$DAEMON" $m $h "$WORK"
+			row "$wl" hot "e2e-$h-$m" "$b" e2e --hot --label "dmaloadd $m" \
+				"$DAEMON" $m $h "$WORK"
 		done
 	done
 done

@@ -106,6 +106,122 @@ static void missing_config(void)
 	CHECKF(strstr(errtext, conf), "stderr does not name the file: %.300s", errtext);
 }
 
+/* A directory at the config path: start-up fails naming it, and says what it is
+ * (read as a file it would be an empty config: every setting silently at default). */
+static void dir_config(void)
+{
+	char conf[PATH_MAX], sock[PATH_MAX];
+	int st;
+
+	snprintf(conf, sizeof(conf), "%s/dir.conf", dir);
+	snprintf(sock, sizeof(sock), "%s/dir.sock", dir);
+	if (!CHECKF(mkdir(conf, 0755) == 0 || errno == EEXIST, "mkdir: %s", strerror(errno)))
+		return;
+	st = run_daemon_expect_exit(conf, sock);
+	rmdir(conf);
+	if (!CHECKF(st != -1, "the daemon kept running with a directory as its config"))
+		return;
+	CHECKF(WIFEXITED(st) && WEXITSTATUS(st) != 0, "wait status 0x%x", st);
+	CHECKF(strstr(errtext, conf) && strstr(errtext, "directory"),
+	       "stderr does not name the file and say it is a directory: %.300s", errtext);
+	CHECKF(access(sock, F_OK) != 0, "the socket was created anyway");
+}
+
+/*
+ * The config path of a running daemon (max_queued = 1) replaced by a directory or a
+ * FIFO, then SIGHUP: the reload is refused and logged, the running config stays (a
+ * second load on one connection still gets EBUSY naming max_queued = 1; read as an
+ * empty file it would be 64), and the loop answers STATUS within a second (a FIFO
+ * opened for reading would block it until a writer came).
+ */
+static void hup_not_a_file(bool fifo)
+{
+	struct raw_msg *rm = raw_msg_new();
+	struct dl_load ld = {
+		.length = DL_LENGTH_TO_EOF,
+		.rate_limit = 1 * MiB,		/* 8 s: still running at the second LOAD */
+	};
+	char why[512], file[PATH_MAX];
+	struct test_daemon d;
+	bool busy = false;
+	uint64_t t0;
+	long skip;
+	int s = -1, r;
+
+	if (!CHECKF(daemon_start(&d, fifo ? "hupfifo" : "hupdir", "max_queued = 1\n", why,
+				 sizeof(why)) == 0, "daemon_start: %s", why)) {
+		daemon_cleanup(&d);
+		goto out;
+	}
+	daemon_baseline(&d);
+	snprintf(file, sizeof(file), "%s/slow.bin", d.dir);
+	if (!CHECK_OK(file_make(file, 8 * MiB, 11, 0644)))
+		goto stop;
+	skip = daemon_log_size(&d);
+	if (!CHECKF(unlink(d.conf) == 0, "unlink %s: %s", d.conf, strerror(errno)))
+		goto stop;
+	if (fifo)
+		CHECKF(mkfifo(d.conf, 0644) == 0, "mkfifo: %s", strerror(errno));
+	else
+		CHECKF(mkdir(d.conf, 0755) == 0, "mkdir: %s", strerror(errno));
+	CHECK_INT(kill(d.pid, SIGHUP), ==, 0);
+	CHECKF(daemon_log_wait(&d, "not a regular file", skip, 5000),
+	       "the refusal is not in the log");
+	CHECK(daemon_log_wait(&d, "keeping the running config", skip, 1000));
+
+	/* the loop is not stuck: STATUS answered within a second */
+	s = raw_connect(d.sock);
+	if (!CHECKF(s >= 0, "connect: %s", strerror(-s)))
+		goto unblock;
+	t0 = now_ms();
+	CHECK_OK(raw_send(s, DL_STATUS, 1, NULL, 0, NULL, 0, NULL, 0));
+	r = raw_recv(s, rm, 1000);
+	CHECKF(r == 1 && rm->m.hdr.type == DL_STATUS_REPLY, "STATUS: %d (type 0x%x) after "
+	       "%llu ms", r, r == 1 ? rm->m.hdr.type : 0, (unsigned long long)(now_ms() - t0));
+
+	/* max_queued is still 1 */
+	ld.path_len = (uint32_t)strlen(file);
+	CHECK_OK(raw_send(s, DL_LOAD, 2, &ld, sizeof(ld), file, strlen(file), NULL, 0));
+	CHECK_OK(raw_send(s, DL_LOAD, 3, &ld, sizeof(ld), file, strlen(file), NULL, 0));
+	while ((r = raw_recv(s, rm, 5000)) == 1) {
+		if (rm->m.hdr.id != 3)
+			continue;
+		busy = rm->m.hdr.type == DL_ERROR && rm->m.u.error.err == EBUSY &&
+		       strstr(raw_error_text(rm), "max_queued = 1");
+		CHECKF(busy, "second LOAD: type 0x%x: %s", rm->m.hdr.type,
+		       rm->m.hdr.type == DL_ERROR ? raw_error_text(rm) : "");
+		break;
+	}
+	CHECKF(r == 1, "no reply to the second LOAD: %d", r);
+	CHECKF(!daemon_log_wait(&d, "reload: [io] max_queued", skip, 1),
+	       "the running config was replaced");
+unblock:
+	/* An old daemon blocked in open() of the FIFO: a writer lets it go on. */
+	if (fifo) {
+		int w = open(d.conf, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+
+		if (w >= 0)
+			close(w);
+	}
+	if (s >= 0)
+		close(s);
+	if (fifo)
+		unlink(d.conf);
+	else
+		rmdir(d.conf);
+	daemon_write_config(&d, "max_queued = 1\n");
+	CHECK_SETTLED(&d, 10000);
+stop:
+	r = daemon_stop(&d);
+	CHECKF(r != -1 && WIFEXITED(r) && WEXITSTATUS(r) == 0, "SIGTERM: wait status 0x%x",
+	       r);
+	if (check_failed())
+		daemon_log_tail(&d, 30);
+	daemon_cleanup(&d);
+out:
+	raw_msg_free(rm);
+}
+
 static void sigterm_idle(void)
 {
 	struct test_daemon d;
@@ -298,6 +414,11 @@ int main(void)
 	CASE(bad_config("[nosuchsection]\nx = 1\n", 2),
 	     "unknown section: exit non-zero, FILE:LINE on stderr");
 	CASE(missing_config(), "missing config file: exit non-zero, names the file");
+	CASE(dir_config(), "a directory as config: exit non-zero, names it");
+	CASE(hup_not_a_file(false), "SIGHUP with a directory at the config path: refused, "
+	     "logged, old settings kept");
+	CASE(hup_not_a_file(true), "SIGHUP with a FIFO at the config path: refused, logged, "
+	     "STATUS answered within 1 s, old settings kept");
 	CASE(sigterm_idle(), "SIGTERM: exit 0");
 	CASE(sigterm_busy(), "SIGTERM with 4 x 256 MiB loads in flight: exit 0, client told");
 	CASE(stale_socket(), "a stale socket file is replaced");

@@ -10,7 +10,8 @@
  * byte right). `dmaload-ctl preload` does the same at run time: without --wait it
  * returns once the daemon accepted the file and the load goes on after it exits;
  * with --wait it returns when loaded, non-zero if a file failed. A SIGHUP that adds
- * a [preload] entry preloads it. A daemon with the cache off preloads nothing (with a
+ * a [preload] entry preloads it; one still loading is in root's STATUS and root's
+ * EVICT of its path cancels it. A daemon with the cache off preloads nothing (with a
  * warning) and refuses `dmaload-ctl preload`.
  */
 #include <errno.h>
@@ -38,7 +39,7 @@ static struct test_daemon d, d2;
 static struct test_daemon *cur;
 static char fdir[256];		/* the files, made before the daemon starts */
 static char fa[PATH_MAX], fb[PATH_MAX], fone[PATH_MAX], fc[PATH_MAX], fd_[PATH_MAX],
-	    fe[PATH_MAX], fg[PATH_MAX];
+	    fe[PATH_MAX], fg[PATH_MAX], fh[PATH_MAX];
 static char out[65536], err[65536];
 
 /* Runs dmaload-ctl on cur's socket; stdout and stderr into out and err. Returns the
@@ -233,6 +234,58 @@ static void sighup_adds(void)
 	dmaload_close(dl);
 }
 
+/* Whether root's STATUS lists a running load named @path: 1, 0, or -errno. */
+static int status_lists(struct dmaload *dl, const char *path)
+{
+	struct dmaload_status st;
+	int r = dmaload_status(dl, &st), found = 0;
+
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < st.n_loads; i++)
+		if (!strcmp(st.loads[i].name, path))
+			found = 1;
+	dmaload_status_free(&st);
+	return found;
+}
+
+/* A [preload] entry (the daemon's own detached load, 48 MiB at 16 MB/s) is listed in
+ * root's STATUS while it loads, and root's EVICT of its path cancels it: it leaves
+ * STATUS and never reaches the cache. */
+static void preload_listed_evicted(void)
+{
+	struct dmaload *dl = lc_connect(&d, "hup-cancel");
+	struct dmaload_cache_entry e;
+	char more[PATH_MAX * 4];
+	uint64_t end;
+	int r = 0;
+
+	if (!dl)
+		return;
+	snprintf(more, sizeof(more), "[cache]\ncache_limit = 1G\n[limits]\n"
+		 "global_rate = 16M\n[preload]\npreload = %s/models/*.bin\npreload = %s\n"
+		 "preload = %s\n", fdir, fe, fh);
+	if (!CHECK_OK(daemon_write_config_more(&d, NULL, more)))
+		goto out;
+	kill(d.pid, SIGHUP);
+	end = now_ms() + 5000;
+	while ((r = status_lists(dl, fh)) == 0 && now_ms() < end)
+		sleep_ms(20);
+	if (!CHECKF(r == 1, "%s not in root's STATUS while preloading (r=%d)", fh, r))
+		goto out;
+	r = dmaload_evict(dl, fh, NULL);
+	CHECKF(r >= 1, "EVICT %s: %d", fh, r);
+	end = now_ms() + 2000;
+	while ((r = status_lists(dl, fh)) == 1 && now_ms() < end)
+		sleep_ms(20);
+	CHECKF(r == 0, "%s still in STATUS after EVICT (r=%d)", fh, r);
+	sleep_ms(100);
+	CHECKF(!list_find(dl, fh, &e), "%s cached after its preload was cancelled", fh);
+	CHECKF(daemon_log_wait(&d, "cancelled by EVICT", 0, 1000), "no cancel in the log");
+out:
+	dmaload_close(dl);
+}
+
 /* Drops every cached buffer and waits for the daemon to hold no memfd. */
 static bool evict_all(struct test_daemon *td)
 {
@@ -343,6 +396,8 @@ int main(void)
 	make_cold(fe, SMALL, 6);
 	snprintf(fg, sizeof(fg), "%s/g", fdir);
 	make_cold(fg, BIG, 7);
+	snprintf(fh, sizeof(fh), "%s/h", fdir);
+	make_cold(fh, BIG, 8);
 	notify_sock = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	snprintf(sa.sun_path, sizeof(sa.sun_path), "%.90s/notify", fdir);
 	CHECKF(notify_sock >= 0 && bind(notify_sock, (struct sockaddr *)&sa, sizeof(sa)) == 0,
@@ -363,6 +418,8 @@ int main(void)
 	CASE(ctl_preload(), "dmaload-ctl preload: without --wait returns at ACCEPTED and "
 	     "the load goes on; --wait: exit 1 if a file failed; a cached file is a hit");
 	CASE(sighup_adds(), "SIGHUP with a new [preload] entry preloads it");
+	CASE(preload_listed_evicted(), "a [preload] entry still loading is in root's STATUS; "
+	     "root's EVICT of its path cancels it");
 	CASE(no_leak(), "EVICT all, then a run-time preload and EVICT: no fd or memfd left");
 	CASE(stop_during_preload(), "detach needs pin; SIGTERM during a detached preload: "
 	     "cancelled, exit 0 at once");

@@ -23,12 +23,10 @@
 #include <dirent.h>
 #include <stdarg.h>
 #include <fcntl.h>
-#include <grp.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/mount.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -72,18 +70,6 @@ struct probe {
 	bool lib;		/* through libdmaload (which sends its root) */
 };
 
-/* Becomes nobody, and dumpable again, as a process that exec'd after dropping would be
- * (the kernel makes one that changed its uid undumpable, and a daemon without
- * CAP_SYS_PTRACE may then not open its /proc/PID/root). */
-static int drop_to_nobody(char *msg, size_t len)
-{
-	if (setgroups(0, NULL) < 0 || setgid(NOBODY) < 0 || setuid(NOBODY) < 0 ||
-	    setuid(0) == 0 || prctl(PR_SET_DUMPABLE, 1) < 0) {
-		snprintf(msg, len, "dropping to nobody: %s", strerror(errno));
-		return -1;
-	}
-	return 0;
-}
 
 /* One LOAD (with @root as DL_LOAD_ROOT_FD if > 0) and its final reply, checked
  * against @w. */
@@ -184,7 +170,7 @@ static int child_probe(void *arg, char *msg, size_t len)
 		return 1;
 	if (p->enter && p->enter(p->enter_arg, msg, len))
 		return 1;
-	if (p->nobody && drop_to_nobody(msg, len) < 0)
+	if (p->nobody && child_drop(NOBODY, 0, msg, len) < 0)
 		return 1;
 	if (p->lib) {
 		struct dmaload *dl;
@@ -638,40 +624,54 @@ static bool make_containers(void)
 	return CHECKF(symlink("/pub", a) == 0, "symlink: %s", strerror(errno));
 }
 
+/*
+ * Starts @dp through a shell wrapper: "exec @prefix" with the daemon binary as $0 and
+ * its arguments after, for a daemon in a mount namespace or with capabilities of its
+ * own. The wrapper is written under d.dir as @tag.
+ */
+static bool start_wrapped(struct test_daemon *dp, const char *tag, const char *prefix)
+{
+	const char *bin = daemon_binary();
+	char wrapper[TPATH], why[512];
+	FILE *f;
+	int r;
+
+	snprintf(wrapper, sizeof(wrapper), "%s/%s", d.dir, tag);
+	f = fopen(wrapper, "we");
+	if (!CHECKF(f, "%s: %s", wrapper, strerror(errno)))
+		return false;
+	fprintf(f, "#!/bin/sh\nexec %s '%s' \"$@\"\n", prefix, bin);
+	fclose(f);
+	chmod(wrapper, 0755);
+	setenv("DMALOADD", wrapper, 1);
+	r = daemon_start(dp, tag, NULL, why, sizeof(why));
+	setenv("DMALOADD", bin, 1);
+	return CHECKF(r == 0, "%s", why);
+}
+
 /* A daemon in its own mount namespace, with a tmpfs over a directory the host has. */
 static void daemon_private_ns(void)
 {
 	struct test_daemon dp;
-	char wrapper[TPATH], priv[TPATH], file[TPATH], why[512];
-	const char *bin = daemon_binary();
+	char priv[TPATH], file[TPATH], prefix[2 * TPATH];
 	char *mine[] = { file };
 	struct probe p = {
 		.want = { .size = SIZE, .seed = 8 },
 		.pass_fd = -1,
 	};
-	FILE *f;
 	int r;
 
 	snprintf(priv, sizeof(priv), "%s/priv", d.dir);
 	snprintf(file, sizeof(file), "%s/priv/file", d.dir);
-	snprintf(wrapper, sizeof(wrapper), "%s/private-ns-daemon", d.dir);
 	if (!CHECKF(mkdir(priv, 0755) == 0, "mkdir: %s", strerror(errno)))
 		return;
 	if ((r = file_make(file, SIZE, 8, 0644)) < 0) {
 		CHECKF(false, "file_make: %s", strerror(-r));
 		return;
 	}
-	f = fopen(wrapper, "we");
-	if (!CHECKF(f, "%s: %s", wrapper, strerror(errno)))
-		return;
-	fprintf(f, "#!/bin/sh\nexec unshare --mount --propagation private sh -c "
-		"'mount -t tmpfs none \"$0\" && exec \"$@\"' '%s' '%s' \"$@\"\n", priv, bin);
-	fclose(f);
-	chmod(wrapper, 0755);
-	setenv("DMALOADD", wrapper, 1);
-	r = daemon_start(&dp, "resolve-privns", NULL, why, sizeof(why));
-	setenv("DMALOADD", bin, 1);
-	if (!CHECKF(r == 0, "%s", why))
+	snprintf(prefix, sizeof(prefix), "unshare --mount --propagation private sh -c "
+		 "'mount -t tmpfs none \"$0\" && exec \"$@\"' '%s'", priv);
+	if (!start_wrapped(&dp, "resolve-privns", prefix))
 		return;
 	p.sock = dp.sock;
 	p.paths = mine;
@@ -694,29 +694,16 @@ static void daemon_private_ns(void)
 static void daemon_hardened(void)
 {
 	struct test_daemon dh;
-	char wrapper[TPATH], why[512], reg[TPATH];
-	const char *bin = daemon_binary();
+	char reg[TPATH + 8];
 	char *pub[] = { public };
 	char *in_ctr[] = { "/pub" };
 	char *host[] = { secret };
 	struct probe p = { .pass_fd = -1 };
-	FILE *f;
 	int r, fd;
 
-	snprintf(wrapper, sizeof(wrapper), "%s/hardened-daemon", d.dir);
-	f = fopen(wrapper, "we");
-	if (!CHECKF(f, "%s: %s", wrapper, strerror(errno)))
-		return;
-	fprintf(f, "#!/bin/sh\nexec unshare --mount --propagation private sh -c "
-		"'mount -t proc -o hidepid=invisible proc /proc && exec setpriv "
-		"--bounding-set=-all,+setuid,+setgid --inh-caps=-all \"$0\" \"$@\"' "
-		"'%s' \"$@\"\n", bin);
-	fclose(f);
-	chmod(wrapper, 0755);
-	setenv("DMALOADD", wrapper, 1);
-	r = daemon_start(&dh, "resolve-hardened", NULL, why, sizeof(why));
-	setenv("DMALOADD", bin, 1);
-	if (!CHECKF(r == 0, "%s", why))
+	if (!start_wrapped(&dh, "resolve-hardened", "unshare --mount --propagation private "
+			   "sh -c 'mount -t proc -o hidepid=invisible proc /proc && exec setpriv "
+			   "--bounding-set=-all,+setuid,+setgid --inh-caps=-all \"$0\" \"$@\"'"))
 		return;
 	p.sock = dh.sock;
 	p.paths = pub;

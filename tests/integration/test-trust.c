@@ -11,7 +11,6 @@
  * hides root's entries and its EVICT cannot drop them. Needs root; SKIPs otherwise.
  */
 #include <fcntl.h>
-#include <grp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -38,20 +37,6 @@ struct child_arg {
 	uint32_t seed;
 };
 
-static int drop_privileges(gid_t extra, char *msg, size_t len)
-{
-	int r = extra ? setgroups(1, &extra) : setgroups(0, NULL);
-
-	if (r < 0 || setgid(NOBODY) < 0 || setuid(NOBODY) < 0) {
-		snprintf(msg, len, "dropping privileges: %s", strerror(errno));
-		return -1;
-	}
-	if (getuid() != NOBODY || geteuid() != NOBODY || setuid(0) == 0) {
-		snprintf(msg, len, "still privileged after dropping");
-		return -1;
-	}
-	return 0;
-}
 
 /* Runs in the child. */
 static int child_load(void *arg, char *msg, size_t len)
@@ -69,7 +54,7 @@ static int child_load(void *arg, char *msg, size_t len)
 			return 1;
 		}
 	}
-	if (drop_privileges(a->extra_gid, msg, len) < 0)
+	if (child_drop(NOBODY, a->extra_gid, msg, len) < 0)
 		return 1;
 	r = dmaload_connect(&dl, d.sock, "nobody");
 	if (r < 0) {
@@ -113,7 +98,7 @@ static int child_status(void *arg, char *msg, size_t len)
 	int r;
 
 	(void)arg;
-	if (drop_privileges(0, msg, len) < 0)
+	if (child_drop(NOBODY, 0, msg, len) < 0)
 		return 1;
 	r = dmaload_connect(&dl, d.sock, "nobody-status");
 	if (r < 0) {
@@ -189,7 +174,7 @@ static int child_cache(void *arg, char *msg, size_t len)
 	int r;
 
 	(void)arg;
-	if (drop_privileges(0, msg, len) < 0)
+	if (child_drop(NOBODY, 0, msg, len) < 0)
 		return 1;
 	r = dmaload_connect(&dl, dc.sock, "nobody-cache");
 	if (r < 0) {

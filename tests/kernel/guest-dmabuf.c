@@ -330,12 +330,7 @@ static void hugetlb(void)
 		want = strtol(p + strlen("hugepages="), NULL, 10);
 	if (f)
 		fclose(f);
-	f = fopen("/proc/meminfo", "re");
-	while (f && fgets(line, sizeof(line), f))
-		if (sscanf(line, "HugePages_Total: %ld", &total) == 1)
-			break;
-	if (f)
-		fclose(f);
+	total = meminfo_value("HugePages_Total");
 	if (!CHECKF(want > 0, "no hugepages=N on /proc/cmdline"))
 		return;
 	if (!CHECK_INT(total, ==, want))

@@ -70,20 +70,6 @@ static int make_files(const char *dir)
 	return 0;
 }
 
-/* Cold cache for every load: buffered reads hit the disk, and auto's choice is the
- * one for a file nobody has read. */
-static void drop_caches(void)
-{
-	int fd = open("/proc/sys/vm/drop_caches", O_WRONLY | O_CLOEXEC);
-
-	sync();
-	if (fd >= 0) {
-		if (write(fd, "3", 1) != 1)
-			fprintf(stderr, "# drop_caches: %s\n", strerror(errno));
-		close(fd);
-	}
-}
-
 static void hello(void)
 {
 	int r = dmaload_connect(&dl, NULL, "guest-load");
@@ -128,6 +114,8 @@ static void load(const struct tfile *f, bool by_fd, uint8_t method, uint64_t off
 
 	if (!CHECKF(dl, "no connection to the daemon"))
 		return;
+	/* Cold cache for every load: buffered reads hit the disk, and auto's choice is
+	 * the one for a file nobody has read. */
 	drop_caches();
 	dmaload_opts_init(&o);
 	o.method = method;

@@ -64,18 +64,6 @@ static int make_files(const char *dir)
 	return 0;
 }
 
-static void drop_caches(void)
-{
-	int fd = open("/proc/sys/vm/drop_caches", O_WRONLY | O_CLOEXEC);
-
-	sync();
-	if (fd >= 0) {
-		if (write(fd, "3", 1) != 1)
-			fprintf(stderr, "# drop_caches: %s\n", strerror(errno));
-		close(fd);
-	}
-}
-
 static uint64_t page_round(uint64_t n)
 {
 	uint64_t page = (uint64_t)getpagesize();
@@ -452,25 +440,6 @@ static void many_clients(void)
 
 /* ---- killed clients ---------------------------------------------------------------- */
 
-/* A /proc/meminfo field in KiB, -1 if missing. */
-static long meminfo_kb(const char *key)
-{
-	char line[128];
-	size_t kl = strlen(key);
-	long v = -1;
-	FILE *f = fopen("/proc/meminfo", "re");
-
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (!strncmp(line, key, kl) && line[kl] == ':') {
-			v = strtol(line + kl + 1, NULL, 10);
-			break;
-		}
-	fclose(f);
-	return v;
-}
-
 /* Waits until the daemon runs no load (the killed clients' loads are released). */
 static bool daemon_idle(int timeout_ms)
 {
@@ -520,8 +489,8 @@ static void killed_mid_load(void)
 	if (!CHECKF(daemon_idle(10000), "the daemon is not idle before the case"))
 		return;
 	drop_caches();
-	shmem0 = meminfo_kb("Shmem");
-	free0 = meminfo_kb("MemFree");
+	shmem0 = meminfo_value("Shmem");
+	free0 = meminfo_value("MemFree");
 	for (int round = 0; round < 3; round++) {
 		pid_t pid = fork();
 
@@ -535,8 +504,8 @@ static void killed_mid_load(void)
 	if (!CHECKF(daemon_idle(30000), "the killed clients' loads are still there"))
 		return;
 	drop_caches();
-	shmem1 = meminfo_kb("Shmem");
-	free1 = meminfo_kb("MemFree");
+	shmem1 = meminfo_value("Shmem");
+	free1 = meminfo_value("MemFree");
 	fprintf(stderr, "# killed clients: Shmem %ld -> %ld KiB, MemFree %ld -> %ld KiB\n",
 		shmem0, shmem1, free0, free1);
 	/* Each round held 3 MiB of udmabuf memfd (Shmem) and 3 MiB of heap pages: a

@@ -1,14 +1,21 @@
 /*
- * harness.h: what the integration tests share.
+ * harness.h: what the integration tests, the bench and the qemu guest's programs
+ * share; the one header they include (with check.h and loads.h). One .c file per
+ * topic, named in each section below:
  *
- *   - a private daemon: the real $DMALOADD binary started on its own socket, config
- *     file and log in a private temp dir (like tmux's regress/ or dbus-broker's
+ *   - util.c: the clock, private temp dirs, filesystem types;
+ *   - pattern.c: test files with a deterministic pattern, and the check of a DONE
+ *     buffer against them (size, seals, every byte);
+ *   - hugepages.c: the huge page pool, grown for a test and restored at exit;
+ *   - proc.c: /proc probes (the daemon's open fds and memfds, to catch leaks),
+ *     /proc/meminfo and dropping the page cache;
+ *   - daemon.c: a private daemon: the real $DMALOADD binary started on its own socket,
+ *     config file and log in a private temp dir (like tmux's regress/ or dbus-broker's
  *     util-broker), stopped with SIGTERM and required to exit 0;
- *   - /proc probes: the daemon's open fds and memfds, to catch leaks;
- *   - test files with a deterministic pattern, and the check of a DONE buffer against
- *     them (size, seals, every byte);
- *   - a raw protocol client, for input libdmaload would never send;
- *   - running a function in a forked child (privilege drops, killed clients).
+ *   - ctl.c: the CLI runner (dmaload-ctl against a test daemon, output captured);
+ *   - raw.c: a raw protocol client, for input libdmaload would never send;
+ *   - children.c: running a function in a forked child (privilege drops, killed
+ *     clients).
  *
  * Temp dirs live under $DMALOAD_TEST_TMP (tests/run-one.sh makes one per run) or
  * /var/tmp: O_DIRECT needs a real filesystem, not tmpfs.
@@ -22,15 +29,16 @@
 
 #include "check.h"
 #include "dmaload-proto.h"
+#include "util.h"
 
 #define MiB (1024ull * 1024)
 
-/* ---- time ---------------------------------------------------------------------- */
+/* ---- time (util.c) ---------------------------------------------------------------- */
 
 uint64_t now_ms(void);
 void sleep_ms(unsigned ms);
 
-/* ---- temp dirs ----------------------------------------------------------------- */
+/* ---- temp dirs (util.c) ----------------------------------------------------------- */
 
 /* Makes a fresh 0755 dir named after @tag under the test temp base; path into @out. */
 int tdir_create(char *out, size_t len, const char *tag);
@@ -39,7 +47,7 @@ int tdir_remove(const char *path);
 /* The filesystem type name of @path ("ext4", "tmpfs", ...) into @out. */
 int fs_type_name(const char *path, char *out, size_t len);
 
-/* ---- pattern files ------------------------------------------------------------- */
+/* ---- pattern files (pattern.c) ---------------------------------------------------- */
 
 /* The byte at file offset @off of the pattern @seed: any range can be produced alone,
  * and a byte in the wrong place (off by one, a chunk swapped) does not match. */
@@ -62,7 +70,7 @@ bool buf_verify(int fd, uint64_t len, uint32_t seed, uint64_t off, char *why, si
 		check_fail(__FILE__, __LINE__, "buffer of %s: %s", #fd, _why);	\
 })
 
-/* ---- huge pages ---------------------------------------------------------------- */
+/* ---- huge pages (hugepages.c) ----------------------------------------------------- */
 
 /* Makes sure at least @n free huge pages of the default size are in the pool (root
  * only: /proc/sys/vm/nr_hugepages), growing it if needed; the pool's first size is
@@ -74,7 +82,7 @@ bool hugepages_set(unsigned n);
 long hugepages_free(void);
 long hugepages_total(void);
 
-/* ---- /proc probes -------------------------------------------------------------- */
+/* ---- /proc (proc.c) --------------------------------------------------------------- */
 
 /* Open fds of @pid (0: this process). -errno on failure. */
 int proc_fd_count(pid_t pid);
@@ -83,8 +91,13 @@ int proc_memfd_count(pid_t pid, int *fds, int *maps);
 /* A one-line description of @pid's fds ("3 socket:[..] 4 anon_inode:[io_uring] ...")
  * for failure messages. */
 void proc_fd_describe(pid_t pid, char *out, size_t len);
+/* A field of /proc/meminfo: meminfo_value() of the daemon's util.h, the one reader
+ * the daemon, the tests and the bench share. */
+/* sync(), then drops the page cache, dentries and inodes (root only). 0, or -errno
+ * after a "# drop_caches: why" line on stderr. */
+int drop_caches(void);
 
-/* ---- the daemon ---------------------------------------------------------------- */
+/* ---- the daemon (daemon.c; the CLI runner: ctl.c) --------------------------------- */
 
 struct test_daemon {
 	pid_t pid;			/* -1 when not running */
@@ -131,6 +144,10 @@ int daemon_start(struct test_daemon *d, const char *tag, const char *io_extra,
 /* daemon_start with @more sections in the config (see daemon_write_config_more). */
 int daemon_start_more(struct test_daemon *d, const char *tag, const char *io_extra,
 		      const char *more, char *why, size_t why_len);
+/* Starts the daemon like daemon_start, but with @conf as its whole config file: no
+ * test defaults (the bench's daemons run on the built-in ones). */
+int daemon_start_conf(struct test_daemon *d, const char *tag, const char *conf,
+		      char *why, size_t why_len);
 /* Waits up to @timeout_ms for a line of the daemon's log that contains @needle and
  * comes after the first @skip bytes of the log. Returns true if one did. */
 bool daemon_log_wait(const struct test_daemon *d, const char *needle, long skip,
@@ -142,6 +159,9 @@ long daemon_log_size(const struct test_daemon *d);
 int daemon_stop(struct test_daemon *d);
 /* Prints the last @lines lines of the daemon's log to stderr. */
 void daemon_log_tail(const struct test_daemon *d, int lines);
+/* If the daemon has exited, reaps it: true with its wait status in *@status, and
+ * d->pid is -1 from then on. False while it runs. */
+bool daemon_reap(struct test_daemon *d, int *status);
 /* Whether the daemon process is still alive. */
 bool daemon_alive(const struct test_daemon *d);
 /* Waits until the daemon's fd and memfd counts stay the same for 300 ms, then records
@@ -171,7 +191,7 @@ void daemon_stop_case(struct test_daemon *d, const char *suite_case);
 /* Removes the temp dir. */
 void daemon_cleanup(struct test_daemon *d);
 
-/* ---- raw protocol -------------------------------------------------------------- */
+/* ---- raw protocol (raw.c) --------------------------------------------------------- */
 
 struct raw_msg {
 	int decode;			/* dl_msg_decode()'s result */
@@ -208,7 +228,7 @@ void raw_msg_clear(struct raw_msg *rm);
 /* The ERROR text of rm as a NUL-terminated string (static storage). */
 const char *raw_error_text(const struct raw_msg *rm);
 
-/* ---- children ------------------------------------------------------------------ */
+/* ---- children (children.c) -------------------------------------------------------- */
 
 /*
  * Runs @fn in a forked child. The child's @fn returns 0 for success or writes what
@@ -216,5 +236,13 @@ const char *raw_error_text(const struct raw_msg *rm);
  * Returns 0 when the child succeeded, 1 when it reported a failure, -ETIMEDOUT when
  * it ran longer than @timeout_ms (it is killed), -1 when it died otherwise.
  */
+/*
+ * In a child: becomes uid @uid with gid @uid (nobody is 65534 and 65534), with
+ * supplementary group @extra (0: none), unable to become root again, and dumpable
+ * again as a process that exec'd would be (the kernel makes one that changed its uid
+ * undumpable, and a daemon without CAP_SYS_PTRACE may then not open its
+ * /proc/PID/root). Returns 0, or -1 with @msg set.
+ */
+int child_drop(uid_t uid, gid_t extra, char *msg, size_t len);
 int child_run(int (*fn)(void *arg, char *msg, size_t len), void *arg,
 	      char *msg, size_t len, int timeout_ms);

@@ -14,6 +14,7 @@
 #include "../lib/check.h"
 #include "../lib/harness.h"
 #include "config.h"
+#include "util.h"
 
 static char dir[256];
 
@@ -48,6 +49,9 @@ static void defaults(void)
 	CHECK_U64(c.queue_depth, >, 0);
 	CHECK_U64(c.max_loads, >, 0);
 	CHECK_U64(c.max_queued, >, 0);
+	CHECK_U64(c.max_detached, ==, 64);
+	CHECK_STR(c.detach_group, "");
+	CHECK_U64(c.detach_gid, ==, (gid_t)-1);
 	CHECK_INT(c.direct, ==, CONFIG_AUTO);
 	CHECK(c.fixed_buffers == CONFIG_ON || c.fixed_buffers == CONFIG_OFF ||
 	      c.fixed_buffers == CONFIG_AUTO);
@@ -71,12 +75,14 @@ static void full_file(void)
 			"max_clients = 17\n"
 			"log_level = debug\n"
 			"workers = 3\n"
+			"detach_group = root\n"
 			"\n"
 			"[io]\n"
 			"chunk_size = 1M\n"
 			"queue_depth = 33\n"
 			"max_loads = 5\n"
 			"max_queued = 9\n"
+			"max_detached = 3\n"
 			"max_load_size = 1G\n"
 			"direct = off\n"
 			"fixed_buffers = on\n"
@@ -96,6 +102,9 @@ static void full_file(void)
 		CHECK_U64(c.queue_depth, ==, 33);
 		CHECK_U64(c.max_loads, ==, 5);
 		CHECK_U64(c.max_queued, ==, 9);
+		CHECK_U64(c.max_detached, ==, 3);
+		CHECK_STR(c.detach_group, "root");
+		CHECK_U64(c.detach_gid, ==, 0);
 		CHECK_U64(c.max_load_size, ==, 1ull << 30);
 		CHECK_INT(c.direct, ==, CONFIG_OFF);
 		CHECK_INT(c.fixed_buffers, ==, CONFIG_ON);
@@ -138,6 +147,8 @@ static void accepted_values(void)
 		"[io]\nchunk_size = 4M\n",
 		"[io]\nchunk_size = 4096\n",
 		"[io]\nmax_load_size = 0\n",
+		"[io]\nmax_inflight = 0\n",
+		"[io]\nmax_inflight = 4K\n",
 		"[io]\ndirect = auto\n",
 		"[io]\nfixed_buffers = on\n",
 		"[io]\nfixed_buffers = off\n",
@@ -164,6 +175,11 @@ static void accepted_values(void)
 		"[daemon]\nlog_level = notice\n",
 		"[daemon]\nlog_level = info\n",
 		"[daemon]\nsocket_mode = 600\n",
+		"[daemon]\ndetach_group = root\n",
+		"[daemon]\ndetach_group = 4243\n",
+		"[daemon]\ndetach_group = \n",
+		"[io]\nmax_detached = 0\n",
+		"[io]\nmax_detached = 65536\n",
 		"",
 		"; only a comment\n",
 	};
@@ -187,6 +203,14 @@ static void accepted_values(void)
 		} else if (strstr(ok[i], "target = udmabuf")) {
 			CHECK_INT(c.target, ==, DL_TARGET_UDMABUF);
 		}
+		if (strstr(ok[i], "detach_group = root"))
+			CHECK(c.detach_gid == 0 && !strcmp(c.detach_group, "root"));
+		if (strstr(ok[i], "detach_group = 4243"))
+			CHECK(c.detach_gid == 4243 && !strcmp(c.detach_group, "4243"));
+		if (strstr(ok[i], "detach_group = \n"))
+			CHECK(c.detach_gid == (gid_t)-1 && !c.detach_group[0]);
+		if (strstr(ok[i], "max_detached = 0"))
+			CHECK_U64(c.max_detached, ==, 0);
 		if (strstr(ok[i], "25%"))
 			CHECK(c.cache_limit_pct == 25 && c.cache_limit == 0);
 		if (strstr(ok[i], "512M"))
@@ -252,6 +276,15 @@ static void bad_values(void)
 		{ "daemon", "workers", "two" },
 		{ "daemon", "workers", "-1" },
 		{ "daemon", "workers", "0" },
+		{ "daemon", "detach_group", "no-such-group-dmaload" },
+		{ "daemon", "detach_group", "-5" },
+		{ "daemon", "detach_group", "4294967295" },
+		{ "daemon", "detach_group", "a-group-name-far-too-long-for-any-system-to-have-"
+					    "been-given-it-0123456789" },
+		{ "io", "max_detached", "many" },
+		{ "io", "max_detached", "-1" },
+		{ "io", "max_detached", "65537" },
+		{ "io", "max_detached", "" },
 		{ "io", "chunk_size", "0" },
 		{ "io", "chunk_size", "4X" },
 		{ "io", "chunk_size", "-4M" },
@@ -304,6 +337,7 @@ static void unknown_key(void)
 	expect_bad("io", "chunksize", "4M");
 	expect_bad("io", "socket", "/x");	/* a [daemon] key in [io] */
 	expect_bad("daemon", "queue_depth", "4");	/* an [io] key in [daemon] */
+	expect_bad("io", "detach_group", "root");	/* a [daemon] key in [io] */
 }
 
 static void unknown_section(void)
@@ -360,7 +394,68 @@ static void missing_file(void)
 	CHECKF(strstr(err, path), "message \"%s\" does not name the file", err);
 }
 
-static void parse_size(void)
+/* A config path that is a directory or a FIFO is refused (naming the path and what it
+ * is) without a byte read: a directory would read as an empty config, a FIFO would
+ * block (the case's watchdog turns a hang into a FAIL). */
+static void not_a_file(void)
+{
+	char path[PATH_MAX], err[512] = "";
+	struct config c;
+	int r;
+
+	snprintf(path, sizeof(path), "%s/dir.conf", dir);
+	if (!CHECKF(mkdir(path, 0755) == 0, "mkdir %s: %s", path, strerror(errno)))
+		return;
+	config_init(&c);
+	c.max_loads = 7;
+	r = config_load(&c, path, err, sizeof(err));
+	CHECK_ERR(r, -EISDIR);
+	CHECK_U64(c.max_loads, ==, 7);
+	CHECKF(strstr(err, path) && strstr(err, "directory"),
+	       "message \"%s\" does not name the file and what it is", err);
+	config_deinit(&c);
+	rmdir(path);
+
+	snprintf(path, sizeof(path), "%s/fifo.conf", dir);
+	if (!CHECKF(mkfifo(path, 0600) == 0, "mkfifo %s: %s", path, strerror(errno)))
+		return;
+	config_init(&c);
+	err[0] = '\0';
+	r = config_load(&c, path, err, sizeof(err));
+	CHECK_ERR(r, -EINVAL);
+	CHECKF(strstr(err, path) && strstr(err, "FIFO"),
+	       "message \"%s\" does not name the file and what it is", err);
+	config_deinit(&c);
+	unlink(path);
+}
+
+/* SIGHUP: detach_group and max_detached take effect at once. */
+static void reload_detach(void)
+{
+	char path[PATH_MAX], err[512] = "";
+	struct config live, next;
+
+	if (!write_file("detach.conf", "[daemon]\ndetach_group = root\n[io]\n"
+			"max_detached = 5\n", path, sizeof(path)))
+		return;
+	config_init(&live);
+	config_init(&next);
+	CHECK_OK(config_load(&next, path, err, sizeof(err)));
+	config_reload(&live, &next);
+	CHECK_U64(live.max_detached, ==, 5);
+	CHECK_U64(live.detach_gid, ==, 0);
+	CHECK_STR(live.detach_group, "root");
+	config_deinit(&next);
+	config_init(&next);
+	config_reload(&live, &next);	/* back to none */
+	CHECK_U64(live.detach_gid, ==, (gid_t)-1);
+	CHECK_STR(live.detach_group, "");
+	CHECK_U64(live.max_detached, ==, 64);
+	config_deinit(&next);
+	config_deinit(&live);
+}
+
+static void sizes(void)
 {
 	static const struct { const char *s; uint64_t v; } ok[] = {
 		{ "4M", 4ull << 20 }, { "512k", 512ull << 10 }, { "512K", 512ull << 10 },
@@ -377,14 +472,14 @@ static void parse_size(void)
 
 	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
 		uint64_t v = 12345;
-		int r = config_parse_size(ok[i].s, &v);
+		int r = parse_size(ok[i].s, &v);
 
 		CHECKF(r == 0 && v == ok[i].v, "\"%s\": r=%d v=%llu, expected %llu", ok[i].s, r,
 		       (unsigned long long)v, (unsigned long long)ok[i].v);
 	}
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		uint64_t v = 0;
-		int r = config_parse_size(bad[i], &v);
+		int r = parse_size(bad[i], &v);
 
 		CHECKF(r == -EINVAL, "\"%s\": r=%d v=%llu, expected -EINVAL", bad[i], r,
 		       (unsigned long long)v);
@@ -438,6 +533,8 @@ static void shipped_conf(void)
 		CHECK_U64(c.queue_depth, ==, def.queue_depth);
 		CHECK_U64(c.max_loads, ==, def.max_loads);
 		CHECK_U64(c.max_queued, ==, def.max_queued);
+		CHECK_U64(c.max_detached, ==, def.max_detached);
+		CHECK_U64(c.detach_gid, ==, def.detach_gid);
 		CHECK_U64(c.max_load_size, ==, def.max_load_size);
 		CHECK_INT(c.direct, ==, def.direct);
 		CHECK_INT(c.fixed_buffers, ==, def.fixed_buffers);
@@ -471,7 +568,9 @@ int main(void)
 	CASE(no_section(), "key before any section -> EINVAL naming FILE:LINE");
 	CASE(syntax_error(), "line without '=' -> EINVAL naming FILE:LINE");
 	CASE(missing_file(), "missing file -> ENOENT with its name");
-	CASE(parse_size(), "config_parse_size: suffixes, overflow, garbage");
+	CASE(not_a_file(), "a directory or FIFO as config -> refused with its name, no block");
+	CASE(reload_detach(), "SIGHUP takes detach_group and max_detached at once");
+	CASE(sizes(), "parse_size: suffixes, overflow, garbage");
 	CASE(log_levels(), "log_parse_level");
 	CASE(shipped_conf(), "shipped conf/dmaloadd.conf loads and matches the defaults");
 

@@ -1,0 +1,70 @@
+/*
+ * hugepages.c: the huge page pool, for tests of hugetlb buffers. A test grows the pool
+ * to what it needs (root only); the size it found is restored at exit, by the process
+ * that changed it (not by forked children).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+static long hugepages_orig = -1;
+static pid_t hugepages_owner;	/* forked children must not restore the pool */
+
+long hugepages_free(void)
+{
+	long fr = meminfo_value("HugePages_Free"), rs = meminfo_value("HugePages_Rsvd");
+
+	return fr < 0 || rs < 0 ? -1 : fr - rs;
+}
+
+long hugepages_total(void)
+{
+	long v = -1;
+	FILE *f = fopen("/proc/sys/vm/nr_hugepages", "re");
+
+	if (f) {
+		if (fscanf(f, "%ld", &v) != 1)
+			v = -1;
+		fclose(f);
+	}
+	return v;
+}
+
+static void hugepages_restore(void)
+{
+	if (hugepages_orig >= 0 && getpid() == hugepages_owner)
+		hugepages_set((unsigned)hugepages_orig);
+}
+
+bool hugepages_set(unsigned n)
+{
+	FILE *f;
+
+	if (hugepages_orig < 0) {
+		hugepages_orig = hugepages_total();
+		if (hugepages_orig < 0)
+			return false;
+		hugepages_owner = getpid();
+		atexit(hugepages_restore);
+	}
+	f = fopen("/proc/sys/vm/nr_hugepages", "we");
+	if (!f)
+		return false;
+	fprintf(f, "%u\n", n);
+	if (fclose(f) != 0)
+		return false;
+	return hugepages_total() == (long)n;
+}
+
+bool hugepages_reserve(unsigned n)
+{
+	long now = hugepages_total(), fr = hugepages_free();
+
+	if (now < 0 || fr < 0)
+		return false;
+	if (fr < (long)n && !hugepages_set((unsigned)(now + ((long)n - fr))))
+		return false;
+	return hugepages_free() >= (long)n;
+}

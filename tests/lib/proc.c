@@ -1,0 +1,138 @@
+/*
+ * proc.c: what the tests and the bench read from /proc and write to it: a process's
+ * open fds and memfds (the daemon's, for the leak probes), fields of /proc/meminfo,
+ * and dropping the page cache. The one copy of each: the qemu guest's programs and
+ * the bench link it too.
+ */
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+static void proc_dir(pid_t pid, const char *what, char *out, size_t len)
+{
+	if (pid > 0)
+		snprintf(out, len, "/proc/%d/%s", (int)pid, what);
+	else
+		snprintf(out, len, "/proc/self/%s", what);
+}
+
+int proc_fd_count(pid_t pid)
+{
+	char path[64];
+	struct dirent *de;
+	DIR *d;
+	int n = 0;
+
+	proc_dir(pid, "fd", path, sizeof(path));
+	d = opendir(path);
+	if (!d)
+		return -errno;
+	while ((de = readdir(d)))
+		if (de->d_name[0] != '.')
+			n++;
+	closedir(d);
+	if (pid <= 0)
+		n--;	/* the DIR's own fd */
+	return n;
+}
+
+int proc_memfd_count(pid_t pid, int *fds, int *maps)
+{
+	char path[64], link[PATH_MAX], line[1024], last[1024] = "";
+	struct dirent *de;
+	DIR *d;
+	FILE *f;
+
+	*fds = *maps = 0;
+	proc_dir(pid, "fd", path, sizeof(path));
+	d = opendir(path);
+	if (!d)
+		return -errno;
+	while ((de = readdir(d))) {
+		char p[PATH_MAX];
+		ssize_t k;
+
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(p, sizeof(p), "%s/%s", path, de->d_name);
+		k = readlink(p, link, sizeof(link) - 1);
+		if (k < 0)
+			continue;
+		link[k] = '\0';
+		if (strstr(link, "memfd:"))
+			(*fds)++;
+	}
+	closedir(d);
+
+	proc_dir(pid, "maps", path, sizeof(path));
+	f = fopen(path, "re");
+	if (!f)
+		return -errno;
+	while (fgets(line, sizeof(line), f)) {
+		char *name = strstr(line, "/memfd:");
+
+		/* A mapping split into several VMAs counts once. */
+		if (name && strcmp(name, last) != 0)
+			(*maps)++;
+		snprintf(last, sizeof(last), "%s", name ? name : "");
+	}
+	fclose(f);
+	return 0;
+}
+
+void proc_fd_describe(pid_t pid, char *out, size_t len)
+{
+	char path[64];
+	struct dirent *de;
+	size_t used = 0;
+	DIR *d;
+
+	out[0] = '\0';
+	proc_dir(pid, "fd", path, sizeof(path));
+	d = opendir(path);
+	if (!d)
+		return;
+	while ((de = readdir(d)) && used + 1 < len) {
+		char p[PATH_MAX], link[256];
+		ssize_t k;
+		int w;
+
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(p, sizeof(p), "%s/%s", path, de->d_name);
+		k = readlink(p, link, sizeof(link) - 1);
+		link[k < 0 ? 0 : k] = '\0';
+		w = snprintf(out + used, len - used, "%s%s=%s", used ? " " : "", de->d_name,
+			     link);
+		if (w < 0)
+			break;
+		used += (size_t)w;
+	}
+	closedir(d);
+}
+
+
+int drop_caches(void)
+{
+	int fd, err;
+
+	sync();
+	fd = open("/proc/sys/vm/drop_caches", O_WRONLY | O_CLOEXEC);
+	if (fd < 0) {
+		err = errno;
+		fprintf(stderr, "# drop_caches: %s\n", strerror(err));
+		return -err;
+	}
+	if (write(fd, "3", 1) != 1) {
+		err = errno;
+		fprintf(stderr, "# drop_caches: %s\n", strerror(err));
+		close(fd);
+		return -err;
+	}
+	close(fd);
+	return 0;
+}
