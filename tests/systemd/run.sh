@@ -311,12 +311,14 @@ ctl() { c dmaload-ctl "$@"; }
 # true/false/null), as printed.
 json_get() { sed -n 's/.*"'"$1"'":\("[^"]*"\|[^,}]*\).*/\1/p' | head -n 1 | tr -d '"'; }
 # same_bytes FILE: loads FILE (more dmaload-ctl options may follow) and compares the
-# buffer with the file, both in the container.
+# buffer with the file, both in the container. The buffer is read through fd 3 itself:
+# buffers are mode 0400 and owned by the daemon, so a client of another uid (a user
+# namespace's root) cannot reopen /proc/self/fd/3.
 same_bytes() {
 	local f=$1
 	shift
 	c dmaload-ctl load "$f" "$@" -- sh -c \
-		'head -c "$DMALOAD_SIZE" /proc/self/fd/3 | cmp -s - "$0"' "$f" 2>/dev/null
+		'head -c "$DMALOAD_SIZE" <&3 | cmp -s - "$0"' "$f" 2>/dev/null
 }
 # wait_until SECONDS COMMAND...: polls COMMAND every 0.2 s.
 wait_until() {
@@ -639,10 +641,10 @@ r() { n=\$1; shift; o=\$("\$@" 2>&1); rc=\$?; echo "\$n \$rc \$(echo "\$o" | tr 
 S=/run/dmaloadd/dmaloadd.sock
 H=/run/hostd/d.sock
 r daemon timeout 5 dmaloadd --socket /tmp/own.sock
-r path dmaload-ctl --socket \$S load /srv/dlclient/c.bin -- sh -c 'head -c "\$DMALOAD_SIZE" /proc/self/fd/3 | cmp - /srv/dlclient/c.bin'
-r fd dmaload-ctl --socket \$S load /srv/dlclient/c2.bin --fd -- sh -c 'head -c "\$DMALOAD_SIZE" /proc/self/fd/3 | cmp - /srv/dlclient/c2.bin'
+r path dmaload-ctl --socket \$S load /srv/dlclient/c.bin -- sh -c 'head -c "\$DMALOAD_SIZE" <&3 | cmp - /srv/dlclient/c.bin'
+r fd dmaload-ctl --socket \$S load /srv/dlclient/c2.bin --fd -- sh -c 'head -c "\$DMALOAD_SIZE" <&3 | cmp - /srv/dlclient/c2.bin'
 r secret dmaload-ctl --socket \$S load /srv/dltest/secret.bin
-r hostpath dmaload-ctl --socket \$H load /srv/dlclient/c.bin -- sh -c 'head -c "\$DMALOAD_SIZE" /proc/self/fd/3 | cmp - /srv/dlclient/c.bin'
+r hostpath dmaload-ctl --socket \$H load /srv/dlclient/c.bin -- sh -c 'head -c "\$DMALOAD_SIZE" <&3 | cmp - /srv/dlclient/c.bin'
 r hostsecret dmaload-ctl --socket \$H load $work/host-secret.bin
 r list dmaload-ctl --socket \$S list
 EOF
@@ -696,7 +698,7 @@ cat >"$cli/root/userns.sh" <<'EOF'
 #!/bin/sh
 S=/run/dmaloadd/dmaloadd.sock
 echo "id $(id -u)"
-dmaload-ctl --socket $S load /srv/dlclient/c3.bin -- sh -c 'head -c "$DMALOAD_SIZE" /proc/self/fd/3 | cmp - /srv/dlclient/c3.bin'
+dmaload-ctl --socket $S load /srv/dlclient/c3.bin -- sh -c 'head -c "$DMALOAD_SIZE" <&3 | cmp - /srv/dlclient/c3.bin'
 echo "load $?"
 echo "stats $(dmaload-ctl --socket $S --json stats)"
 echo "list $(dmaload-ctl --socket $S --json list)"
