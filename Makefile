@@ -7,6 +7,9 @@
 #   make check-one       the suite once, on $(BUILD) (SANITIZE=... picks the build)
 #   make bench           the copy-method benchmark; writes docs/BENCHMARKS.md
 #   make check-kernel    the dma-buf tests in qemu on a kernel built for them
+#   make check-systemd   the units under a real systemd: a Debian tree booted in
+#                        systemd-nspawn, with the package installed (tests/systemd/)
+#   make deb             the Debian packages (dpkg-buildpackage) into $(BUILD)/deb/
 #   make check-layers    no include cycle among the daemon's modules
 #   make fuzz            build the libFuzzer target (clang) into build-fuzz/
 #   make install         install under $(DESTDIR)$(PREFIX)
@@ -14,6 +17,14 @@
 
 PREFIX ?= /usr/local
 SYSCONFDIR ?= /etc
+BINDIR ?= $(PREFIX)/bin
+SBINDIR ?= $(PREFIX)/sbin
+LIBDIR ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+MANDIR ?= $(PREFIX)/share/man
+# Where systemd looks for packaged units on Debian bookworm (pkg-config systemd
+# --variable=systemdsystemunitdir); the same for /usr and /usr/local installs.
+UNITDIR ?= /lib/systemd/system
 CC ?= cc
 CFLAGS ?= -O2 -g
 WARNINGS := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
@@ -70,10 +81,14 @@ FUSE_BIN := $(if $(FUSE_LIBS),$(patsubst tests/fuse/%.c,$(BUILD)/tests/fuse/%,$(
 # The daemon's objects minus main, for unit tests of its parts (config, ...).
 DAEMON_LIB_OBJ := $(filter-out $(BUILD)/daemon/main.o,$(DAEMON_OBJ))
 
-BINS := $(BUILD)/dmaloadd $(BUILD)/dmaload-ctl $(BUILD)/libdmaload.a \
-	$(BUILD)/libdmaload.so.0 $(BUILD)/dmaload.pc
+# The units, with the binaries' paths under PREFIX filled in (systemd/*.in).
+UNITS := $(addprefix $(BUILD)/systemd/,dmaloadd.socket dmaloadd.service dmaload-preload@.service)
 
-.PHONY: all deps run check check-one check-kernel check-layers bench fuzz install clean tests FORCE
+BINS := $(BUILD)/dmaloadd $(BUILD)/dmaload-ctl $(BUILD)/libdmaload.a \
+	$(BUILD)/libdmaload.so.0 $(BUILD)/dmaload.pc $(UNITS)
+
+.PHONY: all deps run check check-one check-kernel check-systemd check-layers deb bench fuzz install clean \
+	tests FORCE
 all: $(BINS)
 tests: $(UNIT_BIN) $(INTEG_BIN) $(KERNEL_BIN) $(FUSE_BIN)
 
@@ -90,12 +105,26 @@ $(BUILD)/libdmaload.a: $(LIB_OBJ) $(PROTO_OBJ)
 $(BUILD)/libdmaload.so.0: $(LIB_OBJ) $(PROTO_OBJ)
 	$(CC) $(LDFLAGS) -shared -Wl,-soname,libdmaload.so.0 -o $@ $^
 
-# Rewritten when PREFIX changes (make; make install PREFIX=/usr), kept otherwise.
-$(BUILD)/dmaload.pc: client/dmaload.pc.in FORCE
+# Files with paths in them depend on this stamp, rewritten only when a path changes: a
+# `make install PREFIX=/usr` after a plain `make` regenerates them.
+PATHS := $(PREFIX):$(BINDIR):$(SBINDIR):$(LIBDIR):$(INCLUDEDIR)
+$(BUILD)/paths.stamp: FORCE
 	@mkdir -p $(dir $@)
-	@sed -e 's|@PREFIX@|$(PREFIX)|g' $< > $@.tmp
-	@if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv -f $@.tmp $@; fi
+	@echo '$(PATHS)' | cmp -s - $@ || echo '$(PATHS)' > $@
 FORCE:
+
+$(BUILD)/dmaload.pc: client/dmaload.pc.in Makefile $(BUILD)/paths.stamp
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' \
+		-e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' $< > $@
+
+# Only the named placeholders: the units' own @aio, @setuid, ... stay as written.
+$(BUILD)/systemd/%: systemd/%.in Makefile $(BUILD)/paths.stamp
+	@mkdir -p $(dir $@)
+	sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@BINDIR@|$(BINDIR)|g' $< > $@
+
+$(BUILD)/systemd/%.socket: systemd/%.socket
+	@mkdir -p $(dir $@)
+	cp $< $@
 
 $(BUILD)/dmaload-ctl: $(CTL_OBJ) $(BUILD)/libdmaload.a
 	$(CC) $(LDFLAGS) -o $@ $^
@@ -139,6 +168,16 @@ check-layers:
 check-kernel: all tests
 	bash tests/kernel/run.sh $(BUILD)
 
+# A bookworm tree (debootstrap, cached under ~/.cache/dmaloadd) booted with systemd as
+# PID 1 in systemd-nspawn, the package installed in it with dpkg; needs root.
+check-systemd: all tests
+	bash tests/systemd/run.sh $(BUILD)
+
+# dpkg-buildpackage -b on a copy of this tree (tracked and untracked, not ignored files);
+# the .debs, .buildinfo and .changes land in $(BUILD)/deb/.
+deb:
+	bash tests/systemd/build-deb.sh $(BUILD)/deb
+
 # Methods side by side in one run; needs root (drops the page cache, reserves huge
 # pages). Prints the table and writes docs/BENCHMARKS.md.
 bench: all $(BENCH_BIN)
@@ -152,22 +191,24 @@ build-fuzz/fuzz-proto: tests/fuzz/fuzz-proto.c $(PROTO_SRC)
 	clang -std=gnu11 -D_GNU_SOURCE -O1 -g -fsanitize=fuzzer,address,undefined -Iproto \
 		-o $@ $^
 
+# PREFIX=/usr for a distribution's package (debian/rules); /usr/local by default.
 install: all
-	install -Dm755 $(BUILD)/dmaloadd $(DESTDIR)$(PREFIX)/sbin/dmaloadd
-	install -Dm755 $(BUILD)/dmaload-ctl $(DESTDIR)$(PREFIX)/bin/dmaload-ctl
-	install -Dm644 $(BUILD)/libdmaload.a $(DESTDIR)$(PREFIX)/lib/libdmaload.a
-	install -Dm755 $(BUILD)/libdmaload.so.0 $(DESTDIR)$(PREFIX)/lib/libdmaload.so.0
-	ln -sf libdmaload.so.0 $(DESTDIR)$(PREFIX)/lib/libdmaload.so
+	install -Dm755 $(BUILD)/dmaloadd $(DESTDIR)$(SBINDIR)/dmaloadd
+	install -Dm755 $(BUILD)/dmaload-ctl $(DESTDIR)$(BINDIR)/dmaload-ctl
+	install -Dm644 $(BUILD)/libdmaload.a $(DESTDIR)$(LIBDIR)/libdmaload.a
+	install -Dm755 $(BUILD)/libdmaload.so.0 $(DESTDIR)$(LIBDIR)/libdmaload.so.0
+	ln -sf libdmaload.so.0 $(DESTDIR)$(LIBDIR)/libdmaload.so
 # dmaload.h includes "dmaload-proto.h": the two go side by side in includedir.
-	install -Dm644 client/dmaload.h $(DESTDIR)$(PREFIX)/include/dmaload.h
-	install -Dm644 proto/dmaload-proto.h $(DESTDIR)$(PREFIX)/include/dmaload-proto.h
-	install -Dm644 $(BUILD)/dmaload.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/dmaload.pc
+	install -Dm644 client/dmaload.h $(DESTDIR)$(INCLUDEDIR)/dmaload.h
+	install -Dm644 proto/dmaload-proto.h $(DESTDIR)$(INCLUDEDIR)/dmaload-proto.h
+	install -Dm644 $(BUILD)/dmaload.pc $(DESTDIR)$(LIBDIR)/pkgconfig/dmaload.pc
 	install -Dm644 conf/dmaloadd.conf $(DESTDIR)$(SYSCONFDIR)/dmaloadd/dmaloadd.conf
-	install -Dm644 systemd/dmaloadd.service $(DESTDIR)/lib/systemd/system/dmaloadd.service
-	install -Dm644 systemd/dmaloadd.socket $(DESTDIR)/lib/systemd/system/dmaloadd.socket
-	install -Dm644 systemd/dmaload-preload@.service $(DESTDIR)/lib/systemd/system/dmaload-preload@.service
+	for u in $(UNITS); do install -Dm644 $$u $(DESTDIR)$(UNITDIR)/$${u##*/}; done
+	for f in $(wildcard sysctl/*.conf); do \
+		install -Dm644 $$f $(DESTDIR)$(PREFIX)/lib/sysctl.d/$${f##*/}; \
+	done
 	for m in docs/man/*.[0-9]; do \
-		s=$${m##*.}; install -Dm644 $$m $(DESTDIR)$(PREFIX)/share/man/man$$s/$${m##*/}; \
+		s=$${m##*.}; install -Dm644 $$m $(DESTDIR)$(MANDIR)/man$$s/$${m##*/}; \
 	done
 
 clean:

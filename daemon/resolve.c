@@ -41,11 +41,19 @@
 /* As many links as the kernel follows in one lookup (MAXSYMLINKS). */
 #define RESOLVE_MAX_LINKS 40
 
+/*
+ * Opens one name (no slash) in @dirfd. systemd's RestrictSUIDSGID=yes, which
+ * dmaloadd.service sets, answers openat2 with ENOSYS (its filter cannot read the mode
+ * inside struct open_how), so there openat does the same job: for one name opened
+ * O_NOFOLLOW, or "..", which is never a link, it follows no link either.
+ */
 static int open_one(int dirfd, const char *name, uint64_t flags, uint64_t resolve)
 {
 	struct open_how how = { .flags = flags | O_CLOEXEC, .resolve = resolve };
 	long fd = syscall(SYS_openat2, dirfd, name, &how, sizeof(how));
 
+	if (fd < 0 && errno == ENOSYS)
+		fd = openat(dirfd, name, (int)(flags | O_CLOEXEC));
 	return fd < 0 ? -errno : (int)fd;
 }
 

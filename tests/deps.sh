@@ -11,7 +11,12 @@ PKGS=(build-essential pkg-config liburing-dev libev-dev libsystemd-dev libinih-d
       # tests/kernel: the qemu test kernel's source and build tools, the guest's
       # busybox, the initramfs and the ext4 disk image
       qemu-system-x86 linux-source-6.1 flex bison bc libelf-dev libssl-dev xz-utils
-      busybox-static cpio e2fsprogs)
+      busybox-static cpio e2fsprogs
+      # tests/systemd (make check-systemd): a bookworm tree made by debootstrap, booted
+      # by systemd-nspawn (systemd-container); the Debian package built with
+      # dpkg-buildpackage (dpkg-dev, debhelper, fakeroot) and checked by lintian; the
+      # Kubernetes manifest parsed by PyYAML
+      debootstrap systemd-container dpkg-dev debhelper fakeroot lintian python3-yaml)
 SUDO=
 [ "$(id -u)" -eq 0 ] || SUDO=sudo
 missing=()

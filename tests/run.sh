@@ -2,7 +2,8 @@
 # The whole suite, as CI runs it (make check):
 #   0. tests/layers/check-includes.sh        no include cycle among the daemon's modules
 #   1. make all tests                        and tests/run-one.sh build, then
-#      tests/kernel/run.sh build (the dma-buf tests in qemu on the test kernel)
+#      tests/kernel/run.sh build (the dma-buf tests in qemu on the test kernel), then
+#      tests/systemd/run.sh build (the Debian package under systemd in nspawn)
 #   2. make SANITIZE=address,undefined ...   and tests/run-one.sh build-san
 #      (ASan with leak detection: the daemon must exit 0 on SIGTERM without leaks)
 #   3. make fuzz, then build-fuzz/fuzz-proto for FUZZ_SECONDS (default 20) on a seed
@@ -39,6 +40,8 @@ if build plain all tests; then
 	tests/run-one.sh build | tee -a "$LOG"
 	note "tests/kernel/run.sh build (qemu; the first run on a machine builds its kernel)"
 	bash tests/kernel/run.sh build | tee -a "$LOG"
+	note "tests/systemd/run.sh build (nspawn; the first run on a machine debootstraps its tree)"
+	bash tests/systemd/run.sh build | tee -a "$LOG"
 fi
 
 if build sanitizers SANITIZE=address,undefined all tests; then

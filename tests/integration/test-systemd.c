@@ -12,7 +12,10 @@
  *   - a datagram socket of the test's, set as NOTIFY_SOCKET, receives READY=1 with a
  *     STATUS= (loads and cache use), WATCHDOG=1 at half of WATCHDOG_USEC,
  *     RELOADING=1 then READY=1 around a SIGHUP, and STOPPING=1 on SIGTERM.
- * A missing tool skips its case (with the reason); nothing here needs root.
+ * The units are the ones make generated from the templates in systemd/, beside the daemon
+ * binary ($DMALOADD's directory, systemd/), or those in $DMALOAD_UNITS. A missing tool skips
+ * its case (with the reason); nothing here needs root. tests/systemd/ runs them under a
+ * real systemd.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -33,7 +36,7 @@
 #define SUITE "systemd"
 
 static char dir[256];		/* this program's temp dir */
-static char top[512];		/* the source tree (for systemd/) */
+static char units[PATH_MAX + 16];	/* the generated units (BUILD/systemd) */
 
 static bool have(const char *tool)
 {
@@ -63,11 +66,10 @@ static int run(const char *cmd, char *out, size_t len)
 	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
-/* Copies the shipped units into dir/units, ExecStart= pointing at the built daemon. */
 /* The template's instance: verify and security want a unit name, not a template. */
 #define PRELOAD_UNIT "dmaload-preload@srv-models-x.safetensors.service"
 
-/* Copies the shipped units into dir/units, ExecStart= pointing at the built binaries,
+/* Copies the generated units into dir/units, ExecStart= pointing at the built binaries,
  * and links an instance of the preload template to it. */
 static bool units_copy(void)
 {
@@ -76,14 +78,14 @@ static bool units_copy(void)
 	if (!CHECKF(realpath(daemon_binary(), bin), "realpath %s: %m", daemon_binary()) ||
 	    !CHECKF(realpath(ctl_binary(), ctlbin), "realpath %s: %m", ctl_binary()))
 		return false;
-	snprintf(cmd, sizeof(cmd), "mkdir -p '%s/units' && cp '%s/systemd/dmaloadd.socket' "
+	snprintf(cmd, sizeof(cmd), "mkdir -p '%s/units' && cp '%s/dmaloadd.socket' "
 		 "'%s/units/' && sed 's|^ExecStart=.*|ExecStart=%s|' "
-		 "'%s/systemd/dmaloadd.service' > '%s/units/dmaloadd.service' && "
-		 "sed 's|^ExecStart=/usr/local/bin/dmaload-ctl|ExecStart=%s|' "
-		 "'%s/systemd/dmaload-preload@.service' > "
+		 "'%s/dmaloadd.service' > '%s/units/dmaloadd.service' && "
+		 "sed 's|^ExecStart=[^ ]*/dmaload-ctl |ExecStart=%s |' "
+		 "'%s/dmaload-preload@.service' > "
 		 "'%s/units/dmaload-preload@.service' && "
 		 "ln -sf dmaload-preload@.service '%s/units/" PRELOAD_UNIT "'",
-		 dir, top, dir, bin, top, dir, ctlbin, top, dir, dir);
+		 dir, units, dir, bin, units, dir, ctlbin, units, dir, dir);
 	return CHECKF(run(cmd, out, sizeof(out)) == 0, "copying the units: %s", out);
 }
 
@@ -459,13 +461,28 @@ out1:
 
 int main(void)
 {
-	const char *src = getenv("DMALOAD_TOP");
+	const char *env = getenv("DMALOAD_UNITS");
+	char bin[PATH_MAX], *slash;
 
 	check_init(SUITE);
 	check_begin("set-up");
-	snprintf(top, sizeof(top), "%s", src ? src : ".");
-	CHECKF(access("systemd/dmaloadd.service", F_OK) == 0 || src,
-	       "run from the source tree (or set DMALOAD_TOP)");
+	if (env) {
+		snprintf(units, sizeof(units), "%s", env);
+	} else if (realpath(daemon_binary(), bin) && (slash = strrchr(bin, '/'))) {
+		*slash = '\0';
+		snprintf(units, sizeof(units), "%s/systemd", bin);
+	}
+	CHECKF(units[0] && access(units, F_OK) == 0, "no generated units in %s (make builds "
+	       "them beside the daemon; or set DMALOAD_UNITS)", units[0] ? units : "?");
+	/* A template whose placeholder make left unfilled would still pass verify once
+	 * ExecStart= is rewritten below: look for one here. */
+	{
+		char cmd[PATH_MAX + 64], out[1024];
+
+		snprintf(cmd, sizeof(cmd), "! grep -n '@S\\?BINDIR@' '%s'/*", units);
+		CHECKF(run(cmd, out, sizeof(out)) == 0, "placeholders left in the units: %s",
+		       out);
+	}
 	CHECKF(tdir_create(dir, sizeof(dir), "systemd") == 0, "temp dir: %m");
 	if (!check_end())
 		return check_finish();
