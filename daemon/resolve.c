@@ -14,9 +14,12 @@
  * procfs have nothing to load anyway (their st_size is 0); a client's own
  * /proc/self/fd/N is its fd, which libdmaload sends as a load by fd.
  *
- * Each component is opened with O_PATH | O_NOFOLLOW and RESOLVE_NO_SYMLINKS: one name,
- * no slash, so the kernel crosses at most the mount on that name. Symbolic links are
- * read with readlinkat and their targets walked the same way; absolute ones, and
+ * Each component is opened with openat(O_PATH | O_NOFOLLOW): one name, no slash, so
+ * the kernel follows no link (the name itself, if a link, is opened as one) and
+ * crosses at most the mount on that name; openat2's RESOLVE_* would add nothing to
+ * that, and systemd's RestrictSUIDSGID=, which dmaloadd.service sets, answers openat2
+ * with ENOSYS (its filter cannot read the mode inside struct open_how). Symbolic links
+ * are read with readlinkat and their targets walked the same way; absolute ones, and
  * "..", stay inside the root the walk began at (as RESOLVE_IN_ROOT would), which is
  * the client's root directory: a client in a container cannot climb out of it.
  * Search permission on every directory is the kernel's check, made with the
@@ -26,13 +29,11 @@
 #include <fcntl.h>
 #include <linux/magic.h>
 #include <limits.h>
-#include <linux/openat2.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/vfs.h>
 #include <unistd.h>
 
@@ -41,20 +42,12 @@
 /* As many links as the kernel follows in one lookup (MAXSYMLINKS). */
 #define RESOLVE_MAX_LINKS 40
 
-/*
- * Opens one name (no slash) in @dirfd. systemd's RestrictSUIDSGID=yes, which
- * dmaloadd.service sets, answers openat2 with ENOSYS (its filter cannot read the mode
- * inside struct open_how), so there openat does the same job: for one name opened
- * O_NOFOLLOW, or "..", which is never a link, it follows no link either.
- */
-static int open_one(int dirfd, const char *name, uint64_t flags, uint64_t resolve)
+/* Opens one name (no slash) in @dirfd: a component, or "..", which is never a link. */
+static int open_one(int dirfd, const char *name, int flags)
 {
-	struct open_how how = { .flags = flags | O_CLOEXEC, .resolve = resolve };
-	long fd = syscall(SYS_openat2, dirfd, name, &how, sizeof(how));
+	int fd = openat(dirfd, name, flags | O_CLOEXEC);
 
-	if (fd < 0 && errno == ENOSYS)
-		fd = openat(dirfd, name, (int)(flags | O_CLOEXEC));
-	return fd < 0 ? -errno : (int)fd;
+	return fd < 0 ? -errno : fd;
 }
 
 static bool on_procfs(int fd)
@@ -119,7 +112,7 @@ int resolve_path(int root, const char *path, int *out, char *msg, size_t len)
 		if (!strcmp(name, "..")) {
 			if (depth == 0)
 				continue;	/* the root's parent is the root */
-			next = open_one(cur, "..", O_PATH | O_DIRECTORY, RESOLVE_NO_SYMLINKS);
+			next = open_one(cur, "..", O_PATH | O_DIRECTORY);
 			if (next < 0) {
 				r = next;
 				goto fail;
@@ -129,7 +122,7 @@ int resolve_path(int root, const char *path, int *out, char *msg, size_t len)
 			depth--;
 			continue;
 		}
-		next = open_one(cur, name, O_PATH | O_NOFOLLOW, RESOLVE_NO_SYMLINKS);
+		next = open_one(cur, name, O_PATH | O_NOFOLLOW);
 		if (next < 0) {
 			r = next;
 			goto fail;
