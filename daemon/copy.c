@@ -7,8 +7,8 @@
  * Reads (direct and buffered): a chunk that comes back short is resubmitted for the
  * rest (short reads are normal: signals, page cache pressure, O_DIRECT quirks);
  * -EAGAIN and -EINTR are resubmitted as they are; 0 bytes before the end means the
- * file shrank under us, which fails the load rather than hand out a buffer with a hole
- * in it. O_DIRECT needs the file offset, the length and the memory address aligned;
+ * file shrank under us, which fails the load (ESTALE, like a file written during the
+ * read) rather than hand out a buffer with a hole in it. O_DIRECT needs the file offset, the length and the memory address aligned;
  * the mapping is page-aligned and byte 0 holds file offset off, so direct reads are
  * possible only when off is aligned, and the unaligned tail (less than one alignment
  * unit) goes through the page cache.
@@ -365,9 +365,12 @@ static void chunk_shrank(struct chunk *c)
 {
 	struct copy *cp = c->cp;
 
-	copy_fail(cp, -EIO, "the file ended at offset %llu, before the %llu bytes asked "
-		  "for: it shrank during the load", (unsigned long long)c->off,
-		  (unsigned long long)(cp->off + cp->len));
+	/* The file changed under the read: the same failure, ESTALE, as the statx after
+	 * the read (source_check_unchanged), so a writer racing the load (a truncate
+	 * and rewrite) gets one answer whichever check sees it first. */
+	copy_fail(cp, -ESTALE, "the file changed while it was read: it ended at offset "
+		  "%llu, before the %llu bytes asked for (it shrank during the load)",
+		  (unsigned long long)c->off, (unsigned long long)(cp->off + cp->len));
 	chunk_end(c);
 }
 

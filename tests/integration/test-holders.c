@@ -7,7 +7,8 @@
  * holders: reading one to the end leaves the other at offset 0 (it still reads every
  * byte), O_NONBLOCK set on one does not show on the other, each is O_RDONLY, a
  * writable shared mapping fails, the buffer's name does not carry the path, and
- * nobody cannot reopen its descriptor read-write. Then the CLI case the issue
+ * nobody cannot reopen its descriptor read-write. A load that names its method (it
+ * shares nothing) gets the same kind of descriptor. Then the CLI case the issue
  * reported: three `dmaload-ctl load F -- sh -c 'wc -c <&3'` in a row all count the
  * whole file. Every load asks for an exact-size buffer, so a host with huge pages
  * reserved gives the same bytes to count. Needs root (a nobody client); SKIPs
@@ -193,6 +194,16 @@ static void shared_holders(void)
 				CHECKF(false, "holders %d and %d: %s", i, k, why);
 	r = child_run(child_nobody, &fds[0], msg, sizeof(msg), 60000);
 	CHECKF(r == 0, "%s", msg[0] ? msg : "child failed");
+	/* A load that names its method shares nothing, and is handed out the same way. */
+	o.method = DL_METHOD_BUFFERED;
+	if (!CHECK_OK(dmaload_load_path_sync(lead, file, &o, &ev[0])))
+		goto out;
+	CHECKF(!(ev[0].done_flags & (DL_DONE_CACHED | DL_DONE_JOINED)), "the load that "
+	       "named its method shared a buffer: flags 0x%x", ev[0].done_flags);
+	if (!holder_ok(ev[0].fd, why, sizeof(why)) ||
+	    !independent(ev[0].fd, fds[0], why, sizeof(why)))
+		CHECKF(false, "the load that named its method: %s", why);
+	close(ev[0].fd);
 out:
 	for (int i = 0; i < 4; i++)
 		if (fds[i] >= 0)
@@ -245,8 +256,9 @@ int main(void)
 	CHECKF(r == 0, "file_make: %s", strerror(-r));
 	check_end();
 
-	CASE(shared_holders(), "a leader, a joiner and two cache hits (and nobody's): each "
-	     "read-only, own offset and flags, no path in the name, no read-write reopen");
+	CASE(shared_holders(), "a leader, a joiner and two cache hits (and nobody's), and a "
+	     "load that names its method: each read-only, own offset and flags, no path in "
+	     "the name, no read-write reopen");
 	CASE(cli_three_times(), "three `dmaload-ctl load F -- sh -c 'wc -c <&3'` in a row "
 	     "each count the whole file");
 

@@ -73,12 +73,17 @@ int proc_memfd_count(pid_t pid, int *fds, int *maps)
 	if (!f)
 		return -errno;
 	while (fgets(line, sizeof(line), f)) {
-		char *name = strstr(line, "/memfd:");
+		char *name = strstr(line, "/memfd:"), dev[32], ino[32], id[72] = "";
 
-		/* A mapping split into several VMAs counts once. */
-		if (name && strcmp(name, last) != 0)
-			(*maps)++;
-		snprintf(last, sizeof(last), "%s", name ? name : "");
+		/* A mapping split into several VMAs counts once. Buffers are all named
+		 * "dmaload", so two buffers mapped side by side are told apart by their
+		 * device and inode (the maps line's fourth and fifth fields). */
+		if (name && sscanf(line, "%*s %*s %*s %31s %31s", dev, ino) == 2) {
+			snprintf(id, sizeof(id), "%s %s", dev, ino);
+			if (strcmp(id, last) != 0)
+				(*maps)++;
+		}
+		snprintf(last, sizeof(last), "%s", id);
 	}
 	fclose(f);
 	return 0;
