@@ -13,6 +13,7 @@
 #   make check-layers    no include cycle among the daemon's modules
 #   make fuzz            build the libFuzzer target (clang) into build-fuzz/
 #   make install         install under $(DESTDIR)$(PREFIX)
+#   make install-hugepages  opt in to surplus huge pages (a sysctl.d drop-in)
 #   make SANITIZE=address,undefined   a sanitizer build (into build-san/)
 
 PREFIX ?= /usr/local
@@ -87,7 +88,8 @@ UNITS := $(addprefix $(BUILD)/systemd/,dmaloadd.socket dmaloadd.service dmaload-
 BINS := $(BUILD)/dmaloadd $(BUILD)/dmaload-ctl $(BUILD)/libdmaload.a \
 	$(BUILD)/libdmaload.so.0 $(BUILD)/dmaload.pc $(UNITS)
 
-.PHONY: all deps run check check-one check-kernel check-systemd check-layers deb bench fuzz install clean \
+.PHONY: all deps run check check-one check-kernel check-systemd check-layers deb bench fuzz install \
+	install-hugepages clean \
 	tests FORCE
 all: $(BINS)
 tests: $(UNIT_BIN) $(INTEG_BIN) $(KERNEL_BIN) $(FUSE_BIN)
@@ -204,12 +206,19 @@ install: all
 	install -Dm644 $(BUILD)/dmaload.pc $(DESTDIR)$(LIBDIR)/pkgconfig/dmaload.pc
 	install -Dm644 conf/dmaloadd.conf $(DESTDIR)$(SYSCONFDIR)/dmaloadd/dmaloadd.conf
 	for u in $(UNITS); do install -Dm644 $$u $(DESTDIR)$(UNITDIR)/$${u##*/}; done
-	for f in $(wildcard sysctl/*.conf); do \
-		install -Dm644 $$f $(DESTDIR)$(PREFIX)/lib/sysctl.d/$${f##*/}; \
-	done
+	# The huge-page allowance is opt-in: a copy to take, not an active drop-in.
+	install -Dm644 conf/60-dmaloadd-hugepages.conf \
+		$(DESTDIR)$(PREFIX)/share/dmaloadd/60-dmaloadd-hugepages.conf
 	for m in docs/man/*.[0-9]; do \
 		s=$${m##*.}; install -Dm644 $$m $(DESTDIR)$(MANDIR)/man$$s/$${m##*/}; \
 	done
+
+# Opt-in: surplus huge pages for dmaloadd's buffers (conf/60-dmaloadd-hugepages.conf
+# says what it costs). Applied at once unless DESTDIR is set.
+install-hugepages:
+	install -Dm644 conf/60-dmaloadd-hugepages.conf \
+		$(DESTDIR)$(SYSCONFDIR)/sysctl.d/60-dmaloadd-hugepages.conf
+	[ -n "$(DESTDIR)" ] || sysctl -p $(SYSCONFDIR)/sysctl.d/60-dmaloadd-hugepages.conf
 
 clean:
 	rm -rf build build-san build-fuzz

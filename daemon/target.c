@@ -152,6 +152,41 @@ static int target_make_huge(struct target *t, uint64_t size, uint64_t huge)
 	return r;
 }
 
+/* vm.nr_overcommit_hugepages: how many surplus huge pages the kernel may hand out
+ * beyond the pool, from free memory, when a buffer is mapped. -1 if unknown. */
+static long overcommit_pages(void)
+{
+	long v = -1;
+	FILE *f = fopen("/proc/sys/vm/nr_overcommit_hugepages", "re");
+
+	if (f) {
+		if (fscanf(f, "%ld", &v) != 1)
+			v = -1;
+		fclose(f);
+	}
+	return v;
+}
+
+void target_log_host(enum config_toggle hugetlb)
+{
+	long total = meminfo_value("HugePages_Total"), over = overcommit_pages();
+	uint64_t huge = target_huge_page_size();
+
+	if (hugetlb == CONFIG_OFF || !huge)
+		log_notice("buffers: 4 KiB pages (%s)", hugetlb == CONFIG_OFF ?
+			   "[io] hugetlb = off" : "this kernel has no huge pages");
+	else if (total > 0 || over > 0)
+		log_notice("buffers: huge pages of %llu KiB where they fit: %ld reserved "
+			   "(vm.nr_hugepages), up to %ld more on demand "
+			   "(vm.nr_overcommit_hugepages); else 4 KiB pages",
+			   (unsigned long long)(huge >> 10), total, over < 0 ? 0 : over);
+	else
+		log_notice("buffers: 4 KiB pages, since no huge page is reserved or allowed; "
+			   "loads fill huge pages about 10x faster: allow them on demand with "
+			   "vm.nr_overcommit_hugepages (make install-hugepages, or "
+			   "share/dmaloadd/60-dmaloadd-hugepages.conf; dmaloadd(8), HUGE PAGES)");
+}
+
 int target_create(struct target *t, uint64_t size, enum config_toggle hugetlb, bool exact)
 {
 	uint64_t page = (uint64_t)getpagesize(), huge = target_huge_page_size();
@@ -166,12 +201,15 @@ int target_create(struct target *t, uint64_t size, enum config_toggle hugetlb, b
 		t->hugetlb_short = true;
 		if (!__atomic_exchange_n(&pool_short_logged, true, __ATOMIC_RELAXED))
 			log_notice("huge pages: no room for a %llu-byte buffer (%s; %ld of "
-				   "%ld huge pages free); using 4 KiB pages until the pool "
-				   "has room (see /proc/sys/vm/nr_hugepages)",
+				   "%ld reserved huge pages free, %ld of %ld surplus in use); "
+				   "using 4 KiB pages until there is room (vm.nr_hugepages "
+				   "reserves a pool, vm.nr_overcommit_hugepages allows surplus "
+				   "pages: dmaloadd(8), HUGE PAGES)",
 				   (unsigned long long)size, strerror(-r),
 				   meminfo_value("HugePages_Free") -
 				   meminfo_value("HugePages_Rsvd"),
-				   meminfo_value("HugePages_Total"));
+				   meminfo_value("HugePages_Total"),
+				   meminfo_value("HugePages_Surp"), overcommit_pages());
 	}
 	return target_make(t, 0, size, round_up(size, page));
 }

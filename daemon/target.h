@@ -46,6 +46,10 @@ void target_deinit(struct target *t);
  */
 int target_create(struct target *t, uint64_t size, enum config_toggle hugetlb, bool exact);
 
+/* Logs, once at start, which buffers loads will get (huge pages reserved, allowed on
+ * demand, or none) and which setting would make them faster. */
+void target_log_host(enum config_toggle hugetlb);
+
 /*
  * A descriptor of the sealed memfd @fd (borrowed) for one holder: an open file
  * description of its own, read-only. Holders of one shared buffer then never move

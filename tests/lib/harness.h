@@ -81,6 +81,9 @@ bool hugepages_set(unsigned n);
 /* Free huge pages now (HugePages_Free minus HugePages_Rsvd), and the pool's size. */
 long hugepages_free(void);
 long hugepages_total(void);
+/* Sets vm.nr_overcommit_hugepages (surplus pages the kernel may hand out beyond the
+ * pool, on demand); the first value is restored at exit. Root only. */
+bool hugepages_overcommit(unsigned n);
 
 /* ---- /proc (proc.c) --------------------------------------------------------------- */
 

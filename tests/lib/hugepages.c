@@ -1,6 +1,7 @@
 /*
  * hugepages.c: the huge page pool, for tests of hugetlb buffers. A test grows the pool
- * to what it needs (root only); the size it found is restored at exit, by the process
+ * to what it needs (root only), or sets the surplus allowance
+ * (vm.nr_overcommit_hugepages); what it found is restored at exit, by the process
  * that changed it (not by forked children).
  */
 #include <stdio.h>
@@ -67,4 +68,46 @@ bool hugepages_reserve(unsigned n)
 	if (fr < (long)n && !hugepages_set((unsigned)(now + ((long)n - fr))))
 		return false;
 	return hugepages_free() >= (long)n;
+}
+
+static long overcommit_orig = -1;
+static pid_t overcommit_owner;
+
+static long overcommit_get(void)
+{
+	long v = -1;
+	FILE *f = fopen("/proc/sys/vm/nr_overcommit_hugepages", "re");
+
+	if (f) {
+		if (fscanf(f, "%ld", &v) != 1)
+			v = -1;
+		fclose(f);
+	}
+	return v;
+}
+
+static void overcommit_restore(void)
+{
+	if (overcommit_orig >= 0 && getpid() == overcommit_owner)
+		hugepages_overcommit((unsigned)overcommit_orig);
+}
+
+bool hugepages_overcommit(unsigned n)
+{
+	FILE *f;
+
+	if (overcommit_orig < 0) {
+		overcommit_orig = overcommit_get();
+		if (overcommit_orig < 0)
+			return false;
+		overcommit_owner = getpid();
+		atexit(overcommit_restore);
+	}
+	f = fopen("/proc/sys/vm/nr_overcommit_hugepages", "we");
+	if (!f)
+		return false;
+	fprintf(f, "%u\n", n);
+	if (fclose(f) != 0)
+		return false;
+	return overcommit_get() == (long)n;
 }

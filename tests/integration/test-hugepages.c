@@ -1,0 +1,199 @@
+/*
+ * test-hugepages.c: huge pages without reserving them.
+ *
+ * With no pool reserved (vm.nr_hugepages = 0): a daemon on a host that allows no
+ * surplus pages says at start that its buffers are 4 KiB pages and which setting
+ * would help; with an allowance (vm.nr_overcommit_hugepages) it says so, and a load
+ * gets a hugetlb buffer of surplus pages, with every byte right, which go back to
+ * the kernel when the buffer is freed; with an allowance too small for the load, the
+ * load falls back to 4 KiB pages and the log says so once, naming both settings.
+ * Then the opt-in drop-in: `make install` puts it where it does nothing
+ * (share/dmaloadd/), `make install-hugepages` into sysctl.d, both under a DESTDIR.
+ * Root only (the sysctls); the values found are restored at exit.
+ */
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "../lib/check.h"
+#include "../lib/harness.h"
+#include "../lib/loads.h"
+
+#define SUITE "hugepages"
+#define SIZE (16 * MiB + 4096)
+
+static char file[PATH_MAX];
+
+/* A daemon on today's sysctls; its log must have @needle once it listens. */
+static bool start(struct test_daemon *d, const char *tag, const char *needle)
+{
+	char why[512];
+
+	if (!CHECKF(daemon_start(d, tag, NULL, why, sizeof(why)) == 0, "%s", why))
+		return false;
+	return CHECKF(daemon_log_wait(d, needle, 0, 5000), "no \"%s\" in the log", needle);
+}
+
+static void stop(struct test_daemon *d)
+{
+	int r = daemon_stop(d);
+
+	CHECKF(r == 0, "exit status %d", r);
+	daemon_cleanup(d);
+}
+
+static void none_allowed(void)
+{
+	struct test_daemon d;
+
+	if (!CHECK(hugepages_set(0) && hugepages_overcommit(0)))
+		return;
+	if (start(&d, "hp-none", "buffers: 4 KiB pages, since no huge page is reserved or "
+		  "allowed"))
+		CHECK(daemon_log_wait(&d, "vm.nr_overcommit_hugepages", 0, 1000));
+	stop(&d);
+}
+
+static void surplus(void)
+{
+	struct test_daemon d;
+	struct dmaload *dl = NULL;
+	struct dmaload_event ev;
+
+	if (!CHECK(hugepages_set(0) && hugepages_overcommit(32)))
+		return;
+	if (!start(&d, "hp-surplus", "up to 32 more on demand"))
+		goto out;
+	if (!(dl = lc_connect(&d, "surplus")))
+		goto out;
+	if (CHECK(lc_load_verify(dl, file, -1, NULL, SIZE, 3, DL_METHOD_AUTO, &ev)))
+		CHECKF(ev.done_flags & DL_DONE_HUGETLB, "not a hugetlb buffer (flags 0x%x)",
+		       ev.done_flags);
+	dmaload_close(dl);
+	dl = NULL;
+	/* The surplus pages go back to the kernel with the buffer. */
+	for (int i = 0; i < 100 && meminfo_value("HugePages_Surp") > 0; i++)
+		sleep_ms(50);
+	CHECK_INT(meminfo_value("HugePages_Surp"), ==, 0);
+out:
+	if (dl)
+		dmaload_close(dl);
+	stop(&d);
+}
+
+static void surplus_short(void)
+{
+	struct test_daemon d;
+	struct dmaload *dl = NULL;
+	struct dmaload_event ev;
+
+	if (!CHECK(hugepages_set(0) && hugepages_overcommit(2)))	/* 4 MiB: too few */
+		return;
+	if (!start(&d, "hp-short", "up to 2 more on demand"))
+		goto out;
+	if (!(dl = lc_connect(&d, "short")))
+		goto out;
+	if (CHECK(lc_load_verify(dl, file, -1, NULL, SIZE, 3, DL_METHOD_AUTO, &ev)))
+		CHECKF(!(ev.done_flags & DL_DONE_HUGETLB), "a hugetlb buffer (flags 0x%x)",
+		       ev.done_flags);
+	CHECK(daemon_log_wait(&d, "huge pages: no room for a", 0, 5000));
+	CHECK(daemon_log_wait(&d, "vm.nr_overcommit_hugepages allows surplus", 0, 1000));
+out:
+	if (dl)
+		dmaload_close(dl);
+	stop(&d);
+}
+
+/* make TARGET DESTDIR=@dest in the source tree (the cwd of the suite). */
+static int make_into(const char *target, const char *dest)
+{
+	char cmd[PATH_MAX + 128];
+
+	snprintf(cmd, sizeof(cmd), "make -s %s DESTDIR='%s' >/dev/null 2>&1", target, dest);
+	return system(cmd);
+}
+
+static bool has_setting(const char *path)
+{
+	char line[256];
+	bool found = false;
+	FILE *f = fopen(path, "re");
+
+	if (!f)
+		return CHECKF(false, "%s: %s", path, strerror(errno));
+	while (fgets(line, sizeof(line), f))
+		found |= !strncmp(line, "vm.nr_overcommit_hugepages = ", 29) &&
+			 atoi(line + 29) > 0;
+	fclose(f);
+	return CHECKF(found, "%s: no vm.nr_overcommit_hugepages setting", path);
+}
+
+static void dropin_install(void)
+{
+	char dest[PATH_MAX], path[PATH_MAX + 64];
+	struct stat st;
+	int r;
+
+	if (access("Makefile", R_OK) || access("conf/60-dmaloadd-hugepages.conf", R_OK)) {
+		check_skip("not run from the source tree");
+		return;
+	}
+	r = tdir_create(dest, sizeof(dest), "hp-install");
+	if (!CHECKF(r == 0, "temp dir: %s", strerror(-r)))
+		return;
+	r = make_into("install", dest);
+	if (CHECKF(r == 0, "make install DESTDIR=%s: status %d", dest, r)) {
+		snprintf(path, sizeof(path), "%s/usr/local/share/dmaloadd/"
+			 "60-dmaloadd-hugepages.conf", dest);
+		has_setting(path);
+		snprintf(path, sizeof(path), "%s/etc/sysctl.d/60-dmaloadd-hugepages.conf",
+			 dest);
+		CHECKF(stat(path, &st) < 0, "make install put the drop-in in sysctl.d: it "
+		       "must be opt-in");
+	}
+	r = make_into("install-hugepages", dest);
+	if (CHECKF(r == 0, "make install-hugepages DESTDIR=%s: status %d", dest, r)) {
+		snprintf(path, sizeof(path), "%s/etc/sysctl.d/60-dmaloadd-hugepages.conf",
+			 dest);
+		has_setting(path);
+	}
+	tdir_remove(dest);
+}
+
+int main(void)
+{
+	int r;
+
+	check_init(SUITE);
+	if (geteuid() != 0 || access("/proc/sys/vm/nr_overcommit_hugepages", W_OK) < 0 ||
+	    !meminfo_value("Hugepagesize")) {
+		check_begin("huge pages without a pool");
+		check_skip("needs root and huge pages (vm.nr_overcommit_hugepages)");
+		check_end();
+		return 0;
+	}
+	check_begin("test file");
+	r = tdir_create(file, sizeof(file), "hp-files");
+	if (r == 0) {
+		strcat(file, "/model.bin");
+		r = file_make(file, SIZE, 3, 0644);
+	}
+	CHECKF(r == 0, "file_make: %s", strerror(-r));
+	if (!check_end())
+		return 1;
+
+	CASE(none_allowed(), "no pool, no allowance: the log says 4 KiB pages and names "
+	     "vm.nr_overcommit_hugepages");
+	CASE(surplus(), "no pool, an allowance: a hugetlb buffer of surplus pages, right "
+	     "bytes, the pages given back after");
+	CASE(surplus_short(), "an allowance too small: 4 KiB pages, and the log says why "
+	     "once, naming both settings");
+	CASE(dropin_install(), "make install: the drop-in where it does nothing; make "
+	     "install-hugepages: into sysctl.d");
+	*strrchr(file, '/') = '\0';
+	tdir_remove(file);
+	return check_finish();
+}
