@@ -144,14 +144,26 @@ void sched_owner_init(struct sched *s, struct sched_owner *o)
 	bucket_init(&o->bucket, 0, 0, now_ns());
 }
 
+static void arm(struct ev_loop *loop, ev_timer *t, uint64_t *due, uint64_t now,
+		uint64_t wait);
+
 void sched_owner_deinit(struct sched_owner *o)
 {
-	if (!o->sched)
+	struct sched *s = o->sched;
+	uint64_t now = now_ns();
+
+	if (!s)
 		return;
-	ev_timer_stop(o->sched->loop, &o->limit_timer);
+	/* A wake-up it was waiting for moves to the daemon's timer: a load of a closed
+	 * connection that still reads for the loads that joined it must not stall
+	 * because the timer that would have resumed it is gone. */
+	if (ev_is_active(&o->limit_timer) && o->limit_due)
+		arm(s->loop, &s->global_timer, &s->global_due, now,
+		    o->limit_due > now ? o->limit_due - now : 0);
+	ev_timer_stop(s->loop, &o->limit_timer);
 	o->limit_due = 0;
 	o->gone = true;
-	throttle_end(o, now_ns());
+	throttle_end(o, now);
 }
 
 /* The load's own bucket: its rate_limit, when that is below its owner's rate. */
