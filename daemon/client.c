@@ -489,6 +489,36 @@ int client_new(struct client **out, struct client_set *set, int fd)
 	return 0;
 }
 
+int client_set_admit(const struct client_set *set, uid_t uid, char *msg, size_t len)
+{
+	const struct config *cfg = set->cfg;
+	unsigned reserve = cfg->max_clients / 8, share = config_clients_per_uid(cfg), n = 0;
+	struct list *pos;
+
+	if (set->n_clients >= cfg->max_clients) {
+		snprintf(msg, len, "too many clients (max_clients = %u); try again later",
+			 cfg->max_clients);
+		return -EAGAIN;
+	}
+	if (uid == 0 || uid == geteuid())
+		return 0;
+	if (set->n_clients >= cfg->max_clients - reserve) {
+		snprintf(msg, len, "too many clients (max_clients = %u, of which %u are "
+			 "kept for root); try again later", cfg->max_clients, reserve);
+		return -EAGAIN;
+	}
+	/* A walk: max_clients bounds it, and it runs once per accepted connection. */
+	for (pos = set->clients.next; pos != &set->clients; pos = pos->next)
+		if (list_entry(pos, struct client, link)->cred.uid == uid)
+			n++;
+	if (n >= share) {
+		snprintf(msg, len, "too many connections of uid %u (max_clients_per_uid = "
+			 "%u); close some or try again later", (unsigned)uid, share);
+		return -EAGAIN;
+	}
+	return 0;
+}
+
 void client_set_init(struct client_set *set, struct ev_loop *loop, const struct config *cfg,
 		     struct engine *eng)
 {

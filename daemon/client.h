@@ -74,6 +74,15 @@ void client_set_stop(struct client_set *set);
 /* The config's limits changed: every client's own again. */
 void client_set_limits(struct client_set *set);
 
+/*
+ * Whether a new connection of @uid may be taken: 0, or -EAGAIN with why in @msg (@len
+ * bytes), for the client. Past max_clients nobody is taken. Other users share
+ * max_clients less a reserve of an eighth of it, and each uid holds at most
+ * config_clients_per_uid(); root and the daemon's own uid are exempt from both, so
+ * one user's idle connections cannot lock out the administrator.
+ */
+int client_set_admit(const struct client_set *set, uid_t uid, char *msg, size_t len);
+
 /* Takes @fd (an accepted connection) on success and failure alike. */
 int client_new(struct client **out, struct client_set *set, int fd);
 /* A client without a connection, with the daemon's own credentials, for loads the
