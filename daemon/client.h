@@ -2,7 +2,9 @@
  * client.h: the connections. One struct client is one connection: it receives
  * requests, hands each well-formed one to the request handlers (handlers.c) through
  * the dispatch callback the server registered, and sends replies in order through an
- * outgoing queue (a slow reader never blocks the loop). It owns its jobs in the sense
+ * outgoing queue (a slow reader never blocks the loop), capped per connection
+ * (max_reply_bytes, max_queued fds): a client over the cap is not read from until it
+ * reads its replies. It owns its jobs in the sense
  * that closing it cancels them; the memory of a closed client is freed only once its
  * last job has let go of it. The set of them (struct client_set) is what the handlers
  * and the server see of the daemon's connections.
@@ -58,6 +60,9 @@ struct client {
 	unsigned n_jobs;
 	unsigned busy;			/* handlers on the stack that use the client */
 	struct out_msg *out_head, *out_tail;
+	size_t out_bytes;		/* queued replies: their bytes */
+	unsigned out_fds;		/* and the fds they carry (DONE buffers) */
+	bool paused;			/* over its reply cap: requests not read */
 	bool closed;			/* socket closed; waiting for jobs to let go */
 	bool broken;			/* a send failed: close from the write watcher */
 	bool local;			/* the daemon's own (client_new_local) */
