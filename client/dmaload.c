@@ -342,36 +342,52 @@ static int hello_refused(struct dmaload *dl, const struct dl_msg *m, int fd, cha
 }
 
 /*
- * Says HELLO (request id 1) and waits for its reply. A daemon that refuses the
- * connection (too many clients, out of fds) answers with an ERROR of request id 0
- * and closes it, maybe before our HELLO went out: the send then fails, and the ERROR
- * still waits in our socket.
+ * The connection ended (@err) before the HELLO's reply: a daemon that refuses a
+ * connection (too many clients, out of fds) answers with an ERROR of request id 0 and
+ * closes it, maybe before our HELLO went out (the send fails) or with the HELLO unread
+ * (the kernel then reports ECONNRESET on the first read, before the ERROR that still
+ * waits in our socket). Looks for that ERROR without waiting; returns its -errno, or
+ * @err.
  */
-static int conn_hello(struct dmaload *dl, const char *name, char *errmsg, size_t errlen)
+static int hello_lost(struct dmaload *dl, uint64_t id, int err, char *errmsg, size_t errlen)
 {
-	struct dl_hello hello = { .version = DL_PROTO_VERSION, .caps = DL_CAPS_V1 };
 	struct dl_msg m;
-	uint64_t id = dl->next_id;
-	int fd, r, sent;
+	int fd, r;
 
-	if (!name)
-		name = program_invocation_short_name;
-	/* NUL-padded, not necessarily NUL-terminated: a 32-byte name fills it all */
-	memcpy(hello.name, name, strnlen(name, sizeof(hello.name)));
-	sent = conn_request(dl, DL_HELLO, &hello, sizeof(hello), NULL, 0, NULL, 0, &id);
-	if (sent == -ECONNRESET) {
-		dl->broken = 0;		/* look for the refusal, without waiting */
+	for (int tries = 0; tries < 2; tries++) {
+		dl->broken = 0;
 		r = conn_read(dl, now_ns(), &m, &fd);
 		if (r > 0 && m.hdr.type == DL_ERROR && (m.hdr.id == 0 || m.hdr.id == id))
 			return hello_refused(dl, &m, fd, errmsg, errlen);
 		if (r > 0 && fd >= 0)
 			close(fd);
-		dl->broken = 0;
-		return conn_break(dl, sent);
+		if (r != -ECONNRESET)
+			break;
 	}
-	if (sent < 0)
-		return sent;
+	dl->broken = 0;
+	return conn_break(dl, err);
+}
+
+/* Says HELLO (request id 1) and waits for its reply. */
+static int conn_hello(struct dmaload *dl, const char *name, char *errmsg, size_t errlen)
+{
+	struct dl_hello hello = { .version = DL_PROTO_VERSION, .caps = DL_CAPS_V1 };
+	struct dl_msg m;
+	uint64_t id = dl->next_id;
+	int fd, r;
+
+	if (!name)
+		name = program_invocation_short_name;
+	/* NUL-padded, not necessarily NUL-terminated: a 32-byte name fills it all */
+	memcpy(hello.name, name, strnlen(name, sizeof(hello.name)));
+	r = conn_request(dl, DL_HELLO, &hello, sizeof(hello), NULL, 0, NULL, 0, &id);
+	if (r == -ECONNRESET)
+		return hello_lost(dl, id, r, errmsg, errlen);
+	if (r < 0)
+		return r;
 	r = conn_read(dl, idle_deadline(dl), &m, &fd);
+	if (r == -ECONNRESET)
+		return hello_lost(dl, id, r, errmsg, errlen);
 	if (r <= 0)
 		return r ? r : conn_break(dl, -ETIMEDOUT);
 	/* Nothing else is in flight: anything but the answer to the HELLO is wrong. A
