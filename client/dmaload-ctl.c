@@ -38,7 +38,11 @@ struct ctl {
 	const char *socket;
 	const char *name;
 	bool json;
+	int timeout_ms;			/* --timeout: idle, -1 for none */
 };
+
+/* The default --timeout, seconds: a daemon silent this long is taken for stuck. */
+#define CTL_TIMEOUT_S	30
 
 /* The reply of a query command (status, list, stats, info), as libdmaload gives it. */
 union ctl_reply {
@@ -65,9 +69,19 @@ static int usage_error(const char *fmt, ...)
 	return EXIT_USAGE;
 }
 
+/* --timeout as parsed, for the message of a timeout. */
+static int timeout_ms_given = CTL_TIMEOUT_S * 1000;
+
 /* Prints the one error line and returns exit status 1. @err is a positive errno. */
 static int fail(const char *what, const char *arg, int err, const char *msg)
 {
+	char text[96];
+
+	if (err == ETIMEDOUT && !(msg && *msg)) {
+		snprintf(text, sizeof(text), "the daemon did not answer for %g s (--timeout)",
+			 timeout_ms_given / 1000.0);
+		msg = text;
+	}
 	fprintf(stderr, "dmaload-ctl: %s%s%s: %s\n", what, arg ? " " : "", arg ? arg : "",
 		msg && *msg ? msg : strerror(err));
 	return EXIT_FAILURE;
@@ -192,11 +206,27 @@ static int opt_value(const char *name, int argc, char **argv, int *i, const char
  * status + 2 (so: >= 2) when the process should end (usage error, --help). */
 static int global_option(struct ctl *ctl, int argc, char **argv, int *i)
 {
-	const char *a = argv[*i];
+	const char *a = argv[*i], *val;
 	int r;
 
 	if (!strcmp(a, "--json")) {
 		ctl->json = true;
+		return 1;
+	}
+	if ((r = opt_value("--timeout", argc, argv, i, &val))) {
+		char *end;
+		double t;
+
+		if (r < 0)
+			return usage_error("option '%s' needs a value", a) + 2;
+		errno = 0;
+		t = strtod(val, &end);
+		if (errno || end == val || *end || !(t >= 0) || t > 86400 * 24)
+			return usage_error("bad timeout '%s' (seconds, 0 for none)", val) + 2;
+		ctl->timeout_ms = t > 0 ? (int)(t * 1000 + 0.5) : -1;
+		if (t > 0 && ctl->timeout_ms == 0)
+			ctl->timeout_ms = 1;
+		timeout_ms_given = ctl->timeout_ms;
 		return 1;
 	}
 	if ((r = opt_value("--socket", argc, argv, i, &ctl->socket)) ||
@@ -233,13 +263,31 @@ static int only_global_options(struct ctl *ctl, int argc, char **argv, int i,
 	return -1;
 }
 
+/* Connects with the --timeout; a refusal is printed with the daemon's reason. */
 static int ctl_connect(const struct ctl *ctl, struct dmaload **dl)
 {
-	int r = dmaload_connect(dl, ctl->socket, ctl->name);
+	char msg[DL_ERRMSG_MAX + 1];
+	int r = dmaload_connect_ex(dl, ctl->socket, ctl->name, ctl->timeout_ms, msg,
+				   sizeof(msg));
 
 	if (r < 0)
-		return fail("connect to", ctl->socket, -r, NULL);
+		return fail("connect to", ctl->socket, -r, msg);
 	return 0;
+}
+
+/*
+ * A load waited --timeout without a word: is the daemon stuck, or is the load only
+ * waiting for a reading slot (a queued load sends no PROGRESS)? A fresh connection's
+ * HELLO tells. True if the daemon answered within the timeout.
+ */
+static bool ctl_daemon_answers(const struct ctl *ctl)
+{
+	struct dmaload *probe;
+
+	if (dmaload_connect_ex(&probe, ctl->socket, ctl->name, ctl->timeout_ms, NULL, 0) < 0)
+		return false;
+	dmaload_close(probe);
+	return true;
 }
 
 /* ---- load ------------------------------------------------------------------------ */
@@ -411,7 +459,7 @@ static int cmd_load(struct ctl *ctl, int argc, char **argv, int i)
 	struct dmaload *dl;
 	const char *file = NULL, *val;
 	char **cmd = NULL;
-	bool by_fd = false;
+	bool by_fd = false, bar;
 	double t0, seconds;
 	uint64_t id;
 	int r, src = -1;
@@ -491,8 +539,9 @@ static int cmd_load(struct ctl *ctl, int argc, char **argv, int i)
 
 	/* With CMD, stdout is CMD's: what we have to say goes to stderr. */
 	out = cmd ? stderr : stdout;
-	if (!ctl->json && isatty(STDOUT_FILENO) && isatty(STDERR_FILENO))
-		opts.progress = true;
+	bar = !ctl->json && isatty(STDOUT_FILENO) && isatty(STDERR_FILENO);
+	/* PROGRESS keeps the --timeout from running out on a long load. */
+	opts.progress = bar || ctl->timeout_ms >= 0;
 
 	if (by_fd) {
 		src = open(file, O_RDONLY | O_CLOEXEC);
@@ -515,7 +564,9 @@ static int cmd_load(struct ctl *ctl, int argc, char **argv, int i)
 		r = dmaload_load_path(dl, file, &opts, &id);
 	}
 	if (r == 0)
-		r = dmaload_wait(dl, id, &ev, opts.progress ? progress_draw : NULL, &pg);
+		do
+			r = dmaload_wait(dl, id, &ev, bar ? progress_draw : NULL, &pg);
+		while (r == -ETIMEDOUT && ctl_daemon_answers(ctl));
 	seconds = now_s() - t0;
 	progress_clear(&pg);
 	if (r < 0) {
@@ -621,7 +672,7 @@ static int cmd_preload(struct ctl *ctl, int argc, char **argv, int i)
 	opts.pin = true;
 	opts.detach = true;
 	bar = wait && !ctl->json && isatty(STDERR_FILENO);
-	opts.progress = bar;
+	opts.progress = bar || (wait && ctl->timeout_ms >= 0);
 	pg.start = now_s();
 	left = n;
 	for (size_t k = 0; k < n; k++) {
@@ -638,7 +689,15 @@ static int cmd_preload(struct ctl *ctl, int argc, char **argv, int i)
 		struct dmaload_event ev;
 		struct preload_file *p = NULL;
 
-		r = dmaload_next_event(dl, &ev, -1);
+		r = dmaload_next_event(dl, &ev, ctl->timeout_ms);
+		if (r == 0 && ctl_daemon_answers(ctl))
+			continue;
+		if (r == 0) {
+			progress_clear(&pg);
+			fail("preload", NULL, ETIMEDOUT, NULL);
+			failed += left;
+			break;
+		}
 		if (r < 0) {
 			progress_clear(&pg);
 			fail("preload", NULL, -r, "lost the connection to the daemon");
@@ -973,7 +1032,7 @@ static int cmd_cancel(struct ctl *ctl, int argc, char **argv, int i)
 		return r;
 	r = dmaload_cancel(dl, load_id, &id);
 	if (r == 0)
-		r = dmaload_wait(dl, id, &ev, NULL, NULL);
+		r = dmaload_wait(dl, id, &ev, NULL, NULL);	/* within --timeout */
 	dmaload_close(dl);
 	if (r < 0)
 		return fail("cancel", arg, -r, NULL);
@@ -1217,7 +1276,8 @@ static const struct ctl_cmd ctl_cmds[] = {
 
 static void usage(FILE *f)
 {
-	fputs("Usage: dmaload-ctl [--socket PATH] [--json] [--name NAME] COMMAND ...\n"
+	fputs("Usage: dmaload-ctl [--socket PATH] [--json] [--name NAME] [--timeout S] "
+	      "COMMAND ...\n"
 	      "\n"
 	      "Commands:\n", f);
 	for (size_t k = 0; k < sizeof(ctl_cmds) / sizeof(ctl_cmds[0]); k++)
@@ -1228,6 +1288,9 @@ static void usage(FILE *f)
 	      "                  $XDG_RUNTIME_DIR/dmaloadd.sock or /run/dmaloadd/dmaloadd.sock)\n"
 	      "  --json          one JSON object per line instead of text\n"
 	      "  --name NAME     client name the daemon logs (default dmaload-ctl)\n"
+	      "  --timeout S     give up when the daemon says nothing for S seconds\n"
+	      "                  (default 30; 0: wait forever); a load's progress, or\n"
+	      "                  a daemon that still answers, keeps it waiting\n"
 	      "  --offset N      first byte to load; N takes K, M, G, T suffixes (x1024)\n"
 	      "  --length N      bytes to load (default: to the end of the file)\n"
 	      "  --method M      auto (the daemon chooses), direct (O_DIRECT), buffered\n"
@@ -1267,7 +1330,7 @@ static int cmd_dispatch(struct ctl *ctl, const struct ctl_cmd *c, int argc, char
 
 int main(int argc, char **argv)
 {
-	struct ctl ctl = { .name = "dmaload-ctl" };
+	struct ctl ctl = { .name = "dmaload-ctl", .timeout_ms = CTL_TIMEOUT_S * 1000 };
 	const char *cmd = NULL;
 	int i, r;
 

@@ -11,7 +11,9 @@
  * events are handed out in the order they arrived, except that dmaload_wait() pulls
  * its own id's events out of order. Once the daemon hangs up or breaks the protocol,
  * dl->broken holds the reason and every later read or send returns it, after the
- * events already queued have been handed out. Nothing here keeps global state except
+ * events already queued have been handed out. The blocking calls wait at most
+ * dl->timeout_ms for each message (an idle timeout: a load that sends PROGRESS is
+ * never cut short). Nothing here keeps global state except
  * the static buffer behind dmaload_default_socket().
  */
 #include <errno.h>
@@ -42,6 +44,7 @@ struct dmaload {
 	int broken;			/* 0, or the -errno that ended the connection */
 	uint32_t version, caps;		/* from HELLO_REPLY */
 	uint64_t max_load_size;
+	int timeout_ms;			/* idle timeout of blocking calls, -1: none */
 	struct queued_event *head;	/* events not handed out yet, oldest first */
 	struct queued_event **tail;	/* &last->next, or &head when empty */
 	char buf[DL_MSG_MAX];		/* one received datagram; dl_msg points into it */
@@ -61,6 +64,12 @@ static int64_t deadline_after(int timeout_ms)
 	if (timeout_ms < 0)
 		return -1;
 	return now_ns() + (int64_t)timeout_ms * 1000000;
+}
+
+/* The deadline of a blocking call's next message: the connection's idle timeout. */
+static int64_t idle_deadline(const struct dmaload *dl)
+{
+	return deadline_after(dl->timeout_ms);
 }
 
 /*
@@ -319,13 +328,52 @@ const char *dmaload_default_socket(void)
 	return path;
 }
 
+/* A refusal of the connection or of its HELLO: the daemon's errno, its text into
+ * @errmsg (@errlen bytes, may be 0). Consumes @fd. */
+static int hello_refused(struct dmaload *dl, const struct dl_msg *m, int fd, char *errmsg,
+			 size_t errlen)
+{
+	struct dmaload_event ev;
+
+	event_from_msg(&ev, m, fd);
+	if (errlen)
+		snprintf(errmsg, errlen, "%s", ev.message);
+	return conn_break(dl, -ev.err);
+}
+
+/*
+ * The connection ended (@err) before the HELLO's reply: a daemon that refuses a
+ * connection (too many clients, out of fds) answers with an ERROR of request id 0 and
+ * closes it, maybe before our HELLO went out (the send fails) or with the HELLO unread
+ * (the kernel then reports ECONNRESET on the first read, before the ERROR that still
+ * waits in our socket). Looks for that ERROR without waiting; returns its -errno, or
+ * @err.
+ */
+static int hello_lost(struct dmaload *dl, uint64_t id, int err, char *errmsg, size_t errlen)
+{
+	struct dl_msg m;
+	int fd, r;
+
+	for (int tries = 0; tries < 2; tries++) {
+		dl->broken = 0;
+		r = conn_read(dl, now_ns(), &m, &fd);
+		if (r > 0 && m.hdr.type == DL_ERROR && (m.hdr.id == 0 || m.hdr.id == id))
+			return hello_refused(dl, &m, fd, errmsg, errlen);
+		if (r > 0 && fd >= 0)
+			close(fd);
+		if (r != -ECONNRESET)
+			break;
+	}
+	dl->broken = 0;
+	return conn_break(dl, err);
+}
+
 /* Says HELLO (request id 1) and waits for its reply. */
-static int conn_hello(struct dmaload *dl, const char *name)
+static int conn_hello(struct dmaload *dl, const char *name, char *errmsg, size_t errlen)
 {
 	struct dl_hello hello = { .version = DL_PROTO_VERSION, .caps = DL_CAPS_V1 };
-	struct dmaload_event ev;
 	struct dl_msg m;
-	uint64_t id;
+	uint64_t id = dl->next_id;
 	int fd, r;
 
 	if (!name)
@@ -333,17 +381,19 @@ static int conn_hello(struct dmaload *dl, const char *name)
 	/* NUL-padded, not necessarily NUL-terminated: a 32-byte name fills it all */
 	memcpy(hello.name, name, strnlen(name, sizeof(hello.name)));
 	r = conn_request(dl, DL_HELLO, &hello, sizeof(hello), NULL, 0, NULL, 0, &id);
+	if (r == -ECONNRESET)
+		return hello_lost(dl, id, r, errmsg, errlen);
 	if (r < 0)
 		return r;
-	r = conn_read(dl, -1, &m, &fd);
+	r = conn_read(dl, idle_deadline(dl), &m, &fd);
+	if (r == -ECONNRESET)
+		return hello_lost(dl, id, r, errmsg, errlen);
 	if (r <= 0)
-		return r ? r : -ETIMEDOUT;	/* no deadline: 0 does not happen */
+		return r ? r : conn_break(dl, -ETIMEDOUT);
 	/* Nothing else is in flight: anything but the answer to the HELLO is wrong. A
 	 * refusal ends the connection too, since dmaload_connect() gives it up. */
-	if (m.hdr.id == id && m.hdr.type == DL_ERROR) {
-		event_from_msg(&ev, &m, fd);
-		return conn_break(dl, -ev.err);
-	}
+	if (m.hdr.type == DL_ERROR && (m.hdr.id == 0 || m.hdr.id == id))
+		return hello_refused(dl, &m, fd, errmsg, errlen);
 	if (m.hdr.id != id || m.hdr.type != DL_HELLO_REPLY) {
 		if (fd >= 0)
 			close(fd);
@@ -359,11 +409,19 @@ static int conn_hello(struct dmaload *dl, const char *name)
 
 int dmaload_connect(struct dmaload **out, const char *socket_path, const char *name)
 {
+	return dmaload_connect_ex(out, socket_path, name, -1, NULL, 0);
+}
+
+int dmaload_connect_ex(struct dmaload **out, const char *socket_path, const char *name,
+		       int timeout_ms, char *errmsg, size_t errlen)
+{
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	struct dmaload *dl;
 	size_t len;
 	int r;
 
+	if (errlen)
+		errmsg[0] = '\0';
 	if (!socket_path)
 		socket_path = dmaload_default_socket();
 	len = strlen(socket_path);
@@ -377,6 +435,7 @@ int dmaload_connect(struct dmaload **out, const char *socket_path, const char *n
 	if (!dl)
 		return -ENOMEM;
 	dl->next_id = 1;
+	dl->timeout_ms = timeout_ms < 0 ? -1 : timeout_ms;
 	dl->tail = &dl->head;
 	dl->fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
 	if (dl->fd < 0) {
@@ -391,7 +450,7 @@ int dmaload_connect(struct dmaload **out, const char *socket_path, const char *n
 		r = -errno;
 		goto fail;
 	}
-	r = conn_hello(dl, name);
+	r = conn_hello(dl, name, errmsg, errlen);
 	if (r < 0)
 		goto fail;
 	*out = dl;
@@ -418,6 +477,11 @@ struct dmaload *dmaload_close(struct dmaload *dl)
 		close(dl->fd);
 	free(dl);
 	return NULL;
+}
+
+void dmaload_set_timeout(struct dmaload *dl, int timeout_ms)
+{
+	dl->timeout_ms = timeout_ms < 0 ? -1 : timeout_ms;
 }
 
 int dmaload_fd(const struct dmaload *dl)
@@ -642,9 +706,11 @@ int dmaload_wait(struct dmaload *dl, uint64_t id, struct dmaload_event *ev,
 	}
 
 	for (;;) {
-		r = conn_read_event(dl, -1, &e);
+		/* Idle: each message, of any request, starts the timeout again. The
+		 * connection stays usable; the final event may still come later. */
+		r = conn_read_event(dl, idle_deadline(dl), &e);
 		if (r <= 0)
-			return r ? r : -ETIMEDOUT;	/* no deadline: 0 does not happen */
+			return r ? r : -ETIMEDOUT;
 		if (e.id != id) {
 			r = queue_push(dl, &e);
 			if (r < 0)
@@ -759,9 +825,11 @@ static int conn_call(struct dmaload *dl, uint16_t type, const void *payload, siz
 	if (r < 0)
 		return r;
 	for (;;) {
-		r = conn_read(dl, -1, m, &fd);
+		/* A reply that comes after we gave up would be taken for an event: a
+		 * timeout ends the connection. */
+		r = conn_read(dl, idle_deadline(dl), m, &fd);
 		if (r <= 0)
-			return r ? r : -ETIMEDOUT;	/* no deadline: 0 does not happen */
+			return r ? r : conn_break(dl, -ETIMEDOUT);
 		if (m->hdr.type == reply_type) {
 			if (m->hdr.id != id)
 				return conn_break(dl, -EBADMSG);

@@ -103,8 +103,34 @@ const char *dmaload_default_socket(void);
 
 /* Connects to @socket_path (NULL: dmaload_default_socket()) and says HELLO with
  * @name (NULL: the program's name; at most 32 bytes are sent) as the client's name.
- * Returns 0 and *out, -err when the daemon refused the HELLO, or -errno. */
+ * Returns 0 and *out, -err when the daemon refused the connection or the HELLO
+ * (dmaload_connect_ex() gives its message too), or -errno. */
 int dmaload_connect(struct dmaload **out, const char *socket_path, const char *name);
+
+/*
+ * dmaload_connect() with an idle timeout and the daemon's reason for a refusal.
+ * @timeout_ms (-1: none) bounds the wait for the HELLO's reply and becomes the
+ * connection's timeout (dmaload_set_timeout()). When the daemon refuses the
+ * connection (too many clients, too many of this user's, out of fds), returns its
+ * -errno (-EAGAIN, -EMFILE) and writes its message into @errmsg (@errlen bytes; may
+ * be NULL with @errlen 0); on other failures @errmsg is "". -ETIMEDOUT when the
+ * daemon did not answer within @timeout_ms.
+ */
+int dmaload_connect_ex(struct dmaload **out, const char *socket_path, const char *name,
+		       int timeout_ms, char *errmsg, size_t errlen);
+
+/*
+ * The idle timeout of the calls that wait for the daemon (dmaload_wait(), the *_sync
+ * loads, dmaload_status(), dmaload_list(), dmaload_stats(), dmaload_info(),
+ * dmaload_evict()): each waits at most @timeout_ms for the next message from the
+ * daemon, and every message (a PROGRESS too, of any request) starts it again, so a
+ * long load that reports progress is never cut short. -1 (the default): wait
+ * forever. On timeout dmaload_wait() returns -ETIMEDOUT and the connection stays
+ * usable; the request-reply calls return -ETIMEDOUT and the connection is broken
+ * (their reply could come later, out of turn). dmaload_next_event() keeps its own
+ * @timeout_ms.
+ */
+void dmaload_set_timeout(struct dmaload *dl, int timeout_ms);
 
 /* Closes the connection; loads still in flight are cancelled by the daemon. Fds of
  * queued DONE events that were never handed out are closed. Returns NULL. */

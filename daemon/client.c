@@ -10,6 +10,12 @@
  *
  * Output: replies are sent at once when the socket takes them; otherwise they queue
  * (with a dup of any fd they carry) and a write watcher drains the queue in order.
+ * A client that does not read must not grow the daemon: the queue is capped at
+ * max_reply_bytes and at max_queued fds (less the loads still running, whose DONEs
+ * would add more). Over the cap the client's requests are not read (its socket
+ * fills and its sends block) until it has read half of its replies; PROGRESS, a
+ * hint, is never queued behind other replies. Replies of loads it started before
+ * still queue; a queue that would pass twice the cap anyway closes the connection.
  *
  * Lifetime: client_close() closes the socket, detaches the jobs and marks the client
  * closed; the struct lives on until its last job is released, because jobs still
@@ -50,6 +56,7 @@ struct out_msg {
 static void on_readable(struct ev_loop *loop, ev_io *w, int revents);
 static void client_owner_init(struct client *c);
 static void on_writable(struct ev_loop *loop, ev_io *w, int revents);
+static void client_resume_check(struct client *c);
 
 /* Datagrams handled per readable event before giving others a turn. */
 #define RECV_BATCH 16
@@ -199,6 +206,7 @@ static void client_job_gone(struct client *c, struct job *j)
 {
 	list_del(&j->owner_link);
 	c->n_jobs--;
+	client_resume_check(c);
 	client_maybe_free(c);
 }
 
@@ -211,6 +219,42 @@ static void client_break(struct client *c, int err)
 	log_debug("conn %llu: send: %s", (unsigned long long)c->conn_id, strerror(-err));
 	c->broken = true;
 	ev_feed_event(c->set->loop, &c->wio, EV_WRITE);
+}
+
+/* Over the cap: its replies hold max_reply_bytes, or its buffers waiting to be
+ * handed over and its running loads (each a DONE to come) reach max_queued. */
+static bool client_over_cap(const struct client *c)
+{
+	const struct config *cfg = c->set->cfg;
+
+	return c->out_bytes >= cfg->max_reply_bytes ||
+	       (c->out_fds && c->out_fds + c->n_jobs >= cfg->max_queued);
+}
+
+/* Stops reading requests of a client over its cap. */
+static void client_pause_check(struct client *c)
+{
+	if (c->paused || c->closed || !client_over_cap(c))
+		return;
+	c->paused = true;
+	ev_io_stop(c->set->loop, &c->rio);
+	log_debug("conn %llu: %zu bytes and %u buffers of replies unread: not reading its "
+		  "requests until it reads them", (unsigned long long)c->conn_id,
+		  c->out_bytes, c->out_fds);
+}
+
+/* Reads its requests again once it has read half of its replies' bytes and its fds
+ * are under the cap. */
+static void client_resume_check(struct client *c)
+{
+	const struct config *cfg = c->set->cfg;
+
+	if (!c->paused || c->closed || c->out_bytes >= cfg->max_reply_bytes / 2 ||
+	    (c->out_fds && c->out_fds + c->n_jobs >= cfg->max_queued))
+		return;
+	c->paused = false;
+	ev_io_start(c->set->loop, &c->rio);
+	log_debug("conn %llu: reading its requests again", (unsigned long long)c->conn_id);
 }
 
 /* Sends queued messages in order until the socket is full. Returns 0 or -errno. */
@@ -229,9 +273,13 @@ static int client_flush(struct client *c)
 		c->out_head = m->next;
 		if (!c->out_head)
 			c->out_tail = NULL;
-		if (m->fd >= 0)
+		c->out_bytes -= m->len;
+		if (m->fd >= 0) {
 			close(m->fd);
+			c->out_fds--;
+		}
 		free(m);
+		client_resume_check(c);
 	}
 	ev_io_stop(c->set->loop, &c->wio);
 	return 0;
@@ -253,6 +301,18 @@ void client_send(struct client *c, const void *buf, size_t len, int fd_to_pass)
 			return;
 		}
 	}
+	/* Reading stopped at the cap; what still comes answers loads started before. */
+	if (c->out_bytes + len > 2 * c->set->cfg->max_reply_bytes ||
+	    c->out_fds + (fd_to_pass >= 0) > 2 * c->set->cfg->max_queued) {
+		log_warn("conn %llu (uid %u, pid %d): %zu bytes and %u buffers of replies "
+			 "unread, past twice the cap (max_reply_bytes %llu, max_queued %u): "
+			 "closing", (unsigned long long)c->conn_id, c->cred.uid,
+			 (int)c->cred.pid, c->out_bytes + len, c->out_fds + (fd_to_pass >= 0),
+			 (unsigned long long)c->set->cfg->max_reply_bytes,
+			 c->set->cfg->max_queued);
+		client_break(c, -ENOBUFS);
+		return;
+	}
 	m = malloc(sizeof(*m) + len);
 	if (!m)
 		goto oom;
@@ -272,7 +332,10 @@ void client_send(struct client *c, const void *buf, size_t len, int fd_to_pass)
 	else
 		c->out_head = m;
 	c->out_tail = m;
+	c->out_bytes += len;
+	c->out_fds += m->fd >= 0;
 	ev_io_start(c->set->loop, &c->wio);
+	client_pause_check(c);
 	return;
 oom:
 	/* A reply that cannot be kept breaks the client's view of its requests. */
@@ -312,9 +375,14 @@ static void owner_accepted(struct job *j, const struct dl_accepted *a)
 	client_send_plain(owner_client(j), DL_ACCEPTED, j->id, a, sizeof(*a));
 }
 
+/* A hint: a client with replies waiting would only read it late, so it is dropped
+ * rather than queued (the next one, or DONE, tells more). */
 static void owner_progress(struct job *j, const struct dl_progress *p)
 {
-	client_send_plain(owner_client(j), DL_PROGRESS, j->id, p, sizeof(*p));
+	struct client *c = owner_client(j);
+
+	if (!c->out_head)
+		client_send_plain(c, DL_PROGRESS, j->id, p, sizeof(*p));
 }
 
 static void owner_done(struct job *j, const struct dl_done *d, int fd)
@@ -425,7 +493,7 @@ static void client_read_batch(struct client *c)
 {
 	char *buf = c->set->rbuf;
 
-	for (int i = 0; i < RECV_BATCH && !c->closed && !c->broken; i++) {
+	for (int i = 0; i < RECV_BATCH && !c->closed && !c->broken && !c->paused; i++) {
 		int fds[DL_MAX_FDS], nfds = 0;
 		ssize_t n = dl_recv(c->fd, buf, DL_MSG_MAX, fds, DL_MAX_FDS, &nfds);
 
@@ -510,6 +578,36 @@ int client_new(struct client **out, struct client_set *set, int fd)
 	log_debug("conn %llu: pid %d uid %u gid %u", (unsigned long long)c->conn_id,
 		  (int)c->cred.pid, c->cred.uid, c->cred.gid);
 	*out = c;
+	return 0;
+}
+
+int client_set_admit(const struct client_set *set, uid_t uid, char *msg, size_t len)
+{
+	const struct config *cfg = set->cfg;
+	unsigned reserve = cfg->max_clients / 8, share = config_clients_per_uid(cfg), n = 0;
+	struct list *pos;
+
+	if (set->n_clients >= cfg->max_clients) {
+		snprintf(msg, len, "too many clients (max_clients = %u); try again later",
+			 cfg->max_clients);
+		return -EAGAIN;
+	}
+	if (uid == 0 || uid == geteuid())
+		return 0;
+	if (set->n_clients >= cfg->max_clients - reserve) {
+		snprintf(msg, len, "too many clients (max_clients = %u, of which %u are "
+			 "kept for root); try again later", cfg->max_clients, reserve);
+		return -EAGAIN;
+	}
+	/* A walk: max_clients bounds it, and it runs once per accepted connection. */
+	for (pos = set->clients.next; pos != &set->clients; pos = pos->next)
+		if (list_entry(pos, struct client, link)->cred.uid == uid)
+			n++;
+	if (n >= share) {
+		snprintf(msg, len, "too many connections of uid %u (max_clients_per_uid = "
+			 "%u); close some or try again later", (unsigned)uid, share);
+		return -EAGAIN;
+	}
 	return 0;
 }
 

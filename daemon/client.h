@@ -2,7 +2,9 @@
  * client.h: the connections. One struct client is one connection: it receives
  * requests, hands each well-formed one to the request handlers (handlers.c) through
  * the dispatch callback the server registered, and sends replies in order through an
- * outgoing queue (a slow reader never blocks the loop). It owns its jobs in the sense
+ * outgoing queue (a slow reader never blocks the loop), capped per connection
+ * (max_reply_bytes, max_queued fds): a client over the cap is not read from until it
+ * reads its replies. It owns its jobs in the sense
  * that closing it cancels them; the memory of a closed client is freed only once its
  * last job has let go of it. The set of them (struct client_set) is what the handlers
  * and the server see of the daemon's connections.
@@ -58,6 +60,9 @@ struct client {
 	unsigned n_jobs;
 	unsigned busy;			/* handlers on the stack that use the client */
 	struct out_msg *out_head, *out_tail;
+	size_t out_bytes;		/* queued replies: their bytes */
+	unsigned out_fds;		/* and the fds they carry (DONE buffers) */
+	bool paused;			/* over its reply cap: requests not read */
 	bool closed;			/* socket closed; waiting for jobs to let go */
 	bool broken;			/* a send failed: close from the write watcher */
 	bool local;			/* the daemon's own (client_new_local) */
@@ -73,6 +78,15 @@ void client_set_init(struct client_set *set, struct ev_loop *loop, const struct 
 void client_set_stop(struct client_set *set);
 /* The config's limits changed: every client's own again. */
 void client_set_limits(struct client_set *set);
+
+/*
+ * Whether a new connection of @uid may be taken: 0, or -EAGAIN with why in @msg (@len
+ * bytes), for the client. Past max_clients nobody is taken. Other users share
+ * max_clients less a reserve of an eighth of it, and each uid holds at most
+ * config_clients_per_uid(); root and the daemon's own uid are exempt from both, so
+ * one user's idle connections cannot lock out the administrator.
+ */
+int client_set_admit(const struct client_set *set, uid_t uid, char *msg, size_t len);
 
 /* Takes @fd (an accepted connection) on success and failure alike. */
 int client_new(struct client **out, struct client_set *set, int fd);

@@ -29,6 +29,8 @@ void config_init(struct config *c)
 		.socket = NULL,
 		.socket_mode = 0666,
 		.max_clients = 256,
+		.max_clients_per_uid = 0,
+		.max_reply_bytes = 4u << 20,
 		.log_level = LOG_LVL_INFO,
 		.workers = 2,
 		.chunk_size = 4u << 20,
@@ -299,6 +301,10 @@ static const struct key_rule keys[] = {
 	       "must be an absolute path shorter than 108 bytes"),
 	CUSTOM("daemon", "socket_mode", key_mode, "must be an octal file mode such as 0666"),
 	UINT("daemon", max_clients, 1, 65536, "must be a number from 1 to 65536"),
+	UINT("daemon", max_clients_per_uid, 0, 65536,
+	     "must be a number from 1 to 65536 (0: a quarter of max_clients)"),
+	SIZE("daemon", max_reply_bytes, 65536, 1ull << 30, 0,
+	     "must be a size from 64K to 1G"),
 	CUSTOM("daemon", "log_level", key_log_level,
 	       "must be error, warning, notice, info or debug"),
 	UINT("daemon", workers, 1, 64, "must be a number from 1 to 64"),
@@ -469,6 +475,8 @@ bool config_reload(struct config *live, struct config *next)
 
 	LIVE(log_level, "[daemon] log_level");
 	LIVE(max_clients, "[daemon] max_clients");
+	LIVE(max_clients_per_uid, "[daemon] max_clients_per_uid");
+	LIVE(max_reply_bytes, "[daemon] max_reply_bytes");
 	if (live->detach_gid != next->detach_gid ||
 	    strcmp(live->detach_group, next->detach_group)) {
 		log_notice("reload: [daemon] detach_group: \"%s\" -> \"%s\"",
@@ -515,6 +523,13 @@ bool config_reload(struct config *live, struct config *next)
 		limits_move(&live->limits, &next->limits);
 	}
 	return limits;
+}
+
+unsigned config_clients_per_uid(const struct config *c)
+{
+	unsigned n = c->max_clients_per_uid ? c->max_clients_per_uid : c->max_clients / 4;
+
+	return n ? n : 1;
 }
 
 int config_socket_path(const struct config *c, char *buf, size_t len)

@@ -24,6 +24,10 @@ struct config {
 	char *socket;			/* NULL: root's or the user's runtime dir */
 	mode_t socket_mode;		/* chmod of the bound socket */
 	unsigned max_clients;		/* connections at once */
+	unsigned max_clients_per_uid;	/* connections of one uid (not root's, not the
+					 * daemon's own user); 0: max_clients / 4 */
+	uint64_t max_reply_bytes;	/* replies queued for one connection before the
+					 * daemon stops reading its requests */
 	enum log_level log_level;
 	unsigned workers;		/* threads for blocking calls */
 	char detach_group[64];		/* who besides root may detach loads: a group's
@@ -83,7 +87,8 @@ int config_parse_target(const char *s, uint8_t *target, char *heap, size_t heap_
 /*
  * SIGHUP: takes from @next (a freshly loaded config) what can change while the daemon
  * runs: [limits], [preload] (the
- * caller preloads the new list), log_level, max_clients, detach_group, max_queued,
+ * caller preloads the new list), log_level, max_clients, max_clients_per_uid,
+ * max_reply_bytes, detach_group, max_queued,
  * max_detached, max_loads and max_inflight, which only the loop thread reads. Other keys that differ are logged as needing a
  * restart and keep their running values (workers read them, or the socket and the
  * ring were set up with them). Logs each change. Returns true if [limits] changed.
@@ -91,6 +96,10 @@ int config_parse_target(const char *s, uint8_t *target, char *heap, size_t heap_
  */
 bool config_reload(struct config *live, struct config *next);
 
+
+/* The connections one non-root uid may hold: max_clients_per_uid, or a quarter of
+ * max_clients when that is 0 (at least 1). */
+unsigned config_clients_per_uid(const struct config *c);
 
 /* The socket path to use: c->socket, else /run/dmaloadd/dmaloadd.sock for root, else
  * $XDG_RUNTIME_DIR/dmaloadd.sock. Writes into @buf; returns 0 or -ENAMETOOLONG /

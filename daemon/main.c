@@ -1,6 +1,6 @@
 /*
  * main.c: dmaloadd's entry point. Reads top to bottom: parse the command line, load
- * the config, set up the server, tell systemd we are ready, run the loop, tear down.
+ * the config, raise the fd limit, set up the server, tell systemd we are ready, run the loop, tear down.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <systemd/sd-daemon.h>
 #include <time.h>
 #include <unistd.h>
@@ -34,6 +35,48 @@ static void usage(FILE *f)
 		CONFIG_DEFAULT_PATH);
 }
 
+/* Fds one load may hold in the daemon at once: its source, its buffer and the dup
+ * queued with its DONE. */
+#define FDS_PER_LOAD 3
+
+/* Every connection and load holds fds: the soft limit (1024 by default) is far below
+ * what max_clients allows, so take the hard one. Returns the limit in force. */
+static rlim_t raise_fd_limit(void)
+{
+	struct rlimit rl;
+	rlim_t was;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0) {
+		log_warn("getrlimit(RLIMIT_NOFILE): %s", strerror(errno));
+		return RLIM_INFINITY;
+	}
+	was = rl.rlim_cur;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0) {
+			log_warn("setrlimit(RLIMIT_NOFILE, %llu): %s",
+				 (unsigned long long)rl.rlim_max, strerror(errno));
+			rl.rlim_cur = was;
+		}
+	}
+	log_info("fd limit: %llu (soft limit was %llu)", (unsigned long long)rl.rlim_cur,
+		 (unsigned long long)was);
+	return rl.rlim_cur;
+}
+
+/* Warns when the config lets clients ask for more fds than the daemon may open. */
+static void check_fd_limit(const struct config *cfg, rlim_t limit)
+{
+	unsigned long long need = (unsigned long long)cfg->max_clients * cfg->max_queued *
+				  FDS_PER_LOAD;
+
+	if (limit != RLIM_INFINITY && need > limit)
+		log_warn("max_clients (%u) x max_queued (%u) x %d fds per load = %llu is "
+			 "more than the fd limit (%llu): loads may fail with EMFILE; raise "
+			 "LimitNOFILE= or lower those keys", cfg->max_clients, cfg->max_queued,
+			 FDS_PER_LOAD, need, (unsigned long long)limit);
+}
+
 /* What SIGHUP needs: the running config, where it came from, what the command line
  * overrides. */
 struct reload {
@@ -41,6 +84,7 @@ struct reload {
 	struct config *cfg;
 	const char *path;	/* -c FILE, or NULL: the default file if it exists */
 	const char *level;	/* --log-level, which wins over the file */
+	rlim_t fd_limit;	/* RLIMIT_NOFILE as raised at start */
 };
 
 /* Re-reads the config file. A file with an error changes nothing. Reading it blocks
@@ -69,6 +113,7 @@ static bool reload(struct reload *rl)
 	log_notice("SIGHUP: reloading %s", path);
 	server_config_changed(rl->srv, config_reload(rl->cfg, &next));
 	log_setup(rl->cfg->log_level);
+	check_fd_limit(rl->cfg, rl->fd_limit);
 	config_deinit(&next);
 	return true;
 }
@@ -162,6 +207,9 @@ int main(int argc, char **argv)
 	/* A client that goes away mid-send must not kill us (sends also use
 	 * MSG_NOSIGNAL; this covers everything else). */
 	signal(SIGPIPE, SIG_IGN);
+	rl = (struct reload){ .srv = &srv, .cfg = &cfg, .path = config_path, .level = level,
+			      .fd_limit = raise_fd_limit() };
+	check_fd_limit(&cfg, rl.fd_limit);
 
 	loop = ev_default_loop(EVFLAG_AUTO | EVFLAG_SIGNALFD);
 	/* Signals first: starting the watchers blocks them (they arrive through a
@@ -173,7 +221,6 @@ int main(int argc, char **argv)
 	sigterm.data = sigint.data = &srv;
 	ev_signal_start(loop, &sigterm);
 	ev_signal_start(loop, &sigint);
-	rl = (struct reload){ .srv = &srv, .cfg = &cfg, .path = config_path, .level = level };
 	ev_signal_init(&sighup, on_hup, SIGHUP);
 	sighup.data = &rl;
 	ev_signal_start(loop, &sighup);

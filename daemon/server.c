@@ -5,8 +5,11 @@
  * sd_is_socket_unix to be a listening SOCK_SEQPACKET Unix socket), else the daemon
  * binds it itself: the directory is created if missing, a stale socket file left by a
  * dead daemon is replaced, a live one (connect succeeds) is an error rather than
- * stolen. Accepted connections become clients; past max_clients a connection gets an
- * ERROR and is closed, so the caller learns why.
+ * stolen. Accepted connections become clients; one past max_clients, or past its uid's
+ * share (client_set_admit), gets an ERROR with request id 0 and is closed, so the
+ * caller learns why. Out of fds, the listener would stay readable and the loop spin on
+ * a failing accept(): a spare fd is given up to take and answer one connection, and
+ * accepting pauses (ACCEPT_PAUSE_S) until fds are free again.
  *
  * Shutdown: server_stop() closes the listener and every client (which cancels their
  * loads); the loop breaks in server_check_idle() once no job, client or worker task
@@ -30,6 +33,9 @@
 #include "log.h"
 #include "server.h"
 #include "util.h"
+
+/* How long accepting pauses when the daemon is out of fds. */
+#define ACCEPT_PAUSE_S 0.25
 
 void server_notify_status(struct server *s)
 {
@@ -60,31 +66,111 @@ static void on_watchdog_timer(struct ev_loop *loop, ev_timer *w, int revents)
 	sd_notify(0, "WATCHDOG=1");
 }
 
+/* Answers connection @fd (taken) with ERROR @err and @msg (request id 0: before any
+ * request) and closes it, so the caller learns why. */
+static void refuse(int fd, int err, const char *msg)
+{
+	char buf[sizeof(struct dl_hdr) + sizeof(struct dl_error) + DL_ERRMSG_MAX];
+	ssize_t n = dl_encode_error(buf, sizeof(buf), 0, err, msg);
+
+	if (n > 0)
+		dl_send(fd, buf, (size_t)n, NULL, 0);
+	close(fd);
+}
+
+/* One log line a second at most for refusals: a client that reconnects in a loop
+ * must not flood the log. */
+static void log_refusal(struct server *s, uid_t uid, const char *msg)
+{
+	uint64_t now = now_ns();
+
+	if (s->refuse_log_ns && now - s->refuse_log_ns < 1000000000ull) {
+		s->n_refused_quiet++;
+		return;
+	}
+	log_notice("refused a connection of uid %u: %s (%u more refused in the last "
+		   "second)", (unsigned)uid, msg, s->n_refused_quiet);
+	s->refuse_log_ns = now;
+	s->n_refused_quiet = 0;
+}
+
+static void spare_open(struct server *s)
+{
+	if (s->spare_fd < 0)
+		s->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+}
+
+/*
+ * accept() failed with EMFILE or ENFILE. The pending connection stays in the backlog
+ * and the listener readable, so trying again at once would spin: give up the spare
+ * fd to take one connection and tell it why, then stop accepting for a while. One
+ * log line per pause; the recovery is logged once accepting works again.
+ */
+static void accept_out_of_fds(struct server *s, int err)
+{
+	int fd;
+
+	if (s->spare_fd >= 0) {
+		close(s->spare_fd);
+		s->spare_fd = -1;
+		fd = accept4(s->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+		if (fd >= 0) {
+			refuse(fd, err, "the daemon is out of file descriptors; try again "
+			       "later");
+			s->n_fd_refused++;
+		}
+		spare_open(s);
+	}
+	if (s->n_pauses++ == 0)
+		log_warn("accept: %s: pausing new connections for %.0f ms at a time until "
+			 "fds are free again", strerror(err), ACCEPT_PAUSE_S * 1000);
+	ev_io_stop(s->loop, &s->accept_watch);
+	ev_timer_set(&s->accept_pause, ACCEPT_PAUSE_S, 0.);
+	ev_timer_start(s->loop, &s->accept_pause);
+}
+
+static void on_accept_pause(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct server *s = w->data;
+
+	if (s->listen_fd >= 0)
+		ev_io_start(loop, &s->accept_watch);
+}
+
 static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct server *s = w->data;
 
 	for (int i = 0; i < 64; i++) {
 		struct client *c;
+		struct ucred uc;
+		socklen_t uclen = sizeof(uc);
+		char msg[160];
 		int fd = accept4(s->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 
 		if (fd < 0) {
 			if (errno == EMFILE || errno == ENFILE)
-				log_warn("accept: %s", strerror(errno));
+				accept_out_of_fds(s, errno);
 			else if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
 				log_err("accept: %s", strerror(errno));
 			return;
 		}
-		if (s->conns.n_clients >= s->cfg->max_clients) {
-			char buf[256], msg[128];
-			ssize_t n;
-
-			snprintf(msg, sizeof(msg), "too many clients (max_clients = %u); "
-				 "try again later", s->cfg->max_clients);
-			n = dl_encode_error(buf, sizeof(buf), 0, EAGAIN, msg);
-			if (n > 0)
-				dl_send(fd, buf, (size_t)n, NULL, 0);
+		if (s->n_pauses) {
+			log_notice("accept: fds free again after %u pauses (%llu connections "
+				   "refused meanwhile)", s->n_pauses,
+				   (unsigned long long)s->n_fd_refused);
+			s->n_pauses = 0;
+			s->n_fd_refused = 0;
+		}
+		spare_open(s);
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &uc, &uclen) < 0) {
+			log_warn("accept: SO_PEERCRED: %s", strerror(errno));
 			close(fd);
+			continue;
+		}
+		if (client_set_admit(&s->conns, uc.uid, msg, sizeof(msg)) < 0) {
+			log_refusal(s, uc.uid, msg);
+			refuse(fd, EAGAIN, msg);
 			continue;
 		}
 		client_new(&c, &s->conns, fd);
@@ -214,6 +300,9 @@ int server_init(struct server *s, struct ev_loop *loop, const struct config *cfg
 	s->loop = loop;
 	s->cfg = cfg;
 	s->listen_fd = -1;
+	s->spare_fd = -1;
+	ev_timer_init(&s->accept_pause, on_accept_pause, ACCEPT_PAUSE_S, 0.);
+	s->accept_pause.data = s;
 	r = engine_init(&s->eng, loop, cfg, on_engine_idle, s);
 	if (r < 0)
 		goto fail;
@@ -245,6 +334,9 @@ int server_init(struct server *s, struct ev_loop *loop, const struct config *cfg
 	ev_io_init(&s->accept_watch, on_accept, fd, EV_READ);
 	s->accept_watch.data = s;
 	ev_io_start(loop, &s->accept_watch);
+	spare_open(s);
+	if (s->spare_fd < 0)
+		log_warn("cannot keep a spare fd (/dev/null): %s", strerror(errno));
 	ev_timer_init(&s->status_timer, on_status_timer, 5.0, 5.0);
 	s->status_timer.data = s;
 	if (getenv("NOTIFY_SOCKET"))
@@ -277,6 +369,10 @@ void server_deinit(struct server *s)
 			unlink(s->socket_path);
 		s->listen_fd = -1;
 	}
+	ev_timer_stop(s->loop, &s->accept_pause);
+	if (s->spare_fd >= 0)
+		close(s->spare_fd);
+	s->spare_fd = -1;
 	ev_timer_stop(s->loop, &s->status_timer);
 	ev_timer_stop(s->loop, &s->watchdog_timer);
 	engine_deinit(&s->eng);
@@ -310,6 +406,7 @@ void server_stop(struct server *s)
 	/* New connections would only be reset: stop taking them now. */
 	if (s->listen_fd >= 0) {
 		ev_io_stop(s->loop, &s->accept_watch);
+		ev_timer_stop(s->loop, &s->accept_pause);
 		close(s->listen_fd);
 		if (!s->socket_from_systemd)
 			unlink(s->socket_path);

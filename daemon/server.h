@@ -25,7 +25,16 @@ struct server {
 
 	struct client_set conns;	/* the connections, and loads without one */
 
-
+	/* Out of fds (EMFILE): accept() fails and the listener stays readable. The
+	 * spare (an fd of /dev/null, -1 while used) is closed to accept and answer one
+	 * connection, then accepting pauses for a while (accept_pause). */
+	int spare_fd;
+	ev_timer accept_pause;
+	unsigned n_pauses;		/* since accepting last went well */
+	uint64_t n_fd_refused;		/* connections refused for want of fds, likewise */
+	/* Refusals (max_clients, per uid) are logged at most once a second. */
+	uint64_t refuse_log_ns;
+	unsigned n_refused_quiet;	/* not logged since */
 
 	ev_timer status_timer;		/* refreshes sd_notify STATUS= */
 	ev_timer watchdog_timer;	/* WATCHDOG=1 while WatchdogSec= is set */

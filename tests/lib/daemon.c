@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -24,6 +25,12 @@
 
 #define MAX_DAEMONS 8
 static pid_t daemon_pids[MAX_DAEMONS];
+static unsigned long spawn_nofile;	/* daemon_set_nofile() */
+
+void daemon_set_nofile(unsigned long n)
+{
+	spawn_nofile = n;
+}
 
 static void register_pid(pid_t pid)
 {
@@ -194,6 +201,12 @@ static int daemon_spawn(struct test_daemon *d, char *why, size_t why_len)
 		dup2(out, 1);
 		dup2(out, 2);
 		syscall(SYS_close_range, 3u, ~0u, 0u);
+		if (spawn_nofile) {
+			struct rlimit rl = { spawn_nofile, spawn_nofile };
+
+			if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+				_exit(124);
+		}
 		execl(bin, bin, "--config", d->conf, "--socket", d->sock, (char *)NULL);
 		dprintf(2, "exec %s: %s\n", bin, strerror(errno));
 		_exit(127);

@@ -94,6 +94,11 @@ int proc_memfd_count(pid_t pid, int *fds, int *maps);
 /* A one-line description of @pid's fds ("3 socket:[..] 4 anon_inode:[io_uring] ...")
  * for failure messages. */
 void proc_fd_describe(pid_t pid, char *out, size_t len);
+/* Resident memory of @pid (VmRSS of /proc/PID/status), KiB; -errno on failure. */
+long proc_rss_kib(pid_t pid);
+/* CPU time @pid has used (utime + stime of /proc/PID/stat), in clock ticks
+ * (sysconf(_SC_CLK_TCK) a second); -errno on failure. */
+long proc_cpu_ticks(pid_t pid);
 /* A field of /proc/meminfo: meminfo_value() of the daemon's util.h, the one reader
  * the daemon, the tests and the bench share. */
 /* sync(), then drops the page cache, dentries and inodes (root only). 0, or -errno
@@ -113,6 +118,9 @@ struct test_daemon {
 	int start_fds, start_memfds;	/* the first baseline, kept */
 };
 
+/* RLIMIT_NOFILE (soft and hard) for the daemons started from now on; 0: inherit
+ * (the default). For tests of a daemon out of fds. */
+void daemon_set_nofile(unsigned long n);
 /* The daemon binary: $DMALOADD, else build/dmaloadd. */
 const char *daemon_binary(void);
 /* The CLI: $DMALOAD_CTL, else build/dmaload-ctl. */

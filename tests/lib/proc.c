@@ -141,3 +141,44 @@ int drop_caches(void)
 	close(fd);
 	return 0;
 }
+
+long proc_rss_kib(pid_t pid)
+{
+	char path[64], line[256];
+	long kib = -ENOENT;
+	FILE *f;
+
+	proc_dir(pid, "status", path, sizeof(path));
+	f = fopen(path, "re");
+	if (!f)
+		return -errno;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
+			break;
+	fclose(f);
+	return kib;
+}
+
+long proc_cpu_ticks(pid_t pid)
+{
+	char path[64], buf[1024], *p;
+	unsigned long utime, stime;
+	ssize_t n;
+	int fd;
+
+	proc_dir(pid, "stat", path, sizeof(path));
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -EIO;
+	buf[n] = '\0';
+	/* the name in parentheses may hold spaces: fields count from its end */
+	p = strrchr(buf, ')');
+	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
+			 &utime, &stime) != 2)
+		return -EIO;
+	return (long)(utime + stime);
+}
