@@ -115,8 +115,11 @@ void client_close(struct client *c)
 		else
 			job_detach(j);
 	}
-	if (kept)
+	if (kept) {
 		list_add_tail(&c->set->lingering, &c->link);
+		log_info("conn %llu closed: %u detached loads go on (%u in flight daemon-wide)",
+			 (unsigned long long)c->conn_id, kept, c->set->n_detached);
+	}
 	log_debug("conn %llu closed (%u loads cancelled, %u preloads go on)",
 		  (unsigned long long)c->conn_id, c->n_jobs - kept, kept);
 	client_maybe_free(c);
@@ -160,8 +163,15 @@ int client_start_load(struct client *c, const struct dl_msg *m, int fd)
 		return r;
 	list_add_tail(&c->jobs, &j->owner_link);
 	c->n_jobs++;
-	if ((j->req.flags & DL_LOAD_DETACH) && !c->local)
+	if ((j->req.flags & DL_LOAD_DETACH) && !c->local) {
 		c->set->n_detached++;
+		/* Root's count of what may outlive its connection (STATUS has no field
+		 * for it; its entries list each one). */
+		log_info("conn %llu: load %llu may outlive its connection (DL_LOAD_DETACH): "
+			 "%u of max_detached = %u detached loads in flight",
+			 (unsigned long long)c->conn_id, (unsigned long long)m->hdr.id,
+			 c->set->n_detached, c->set->cfg->max_detached);
+	}
 	return 0;
 }
 

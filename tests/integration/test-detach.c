@@ -279,8 +279,8 @@ out:
 	CHECK_SETTLED(&d, 10000);
 }
 
-/* Root's detached slow loads, connection closed: EVICT by path cancels the one,
- * `dmaload-ctl evict --all` the other. */
+/* Root's detached slow loads, connection closed: the log counts them in flight, EVICT
+ * by path cancels the one, `dmaload-ctl evict --all` the other. */
 static void root_evicts(void)
 {
 	struct dmaload *dl = lc_connect(&d, "root-leaves");
@@ -288,6 +288,7 @@ static void root_evicts(void)
 	struct dmaload_opts o;
 	const char *args[] = { "evict", "--all", NULL };
 	const char *args_path[] = { "evict", slow1, NULL };
+	long skip = daemon_log_size(&d);
 	int r;
 
 	if (!dl)
@@ -300,7 +301,12 @@ static void root_evicts(void)
 		CHECKF(r == 1 && ev.type == DMALOAD_EV_ACCEPTED, "slow detached load %d: "
 		       "r=%d %s", i, r, lc_event_str(&ev));
 	}
+	/* The count is root's to see in the log. */
+	CHECK(daemon_log_wait(&d, "2 of max_detached = 2 detached loads in flight",
+			      skip, 2000));
 	dmaload_close(dl);
+	CHECK(daemon_log_wait(&d, "2 detached loads go on (2 in flight daemon-wide)",
+			      skip, 2000));
 	if (!root_sees(slow1, true, 0) || !root_sees(slow2, true, 0))
 		goto out;
 	r = ctl_run(d.sock, d.dir, args_path, 10000, out, sizeof(out), err, sizeof(err));
@@ -358,8 +364,8 @@ int main(void)
 	CASE(listed_owner_evicts(), "a closed connection's detached load: in root's and its "
 	     "owner's STATUS, not another user's (whose EVICT is ENOENT); the owner's EVICT "
 	     "by path cancels it");
-	CASE(root_evicts(), "root's detached loads after close: EVICT by path and "
-	     "evict --all cancel them; fds and memfds back to the baseline");
+	CASE(root_evicts(), "root's detached loads after close: counted in the log; EVICT "
+	     "by path and evict --all cancel them; fds and memfds back to the baseline");
 
 	daemon_stop_case(&d, "daemon exits 0 on SIGTERM");
 	return check_finish();
