@@ -46,6 +46,7 @@ void config_init(struct config *c)
 		.direct = CONFIG_AUTO,
 		.fixed_buffers = CONFIG_OFF,
 		.max_inflight = 0,
+		.memory_reserve = 256u << 20,
 		.cache_limit = 0,
 		.cache_limit_pct = 10,
 	};
@@ -329,6 +330,7 @@ static const struct key_rule keys[] = {
 	TOGGLE("io", fixed_buffers, true, "must be auto, on or off"),
 	SIZE("io", max_inflight, 4096, UINT64_MAX, KEY_ZERO,
 	     "must be a size of at least 4K (0: queue_depth * chunk_size)"),
+	SIZE("io", memory_reserve, 0, UINT64_MAX, 0, "must be a size such as 256M"),
 	CUSTOM("cache", "cache_limit", key_cache_limit,
 	       "must be a size such as 4G, or a percentage of RAM from 0% to 90% (0: keep "
 	       "no finished buffers)"),

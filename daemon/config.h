@@ -52,6 +52,7 @@ struct config {
 	char heap[64];			/* target heap: the heap's name */
 	uint64_t max_inflight;		/* bytes of reads in flight, all loads together
 					 * (0 in the file: queue_depth * chunk_size) */
+	uint64_t memory_reserve;	/* memory admission keeps this much free */
 
 	/* [limits]: bandwidth per client and for the whole daemon (limit.h) */
 	struct limits limits;

@@ -54,6 +54,7 @@ int engine_init(struct engine *e, struct ev_loop *loop, const struct config *cfg
 	worker_pool_on_idle(e->pool, on_pool_idle, e);
 	copy_env_init(&e->copy, cfg, &e->ring, e->pool);
 	target_log_host(cfg->hugetlb);
+	memory_init(&e->mem, cfg->memory_reserve);
 	cache_init(&e->cache, e->pool, cfg->cache_limit_pct ?
 		   ram / 100 * cfg->cache_limit_pct : cfg->cache_limit);
 	return sched_init(&e->sched, cfg, loop, &e->ring, e->pool, &e->copy);

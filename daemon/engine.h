@@ -14,6 +14,7 @@
 #include "cache.h"
 #include "config.h"
 #include "copy.h"
+#include "memory.h"
 #include "ring.h"
 #include "sched.h"
 #include "worker.h"
@@ -27,6 +28,7 @@ struct engine {
 	struct sched sched;
 	struct cache cache;		/* shared loads and kept buffers */
 	uint64_t max_load_size;		/* resolved: config or RAM size */
+	struct memory mem;		/* admission: what buffers may still take */
 
 	uint64_t bytes_loaded, loads_done, loads_failed;
 	uint64_t bytes_read;		/* read from files by loads that did read */

@@ -326,6 +326,17 @@ static int prepare_run(struct worker_task *t)
 	r = copy_plan(&j->cp, j->msg, sizeof(j->msg));
 	if (r < 0)
 		return r;
+	/* Memory admission before the buffer is made: a load that cannot fit is an
+	 * ENOMEM, never the OOM killer's business. Counted as huge pages round it. */
+	if (j->cp.len) {
+		uint64_t huge = target_huge_page_size(), need = round_up(j->cp.len,
+			huge && j->eng->cfg->hugetlb != CONFIG_OFF ? huge : (uint64_t)getpagesize());
+
+		r = memory_admit(&j->eng->mem, need, j->msg, sizeof(j->msg));
+		if (r < 0)
+			return r;
+		j->mem_admitted = need;
+	}
 	r = make_target(j);
 	if (r < 0)
 		return r;
@@ -651,6 +662,7 @@ static void release_done(struct worker_task *t, int res)
 	struct job *j = list_entry(t, struct job, task);
 	struct engine *eng = j->eng;
 
+	memory_release(&eng->mem, j->mem_admitted);
 	if (j->cp.fixed_slot >= 0)
 		sched_put_slot(&eng->sched, j->cp.fixed_slot);
 	j->owner->ops->released(j);

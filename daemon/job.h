@@ -80,6 +80,7 @@ struct job {
 					 * chunks and the bytes landed (copy.c) */
 	char who[320];			/* "conn N load M name": the prefix of its logs */
 	char msg[512];			/* why a task on the workers failed, for ERROR */
+	uint64_t mem_admitted;		/* bytes memory_admit() let it allocate */
 
 	/* sharing (cache.c) */
 	bool shareable;			/* method auto: may join, hit, or lead an entry */
