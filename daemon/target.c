@@ -156,15 +156,7 @@ static int target_make_huge(struct target *t, uint64_t size, uint64_t huge)
  * beyond the pool, from free memory, when a buffer is mapped. -1 if unknown. */
 static long overcommit_pages(void)
 {
-	long v = -1;
-	FILE *f = fopen("/proc/sys/vm/nr_overcommit_hugepages", "re");
-
-	if (f) {
-		if (fscanf(f, "%ld", &v) != 1)
-			v = -1;
-		fclose(f);
-	}
-	return v;
+	return read_long_file("/proc/sys/vm/nr_overcommit_hugepages");
 }
 
 void target_log_host(enum config_toggle hugetlb)

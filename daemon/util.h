@@ -13,6 +13,10 @@ uint64_t now_ns(void);
  * key is missing or the file cannot be read. */
 long meminfo_value(const char *key);
 
+/* The number in file @path (a /proc/sys value such as vm.nr_hugepages), -1 if it cannot
+ * be read. */
+long read_long_file(const char *path);
+
 /* Parses "4M", "512K", "1G", "123" (binary suffixes, case-insensitive, "MiB" and "MB"
  * alike) into *out. Returns 0 or -EINVAL (also on overflow). */
 int parse_size(const char *s, uint64_t *out);

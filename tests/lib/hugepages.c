@@ -22,15 +22,7 @@ long hugepages_free(void)
 
 long hugepages_total(void)
 {
-	long v = -1;
-	FILE *f = fopen("/proc/sys/vm/nr_hugepages", "re");
-
-	if (f) {
-		if (fscanf(f, "%ld", &v) != 1)
-			v = -1;
-		fclose(f);
-	}
-	return v;
+	return read_long_file("/proc/sys/vm/nr_hugepages");
 }
 
 static void hugepages_restore(void)
@@ -75,15 +67,7 @@ static pid_t overcommit_owner;
 
 static long overcommit_get(void)
 {
-	long v = -1;
-	FILE *f = fopen("/proc/sys/vm/nr_overcommit_hugepages", "re");
-
-	if (f) {
-		if (fscanf(f, "%ld", &v) != 1)
-			v = -1;
-		fclose(f);
-	}
-	return v;
+	return read_long_file("/proc/sys/vm/nr_overcommit_hugepages");
 }
 
 static void overcommit_restore(void)
