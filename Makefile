@@ -8,7 +8,8 @@
 #   make bench           the copy-method benchmark; writes docs/BENCHMARKS.md
 #   make check-kernel    the dma-buf tests in qemu on a kernel built for them
 #   make check-layers    no include cycle among the daemon's modules
-#   make fuzz            build the libFuzzer target (clang) into build-fuzz/
+#   make fuzz            build the libFuzzer targets (clang) into build-fuzz/
+#   make fuzz-long       the stateful daemon fuzzer for an hour (FUZZ_LONG_SECONDS)
 #   make install         install under $(DESTDIR)$(PREFIX)
 #   make SANITIZE=address,undefined   a sanitizer build (into build-san/)
 
@@ -67,7 +68,7 @@ DAEMON_LIB_OBJ := $(filter-out $(BUILD)/daemon/main.o,$(DAEMON_OBJ))
 BINS := $(BUILD)/dmaloadd $(BUILD)/dmaload-ctl $(BUILD)/libdmaload.a \
 	$(BUILD)/libdmaload.so.0 $(BUILD)/dmaload.pc
 
-.PHONY: all deps run check check-one check-kernel check-layers bench fuzz install clean tests FORCE
+.PHONY: all deps run check check-one check-kernel check-layers bench fuzz fuzz-long install clean tests FORCE
 all: $(BINS)
 tests: $(UNIT_BIN) $(INTEG_BIN) $(KERNEL_BIN)
 
@@ -136,11 +137,21 @@ bench: all $(BENCH_BIN)
 
 fuzz:
 	$(MAKE) BUILD=build-fuzz CC=clang CFLAGS="-O1 -g -fsanitize=fuzzer-no-link,address,undefined" \
-		build-fuzz/fuzz-proto
+		build-fuzz/fuzz-proto build-fuzz/fuzz-daemon
 build-fuzz/fuzz-proto: tests/fuzz/fuzz-proto.c $(PROTO_SRC)
 	@mkdir -p $(dir $@)
 	clang -std=gnu11 -D_GNU_SOURCE -O1 -g -fsanitize=fuzzer,address,undefined -Iproto \
 		-o $@ $^
+# The stateful target: the daemon's objects (minus main) built by clang with the
+# sanitizers (the fuzz target's CFLAGS above), driven in-process (fuzz-daemon.c).
+$(BUILD)/fuzz-daemon: $(BUILD)/tests/fuzz/fuzz-daemon.o $(DAEMON_LIB_OBJ) $(PROTO_OBJ)
+	$(CC) $(LDFLAGS) -fsanitize=fuzzer,address,undefined -o $@ $^ $(DEP_LIBS)
+
+# fuzz-daemon for FUZZ_LONG_SECONDS (default 3600) on a copy of its corpus
+# (tests/fuzz/corpus-daemon/); a crash input lands in build-fuzz/crashes/.
+FUZZ_LONG_SECONDS ?= 3600
+fuzz-long: fuzz
+	bash tests/fuzz/run-daemon.sh $(FUZZ_LONG_SECONDS)
 
 install: all
 	install -Dm755 $(BUILD)/dmaloadd $(DESTDIR)$(PREFIX)/sbin/dmaloadd
