@@ -6,6 +6,7 @@
 #   make check           the whole suite: plain build, then ASan+UBSan build
 #   make check-one       the suite once, on $(BUILD) (SANITIZE=... picks the build)
 #   make bench           the copy-method benchmark; writes docs/BENCHMARKS.md
+#   make stress          issue 12's attacks on one daemon: a table of latency, RSS, fds, CPU
 #   make check-kernel    the dma-buf tests in qemu on a kernel built for them
 #   make check-layers    no include cycle among the daemon's modules
 #   make fuzz            build the libFuzzer targets (clang) into build-fuzz/
@@ -61,6 +62,8 @@ INTEG_BIN := $(patsubst tests/integration/%.c,$(BUILD)/tests/integration/%,$(wil
 BENCH_BIN := $(patsubst tests/bench/%.c,$(BUILD)/tests/bench/%,$(wildcard tests/bench/*.c))
 # What the bench programs share (one row: files, checks, the output line).
 BENCH_LIB_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard tests/bench/lib/*.c))
+# make stress: the attacks of issue 12 against one daemon, reported as a table.
+STRESS_BIN := $(patsubst tests/stress/%.c,$(BUILD)/tests/stress/%,$(wildcard tests/stress/*.c))
 KERNEL_BIN := $(patsubst tests/kernel/%.c,$(BUILD)/tests/kernel/%,$(wildcard tests/kernel/*.c))
 # The daemon's objects minus main, for unit tests of its parts (config, ...).
 DAEMON_LIB_OBJ := $(filter-out $(BUILD)/daemon/main.o,$(DAEMON_OBJ))
@@ -68,9 +71,9 @@ DAEMON_LIB_OBJ := $(filter-out $(BUILD)/daemon/main.o,$(DAEMON_OBJ))
 BINS := $(BUILD)/dmaloadd $(BUILD)/dmaload-ctl $(BUILD)/libdmaload.a \
 	$(BUILD)/libdmaload.so.0 $(BUILD)/dmaload.pc
 
-.PHONY: all deps run check check-one check-kernel check-layers bench fuzz fuzz-long install clean tests FORCE
+.PHONY: all deps run check check-one check-kernel check-layers bench stress fuzz fuzz-long install clean tests FORCE
 all: $(BINS)
-tests: $(UNIT_BIN) $(INTEG_BIN) $(KERNEL_BIN)
+tests: $(UNIT_BIN) $(INTEG_BIN) $(KERNEL_BIN) $(STRESS_BIN)
 
 $(BUILD)/%.o: %.c $(wildcard proto/*.h client/*.h daemon/*.h tests/lib/*.h tests/bench/lib/*.h)
 	@mkdir -p $(dir $@)
@@ -104,6 +107,9 @@ $(BUILD)/tests/integration/%: $(BUILD)/tests/integration/%.o $(TLIB_OBJ) $(TUTIL
 $(BUILD)/tests/bench/%: $(BUILD)/tests/bench/%.o $(BENCH_LIB_OBJ) $(TLIB_OBJ) $(TUTIL_OBJ) $(BUILD)/libdmaload.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(DEP_LIBS)
 
+$(BUILD)/tests/stress/%: $(BUILD)/tests/stress/%.o $(TLIB_OBJ) $(TUTIL_OBJ) $(BUILD)/libdmaload.a
+	$(CC) $(LDFLAGS) -o $@ $^ -lpthread
+
 $(BUILD)/tests/kernel/%: $(BUILD)/tests/kernel/%.o $(TLIB_OBJ) $(TUTIL_OBJ) $(BUILD)/libdmaload.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(DEP_LIBS)
 
@@ -134,6 +140,12 @@ check-kernel: all tests
 # pages). Prints the table and writes docs/BENCHMARKS.md.
 bench: all $(BENCH_BIN)
 	bash tests/bench/run.sh $(BUILD)
+
+# The attacks of issue 12 (tests/stress/) against one daemon on conf/dmaloadd.conf,
+# a few seconds each; prints case, the root victim's load latency, the daemon's RSS,
+# fds and CPU. Reported, never asserted. Run as root (the attackers become nobody).
+stress: all $(STRESS_BIN)
+	bash tests/stress/run.sh $(BUILD)
 
 fuzz:
 	$(MAKE) BUILD=build-fuzz CC=clang CFLAGS="-O1 -g -fsanitize=fuzzer-no-link,address,undefined" \
