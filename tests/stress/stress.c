@@ -39,6 +39,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../lib/harness.h"
@@ -56,6 +57,14 @@ static char conf_text[1 << 16];
 static char victim_path[PATH_MAX], public_path[PATH_MAX], big_path[PATH_MAX];
 static bool as_nobody;
 static int case_ms = CASE_MS;
+
+static double now_ms_f(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
 
 /* ---- the daemon's numbers ------------------------------------------------------ */
 
@@ -239,7 +248,7 @@ struct victim {
 static void victim_load(struct victim *v, const struct scase *c, unsigned i,
 			struct raw_msg *rm)
 {
-	uint64_t t0 = now_ms();
+	double t0 = now_ms_f();
 	int s = raw_connect(d.sock), r = s;
 	char err[160] = "";
 
@@ -253,7 +262,7 @@ static void victim_load(struct victim *v, const struct scase *c, unsigned i,
 			r = raw_wait_final(s, 1, rm, LOAD_TIMEOUT_MS);
 		close(s);
 	}
-	v->ms[v->tried++] = (double)(now_ms() - t0);
+	v->ms[v->tried++] = now_ms_f() - t0;
 	if (r == 1 && rm->m.hdr.type == DL_DONE) {
 		v->ok++;
 	} else if (r == -ETIMEDOUT) {
@@ -262,7 +271,8 @@ static void victim_load(struct victim *v, const struct scase *c, unsigned i,
 	} else if (r == 1 && rm->m.hdr.type == DL_ERROR) {
 		snprintf(err, sizeof(err), "ERROR: %s", raw_error_text(rm));
 	} else {
-		snprintf(err, sizeof(err), "%s", r < 0 ? strerror(-r) : "connection closed");
+		snprintf(err, sizeof(err), "%s", r < 0 ? strerror(-r) :
+			 "connection closed without a reply");
 	}
 	if (err[0] && !v->first_err[0])
 		snprintf(v->first_err, sizeof(v->first_err), "%s", err);
