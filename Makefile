@@ -6,12 +6,14 @@
 #   make check           the whole suite: plain build, then ASan+UBSan build
 #   make check-one       the suite once, on $(BUILD) (SANITIZE=... picks the build)
 #   make bench           the copy-method benchmark; writes docs/BENCHMARKS.md
+#   make stress          issue 12's attacks on one daemon: a table of latency, RSS, fds, CPU
 #   make check-kernel    the dma-buf tests in qemu on a kernel built for them
 #   make check-systemd   the units under a real systemd: a Debian tree booted in
 #                        systemd-nspawn, with the package installed (tests/systemd/)
 #   make deb             the Debian packages (dpkg-buildpackage) into $(BUILD)/deb/
 #   make check-layers    no include cycle among the daemon's modules
-#   make fuzz            build the libFuzzer target (clang) into build-fuzz/
+#   make fuzz            build the libFuzzer targets (clang) into build-fuzz/
+#   make fuzz-long       the stateful daemon fuzzer for an hour (FUZZ_LONG_SECONDS)
 #   make install         install under $(DESTDIR)$(PREFIX)
 #   make install-hugepages  opt in to surplus huge pages (a sysctl.d drop-in)
 #   make SANITIZE=address,undefined   a sanitizer build (into build-san/)
@@ -72,6 +74,8 @@ INTEG_BIN := $(patsubst tests/integration/%.c,$(BUILD)/tests/integration/%,$(wil
 BENCH_BIN := $(patsubst tests/bench/%.c,$(BUILD)/tests/bench/%,$(wildcard tests/bench/*.c))
 # What the bench programs share (one row: files, checks, the output line).
 BENCH_LIB_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard tests/bench/lib/*.c))
+# make stress: the attacks of issue 12 against one daemon, reported as a table.
+STRESS_BIN := $(patsubst tests/stress/%.c,$(BUILD)/tests/stress/%,$(wildcard tests/stress/*.c))
 KERNEL_BIN := $(patsubst tests/kernel/%.c,$(BUILD)/tests/kernel/%,$(wildcard tests/kernel/*.c))
 # Test helper programs that are not tests (tests/run-one.sh runs only unit/ and
 # integration/): the FUSE test filesystem, built when libfuse3-dev is there (the tests
@@ -88,11 +92,10 @@ UNITS := $(addprefix $(BUILD)/systemd/,dmaloadd.socket dmaloadd.service dmaload-
 BINS := $(BUILD)/dmaloadd $(BUILD)/dmaload-ctl $(BUILD)/libdmaload.a \
 	$(BUILD)/libdmaload.so.0 $(BUILD)/dmaload.pc $(UNITS)
 
-.PHONY: all deps run check check-one check-kernel check-systemd check-layers deb bench fuzz install \
-	install-hugepages clean \
-	tests FORCE
+.PHONY: all deps run check check-one check-kernel check-systemd check-layers deb bench stress \
+	fuzz fuzz-long install install-hugepages clean tests FORCE
 all: $(BINS)
-tests: $(UNIT_BIN) $(INTEG_BIN) $(KERNEL_BIN) $(FUSE_BIN)
+tests: $(UNIT_BIN) $(INTEG_BIN) $(KERNEL_BIN) $(FUSE_BIN) $(STRESS_BIN)
 
 $(BUILD)/%.o: %.c $(wildcard proto/*.h client/*.h daemon/*.h tests/lib/*.h tests/bench/lib/*.h)
 	@mkdir -p $(dir $@)
@@ -144,6 +147,9 @@ $(BUILD)/tests/fuse/%: $(BUILD)/tests/fuse/%.o $(TLIB_OBJ) $(TUTIL_OBJ) $(BUILD)
 $(BUILD)/tests/bench/%: $(BUILD)/tests/bench/%.o $(BENCH_LIB_OBJ) $(TLIB_OBJ) $(TUTIL_OBJ) $(BUILD)/libdmaload.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(DEP_LIBS)
 
+$(BUILD)/tests/stress/%: $(BUILD)/tests/stress/%.o $(TLIB_OBJ) $(TUTIL_OBJ) $(BUILD)/libdmaload.a
+	$(CC) $(LDFLAGS) -o $@ $^ -lpthread
+
 $(BUILD)/tests/kernel/%: $(BUILD)/tests/kernel/%.o $(TLIB_OBJ) $(TUTIL_OBJ) $(BUILD)/libdmaload.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(DEP_LIBS)
 
@@ -185,13 +191,29 @@ deb:
 bench: all $(BENCH_BIN)
 	bash tests/bench/run.sh $(BUILD)
 
+# The attacks of issue 12 (tests/stress/) against one daemon on conf/dmaloadd.conf,
+# a few seconds each; prints case, the root victim's load latency, the daemon's RSS,
+# fds and CPU. Reported, never asserted. Run as root (the attackers become nobody).
+stress: all $(STRESS_BIN)
+	bash tests/stress/run.sh $(BUILD)
+
 fuzz:
 	$(MAKE) BUILD=build-fuzz CC=clang CFLAGS="-O1 -g -fsanitize=fuzzer-no-link,address,undefined" \
-		build-fuzz/fuzz-proto
+		build-fuzz/fuzz-proto build-fuzz/fuzz-daemon
 build-fuzz/fuzz-proto: tests/fuzz/fuzz-proto.c $(PROTO_SRC)
 	@mkdir -p $(dir $@)
 	clang -std=gnu11 -D_GNU_SOURCE -O1 -g -fsanitize=fuzzer,address,undefined -Iproto \
 		-o $@ $^
+# The stateful target: the daemon's objects (minus main) built by clang with the
+# sanitizers (the fuzz target's CFLAGS above), driven in-process (fuzz-daemon.c).
+$(BUILD)/fuzz-daemon: $(BUILD)/tests/fuzz/fuzz-daemon.o $(DAEMON_LIB_OBJ) $(PROTO_OBJ)
+	$(CC) $(LDFLAGS) -fsanitize=fuzzer,address,undefined -o $@ $^ $(DEP_LIBS)
+
+# fuzz-daemon for FUZZ_LONG_SECONDS (default 3600) on a copy of its corpus
+# (tests/fuzz/corpus-daemon/); a crash input lands in build-fuzz/crashes/.
+FUZZ_LONG_SECONDS ?= 3600
+fuzz-long: fuzz
+	bash tests/fuzz/run-daemon.sh $(FUZZ_LONG_SECONDS)
 
 # PREFIX=/usr for a distribution's package (debian/rules); /usr/local by default.
 install: all

@@ -7,7 +7,9 @@
 #   2. make SANITIZE=address,undefined ...   and tests/run-one.sh build-san
 #      (ASan with leak detection: the daemon must exit 0 on SIGTERM without leaks)
 #   3. make fuzz, then build-fuzz/fuzz-proto for FUZZ_SECONDS (default 20) on a seed
-#      corpus of valid messages written by tests/fuzz/gen-corpus.c
+#      corpus of valid messages written by tests/fuzz/gen-corpus.c, and the stateful
+#      fuzzer build-fuzz/fuzz-daemon for as long on tests/fuzz/corpus-daemon/
+#      (tests/fuzz/run-daemon.sh)
 # then prints the totals as the very last line: "N passed, N failed, N skipped", and
 # exits 1 if anything failed. A build that fails counts as one FAIL.
 set -u
@@ -53,7 +55,7 @@ fi
 if build fuzz fuzz; then
 	corpus=$(mktemp -d /tmp/dmaload-corpus.XXXXXX)
 	artifacts=$(mktemp -d /tmp/dmaload-fuzz.XXXXXX)
-	if ! cc -std=gnu11 -D_GNU_SOURCE -Iproto -o build-fuzz/gen-corpus \
+	if ! cc -std=gnu11 -D_GNU_SOURCE -Iproto -Itests/fuzz -o build-fuzz/gen-corpus \
 		tests/fuzz/gen-corpus.c proto/dmaload-proto.c >"$MAKELOG" 2>&1 ||
 	   ! build-fuzz/gen-corpus "$corpus" >"$MAKELOG" 2>&1; then
 		cat "$MAKELOG" >&2
@@ -74,6 +76,8 @@ if build fuzz fuzz; then
 		fi
 	fi
 	rm -rf "$corpus" "$artifacts"
+	note "fuzz-daemon for $FUZZ_SECONDS s"
+	bash tests/fuzz/run-daemon.sh "$FUZZ_SECONDS" | tee -a "$LOG"
 fi
 
 passed=$(grep -c '^PASS ' "$LOG")

@@ -3,16 +3,39 @@
  * every type (and a few near misses), each file being the fd-count byte followed by
  * the datagram, as fuzz-proto.c reads them.
  *
- *   gen-corpus DIR
+ * With --daemon, the seeds of fuzz-daemon instead (tests/fuzz/corpus-daemon/): each
+ * of the same messages sent as one OP_RAW datagram, then sequences of requests that
+ * reach the engine (loads of each method, by path and fd, joins, cancels, slow and
+ * detached loads, replies left unread), in fuzz-daemon.h's format.
+ *
+ *   gen-corpus [--daemon] DIR
  */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "dmaload-proto.h"
+#include "fuzz-daemon.h"
 
 static const char *dir;
 static int count;
+static int daemon_mode;
+
+static void put_file(const char *name, const void *data, size_t len)
+{
+	char path[4096];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	f = fopen(path, "wb");
+	if (!f) {
+		perror(path);
+		return;
+	}
+	fwrite(data, 1, len, f);
+	fclose(f);
+	count++;
+}
 
 static void put(const char *name, int nfds, const void *msg, ssize_t len)
 {
@@ -21,6 +44,24 @@ static void put(const char *name, int nfds, const void *msg, ssize_t len)
 
 	if (len < 0) {
 		fprintf(stderr, "gen-corpus: %s does not encode\n", name);
+		return;
+	}
+	if (daemon_mode) {
+		/* one datagram (the fd, if any, is the small file), its replies read */
+		static unsigned char seq[DL_MSG_MAX + 8];
+		size_t n = 0;
+
+		seq[n++] = 0;
+		seq[n++] = OP_RAW;
+		seq[n++] = FUZZ_SPEC(nfds, FD_SMALL, FD_SMALL);
+		seq[n++] = (unsigned char)(len & 0xff);
+		seq[n++] = (unsigned char)(len >> 8);
+		memcpy(seq + n, msg, (size_t)len);
+		n += (size_t)len;
+		seq[n++] = OP_SETTLE;
+		seq[n++] = OP_DRAIN;
+		snprintf(path, sizeof(path), "raw-%s", name);
+		put_file(path, seq, n);
 		return;
 	}
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
@@ -35,6 +76,76 @@ static void put(const char *name, int nfds, const void *msg, ssize_t len)
 	count++;
 }
 
+/* A LOAD operation: id path flags method target prio offset length rate spec. The
+ * offset, length and rate bytes index fuzz-daemon.c's tables (0: 0, whole file, no
+ * limit; rate 4: 1 byte/s). */
+#define LOAD(id, path, flags, method, rate, spec) \
+	OP_LOAD, id, path, flags, method, 0, 0, 0, 0, rate, spec
+
+/* The sequences of requests, in fuzz-daemon.h's format. */
+static void put_sequences(void)
+{
+	static const unsigned char hello_load[] = {
+		0, OP_SIMPLE, 0, 1, LOAD(2, P_SMALL, DL_LOAD_PROGRESS, 0, 0, 0), OP_SETTLE,
+		OP_DRAIN, OP_SIMPLE, 1, 3, OP_SIMPLE, 3, 4, OP_SIMPLE, 4, 5, OP_SIMPLE, 2, 6,
+		OP_DRAIN,
+	};
+	static const unsigned char methods[] = {
+		0, LOAD(1, P_SMALL, 0, DL_METHOD_DIRECT, 0, 0),
+		LOAD(2, P_BIG, 0, DL_METHOD_BUFFERED, 0, 0),
+		LOAD(3, P_BIG, DL_LOAD_EXACT_SIZE, DL_METHOD_CFR, 0, 0),
+		LOAD(4, P_LINK, 0, DL_METHOD_CFR, 0, 0), OP_SETTLE, OP_DRAIN,
+	};
+	static const unsigned char slow_cancel[] = {
+		0, LOAD(7, P_BIG, DL_LOAD_PROGRESS, 0, 4, 0), OP_SETTLE, OP_SIMPLE, 1, 8,
+		OP_CANCEL, 7, 9, OP_SETTLE, OP_DRAIN,
+	};
+	static const unsigned char slow_leader_join[] = {
+		0, LOAD(1, P_BIG, 0, 0, 4, 0), OP_SETTLE, LOAD(2, P_BIG, 0, 0, 0, 0),
+		LOAD(3, P_BIG, 0, 0, 0, 0), OP_SETTLE, OP_SIMPLE, 3, 4, OP_DRAIN,
+	};
+	static const unsigned char detach_pin[] = {
+		0, LOAD(1, P_BIG, DL_LOAD_PIN | DL_LOAD_DETACH, 0, 4, 0), OP_SETTLE,
+		LOAD(2, P_SMALL, DL_LOAD_PIN, 0, 0, 0), OP_SETTLE, OP_SIMPLE, 3, 3,
+		OP_EVICT, 4, P_SMALL, OP_DRAIN,
+	};
+	static const unsigned char by_fd[] = {
+		0, LOAD(1, 0, DL_LOAD_BY_FD, DL_METHOD_DIRECT, 0, FUZZ_SPEC(1, FD_BIG, 0)),
+		LOAD(2, 0, DL_LOAD_BY_FD, 0, 0, FUZZ_SPEC(1, FD_MEMFD, 0)),
+		LOAD(3, 0, DL_LOAD_BY_FD, 0, 0, FUZZ_SPEC(1, FD_PIPE, 0)),
+		LOAD(4, 0, DL_LOAD_BY_FD, 0, 0, FUZZ_SPEC(1, FD_DIR, 0)),
+		LOAD(5, P_RELATIVE, DL_LOAD_ROOT_FD, 0, 0, FUZZ_SPEC(1, FD_DIR, 0)),
+		LOAD(6, 0, DL_LOAD_BY_FD, 0, 0, FUZZ_SPEC(2, FD_SMALL, FD_BIG)),
+		OP_SETTLE, OP_DRAIN,
+	};
+	static const unsigned char bad_paths[] = {
+		0, LOAD(1, P_DIR, 0, 0, 0, 0), LOAD(2, P_MISSING, 0, 0, 0, 0),
+		LOAD(3, P_DEVNULL, 0, 0, 0, 0), LOAD(4, P_PROC, 0, 0, 0, 0),
+		LOAD(5, P_EMPTY, 0, 0, 0, 0), LOAD(6, P_SLASH, 0, 0, 0, 0),
+		LOAD(7, P_DOTDOT, 0, 0, 0, FUZZ_SPEC(1, FD_SMALL, 0)), OP_SETTLE, OP_DRAIN,
+	};
+	static const unsigned char unread[] = {
+		FUZZ_OPT_READ_LATE, OP_SIMPLE, 3, 1, OP_SIMPLE, 3, 2, OP_SIMPLE, 3, 3,
+		OP_SIMPLE, 1, 4, OP_SIMPLE, 4, 5, LOAD(6, P_SMALL, DL_LOAD_PROGRESS, 0, 0, 0),
+		LOAD(7, P_BIG, 0, 0, 0, 0), OP_SETTLE, OP_SIMPLE, 3, 8, OP_SIMPLE, 3, 9,
+	};
+	static const unsigned char evict[] = {
+		0, LOAD(1, P_SMALL, 0, 0, 0, 0), OP_SETTLE, OP_EVICT, 2, P_SMALL,
+		LOAD(3, P_SMALL, 0, 0, 0, 0), OP_SETTLE, OP_EVICT, 4, 0xff, OP_EVICT, 5, 0xff,
+		OP_DRAIN,
+	};
+
+	put_file("seq-hello-load", hello_load, sizeof(hello_load));
+	put_file("seq-methods", methods, sizeof(methods));
+	put_file("seq-slow-cancel", slow_cancel, sizeof(slow_cancel));
+	put_file("seq-slow-leader-join", slow_leader_join, sizeof(slow_leader_join));
+	put_file("seq-detach-pin", detach_pin, sizeof(detach_pin));
+	put_file("seq-by-fd", by_fd, sizeof(by_fd));
+	put_file("seq-bad-paths", bad_paths, sizeof(bad_paths));
+	put_file("seq-unread", unread, sizeof(unread));
+	put_file("seq-evict", evict, sizeof(evict));
+}
+
 static char b[DL_MSG_MAX];
 
 int main(int argc, char **argv)
@@ -43,11 +154,18 @@ int main(int argc, char **argv)
 	char trail[512];
 	size_t tl = 0;
 
+	if (argc == 3 && strcmp(argv[1], "--daemon") == 0) {
+		daemon_mode = 1;
+		argv++;
+		argc--;
+	}
 	if (argc != 2) {
-		fprintf(stderr, "usage: gen-corpus DIR\n");
+		fprintf(stderr, "usage: gen-corpus [--daemon] DIR\n");
 		return 2;
 	}
 	dir = argv[1];
+	if (daemon_mode)
+		put_sequences();
 
 	{
 		struct dl_hello h = { .version = 1, .caps = DL_CAPS_V1, .name = "seed" };
