@@ -74,51 +74,12 @@ struct sample {
 	long rss_kb, fds;	/* peaks */
 };
 
-static long proc_rss_kb(pid_t pid)
-{
-	char path[64], line[256];
-	long kb = -1;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	f = fopen(path, "re");
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "VmRSS: %ld", &kb) == 1)
-			break;
-	fclose(f);
-	return kb;
-}
-
-/* utime + stime of @pid, in clock ticks. */
-static long long proc_cpu_ticks(pid_t pid)
-{
-	char path[64], buf[1024], *p;
-	unsigned long long ut, st;
-	FILE *f;
-	size_t n;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	f = fopen(path, "re");
-	if (!f)
-		return -1;
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	p = strrchr(buf, ')');	/* the name may hold spaces */
-	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
-			 &ut, &st) != 2)
-		return -1;
-	return (long long)(ut + st);
-}
-
 static void *sampler(void *arg)
 {
 	struct sample *s = arg;
 
 	while (!atomic_load(&s->stop)) {
-		long rss = proc_rss_kb(s->pid), fds = proc_fd_count(s->pid);
+		long rss = proc_rss_kib(s->pid), fds = proc_fd_count(s->pid);
 
 		if (rss > s->rss_kb)
 			s->rss_kb = rss;
@@ -322,7 +283,7 @@ static void run_case(const struct scase *c)
 	struct sample smp = { .pid = d.pid };
 	struct raw_msg *rm = raw_msg_new();
 	pid_t group = 0;
-	long long cpu0, cpu1;
+	long cpu0, cpu1;
 	uint64_t t0, t_end, elapsed;
 	pthread_t th;
 	char why[1024], note[256] = "";
