@@ -5,7 +5,7 @@
  * client set, listener on a socket in a private dir under /var/tmp) on a private libev
  * loop, set up once. Each input is one connection: a socketpair whose daemon end
  * becomes a client (client_new), and a sequence of operations decoded from the input
- * that send it datagrams, each with 0 to 2 fds from a small pool (a regular file, a
+ * that send it (or a second connection, or a new one after a hangup) datagrams, each with 0 to 2 fds from a small pool (a regular file, a
  * directory, /dev/null, a pipe's read end, a memfd, a bigger file), run the loop, and
  * read the replies. Then the connection closes, a second one sends EVICT --all (which
  * cancels detached loads and drops cached buffers, as root may), and the loop runs
@@ -27,6 +27,8 @@
  *   OP_PUMP                                 run the loop without waiting
  *   OP_SETTLE                               run it until the engine is idle (bounded)
  *   OP_DRAIN                                read the replies there are
+ *   OP_PEER                                 switch to the other connection
+ *   OP_HANGUP                               close this one (reopened when next used)
  * "spec" picks the fds: count = spec % 3, then the pool indices (spec >> 2) and
  * (spec >> 5). The numbers are in fuzz-daemon.h; tests/fuzz/gen-corpus.c --daemon
  * writes the seeds (tests/fuzz/corpus-daemon/).
@@ -60,8 +62,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define POOL_SIZE 6
 #define QUIET_TIMEOUT_S 10.0
-#define SETTLE_TIMEOUT_S 0.05	/* one OP_SETTLE at most */
-#define SETTLE_BUDGET_S 0.25	/* all of an input's OP_SETTLEs together: a slow
+#define SETTLE_TIMEOUT_S 0.02	/* one OP_SETTLE at most */
+#define SETTLE_BUDGET_S 0.1	/* all of an input's OP_SETTLEs together: a slow
 				 * load never settles, and inputs must stay quick */
 
 static char dir[64];
@@ -281,6 +283,28 @@ static bool run_until(bool (*done)(void), double timeout_s)
 	}
 }
 
+/* A new connection: the daemon's end becomes a client; returns ours. */
+static int connect_client(void)
+{
+	struct client *c;
+	int sv[2];
+
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv) < 0)
+		abort();
+	if (client_new(&c, &srv.conns, sv[0]) < 0)
+		abort();
+	return sv[1];
+}
+
+static void hang_up(int *sock)
+{
+	if (*sock < 0)
+		return;
+	drain(*sock);
+	close(*sock);
+	*sock = -1;
+}
+
 struct input {
 	const uint8_t *p, *end;
 };
@@ -370,10 +394,28 @@ static void op_evict(struct input *in, int sock)
 		send_dgram(sock, buf, (size_t)n, 0);
 }
 
-static void run_ops(struct input *in, int sock, bool read_late)
+/* The ops of @in over two connections, @socks (ours; -1: none yet). */
+static void run_ops(struct input *in, int socks[2], bool read_late)
 {
+	int cur = 0;
+
 	while (in->p < in->end) {
-		switch (next(in) % OP_COUNT) {
+		uint8_t op = next(in) % OP_COUNT;
+		int sock;
+
+		if (op == OP_PEER) {
+			cur ^= 1;
+			continue;
+		}
+		if (op == OP_HANGUP) {
+			hang_up(&socks[cur]);
+			ev_run(loop, EVRUN_NOWAIT);
+			continue;
+		}
+		if (socks[cur] < 0)
+			socks[cur] = connect_client();
+		sock = socks[cur];
+		switch (op) {
 		case OP_RAW: {
 			uint8_t spec = next(in);
 			size_t len = next(in);
@@ -429,28 +471,23 @@ static void run_ops(struct input *in, int sock, bool read_late)
 static void evict_all(void)
 {
 	struct dl_evict e = { .flags = DL_EVICT_ALL };
-	struct client *c;
-	int sv[2];
+	int sock = connect_client();
 	ssize_t n;
 
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv) < 0)
-		abort();
-	if (client_new(&c, &srv.conns, sv[0]) < 0)
-		abort();
 	n = dl_encode(buf, sizeof(buf), DL_EVICT, 1, &e, sizeof(e), NULL, 0);
-	send_dgram(sv[1], buf, (size_t)n, 0);
+	send_dgram(sock, buf, (size_t)n, 0);
 	/* its reply (EVICT_REPLY, or ENOENT when there was nothing) says it ran */
 	for (double end = now_s() + QUIET_TIMEOUT_S; now_s() < end; usleep(50)) {
 		int fd = -1, nfds = 0;
 
 		ev_run(loop, EVRUN_NOWAIT);
-		n = dl_recv(sv[1], buf, sizeof(buf), &fd, 1, &nfds);
+		n = dl_recv(sock, buf, sizeof(buf), &fd, 1, &nfds);
 		if (nfds)
 			close(fd);
 		if (n != -EAGAIN)
 			break;
 	}
-	close(sv[1]);
+	close(sock);
 }
 
 static void fail(const char *what, int fds_before, int fds_after)
@@ -472,20 +509,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	unsigned pipes_before = srv.eng.copy.pipes.n;
 	int fds_before = count_fds(), fds_after;
 	bool read_late = next(&in) & FUZZ_OPT_READ_LATE;
-	struct client *c;
-	int sv[2];
+	int socks[2] = { connect_client(), -1 };
 
 	settle_left = SETTLE_BUDGET_S;
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv) < 0)
-		abort();
-	if (client_new(&c, &srv.conns, sv[0]) < 0)
-		abort();
-	run_ops(&in, sv[1], read_late);
+	run_ops(&in, socks, read_late);
 	ev_run(loop, EVRUN_NOWAIT);
-	drain(sv[1]);
-	close(sv[1]);
-	run_until(engine_quiet, SETTLE_TIMEOUT_S);
-
+	hang_up(&socks[0]);
+	hang_up(&socks[1]);
 	evict_all();
 	if (!run_until(daemon_quiet, QUIET_TIMEOUT_S))
 		fail("the daemon is not quiet after the input", fds_before, count_fds());

@@ -17,6 +17,8 @@ enum fuzz_op {
 	OP_PUMP,	/* run the loop without waiting */
 	OP_SETTLE,	/* run it until the engine is idle (bounded) */
 	OP_DRAIN,	/* read the replies there are */
+	OP_PEER,	/* the next ops go to the other connection (made on first use) */
+	OP_HANGUP,	/* close this connection; the next op on it opens a new one */
 	OP_COUNT
 };
 

@@ -6,7 +6,8 @@
  * With --daemon, the seeds of fuzz-daemon instead (tests/fuzz/corpus-daemon/): each
  * of the same messages sent as one OP_RAW datagram, then sequences of requests that
  * reach the engine (loads of each method, by path and fd, joins, cancels, slow and
- * detached loads, replies left unread), in fuzz-daemon.h's format.
+ * detached loads, replies left unread, two connections, hangups), in fuzz-daemon.h's
+ * format.
  *
  *   gen-corpus [--daemon] DIR
  */
@@ -135,6 +136,21 @@ static void put_sequences(void)
 		OP_DRAIN,
 	};
 
+	/* a slow leader on one connection, its joiner on another; the leader hangs up */
+	static const unsigned char peer_join[] = {
+		0, LOAD(1, P_BIG, 0, 0, 4, 0), OP_SETTLE, OP_PEER, LOAD(1, P_BIG, 0, 0, 0, 0),
+		OP_SETTLE, OP_PEER, OP_HANGUP, OP_PEER, OP_SETTLE, OP_SIMPLE, 3, 2, OP_DRAIN,
+	};
+	/* the leader cancels; the joiner asks STATUS; the first connection comes back */
+	static const unsigned char peer_cancel[] = {
+		0, LOAD(1, P_BIG, DL_LOAD_PROGRESS, 0, 5, 0), OP_PEER,
+		LOAD(2, P_BIG, DL_LOAD_PROGRESS, 0, 0, 0), OP_PEER, OP_CANCEL, 1, 3, OP_PEER,
+		OP_SIMPLE, 1, 4, OP_SETTLE, OP_DRAIN, OP_PEER, OP_HANGUP,
+		LOAD(5, P_BIG, DL_LOAD_PIN, 0, 0, 0), OP_SETTLE, OP_DRAIN,
+	};
+
+	put_file("seq-peer-join", peer_join, sizeof(peer_join));
+	put_file("seq-peer-cancel", peer_cancel, sizeof(peer_cancel));
 	put_file("seq-hello-load", hello_load, sizeof(hello_load));
 	put_file("seq-methods", methods, sizeof(methods));
 	put_file("seq-slow-cancel", slow_cancel, sizeof(slow_cancel));
