@@ -50,30 +50,15 @@ static struct dmaload *extra_dl[63];	/* connections 2..n_clients */
 static const char *io_lines[IO_LINES_MAX];
 static int n_io_lines;
 
-/* User + system time of @pid from /proc/PID/stat, which counts every thread, dead ones
- * too. Clock ticks, so 10 ms steps: fine against loads of hundreds of ms. */
+/* User + system time of @pid (proc_cpu_ticks(): every thread, dead ones too), ns.
+ * Clock ticks, so 10 ms steps: fine against loads of hundreds of ms. */
 static int cpu_pid_ns(pid_t pid, uint64_t *out)
 {
-	char path[64], buf[1024], *p;
-	unsigned long long ut, st;
-	ssize_t n;
-	int fd;
+	long ticks = proc_cpu_ticks(pid);
 
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return -EIO;
-	buf[n] = 0;
-	/* The name in parentheses may hold spaces: fields count from the last ')'. */
-	p = strrchr(buf, ')');
-	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
-			 &ut, &st) != 2)
-		return -EIO;
-	*out = (ut + st) * (1000000000ull / (uint64_t)sysconf(_SC_CLK_TCK));
+	if (ticks < 0)
+		return -EIO;	/* the callers only tell the daemon is gone */
+	*out = (uint64_t)ticks * (1000000000ull / (uint64_t)sysconf(_SC_CLK_TCK));
 	return 0;
 }
 
@@ -325,7 +310,7 @@ static int e2e_run(uint8_t method, struct sample *s, struct e2e_seen *seen)
 	int n = n_clients > 1 ? n_clients : n_files, fds[n], r;
 	struct dmaload_event *evs = calloc(n, sizeof(*evs));
 	uint8_t *maps[n];
-	uint64_t map_len[n], t0, t1, t2, t3, c0, c1, c2, c3, d0, d1;
+	uint64_t map_len[n], t0, t1, t2, t3, c0, c1, c2, c3, d0 = 0, d1 = 0;
 
 	if (!evs)
 		return row_fail("out of memory");
