@@ -63,21 +63,6 @@ static void slow_opts(struct dmaload_opts *o)
 	o->rate_limit = SLOW_RATE;
 }
 
-/* Whether STATUS on @dl lists a running load named @path: 1, 0, or -errno. */
-static int status_has(struct dmaload *dl, const char *path)
-{
-	struct dmaload_status st;
-	int r = dmaload_status(dl, &st), found = 0;
-
-	if (r < 0)
-		return r;
-	for (size_t i = 0; i < st.n_loads; i++)
-		if (!strcmp(st.loads[i].name, path))
-			found = 1;
-	dmaload_status_free(&st);
-	return found;
-}
-
 /* Runs in the child. */
 static int child_main(void *arg, char *msg, size_t len)
 {
@@ -125,7 +110,7 @@ static int child_main(void *arg, char *msg, size_t len)
 		}
 		break;		/* the connection closes with the child */
 	case ACT_STATUS_HAS:
-		r = status_has(dl, a->path);
+		r = lc_status_lists(dl, a->path);
 		if (r != a->want) {
 			snprintf(msg, len, "uid %u: STATUS %s %s (r=%d)", a->uid,
 				 r == 1 ? "lists" : "does not list", a->path, r);
@@ -166,7 +151,7 @@ static bool root_sees(const char *path, bool want, int ms)
 	if (!dl)
 		return false;
 	do {
-		r = status_has(dl, path);
+		r = lc_status_lists(dl, path);
 		if (r < 0 || r == (int)want)
 			break;
 		sleep_ms(50);

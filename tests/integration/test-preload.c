@@ -234,21 +234,6 @@ static void sighup_adds(void)
 	dmaload_close(dl);
 }
 
-/* Whether root's STATUS lists a running load named @path: 1, 0, or -errno. */
-static int status_lists(struct dmaload *dl, const char *path)
-{
-	struct dmaload_status st;
-	int r = dmaload_status(dl, &st), found = 0;
-
-	if (r < 0)
-		return r;
-	for (size_t i = 0; i < st.n_loads; i++)
-		if (!strcmp(st.loads[i].name, path))
-			found = 1;
-	dmaload_status_free(&st);
-	return found;
-}
-
 /* A [preload] entry (the daemon's own detached load, 48 MiB at 16 MB/s) is listed in
  * root's STATUS while it loads, and root's EVICT of its path cancels it: it leaves
  * STATUS and never reaches the cache. */
@@ -269,14 +254,14 @@ static void preload_listed_evicted(void)
 		goto out;
 	kill(d.pid, SIGHUP);
 	end = now_ms() + 5000;
-	while ((r = status_lists(dl, fh)) == 0 && now_ms() < end)
+	while ((r = lc_status_lists(dl, fh)) == 0 && now_ms() < end)
 		sleep_ms(20);
 	if (!CHECKF(r == 1, "%s not in root's STATUS while preloading (r=%d)", fh, r))
 		goto out;
 	r = dmaload_evict(dl, fh, NULL);
 	CHECKF(r >= 1, "EVICT %s: %d", fh, r);
 	end = now_ms() + 2000;
-	while ((r = status_lists(dl, fh)) == 1 && now_ms() < end)
+	while ((r = lc_status_lists(dl, fh)) == 1 && now_ms() < end)
 		sleep_ms(20);
 	CHECKF(r == 0, "%s still in STATUS after EVICT (r=%d)", fh, r);
 	sleep_ms(100);

@@ -2,6 +2,7 @@
  * loads.c: load-and-check helpers over libdmaload (see loads.h).
  */
 #include <stdio.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -148,4 +149,18 @@ struct dmaload *lc_connect(const struct test_daemon *d, const char *name)
 	if (!CHECKF(r == 0, "dmaload_connect(%s): %s", d->sock, strerror(-r)))
 		return NULL;
 	return dl;
+}
+
+int lc_status_lists(struct dmaload *dl, const char *path)
+{
+	struct dmaload_status st;
+	int r = dmaload_status(dl, &st), found = 0;
+
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < st.n_loads; i++)
+		if (!strcmp(st.loads[i].name, path))
+			found = 1;
+	dmaload_status_free(&st);
+	return found;
 }

@@ -46,3 +46,6 @@ const char *lc_event_str(const struct dmaload_event *ev);
 
 /* Connects with a CHECK. NULL on failure. */
 struct dmaload *lc_connect(const struct test_daemon *d, const char *name);
+
+/* Whether STATUS on @dl lists a running load named @path: 1, 0, or -errno. */
+int lc_status_lists(struct dmaload *dl, const char *path);
