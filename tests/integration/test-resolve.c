@@ -412,26 +412,34 @@ static int enter_private_mounts(char *msg, size_t len)
 	return 0;
 }
 
-/* A new mount namespace with a tmpfs over hidden_dir, holding a file of its own. */
-static int enter_tmpfs_ns(void *arg, char *msg, size_t len)
+/* A new mount namespace with a tmpfs over hidden_dir, holding @file (SIZE bytes of
+ * pattern @seed). */
+static int enter_tmpfs_with(const char *file, uint32_t seed, char *msg, size_t len)
 {
-	char own[PATH_MAX];
 	int r;
 
-	(void)arg;
 	if (enter_private_mounts(msg, len))
 		return 1;
 	if (mount("tmpfs", hidden_dir, "tmpfs", 0, "mode=0755") < 0) {
 		snprintf(msg, len, "mount tmpfs: %s", strerror(errno));
 		return 1;
 	}
-	snprintf(own, sizeof(own), "%s/own", hidden_dir);
-	r = file_make(own, SIZE, 5, 0644);
+	r = file_make(file, SIZE, seed, 0644);
 	if (r < 0) {
 		snprintf(msg, len, "file_make: %s", strerror(-r));
 		return 1;
 	}
 	return 0;
+}
+
+/* ... holding a file of its own. */
+static int enter_tmpfs_ns(void *arg, char *msg, size_t len)
+{
+	char own[PATH_MAX];
+
+	(void)arg;
+	snprintf(own, sizeof(own), "%s/own", hidden_dir);
+	return enter_tmpfs_with(own, 5, msg, len);
 }
 
 static void container_mount_ns(void)
@@ -455,25 +463,11 @@ static void container_mount_ns(void)
 	run_probe(&p);
 }
 
-/* A new mount namespace with a tmpfs over hidden_dir, holding a public file of the
- * same name as the host's file there. */
+/* ... holding a public file of the same name as the host's file there. */
 static int enter_same_name(void *arg, char *msg, size_t len)
 {
-	int r;
-
 	(void)arg;
-	if (enter_private_mounts(msg, len))
-		return 1;
-	if (mount("tmpfs", hidden_dir, "tmpfs", 0, "mode=0755") < 0) {
-		snprintf(msg, len, "mount tmpfs: %s", strerror(errno));
-		return 1;
-	}
-	r = file_make(hidden_file, SIZE, 9, 0644);
-	if (r < 0) {
-		snprintf(msg, len, "file_make: %s", strerror(-r));
-		return 1;
-	}
-	return 0;
+	return enter_tmpfs_with(hidden_file, 9, msg, len);
 }
 
 /* Entries of @name loaded by uid 0. */
