@@ -266,7 +266,8 @@ machine() {
 		rot = "non-rotational"; if ($3 == 1) rot = "rotational flag set"
 		model = ""; if (NF > 3) model = ", " substr($0, index($0, $4))
 		printf "%s, %s, %s%s", $1, $2, rot, model }')
-	virt=$(dmesg 2>/dev/null | sed -n 's/.*Hypervisor detected: //p' | head -1)
+	# sed -n 1p, not head -1, reads to the end: no SIGPIPE for pipefail to end us on.
+	virt=$(dmesg 2>/dev/null | sed -n 's/.*Hypervisor detected: //p' | sed -n 1p) || virt=""
 	[ -n "$virt" ] || virt=$(systemd-detect-virt 2>/dev/null || echo unknown)
 	echo "- Date: $(date -u '+%Y-%m-%d %H:%M UTC'); the run took $((elapsed / 60)) min $((elapsed % 60)) s."
 	echo "- Load average (1, 5, 15 min) at the start: $load_start; at the end: $(cut -d' ' -f1-3 /proc/loadavg). Anything else running shows in the min-max."

@@ -109,8 +109,10 @@ for g in "${guests[@]}"; do
 	install_bin "$g" "/dmaload/tests/$(basename "$g")"
 done
 # glibc loads libgcc_s with dlopen when a thread is cancelled or exits through
-# pthread_exit; ldd cannot see that.
-gcc_s=$(ldconfig -p | awk '/libgcc_s\.so\.1 .*x86-64/ { print $NF; exit }')
+# pthread_exit; ldd cannot see that. awk reads to the end: had it left at the first
+# match, ldconfig could die of SIGPIPE, and pipefail with set -e end this script there
+# without a word (it did, once in a make check).
+gcc_s=$(ldconfig -p | awk '!p && /libgcc_s\.so\.1 .*x86-64/ { p = $NF } END { print p }')
 [ -n "$gcc_s" ] && [ ! -e "$root$gcc_s" ] && install -D -m 644 "$(readlink -f "$gcc_s")" "$root$gcc_s"
 [ -f tests/kernel/dmaloadd.conf ] && install -m 644 tests/kernel/dmaloadd.conf "$root/dmaload/"
 install -m 755 tests/kernel/init "$root/init"
