@@ -11,7 +11,8 @@
 #      fuzzer build-fuzz/fuzz-daemon for as long on tests/fuzz/corpus-daemon/
 #      (tests/fuzz/run-daemon.sh)
 # then prints the totals as the very last line: "N passed, N failed, N skipped", and
-# exits 1 if anything failed. A build that fails counts as one FAIL.
+# exits 1 if anything failed. A build that fails counts as one FAIL, and so does a
+# part that exits non-zero without a FAIL line of its own (part() below).
 set -u
 cd "$(dirname "$0")/.."
 
@@ -35,21 +36,35 @@ build() {
 	return 1
 }
 
+# part NAME CMD...: runs one part of the suite, its lines into the log. A part that
+# exits non-zero without a FAIL line of its own (killed, or a harness step that failed
+# under set -e) counts as one FAIL: a part never drops out of the totals silently.
+part() {
+	local name=$1 before rc
+	shift
+	before=$(grep -c '^FAIL ' "$LOG")
+	"$@" | tee -a "$LOG"
+	rc=${PIPESTATUS[0]}
+	if [ "$rc" -ne 0 ] && [ "$(grep -c '^FAIL ' "$LOG")" -eq "$before" ]; then
+		echo "FAIL $name: exited with status $rc and no result line" | tee -a "$LOG"
+	fi
+}
+
 # The daemon's layering: no include cycle among its modules (docs/ARCHITECTURE.md).
-bash tests/layers/check-includes.sh | tee -a "$LOG"
+part layers bash tests/layers/check-includes.sh
 
 if build plain all tests; then
-	tests/run-one.sh build | tee -a "$LOG"
+	part suite tests/run-one.sh build
 	note "tests/kernel/run.sh build (qemu; the first run on a machine builds its kernel)"
-	bash tests/kernel/run.sh build | tee -a "$LOG"
+	part kernel bash tests/kernel/run.sh build
 	note "tests/systemd/run.sh build (nspawn; the first run on a machine debootstraps its tree)"
-	bash tests/systemd/run.sh build | tee -a "$LOG"
+	part systemd bash tests/systemd/run.sh build
 fi
 
 if build sanitizers SANITIZE=address,undefined all tests; then
 	ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:strict_string_checks=1:detect_stack_use_after_return=1} \
 	UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} \
-		tests/run-one.sh build-san | tee -a "$LOG"
+		part suite-san tests/run-one.sh build-san
 fi
 
 if build fuzz fuzz; then
@@ -77,7 +92,7 @@ if build fuzz fuzz; then
 	fi
 	rm -rf "$corpus" "$artifacts"
 	note "fuzz-daemon for $FUZZ_SECONDS s"
-	bash tests/fuzz/run-daemon.sh "$FUZZ_SECONDS" | tee -a "$LOG"
+	part fuzz-daemon bash tests/fuzz/run-daemon.sh "$FUZZ_SECONDS"
 fi
 
 passed=$(grep -c '^PASS ' "$LOG")
