@@ -448,10 +448,12 @@ static void job_start_reading(struct job *j)
 		j->eng->cache.misses++;
 		job_send_accepted(j);
 	}
-	job_log(j, LOG_LVL_DEBUG, "%llu bytes at %llu, %s%s (%s)%s",
+	job_log(j, LOG_LVL_DEBUG, "%llu bytes at %llu, %s%s (%s)%s%s",
 		(unsigned long long)j->cp.len, (unsigned long long)j->cp.off,
 		dl_method_name(j->cp.method), job_cfr_how(j), dl_reason_name(j->cp.reason),
-		j->tgt.hugetlb ? ", hugetlb" : "");
+		j->tgt.hugetlb ? ", hugetlb" : "", j->into ? ", into the caller's buffer" : "");
+	if (j->extents)
+		job_log(j, LOG_LVL_DEBUG, "%u extents in %u runs", j->n_ext, j->cp.nsegs);
 	if (j->cp.len == 0) {
 		job_finish(j);
 		return;
