@@ -506,6 +506,66 @@ static void killed_caller(bool huge)
 	CHECKF(daemon_alive(&d), "the daemon died");
 }
 
+/* ---- dmaload-ctl ------------------------------------------------------------------- */
+
+/* dmaload-ctl load FILE --extents ... [--into-new-memfd] -- cmp /dev/fd/3 EXPECTED: the
+ * buffer CMD gets holds the extents (zeros between them). */
+static void ctl_extents(bool into_new, bool by_fd)
+{
+	struct dmaload_extent e[3] = {
+		{ .file_offset = 777, .length = 1000, .buf_offset = 0 },
+		{ .file_offset = 5000, .length = 3000, .buf_offset = 2000 },
+		{ .file_offset = 8 * MiB, .length = 5, .buf_offset = 5000 },
+	};
+	uint64_t len = 5005;
+	char expected[PATH_MAX], out[4096], err[4096];
+	uint8_t *want = calloc(1, len);
+	const char *args[16];
+	int n = 0, fd, r;
+
+	if (!CHECK(want != NULL))
+		return;
+	for (int i = 0; i < 3; i++)
+		pattern_fill(SEED, e[i].file_offset, want + e[i].buf_offset, e[i].length);
+	snprintf(expected, sizeof(expected), "%s/expected.bin", d.dir);
+	fd = open(expected, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	CHECK(fd >= 0 && write(fd, want, len) == (ssize_t)len);
+	close(fd);
+	args[n++] = "load";
+	args[n++] = file;
+	args[n++] = "--extents";
+	args[n++] = "777:1000,5000:3000@2000,8M:5";
+	if (into_new)
+		args[n++] = "--into-new-memfd";
+	if (by_fd)
+		args[n++] = "--fd";
+	args[n++] = "--";
+	args[n++] = "cmp";
+	args[n++] = "/dev/fd/3";
+	args[n++] = expected;
+	args[n] = NULL;
+	r = ctl_run(d.sock, d.dir, args, 20000, out, sizeof(out), err, sizeof(err));
+	CHECKF(r == 0, "dmaload-ctl: %d: %s%s", r, out, err);
+	CHECKF(strstr(err, into_new ? "filled in place" : "sealed"), "report: %s", err);
+	unlink(expected);
+	free(want);
+	CHECK_SETTLED(&d, 5000);
+}
+
+/* dmaload-ctl's refusals of bad lists. */
+static void ctl_bad_extents(void)
+{
+	static const char *const bad[] = { "", "5", "1:2,", "x:1", "1:2@", ",", NULL };
+	char out[4096], err[4096];
+
+	for (int i = 0; bad[i]; i++) {
+		const char *args[] = { "load", file, "--extents", bad[i], NULL };
+		int r = ctl_run(d.sock, d.dir, args, 20000, out, sizeof(out), err, sizeof(err));
+
+		CHECKF(r == 2 && strstr(err, "bad extents"), "'%s': %d: %s", bad[i], r, err);
+	}
+}
+
 int main(void)
 {
 	char why[512];
@@ -597,6 +657,10 @@ int main(void)
 	if (huge_size)
 		CASE(killed_caller(true), "caller SIGKILLed mid-load into a hugetlb memfd: "
 		     "no leak");
+	CASE(ctl_extents(false, false), "dmaload-ctl load --extents -- CMD: a new buffer");
+	CASE(ctl_extents(true, false), "dmaload-ctl load --extents --into-new-memfd -- CMD");
+	CASE(ctl_extents(true, true), "dmaload-ctl load --fd --extents --into-new-memfd -- CMD");
+	CASE(ctl_bad_extents(), "dmaload-ctl load --extents: bad lists are usage errors");
 	CASE(CHECK_SETTLED_START(&d, 5000), "no fd leaked since the start");
 	dl = dmaload_close(dl);
 	daemon_stop_case(&d, "daemon exits 0 on SIGTERM");
