@@ -506,6 +506,96 @@ static void killed_caller(bool huge)
 	CHECKF(daemon_alive(&d), "the daemon died");
 }
 
+/* ---- sharing ------------------------------------------------------------------------ */
+
+/* 64 extents of 64 KiB + 1 byte, every other 64 KiB of the first 8 MiB of the file,
+ * packed in the buffer; @shift moves the last one by a byte in the buffer. */
+static void ext_list(struct dmaload_extent *e, int shift)
+{
+	for (int i = 0; i < 64; i++)
+		e[i] = (struct dmaload_extent){ .file_offset = (uint64_t)i * 128 * 1024 + 5,
+						.length = 64 * 1024 + 1,
+						.buf_offset = (uint64_t)i * (64 * 1024 + 1) };
+	e[63].buf_offset += (uint64_t)shift;
+}
+
+/* @ev is the DONE of the list @e into a new buffer: size and bytes. */
+static void ext_done_check(struct dmaload_event *ev, const struct dmaload_extent *e)
+{
+	uint64_t hi = e[63].buf_offset + e[63].length;
+
+	if (!CHECKF(ev->type == DMALOAD_EV_DONE, "%s", lc_event_str(ev)))
+		return;
+	CHECK_U64(ev->size, ==, 64 * (64 * 1024 + 1));
+	if (CHECK(ev->fd >= 0))
+		buf_check(ev->fd, hi, e, 64, 0);
+	close(ev->fd);
+}
+
+/* A list of extents while the same list is being read joins it; another list (one
+ * buffer offset differs) does not. */
+static void extents_join(struct dmaload *c, bool want_cached)
+{
+	struct dmaload_extent e[64], f[64];
+	struct dmaload_opts slow, o;
+	struct dmaload_event ev;
+	uint64_t id1, id2, id3;
+
+	ext_list(e, 0);
+	ext_list(f, 1);
+	dmaload_opts_init(&slow);
+	dmaload_opts_init(&o);
+	slow.rate_limit = 4 * MiB;		/* about a second */
+	if (!CHECK(dmaload_load_extents_path(c, file, e, 64, -1, &slow, &id1) == 0) ||
+	    !CHECK(dmaload_next_event(c, &ev, 10000) == 1 && ev.type == DMALOAD_EV_ACCEPTED))
+		return;
+	CHECK(dmaload_load_extents_path(c, file, e, 64, -1, &o, &id2) == 0);
+	CHECK(dmaload_load_extents_path(c, file, f, 64, -1, &o, &id3) == 0);
+	if (CHECK(dmaload_wait(c, id3, &ev, NULL, NULL) == 0)) {
+		CHECKF(!(ev.done_flags & (DL_DONE_JOINED | DL_DONE_CACHED)),
+		       "another list shared a buffer: flags 0x%x", ev.done_flags);
+		ext_done_check(&ev, f);
+	}
+	if (CHECK(dmaload_wait(c, id2, &ev, NULL, NULL) == 0)) {
+		CHECKF(ev.done_flags & DL_DONE_JOINED, "not joined: flags 0x%x", ev.done_flags);
+		ext_done_check(&ev, e);
+	}
+	if (CHECK(dmaload_wait(c, id1, &ev, NULL, NULL) == 0))
+		ext_done_check(&ev, e);
+	if (!want_cached)
+		return;
+	/* with a cache: the same list again is a hit, the other one too now */
+	if (CHECK(dmaload_load_extents_path_sync(c, file, e, 64, -1, &o, &ev) == 0)) {
+		CHECKF(ev.done_flags & DL_DONE_CACHED, "not cached: flags 0x%x", ev.done_flags);
+		ext_done_check(&ev, e);
+	}
+	if (CHECK(dmaload_load_extents_path_sync(c, file, f, 64, -1, &o, &ev) == 0)) {
+		CHECKF(ev.done_flags & DL_DONE_CACHED, "not cached: flags 0x%x", ev.done_flags);
+		ext_done_check(&ev, f);
+	}
+}
+
+/* The same with a daemon that keeps buffers (cache_limit 256M). */
+static void extents_cached(void)
+{
+	struct test_daemon dc;
+	struct dmaload *c;
+	char why[512];
+
+	if (!CHECKF(daemon_start(&dc, "into-cache", "max_load_size = 1G\n[cache]\n"
+				 "cache_limit = 256M\n", why, sizeof(why)) == 0, "%s", why)) {
+		daemon_cleanup(&dc);
+		return;
+	}
+	c = lc_connect(&dc, "test-into-cache");
+	if (c) {
+		extents_join(c, true);
+		dmaload_close(c);
+	}
+	CHECK(daemon_stop(&dc) == 0);
+	daemon_cleanup(&dc);
+}
+
 /* ---- dmaload-ctl ------------------------------------------------------------------- */
 
 /* dmaload-ctl load FILE --extents ... [--into-new-memfd] -- cmp /dev/fd/3 EXPECTED: the
@@ -646,6 +736,10 @@ int main(void)
 	if (huge_size)
 		CASE(extents_into(4096, true, DL_METHOD_AUTO),
 		     "4096 extents into a hugetlb memfd, auto");
+	CASE(extents_join(dl, false), "a list of extents joins a running load of the same "
+	     "list, not of another");
+	CASE(CHECK_SETTLED(&d, 5000), "no fd leaked by the joins");
+	CASE(extents_cached(), "with a cache: the same list again is a hit");
 	CASE(extents_adjacent_far(), "adjacent extents read as one, far ones apart");
 	CASE(refusals(), "refused before a byte moves: read-only, write-only, overlap, "
 	     "past EOF, too small, no F_SEAL_SHRINK, write-sealed, a regular file");
