@@ -54,6 +54,8 @@ struct cache_entry {
 	bool exact_req;			/* the leader asked for an exact-size buffer */
 	struct list joiners;		/* loads waiting for it (cache_load.join_link) */
 	bool pin_req;			/* the leader or a joiner asked for a pin */
+	uid_t pin_uid;			/* whose pin it is (pin_req, pinned): charged to
+					 * its max_pinned_per_uid */
 
 	/* ready */
 	int fd;				/* our reference to the sealed buffer, or -1 */
@@ -71,6 +73,9 @@ struct cache {
 	struct worker_pool *pool;	/* closes dropped buffers */
 	struct list entries;
 	uint64_t limit;			/* bytes; 0: ready entries are not kept */
+	uint64_t uid_limit;		/* bytes of one uid's ready entries (uid 0: no
+					 * limit); UINT64_MAX: none */
+	uint64_t uid_pin_limit;		/* bytes one uid may pin; UINT64_MAX: none */
 	uint64_t bytes;			/* buffer bytes of the ready entries */
 	unsigned n_ready, n_pinned;
 	uint64_t hits, joins, misses, evictions;
@@ -87,9 +92,10 @@ struct cache_load {
 	struct cache_entry *joined;	/* the loading entry it waits on, or NULL */
 	struct list join_link;		/* in joined->joiners */
 	bool pin;			/* its LOAD asked for a pin */
+	uid_t uid;			/* whose load it is */
 };
 
-void cache_load_init(struct cache_load *l, bool pin);
+void cache_load_init(struct cache_load *l, bool pin, uid_t uid);
 
 /* Who asks, for a lookup. */
 struct cache_who {
@@ -126,8 +132,10 @@ int cache_lookup(struct cache *c, struct cache_load *l, const struct cache_key *
 struct cache_entry *cache_covering(struct cache *c, const struct cache_key *key,
 				   uint64_t off, uint64_t end);
 
-/* A hit was served from @e (a DONE with a dup of e->fd): counts it, marks it used. */
-void cache_hit_served(struct cache *c, struct cache_entry *e, bool pin);
+/* A hit was served from @e (a DONE with a dup of e->fd): counts it, marks it used,
+ * and pins it for @uid if @pin and @uid's pins stay within uid_pin_limit (logged if
+ * not). */
+void cache_hit_served(struct cache *c, struct cache_entry *e, bool pin, uid_t uid);
 
 /* What a leader's sealed buffer is, for its entry and the joiners' DONEs. */
 struct cache_ready {
@@ -149,7 +157,10 @@ struct cache_entry *cache_leader_done(struct cache *c, struct cache_load *l,
  * as served, its pin asked for the entry. */
 struct cache_load *cache_next_joiner(struct cache_entry *e);
 /* After the joiners: @e keeps a dup of @fd (borrowed) if the budget allows
- * (evicting the least recently used unpinned entries), or goes. */
+ * (evicting the least recently used unpinned entries), or goes. Per uid (root
+ * excepted): its uid's own least recently used unpinned entries make room under
+ * uid_limit first, and a pin over pin_uid's uid_pin_limit is not honoured (the entry
+ * is kept unpinned; logged). */
 void cache_keep(struct cache *c, struct cache_entry *e, int fd);
 
 /* The leader @l failed: its entry leaves the cache and is returned (NULL if it leads

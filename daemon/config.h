@@ -19,6 +19,16 @@ enum config_toggle {
 	CONFIG_AUTO = 2,
 };
 
+/* A quota: a size, or a percentage of a whole (RAM, the cache). */
+struct config_share {
+	uint64_t bytes;			/* the size; 0 (and not pct): no limit */
+	unsigned pct;			/* the percentage, if is_pct */
+	bool is_pct;
+};
+
+/* What @s allows out of @whole bytes: UINT64_MAX for no limit. */
+uint64_t config_share_bytes(const struct config_share *s, uint64_t whole);
+
 struct config {
 	/* [daemon] */
 	char *socket;			/* NULL: root's or the user's runtime dir */
@@ -60,6 +70,14 @@ struct config {
 	/* [cache] */
 	uint64_t cache_limit;		/* bytes of finished buffers kept; 0: none */
 	unsigned cache_limit_pct;	/* if not 0: the limit is this % of RAM instead */
+
+	/* [quota]: per uid, root excepted */
+	unsigned max_loads_per_uid;	/* loads in flight at once; 0: no limit */
+	struct config_share max_inflight_per_uid;	/* buffer bytes of loads in
+							 * flight, % of RAM */
+	struct config_share max_cached_per_uid;	/* bytes of its kept buffers, % of
+						 * the cache */
+	struct config_share max_pinned_per_uid;	/* of them pinned, % of the cache */
 
 	/* [preload]: paths or glob(3) patterns, in file order (each "preload =" line
 	 * appends one) */

@@ -393,6 +393,14 @@ static int prepare_run(struct worker_task *t)
 		uint64_t huge = target_huge_page_size(), need = round_up(j->buf_len,
 			huge && j->eng->cfg->hugetlb != CONFIG_OFF ? huge : (uint64_t)getpagesize());
 
+		/* Its uid's quota first: a user over it hears so, not that memory is
+		 * short. */
+		r = quota_bytes_admit(&j->eng->quota, j->quota, need,
+				      config_share_bytes(&j->eng->cfg->max_inflight_per_uid,
+							 j->eng->ram), j->msg, sizeof(j->msg));
+		if (r < 0)
+			return r;
+		j->quota_bytes = j->quota ? need : 0;
 		r = memory_admit(&j->eng->mem, need, j->msg, sizeof(j->msg));
 		if (r < 0)
 			return r;
@@ -432,7 +440,8 @@ static void job_share_lookup(struct job *j)
 	job_send_accepted(j);
 	switch (cache_lookup(&j->eng->cache, &j->cl, &k, &who, &e)) {
 	case CACHE_HIT:
-		cache_hit_served(&j->eng->cache, e, j->req.flags & DL_LOAD_PIN);
+		cache_hit_served(&j->eng->cache, e, j->req.flags & DL_LOAD_PIN,
+				 j->owner->cred->uid);
 		job_done_shared(j, e->fd, e, DL_DONE_CACHED);
 		return;
 	case CACHE_JOINED:
@@ -832,6 +841,7 @@ static void release_done(struct worker_task *t, int res)
 	memory_release(&eng->mem, j->mem_admitted);
 	if (j->cp.fixed_slot >= 0)
 		sched_put_slot(&eng->sched, j->cp.fixed_slot);
+	quota_load_end(&eng->quota, j->quota, j->quota_bytes);
 	j->owner->ops->released(j);
 	free(j->path);
 	free(j->ext);
@@ -897,7 +907,7 @@ int job_new(struct job **out, struct engine *eng, struct job_owner *owner,
 	j->owner = owner;
 	j->id = m->hdr.id;
 	j->req = m->u.load;
-	cache_load_init(&j->cl, j->req.flags & DL_LOAD_PIN);
+	cache_load_init(&j->cl, j->req.flags & DL_LOAD_PIN, owner->cred->uid);
 	/* The one fd is the source, or with DL_LOAD_ROOT_FD the client's root. */
 	j->passed_fd = (j->req.flags & DL_LOAD_ROOT_FD) ? -1 : fd;
 	j->root_fd = (j->req.flags & DL_LOAD_ROOT_FD) ? fd : -1;
@@ -937,6 +947,9 @@ int job_new(struct job **out, struct engine *eng, struct job_owner *owner,
 	/* A load that names a method is read as asked; auto ones may share. Into the
 	 * caller's buffer nothing is shared (it is the caller's). */
 	j->shareable = j->req.method == DL_METHOD_AUTO && !j->into;
+	/* Counted as its uid's from here to its release (the owner checked
+	 * max_loads_per_uid). */
+	j->quota = quota_load_start(&eng->quota, owner->cred->uid);
 	j->state = DL_STATE_OPENING;
 	j->task = (struct worker_task){ .run = open_run, .done = open_done };
 	j->task_busy = true;

@@ -168,6 +168,12 @@ static void accepted_values(void)
 		"[io]\npipe_size = 16M\n",
 		"[cache]\ncache_limit = 0\n",
 		"[cache]\ncache_limit = 25%\n",
+		"[quota]\nmax_loads_per_uid = 0\n",
+		"[quota]\nmax_inflight_per_uid = 8G\n",
+		"[quota]\nmax_inflight_per_uid = 50%\n",
+		"[quota]\nmax_cached_per_uid = 0\n",
+		"[quota]\nmax_pinned_per_uid = 0%\n",
+		"[quota]\nmax_pinned_per_uid = 100%\n",
 		"[cache]\ncache_limit = 0%\n",
 		"[cache]\ncache_limit = 512M\n",
 		"[daemon]\nlog_level = error\n",
@@ -264,6 +270,10 @@ static void bad_values(void)
 		{ "daemon", "socket", "relative/path.sock" },
 		{ "daemon", "socket", "/a/very/long/path/that/does/not/fit/into/sun_path/at/all/"
 				       "because/it/is/longer/than/one/hundred/and/eight/bytes.sock" },
+		{ "quota", "max_loads_per_uid", "-1" },
+		{ "quota", "max_inflight_per_uid", "101%" },
+		{ "quota", "max_cached_per_uid", "half" },
+		{ "quota", "max_pinned_per_uid", "%" },
 		{ "daemon", "socket_mode", "999" },
 		{ "daemon", "socket_mode", "rw-rw-rw-" },
 		{ "daemon", "socket_mode", "" },
@@ -508,6 +518,24 @@ static void log_levels(void)
 	}
 }
 
+/* A quota as a size, a percentage of a whole, or no limit. */
+static void shares(void)
+{
+	struct config c;
+
+	config_init(&c);
+	/* The defaults: no bytes-in-flight limit, all of the cache, half of it pinned. */
+	CHECK_U64(config_share_bytes(&c.max_inflight_per_uid, 1000), ==, UINT64_MAX);
+	CHECK_U64(config_share_bytes(&c.max_cached_per_uid, 1000), ==, 1000);
+	CHECK_U64(config_share_bytes(&c.max_pinned_per_uid, 1000), ==, 500);
+	CHECK_U64(c.max_loads_per_uid, ==, 256);
+	c.max_pinned_per_uid = (struct config_share){ .bytes = 4096 };
+	CHECK_U64(config_share_bytes(&c.max_pinned_per_uid, 1000), ==, 4096);
+	c.max_pinned_per_uid = (struct config_share){ .is_pct = true };
+	CHECK_U64(config_share_bytes(&c.max_pinned_per_uid, 1000), ==, 0);
+	config_deinit(&c);
+}
+
 /* The shipped conf/dmaloadd.conf must load and describe the built-in defaults: any
  * key it sets uncommented must hold the default value. */
 static void shipped_conf(void)
@@ -540,6 +568,7 @@ static void shipped_conf(void)
 		CHECK_INT(c.fixed_buffers, ==, def.fixed_buffers);
 		CHECK_U64(c.cache_limit, ==, def.cache_limit);
 		CHECK_U64(c.cache_limit_pct, ==, def.cache_limit_pct);
+		CHECK_U64(c.max_loads_per_uid, ==, def.max_loads_per_uid);
 	}
 	config_deinit(&c);
 	config_deinit(&def);
@@ -572,6 +601,7 @@ int main(void)
 	CASE(reload_detach(), "SIGHUP takes detach_group and max_detached at once");
 	CASE(sizes(), "parse_size: suffixes, overflow, garbage");
 	CASE(log_levels(), "log_parse_level");
+	CASE(shares(), "[quota] shares: defaults, sizes, percentages, no limit");
 	CASE(shipped_conf(), "shipped conf/dmaloadd.conf loads and matches the defaults");
 
 	tdir_remove(dir);
