@@ -380,9 +380,9 @@ report() {
 			}
 			a = wl " cold into-off"; f = wl " cold fio"
 			if ((why = missing(a)) != "" || (why = missing(f)) != "")
-				printf "- (issue 13) into the caller's 4 KiB buffer, reused, vs fio: not computable (%s)\n", why
+				printf "- (issue 13) into the client buffer (4 KiB pages, reused) vs fio: not computable (%s)\n", why
 			else
-				printf "- (issue 13) dmaloadd into the caller's 4 KiB buffer, reused, cold, %.0f MB/s vs fio (malloc buffers) %.0f MB/s: %s\n",
+				printf "- (issue 13) dmaloadd into the client buffer (4 KiB pages, reused), cold, %.0f MB/s vs fio (malloc buffers) %.0f MB/s: %s\n",
 					M[a], M[f], verdict(M[a] / M[f], "0.9")
 			a = wl " share share-8"; f = wl " share share-1"
 			if (missing(a) == "" && missing(f) == "")
