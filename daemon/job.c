@@ -290,6 +290,8 @@ static int open_extents(struct job *j)
 	}
 	r = target_open_into(&j->tgt, j->buf_fd, p.lo, p.hi, j->msg, sizeof(j->msg));
 	j->buf_fd = -1;		/* the target has it now */
+	for (unsigned i = 0; r == 0 && i < p.nsegs; i++)
+		target_prefault(&j->tgt, p.segs[i].buf, p.segs[i].len);
 	return r;
 }
 

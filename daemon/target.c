@@ -317,6 +317,17 @@ static int into_check_dmabuf(struct target *t, uint64_t hi, char *msg, size_t le
 	return 0;
 }
 
+void target_prefault(struct target *t, uint64_t buf, uint64_t len)
+{
+	uint64_t a = buf / t->page * t->page, b = round_up(buf + len, t->page);
+
+	if (!t->into || t->pfnmap || !t->map || t->no_prefault || !len)
+		return;
+	if (madvise((char *)t->map + (a - t->map_off), b - a, MADV_POPULATE_WRITE) < 0 &&
+	    (errno == EINVAL || errno == ENOSYS))
+		t->no_prefault = true;	/* not this kernel: the reads fault them in */
+}
+
 int target_open_into(struct target *t, int fd, uint64_t lo, uint64_t hi, char *msg,
 		     size_t len)
 {
@@ -357,6 +368,7 @@ int target_open_into(struct target *t, int fd, uint64_t lo, uint64_t hi, char *m
 		return r;
 	if (hi == lo)
 		return 0;		/* nothing to write: no mapping */
+	t->page = page;
 	t->map_off = lo / page * page;
 	t->map_len = round_up(hi, page) - t->map_off;
 	t->map = mmap(NULL, t->map_len, PROT_READ | PROT_WRITE, MAP_SHARED, fd,

@@ -37,6 +37,8 @@ struct target {
 	bool pfnmap;		/* a dma-buf mapping O_DIRECT cannot target (heaps,
 				 * and every dma-buf of a caller's) */
 	bool no_splice;		/* into: the fd has O_APPEND, which splice refuses */
+	bool no_prefault;	/* into: this kernel has no MADV_POPULATE_WRITE */
+	uint64_t page;		/* into: the page size it is mapped by */
 	bool hugetlb;		/* backed by huge pages */
 	bool hugetlb_short;	/* huge pages were wanted but the pool had no room */
 	bool hugetlb_refused;	/* udmabuf: this kernel takes no hugetlb memfds */
@@ -107,6 +109,16 @@ int target_finish(struct target *t, char *msg, size_t len);
  */
 int target_open_into(struct target *t, int fd, uint64_t lo, uint64_t hi, char *msg,
 		     size_t len);
+
+/*
+ * Into a caller's memfd: makes the daemon's page tables for the pages that hold
+ * buffer bytes [@buf, @buf + @len) writable now (MADV_POPULATE_WRITE), on a worker,
+ * rather than one fault at a time in the reads (O_DIRECT pins them in the submitting
+ * thread). Called per run, so a gap between extents is never touched. A buffer the
+ * caller reuses has its pages already, so this only maps them. Best effort: a kernel
+ * without it (before 5.14) faults them in the reads as before.
+ */
+void target_prefault(struct target *t, uint64_t buf, uint64_t len);
 
 /* Sealed read-only (DL_DONE_SEALED): memfds only. */
 bool target_sealed(const struct target *t);
