@@ -501,6 +501,11 @@ static void job_sched_activated(struct sched_load *l)
 	list_entry(l, struct job, sl)->state = DL_STATE_READING;
 }
 
+static void job_sched_deactivated(struct sched_load *l)
+{
+	list_entry(l, struct job, sl)->state = DL_STATE_QUEUED;
+}
+
 static void job_sched_registered(struct sched_load *l)
 {
 	/* A load that failed while its buffer was being registered goes now. */
@@ -509,6 +514,7 @@ static void job_sched_registered(struct sched_load *l)
 
 static const struct sched_load_ops job_sched_ops = {
 	.activated = job_sched_activated,
+	.deactivated = job_sched_deactivated,
 	.registered = job_sched_registered,
 };
 
