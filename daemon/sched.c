@@ -294,6 +294,15 @@ static void sched_activate(struct sched *s, struct sched_load *l)
 	}
 }
 
+uint64_t sched_load_rate(const struct sched_load *l)
+{
+	uint64_t own = l->rate_limit, client = l->owner ? l->owner->bucket.rate : 0;
+
+	if (!own || (client && client < own))
+		return client;
+	return own;
+}
+
 void sched_load_init(struct sched_load *l)
 {
 	memset(l, 0, sizeof(*l));

@@ -137,6 +137,11 @@ uint64_t sched_owner_throttled_ns(const struct sched_owner *o, uint64_t now);
  * with sched_owner_limits(), then pumps. */
 void sched_global_limits(struct sched *s);
 
+/* The rate @l may read at by its own limits: the lower of its LOAD's rate_limit and
+ * its client's rate, 0 when neither limits it (the daemon's global_rate, which holds
+ * back every load alike, is left out). */
+uint64_t sched_load_rate(const struct sched_load *l);
+
 /* Before its owner fills it in: an empty load, in no list. */
 void sched_load_init(struct sched_load *l);
 /* A load whose source is open and buffer made: queue it for reading. */
