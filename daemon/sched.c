@@ -442,8 +442,10 @@ static void sched_fill_slots(struct sched *s)
 		}
 		/* Each round gives a slot to a load that may read at once and takes it
 		 * from one that may not for LEND_WAIT_NS: the loads that may read and
-		 * have no slot are one fewer each time, so this ends. */
-		for (;;) {
+		 * have no slot are one fewer each time, so this ends. Not while the
+		 * scheduler walks the ready queues (a load failed in copy_issue): the
+		 * pump that follows lends. */
+		for (; !s->pumping;) {
 			struct sched_load *next = first_ready(s, &s->lent[k], now);
 			struct sched_load *lender;
 
