@@ -446,12 +446,16 @@ static void sched_fill_slots(struct sched *s)
 		 * scheduler walks the ready queues (a load failed in copy_issue): the
 		 * pump that follows lends. */
 		for (; !s->pumping;) {
-			struct sched_load *next = first_ready(s, &s->lent[k], now);
-			struct sched_load *lender;
+			/* the lender first: the reading loads are few (max_loads), the
+			 * waiting ones may be many */
+			struct sched_load *lender = find_lender(s, k, now), *next;
 
+			if (!lender)
+				break;
+			next = first_ready(s, &s->lent[k], now);
 			if (!next)
 				next = first_ready(s, &s->waiting[k], now);
-			if (!next || !(lender = find_lender(s, k, now)))
+			if (!next)
 				break;
 			sched_lend(s, lender, now);
 			sched_take_waiting(s, next);
