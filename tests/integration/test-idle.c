@@ -3,7 +3,8 @@
  * 1: a connection that sends nothing hears an ERROR (ETIMEDOUT, id 0, naming
  * idle_timeout) and is closed; one that keeps asking (STATUS every 300 ms) stays; one
  * whose load runs past the timeout (rate-limited to about 3 s) is not idle: it gets its
- * DONE with every byte and only then its quiet spell starts. Then SIGHUP to
+ * DONE with every byte and only then its quiet spell starts; so do replies it has not
+ * read (its socket full, the rest queued in the daemon). Then SIGHUP to
  * idle_timeout = 0: a new connection stays open.
  */
 #include <errno.h>
@@ -19,6 +20,7 @@
 #define SUITE "idle"
 #define FILE_SIZE (4 * MiB + 123)
 #define SEED 9
+#define N_UNREAD 3000		/* STATUS replies: more than a socket holds */
 
 static struct test_daemon d;
 static char path[PATH_MAX];
@@ -121,6 +123,34 @@ static void load_keeps_it(void)
 	dmaload_close(dl);
 }
 
+/* Replies the client has not read yet (its socket full, the rest queued in the
+ * daemon) keep it open past the timeout; once it reads them all, its quiet spell
+ * starts. */
+static void unread_replies_keep_it(void)
+{
+	struct raw_msg *rm = raw_msg_new();
+	int s = raw_connect(d.sock), sent = 0, got = 0, r;
+
+	if (!CHECKF(s >= 0 && rm, "connect: %s", strerror(-s)))
+		goto out;
+	for (int i = 0; i < N_UNREAD; i++, sent++)
+		if (raw_send(s, DL_STATUS, (uint64_t)i + 1, NULL, 0, NULL, 0, NULL, 0) < 0)
+			break;
+	sleep_ms(2500);		/* past the timeout, every reply unread */
+	while (got < sent && (r = raw_recv(s, rm, 2000)) == 1) {
+		if (!CHECKF(rm->m.hdr.type != DL_ERROR, "reply %d of %d: ERROR '%s' while "
+			    "replies were unread", got + 1, sent, raw_error_text(rm)))
+			goto out;
+		got++;
+	}
+	CHECKF(got == sent && sent > 1000, "%d replies of %d sent", got, sent);
+	wait_idle_close(s, now_ms(), 5000);
+out:
+	if (s >= 0)
+		close(s);
+	raw_msg_free(rm);
+}
+
 static void reload_off(void)
 {
 	struct raw_msg *rm = raw_msg_new();
@@ -172,6 +202,8 @@ int main(void)
 	CASE(requests_keep_it(), "STATUS every 300 ms for 3 s keeps it open; quiet, it "
 	     "closes");
 	CASE(load_keeps_it(), "a 3 s load is not idle: DONE, every byte; closed once quiet");
+	CASE(unread_replies_keep_it(), "%d STATUS replies left unread for 2.5 s: not idle; "
+	     "read, it closes 1 s later", N_UNREAD);
 	CASE(reload_off(), "SIGHUP to idle_timeout = 0: a quiet connection stays");
 
 	daemon_stop_case(&d, "daemon exits 0 on SIGTERM");
