@@ -20,9 +20,13 @@
  * Idle connections: every connection counts against max_clients and its uid's share,
  * so one that sits with nothing in flight (no load, no reply waiting to be sent) and
  * sends no request for idle_timeout seconds hears an ERROR (ETIMEDOUT, id 0) and is
- * closed. A load in flight, however slow, or a DONE the client has not read yet keeps
- * it open; the quiet spell starts when the last of them is gone. One timer per
- * connection, re-armed for what is left of the spell, never a sweep over all.
+ * closed, when connections are short: the daemon holds half of max_clients or more,
+ * or its uid half of its share. Otherwise it stays: an inference server that keeps
+ * one connection for the loads it makes now and then costs nothing while there is
+ * room, and libdmaload does not reconnect by itself. A load in flight, however slow,
+ * or a DONE the client has not read yet keeps it open; the quiet spell starts when
+ * the last of them is gone. One timer per connection, re-armed for what is left of
+ * the spell, never a sweep over all.
  *
  * Lifetime: client_close() closes the socket, detaches the jobs and marks the client
  * closed; the struct lives on until its last job is released, because jobs still
@@ -83,6 +87,25 @@ static void client_touch(struct client *c)
 	c->last_active = ev_now(c->set->loop);
 }
 
+/* Whether connections are short for @c: the daemon holds half of max_clients or
+ * more, or @c's uid (not root's, nor the daemon's) half of its share. */
+static bool client_crowded(const struct client *c)
+{
+	const struct client_set *set = c->set;
+	unsigned share = config_clients_per_uid(set->cfg), n = 0;
+	struct list *pos;
+
+	if (set->n_clients * 2 >= set->cfg->max_clients)
+		return true;
+	if (c->cred.uid == 0 || c->cred.uid == geteuid())
+		return false;
+	/* A walk, bounded by max_clients, once per idle_timeout of a quiet connection. */
+	for (pos = set->clients.next; pos != &set->clients; pos = pos->next)
+		if (list_entry(pos, struct client, link)->cred.uid == c->cred.uid)
+			n++;
+	return n * 2 >= share;
+}
+
 static void on_idle_timer(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct client *c = w->data;
@@ -95,6 +118,10 @@ static void on_idle_timer(struct ev_loop *loop, ev_timer *w, int revents)
 	if (client_busy(c))
 		client_touch(c);
 	left = c->last_active + timeout - ev_now(loop);
+	if (left <= 0.001 && !client_crowded(c)) {
+		client_touch(c);	/* room enough: quiet for another spell */
+		left = timeout;
+	}
 	if (left > 0.001) {
 		ev_timer_set(w, left, 0);
 		ev_timer_start(loop, w);

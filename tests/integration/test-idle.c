@@ -4,7 +4,10 @@
  * idle_timeout) and is closed; one that keeps asking (STATUS every 300 ms) stays; one
  * whose load runs past the timeout (rate-limited to about 3 s) is not idle: it gets its
  * DONE with every byte and only then its quiet spell starts; so do replies it has not
- * read (its socket full, the rest queued in the daemon). Then SIGHUP to
+ * read (its socket full, the rest queued in the daemon). The daemon runs with
+ * max_clients = 2, so that one connection makes connections short (half of
+ * max_clients): only then is an idle one closed. SIGHUP to max_clients = 64: a quiet
+ * connection stays past idle_timeout while there is room; then SIGHUP to
  * idle_timeout = 0: a new connection stays open.
  */
 #include <errno.h>
@@ -151,17 +154,49 @@ out:
 	raw_msg_free(rm);
 }
 
+/* SIGHUP to @conf; waits for the reload's log line naming @key. */
+static bool reload(const char *conf, const char *key)
+{
+	long skip = daemon_log_size(&d);
+
+	return CHECK_INT(daemon_write_config_more(&d, "chunk_size = 1M\n", conf), ==, 0) &&
+	       CHECK_INT(kill(d.pid, SIGHUP), ==, 0) &&
+	       CHECKF(daemon_log_wait(&d, key, skip, 5000), "no reload log line for %s", key);
+}
+
+/* With room to spare (1 connection of 64), a quiet connection is not closed: it
+ * hears nothing for 2.5 s, 2.5 times idle_timeout, and still answers a STATUS. */
+static void room_keeps_it(void)
+{
+	struct raw_msg *rm = raw_msg_new();
+	int s = -1, r;
+
+	if (!rm || !reload("[daemon]\nidle_timeout = 1\nmax_clients = 64\n", "max_clients"))
+		goto out;
+	s = raw_connect(d.sock);
+	if (!CHECKF(s >= 0, "connect: %s", strerror(-s)))
+		goto out;
+	r = raw_recv(s, rm, 2500);
+	if (!CHECKF(r == -ETIMEDOUT, "1 of 64 connections, quiet: got %d (%s)", r,
+		    r == 1 ? raw_error_text(rm) : "end of stream"))
+		goto out;
+	if (!CHECK_INT(raw_send(s, DL_STATUS, 77, NULL, 0, NULL, 0, NULL, 0), ==, 0))
+		goto out;
+	r = raw_recv(s, rm, 2000);
+	CHECKF(r == 1 && rm->m.hdr.type == DL_STATUS_REPLY && rm->m.hdr.id == 77,
+	       "after the quiet spell STATUS got %d type %d", r, r == 1 ? rm->m.hdr.type : 0);
+out:
+	if (s >= 0)
+		close(s);
+	raw_msg_free(rm);
+}
+
 static void reload_off(void)
 {
 	struct raw_msg *rm = raw_msg_new();
-	long skip = daemon_log_size(&d);
 	int s = -1, r;
 
-	if (!CHECK_INT(daemon_write_config_more(&d, "chunk_size = 1M\n",
-						"[daemon]\nidle_timeout = 0\n"),
-		       ==, 0) ||
-	    !CHECK_INT(kill(d.pid, SIGHUP), ==, 0) ||
-	    !CHECKF(daemon_log_wait(&d, "idle_timeout", skip, 5000), "no reload log line"))
+	if (!reload("[daemon]\nidle_timeout = 0\nmax_clients = 2\n", "idle_timeout"))
 		goto out;
 	s = raw_connect(d.sock);
 	if (!CHECKF(s >= 0, "connect: %s", strerror(-s)))
@@ -182,7 +217,7 @@ int main(void)
 	check_init(SUITE);
 	check_begin("daemon starts");
 	/* chunk_size 1M: a limited load's burst is 1 MiB, so the slow load takes 3 s */
-	if (daemon_start_more(&d, SUITE, "chunk_size = 1M\n", "[daemon]\nidle_timeout = 1\n",
+	if (daemon_start_more(&d, SUITE, "chunk_size = 1M\n", "[daemon]\nidle_timeout = 1\nmax_clients = 2\n",
 			      why, sizeof(why)) < 0) {
 		check_fail(__FILE__, __LINE__, "%s", why);
 		check_end();
@@ -204,6 +239,8 @@ int main(void)
 	CASE(load_keeps_it(), "a 3 s load is not idle: DONE, every byte; closed once quiet");
 	CASE(unread_replies_keep_it(), "%d STATUS replies left unread for 2.5 s: not idle; "
 	     "read, it closes 1 s later", N_UNREAD);
+	CASE(room_keeps_it(), "SIGHUP to max_clients = 64: 1 quiet connection of 64 stays "
+	     "past idle_timeout and answers STATUS");
 	CASE(reload_off(), "SIGHUP to idle_timeout = 0: a quiet connection stays");
 
 	daemon_stop_case(&d, "daemon exits 0 on SIGTERM");
