@@ -349,6 +349,47 @@ static void hugetlb(void)
 	close(fd);
 }
 
+/* A udmabuf over a hugetlb memfd: 6.11 and later pin its folios, so its mapping holds
+ * the memfd's bytes and closing both gives every huge page back (on 6.1, mapping such
+ * a buffer and freeing it oopsed in the huge page free list). */
+static void udmabuf_hugetlb_free(void)
+{
+	long before = hugepages_free();
+	uint8_t *map;
+	int memfd, buf;
+
+	if (!CHECKF(before >= 1, "no free huge page"))
+		return;
+	memfd = memfd_create("guest-dmabuf-huge", MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_HUGETLB);
+	if (!CHECKF(memfd >= 0, "memfd_create(MFD_HUGETLB): %s", strerror(errno)))
+		return;
+	if (!CHECK(ftruncate(memfd, 2 * MiB) == 0))
+		goto out;
+	map = mmap(NULL, 2 * MiB, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
+	if (!CHECKF(map != MAP_FAILED, "mmap of the memfd: %s", strerror(errno)))
+		goto out;
+	pattern_fill(SEED, 0, map, 2 * MiB);
+	munmap(map, 2 * MiB);
+	if (!CHECK(fcntl(memfd, F_ADD_SEALS, F_SEAL_SHRINK) == 0))
+		goto out;
+	buf = udmabuf_create(memfd, 2 * MiB);
+	if (!CHECKF(buf >= 0, "UDMABUF_CREATE of a hugetlb memfd: %s", strerror(-buf)))
+		goto out;
+	map = mmap(NULL, 2 * MiB, PROT_READ, MAP_SHARED, buf, 0);
+	if (CHECKF(map != MAP_FAILED, "mmap of the udmabuf: %s", strerror(errno))) {
+		if (dmabuf_sync(buf, DMA_BUF_SYNC_START | DMA_BUF_SYNC_READ)) {
+			map_matches(map, 2 * MiB);
+			dmabuf_sync(buf, DMA_BUF_SYNC_END | DMA_BUF_SYNC_READ);
+		}
+		munmap(map, 2 * MiB);
+	}
+	close(buf);
+out:
+	close(memfd);
+	CHECKF(hugepages_free() == before, "%ld free huge pages after, %ld before",
+	       hugepages_free(), before);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc == 3 && strcmp(argv[1], "--make-files") == 0) {
@@ -378,5 +419,7 @@ int main(int argc, char **argv)
 	CASE(heap_roundtrip(), "heap: system heap alloc, mmap, sync, write and read back");
 	heap_no_shortcuts();
 	CASE(hugetlb(), "hugetlb: boot-time huge pages and an MFD_HUGETLB memfd");
+	CASE(udmabuf_hugetlb_free(), "udmabuf: over a hugetlb memfd, mmap holds its bytes, "
+	     "closing frees the huge pages");
 	return check_finish();
 }

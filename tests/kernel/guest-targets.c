@@ -22,6 +22,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/utsname.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -285,8 +286,20 @@ static void heap_missing(void)
 		       "message: %s", ev.message);
 }
 
+/* Whether the guest's kernel is at least @major.@minor. */
+static bool kernel_at_least(unsigned major, unsigned minor)
+{
+	struct utsname u;
+	unsigned ma = 0, mi = 0;
+
+	if (uname(&u) < 0 || sscanf(u.release, "%u.%u", &ma, &mi) != 2)
+		return false;
+	return ma > major || (ma == major && mi >= minor);
+}
+
 /* A udmabuf from a hugetlb memfd: the daemon probes whether this kernel's udmabuf
- * takes one; either way the bytes must be right and INFO must agree with DONE. */
+ * takes one (6.11 and later must: they pin folios); either way the bytes must be
+ * right and INFO must agree with DONE. */
 static void udmabuf_hugetlb(void)
 {
 	struct dmaload_opts o;
@@ -307,6 +320,8 @@ static void udmabuf_hugetlb(void)
 		return;
 	CHECKF(huge == in.udmabuf_hugetlb, "DONE hugetlb %d but INFO udmabuf_hugetlb %d",
 	       huge, in.udmabuf_hugetlb);
+	if (kernel_at_least(6, 11))
+		CHECKF(huge, "a 6.11+ kernel, and the daemon fell back to 4 KiB pages");
 	fprintf(stderr, "# udmabuf on this kernel %s hugetlb memfds: %s\n",
 		in.udmabuf_hugetlb ? "takes" : "refuses",
 		huge ? "2 MiB pages" : "fell back to 4 KiB pages");
@@ -558,7 +573,8 @@ int main(int argc, char **argv)
 	     "and a reason");
 	CASE(heap_missing(), "targets: heap:nosuchheap is refused with ENOENT naming it");
 	CASE(auto_dmabuf(), "targets: auto picks udmabuf for DL_LOAD_DMABUF, memfd without");
-	CASE(udmabuf_hugetlb(), "targets: udmabuf of a hugetlb memfd (or the fallback)");
+	CASE(udmabuf_hugetlb(), "targets: udmabuf of a hugetlb memfd (2 MiB pages on 6.11+, "
+	     "else the fallback)");
 	CASE(size_limit(), "targets: udmabuf.size_limit_mb=1: EFBIG naming the parameter; "
 	     "auto falls back to the heap");
 	CASE(many_clients(), "targets: 4 clients, each with memfd, udmabuf and heap loads "
