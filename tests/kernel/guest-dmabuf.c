@@ -365,28 +365,41 @@ static void dst_free(struct dst *d)
 		close(d->memfd);
 }
 
-/* The buffer's first @len bytes hold pattern SEED from file offset @off. */
-static bool dst_holds(const struct dst *d, size_t len, uint64_t off)
+/* The first @len bytes of @fd's mapping (@dmabuf: between SYNC brackets) hold
+ * pattern SEED from file offset @off. */
+static bool map_holds(const struct dst *d, int fd, bool dmabuf, size_t len, uint64_t off)
 {
-	bool dmabuf = d->kind == DST_UDMABUF || d->kind == DST_UDMABUF_HUGE ||
-		      d->kind == DST_HEAP;
 	uint8_t *map;
 	bool ok = true;
 
-	map = mmap(NULL, d->size, PROT_READ, MAP_SHARED, d->fd, 0);
-	if (!CHECKF(map != MAP_FAILED, "mmap of %s: %s", dst_names[d->kind], strerror(errno)))
+	map = mmap(NULL, d->size, PROT_READ, MAP_SHARED, fd, 0);
+	if (!CHECKF(map != MAP_FAILED, "mmap of %s: %s", fd == d->memfd ? "the memfd" :
+		    dst_names[d->kind], strerror(errno)))
 		return false;
-	if (!dmabuf || dmabuf_sync(d->fd, DMA_BUF_SYNC_START | DMA_BUF_SYNC_READ)) {
+	if (!dmabuf || dmabuf_sync(fd, DMA_BUF_SYNC_START | DMA_BUF_SYNC_READ)) {
 		for (size_t i = 0; i < len && ok; i++)
-			ok = CHECKF(map[i] == pattern_byte(SEED, off + i), "byte %zu is 0x%02x, "
-				    "expected 0x%02x", i, map[i], pattern_byte(SEED, off + i));
+			ok = CHECKF(map[i] == pattern_byte(SEED, off + i), "%s: byte %zu is "
+				    "0x%02x, expected 0x%02x", fd == d->memfd ? "the memfd" :
+				    dst_names[d->kind], i, map[i], pattern_byte(SEED, off + i));
 		if (dmabuf)
-			dmabuf_sync(d->fd, DMA_BUF_SYNC_END | DMA_BUF_SYNC_READ);
+			dmabuf_sync(fd, DMA_BUF_SYNC_END | DMA_BUF_SYNC_READ);
 	} else {
 		ok = false;
 	}
 	munmap(map, d->size);
 	return ok;
+}
+
+/* The buffer's first @len bytes hold pattern SEED from file offset @off; a udmabuf's
+ * memfd too (its pages are the udmabuf's, and a fault must not zero them). */
+static bool dst_holds(const struct dst *d, size_t len, uint64_t off)
+{
+	bool dmabuf = d->kind == DST_UDMABUF || d->kind == DST_UDMABUF_HUGE ||
+		      d->kind == DST_HEAP;
+
+	if (!map_holds(d, d->fd, dmabuf, len, off))
+		return false;
+	return d->memfd < 0 || map_holds(d, d->memfd, false, len, off);
 }
 
 /* copy_file_range of [@in, @in + @len) of @src to @dst's byte @out, short copies
@@ -545,8 +558,9 @@ static void cfr_cases(void)
 	} else {
 		for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
 			CASE(cfr_direct(kinds[i]), "cfr (patched): copy_file_range from ext4 "
-			     "into %s: bytes exact, none of the file left in its page cache",
-			     dst_names[kinds[i]]);
+			     "into %s: bytes exact%s, none of the file left in its page cache",
+			     dst_names[kinds[i]], kinds[i] == DST_UDMABUF ||
+			     kinds[i] == DST_UDMABUF_HUGE ? " (and in its memfd)" : "");
 		CASE(cfr_unaligned(), "cfr (patched): copy_file_range from ext4 at an "
 		     "unaligned offset into a memfd: bytes exact (page-cache fallback)");
 		CASE(cfr_ramfs(), "cfr (patched): copy_file_range from ramfs (no O_DIRECT) "
