@@ -101,7 +101,7 @@ fail() {
 }
 
 if [ "$FLAVOUR" = stock ]; then
-	note "building the stock test kernel $key in $work (15 to 25 minutes on 2 cores, once per machine)"
+	note "building the stock test kernel $key in $work (6 to 15 minutes on 2 cores, once per machine)"
 	tar -C "$work" -xf "$TARBALL" || die "cannot unpack $TARBALL"
 	src=$(find "$work" -mindepth 1 -maxdepth 1 -type d -name 'linux*' | head -1)
 	[ -n "$src" ] && [ -f "$src/Makefile" ] || die "$TARBALL holds no kernel tree"

@@ -22,7 +22,9 @@
 # "N passed, N failed, N skipped". Exits 1 if anything failed, including a kernel
 # build (never a silent skip).
 #
-# Environment: KERNEL_TEST_KERNELS (default "stock patched"), KERNEL_TEST_TIMEOUT
+# Environment: KERNEL_TEST_KERNELS (default "stock patched"), KERNEL_TEST_PROGRAMS
+# (the programs the guest runs, default BUILD_DIR/tests/kernel/guest-*; bench.sh
+# names bench-guest), KERNEL_TEST_TIMEOUT
 # (seconds for qemu, per guest, default 300), KERNEL_TEST_MEM (default 1G),
 # KERNEL_TEST_APPEND (more kernel command line, e.g. udmabuf.size_limit_mb=8),
 # DMALOAD_TEST_KEEP=1 keeps the temp dir (initramfs, disk image).
@@ -49,7 +51,7 @@ for f in "$BUILD/dmaloadd" "$BUILD/dmaload-ctl"; do
 	[ -x "$f" ] || harness_fail "no $f (run make all tests first)"
 done
 guests=()
-for f in "$BUILD"/tests/kernel/guest-*; do
+for f in ${KERNEL_TEST_PROGRAMS:-"$BUILD"/tests/kernel/guest-*}; do
 	[ -f "$f" ] && [ -x "$f" ] && guests+=("$f")
 done
 [ ${#guests[@]} -gt 0 ] || harness_fail "no $BUILD/tests/kernel/guest-* (run make tests first)"
@@ -87,7 +89,9 @@ for g in "${guests[@]}"; do
 	"$g" --make-files "$work/disk" >&2 ||
 		harness_fail "$(basename "$g") --make-files failed"
 done
-disk_mib=$(( $(du -sm "$work/disk" | cut -f1) + 64 ))
+# ext4's metadata and journal take a share of big disks (the bench's 2 GiB of files).
+used_mib=$(du -sm "$work/disk" | cut -f1)
+disk_mib=$(( used_mib + used_mib / 8 + 64 ))
 truncate -s "${disk_mib}M" "$work/disk.img"
 mke2fs -q -F -t ext4 -L dmaload-test -d "$work/disk" "$work/disk.img" >&2 ||
 	harness_fail "mke2fs -d failed"
