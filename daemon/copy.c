@@ -294,6 +294,21 @@ static int probe_heap(struct copy *cp, char *msg, size_t len)
 	return -EINVAL;
 }
 
+static bool range_cached(const struct copy *cp, uint64_t off, uint64_t len);
+
+/* Whether auto asks the kernel for copy_file_range into this memfd. A kernel that
+ * takes it (none stock; tests/kernel/patches/ makes one) reads the file into the
+ * memfd's pages itself, by direct I/O where the file allows: no mapping to fault in
+ * and nothing left in the page cache. Not into hugetlb memfds (hugetlbfs has no such
+ * copy), and not for a range all in the page cache (a memory copy beats reading the
+ * disk again). Where the kernel refuses, the verdict is remembered: one failing
+ * syscall per filesystem. */
+static bool auto_cfr(const struct copy *cp, bool auto_method)
+{
+	return auto_method && cp->len && !cp->tgt->hugetlb &&
+	       !range_cached(cp, cp->off, cp->len);
+}
+
 int copy_probe(struct copy *cp, char *msg, size_t len)
 {
 	bool auto_method = cp->asked == DL_METHOD_AUTO &&
@@ -308,11 +323,16 @@ int copy_probe(struct copy *cp, char *msg, size_t len)
 	 * than splicing them into the memfd, which fills it through the file); huge
 	 * pages fault cheaply and cannot be spliced into. */
 	cp->cache_how = auto_method && !cp->tgt->hugetlb ? CHUNK_SPLICE : CHUNK_BUFFERED;
-	if (cp->method != DL_METHOD_CFR)
+	if (cp->method != DL_METHOD_CFR && !auto_cfr(cp, auto_method))
 		return 0;
 	cp->cfr_syscall = probe_cfr(cp->src->fd, cp->src->dev, cp->off, cp->len, cp->tgt->fd,
 				   "memfd", &err) == CFR_ACCEPTED;
 	cp->cfr_err = err;
+	if (cp->cfr_syscall && cp->method != DL_METHOD_CFR) {
+		cp->method = DL_METHOD_CFR;
+		cp->direct_end = cp->off;
+		cp->auto_cache = false;
+	}
 	return 0;
 }
 
