@@ -176,8 +176,9 @@ check-layers:
 check-compat: all
 	bash tests/compat/run.sh $(BUILD)
 
-# The dma-buf tests need /dev/udmabuf and /dev/dma_heap: they run in qemu on a kernel
-# the harness builds (and caches under ~/.cache/dmaloadd).
+# The dma-buf tests need /dev/udmabuf and /dev/dma_heap: they run in qemu on two kernels
+# the harness builds (and caches under ~/.cache/dmaloadd): stock 6.12, and 6.12 with
+# tests/kernel/patches/ (copy_file_range into memfds and dma-bufs).
 check-kernel: all tests
 	bash tests/kernel/run.sh $(BUILD)
 

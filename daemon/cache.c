@@ -141,8 +141,25 @@ static bool key_equal(const struct cache_key *a, const struct cache_key *b)
 	       a->len == b->len && a->target == b->target && key_same_runs(a, b);
 }
 
+/* @l leads the loading entry @e in place of its leader, which is returned: @e's
+ * joiners wait for @l now, and the entry says who reads it. */
+static struct cache_load *entry_take_over(struct cache_entry *e, struct cache_load *l,
+					  const struct cache_who *who)
+{
+	struct cache_load *slow = e->leader;
+
+	slow->leads = NULL;
+	e->leader = l;
+	l->leads = e;
+	e->exact_req = who->exact;
+	snprintf(e->name, sizeof(e->name), "%s", who->name);
+	e->uid = who->uid;
+	return slow;
+}
+
 int cache_lookup(struct cache *c, struct cache_load *l, const struct cache_key *key,
-		 const struct cache_who *who, struct cache_entry **out)
+		 const struct cache_who *who, struct cache_entry **out,
+		 struct cache_load **slow)
 {
 	const struct cache_key k = *key;
 	bool other_size = false;
@@ -177,6 +194,21 @@ int cache_lookup(struct cache *c, struct cache_load *l, const struct cache_key *
 				other_size = true;
 				continue;
 			}
+			/* A leader slower than this load would be on its own: this one
+			 * reads, for everyone waiting (unless some of them need an exact
+			 * size that it did not ask for: then it reads for itself). */
+			if (who->may_join && !who->may_join(e->leader, who->data)) {
+				if (e->exact_req && !who->exact) {
+					other_size = true;
+					continue;
+				}
+				c->misses++;
+				*slow = entry_take_over(e, l, who);
+				list_del(&e->link);
+				entry_to_front(c, e);
+				*out = e;
+				return CACHE_TOOK_OVER;
+			}
 			list_add_tail(&e->joiners, &l->join_link);
 			l->joined = e;
 			c->joins++;
@@ -195,8 +227,9 @@ int cache_lookup(struct cache *c, struct cache_load *l, const struct cache_key *
 	}
 
 	c->misses++;
-	/* An entry of this key exists, only its buffer is rounded up: this load reads
-	 * on its own rather than make a second entry of the same key. */
+	/* An entry of this key exists, only its buffer is rounded up (or its joiners
+	 * need an exact one): this load reads on its own rather than make a second
+	 * entry of the same key. */
 	if (other_size)
 		return CACHE_MISS;
 	e = calloc(1, sizeof(*e));

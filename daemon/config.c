@@ -31,6 +31,7 @@ void config_init(struct config *c)
 		.max_clients = 256,
 		.max_clients_per_uid = 0,
 		.max_reply_bytes = 4u << 20,
+		.idle_timeout = 300,
 		.log_level = LOG_LVL_INFO,
 		.workers = 2,
 		.chunk_size = 4u << 20,
@@ -343,6 +344,8 @@ static const struct key_rule keys[] = {
 	     "must be a number from 1 to 65536 (0: a quarter of max_clients)"),
 	SIZE("daemon", max_reply_bytes, 65536, 1ull << 30, 0,
 	     "must be a size from 64K to 1G"),
+	UINT("daemon", idle_timeout, 0, 86400,
+	     "must be a number of seconds from 0 (never) to 86400"),
 	CUSTOM("daemon", "log_level", key_log_level,
 	       "must be error, warning, notice, info or debug"),
 	UINT("daemon", workers, 1, 64, "must be a number from 1 to 64"),
@@ -531,6 +534,7 @@ bool config_reload(struct config *live, struct config *next)
 	LIVE(max_clients, "[daemon] max_clients");
 	LIVE(max_clients_per_uid, "[daemon] max_clients_per_uid");
 	LIVE(max_reply_bytes, "[daemon] max_reply_bytes");
+	LIVE(idle_timeout, "[daemon] idle_timeout");
 	if (live->detach_gid != next->detach_gid ||
 	    strcmp(live->detach_group, next->detach_group)) {
 		log_notice("reload: [daemon] detach_group: \"%s\" -> \"%s\"",

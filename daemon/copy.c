@@ -362,6 +362,22 @@ static int probe_heap(struct copy *cp, char *msg, size_t len)
 	return -EINVAL;
 }
 
+static bool range_cached(const struct copy *cp, uint64_t off, uint64_t len);
+
+/* Whether auto asks the kernel for copy_file_range into this memfd. A kernel that
+ * takes it (none stock; tests/kernel/patches/ makes one) reads the file into the
+ * memfd's pages itself, by direct I/O where the file allows: no mapping to fault in
+ * and nothing left in the page cache. Not into hugetlb memfds (hugetlbfs has no such
+ * copy), and not for a range all in the page cache (a memory copy beats reading the
+ * disk again). Where the kernel refuses, the verdict is remembered: one failing
+ * syscall per filesystem. */
+static bool auto_cfr(const struct copy *cp, bool auto_method)
+{
+	/* (a caller's memfd with O_APPEND takes no write at an offset) */
+	return auto_method && cp->len && !cp->tgt->hugetlb && !cp->tgt->no_splice &&
+	       !range_cached(cp, cp->off, cp->len);
+}
+
 int copy_probe(struct copy *cp, char *msg, size_t len)
 {
 	bool auto_method = cp->asked == DL_METHOD_AUTO &&
@@ -377,12 +393,17 @@ int copy_probe(struct copy *cp, char *msg, size_t len)
 	 * pages fault cheaply and cannot be spliced into. */
 	cp->cache_how = auto_method && !cp->tgt->hugetlb && !cp->tgt->no_splice ?
 			CHUNK_SPLICE : CHUNK_BUFFERED;
-	if (cp->method != DL_METHOD_CFR || cp->len == 0)
+	if ((cp->method != DL_METHOD_CFR && !auto_cfr(cp, auto_method)) || cp->len == 0)
 		return 0;
 	cp->cfr_syscall = probe_cfr(cp->src->fd, cp->src->dev, cp->segs[0].off,
 				   cp->segs[0].len, cp->segs[0].buf, cp->tgt->fd,
 				   "memfd", &err) == CFR_ACCEPTED;
 	cp->cfr_err = err;
+	if (cp->cfr_syscall && cp->method != DL_METHOD_CFR) {
+		cp->method = DL_METHOD_CFR;
+		copy_no_direct(cp);
+		cp->auto_cache = false;
+	}
 	return 0;
 }
 

@@ -13,7 +13,10 @@
  * and auto: direct, except for chunks cachestat(2) finds in the page cache (a memory
  * copy beats reading the disk again) and what O_DIRECT cannot read (unaligned offsets
  * and tails, filesystems that refuse it); those go through the page cache, spliced
- * into 4 KiB-page memfds and read into hugetlb ones.
+ * into 4 KiB-page memfds and read into hugetlb ones. Where the kernel takes
+ * copy_file_range into the buffer (no stock kernel does; the patched test kernel of
+ * tests/kernel/ does, reading by direct I/O into the buffer's pages), auto uses it
+ * for 4 KiB-page memfds and heap buffers whose range is not all in the page cache.
  *
  * Heap targets (dma-bufs from a dma-heap) are mapped as PFN maps that O_DIRECT cannot
  * target (EFAULT): direct chunks read into a few aligned bounce buffers and are copied
@@ -166,7 +169,8 @@ int copy_plan(struct copy *cp, char *msg, size_t len);
 
 /* After the buffer is made: how bytes that come through the page cache move (auto
  * splices them into 4 KiB-page memfds), and for cfr whether copy_file_range itself
- * will run (the probe; heap targets probe it for auto too). Returns 0, or -EINVAL with
+ * will run (the probe; auto probes it too, for heap targets and 4 KiB-page memfds,
+ * and then uses it where the kernel takes it). Returns 0, or -EINVAL with
  * @msg set when method cfr is asked for a heap that refuses it. Runs on the open
  * worker. */
 int copy_probe(struct copy *cp, char *msg, size_t len);

@@ -554,7 +554,8 @@ static void extents_join(struct dmaload *c, bool want_cached)
 	if (!CHECK(dmaload_load_extents_path(c, file, e, NX, -1, &slow, &id1) == 0) ||
 	    !CHECK(dmaload_next_event(c, &ev, 10000) == 1 && ev.type == DMALOAD_EV_ACCEPTED))
 		return;
-	CHECK(dmaload_load_extents_path(c, file, e, NX, -1, &o, &id2) == 0);
+	/* at the leader's rate: a faster load would take the read over instead */
+	CHECK(dmaload_load_extents_path(c, file, e, NX, -1, &slow, &id2) == 0);
 	CHECK(dmaload_load_extents_path(c, file, f, NX, -1, &o, &id3) == 0);
 	if (CHECK(dmaload_wait(c, id3, &ev, NULL, NULL) == 0)) {
 		CHECKF(!(ev.done_flags & (DL_DONE_JOINED | DL_DONE_CACHED)),
