@@ -30,6 +30,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 struct config;
 struct ring;
@@ -108,6 +109,7 @@ struct copy {
 	uint64_t off, len;		/* the file range; it lands at buffer byte 0 */
 	uint8_t asked;			/* enum dl_method the client named, or auto */
 	const char *who;		/* for logs: connection, load, name */
+	uid_t uid;			/* whose load: its worker tasks' cap */
 	int fixed_slot;			/* registered buffer slot or -1 */
 
 	/* the plan */
