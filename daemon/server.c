@@ -370,9 +370,11 @@ int server_init(struct server *s, struct ev_loop *loop, const struct config *cfg
 		log_info("watchdog: pinging systemd every %.1f s", (double)wd_usec / 2e6);
 	}
 
-	log_notice("listening on %s (chunk %llu KiB, queue depth %u, %u workers, cache "
-		   "%llu MiB)", s->socket_path, (unsigned long long)cfg->chunk_size >> 10,
-		   cfg->queue_depth, cfg->workers, (unsigned long long)s->eng.cache.limit >> 20);
+	log_notice("listening on %s (chunk %llu KiB, queue depth %u, %u workers (up to %u, "
+		   "%u per uid), cache %llu MiB)", s->socket_path,
+		   (unsigned long long)cfg->chunk_size >> 10, cfg->queue_depth, cfg->workers,
+		   cfg->max_workers > cfg->workers ? cfg->max_workers : cfg->workers,
+		   cfg->workers_per_uid, (unsigned long long)s->eng.cache.limit >> 20);
 	return 0;
 fail:
 	server_deinit(s);

@@ -13,7 +13,9 @@
  * the disk; the pool only sees to it that a stuck call holds back its own uid.
  *
  * Growth: a submit that finds no idle thread starts one, up to max, when its task may
- * run; a thread above min that idles WORKER_IDLE_S ends. Threads are detached and
+ * run, and a thread that takes a task starts (or wakes) another when more may run, so
+ * tasks stuck in the kernel never keep a runnable one waiting while the pool may grow;
+ * a thread above min that idles WORKER_IDLE_S ends. Threads are detached and
  * counted, so the pool can end without joining one that is stuck in the kernel: the
  * daemon's stop gives up on those after a grace period (server.c).
  */
@@ -115,6 +117,33 @@ static struct worker_task *pick(struct worker_pool *p)
 	return NULL;
 }
 
+/* Whether a queued task may start now. Under lock. */
+static bool runnable_left(struct worker_pool *p)
+{
+	for (int lane = 0; lane < WORKER_LANES; lane++)
+		for (struct worker_task *t = p->head[lane]; t; t = t->next)
+			if (may_run(p, t))
+				return true;
+	return false;
+}
+
+static int grow(struct worker_pool *p);
+
+/* A thread for queued work that may start: an idle one woken, or a new one. Under
+ * lock. Called by a thread that just took a task, so a burst grows the pool one
+ * thread per task that starts (the caps counted as they fill), not per task queued. */
+static void kick_more(struct worker_pool *p)
+{
+	if (!runnable_left(p))
+		return;
+	if (p->n_idle > p->n_signaled) {
+		p->n_signaled++;
+		pthread_cond_signal(&p->cond);
+	} else if (p->n_threads < p->max) {
+		grow(p);
+	}
+}
+
 static void unmark(struct worker_pool *p, const struct worker_task *t)
 {
 	if (t->lane != WORKER_QUICK) {
@@ -136,6 +165,7 @@ static void *worker_main(void *arg)
 
 		if (t) {
 			idled = false;
+			kick_more(p);
 			pthread_mutex_unlock(&p->lock);
 			t->res = t->run(t);
 			pthread_mutex_lock(&p->lock);
@@ -274,7 +304,8 @@ struct worker_pool *worker_pool_free(struct worker_pool *p)
 	return NULL;
 }
 
-/* Wakes an idle thread for @t, or starts one. Under lock. */
+/* Wakes an idle thread for @t, or starts one when none is idle at all (a thread that
+ * is being woken starts more if more may run: kick_more). Under lock. */
 static void kick(struct worker_pool *p, const struct worker_task *t)
 {
 	int r;
@@ -284,7 +315,7 @@ static void kick(struct worker_pool *p, const struct worker_task *t)
 		pthread_cond_signal(&p->cond);
 		return;
 	}
-	if (p->n_threads >= p->max || !may_run(p, t))
+	if (p->n_idle || p->n_threads >= p->max || !may_run(p, t))
 		return;		/* a running thread takes it when it may start */
 	r = grow(p);
 	if (r < 0 && !p->grow_failed) {
