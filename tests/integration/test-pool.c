@@ -8,10 +8,10 @@
  * of correctness, not speed: root's loads complete with the right bytes.
  *
  *  - hang-open: nobody loads the FUSE test filesystem's file (tests/fuse/dl-fusefs.c
- *    in mode hang-open) 12 times; every open hangs in the FUSE server. Root's loads
- *    complete meanwhile; nobody holds no more of the daemon's threads in FUSE than
- *    workers_per_uid; once the connection is aborted, every task ends and the fds
- *    are back.
+ *    in mode hang-open) 12 times; every open hangs in the FUSE server. Its cancel of
+ *    one is answered ECANCELED at once; root's loads complete meanwhile; nobody holds
+ *    no more of the daemon's threads in FUSE than workers_per_uid; once the
+ *    connection is aborted, every task ends and the fds are back.
  *  - leases: nobody holds write leases (F_SETLEASE) on 8 files of its own and loads
  *    them: each open would wait out fs.lease-break-time (lowered to 20 s here and
  *    restored after); each gets ERROR EWOULDBLOCK that names the lease instead,
@@ -173,8 +173,6 @@ static int threads_in_fuse(pid_t pid)
 		if (fgets(w, sizeof(w), f) &&
 		    (strstr(w, "fuse") || strstr(w, "request_wait_answer")))
 			n++;
-		if (getenv("POOL_DEBUG"))
-			fprintf(stderr, "# %s: %s\n", e->d_name, w);
 		fclose(f);
 	}
 	closedir(dir);
@@ -190,20 +188,26 @@ static char hang_why[512];
 static void hang_attack(void *arg, int wfd)
 {
 	struct dmaload *dl = NULL;
+	struct dmaload_event ev = { .fd = -1 };
 	int r = dmaload_connect(&dl, d.sock, "nobody-hang");
+	uint64_t ids[N_HANG], cid;
 	int sent = 0;
 
 	if (r < 0) {
 		dprintf(wfd, "FAIL connect as nobody: %s\n", strerror(-r));
 		return;
 	}
-	for (int i = 0; i < N_HANG; i++) {
-		uint64_t id;
-
-		if (dmaload_load_path(dl, hang_fs.file, NULL, &id) == 0)
+	for (int i = 0; i < N_HANG; i++)
+		if (dmaload_load_path(dl, hang_fs.file, NULL, &ids[i]) == 0)
 			sent++;
-	}
-	dprintf(wfd, "sent %d\n", sent);
+	/* The first is in a worker, in the FUSE open by now or soon: its cancel is
+	 * answered at once all the same. */
+	sleep_ms(500);
+	dmaload_set_timeout(dl, 5000);
+	if (dmaload_cancel(dl, ids[0], &cid) == 0)
+		r = dmaload_wait(dl, ids[0], &ev, NULL, NULL);
+	dprintf(wfd, "sent %d, cancel: %s\n", sent, r == 0 && ev.type == DMALOAD_EV_ERROR &&
+		ev.err == ECANCELED ? "ECANCELED" : lc_event_str(&ev));
 	/* dl stays open: the loads stay the daemon's until it is killed */
 }
 
@@ -219,10 +223,12 @@ static void hang_open(void)
 	}
 	if (!attacker_start(&a, hang_attack, NULL))
 		return;
-	attacker_report(&a, 10000, rep, sizeof(rep));
+	attacker_report(&a, 15000, rep, sizeof(rep));
 	if (!CHECKF(strncmp(rep, "sent ", 5) == 0 && atoi(rep + 5) == N_HANG,
 		    "attacker: %s", rep[0] ? rep : "no report"))
 		goto out;
+	CHECKF(strstr(rep, "cancel: ECANCELED"), "attacker's cancel of a hanging load: %s",
+	       rep);
 	/* Let its opens reach the FUSE server and the pool grow, then count them. */
 	for (uint64_t until = now_ms() + 3000; now_ms() < until; sleep_ms(50)) {
 		stuck = threads_in_fuse(d.pid);
