@@ -21,6 +21,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,8 +54,11 @@ struct worker_pool {
 	void *idle_data;
 	bool stopping;
 	bool grow_failed;				/* logged once */
+	/* The pool reached max (logged once each time, outside the lock: a log write
+	 * may block, and the loop takes the lock to submit). */
+	atomic_bool full, full_told;
 	unsigned min, max, per_uid;
-	unsigned n_threads, n_idle, n_signaled, peak;	/* under lock */
+	unsigned n_threads, n_idle, n_signaled;		/* under lock */
 	unsigned n_capped;		/* running tasks of the capped lanes, under lock */
 	struct worker_busy busy[];	/* max slots, under lock */
 };
@@ -92,42 +96,100 @@ static bool may_run(struct worker_pool *p, const struct worker_task *t)
 	return !b || b->n < p->per_uid;
 }
 
-/* Takes the next task that may start, marking it running. Under lock. */
-static struct worker_task *pick(struct worker_pool *p)
+/*
+ * The first queued task that may start, and its predecessor in its lane. Under lock.
+ * A scan, which a flood makes long: a lane whose cap is reached as a whole is
+ * skipped, and a run of tasks of one uid that may not start costs a compare each.
+ */
+static struct worker_task *find(struct worker_pool *p, int *lane_out,
+				struct worker_task **prev_out)
 {
 	for (int lane = 0; lane < WORKER_LANES; lane++) {
 		struct worker_task *t, *prev = NULL;
+		bool refused = false;
+		uid_t refused_uid = 0;
 
+		if (lane != WORKER_QUICK && p->max > 1 && p->n_capped + 1 >= p->max)
+			continue;	/* the last thread is the quick lane's */
 		for (t = p->head[lane]; t; prev = t, t = t->next) {
-			if (!may_run(p, t))
+			if (refused && t->uid == refused_uid)
 				continue;
-			if (prev)
-				prev->next = t->next;
-			else
-				p->head[lane] = t->next;
-			if (p->tail[lane] == t)
-				p->tail[lane] = prev;
-			if (t->lane != WORKER_QUICK) {
-				busy_find(p, t, true)->n++;
-				p->n_capped++;
+			if (may_run(p, t)) {
+				*lane_out = lane;
+				*prev_out = prev;
+				return t;
 			}
-			return t;
+			refused = true;
+			refused_uid = t->uid;
 		}
 	}
 	return NULL;
 }
 
+/* Takes the next task that may start, marking it running. Under lock. */
+static struct worker_task *pick(struct worker_pool *p)
+{
+	struct worker_task *t, *prev;
+	int lane;
+
+	t = find(p, &lane, &prev);
+	if (!t)
+		return NULL;
+	if (prev)
+		prev->next = t->next;
+	else
+		p->head[lane] = t->next;
+	if (p->tail[lane] == t)
+		p->tail[lane] = prev;
+	if (t->lane != WORKER_QUICK) {
+		busy_find(p, t, true)->n++;
+		p->n_capped++;
+	}
+	return t;
+}
+
 /* Whether a queued task may start now. Under lock. */
 static bool runnable_left(struct worker_pool *p)
 {
-	for (int lane = 0; lane < WORKER_LANES; lane++)
-		for (struct worker_task *t = p->head[lane]; t; t = t->next)
-			if (may_run(p, t))
-				return true;
-	return false;
+	struct worker_task *prev;
+	int lane;
+
+	return find(p, &lane, &prev) != NULL;
 }
 
-static int grow(struct worker_pool *p);
+static void *worker_main(void *arg);
+
+/* Starts one detached thread that takes no signals (those belong to the loop thread).
+ * Under lock. Returns 0 or -errno. */
+static int grow(struct worker_pool *p)
+{
+	pthread_attr_t attr;
+	pthread_t th;
+	sigset_t all, old;
+	int r;
+
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	r = -pthread_create(&th, &attr, worker_main, p);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	pthread_attr_destroy(&attr);
+	if (r == 0)
+		p->n_threads++;
+	if (r == 0 && p->n_threads == p->max && p->max > p->min)
+		atomic_store(&p->full, true);
+	return r;
+}
+
+/* Says once that every thread was started: an admin's sign of calls that hang. */
+static void tell_full(struct worker_pool *p)
+{
+	if (!atomic_load(&p->full) || atomic_exchange(&p->full_told, true))
+		return;
+	log_warn("workers: all %u threads (max_workers) are started; calls stuck in the "
+		 "kernel keep theirs, and tasks wait for a free one", p->max);
+}
 
 /* A thread for queued work that may start: an idle one woken, or a new one. Under
  * lock. Called by a thread that just took a task, so a burst grows the pool one
@@ -155,7 +217,6 @@ static void unmark(struct worker_pool *p, const struct worker_task *t)
 static void *worker_main(void *arg)
 {
 	struct worker_pool *p = arg;
-
 	bool idled = false;
 
 	pthread_mutex_lock(&p->lock);
@@ -167,6 +228,7 @@ static void *worker_main(void *arg)
 			idled = false;
 			kick_more(p);
 			pthread_mutex_unlock(&p->lock);
+			tell_full(p);
 			t->res = t->run(t);
 			pthread_mutex_lock(&p->lock);
 			unmark(p, t);
@@ -185,31 +247,13 @@ static void *worker_main(void *arg)
 		if (p->n_signaled)
 			p->n_signaled--;
 	}
-	p->n_threads--;
+	if (p->n_threads-- == p->max) {
+		atomic_store(&p->full, false);
+		atomic_store(&p->full_told, false);
+	}
 	pthread_cond_broadcast(&p->gone);
 	pthread_mutex_unlock(&p->lock);
 	return NULL;
-}
-
-/* Starts one detached thread that takes no signals (those belong to the loop thread).
- * Under lock. Returns 0 or -errno. */
-static int grow(struct worker_pool *p)
-{
-	pthread_attr_t attr;
-	pthread_t th;
-	sigset_t all, old;
-	int r;
-
-	pthread_attr_init(&attr);
-	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, &old);
-	r = -pthread_create(&th, &attr, worker_main, p);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	pthread_attr_destroy(&attr);
-	if (r == 0 && ++p->n_threads > p->peak)
-		p->peak = p->n_threads;
-	return r;
 }
 
 /* Runs done callbacks, oldest first. */
@@ -347,6 +391,7 @@ static void enqueue(struct worker_pool *p, struct worker_task *t, bool first)
 	}
 	kick(p, t);
 	pthread_mutex_unlock(&p->lock);
+	tell_full(p);
 }
 
 void worker_submit(struct worker_pool *p, struct worker_task *t)
@@ -362,19 +407,6 @@ void worker_submit_first(struct worker_pool *p, struct worker_task *t)
 unsigned worker_pending(const struct worker_pool *p)
 {
 	return p->pending;
-}
-
-unsigned worker_threads(const struct worker_pool *p, unsigned *peak)
-{
-	struct worker_pool *mp = (struct worker_pool *)p;
-	unsigned n;
-
-	pthread_mutex_lock(&mp->lock);
-	n = p->n_threads;
-	if (peak)
-		*peak = p->peak;
-	pthread_mutex_unlock(&mp->lock);
-	return n;
 }
 
 void worker_pool_on_idle(struct worker_pool *p, void (*fn)(void *data), void *data)

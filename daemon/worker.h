@@ -59,8 +59,6 @@ void worker_submit_first(struct worker_pool *p, struct worker_task *t);
 
 /* Tasks queued or running (their done not yet called). */
 unsigned worker_pending(const struct worker_pool *p);
-/* Threads now, and the most there have been at once. */
-unsigned worker_threads(const struct worker_pool *p, unsigned *peak);
 
 /* Calls @fn(@data) on the loop each time the last pending task's done callback has
  * run: how the daemon's stop learns that nothing is left (NULL: no one). */

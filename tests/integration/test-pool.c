@@ -62,6 +62,8 @@ struct attacker {
 	int rfd;		/* its report: one line, then it waits to be killed */
 };
 
+static pid_t attacker_pid = -1;	/* the one running, for the watchdog to kill */
+
 /* Forks @fn as nobody; @fn writes its report to @wfd and returns. The child then
  * waits (its connection and leases stay) until attacker_stop(). */
 static bool attacker_start(struct attacker *a, void (*fn)(void *arg, int wfd), void *arg)
@@ -93,6 +95,7 @@ static bool attacker_start(struct attacker *a, void (*fn)(void *arg, int wfd), v
 	}
 	close(p[1]);
 	a->rfd = p[0];
+	attacker_pid = a->pid;
 	return true;
 }
 
@@ -126,6 +129,7 @@ static void attacker_stop(struct attacker *a)
 		kill(a->pid, SIGKILL);
 		waitpid(a->pid, NULL, 0);
 	}
+	attacker_pid = -1;
 	if (a->rfd >= 0)
 		close(a->rfd);
 	a->pid = -1;
@@ -181,7 +185,7 @@ static int threads_in_fuse(pid_t pid)
 
 /* ---- hang-open -------------------------------------------------------------------- */
 
-static struct fusefs hang_fs;
+static struct fusefs hang_fs = { .pid = -1 }, read_fs = { .pid = -1 };
 static bool hang_up;
 static char hang_why[512];
 
@@ -268,6 +272,17 @@ static void lease_restore(void)
 	if (lease_was[0])
 		lease_break_set(lease_was);
 	lease_was[0] = '\0';
+}
+
+/* The watchdog ends a stuck case with _exit: the sysctl goes back and the FUSE
+ * connection is aborted first. */
+static void on_watchdog_kill(void)
+{
+	lease_restore();
+	if (attacker_pid > 0)
+		kill(attacker_pid, SIGKILL);
+	fusefs_unmount(&hang_fs);
+	fusefs_unmount(&read_fs);
 }
 
 static void lease_attack(void *arg, int wfd)
@@ -368,7 +383,6 @@ out:
 static void stop_hanging_read(void)
 {
 	struct test_daemon d2;
-	struct fusefs rfs = { .pid = -1 };
 	struct dmaload *dl[3] = { NULL };
 	uint64_t ids[2], t0;
 	char why[512];
@@ -381,7 +395,7 @@ static void stop_hanging_read(void)
 		daemon_cleanup(&d2);
 		return;
 	}
-	if (fusefs_mount(&rfs, d2.dir, "hang-read", FILE_SIZE, why, sizeof(why)) < 0) {
+	if (fusefs_mount(&read_fs, d2.dir, "hang-read", FILE_SIZE, why, sizeof(why)) < 0) {
 		check_skip("%s", why);
 		goto out;
 	}
@@ -391,14 +405,14 @@ static void stop_hanging_read(void)
 		dmaload_set_timeout(dl[i], 10000);
 	}
 	/* One by path, one buffered by path with another connection: both read. */
-	if (!CHECK(dmaload_load_path(dl[0], rfs.file, NULL, &ids[0]) == 0))
+	if (!CHECK(dmaload_load_path(dl[0], read_fs.file, NULL, &ids[0]) == 0))
 		goto out;
 	{
 		struct dmaload_opts o;
 
 		dmaload_opts_init(&o);
 		o.method = DL_METHOD_BUFFERED;
-		if (!CHECK(dmaload_load_path(dl[1], rfs.file, &o, &ids[1]) == 0))
+		if (!CHECK(dmaload_load_path(dl[1], read_fs.file, &o, &ids[1]) == 0))
 			goto out;
 	}
 	/* Until both are stuck: in a read or in the worker that plans it. */
@@ -425,7 +439,7 @@ static void stop_hanging_read(void)
 	/* Past the grace period: it gave up on the stuck read, and waits for the kernel. */
 	CHECK(daemon_log_wait(&d2, "stuck in the kernel", 0, 6000));
 	t0 = now_ms();
-	fusefs_unmount(&rfs);
+	fusefs_unmount(&read_fs);
 	while (!(reaped = daemon_reap(&d2, &status)) && now_ms() - t0 < 5000)
 		sleep_ms(20);
 	if (CHECKF(reaped, "the daemon had not exited 5 s after the FUSE abort"))
@@ -435,7 +449,7 @@ out:
 	for (int i = 0; i < 3; i++)
 		if (dl[i])
 			dmaload_close(dl[i]);
-	fusefs_unmount(&rfs);
+	fusefs_unmount(&read_fs);
 	if (d2.pid > 0) {
 		if (check_failed())
 			daemon_log_tail(&d2, 30);
@@ -477,6 +491,7 @@ int main(void)
 	char why[512];
 
 	check_init(SUITE);
+	check_add_undo_hook(on_watchdog_kill);
 	hang_fs.pid = -1;
 	if (geteuid() != 0) {
 		check_begin("worker pool and stop checks");
