@@ -12,10 +12,11 @@
  * nobody else's. This is a cap, not a fair share: the scheduler (sched.c) shares
  * the disk; the pool only sees to it that a stuck call holds back its own uid.
  *
- * Growth: a submit that finds no idle thread starts one, up to max, when its task may
- * run, and a thread that takes a task starts (or wakes) another when more may run, so
- * tasks stuck in the kernel never keep a runnable one waiting while the pool may grow;
- * a thread above min that idles WORKER_IDLE_S ends. Threads are detached and
+ * Growth: a task that may start but finds no idle thread starts the grow timer on
+ * the loop; each tick (WORKER_GROW_S) while that is still so starts one thread, up to
+ * max. Short tasks are done before the first tick and never grow the pool; tasks
+ * stuck in the kernel make it grow until what may run runs. A thread above min that
+ * idles WORKER_IDLE_S ends. Threads are detached and
  * counted, so the pool can end without joining one that is stuck in the kernel: the
  * daemon's stop gives up on those after a grace period (server.c).
  */
@@ -33,6 +34,8 @@
 
 /* Seconds an extra thread idles before it ends. */
 #define WORKER_IDLE_S 10
+/* How long a task that may start waits for a thread before the pool grows by one. */
+#define WORKER_GROW_S 0.02
 
 /* Threads one uid holds in one capped lane; a slot per running capped task at most. */
 struct worker_busy {
@@ -44,6 +47,7 @@ struct worker_busy {
 struct worker_pool {
 	struct ev_loop *loop;
 	ev_async wake;
+	ev_timer grow_timer;		/* while a task may start and no thread is free */
 	pthread_mutex_t lock;
 	pthread_cond_t cond;		/* work may be there, or stopping */
 	pthread_cond_t gone;		/* a thread ended */
@@ -54,7 +58,7 @@ struct worker_pool {
 	void *idle_data;
 	bool stopping;
 	bool grow_failed;				/* logged once */
-	/* The pool reached max (logged once each time, outside the lock: a log write
+	/* The pool reached max: logged once each time, outside the lock (a log write
 	 * may block, and the loop takes the lock to submit). */
 	atomic_bool full, full_told;
 	unsigned min, max, per_uid;
@@ -191,19 +195,21 @@ static void tell_full(struct worker_pool *p)
 		 "kernel keep theirs, and tasks wait for a free one", p->max);
 }
 
-/* A thread for queued work that may start: an idle one woken, or a new one. Under
- * lock. Called by a thread that just took a task, so a burst grows the pool one
- * thread per task that starts (the caps counted as they fill), not per task queued. */
+/* Wakes an idle thread that nobody woke yet. Under lock. Returns false if none. */
+static bool wake_idle(struct worker_pool *p)
+{
+	if (p->n_idle <= p->n_signaled)
+		return false;
+	p->n_signaled++;
+	pthread_cond_signal(&p->cond);
+	return true;
+}
+
+/* Called by a thread that just took a task: more may start, for an idle thread. */
 static void kick_more(struct worker_pool *p)
 {
-	if (!runnable_left(p))
-		return;
-	if (p->n_idle > p->n_signaled) {
-		p->n_signaled++;
-		pthread_cond_signal(&p->cond);
-	} else if (p->n_threads < p->max) {
-		grow(p);
-	}
+	if (runnable_left(p))
+		wake_idle(p);
 }
 
 static void unmark(struct worker_pool *p, const struct worker_task *t)
@@ -228,7 +234,6 @@ static void *worker_main(void *arg)
 			idled = false;
 			kick_more(p);
 			pthread_mutex_unlock(&p->lock);
-			tell_full(p);
 			t->res = t->run(t);
 			pthread_mutex_lock(&p->lock);
 			unmark(p, t);
@@ -288,6 +293,29 @@ static void on_wake(struct ev_loop *loop, ev_async *w, int revents)
 	pool_reap(w->data);
 }
 
+/* A tick of growth: a task still may start and no thread is free to take it. */
+static void on_grow(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct worker_pool *p = w->data;
+	bool more = false;
+	int r = 0;
+
+	pthread_mutex_lock(&p->lock);
+	if (runnable_left(p) && !wake_idle(p) && p->n_threads < p->max) {
+		r = grow(p);
+		more = r == 0;
+	}
+	pthread_mutex_unlock(&p->lock);
+	if (r < 0 && !p->grow_failed) {
+		p->grow_failed = true;
+		log_warn("workers: cannot start a thread: %s; tasks wait for a free one",
+			 strerror(-r));
+	}
+	tell_full(p);
+	if (!more)
+		ev_timer_stop(loop, w);
+}
+
 int worker_pool_new(struct worker_pool **out, struct ev_loop *loop, unsigned min,
 		    unsigned max, unsigned per_uid)
 {
@@ -315,6 +343,8 @@ int worker_pool_new(struct worker_pool **out, struct ev_loop *loop, unsigned min
 	ev_async_init(&p->wake, on_wake);
 	p->wake.data = p;
 	ev_async_start(loop, &p->wake);
+	ev_timer_init(&p->grow_timer, on_grow, WORKER_GROW_S, WORKER_GROW_S);
+	p->grow_timer.data = p;
 	pthread_mutex_lock(&p->lock);
 	for (unsigned i = 0; i < min && !r; i++)
 		r = grow(p);
@@ -340,33 +370,13 @@ struct worker_pool *worker_pool_free(struct worker_pool *p)
 		pthread_cond_wait(&p->gone, &p->lock);
 	pthread_mutex_unlock(&p->lock);
 	pool_reap(p);
+	ev_timer_stop(p->loop, &p->grow_timer);
 	ev_async_stop(p->loop, &p->wake);
 	pthread_cond_destroy(&p->cond);
 	pthread_cond_destroy(&p->gone);
 	pthread_mutex_destroy(&p->lock);
 	free(p);
 	return NULL;
-}
-
-/* Wakes an idle thread for @t, or starts one when none is idle at all (a thread that
- * is being woken starts more if more may run: kick_more). Under lock. */
-static void kick(struct worker_pool *p, const struct worker_task *t)
-{
-	int r;
-
-	if (p->n_idle > p->n_signaled) {
-		p->n_signaled++;
-		pthread_cond_signal(&p->cond);
-		return;
-	}
-	if (p->n_idle || p->n_threads >= p->max || !may_run(p, t))
-		return;		/* a running thread takes it when it may start */
-	r = grow(p);
-	if (r < 0 && !p->grow_failed) {
-		p->grow_failed = true;
-		log_warn("workers: cannot start a thread (%u running): %s; tasks wait for "
-			 "a free one", p->n_threads, strerror(-r));
-	}
 }
 
 static void enqueue(struct worker_pool *p, struct worker_task *t, bool first)
@@ -389,9 +399,10 @@ static void enqueue(struct worker_pool *p, struct worker_task *t, bool first)
 			p->head[lane] = t;
 		p->tail[lane] = t;
 	}
-	kick(p, t);
+	/* No thread to take it now: the pool grows if it waits a tick. */
+	if (!wake_idle(p) && !ev_is_active(&p->grow_timer))
+		ev_timer_again(p->loop, &p->grow_timer);
 	pthread_mutex_unlock(&p->lock);
-	tell_full(p);
 }
 
 void worker_submit(struct worker_pool *p, struct worker_task *t)

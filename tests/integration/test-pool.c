@@ -348,6 +348,15 @@ static void leases(void)
 	unsigned long ms = 0;
 	int ok = 0, fd;
 
+	fd = open("/proc/sys/fs/leases-enable", O_RDONLY | O_CLOEXEC);
+	if (fd >= 0 && read(fd, v, sizeof(v) - 1) > 0 && v[0] == '0') {
+		close(fd);
+		check_skip("leases are off (fs.leases-enable = 0)");
+		return;
+	}
+	if (fd >= 0)
+		close(fd);
+	memset(v, 0, sizeof(v));
 	fd = open(LEASE_PATH, O_RDONLY | O_CLOEXEC);
 	if (fd < 0 || read(fd, v, sizeof(v) - 1) <= 0) {
 		if (fd >= 0)
