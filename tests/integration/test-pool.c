@@ -16,10 +16,11 @@
  *    them: each open would wait out fs.lease-break-time (lowered to 20 s here and
  *    restored after); each gets ERROR EWOULDBLOCK that names the lease instead,
  *    before the break time, and root's loads complete meanwhile.
- *  - stop: a second daemon whose loads read a hang-read FUSE file. SIGTERM: both
- *    loading clients get ERROR ESHUTDOWN and an idle one its connection closed within
- *    a few seconds, the socket goes away; the process ends within a few seconds of
- *    the FUSE connection's abort, status 0, its log saying it gave up on stuck calls.
+ *  - stop: a second daemon whose loads read a hang-read FUSE file (two) or open a
+ *    hang-open one (one). SIGTERM: the three loading clients get ERROR ESHUTDOWN and
+ *    an idle one its connection closed within a few seconds, the socket goes away;
+ *    the process ends within a few seconds of the FUSE connections' abort, status 0,
+ *    its log saying it gave up on stuck calls.
  *
  * Needs root; every case SKIPs where FUSE cannot be mounted (the lease case does not
  * need it).
@@ -185,7 +186,8 @@ static int threads_in_fuse(pid_t pid)
 
 /* ---- hang-open -------------------------------------------------------------------- */
 
-static struct fusefs hang_fs = { .pid = -1 }, read_fs = { .pid = -1 };
+static struct fusefs hang_fs = { .pid = -1 }, read_fs = { .pid = -1 },
+		     open_fs = { .pid = -1 };
 static bool hang_up;
 static char hang_why[512];
 
@@ -283,6 +285,7 @@ static void on_watchdog_kill(void)
 		kill(attacker_pid, SIGKILL);
 	fusefs_unmount(&hang_fs);
 	fusefs_unmount(&read_fs);
+	fusefs_unmount(&open_fs);
 }
 
 static void lease_attack(void *arg, int wfd)
@@ -389,12 +392,13 @@ out:
 
 /* ---- stop while a read hangs ------------------------------------------------------ */
 
-static void stop_hanging_read(void)
+static void stop_hanging(void)
 {
+	static const char *const names[] = { "reader", "reader-buffered", "opener", "idle" };
 	struct test_daemon d2;
-	struct dmaload *dl[3] = { NULL };
-	uint64_t ids[2], t0;
-	char why[512];
+	struct dmaload *dl[4] = { NULL };
+	uint64_t ids[3], t0;
+	char why[512], sub[PATH_MAX];
 	int status = 0;
 	bool reaped = false;
 
@@ -404,16 +408,20 @@ static void stop_hanging_read(void)
 		daemon_cleanup(&d2);
 		return;
 	}
-	if (fusefs_mount(&read_fs, d2.dir, "hang-read", FILE_SIZE, why, sizeof(why)) < 0) {
+	snprintf(sub, sizeof(sub), "%s/o", d2.dir);
+	if (fusefs_mount(&read_fs, d2.dir, "hang-read", FILE_SIZE, why, sizeof(why)) < 0 ||
+	    mkdir(sub, 0755) < 0 ||
+	    fusefs_mount(&open_fs, sub, "hang-open", FILE_SIZE, why, sizeof(why)) < 0) {
 		check_skip("%s", why);
 		goto out;
 	}
-	for (int i = 0; i < 3; i++) {
-		if (!(dl[i] = lc_connect(&d2, i < 2 ? "reader" : "idle")))
+	for (int i = 0; i < 4; i++) {
+		if (!(dl[i] = lc_connect(&d2, names[i])))
 			goto out;
 		dmaload_set_timeout(dl[i], 10000);
 	}
-	/* One by path, one buffered by path with another connection: both read. */
+	/* One by path, one buffered by path with another connection: both read. The
+	 * third hangs in its open, on a worker. */
 	if (!CHECK(dmaload_load_path(dl[0], read_fs.file, NULL, &ids[0]) == 0))
 		goto out;
 	{
@@ -424,41 +432,46 @@ static void stop_hanging_read(void)
 		if (!CHECK(dmaload_load_path(dl[1], read_fs.file, &o, &ids[1]) == 0))
 			goto out;
 	}
-	/* Until both are stuck: in a read or in the worker that plans it. */
+	if (!CHECK(dmaload_load_path(dl[2], open_fs.file, NULL, &ids[2]) == 0))
+		goto out;
+	/* Until all are stuck: in a read, in the worker that plans it, in the open. */
 	sleep_ms(1000);
 	t0 = now_ms();
 	kill(d2.pid, SIGTERM);
-	for (int i = 0; i < 2; i++) {
+	for (int i = 0; i < 3; i++) {
 		struct dmaload_event ev = { .fd = -1 };
 		int r = dmaload_wait(dl[i], ids[i], &ev, NULL, NULL);
 
 		CHECKF(ev.type == DMALOAD_EV_ERROR && ev.err == ESHUTDOWN,
-		       "loading client %d: expected ERROR ESHUTDOWN, got r=%d %s", i, r,
+		       "%s: expected ERROR ESHUTDOWN, got r=%d %s", names[i], r,
 		       lc_event_str(&ev));
 	}
 	{
 		struct dmaload_event ev = { .fd = -1 };
-		int r = dmaload_next_event(dl[2], &ev, 10000);
+		int r = dmaload_next_event(dl[3], &ev, 10000);
 
 		CHECKF(r < 0, "the idle client: expected its connection closed, got %d", r);
 	}
 	CHECKF(now_ms() - t0 < 5000, "the clients were answered %llu ms after SIGTERM",
 	       (unsigned long long)(now_ms() - t0));
 	CHECKF(access(d2.sock, F_OK) < 0, "the socket is still there after SIGTERM");
-	/* Past the grace period: it gave up on the stuck read, and waits for the kernel. */
+	/* Past the grace period: it gave up on the stuck calls, and waits for the
+	 * kernel to let them go. */
 	CHECK(daemon_log_wait(&d2, "stuck in the kernel", 0, 6000));
 	t0 = now_ms();
 	fusefs_unmount(&read_fs);
+	fusefs_unmount(&open_fs);
 	while (!(reaped = daemon_reap(&d2, &status)) && now_ms() - t0 < 5000)
 		sleep_ms(20);
-	if (CHECKF(reaped, "the daemon had not exited 5 s after the FUSE abort"))
+	if (CHECKF(reaped, "the daemon had not exited 5 s after the FUSE aborts"))
 		CHECKF(WIFEXITED(status) && WEXITSTATUS(status) == 0, "exit status 0x%x",
 		       status);
 out:
-	for (int i = 0; i < 3; i++)
+	for (int i = 0; i < 4; i++)
 		if (dl[i])
 			dmaload_close(dl[i]);
 	fusefs_unmount(&read_fs);
+	fusefs_unmount(&open_fs);
 	if (d2.pid > 0) {
 		if (check_failed())
 			daemon_log_tail(&d2, 30);
@@ -531,7 +544,7 @@ int main(void)
 	fusefs_unmount(&hang_fs);
 	lease_restore();
 	daemon_stop_case(&d, "daemon exits 0 on SIGTERM");
-	CASE(stop_hanging_read(), "SIGTERM while reads hang in FUSE: every client answered "
-	     "(ESHUTDOWN, EOF) within 5 s, exit 0 within 5 s of the FUSE abort");
+	CASE(stop_hanging(), "SIGTERM while FUSE reads and an open hang: every client "
+	     "answered (ESHUTDOWN, EOF) within 5 s, exit 0 within 5 s of the FUSE aborts");
 	return check_finish();
 }
