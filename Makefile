@@ -92,7 +92,7 @@ UNITS := $(addprefix $(BUILD)/systemd/,dmaloadd.socket dmaloadd.service dmaload-
 BINS := $(BUILD)/dmaloadd $(BUILD)/dmaload-ctl $(BUILD)/libdmaload.a \
 	$(BUILD)/libdmaload.so.0 $(BUILD)/dmaload.pc $(UNITS)
 
-.PHONY: all deps run check check-one check-kernel check-systemd check-layers deb bench stress \
+.PHONY: all deps run check check-one check-kernel check-systemd check-compat check-layers deb bench stress \
 	fuzz fuzz-long install install-hugepages clean tests FORCE
 all: $(BINS)
 tests: $(UNIT_BIN) $(INTEG_BIN) $(KERNEL_BIN) $(FUSE_BIN) $(STRESS_BIN)
@@ -170,6 +170,11 @@ check-one: all tests
 # The layering of daemon/ (docs/ARCHITECTURE.md): fails on an include cycle.
 check-layers:
 	bash tests/layers/check-includes.sh
+
+# The previous release (built from git) against this tree: old client, new daemon and
+# the reverse.
+check-compat: all
+	bash tests/compat/run.sh $(BUILD)
 
 # The dma-buf tests need /dev/udmabuf and /dev/dma_heap: they run in qemu on a kernel
 # the harness builds (and caches under ~/.cache/dmaloadd).

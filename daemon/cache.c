@@ -14,6 +14,13 @@
  * fill the budget, or it is bigger than the budget) is not kept. Evicting closes only
  * the daemon's reference: clients keep theirs, and the pages go with the last one.
  * That close may free GiBs, so it runs on a worker.
+ *
+ * Per uid (issue 12): one user must not fill the cache with its buffers or its pins
+ * and leave nothing for the others. A uid's ready entries (its leader's) count
+ * against uid_limit: to keep a new one over it, its own least recently used unpinned
+ * entries go first. A pin counts against the pinning uid's uid_pin_limit: one over it
+ * is not honoured, and the buffer is kept unpinned. Root is not limited (its preloads
+ * are pinned by design). The sums are walked when needed: entries are few.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -116,8 +123,25 @@ static bool key_equal(const struct cache_key *a, const struct cache_key *b)
 	       a->len == b->len && a->target == b->target;
 }
 
+/* @l leads the loading entry @e in place of its leader, which is returned: @e's
+ * joiners wait for @l now, and the entry says who reads it. */
+static struct cache_load *entry_take_over(struct cache_entry *e, struct cache_load *l,
+					  const struct cache_who *who)
+{
+	struct cache_load *slow = e->leader;
+
+	slow->leads = NULL;
+	e->leader = l;
+	l->leads = e;
+	e->exact_req = who->exact;
+	snprintf(e->name, sizeof(e->name), "%s", who->name);
+	e->uid = who->uid;
+	return slow;
+}
+
 int cache_lookup(struct cache *c, struct cache_load *l, const struct cache_key *key,
-		 const struct cache_who *who, struct cache_entry **out)
+		 const struct cache_who *who, struct cache_entry **out,
+		 struct cache_load **slow)
 {
 	const struct cache_key k = *key;
 	bool other_size = false;
@@ -152,6 +176,21 @@ int cache_lookup(struct cache *c, struct cache_load *l, const struct cache_key *
 				other_size = true;
 				continue;
 			}
+			/* A leader slower than this load would be on its own: this one
+			 * reads, for everyone waiting (unless some of them need an exact
+			 * size that it did not ask for: then it reads for itself). */
+			if (who->may_join && !who->may_join(e->leader, who->data)) {
+				if (e->exact_req && !who->exact) {
+					other_size = true;
+					continue;
+				}
+				c->misses++;
+				*slow = entry_take_over(e, l, who);
+				list_del(&e->link);
+				entry_to_front(c, e);
+				*out = e;
+				return CACHE_TOOK_OVER;
+			}
 			list_add_tail(&e->joiners, &l->join_link);
 			l->joined = e;
 			c->joins++;
@@ -170,8 +209,9 @@ int cache_lookup(struct cache *c, struct cache_load *l, const struct cache_key *
 	}
 
 	c->misses++;
-	/* An entry of this key exists, only its buffer is rounded up: this load reads
-	 * on its own rather than make a second entry of the same key. */
+	/* An entry of this key exists, only its buffer is rounded up (or its joiners
+	 * need an exact one): this load reads on its own rather than make a second
+	 * entry of the same key. */
 	if (other_size)
 		return CACHE_MISS;
 	e = calloc(1, sizeof(*e));
@@ -190,12 +230,48 @@ int cache_lookup(struct cache *c, struct cache_load *l, const struct cache_key *
 	return CACHE_MISS;
 }
 
-void cache_hit_served(struct cache *c, struct cache_entry *e, bool pin)
+/* Bytes of @uid's ready entries, and of the entries it pinned. */
+static void cache_uid_bytes(const struct cache *c, uid_t uid, uint64_t *kept,
+			    uint64_t *pinned)
+{
+	struct list *pos;
+
+	*kept = *pinned = 0;
+	for (pos = c->entries.next; pos != &c->entries; pos = pos->next) {
+		const struct cache_entry *e = list_entry(pos, struct cache_entry, link);
+
+		if (e->fd < 0)
+			continue;
+		if (e->uid == uid)
+			*kept += e->buf_size;
+		if (e->pinned && e->pin_uid == uid)
+			*pinned += e->buf_size;
+	}
+}
+
+/* Whether @uid may pin @e too; logs why not. */
+static bool cache_may_pin(const struct cache *c, const struct cache_entry *e, uid_t uid)
+{
+	uint64_t kept, pinned;
+
+	if (uid == 0 || c->uid_pin_limit == UINT64_MAX)
+		return true;
+	cache_uid_bytes(c, uid, &kept, &pinned);
+	if (e->buf_size <= c->uid_pin_limit && pinned <= c->uid_pin_limit - e->buf_size)
+		return true;
+	log_info("cache: %s kept unpinned: uid %u pins %llu bytes, %llu more is over "
+		 "max_pinned_per_uid (%llu bytes)", e->name, uid, (unsigned long long)pinned,
+		 (unsigned long long)e->buf_size, (unsigned long long)c->uid_pin_limit);
+	return false;
+}
+
+void cache_hit_served(struct cache *c, struct cache_entry *e, bool pin, uid_t uid)
 {
 	e->served++;
 	e->hits++;
 	e->t_used = now_ns();
-	if (pin && !e->pinned) {
+	if (pin && !e->pinned && cache_may_pin(c, e, uid)) {
+		e->pin_uid = uid;
 		e->pinned = true;
 		c->n_pinned++;
 		entry_store(e);		/* its stored name says pinned now */
@@ -207,11 +283,12 @@ bool cache_has_joiners(const struct cache_load *l)
 	return l->leads && !list_empty(&l->leads->joiners);
 }
 
-void cache_load_init(struct cache_load *l, bool pin)
+void cache_load_init(struct cache_load *l, bool pin, uid_t uid)
 {
 	memset(l, 0, sizeof(*l));
 	list_init(&l->join_link);
 	l->pin = pin;
+	l->uid = uid;
 }
 
 struct cache_load *cache_next_joiner(struct cache_entry *e)
@@ -224,9 +301,37 @@ struct cache_load *cache_next_joiner(struct cache_entry *e)
 	list_del(&w->join_link);
 	list_init(&w->join_link);
 	w->joined = NULL;
+	/* The first pin asked is charged; root's, if root asked, which has no quota. */
+	if (w->pin && (!e->pin_req || w->uid == 0))
+		e->pin_uid = w->uid;
 	e->pin_req |= w->pin;
 	e->served++;
 	return w;
+}
+
+/* Makes room for @need bytes of @uid under uid_limit by evicting its own least
+ * recently used unpinned ready entries. Returns whether it fits now. */
+static bool cache_make_uid_room(struct cache *c, uid_t uid, uint64_t need)
+{
+	struct list *pos, *prev;
+	uint64_t kept, pinned;
+
+	if (uid == 0 || c->uid_limit == UINT64_MAX)
+		return true;
+	if (need > c->uid_limit)
+		return false;
+	cache_uid_bytes(c, uid, &kept, &pinned);
+	for (pos = c->entries.prev; pos != &c->entries && kept + need > c->uid_limit;
+	     pos = prev) {
+		struct cache_entry *e = list_entry(pos, struct cache_entry, link);
+
+		prev = pos->prev;
+		if (e->leader || e->pinned || e->uid != uid || e->fd < 0)
+			continue;
+		kept -= e->buf_size;
+		entry_evict(c, e, "over max_cached_per_uid, least recently used");
+	}
+	return kept + need <= c->uid_limit;
 }
 
 /* Makes room for @need bytes by evicting least recently used unpinned ready
@@ -266,6 +371,7 @@ struct cache_entry *cache_leader_done(struct cache *c, struct cache_load *l,
 	e->t_loaded = e->t_used = now_ns();
 	e->served = r->served ? 1 : 0;
 	e->pin_req = l->pin;
+	e->pin_uid = l->uid;
 	return e;
 }
 
@@ -284,6 +390,16 @@ void cache_keep(struct cache *c, struct cache_entry *e, int fd)
 	/* Keep it? Pinned or not, it must fit the budget. Off the list meanwhile, so
 	 * making room does not pick the entry itself. */
 	list_del(&e->link);
+	if (e->pin_req && !cache_may_pin(c, e, e->pin_uid))
+		e->pin_req = false;
+	if (c->limit && !cache_make_uid_room(c, e->uid, e->buf_size)) {
+		log_info("cache: not keeping %s (%llu bytes): uid %u is over "
+			 "max_cached_per_uid (%llu bytes)", e->name,
+			 (unsigned long long)e->buf_size, e->uid,
+			 (unsigned long long)c->uid_limit);
+		free(e);
+		return;
+	}
 	if (c->limit == 0 || !cache_make_room(c, e->buf_size)) {
 		if (c->limit)
 			log_debug("cache: not keeping %s (%llu bytes): does not fit "
@@ -322,6 +438,7 @@ int cache_adopt(struct cache *c, const struct fdstore_record *r, int fd, const c
 	snprintf(e->name, sizeof(e->name), "%s", r->path);
 	snprintf(e->fdname, sizeof(e->fdname), "%s", stored);
 	e->uid = r->uid;
+	e->pin_uid = r->uid;
 	e->fd = fd;
 	e->buf_size = r->buf_size;
 	e->pinned = r->pinned;

@@ -6,6 +6,11 @@
  * buffer when it is sealed; afterwards the entry keeps a reference to the sealed
  * buffer, under the cache_limit budget, and later loads get a dup at once.
  *
+ * A joiner never waits for a leader slower than itself: a leader held to a lower rate
+ * (its LOAD's rate_limit or its client's limit) than the joiner would get is replaced
+ * by the newcomer, which reads at its own pace for every load waiting on the entry; the
+ * slow load reads on for its own client only (cache_lookup).
+ *
  * Invariants: entries live on one list, most recently used first; an entry is either
  * loading (leader set, fd -1, joiners listed) or ready (fd >= 0, no leader). The
  * cache's byte count is the sum of the ready entries' buffer sizes. Every change
@@ -47,6 +52,8 @@ struct cache_entry {
 	bool exact_req;			/* the leader asked for an exact-size buffer */
 	struct list joiners;		/* loads waiting for it (cache_load.join_link) */
 	bool pin_req;			/* the leader or a joiner asked for a pin */
+	uid_t pin_uid;			/* whose pin it is (pin_req, pinned): charged to
+					 * its max_pinned_per_uid */
 
 	/* ready */
 	int fd;				/* our reference to the sealed buffer, or -1 */
@@ -64,6 +71,9 @@ struct cache {
 	struct worker_pool *pool;	/* closes dropped buffers */
 	struct list entries;
 	uint64_t limit;			/* bytes; 0: ready entries are not kept */
+	uint64_t uid_limit;		/* bytes of one uid's ready entries (uid 0: no
+					 * limit); UINT64_MAX: none */
+	uint64_t uid_pin_limit;		/* bytes one uid may pin; UINT64_MAX: none */
 	uint64_t bytes;			/* buffer bytes of the ready entries */
 	unsigned n_ready, n_pinned;
 	uint64_t hits, joins, misses, evictions;
@@ -80,9 +90,10 @@ struct cache_load {
 	struct cache_entry *joined;	/* the loading entry it waits on, or NULL */
 	struct list join_link;		/* in joined->joiners */
 	bool pin;			/* its LOAD asked for a pin */
+	uid_t uid;			/* whose load it is */
 };
 
-void cache_load_init(struct cache_load *l, bool pin);
+void cache_load_init(struct cache_load *l, bool pin, uid_t uid);
 
 /* Who asks, for a lookup. */
 struct cache_who {
@@ -92,26 +103,39 @@ struct cache_who {
 	uid_t uid;
 	bool exact;			/* it needs an exact-size buffer (no hugetlb
 					 * rounding) */
+	/* Whether it may wait for @leader's read: false when the leader is slower than
+	 * it would be on its own (its rate limit). The job layer's, with @data. */
+	bool (*may_join)(const struct cache_load *leader, void *data);
+	void *data;
 };
 
 enum cache_result {
 	CACHE_MISS = 0,			/* @l leads a new loading entry (l->leads) */
 	CACHE_HIT = 1,			/* *@out is ready: serve a dup of its fd */
 	CACHE_JOINED = 2,		/* @l waits on *@out's leader */
+	CACHE_TOOK_OVER = 3,		/* @l leads *@out in place of a slower leader
+					 * (*@slow), whose joiners now wait for @l */
 };
 
 /*
  * Looks up @key (the load's source is open and its range resolved). Drops stale
  * entries of the same file (other size or times), and of another file at the same
  * path loaded by the same uid, on the way. A miss registers @l as the leader of a new
- * loading entry. Returns enum cache_result; -ENOMEM on a miss that could not be
+ * loading entry. A loading entry whose leader may not be joined (who->may_join) is
+ * taken over: @l leads it from now on, with its joiners, and the old leader (*@slow)
+ * leads nothing and reads on for itself; where @l cannot lead it (the entry's joiners
+ * need an exact size, @l does not ask for one) @l reads on its own, a CACHE_MISS
+ * leading nothing. Returns enum cache_result; -ENOMEM on a miss that could not be
  * registered (the load then just runs unshared).
  */
 int cache_lookup(struct cache *c, struct cache_load *l, const struct cache_key *key,
-		 const struct cache_who *who, struct cache_entry **out);
+		 const struct cache_who *who, struct cache_entry **out,
+		 struct cache_load **slow);
 
-/* A hit was served from @e (a DONE with a dup of e->fd): counts it, marks it used. */
-void cache_hit_served(struct cache *c, struct cache_entry *e, bool pin);
+/* A hit was served from @e (a DONE with a dup of e->fd): counts it, marks it used,
+ * and pins it for @uid if @pin and @uid's pins stay within uid_pin_limit (logged if
+ * not). */
+void cache_hit_served(struct cache *c, struct cache_entry *e, bool pin, uid_t uid);
 
 /* What a leader's sealed buffer is, for its entry and the joiners' DONEs. */
 struct cache_ready {
@@ -133,7 +157,10 @@ struct cache_entry *cache_leader_done(struct cache *c, struct cache_load *l,
  * as served, its pin asked for the entry. */
 struct cache_load *cache_next_joiner(struct cache_entry *e);
 /* After the joiners: @e keeps a dup of @fd (borrowed) if the budget allows
- * (evicting the least recently used unpinned entries), or goes. */
+ * (evicting the least recently used unpinned entries), or goes. Per uid (root
+ * excepted): its uid's own least recently used unpinned entries make room under
+ * uid_limit first, and a pin over pin_uid's uid_pin_limit is not honoured (the entry
+ * is kept unpinned; logged). */
 void cache_keep(struct cache *c, struct cache_entry *e, int fd);
 
 /* The leader @l failed: its entry leaves the cache and is returned (NULL if it leads

@@ -31,6 +31,7 @@ void config_init(struct config *c)
 		.max_clients = 256,
 		.max_clients_per_uid = 0,
 		.max_reply_bytes = 4u << 20,
+		.idle_timeout = 300,
 		.log_level = LOG_LVL_INFO,
 		.workers = 2,
 		.max_workers = 64,
@@ -52,6 +53,10 @@ void config_init(struct config *c)
 		.memory_reserve = 256u << 20,
 		.cache_limit = 0,
 		.cache_limit_pct = 10,
+		.max_loads_per_uid = 256,
+		.max_inflight_per_uid = { .bytes = 0 },
+		.max_cached_per_uid = { .pct = 100, .is_pct = true },
+		.max_pinned_per_uid = { .pct = 50, .is_pct = true },
 	};
 	limits_init(&c->limits);
 }
@@ -287,6 +292,37 @@ static int key_cache_limit(struct config *c, const struct key_rule *k, const cha
 	return 0;
 }
 
+/* A quota: a size (0: no limit), or a percentage from 0% to 100%. */
+static int key_share(struct config *c, const struct key_rule *k, const char *value)
+{
+	struct config_share *sh = FIELD(c, k, struct config_share);
+	size_t n = strlen(value);
+	char num[16];
+
+	if (n > 1 && value[n - 1] == '%') {
+		if (n - 1 >= sizeof(num))
+			return -EINVAL;
+		snprintf(num, sizeof(num), "%.*s", (int)(n - 1), value);
+		if (parse_uint(num, 0, 100, &sh->pct))
+			return -EINVAL;
+		sh->is_pct = true;
+		sh->bytes = 0;
+		return 0;
+	}
+	if (parse_size(value, &sh->bytes))
+		return -EINVAL;
+	sh->is_pct = false;
+	sh->pct = 0;
+	return 0;
+}
+
+uint64_t config_share_bytes(const struct config_share *s, uint64_t whole)
+{
+	if (s->is_pct)
+		return whole / 100 * s->pct;
+	return s->bytes ? s->bytes : UINT64_MAX;
+}
+
 static int key_preload(struct config *c, const struct key_rule *k, const char *value)
 {
 	return preload_add(c, value);
@@ -299,6 +335,8 @@ static int key_preload(struct config *c, const struct key_rule *k, const char *v
 #define TOGGLE(sec, name, on, text) \
 	{ sec, #name, key_toggle, offsetof(struct config, name), 0, on, 0, text }
 #define CUSTOM(sec, name, fn, text) { sec, name, fn, 0, 0, 0, 0, text }
+#define SHARE(sec, name, text) \
+	{ sec, #name, key_share, offsetof(struct config, name), 0, 0, 0, text }
 
 static const struct key_rule keys[] = {
 	CUSTOM("daemon", "socket", key_socket,
@@ -309,6 +347,8 @@ static const struct key_rule keys[] = {
 	     "must be a number from 1 to 65536 (0: a quarter of max_clients)"),
 	SIZE("daemon", max_reply_bytes, 65536, 1ull << 30, 0,
 	     "must be a size from 64K to 1G"),
+	UINT("daemon", idle_timeout, 0, 86400,
+	     "must be a number of seconds from 0 (never) to 86400"),
 	CUSTOM("daemon", "log_level", key_log_level,
 	       "must be error, warning, notice, info or debug"),
 	UINT("daemon", workers, 1, 64, "must be a number from 1 to 64"),
@@ -341,6 +381,16 @@ static const struct key_rule keys[] = {
 	CUSTOM("cache", "cache_limit", key_cache_limit,
 	       "must be a size such as 4G, or a percentage of RAM from 0% to 90% (0: keep "
 	       "no finished buffers)"),
+	UINT("quota", max_loads_per_uid, 0, 1u << 20,
+	     "must be a number from 0 (no limit) to 1048576"),
+	SHARE("quota", max_inflight_per_uid,
+	      "must be a size such as 8G (0: no limit) or a percentage of RAM such as 50%"),
+	SHARE("quota", max_cached_per_uid,
+	      "must be a size such as 4G (0: no limit) or a percentage of cache_limit "
+	      "such as 50%"),
+	SHARE("quota", max_pinned_per_uid,
+	      "must be a size such as 1G (0: no limit) or a percentage of cache_limit "
+	      "such as 50%"),
 	CUSTOM("preload", "preload", key_preload,
 	       "must be an absolute path or glob(3) pattern"),
 };
@@ -478,6 +528,11 @@ int config_load(struct config *c, const char *path, char *err, size_t err_len)
 				 "still running with the old value", key);	\
 	} while (0)
 
+static bool share_equal(const struct config_share *a, const struct config_share *b)
+{
+	return a->is_pct == b->is_pct && a->bytes == b->bytes && a->pct == b->pct;
+}
+
 bool config_reload(struct config *live, struct config *next)
 {
 	bool limits = !limits_equal(&live->limits, &next->limits);
@@ -486,6 +541,7 @@ bool config_reload(struct config *live, struct config *next)
 	LIVE(max_clients, "[daemon] max_clients");
 	LIVE(max_clients_per_uid, "[daemon] max_clients_per_uid");
 	LIVE(max_reply_bytes, "[daemon] max_reply_bytes");
+	LIVE(idle_timeout, "[daemon] idle_timeout");
 	if (live->detach_gid != next->detach_gid ||
 	    strcmp(live->detach_group, next->detach_group)) {
 		log_notice("reload: [daemon] detach_group: \"%s\" -> \"%s\"",
@@ -498,6 +554,12 @@ bool config_reload(struct config *live, struct config *next)
 	LIVE(max_loads, "[io] max_loads");
 	LIVE(max_inflight, "[io] max_inflight");
 	LIVE(stop_timeout_s, "[daemon] stop_timeout_s");
+	LIVE(max_loads_per_uid, "[quota] max_loads_per_uid");
+	live->max_inflight_per_uid = next->max_inflight_per_uid;
+	RESTART(!share_equal(&live->max_cached_per_uid, &next->max_cached_per_uid),
+		"[quota] max_cached_per_uid");
+	RESTART(!share_equal(&live->max_pinned_per_uid, &next->max_pinned_per_uid),
+		"[quota] max_pinned_per_uid");
 	if (live->n_preload != next->n_preload)
 		log_notice("reload: [preload]: %zu -> %zu entries", live->n_preload,
 			   next->n_preload);

@@ -19,6 +19,16 @@ enum config_toggle {
 	CONFIG_AUTO = 2,
 };
 
+/* A quota: a size, or a percentage of a whole (RAM, the cache). */
+struct config_share {
+	uint64_t bytes;			/* the size; 0 (and not pct): no limit */
+	unsigned pct;			/* the percentage, if is_pct */
+	bool is_pct;
+};
+
+/* What @s allows out of @whole bytes: UINT64_MAX for no limit. */
+uint64_t config_share_bytes(const struct config_share *s, uint64_t whole);
+
 struct config {
 	/* [daemon] */
 	char *socket;			/* NULL: root's or the user's runtime dir */
@@ -28,6 +38,8 @@ struct config {
 					 * daemon's own user); 0: max_clients / 4 */
 	uint64_t max_reply_bytes;	/* replies queued for one connection before the
 					 * daemon stops reading its requests */
+	unsigned idle_timeout;		/* seconds a connection with nothing in flight
+					 * may stay quiet before it is closed; 0: never */
 	enum log_level log_level;
 	unsigned workers;		/* threads for blocking calls, always there */
 	unsigned max_workers;		/* the most when calls hang: started on demand */
@@ -64,6 +76,14 @@ struct config {
 	uint64_t cache_limit;		/* bytes of finished buffers kept; 0: none */
 	unsigned cache_limit_pct;	/* if not 0: the limit is this % of RAM instead */
 
+	/* [quota]: per uid, root excepted */
+	unsigned max_loads_per_uid;	/* loads in flight at once; 0: no limit */
+	struct config_share max_inflight_per_uid;	/* buffer bytes of loads in
+							 * flight, % of RAM */
+	struct config_share max_cached_per_uid;	/* bytes of its kept buffers, % of
+						 * the cache */
+	struct config_share max_pinned_per_uid;	/* of them pinned, % of the cache */
+
 	/* [preload]: paths or glob(3) patterns, in file order (each "preload =" line
 	 * appends one) */
 	char **preload;
@@ -92,7 +112,8 @@ int config_parse_target(const char *s, uint8_t *target, char *heap, size_t heap_
  * SIGHUP: takes from @next (a freshly loaded config) what can change while the daemon
  * runs: [limits], [preload] (the
  * caller preloads the new list), log_level, max_clients, max_clients_per_uid,
- * max_reply_bytes, detach_group, max_queued,
+ * max_reply_bytes, idle_timeout (each connection's timer reads it when it fires; one
+ * turned on from 0 times the connections made after), detach_group, max_queued,
  * max_detached, max_loads and max_inflight, which only the loop thread reads. Other keys that differ are logged as needing a
  * restart and keep their running values (workers read them, or the socket and the
  * ring were set up with them). Logs each change. Returns true if [limits] changed.

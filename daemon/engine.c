@@ -33,7 +33,9 @@ int engine_init(struct engine *e, struct ev_loop *loop, const struct config *cfg
 	e->cfg = cfg;
 	e->on_idle = on_idle;
 	e->idle_data = data;
+	e->ram = ram;
 	e->max_load_size = cfg->max_load_size ? cfg->max_load_size : ram;
+	quota_init(&e->quota);
 
 	/* A power of two at least twice queue_depth (a splice chunk has two requests
 	 * in the ring): the SQ never runs short. */
@@ -59,6 +61,10 @@ int engine_init(struct engine *e, struct ev_loop *loop, const struct config *cfg
 	memory_init(&e->mem, cfg->memory_reserve);
 	cache_init(&e->cache, e->pool, cfg->cache_limit_pct ?
 		   ram / 100 * cfg->cache_limit_pct : cfg->cache_limit);
+	/* Per uid, root excepted: its share of the cache, and of that pinned. */
+	e->cache.uid_limit = config_share_bytes(&cfg->max_cached_per_uid, e->cache.limit);
+	e->cache.uid_pin_limit = config_share_bytes(&cfg->max_pinned_per_uid,
+						    e->cache.limit);
 	return sched_init(&e->sched, cfg, loop, &e->ring, e->pool, &e->copy);
 }
 
@@ -69,6 +75,7 @@ void engine_deinit(struct engine *e)
 	sched_deinit(&e->sched);
 	copy_env_trim(&e->copy);
 	ring_deinit(&e->ring);
+	quota_deinit(&e->quota);
 }
 
 bool engine_busy(const struct engine *e)

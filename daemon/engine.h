@@ -15,6 +15,7 @@
 #include "config.h"
 #include "copy.h"
 #include "memory.h"
+#include "quota.h"
 #include "ring.h"
 #include "sched.h"
 #include "worker.h"
@@ -29,6 +30,8 @@ struct engine {
 	struct cache cache;		/* shared loads and kept buffers */
 	uint64_t max_load_size;		/* resolved: config or RAM size */
 	struct memory mem;		/* admission: what buffers may still take */
+	struct quota quota;		/* loads and bytes in flight per uid */
+	uint64_t ram;			/* RAM size: the whole of the shares given in % */
 
 	uint64_t bytes_loaded, loads_done, loads_failed;
 	uint64_t bytes_read;		/* read from files by loads that did read */

@@ -169,6 +169,20 @@ static void handle_load(struct client *c, const struct dl_msg *m, int fd)
 		client_send_error(c, m->hdr.id, EBUSY, msg);
 		goto drop;
 	}
+	/* Per uid (root excepted): one user's loads must leave room for the others. */
+	if (c->cred.uid != 0 && c->set->cfg->max_loads_per_uid &&
+	    quota_loads(&c->set->eng->quota, c->cred.uid) >= c->set->cfg->max_loads_per_uid) {
+		char msg[160];
+
+		snprintf(msg, sizeof(msg), "uid %u has %u loads in flight, its quota "
+			 "(max_loads_per_uid = %u)", c->cred.uid,
+			 quota_loads(&c->set->eng->quota, c->cred.uid),
+			 c->set->cfg->max_loads_per_uid);
+		log_info("conn %llu: load %llu refused: %s", (unsigned long long)c->conn_id,
+			 (unsigned long long)m->hdr.id, msg);
+		client_send_error(c, m->hdr.id, EDQUOT, msg);
+		goto drop;
+	}
 	if (m->u.load.length != DL_LENGTH_TO_EOF &&
 	    m->u.load.length > c->set->eng->max_load_size) {
 		char msg[160];

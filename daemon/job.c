@@ -332,6 +332,14 @@ static int prepare_run(struct worker_task *t)
 		uint64_t huge = target_huge_page_size(), need = round_up(j->cp.len,
 			huge && j->eng->cfg->hugetlb != CONFIG_OFF ? huge : (uint64_t)getpagesize());
 
+		/* Its uid's quota first: a user over it hears so, not that memory is
+		 * short. */
+		r = quota_bytes_admit(&j->eng->quota, j->quota, need,
+				      config_share_bytes(&j->eng->cfg->max_inflight_per_uid,
+							 j->eng->ram), j->msg, sizeof(j->msg));
+		if (r < 0)
+			return r;
+		j->quota_bytes = j->quota ? need : 0;
 		r = memory_admit(&j->eng->mem, need, j->msg, sizeof(j->msg));
 		if (r < 0)
 			return r;
@@ -343,8 +351,44 @@ static int prepare_run(struct worker_task *t)
 	return copy_probe(&j->cp, j->msg, sizeof(j->msg));
 }
 
+/*
+ * Whether @data (the job asking) may wait for @leader's read: unless the leader, at
+ * its rate limit, would take longer for what it has left than the asker would for the
+ * whole range at its own. An unlimited asker never waits for a limited leader that
+ * has bytes left; one at the same limit or a lower one always joins.
+ */
+static bool job_may_join(const struct cache_load *leader, void *data)
+{
+	const struct job *j = data;
+	const struct job *lj = list_entry(leader, struct job, cl);
+	uint64_t lr = sched_load_rate(&lj->sl), jr = sched_load_rate(&j->sl);
+	uint64_t left = lj->cp.len - lj->cp.done;
+
+	if (!lr || !left)
+		return true;
+	if (!jr)
+		return false;
+	/* left / lr <= len / jr */
+	return (unsigned __int128)left * jr <= (unsigned __int128)j->cp.len * lr;
+}
+
+/* The leader @slow lost its entry to @j, which is faster: it reads on for its own
+ * client, or ends if that client is gone (it read only for the joiners). */
+static void job_lost_lead(struct job *j, struct job *slow)
+{
+	job_log(j, LOG_LVL_INFO, "takes over the read of it from conn %llu load %llu, "
+		"limited to %llu bytes/s (this load: %s)",
+		(unsigned long long)slow->owner->conn_id, (unsigned long long)slow->id,
+		(unsigned long long)sched_load_rate(&slow->sl),
+		sched_load_rate(&j->sl) ? "limited" : "unlimited");
+	if (slow->orphaned)
+		job_fail(slow, -ECANCELED, "a faster load took over its read; nobody "
+			 "waits for it any more");
+}
+
 /* Asks the cache for @j (source open, range resolved): a hit is answered at once, a
- * join waits for its leader, a miss reads, leading an entry if it could make one. */
+ * join waits for its leader, a miss reads, leading an entry if it could make one, and
+ * so does a load that took over a slower leader's entry. */
 static void job_share_lookup(struct job *j)
 {
 	struct cache_key k = {
@@ -362,19 +406,26 @@ static void job_share_lookup(struct job *j)
 		.by_path = j->path != NULL,
 		.uid = j->owner->cred->uid,
 		.exact = j->req.flags & DL_LOAD_EXACT_SIZE,
+		.may_join = job_may_join,
+		.data = j,
 	};
+	struct cache_load *slow = NULL;
 	struct cache_entry *e;
 
 	job_send_accepted(j);
-	switch (cache_lookup(&j->eng->cache, &j->cl, &k, &who, &e)) {
+	switch (cache_lookup(&j->eng->cache, &j->cl, &k, &who, &e, &slow)) {
 	case CACHE_HIT:
-		cache_hit_served(&j->eng->cache, e, j->req.flags & DL_LOAD_PIN);
+		cache_hit_served(&j->eng->cache, e, j->req.flags & DL_LOAD_PIN,
+				 j->owner->cred->uid);
 		job_done_shared(j, e->fd, e, DL_DONE_CACHED);
 		return;
 	case CACHE_JOINED:
 		j->state = DL_STATE_QUEUED;
 		job_log(j, LOG_LVL_DEBUG, "joins the running load of it");
 		return;
+	case CACHE_TOOK_OVER:
+		job_lost_lead(j, list_entry(slow, struct job, cl));
+		/* fall through */
 	default:
 		j->task = (struct worker_task){ .run = prepare_run, .done = prepare_done,
 						.lane = WORKER_FILE, .uid = j->owner->cred->uid };
@@ -493,6 +544,11 @@ static void job_sched_activated(struct sched_load *l)
 	list_entry(l, struct job, sl)->state = DL_STATE_READING;
 }
 
+static void job_sched_deactivated(struct sched_load *l)
+{
+	list_entry(l, struct job, sl)->state = DL_STATE_QUEUED;
+}
+
 static void job_sched_registered(struct sched_load *l)
 {
 	/* A load that failed while its buffer was being registered goes now. */
@@ -501,6 +557,7 @@ static void job_sched_registered(struct sched_load *l)
 
 static const struct sched_load_ops job_sched_ops = {
 	.activated = job_sched_activated,
+	.deactivated = job_sched_deactivated,
 	.registered = job_sched_registered,
 };
 
@@ -669,6 +726,7 @@ static void release_done(struct worker_task *t, int res)
 	memory_release(&eng->mem, j->mem_admitted);
 	if (j->cp.fixed_slot >= 0)
 		sched_put_slot(&eng->sched, j->cp.fixed_slot);
+	quota_load_end(&eng->quota, j->quota, j->quota_bytes);
 	j->owner->ops->released(j);
 	free(j->path);
 	free(j);
@@ -712,7 +770,7 @@ int job_new(struct job **out, struct engine *eng, struct job_owner *owner,
 	j->owner = owner;
 	j->id = m->hdr.id;
 	j->req = m->u.load;
-	cache_load_init(&j->cl, j->req.flags & DL_LOAD_PIN);
+	cache_load_init(&j->cl, j->req.flags & DL_LOAD_PIN, owner->cred->uid);
 	/* The one fd is the source, or with DL_LOAD_ROOT_FD the client's root. */
 	j->passed_fd = (j->req.flags & DL_LOAD_ROOT_FD) ? -1 : fd;
 	j->root_fd = (j->req.flags & DL_LOAD_ROOT_FD) ? fd : -1;
@@ -752,6 +810,9 @@ int job_new(struct job **out, struct engine *eng, struct job_owner *owner,
 		snprintf(j->heap, sizeof(j->heap), "%.*s", (int)m->heap_len, m->heap);
 	/* A load that names a method is read as asked; auto ones may share. */
 	j->shareable = j->req.method == DL_METHOD_AUTO;
+	/* Counted as its uid's from here to its release (the owner checked
+	 * max_loads_per_uid). */
+	j->quota = quota_load_start(&eng->quota, owner->cred->uid);
 	j->state = DL_STATE_OPENING;
 	/* Opens may hang (a FUSE server, a lease): capped per uid (worker.h). */
 	j->task = (struct worker_task){ .run = open_run, .done = open_done,

@@ -27,6 +27,7 @@
 
 struct cache_entry;
 struct engine;
+struct quota_uid;
 struct job;
 
 /* What the engine tells whoever asked for a load, on the loop. */
@@ -85,6 +86,8 @@ struct job {
 	/* sharing (cache.c) */
 	bool shareable;			/* method auto: may join, hit, or lead an entry */
 	bool prepared;			/* method planned and buffer made */
+	struct quota_uid *quota;	/* its uid's tally of loads and bytes (quota.h) */
+	uint64_t quota_bytes;		/* buffer bytes admitted to it there */
 	bool orphaned;			/* its client cancelled or left; reads on for the
 					 * joiners of its entry */
 	struct cache_load cl;		/* the load as the cache sees it */

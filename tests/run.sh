@@ -3,7 +3,9 @@
 #   0. tests/layers/check-includes.sh        no include cycle among the daemon's modules
 #   1. make all tests                        and tests/run-one.sh build, then
 #      tests/kernel/run.sh build (the dma-buf tests in qemu on the test kernel), then
-#      tests/systemd/run.sh build (the Debian package under systemd in nspawn)
+#      tests/systemd/run.sh build (the Debian package under systemd in nspawn), then
+#      tests/compat/run.sh build (the previous release's dmaload-ctl and daemon against
+#      this tree's)
 #   2. make SANITIZE=address,undefined ...   and tests/run-one.sh build-san
 #      (ASan with leak detection: the daemon must exit 0 on SIGTERM without leaks)
 #   3. make fuzz, then build-fuzz/fuzz-proto for FUZZ_SECONDS (default 20) on a seed
@@ -59,6 +61,8 @@ if build plain all tests; then
 	part kernel bash tests/kernel/run.sh build
 	note "tests/systemd/run.sh build (nspawn; the first run on a machine debootstraps its tree)"
 	part systemd bash tests/systemd/run.sh build
+	note "tests/compat/run.sh build (the previous release's client and daemon, both ways)"
+	part compat bash tests/compat/run.sh build
 fi
 
 if build sanitizers SANITIZE=address,undefined all tests; then

@@ -50,6 +50,7 @@ static void defaults(void)
 	CHECK_U64(c.max_loads, >, 0);
 	CHECK_U64(c.max_queued, >, 0);
 	CHECK_U64(c.max_detached, ==, 64);
+	CHECK_U64(c.idle_timeout, ==, 300);
 	CHECK_STR(c.detach_group, "");
 	CHECK_U64(c.detach_gid, ==, (gid_t)-1);
 	CHECK_INT(c.direct, ==, CONFIG_AUTO);
@@ -78,6 +79,7 @@ static void full_file(void)
 			"max_workers = 40\n"
 			"workers_per_uid = 5\n"
 			"stop_timeout_s = 7\n"
+			"idle_timeout = 42\n"
 			"detach_group = root\n"
 			"\n"
 			"[io]\n"
@@ -104,6 +106,7 @@ static void full_file(void)
 		CHECK_U64(c.max_workers, ==, 40);
 		CHECK_U64(c.workers_per_uid, ==, 5);
 		CHECK_U64(c.stop_timeout_s, ==, 7);
+		CHECK_U64(c.idle_timeout, ==, 42);
 		CHECK_U64(c.chunk_size, ==, 1 << 20);
 		CHECK_U64(c.queue_depth, ==, 33);
 		CHECK_U64(c.max_loads, ==, 5);
@@ -174,6 +177,12 @@ static void accepted_values(void)
 		"[io]\npipe_size = 16M\n",
 		"[cache]\ncache_limit = 0\n",
 		"[cache]\ncache_limit = 25%\n",
+		"[quota]\nmax_loads_per_uid = 0\n",
+		"[quota]\nmax_inflight_per_uid = 8G\n",
+		"[quota]\nmax_inflight_per_uid = 50%\n",
+		"[quota]\nmax_cached_per_uid = 0\n",
+		"[quota]\nmax_pinned_per_uid = 0%\n",
+		"[quota]\nmax_pinned_per_uid = 100%\n",
 		"[cache]\ncache_limit = 0%\n",
 		"[cache]\ncache_limit = 512M\n",
 		"[daemon]\nlog_level = error\n",
@@ -186,6 +195,8 @@ static void accepted_values(void)
 		"[daemon]\ndetach_group = \n",
 		"[io]\nmax_detached = 0\n",
 		"[io]\nmax_detached = 65536\n",
+		"[daemon]\nidle_timeout = 0\n",
+		"[daemon]\nidle_timeout = 86400\n",
 		"",
 		"; only a comment\n",
 	};
@@ -217,6 +228,10 @@ static void accepted_values(void)
 			CHECK(c.detach_gid == (gid_t)-1 && !c.detach_group[0]);
 		if (strstr(ok[i], "max_detached = 0"))
 			CHECK_U64(c.max_detached, ==, 0);
+		if (strstr(ok[i], "idle_timeout = 0"))
+			CHECK_U64(c.idle_timeout, ==, 0);
+		if (strstr(ok[i], "idle_timeout = 86400"))
+			CHECK_U64(c.idle_timeout, ==, 86400);
 		if (strstr(ok[i], "25%"))
 			CHECK(c.cache_limit_pct == 25 && c.cache_limit == 0);
 		if (strstr(ok[i], "512M"))
@@ -270,6 +285,10 @@ static void bad_values(void)
 		{ "daemon", "socket", "relative/path.sock" },
 		{ "daemon", "socket", "/a/very/long/path/that/does/not/fit/into/sun_path/at/all/"
 				       "because/it/is/longer/than/one/hundred/and/eight/bytes.sock" },
+		{ "quota", "max_loads_per_uid", "-1" },
+		{ "quota", "max_inflight_per_uid", "101%" },
+		{ "quota", "max_cached_per_uid", "half" },
+		{ "quota", "max_pinned_per_uid", "%" },
 		{ "daemon", "socket_mode", "999" },
 		{ "daemon", "socket_mode", "rw-rw-rw-" },
 		{ "daemon", "socket_mode", "" },
@@ -279,6 +298,10 @@ static void bad_values(void)
 		{ "daemon", "max_clients", "0" },
 		{ "daemon", "log_level", "loud" },
 		{ "daemon", "log_level", "" },
+		{ "daemon", "idle_timeout", "1m" },
+		{ "daemon", "idle_timeout", "-1" },
+		{ "daemon", "idle_timeout", "86401" },
+		{ "daemon", "idle_timeout", "" },
 		{ "daemon", "workers", "two" },
 		{ "daemon", "workers", "-1" },
 		{ "daemon", "workers", "0" },
@@ -520,6 +543,24 @@ static void log_levels(void)
 	}
 }
 
+/* A quota as a size, a percentage of a whole, or no limit. */
+static void shares(void)
+{
+	struct config c;
+
+	config_init(&c);
+	/* The defaults: no bytes-in-flight limit, all of the cache, half of it pinned. */
+	CHECK_U64(config_share_bytes(&c.max_inflight_per_uid, 1000), ==, UINT64_MAX);
+	CHECK_U64(config_share_bytes(&c.max_cached_per_uid, 1000), ==, 1000);
+	CHECK_U64(config_share_bytes(&c.max_pinned_per_uid, 1000), ==, 500);
+	CHECK_U64(c.max_loads_per_uid, ==, 256);
+	c.max_pinned_per_uid = (struct config_share){ .bytes = 4096 };
+	CHECK_U64(config_share_bytes(&c.max_pinned_per_uid, 1000), ==, 4096);
+	c.max_pinned_per_uid = (struct config_share){ .is_pct = true };
+	CHECK_U64(config_share_bytes(&c.max_pinned_per_uid, 1000), ==, 0);
+	config_deinit(&c);
+}
+
 /* The shipped conf/dmaloadd.conf must load and describe the built-in defaults: any
  * key it sets uncommented must hold the default value. */
 static void shipped_conf(void)
@@ -552,6 +593,7 @@ static void shipped_conf(void)
 		CHECK_INT(c.fixed_buffers, ==, def.fixed_buffers);
 		CHECK_U64(c.cache_limit, ==, def.cache_limit);
 		CHECK_U64(c.cache_limit_pct, ==, def.cache_limit_pct);
+		CHECK_U64(c.max_loads_per_uid, ==, def.max_loads_per_uid);
 	}
 	config_deinit(&c);
 	config_deinit(&def);
@@ -584,6 +626,7 @@ int main(void)
 	CASE(reload_detach(), "SIGHUP takes detach_group and max_detached at once");
 	CASE(sizes(), "parse_size: suffixes, overflow, garbage");
 	CASE(log_levels(), "log_parse_level");
+	CASE(shares(), "[quota] shares: defaults, sizes, percentages, no limit");
 	CASE(shipped_conf(), "shipped conf/dmaloadd.conf loads and matches the defaults");
 
 	tdir_remove(dir);
