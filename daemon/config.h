@@ -41,7 +41,10 @@ struct config {
 	unsigned idle_timeout;		/* seconds a connection with nothing in flight
 					 * may stay quiet before it is closed; 0: never */
 	enum log_level log_level;
-	unsigned workers;		/* threads for blocking calls */
+	unsigned workers;		/* threads for blocking calls, always there */
+	unsigned max_workers;		/* the most when calls hang: started on demand */
+	unsigned workers_per_uid;	/* threads one uid's file calls may hold */
+	unsigned stop_timeout_s;	/* a stop waits this long for stuck calls */
 	char detach_group[64];		/* who besides root may detach loads: a group's
 					 * name (or number) as written, "" for none */
 	gid_t detach_gid;		/* its gid; (gid_t)-1 for none */

@@ -835,7 +835,9 @@ uint64_t copy_issue(struct copy *cp, uint64_t max)
 		break;
 	case CHUNK_CFR:
 	case CHUNK_HOW_N:
-		c->task = (struct worker_task){ .run = cfr_run, .done = cfr_done };
+		/* Reads the client's file: capped per uid with its opens. */
+		c->task = (struct worker_task){ .run = cfr_run, .done = cfr_done,
+						.lane = WORKER_FILE, .uid = cp->uid };
 		worker_submit(cp->env->pool, &c->task);
 		break;
 	}

@@ -33,6 +33,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 struct config;
 struct ring;
@@ -130,6 +131,7 @@ struct copy {
 	unsigned nsegs;
 	uint8_t asked;			/* enum dl_method the client named, or auto */
 	const char *who;		/* for logs: connection, load, name */
+	uid_t uid;			/* whose load: its worker tasks' cap */
 	int fixed_slot;			/* registered buffer slot or -1 */
 
 	/* the plan */

@@ -493,7 +493,8 @@ static void job_share_lookup(struct job *j)
 		job_lost_lead(j, list_entry(slow, struct job, cl));
 		/* fall through */
 	default:
-		j->task = (struct worker_task){ .run = prepare_run, .done = prepare_done };
+		j->task = (struct worker_task){ .run = prepare_run, .done = prepare_done,
+						.lane = WORKER_FILE, .uid = j->owner->cred->uid };
 		j->task_busy = true;
 		worker_submit(j->eng->pool, &j->task);
 		return;
@@ -848,7 +849,10 @@ void job_done_shared(struct job *j, int fd, const struct cache_entry *e, uint32_
 static void job_finish(struct job *j)
 {
 	j->state = DL_STATE_FINISHING;
-	j->task = (struct worker_task){ .run = finish_run, .done = finish_done };
+	/* The seal's lane, apart from the opens: it stats the source, which on a hung
+	 * filesystem may hang too, but never waits behind another open. */
+	j->task = (struct worker_task){ .run = finish_run, .done = finish_done,
+					.lane = WORKER_FINISH, .uid = j->owner->cred->uid };
 	j->task_busy = true;
 	worker_submit(j->eng->pool, &j->task);
 }
@@ -904,7 +908,10 @@ static void job_release(struct job *j)
 {
 	sched_remove(&j->eng->sched, &j->sl);
 	j->state = DL_STATE_FINISHING;
-	j->task = (struct worker_task){ .run = release_run, .done = release_done };
+	/* Closing the source may wait on its filesystem (a FUSE flush): not the quick
+	 * lane. */
+	j->task = (struct worker_task){ .run = release_run, .done = release_done,
+					.lane = WORKER_FINISH, .uid = j->owner->cred->uid };
 	j->task_busy = true;
 	worker_submit(j->eng->pool, &j->task);
 }
@@ -977,6 +984,7 @@ int job_new(struct job **out, struct engine *eng, struct job_owner *owner,
 		.tgt = &j->tgt,
 		.asked = j->req.method,
 		.who = j->who,
+		.uid = owner->cred->uid,
 		.fixed_slot = -1,
 	};
 	if (!(j->req.flags & DL_LOAD_BY_FD)) {
@@ -1001,7 +1009,9 @@ int job_new(struct job **out, struct engine *eng, struct job_owner *owner,
 	 * max_loads_per_uid). */
 	j->quota = quota_load_start(&eng->quota, owner->cred->uid);
 	j->state = DL_STATE_OPENING;
-	j->task = (struct worker_task){ .run = open_run, .done = open_done };
+	/* Opens may hang (a FUSE server, a lease): capped per uid (worker.h). */
+	j->task = (struct worker_task){ .run = open_run, .done = open_done,
+					.lane = WORKER_FILE, .uid = owner->cred->uid };
 	j->task_busy = true;
 	/* A foreground load's open goes before background work queued on the workers
 	 * (freeing a GiB buffer takes tens of ms); opens are short. */

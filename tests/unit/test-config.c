@@ -76,6 +76,9 @@ static void full_file(void)
 			"max_clients = 17\n"
 			"log_level = debug\n"
 			"workers = 3\n"
+			"max_workers = 40\n"
+			"workers_per_uid = 5\n"
+			"stop_timeout_s = 7\n"
 			"idle_timeout = 42\n"
 			"detach_group = root\n"
 			"\n"
@@ -100,6 +103,9 @@ static void full_file(void)
 		CHECK_U64(c.max_clients, ==, 17);
 		CHECK_INT(c.log_level, ==, LOG_LVL_DEBUG);
 		CHECK_U64(c.workers, ==, 3);
+		CHECK_U64(c.max_workers, ==, 40);
+		CHECK_U64(c.workers_per_uid, ==, 5);
+		CHECK_U64(c.stop_timeout_s, ==, 7);
 		CHECK_U64(c.idle_timeout, ==, 42);
 		CHECK_U64(c.chunk_size, ==, 1 << 20);
 		CHECK_U64(c.queue_depth, ==, 33);
@@ -299,6 +305,12 @@ static void bad_values(void)
 		{ "daemon", "workers", "two" },
 		{ "daemon", "workers", "-1" },
 		{ "daemon", "workers", "0" },
+		{ "daemon", "max_workers", "0" },
+		{ "daemon", "max_workers", "1025" },
+		{ "daemon", "workers_per_uid", "0" },
+		{ "daemon", "workers_per_uid", "all" },
+		{ "daemon", "stop_timeout_s", "-1" },
+		{ "daemon", "stop_timeout_s", "3601" },
 		{ "daemon", "detach_group", "no-such-group-dmaload" },
 		{ "daemon", "detach_group", "-5" },
 		{ "daemon", "detach_group", "4294967295" },
