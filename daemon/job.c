@@ -599,7 +599,9 @@ static bool job_into_from_cache(struct job *j)
 	job_log(j, LOG_LVL_DEBUG, "%llu bytes copied from the cached buffer of %s",
 		(unsigned long long)j->cp.len, e->name);
 	j->state = DL_STATE_READING;
-	j->task = (struct worker_task){ .run = cache_copy_run, .done = cache_copy_done };
+	/* Capped per uid like a read: a copy of GiBs takes a thread for a while. */
+	j->task = (struct worker_task){ .run = cache_copy_run, .done = cache_copy_done,
+					.lane = WORKER_FILE, .uid = j->owner->cred->uid };
 	j->task_busy = true;
 	worker_submit(j->eng->pool, &j->task);
 	return true;
