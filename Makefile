@@ -5,6 +5,7 @@
 #   make run             build and run dmaloadd in the foreground on built-in defaults
 #   make check           the whole suite: plain build, then ASan+UBSan build
 #   make check-one       the suite once, on $(BUILD) (SANITIZE=... picks the build)
+#   make check-python    the Python package's tests (tests/python/) on $(BUILD)
 #   make bench           the copy-method benchmark; writes docs/BENCHMARKS.md
 #   make stress          issue 12's attacks on one daemon: a table of latency, RSS, fds, CPU
 #   make check-kernel    the dma-buf tests in qemu on a kernel built for them
@@ -92,7 +93,7 @@ UNITS := $(addprefix $(BUILD)/systemd/,dmaloadd.socket dmaloadd.service dmaload-
 BINS := $(BUILD)/dmaloadd $(BUILD)/dmaload-ctl $(BUILD)/libdmaload.a \
 	$(BUILD)/libdmaload.so.0 $(BUILD)/dmaload.pc $(UNITS)
 
-.PHONY: all deps run check check-one check-kernel check-systemd check-layers deb bench stress \
+.PHONY: all deps run check check-one check-python check-kernel check-systemd check-layers deb bench stress \
 	fuzz fuzz-long install install-hugepages clean tests FORCE
 all: $(BINS)
 tests: $(UNIT_BIN) $(INTEG_BIN) $(KERNEL_BIN) $(FUSE_BIN) $(STRESS_BIN)
@@ -166,6 +167,11 @@ check:
 # One pass of the suite over $(BUILD).
 check-one: all tests
 	bash tests/run-one.sh $(BUILD)
+
+# The dmaload Python package (python/) over $(BUILD)'s libdmaload.so.0 and daemon,
+# with /usr/bin/python3 (part of make check).
+check-python: all
+	bash tests/python/run.sh $(BUILD)
 
 # The layering of daemon/ (docs/ARCHITECTURE.md): fails on an include cycle.
 check-layers:
