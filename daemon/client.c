@@ -154,10 +154,10 @@ void client_local_done(struct client *c)
 	client_maybe_free(c);
 }
 
-int client_start_load(struct client *c, const struct dl_msg *m, int fd)
+int client_start_load(struct client *c, const struct dl_msg *m, int *fds, int nfds)
 {
 	struct job *j;
-	int r = job_new(&j, c->set->eng, &c->owner, m, fd);
+	int r = job_new(&j, c->set->eng, &c->owner, m, fds, nfds);
 
 	if (r < 0)
 		return r;
@@ -466,7 +466,6 @@ static bool client_dispatch(struct client *c, const char *buf, size_t len, int *
 			    int nfds)
 {
 	struct dl_msg m;
-	int fd = nfds > 0 ? fds[0] : -1;
 	int r = dl_msg_decode(buf, len, nfds, &m);
 
 	if (r == -EBADMSG || r == -EPROTONOSUPPORT) {
@@ -475,8 +474,7 @@ static bool client_dispatch(struct client *c, const char *buf, size_t len, int *
 				  "unsupported protocol version: this daemon speaks version 1");
 		log_info("conn %llu: %s: closing", (unsigned long long)c->conn_id,
 			 strerror(-r));
-		if (fd >= 0)
-			close(fd);
+		close_fds(fds, nfds);
 		client_close(c);
 		return false;
 	}
@@ -489,13 +487,12 @@ static bool client_dispatch(struct client *c, const char *buf, size_t len, int *
 			snprintf(msg, sizeof(msg), "bad %s request (fields or fd count)",
 				 dl_msg_type_name(m.hdr.type));
 		client_send_error(c, m.hdr.id, -r, msg);
-		if (fd >= 0)
-			close(fd);
+		close_fds(fds, nfds);
 		return !c->closed;
 	}
 
-	/* The request handlers (handlers.c) take the fd, if any. */
-	c->set->dispatch(c, &m, fd);
+	/* The request handlers (handlers.c) take the fds, if any. */
+	c->set->dispatch(c, &m, fds, nfds);
 	return !c->closed;
 }
 

@@ -41,9 +41,9 @@ struct client_set {
 	bool stopping;			/* SIGTERM seen: refuse new work */
 	char rbuf[65536];		/* one received datagram (DL_MSG_MAX) at a time */
 
-	/* Registered by the server: a well-formed request of @c (takes @fd, -1 if
-	 * none), and "a client was freed" for its stop. */
-	void (*dispatch)(struct client *c, const struct dl_msg *m, int fd);
+	/* Registered by the server: a well-formed request of @c (takes its @nfds
+	 * @fds), and "a client was freed" for its stop. */
+	void (*dispatch)(struct client *c, const struct dl_msg *m, int *fds, int nfds);
 	void (*on_idle)(void *data);
 	void *idle_data;
 };
@@ -103,7 +103,7 @@ void client_close(struct client *c);
 /* Starts LOAD @m for @c; takes @fd (the passed fd or -1) on success and failure alike.
  * A detached load of a connection counts in set->n_detached until it is released.
  * Returns 0 or -errno. */
-int client_start_load(struct client *c, const struct dl_msg *m, int fd);
+int client_start_load(struct client *c, const struct dl_msg *m, int *fds, int nfds);
 /*
  * Calls @fn(@j, @data) for every running load (no final reply yet) of every client,
  * open or closed (detached loads and [preload]), that a client of @uid may see: its

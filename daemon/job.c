@@ -12,6 +12,7 @@
 
 #include "cache.h"
 #include "copy.h"
+#include "extents.h"
 #include "job.h"
 #include "log.h"
 #include "engine.h"
@@ -206,6 +207,10 @@ static void pick_target(struct job *j)
 	const struct config *cfg = j->eng->cfg;
 	uint64_t page = (uint64_t)getpagesize(), limit;
 
+	if (j->into) {
+		j->target = j->tgt.kind;	/* the caller's buffer is what it is */
+		return;
+	}
 	j->target = j->req.target;
 	if (j->target == DL_TARGET_AUTO && cfg->target != DL_TARGET_AUTO) {
 		j->target = cfg->target;
@@ -214,11 +219,11 @@ static void pick_target(struct job *j)
 	if (j->target != DL_TARGET_AUTO)
 		return;
 	j->target = DL_TARGET_MEMFD;
-	if (!(j->req.flags & DL_LOAD_DMABUF) || j->cp.len == 0)
+	if (!(j->req.flags & DL_LOAD_DMABUF) || j->buf_len == 0)
 		return;
 	limit = target_udmabuf_size_limit();
 	if (target_udmabuf_usable() == 0 &&
-	    (!limit || round_up(j->cp.len, page) <= limit))
+	    (!limit || round_up(j->buf_len, page) <= limit))
 		j->target = DL_TARGET_UDMABUF;
 	else if (target_default_heap(j->heap, sizeof(j->heap)) == 0)
 		j->target = DL_TARGET_HEAP;
@@ -234,19 +239,56 @@ static int make_target(struct job *j)
 	int r;
 
 	if (j->target == DL_TARGET_UDMABUF)
-		return target_create_udmabuf(&j->tgt, j->cp.len, huge, exact, j->msg,
+		return target_create_udmabuf(&j->tgt, j->buf_len, huge, exact, j->msg,
 					     sizeof(j->msg));
 	if (j->target == DL_TARGET_HEAP)
-		return target_create_heap(&j->tgt, j->heap, j->cp.len, j->msg,
+		return target_create_heap(&j->tgt, j->heap, j->buf_len, j->msg,
 					  sizeof(j->msg));
-	r = target_create(&j->tgt, j->cp.len, huge, exact);
+	r = target_create(&j->tgt, j->buf_len, huge, exact);
 	if (r < 0)
 		snprintf(j->msg, sizeof(j->msg), "cannot create a %llu-byte buffer: "
-			 "%s", (unsigned long long)j->cp.len, strerror(-r));
+			 "%s", (unsigned long long)j->buf_len, strerror(-r));
 	return r;
 }
 static int prepare_run(struct worker_task *t);
 static void prepare_done(struct worker_task *t, int res);
+
+/* LOAD_EXTENTS, the source open: its list read (from the memfd) and planned against
+ * the file, and the caller's buffer checked and mapped, before any byte moves. */
+static int open_extents(struct job *j)
+{
+	struct extents_plan p;
+	int r;
+
+	if (j->list_fd >= 0) {
+		r = extents_read_memfd(j->list_fd, j->n_ext, &j->ext, j->msg, sizeof(j->msg));
+		close(j->list_fd);
+		j->list_fd = -1;
+		if (r < 0)
+			return r;
+	}
+	r = extents_plan(j->ext, j->n_ext, j->src.size, &p, j->msg, sizeof(j->msg));
+	if (r < 0)
+		return r;
+	j->segs = p.segs;
+	j->cp.segs = p.segs;
+	j->cp.nsegs = p.nsegs;
+	j->cp.off = p.nsegs ? p.segs[0].off : 0;
+	j->cp.len = p.bytes;
+	j->buf_len = p.hi;
+	if (!j->into)
+		return 0;
+	if (j->req.method == DL_METHOD_CFR) {
+		/* splice pairs, cfr's fallback, cannot write into huge pages and a
+		 * dma-buf is not spliced into: refuse what may not work */
+		snprintf(j->msg, sizeof(j->msg), "method cfr is not offered into the "
+			 "caller's buffer; use auto, direct or buffered");
+		return -EINVAL;
+	}
+	r = target_open_into(&j->tgt, j->buf_fd, p.lo, p.hi, j->msg, sizeof(j->msg));
+	j->buf_fd = -1;		/* the target has it now */
+	return r;
+}
 
 static int open_run(struct worker_task *t)
 {
@@ -281,6 +323,12 @@ static int open_run(struct worker_task *t)
 	}
 
 	size = j->src.size;
+	if (j->extents) {
+		r = open_extents(j);
+		if (r < 0)
+			return r;
+		goto range_known;
+	}
 	if (j->req.offset > size) {
 		snprintf(j->msg, sizeof(j->msg), "offset %llu is past the end of "
 			 "the file (%llu bytes)", (unsigned long long)j->req.offset,
@@ -298,9 +346,17 @@ static int open_run(struct worker_task *t)
 	} else {
 		j->cp.len = j->req.length;
 	}
+	j->buf_len = j->cp.len;
+range_known:
 	if (j->cp.len > j->eng->max_load_size) {
 		snprintf(j->msg, sizeof(j->msg), "%llu bytes is more than "
 			 "max_load_size (%llu bytes)", (unsigned long long)j->cp.len,
+			 (unsigned long long)j->eng->max_load_size);
+		return -EFBIG;
+	}
+	if (j->buf_len > j->eng->max_load_size && !j->into) {
+		snprintf(j->msg, sizeof(j->msg), "a %llu-byte buffer is more than "
+			 "max_load_size (%llu bytes)", (unsigned long long)j->buf_len,
 			 (unsigned long long)j->eng->max_load_size);
 		return -EFBIG;
 	}
@@ -326,10 +382,12 @@ static int prepare_run(struct worker_task *t)
 	r = copy_plan(&j->cp, j->msg, sizeof(j->msg));
 	if (r < 0)
 		return r;
+	if (j->into)		/* the caller's buffer, made and paid for by the caller */
+		return copy_probe(&j->cp, j->msg, sizeof(j->msg));
 	/* Memory admission before the buffer is made: a load that cannot fit is an
 	 * ENOMEM, never the OOM killer's business. Counted as huge pages round it. */
-	if (j->cp.len) {
-		uint64_t huge = target_huge_page_size(), need = round_up(j->cp.len,
+	if (j->buf_len) {
+		uint64_t huge = target_huge_page_size(), need = round_up(j->buf_len,
 			huge && j->eng->cfg->hugetlb != CONFIG_OFF ? huge : (uint64_t)getpagesize());
 
 		r = memory_admit(&j->eng->mem, need, j->msg, sizeof(j->msg));
@@ -390,10 +448,12 @@ static void job_start_reading(struct job *j)
 		j->eng->cache.misses++;
 		job_send_accepted(j);
 	}
-	job_log(j, LOG_LVL_DEBUG, "%llu bytes at %llu, %s%s (%s)%s",
+	job_log(j, LOG_LVL_DEBUG, "%llu bytes at %llu, %s%s (%s)%s%s",
 		(unsigned long long)j->cp.len, (unsigned long long)j->cp.off,
 		dl_method_name(j->cp.method), job_cfr_how(j), dl_reason_name(j->cp.reason),
-		j->tgt.hugetlb ? ", hugetlb" : "");
+		j->tgt.hugetlb ? ", hugetlb" : "", j->into ? ", into the caller's buffer" : "");
+	if (j->extents)
+		job_log(j, LOG_LVL_DEBUG, "%u extents in %u runs", j->n_ext, j->cp.nsegs);
 	if (j->cp.len == 0) {
 		job_finish(j);
 		return;
@@ -570,17 +630,19 @@ static void finish_done(struct worker_task *t, int res)
 	}
 	d = (struct dl_done){
 		.size = j->cp.len,
-		.buf_size = j->tgt.hugetlb || !target_sealed(&j->tgt) ? j->tgt.map_len : j->cp.len,
+		.buf_size = j->into ? j->tgt.size : j->tgt.hugetlb || !target_sealed(&j->tgt) ?
+			    j->tgt.map_len : j->tgt.size,
 		.elapsed_ns = now - j->t_start,
 		.flags = (target_sealed(&j->tgt) ? DL_DONE_SEALED : 0) |
 			 (j->tgt.hugetlb ? DL_DONE_HUGETLB : 0) |
 			 (j->cp.method == DL_METHOD_CFR && j->cp.cfr_syscall ?
-			  DL_DONE_CFR_SYSCALL : 0),
+			  DL_DONE_CFR_SYSCALL : 0) | (j->into ? DL_DONE_INTO : 0),
 		.target = j->tgt.kind,
 		.method = j->cp.method,
 		.reason = j->cp.reason,
 	};
-	if (!job_send_done(j, &d, j->tgt.fd))
+	/* Into the caller's buffer: nothing to hand over, the caller has it. */
+	if (!job_send_done(j, &d, j->into ? -1 : j->tgt.fd))
 		return;
 	j->replied = true;
 	j->eng->loads_done++;
@@ -654,6 +716,12 @@ static int release_run(struct worker_task *t)
 	if (j->root_fd >= 0)
 		close(j->root_fd);
 	j->root_fd = -1;
+	if (j->buf_fd >= 0)
+		close(j->buf_fd);
+	j->buf_fd = -1;
+	if (j->list_fd >= 0)
+		close(j->list_fd);
+	j->list_fd = -1;
 	return 0;
 }
 
@@ -667,6 +735,8 @@ static void release_done(struct worker_task *t, int res)
 		sched_put_slot(&eng->sched, j->cp.fixed_slot);
 	j->owner->ops->released(j);
 	free(j->path);
+	free(j->ext);
+	free(j->segs);
 	free(j);
 	engine_idle(eng);
 }
@@ -691,14 +761,37 @@ static void job_maybe_release(struct job *j)
 /* ---- creation ----------------------------------------------------------------------- */
 
 int job_new(struct job **out, struct engine *eng, struct job_owner *owner,
-	    const struct dl_msg *m, int fd)
+	    const struct dl_msg *m, int *fds, int nfds)
 {
 	struct job *j = calloc(1, sizeof(*j));
+	int k = 0, fd;
 
 	if (!j) {
-		if (fd >= 0)
-			close(fd);
+		close_fds(fds, nfds);
 		return -ENOMEM;
+	}
+	/* The fds in the order dl_load_ext gives (the decoder checked their count). */
+	fd = (m->u.load.flags & (DL_LOAD_BY_FD | DL_LOAD_ROOT_FD)) ? fds[k++] : -1;
+	j->buf_fd = j->list_fd = -1;
+	if (m->hdr.type == DL_LOAD_EXTENTS) {
+		const struct dl_load_ext *x = &m->u.load_ext;
+
+		j->extents = true;
+		j->into = x->ext_flags & DL_EXT_INTO;
+		j->n_ext = x->n_extents;
+		if (j->into)
+			j->buf_fd = fds[k++];
+		if (x->ext_flags & DL_EXT_LIST_MEMFD)
+			j->list_fd = fds[k++];
+		if (m->ext) {
+			j->ext = malloc(m->n_ext * sizeof(*j->ext));
+			if (!j->ext) {
+				close_fds(fds, nfds);
+				free(j);
+				return -ENOMEM;
+			}
+			memcpy(j->ext, m->ext, m->n_ext * sizeof(*j->ext));
+		}
 	}
 	list_init(&j->owner_link);
 	j->eng = eng;
@@ -730,8 +823,8 @@ int job_new(struct job **out, struct engine *eng, struct job_owner *owner,
 	if (!(j->req.flags & DL_LOAD_BY_FD)) {
 		j->path = strndup(m->trail, m->u.load.path_len);
 		if (!j->path) {
-			if (fd >= 0)
-				close(fd);
+			close_fds(fds, nfds);
+			free(j->ext);
 			free(j);
 			return -ENOMEM;
 		}
@@ -742,8 +835,9 @@ int job_new(struct job **out, struct engine *eng, struct job_owner *owner,
 	job_name_changed(j);
 	if (m->heap)
 		snprintf(j->heap, sizeof(j->heap), "%.*s", (int)m->heap_len, m->heap);
-	/* A load that names a method is read as asked; auto ones may share. */
-	j->shareable = j->req.method == DL_METHOD_AUTO;
+	/* A load that names a method is read as asked; auto ones may share. Into the
+	 * caller's buffer nothing is shared; a list of extents is not yet. */
+	j->shareable = j->req.method == DL_METHOD_AUTO && !j->extents;
 	j->state = DL_STATE_OPENING;
 	j->task = (struct worker_task){ .run = open_run, .done = open_done };
 	j->task_busy = true;

@@ -107,7 +107,7 @@ static void preload_paths(struct client_set *set, char **paths, size_t n)
 			.trail_len = strlen(paths[i]),
 		};
 
-		if (client_start_load(c, &m, -1) < 0) {
+		if (client_start_load(c, &m, NULL, 0) < 0) {
 			log_warn("preload %s: out of memory", paths[i]);
 			continue;
 		}

@@ -265,7 +265,7 @@ static void sched_activate(struct sched *s, struct sched_load *l)
 	 * reads use the slot. */
 	if ((cfg->fixed_buffers == CONFIG_ON ||
 	     (cfg->fixed_buffers == CONFIG_AUTO && tgt->hugetlb)) &&
-	    l->cp->method != DL_METHOD_CFR && tgt->kind != DL_TARGET_HEAP &&
+	    l->cp->method != DL_METHOD_CFR && !tgt->pfnmap &&
 	    s->ring->fixed_ok &&
 	    tgt->map_len <= FIXED_MAX && (l->cp->fixed_slot = sched_take_slot(s)) >= 0) {
 		l->registering = true;
