@@ -28,7 +28,9 @@ class Buffer:
 
     Attributes:
       fd        the buffer's file descriptor (owned by this object; -1 once closed)
-      size      bytes of file data at the start of the buffer
+      size      bytes of file data (an extents load: the sum of the extents)
+      length    bytes memoryview() covers: size, or for an extents load the
+                layout's end, max(buffer_offset + length)
       buf_size  size of the buffer object (>= size: huge pages round it up)
       method    how the daemon read it: "direct", "buffered" or "cfr"
       reason    why that method ("asked", "not-cached", ...: dl_reason_name())
@@ -41,9 +43,11 @@ class Buffer:
       elapsed   seconds the daemon spent on it (LOAD received to DONE sent)
     """
 
-    def __init__(self, ev):
+    def __init__(self, ev, length=None):
         self.fd = ev.fd
         self.size = ev.size
+        # the bytes memoryview() covers: the data, or an extents load's layout
+        self.length = ev.size if length is None else length
         self.buf_size = ev.buf_size
         self.method = _lib.name_of("dl_method_name", ev.method)
         self.reason = _lib.name_of("dl_reason_name", ev.reason)
@@ -70,7 +74,8 @@ class Buffer:
                 if self.fd < 0:
                     raise ValueError("dmaload.Buffer is closed")
                 # hugetlb: the mapping covers whole huge pages (buf_size)
-                length = self.buf_size if self.hugetlb else self.size
+                length = max(self.buf_size, self.length) if self.hugetlb else \
+                    self.length
                 try:
                     self._map = mmap.mmap(self.fd, length, flags=mmap.MAP_PRIVATE,
                                           prot=mmap.PROT_READ | mmap.PROT_WRITE)
@@ -84,24 +89,25 @@ class Buffer:
             return self._map
 
     def memoryview(self):
-        """A read-only memoryview of the buffer's `size` bytes of data.
+        """A read-only memoryview of the buffer's `length` bytes (the data; for an
+        extents load the whole layout, zeros where no extent landed).
 
         Views share one mapping, which lives until the last view is gone (also
         after close()). Writing to the view raises TypeError.
         """
-        if self.size == 0:
+        if self.length == 0:
             return memoryview(b"")
-        return memoryview(self._mapping())[:self.size].toreadonly()
+        return memoryview(self._mapping())[:self.length].toreadonly()
 
     def _private_view(self):
         """A writable view over the private (copy-on-write) mapping: writes change only
         this process's pages. None where only a shared read-only mapping exists."""
-        if self.size == 0:
+        if self.length == 0:
             return memoryview(bytearray())
         m = self._mapping()
         if not self._writable_map:
             return None
-        return memoryview(m)[:self.size]
+        return memoryview(m)[:self.length]
 
     def close(self):
         """Closes the fd. Views made by memoryview() stay valid until they are gone."""
@@ -131,6 +137,6 @@ class Buffer:
             pass
 
     def __repr__(self):
-        return (f"<dmaload.Buffer fd={self.fd} size={self.size} target={self.target} "
+        return (f"<dmaload.Buffer fd={self.fd} size={self.size} length={self.length} target={self.target} "
                 f"method={self.method} reason={self.reason}"
                 f"{' hugetlb' if self.hugetlb else ''}{' shared' if self.shared else ''}>")

@@ -66,7 +66,7 @@ class _Request:
     """A request in flight: who waits for it, and its final event once read."""
 
     __slots__ = ("id", "what", "progress", "final", "taken", "abandoned", "future",
-                 "loop", "into", "__weakref__")
+                 "loop", "into", "layout", "__weakref__")
 
     def __init__(self, rid, what, progress):
         self.id = rid
@@ -78,6 +78,7 @@ class _Request:
         self.future = None		# asyncio: the future the awaiting task holds
         self.loop = None
         self.into = False		# a load into the caller's buffer: LoadInfo
+        self.layout = None		# an extents load's buffer length
 
 
 def _src_of(src):
@@ -342,7 +343,7 @@ class Client:
                 if f.fd >= 0:
                     os.close(f.fd)
                 return LoadInfo(f)
-            return Buffer(f)
+            return Buffer(f, req.layout)
         return None
 
     # -- sending --------------------------------------------------------------------
@@ -379,12 +380,14 @@ class Client:
     def _extents(extents):
         ext = list(extents)
         arr = (_lib.Extent * max(len(ext), 1))()
+        end = 0
         for i, e in enumerate(ext):
             fo, ln, bo = e
             if fo < 0 or ln < 0 or bo < 0:
                 raise ValueError(f"negative extent {e!r}")
             arr[i] = _lib.Extent(fo, ln, bo)
-        return arr, len(ext)
+            end = max(end, bo + ln)
+        return arr, len(ext), end
 
     def _need(self, fn):
         l = _lib.lib()
@@ -404,7 +407,7 @@ class Client:
             r = (l.dmaload_load_path(dl, s, ref(opts), ref(rid)) if how == "path" else
                  l.dmaload_load_fd(dl, s, ref(opts), ref(rid)))
         elif kind == "extents":
-            arr, n = self._extents(extents)
+            arr, n, layout = self._extents(extents)
             bfd = -1 if buf is None else _buf_fd_of(buf)
             fn = self._need("dmaload_load_extents_path" if how == "path" else
                             "dmaload_load_extents_fd")
@@ -417,6 +420,8 @@ class Client:
         check(r, what)
         req = _Request(rid.value, what, progress)
         req.into = buf is not None
+        if kind == "extents":
+            req.layout = layout
         self._reqs[req.id] = req
         return req
 
