@@ -24,6 +24,7 @@ stay the parent's.
 
 import asyncio
 import errno
+import fcntl
 import os
 import select
 import threading
@@ -552,12 +553,48 @@ class Client:
         extents: (file_offset, length, buffer_offset) tuples; the buffer is
           max(buffer_offset + length) bytes, zero where no extent lands. Buffer
           ranges must not overlap. Buffer.size is the sum of the lengths.
-        More than the library's limit (dmaload._lib.MAX_EXTENTS) is an error here:
-        split them, or load_into() a buffer of your own in several calls.
+        More than one load takes (dmaload._lib.MAX_EXTENTS, 65536) are split over
+        several loads into a sealed memfd of this process (then not shared with
+        other processes' loads, and pin / target do not apply).
         The other arguments are load()'s. Needs a daemon with DL_CAP_EXTENTS.
         """
+        extents = list(extents)
+        if len(extents) > _lib.MAX_EXTENTS:
+            return self._load_extents_split(src, extents, method=method,
+                                            priority=priority, rate=rate,
+                                            progress=progress)
         o = self._opts(0, None, method, target, priority, rate, pin, progress, exact_size)
         return self._run("extents", src, o, progress, extents=extents)
+
+    def _load_extents_split(self, src, extents, **kw):
+        """More extents than one load takes: a sealed memfd of this process's, filled by
+        load_into() MAX_EXTENTS at a time, then sealed against writes. (Not shared
+        with other processes' loads of the same extents, as one load would be.)"""
+        layout = max(bo + ln for _, ln, bo in extents)
+        fd = os.memfd_create("dmaload-extents", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+        try:
+            os.ftruncate(fd, layout)
+            fcntl.fcntl(fd, fcntl.F_ADD_SEALS, fcntl.F_SEAL_SHRINK)
+            total = 0
+            info = None
+            for i in range(0, len(extents), _lib.MAX_EXTENTS):
+                part = extents[i:i + _lib.MAX_EXTENTS]
+                info = self.load_into(fd, src, part, **kw)
+                total += info.size
+            ev = _lib.Event()
+            ev.fd, ev.size, ev.buf_size = fd, total, layout
+            ev.method = _lib.METHODS.get(info.method, 0)
+            ev.target = _lib.TARGETS["memfd"]
+            try:
+                fcntl.fcntl(fd, fcntl.F_ADD_SEALS, fcntl.F_SEAL_GROW |
+                            fcntl.F_SEAL_WRITE | fcntl.F_SEAL_SEAL)
+                ev.done_flags = _lib.DONE_SEALED
+            except OSError:
+                pass
+            return Buffer(ev, layout)
+        except BaseException:
+            os.close(fd)
+            raise
 
     def load_into(self, buf, src, extents_or_range, *, method="auto",
                   priority="foreground", rate=None, progress=None):

@@ -224,6 +224,72 @@ def case_hugetlb():
         d3.stop()
 
 
+def need_extents(c):
+    if not hasattr(dmaload._lib.lib(), "dmaload_load_extents_path") or \
+            not c.caps & dmaload._lib.CAP_EXTENTS:
+        raise harness.Skip("libdmaload or the daemon has no extents load (issue 13)")
+
+
+def own_memfd(size):
+    import fcntl
+    fd = os.memfd_create("py-test", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+    os.ftruncate(fd, size)
+    fcntl.fcntl(fd, fcntl.F_ADD_SEALS, fcntl.F_SEAL_SHRINK)
+    return fd
+
+
+def case_extents():
+    with dmaload.Client(d.sock) as c:
+        need_extents(c)
+        ext = [(5000, 3000, 904), (0, 10, 0), (len(DATA) - 5, 5, 20000)]
+        with c.load_extents(F, ext) as b:
+            t.eq(b.size, 3015, "size: the sum of the extents")
+            t.eq(b.length, 20005, "length: the layout's end")
+            v = b.memoryview()
+            t.eq(len(v), 20005, "view covers the layout")
+            want = bytearray(20005)
+            for fo, ln, bo in ext:
+                want[bo:bo + ln] = DATA[fo:fo + ln]
+            t.check(v == bytes(want), "bytes, zeros between")
+        with open(F, "rb") as f, c.load_extents(f, [(4096, 8192, 4096)]) as b:
+            t.check(b.memoryview()[4096:] == DATA[4096:12288], "by file object")
+        t.raises(dmaload.Error, errno.EINVAL, c.load_extents, F, [(0, 10, 0), (20, 10, 5)])
+        t.raises(dmaload.Error, errno.EINVAL, c.load_extents, F,
+                 [(len(DATA) - 5, 10, 0)])
+        t.raises(dmaload.Error, errno.EINVAL, c.load_extents, F, [])
+
+
+def case_extents_split():
+    # more extents than one load takes: split over loads into a memfd of ours
+    with dmaload.Client(d.sock) as c:
+        need_extents(c)
+        n = dmaload._lib.MAX_EXTENTS + 1000
+        ext = [(2 * i, 1, i) for i in range(n)]
+        with c.load_extents(F, ext) as b:
+            t.eq(b.size, n, "size")
+            t.check(b.memoryview() == DATA[0:2 * n:2], "every other byte")
+            t.check(b.sealed, "sealed")
+
+
+def case_into():
+    with dmaload.Client(d.sock) as c:
+        need_extents(c)
+        fd = own_memfd(1 << 20)
+        try:
+            info = c.load_into(fd, F, (1000, 50000))
+            t.eq(info.size, 50000, "range: size")
+            t.eq(os.pread(fd, 50000, 0), DATA[1000:51000], "range at 0")
+            info = c.load_into(fd, F, [(0, 100, 60000), (9000, 4096, 65536)])
+            t.eq(info.size, 4196, "extents: size")
+            t.eq(os.pread(fd, 100, 60000), DATA[:100], "extent 0")
+            t.eq(os.pread(fd, 4096, 65536), DATA[9000:13096], "extent 1")
+            t.eq(os.pread(fd, 50000, 0), DATA[1000:51000], "the rest untouched")
+            t.raises(dmaload.Error, None, c.load_into, fd, F, [(0, 100, (1 << 20) - 50)])
+            t.eq(harness.memfds(), 1, "no buffer fd came back")
+        finally:
+            os.close(fd)
+
+
 def case_no_leaks():
     base = harness.proc_fds()
     dbase = d.fds_settle(-1, 0.5)
@@ -251,5 +317,8 @@ t.case("8 threads x 8 loads on one client", case_threads)
 t.case("fork: the child reconnects, the parent keeps its connection", case_fork)
 t.case("the daemon killed mid-load: Error, no hang", case_daemon_gone)
 t.case("hugetlb daemon: buf_size, bytes", case_hugetlb)
+t.case("load_extents: bytes, layout, zeros; bad extents: EINVAL", case_extents)
+t.case("load_extents over the extent limit: split into one sealed memfd", case_extents_split)
+t.case("load_into a memfd of ours: a range, extents, too small", case_into)
 t.case("20 loads and closes: no fd or memfd leaks here or in the daemon", case_no_leaks)
 sys.exit(t.finish())
