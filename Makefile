@@ -26,6 +26,11 @@ SBINDIR ?= $(PREFIX)/sbin
 LIBDIR ?= $(PREFIX)/lib
 INCLUDEDIR ?= $(PREFIX)/include
 MANDIR ?= $(PREFIX)/share/man
+# The Python package (python/dmaload) goes where Debian's /usr/bin/python3 looks:
+# /usr/lib/python3/dist-packages for PREFIX=/usr (the Debian package), else
+# PREFIX/lib/python3.X/dist-packages (/usr/local/lib/python3.11/dist-packages).
+PYTHON3 ?= /usr/bin/python3
+PYTHONDIR ?= $(if $(filter /usr,$(PREFIX)),/usr/lib/python3/dist-packages,$(PREFIX)/lib/python$(shell $(PYTHON3) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null || echo 3)/dist-packages)
 # Where systemd looks for packaged units on Debian bookworm (pkg-config systemd
 # --variable=systemdsystemunitdir); the same for /usr and /usr/local installs.
 UNITDIR ?= /lib/systemd/system
@@ -240,6 +245,12 @@ install: all
 	for m in docs/man/*.[0-9]; do \
 		s=$${m##*.}; install -Dm644 $$m $(DESTDIR)$(MANDIR)/man$$s/$${m##*/}; \
 	done
+	# The Python package: plain files, no build step (it finds libdmaload.so.0
+	# through the dynamic loader, hence ldconfig for a live install).
+	for f in python/dmaload/*.py; do \
+		install -Dm644 $$f $(DESTDIR)$(PYTHONDIR)/dmaload/$${f##*/}; \
+	done
+	[ -n "$(DESTDIR)" ] || ldconfig
 
 # Opt-in: surplus huge pages for dmaloadd's buffers (conf/60-dmaloadd-hugepages.conf
 # says what it costs). Applied at once unless DESTDIR is set.
