@@ -290,6 +290,72 @@ def case_into():
             os.close(fd)
 
 
+def case_default_socket():
+    # as nobody: $XDG_RUNTIME_DIR/dmaloadd.sock when it exists, else the system's
+    if os.geteuid() != 0:
+        raise harness.Skip("needs root to become nobody")
+    xdg = harness.tmpdir("xdg")
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        out = b"?"
+        try:
+            os.close(r)
+            os.setgid(65534)
+            os.setuid(65534)
+            os.environ.pop("DMALOAD_SOCKET", None)
+            os.environ["XDG_RUNTIME_DIR"] = xdg
+            f = dmaload._lib.lib().dmaload_default_socket
+            a = dmaload._lib.cstr(f())
+            os.environ["XDG_RUNTIME_DIR"] = "/"	# a dir without one
+            b = dmaload._lib.cstr(f())
+            out = f"{a}|{b}".encode()
+        except BaseException as e:
+            out = repr(e).encode()
+        os.write(w, out)
+        os._exit(0)
+    os.close(w)
+    got = os.read(r, 8192).decode()
+    os.close(r)
+    os.waitpid(pid, 0)
+    import shutil
+    shutil.rmtree(xdg, ignore_errors=True)
+    t.eq(got, "/run/dmaloadd/dmaloadd.sock|/run/dmaloadd/dmaloadd.sock",
+         "no socket in $XDG_RUNTIME_DIR: the system's")
+
+
+def case_default_socket_xdg():
+    if os.geteuid() != 0:
+        raise harness.Skip("needs root to become nobody")
+    import socket as so
+    import shutil
+    xdg = harness.tmpdir("xdg")
+    s = so.socket(so.AF_UNIX, so.SOCK_SEQPACKET)
+    s.bind(os.path.join(xdg, "dmaloadd.sock"))
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        out = b"?"
+        try:
+            os.close(r)
+            os.setgid(65534)
+            os.setuid(65534)
+            os.environ.pop("DMALOAD_SOCKET", None)
+            os.environ["XDG_RUNTIME_DIR"] = xdg
+            out = dmaload._lib.cstr(dmaload._lib.lib().dmaload_default_socket()).encode()
+        except BaseException as e:
+            out = repr(e).encode()
+        os.write(w, out)
+        os._exit(0)
+    os.close(w)
+    got = os.read(r, 8192).decode()
+    os.close(r)
+    os.waitpid(pid, 0)
+    s.close()
+    shutil.rmtree(xdg, ignore_errors=True)
+    t.eq(got, os.path.join(xdg, "dmaloadd.sock"), "the user's socket when it exists")
+
+
 def case_no_leaks():
     base = harness.proc_fds()
     dbase = d.fds_settle(-1, 0.5)
@@ -320,5 +386,9 @@ t.case("hugetlb daemon: buf_size, bytes", case_hugetlb)
 t.case("load_extents: bytes, layout, zeros; bad extents: EINVAL", case_extents)
 t.case("load_extents over the extent limit: split into one sealed memfd", case_extents_split)
 t.case("load_into a memfd of ours: a range, extents, too small", case_into)
+t.case("default socket as nobody: the system's when $XDG_RUNTIME_DIR has none",
+       case_default_socket)
+t.case("default socket as nobody: $XDG_RUNTIME_DIR/dmaloadd.sock when it exists",
+       case_default_socket_xdg)
 t.case("20 loads and closes: no fd or memfd leaks here or in the daemon", case_no_leaks)
 sys.exit(t.finish())
