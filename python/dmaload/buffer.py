@@ -4,13 +4,13 @@ A Buffer owns the fd of a DONE event: a sealed memfd (target memfd) or a dma-buf
 (udmabuf, heap). close() (or the end of a `with`) closes that fd; the daemon's
 cache and other processes keep their own references to the same pages.
 
-memoryview() maps the buffer once and hands out read-only views of its data. The
-mapping is MAP_PRIVATE with PROT_READ|PROT_WRITE where the kernel allows it (memfds,
-also sealed ones): nobody writes through the views this package gives, but a
-consumer that writes anyway (a torch tensor over the buffer, see safetensors) gets
-copy-on-write pages of its own instead of a SIGSEGV, and the shared pages never
-change. dma-bufs refuse private mappings; theirs are MAP_SHARED read-only, and only
-read-only views exist of them.
+memoryview() maps the buffer once, MAP_SHARED and PROT_READ, and hands out
+read-only views of it: a write raises TypeError, and numpy arrays over them are
+read-only. Consumers that need a writable buffer (torch.frombuffer, see
+safetensors) get views of a second mapping, MAP_PRIVATE with PROT_READ|PROT_WRITE
+(memfds allow it, sealed ones too): a write there copies the page it touches for
+this process alone, never a SIGSEGV, and the shared pages never change. dma-bufs
+refuse private mappings; they have only the read-only one.
 
 The mapping lives as long as any view of it: close() drops the Buffer's reference,
 and the kernel unmaps when the last memoryview / numpy array / tensor over it goes.
@@ -59,65 +59,70 @@ class Buffer:
         self.joined = bool(ev.done_flags & _lib.DONE_JOINED)
         self.shared = self.cached or self.joined
         self.elapsed = ev.elapsed_ns / 1e9
-        self._map = None
-        self._writable_map = False
+        self._maps = {}		# private (bool) -> mmap, or None: refused
         self._lock = threading.Lock()
 
     def fileno(self):
         """The buffer's fd (so a Buffer is a valid `buf` of Client.load_into)."""
         return self.fd
 
-    def _mapping(self):
-        """The one mmap of the buffer, made on first use."""
+    def _mapping(self, private):
+        """The buffer's shared read-only mapping, or (@private) its private
+        copy-on-write one; each made once, on first use. None when the kernel
+        refuses a private one."""
         with self._lock:
-            if self._map is None:
-                if self.fd < 0:
-                    raise ValueError("dmaload.Buffer is closed")
-                # hugetlb: the mapping covers whole huge pages (buf_size)
+            if self.fd < 0 and (self._maps.get(private) is None):
+                raise ValueError("dmaload.Buffer is closed")
+            if private not in self._maps:
+                # hugetlb: a mapping covers whole huge pages (buf_size)
                 length = max(self.buf_size, self.length) if self.hugetlb else \
                     self.length
-                try:
-                    self._map = mmap.mmap(self.fd, length, flags=mmap.MAP_PRIVATE,
-                                          prot=mmap.PROT_READ | mmap.PROT_WRITE)
-                    self._writable_map = True
-                except OSError:
-                    # dma-bufs take only shared mappings; a private hugetlb
-                    # mapping may find no huge page to reserve
-                    self._map = mmap.mmap(self.fd, length, flags=mmap.MAP_SHARED,
-                                          prot=mmap.PROT_READ)
-                    self._writable_map = False
-            return self._map
+                if private:
+                    try:
+                        m = mmap.mmap(self.fd, length, flags=mmap.MAP_PRIVATE,
+                                      prot=mmap.PROT_READ | mmap.PROT_WRITE)
+                    except OSError:
+                        # dma-bufs take shared mappings only; a private hugetlb
+                        # mapping may find no huge pages to reserve for its copies
+                        m = None
+                else:
+                    m = mmap.mmap(self.fd, length, flags=mmap.MAP_SHARED,
+                                  prot=mmap.PROT_READ)
+                self._maps[private] = m
+            return self._maps[private]
 
     def memoryview(self):
         """A read-only memoryview of the buffer's `length` bytes (the data; for an
         extents load the whole layout, zeros where no extent landed).
 
-        Views share one mapping, which lives until the last view is gone (also
-        after close()). Writing to the view raises TypeError.
+        Views share one read-only shared mapping (PROT_READ: no page is copied),
+        which lives until the last view is gone (also after close()). Writing to
+        the view raises TypeError.
         """
         if self.length == 0:
             return memoryview(b"")
-        return memoryview(self._mapping())[:self.length].toreadonly()
+        return memoryview(self._mapping(False))[:self.length].toreadonly()
 
     def _private_view(self):
-        """A writable view over the private (copy-on-write) mapping: writes change only
-        this process's pages. None where only a shared read-only mapping exists."""
+        """A writable view over a private (copy-on-write) mapping: a write changes only
+        this process's copy of the page. None where the kernel refuses a private
+        mapping (dma-bufs; hugetlb without huge pages to reserve)."""
         if self.length == 0:
             return memoryview(bytearray())
-        m = self._mapping()
-        if not self._writable_map:
-            return None
-        return memoryview(m)[:self.length]
+        m = self._mapping(True)
+        return None if m is None else memoryview(m)[:self.length]
 
     def close(self):
         """Closes the fd. Views made by memoryview() stay valid until they are gone."""
         with self._lock:
-            if self._map is not None:
+            for m in self._maps.values():
+                if m is None:
+                    continue
                 try:
-                    self._map.close()
+                    m.close()
                 except BufferError:
                     pass	# views exist: the mapping goes with the last of them
-                self._map = None
+            self._maps = {}
             if self.fd >= 0:
                 os.close(self.fd)
                 self.fd = -1

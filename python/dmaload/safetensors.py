@@ -305,16 +305,19 @@ def _torch_view(torch, mv, off, t_dtype, shape):
     return x
 
 
-def _load_one(client, path, tensors, want, shard, framework, mod, load_kw):
-    """One extents load of @want's pieces of @path; the views over its buffer."""
+def _prepare(path, tensors, want, shard):
+    """The pieces of @want's tensors (file offset, length, shape), their buffer
+    offsets and the extents of the one load."""
     pieces = [_shard(tensors[n], shard) for n in want]
     offs, extents = plan([(fo, ln) for fo, ln, _ in pieces])
-    out = {}
-    if not extents:
-        views = {}
-        mv = memoryview(b"")
-    else:
-        buf = client.load_extents(path, extents, **load_kw)
+    return pieces, offs, extents
+
+
+def _views(buf, tensors, want, pieces, offs, framework, mod):
+    """The arrays over @buf (None: nothing to load); closes @buf's fd (the views keep
+    the mapping)."""
+    mv = memoryview(b"")
+    if buf is not None:
         try:
             if framework == "torch":
                 mv = buf._private_view()
@@ -323,7 +326,8 @@ def _load_one(client, path, tensors, want, shard, framework, mod, load_kw):
             else:
                 mv = buf.memoryview()
         finally:
-            buf.close()	# the mapping lives on in the views
+            buf.close()
+    out = {}
     for name, (fo, ln, shape), off in zip(want, pieces, offs):
         dt = tensors[name].dtype
         if framework == "torch":
@@ -331,6 +335,35 @@ def _load_one(client, path, tensors, want, shard, framework, mod, load_kw):
         else:
             out[name] = _numpy_view(mod, mv, off, dt, shape)
     return out
+
+
+def _framework(framework):
+    if framework == "numpy":
+        import numpy as mod
+        return "numpy", mod
+    if framework in ("torch", "pt"):
+        import torch as mod
+        return "torch", mod
+    raise ValueError(f"framework must be 'numpy' or 'torch', not {framework!r}")
+
+
+def _files(path, names, shard):
+    """[(file, tensors, names)] to load: one file, or an index's."""
+    if shard is not None:
+        rank, world = shard
+        if not (isinstance(world, int) and isinstance(rank, int) and world >= 1
+                and 0 <= rank < world):
+            raise ValueError(f"shard must be (rank, world) with 0 <= rank < world: {shard}")
+    if os.fsdecode(path).endswith(".json"):
+        files = _index(path, names)
+    else:
+        tensors, _ = read_header(path)
+        files = [(path, tensors, _select(names, tensors))]
+    for p, tensors, want in files:
+        for n in want:
+            if n not in tensors:
+                raise KeyError(f"{os.fsdecode(p)} has no tensor {n!r}")
+    return files
 
 
 def load_file(path, names=None, shard=None, framework="numpy", client=None, *,
@@ -353,18 +386,8 @@ def load_file(path, names=None, shard=None, framework="numpy", client=None, *,
     dmaload.Error (EINVAL) for a header that lies, with the daemon's errno for a
     refused load.
     """
-    if framework == "numpy":
-        import numpy as mod
-    elif framework in ("torch", "pt"):
-        import torch as mod
-        framework = "torch"
-    else:
-        raise ValueError(f"framework must be 'numpy' or 'torch', not {framework!r}")
-    if shard is not None:
-        rank, world = shard
-        if not (isinstance(world, int) and isinstance(rank, int) and world >= 1
-                and 0 <= rank < world):
-            raise ValueError(f"shard must be (rank, world) with 0 <= rank < world: {shard}")
+    framework, mod = _framework(framework)
+    files = _files(path, names, shard)
     load_kw = dict(method=method, target=target, priority=priority, rate=rate, pin=pin,
                    progress=progress)
     own = client is None
@@ -372,22 +395,37 @@ def load_file(path, names=None, shard=None, framework="numpy", client=None, *,
         from .client import Client
         client = Client()
     try:
-        if os.fsdecode(path).endswith(".json"):
-            files = _index(path, names)
-        else:
-            tensors, _ = read_header(path)
-            files = [(path, tensors, _select(names, tensors))]
         out = {}
         for p, tensors, want in files:
-            for n in want:
-                if n not in tensors:
-                    raise KeyError(f"{os.fsdecode(p)} has no tensor {n!r}")
-            out.update(_load_one(client, p, tensors, want, shard, framework, mod,
-                                 load_kw))
+            pieces, offs, extents = _prepare(p, tensors, want, shard)
+            buf = client.load_extents(p, extents, **load_kw) if extents else None
+            out.update(_views(buf, tensors, want, pieces, offs, framework, mod))
         return out
     finally:
         if own:
             client.close()
+
+
+async def load_file_async(path, names=None, shard=None, framework="numpy", *, client,
+                          method="auto", target="memfd", priority="foreground",
+                          rate=None, pin=False, progress=None):
+    """load_file() for asyncio, on @client (required): the files of an index load
+    concurrently, each with one extents load (Client.load_extents_async). The
+    headers are read with plain blocking reads (a few KiB)."""
+    import asyncio
+    framework, mod = _framework(framework)
+    files = _files(path, names, shard)
+    load_kw = dict(method=method, target=target, priority=priority, rate=rate, pin=pin,
+                   progress=progress)
+
+    async def one(p, tensors, want):
+        pieces, offs, extents = _prepare(p, tensors, want, shard)
+        buf = await client.load_extents_async(p, extents, **load_kw) if extents else None
+        return _views(buf, tensors, want, pieces, offs, framework, mod)
+    out = {}
+    for part in await asyncio.gather(*(one(*f) for f in files)):
+        out.update(part)
+    return out
 
 
 def _index(path, names):

@@ -281,6 +281,12 @@ def case_index():
             n = f"layer{k}.1.w"
             _, _, data = ref_read(os.path.join(DIR, wm[n]), n)
             t.eq(res[n].tobytes(), data[3 * 16:], f"{n} rank 1 of 2 (rows 3..5)")
+        import asyncio
+        ares = asyncio.run(st.load_file_async(ip, names=lambda n: n.endswith(".1.w"),
+                                              shard=(1, 2), client=c))
+        t.eq(sorted(ares), sorted(res), "load_file_async: names")
+        for n in res:
+            t.eq(ares[n].tobytes(), res[n].tobytes(), f"load_file_async: {n}")
         bad = os.path.join(DIR, "bad.index.json")
         with open(bad, "w") as f:
             json.dump({"weight_map": {"x": "../../etc/passwd"}}, f)
@@ -384,7 +390,8 @@ t.case("every dtype, torch: bytes, bfloat16 values, raw+named, copy-on-write wri
        case_torch_all)
 t.case("names: a list, a predicate, none, a missing name", case_names)
 t.case("shards for world 1, 2, 3, 8, uneven: array_split of the reference", case_shards)
-t.case("model.safetensors.index.json over 3 files, with selection and shard", case_index)
+t.case("model.safetensors.index.json over 3 files, with selection and shard; async",
+       case_index)
 t.case("headers that lie: dmaload.Error EINVAL naming the file; serves on", case_lies)
 t.case("layout: offsets congruent mod 4096, adjacent merged, no overlap", case_layout)
 t.case("STATS: only the selected rows read, in one load", case_stats)
