@@ -13,13 +13,16 @@ over stdin/stdout or a local Unix socket, one request per line:
     quit                        ->  (stdin mode) the end
 
     examples/inference-server.py [--socket DAEMON_SOCK] [--listen PATH]
-        [--weight NAME] [--shard RANK/WORLD] [--direct] NAME=FILE.safetensors ...
+        [--weight NAME] [--shard RANK/WORLD] [--direct | --whole-file]
+        NAME=FILE.safetensors ...
 
 Every tensor of each file is loaded (and touched once); --weight picks the one
 served (default: the first 2-d F32 tensor of each file); --shard loads only a
-tensor-parallel rank's rows; --direct reads the files with plain reads into this
-process's memory instead (the comparison the README measures); --ready-file PATH
-writes "ready" there once every model is loaded.
+tensor-parallel rank's rows; --whole-file loads each file whole with a plain load,
+which the daemon's cache shares between processes (its extents loads are not
+shared yet); --direct reads the files with plain reads into this process's memory
+instead (the comparison the README measures); --ready-file PATH writes "ready"
+there once every model is loaded.
 """
 
 import argparse
@@ -69,7 +72,7 @@ def load_direct(path):
     return out
 
 
-async def load_models(client, models, weight, shard, direct):
+async def load_models(client, models, weight, shard, direct, whole_file):
     """{model: (weight name, {tensor: array})}: every tensor of each model, the models
     loaded concurrently with a progress line each, then touched once (a checksum,
     as a warm-up pass would) so that every page is really mapped."""
@@ -88,7 +91,7 @@ async def load_models(client, models, weight, shard, direct):
                     print(f"{name}: {100 * done // total}% of {total / 2**20:.1f} MiB",
                           file=sys.stderr, flush=True)
             tensors = await st.load_file_async(path, shard=shard, client=client,
-                                               progress=progress)
+                                               progress=progress, whole_file=whole_file)
         took = time.monotonic() - start
         total = await asyncio.to_thread(
             lambda: sum(float(np.add.reduce(a.reshape(-1).view(np.uint8), dtype=np.uint64))
@@ -157,6 +160,9 @@ async def main():
     ap.add_argument("--shard", help="RANK/WORLD: only this rank's rows of the weight")
     ap.add_argument("--direct", action="store_true",
                     help="read the files with plain reads, not through dmaloadd")
+    ap.add_argument("--whole-file", action="store_true",
+                    help="load each file whole (shared through the daemon's cache) "
+                         "instead of one extents load of its tensors")
     ap.add_argument("--ready-file", help="write 'ready' here once loaded")
     args = ap.parse_args()
     models = {}
@@ -168,7 +174,8 @@ async def main():
     shard = tuple(int(v) for v in args.shard.split("/")) if args.shard else None
     client = None if args.direct else dmaload.Client(args.socket, name="inference-server")
     try:
-        loaded = await load_models(client, models, args.weight, shard, args.direct)
+        loaded = await load_models(client, models, args.weight, shard, args.direct,
+                                   args.whole_file)
     except (dmaload.Error, OSError) as e:
         sys.exit(f"inference-server: {e}")
     if client is not None:

@@ -305,10 +305,12 @@ def _torch_view(torch, mv, off, t_dtype, shape):
     return x
 
 
-def _prepare(path, tensors, want, shard):
+def _prepare(path, tensors, want, shard, whole_file=False):
     """The pieces of @want's tensors (file offset, length, shape), their buffer
-    offsets and the extents of the one load."""
+    offsets and the extents of the one load (whole_file: the file's own offsets)."""
     pieces = [_shard(tensors[n], shard) for n in want]
+    if whole_file:
+        return pieces, [fo for fo, _, _ in pieces], None
     offs, extents = plan([(fo, ln) for fo, ln, _ in pieces])
     return pieces, offs, extents
 
@@ -368,7 +370,7 @@ def _files(path, names, shard):
 
 def load_file(path, names=None, shard=None, framework="numpy", client=None, *,
               method="auto", target="memfd", priority="foreground", rate=None,
-              pin=False, progress=None):
+              pin=False, progress=None, whole_file=False):
     """Loads tensors of a .safetensors file (or of a sharded checkpoint's
     model.safetensors.index.json) through dmaloadd; returns {name: array}.
 
@@ -381,6 +383,10 @@ def load_file(path, names=None, shard=None, framework="numpy", client=None, *,
       module's help for dtypes and what writes do.
     client: a dmaload.Client; None opens one for the call.
     method, target, priority, rate, pin, progress: Client.load()'s, for the load.
+    whole_file: load each file whole with one plain load instead (header and
+      unselected tensors too), and make the views over it: every process that
+      loads the file so shares the daemon's one cached buffer of it, which the
+      daemon does not do for extents loads yet.
 
     Only the selected bytes are read: one extents load per file. Raises
     dmaload.Error (EINVAL) for a header that lies, with the daemon's errno for a
@@ -397,8 +403,11 @@ def load_file(path, names=None, shard=None, framework="numpy", client=None, *,
     try:
         out = {}
         for p, tensors, want in files:
-            pieces, offs, extents = _prepare(p, tensors, want, shard)
-            buf = client.load_extents(p, extents, **load_kw) if extents else None
+            pieces, offs, extents = _prepare(p, tensors, want, shard, whole_file)
+            if whole_file:
+                buf = client.load(p, **load_kw)
+            else:
+                buf = client.load_extents(p, extents, **load_kw) if extents else None
             out.update(_views(buf, tensors, want, pieces, offs, framework, mod))
         return out
     finally:
@@ -408,7 +417,7 @@ def load_file(path, names=None, shard=None, framework="numpy", client=None, *,
 
 async def load_file_async(path, names=None, shard=None, framework="numpy", *, client,
                           method="auto", target="memfd", priority="foreground",
-                          rate=None, pin=False, progress=None):
+                          rate=None, pin=False, progress=None, whole_file=False):
     """load_file() for asyncio, on @client (required): the files of an index load
     concurrently, each with one extents load (Client.load_extents_async). The
     headers are read with plain blocking reads (a few KiB)."""
@@ -419,8 +428,12 @@ async def load_file_async(path, names=None, shard=None, framework="numpy", *, cl
                    progress=progress)
 
     async def one(p, tensors, want):
-        pieces, offs, extents = _prepare(p, tensors, want, shard)
-        buf = await client.load_extents_async(p, extents, **load_kw) if extents else None
+        pieces, offs, extents = _prepare(p, tensors, want, shard, whole_file)
+        if whole_file:
+            buf = await client.load_async(p, **load_kw)
+        else:
+            buf = await client.load_extents_async(p, extents, **load_kw) if extents \
+                else None
         return _views(buf, tensors, want, pieces, offs, framework, mod)
     out = {}
     for part in await asyncio.gather(*(one(*f) for f in files)):

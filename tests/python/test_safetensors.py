@@ -384,6 +384,27 @@ def case_stats():
             t.eq(res[n].tobytes(), data[256 << 10:512 << 10], f"{n} rows 64..127")
 
 
+def case_whole_file():
+    need(np, "numpy")
+    dc = Daemon("st-cache", cache=True)
+    try:
+        with dmaload.Client(dc.sock) as c:
+            want = st.load_file(F_SH, shard=(2, 3), client=c)
+            a = st.load_file(F_SH, shard=(2, 3), client=c, whole_file=True)
+            before = c.stats()
+            b = st.load_file(F_SH, shard=(2, 3), client=c, whole_file=True)
+            after = c.stats()
+            for n in want:
+                t.eq(a[n].tobytes(), want[n].tobytes(), f"whole_file {n}")
+                t.eq(b[n].tobytes(), want[n].tobytes(), f"whole_file again {n}")
+                t.eq(a[n].shape, want[n].shape, f"{n} shape")
+            t.eq(after["cache_hits"] - before["cache_hits"], 1,
+                 "the second whole-file load is the cached buffer")
+            t.eq(after["bytes_read"], before["bytes_read"], "nothing read again")
+    finally:
+        dc.stop()
+
+
 t.case("every dtype, numpy: bytes, dtypes, shapes, values, read-only, BF16/F8 raw+named",
        case_numpy_all)
 t.case("every dtype, torch: bytes, bfloat16 values, raw+named, copy-on-write writes",
@@ -395,4 +416,6 @@ t.case("model.safetensors.index.json over 3 files, with selection and shard; asy
 t.case("headers that lie: dmaload.Error EINVAL naming the file; serves on", case_lies)
 t.case("layout: offsets congruent mod 4096, adjacent merged, no overlap", case_layout)
 t.case("STATS: only the selected rows read, in one load", case_stats)
+t.case("whole_file=True: the same arrays over the cached whole-file buffer",
+       case_whole_file)
 sys.exit(t.finish())
