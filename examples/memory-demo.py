@@ -24,9 +24,11 @@ the system-wide numbers too: run it on a quiet machine, or read the Pss column.
 """
 
 import argparse
+import json
 import os
 import shutil
 import signal
+import struct
 import subprocess
 import sys
 import tempfile
@@ -72,10 +74,8 @@ def make_model(path, gib):
         hdr[f"layer{i}.w"] = {"dtype": "F32", "shape": [rows, rows],
                               "data_offsets": [off, off + size]}
         off += size
-    import json
-    import struct
     h = json.dumps(hdr).encode()
-    h += b" " * (-(8 + len(h)) % 4096 + 0)
+    h += b" " * (-(8 + len(h)) % 4096)	# the data page-aligned, as writers pad
     with open(path, "wb") as f:
         f.write(struct.pack("<Q", len(h)))
         f.write(h)
@@ -106,8 +106,7 @@ def run_case(label, model, build, sock, mode, tmp):
         ready = os.path.join(tmp, f"ready{k}")
         readies.append(ready)
         args = ["/usr/bin/python3", os.path.join(HERE, "inference-server.py"),
-                "--ready-file", ready, f"m=model"]
-        args[-1] = f"m={model}"
+                "--ready-file", ready, f"m={model}"]
         if mode == "direct":
             args.append("--direct")
         else:
