@@ -466,6 +466,9 @@ def _index(path, names):
     for f, ns in by_file.items():
         p = os.path.join(base, f)
         tensors, _ = read_header(p)
+        for n in ns:
+            if n not in tensors:
+                raise _lie(path, f"weight_map puts {n!r} in {f}, which has no such tensor")
         files.append((p, tensors, ns))
     return files
 

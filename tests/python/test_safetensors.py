@@ -291,6 +291,12 @@ def case_index():
         with open(bad, "w") as f:
             json.dump({"weight_map": {"x": "../../etc/passwd"}}, f)
         t.raises(dmaload.Error, errno.EINVAL, st.load_file, bad, client=c)
+        with open(bad, "w") as f:
+            json.dump({"weight_map": {"ghost": "model-00001-of-00003.safetensors"}}, f)
+        t.raises(dmaload.Error, errno.EINVAL, st.load_file, bad, client=c)
+        with open(bad, "w") as f:
+            f.write('{"weight_map": ')
+        t.raises(dmaload.Error, errno.EINVAL, st.load_file, bad, client=c)
 
 
 def lie_files():
@@ -411,7 +417,8 @@ t.case("every dtype, torch: bytes, bfloat16 values, raw+named, copy-on-write wri
        case_torch_all)
 t.case("names: a list, a predicate, none, a missing name", case_names)
 t.case("shards for world 1, 2, 3, 8, uneven: array_split of the reference", case_shards)
-t.case("model.safetensors.index.json over 3 files, with selection and shard; async",
+t.case("model.safetensors.index.json over 3 files, with selection and shard; async; "
+       "indexes that lie",
        case_index)
 t.case("headers that lie: dmaload.Error EINVAL naming the file; serves on", case_lies)
 t.case("layout: offsets congruent mod 4096, adjacent merged, no overlap", case_layout)
