@@ -37,6 +37,13 @@ void cache_init(struct cache *c, struct worker_pool *pool, uint64_t limit)
 	list_init(&c->entries);
 }
 
+/* An entry's own copy of its key's runs goes with it. */
+static void entry_release(struct cache_entry *e)
+{
+	free((void *)e->key.runs);
+	free(e);
+}
+
 static void entry_free(struct cache *c, struct cache_entry *e)
 {
 	list_del(&e->link);
@@ -47,7 +54,7 @@ static void entry_free(struct cache *c, struct cache_entry *e)
 			c->n_pinned--;
 		worker_close(c->pool, e->fd);
 	}
-	free(e);
+	entry_release(e);
 }
 
 /* Hands ready entry @e's buffer to systemd's fd store under a name that says all the
@@ -62,8 +69,8 @@ static void entry_store(struct cache_entry *e)
 		.pinned = e->pinned, .hugetlb = e->hugetlb, .uid = e->uid,
 	};
 
-	if (e->fd < 0)
-		return;
+	if (e->fd < 0 || e->key.runs)
+		return;		/* a record has no room for a list of extents */
 	fdstore_remove(e->fdname);
 	snprintf(r.path, sizeof(r.path), "%s", e->name);
 	fdstore_put(&r, e->fd, e->fdname);
@@ -110,10 +117,21 @@ static bool key_same_version(const struct cache_key *a, const struct cache_key *
 	       a->ctime_ns == b->ctime_ns;
 }
 
+static bool key_same_runs(const struct cache_key *a, const struct cache_key *b)
+{
+	if (a->n_runs != b->n_runs || !a->runs != !b->runs)
+		return false;
+	for (uint32_t i = 0; i < a->n_runs; i++)
+		if (a->runs[i].off != b->runs[i].off || a->runs[i].len != b->runs[i].len ||
+		    a->runs[i].buf != b->runs[i].buf)
+			return false;
+	return true;
+}
+
 static bool key_equal(const struct cache_key *a, const struct cache_key *b)
 {
 	return key_same_file(a, b) && key_same_version(a, b) && a->off == b->off &&
-	       a->len == b->len && a->target == b->target;
+	       a->len == b->len && a->target == b->target && key_same_runs(a, b);
 }
 
 int cache_lookup(struct cache *c, struct cache_load *l, const struct cache_key *key,
@@ -178,6 +196,16 @@ int cache_lookup(struct cache *c, struct cache_load *l, const struct cache_key *
 	if (!e)
 		return -ENOMEM;
 	e->key = k;
+	if (k.runs) {
+		struct copy_seg *runs = malloc(k.n_runs * sizeof(*runs));
+
+		if (!runs) {
+			free(e);
+			return -ENOMEM;
+		}
+		memcpy(runs, k.runs, k.n_runs * sizeof(*runs));
+		e->key.runs = runs;
+	}
 	snprintf(e->name, sizeof(e->name), "%s", who->name);
 	e->uid = who->uid;
 	e->leader = l;
@@ -352,7 +380,7 @@ struct cache_entry *cache_leader_failed(struct cache *c, struct cache_load *l)
 
 void cache_abandon(struct cache_entry *e)
 {
-	free(e);
+	entry_release(e);
 }
 
 struct cache_load *cache_unjoin(struct cache *c, struct cache_load *l)

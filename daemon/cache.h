@@ -22,6 +22,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "copy.h"
 #include "fdstore.h"
 #include "list.h"
 
@@ -32,8 +33,14 @@ struct cache_key {
 	uint64_t dev, ino;
 	uint64_t size;			/* of the file */
 	uint64_t mtime_ns, ctime_ns;	/* any write changes one of them */
-	uint64_t off, len;		/* the range */
+	uint64_t off, len;		/* the range; a list of extents: its first run's
+					 * offset, and the buffer's size */
 	uint8_t target;			/* enum dl_target, never AUTO */
+	/* A list of extents (into a new buffer): its runs, compared by file offset,
+	 * length and buffer offset, so the key includes the whole list; else NULL. An
+	 * entry owns a copy. Such entries are not put in systemd's fd store. */
+	const struct copy_seg *runs;
+	uint32_t n_runs;
 };
 
 struct cache_entry {

@@ -149,7 +149,7 @@ void job_detach(struct job *j)
 static void job_share_done(struct job *j)
 {
 	struct cache_ready r = {
-		.buf_size = j->tgt.hugetlb ? j->tgt.map_len : j->cp.len,
+		.buf_size = j->tgt.hugetlb ? j->tgt.map_len : j->tgt.size,
 		.hugetlb = j->tgt.hugetlb,
 		.method = j->cp.method,
 		.reason = j->cp.reason,
@@ -412,8 +412,11 @@ static void job_share_lookup(struct job *j)
 		.mtime_ns = j->src.mtime_ns,
 		.ctime_ns = j->src.ctime_ns,
 		.off = j->cp.off,
-		.len = j->cp.len,
+		.len = j->buf_len,	/* cp.len, or for extents the buffer's size */
 		.target = j->target,	/* pick_target's: only memfds are shared now */
+		/* the key includes a list of extents, run by run */
+		.runs = j->extents ? j->segs : NULL,
+		.n_runs = j->extents ? j->cp.nsegs : 0,
 	};
 	struct cache_who who = {
 		.name = j->name,
@@ -836,8 +839,8 @@ int job_new(struct job **out, struct engine *eng, struct job_owner *owner,
 	if (m->heap)
 		snprintf(j->heap, sizeof(j->heap), "%.*s", (int)m->heap_len, m->heap);
 	/* A load that names a method is read as asked; auto ones may share. Into the
-	 * caller's buffer nothing is shared; a list of extents is not yet. */
-	j->shareable = j->req.method == DL_METHOD_AUTO && !j->extents;
+	 * caller's buffer nothing is shared (it is the caller's). */
+	j->shareable = j->req.method == DL_METHOD_AUTO && !j->into;
 	j->state = DL_STATE_OPENING;
 	j->task = (struct worker_task){ .run = open_run, .done = open_done };
 	j->task_busy = true;

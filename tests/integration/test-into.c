@@ -506,6 +506,156 @@ static void killed_caller(bool huge)
 	CHECKF(daemon_alive(&d), "the daemon died");
 }
 
+/* ---- sharing ------------------------------------------------------------------------ */
+
+/* 64 extents of 64 KiB + 1 byte, every other 64 KiB of the first 8 MiB of the file,
+ * packed in the buffer; @shift moves the last one by a byte in the buffer. */
+static void ext_list(struct dmaload_extent *e, int shift)
+{
+	for (int i = 0; i < 64; i++)
+		e[i] = (struct dmaload_extent){ .file_offset = (uint64_t)i * 128 * 1024 + 5,
+						.length = 64 * 1024 + 1,
+						.buf_offset = (uint64_t)i * (64 * 1024 + 1) };
+	e[63].buf_offset += (uint64_t)shift;
+}
+
+/* @ev is the DONE of the list @e into a new buffer: size and bytes. */
+static void ext_done_check(struct dmaload_event *ev, const struct dmaload_extent *e)
+{
+	uint64_t hi = e[63].buf_offset + e[63].length;
+
+	if (!CHECKF(ev->type == DMALOAD_EV_DONE, "%s", lc_event_str(ev)))
+		return;
+	CHECK_U64(ev->size, ==, 64 * (64 * 1024 + 1));
+	if (CHECK(ev->fd >= 0))
+		buf_check(ev->fd, hi, e, 64, 0);
+	close(ev->fd);
+}
+
+/* A list of extents while the same list is being read joins it; another list (one
+ * buffer offset differs) does not. */
+static void extents_join(struct dmaload *c, bool want_cached)
+{
+	struct dmaload_extent e[64], f[64];
+	struct dmaload_opts slow, o;
+	struct dmaload_event ev;
+	uint64_t id1, id2, id3;
+
+	ext_list(e, 0);
+	ext_list(f, 1);
+	dmaload_opts_init(&slow);
+	dmaload_opts_init(&o);
+	slow.rate_limit = 4 * MiB;		/* about a second */
+	if (!CHECK(dmaload_load_extents_path(c, file, e, 64, -1, &slow, &id1) == 0) ||
+	    !CHECK(dmaload_next_event(c, &ev, 10000) == 1 && ev.type == DMALOAD_EV_ACCEPTED))
+		return;
+	CHECK(dmaload_load_extents_path(c, file, e, 64, -1, &o, &id2) == 0);
+	CHECK(dmaload_load_extents_path(c, file, f, 64, -1, &o, &id3) == 0);
+	if (CHECK(dmaload_wait(c, id3, &ev, NULL, NULL) == 0)) {
+		CHECKF(!(ev.done_flags & (DL_DONE_JOINED | DL_DONE_CACHED)),
+		       "another list shared a buffer: flags 0x%x", ev.done_flags);
+		ext_done_check(&ev, f);
+	}
+	if (CHECK(dmaload_wait(c, id2, &ev, NULL, NULL) == 0)) {
+		CHECKF(ev.done_flags & DL_DONE_JOINED, "not joined: flags 0x%x", ev.done_flags);
+		ext_done_check(&ev, e);
+	}
+	if (CHECK(dmaload_wait(c, id1, &ev, NULL, NULL) == 0))
+		ext_done_check(&ev, e);
+	if (!want_cached)
+		return;
+	/* with a cache: the same list again is a hit, the other one too now */
+	if (CHECK(dmaload_load_extents_path_sync(c, file, e, 64, -1, &o, &ev) == 0)) {
+		CHECKF(ev.done_flags & DL_DONE_CACHED, "not cached: flags 0x%x", ev.done_flags);
+		ext_done_check(&ev, e);
+	}
+	if (CHECK(dmaload_load_extents_path_sync(c, file, f, 64, -1, &o, &ev) == 0)) {
+		CHECKF(ev.done_flags & DL_DONE_CACHED, "not cached: flags 0x%x", ev.done_flags);
+		ext_done_check(&ev, f);
+	}
+}
+
+/* The same with a daemon that keeps buffers (cache_limit 256M). */
+static void extents_cached(void)
+{
+	struct test_daemon dc;
+	struct dmaload *c;
+	char why[512];
+
+	if (!CHECKF(daemon_start(&dc, "into-cache", "max_load_size = 1G\n[cache]\n"
+				 "cache_limit = 256M\n", why, sizeof(why)) == 0, "%s", why)) {
+		daemon_cleanup(&dc);
+		return;
+	}
+	c = lc_connect(&dc, "test-into-cache");
+	if (c) {
+		extents_join(c, true);
+		dmaload_close(c);
+	}
+	CHECK(daemon_stop(&dc) == 0);
+	daemon_cleanup(&dc);
+}
+
+/* ---- dmaload-ctl ------------------------------------------------------------------- */
+
+/* dmaload-ctl load FILE --extents ... [--into-new-memfd] -- cmp /dev/fd/3 EXPECTED: the
+ * buffer CMD gets holds the extents (zeros between them). */
+static void ctl_extents(bool into_new, bool by_fd)
+{
+	struct dmaload_extent e[3] = {
+		{ .file_offset = 777, .length = 1000, .buf_offset = 0 },
+		{ .file_offset = 5000, .length = 3000, .buf_offset = 2000 },
+		{ .file_offset = 8 * MiB, .length = 5, .buf_offset = 5000 },
+	};
+	uint64_t len = 5005;
+	char expected[PATH_MAX], out[4096], err[4096];
+	uint8_t *want = calloc(1, len);
+	const char *args[16];
+	int n = 0, fd, r;
+
+	if (!CHECK(want != NULL))
+		return;
+	for (int i = 0; i < 3; i++)
+		pattern_fill(SEED, e[i].file_offset, want + e[i].buf_offset, e[i].length);
+	snprintf(expected, sizeof(expected), "%s/expected.bin", d.dir);
+	fd = open(expected, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	CHECK(fd >= 0 && write(fd, want, len) == (ssize_t)len);
+	close(fd);
+	args[n++] = "load";
+	args[n++] = file;
+	args[n++] = "--extents";
+	args[n++] = "777:1000,5000:3000@2000,8M:5";
+	if (into_new)
+		args[n++] = "--into-new-memfd";
+	if (by_fd)
+		args[n++] = "--fd";
+	args[n++] = "--";
+	args[n++] = "cmp";
+	args[n++] = "/dev/fd/3";
+	args[n++] = expected;
+	args[n] = NULL;
+	r = ctl_run(d.sock, d.dir, args, 20000, out, sizeof(out), err, sizeof(err));
+	CHECKF(r == 0, "dmaload-ctl: %d: %s%s", r, out, err);
+	CHECKF(strstr(err, into_new ? "filled in place" : "sealed"), "report: %s", err);
+	unlink(expected);
+	free(want);
+	CHECK_SETTLED(&d, 5000);
+}
+
+/* dmaload-ctl's refusals of bad lists. */
+static void ctl_bad_extents(void)
+{
+	static const char *const bad[] = { "", "5", "1:2,", "x:1", "1:2@", ",", NULL };
+	char out[4096], err[4096];
+
+	for (int i = 0; bad[i]; i++) {
+		const char *args[] = { "load", file, "--extents", bad[i], NULL };
+		int r = ctl_run(d.sock, d.dir, args, 20000, out, sizeof(out), err, sizeof(err));
+
+		CHECKF(r == 2 && strstr(err, "bad extents"), "'%s': %d: %s", bad[i], r, err);
+	}
+}
+
 int main(void)
 {
 	char why[512];
@@ -586,6 +736,10 @@ int main(void)
 	if (huge_size)
 		CASE(extents_into(4096, true, DL_METHOD_AUTO),
 		     "4096 extents into a hugetlb memfd, auto");
+	CASE(extents_join(dl, false), "a list of extents joins a running load of the same "
+	     "list, not of another");
+	CASE(CHECK_SETTLED(&d, 5000), "no fd leaked by the joins");
+	CASE(extents_cached(), "with a cache: the same list again is a hit");
 	CASE(extents_adjacent_far(), "adjacent extents read as one, far ones apart");
 	CASE(refusals(), "refused before a byte moves: read-only, write-only, overlap, "
 	     "past EOF, too small, no F_SEAL_SHRINK, write-sealed, a regular file");
@@ -597,6 +751,10 @@ int main(void)
 	if (huge_size)
 		CASE(killed_caller(true), "caller SIGKILLed mid-load into a hugetlb memfd: "
 		     "no leak");
+	CASE(ctl_extents(false, false), "dmaload-ctl load --extents -- CMD: a new buffer");
+	CASE(ctl_extents(true, false), "dmaload-ctl load --extents --into-new-memfd -- CMD");
+	CASE(ctl_extents(true, true), "dmaload-ctl load --fd --extents --into-new-memfd -- CMD");
+	CASE(ctl_bad_extents(), "dmaload-ctl load --extents: bad lists are usage errors");
 	CASE(CHECK_SETTLED_START(&d, 5000), "no fd leaked since the start");
 	dl = dmaload_close(dl);
 	daemon_stop_case(&d, "daemon exits 0 on SIGTERM");
