@@ -18,9 +18,9 @@ over stdin/stdout or a local Unix socket, one request per line:
 
 Every tensor of each file is loaded (and touched once); --weight picks the one
 served (default: the first 2-d F32 tensor of each file); --shard loads only a
-tensor-parallel rank's rows; --whole-file loads each file whole with a plain load,
-which the daemon's cache shares between processes (its extents loads are not
-shared yet); --direct reads the files with plain reads into this process's memory
+tensor-parallel rank's rows; --whole-file loads each file whole with a plain load
+(shared by every process whatever it selects; an extents load is shared by loads
+of the same selection); --direct reads the files with plain reads into this process's memory
 instead (the comparison the README measures); --ready-file PATH writes "ready"
 there once every model is loaded.
 """
@@ -161,8 +161,8 @@ async def main():
     ap.add_argument("--direct", action="store_true",
                     help="read the files with plain reads, not through dmaloadd")
     ap.add_argument("--whole-file", action="store_true",
-                    help="load each file whole (shared through the daemon's cache) "
-                         "instead of one extents load of its tensors")
+                    help="load each file whole with a plain load instead of one "
+                         "extents load of its tensors")
     ap.add_argument("--ready-file", help="write 'ready' here once loaded")
     args = ap.parse_args()
     models = {}

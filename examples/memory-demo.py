@@ -2,11 +2,10 @@
 """memory-demo.py: what two inference servers cost in memory, through dmaloadd and not.
 
 Runs examples/inference-server.py twice at once on one model of at least 1 GiB:
-through a private dmaloadd (its cache on) with safetensors' extents loads, then
-with --whole-file (plain loads of the whole file, which the daemon joins and
-caches: the second server gets the first one's buffer), then with --direct (each
-server reads the file into its own memory), and prints one Markdown table row per
-case:
+through a private dmaloadd (its cache on: the second server gets the first one's
+buffer) with safetensors' extents loads, then with --whole-file (plain loads of the
+whole file), then with --direct (each server reads the file into its own memory),
+and prints one Markdown table row per case:
 
   - system-wide, from /proc/meminfo, the change from before the servers started to
     when both are loaded: Shmem (memfd pages), huge pages in use

@@ -384,9 +384,9 @@ def load_file(path, names=None, shard=None, framework="numpy", client=None, *,
     client: a dmaload.Client; None opens one for the call.
     method, target, priority, rate, pin, progress: Client.load()'s, for the load.
     whole_file: load each file whole with one plain load instead (header and
-      unselected tensors too), and make the views over it: every process that
-      loads the file so shares the daemon's one cached buffer of it, which the
-      daemon does not do for extents loads yet.
+      unselected tensors too) and make the views over it: every process that
+      loads the file, whatever it selects, shares the daemon's one buffer of it.
+      (Extents loads are shared too, between loads of the same selection.)
 
     Only the selected bytes are read: one extents load per file. Raises
     dmaload.Error (EINVAL) for a header that lies, with the daemon's errno for a

@@ -407,6 +407,17 @@ def case_whole_file():
             t.eq(after["cache_hits"] - before["cache_hits"], 1,
                  "the second whole-file load is the cached buffer")
             t.eq(after["bytes_read"], before["bytes_read"], "nothing read again")
+        # another connection's extents load of the same selection: the cached buffer
+        with dmaload.Client(dc.sock) as c1, dmaload.Client(dc.sock) as c2:
+            st.load_file(F_SH, shard=(0, 2), client=c1)
+            before = c2.stats()
+            e = st.load_file(F_SH, shard=(0, 2), client=c2)
+            after = c2.stats()
+            t.eq(after["cache_hits"] - before["cache_hits"], 1,
+                 "a second extents load of the selection is the cached buffer")
+            t.eq(after["bytes_read"], before["bytes_read"], "extents: nothing read again")
+            _, _, data = ref_read(F_SH, "rows7")
+            t.eq(e["rows7"].tobytes(), data[:4 * 12], "rows 0..3 of rows7")
     finally:
         dc.stop()
 
@@ -423,6 +434,6 @@ t.case("model.safetensors.index.json over 3 files, with selection and shard; asy
 t.case("headers that lie: dmaload.Error EINVAL naming the file; serves on", case_lies)
 t.case("layout: offsets congruent mod 4096, adjacent merged, no overlap", case_layout)
 t.case("STATS: only the selected rows read, in one load", case_stats)
-t.case("whole_file=True: the same arrays over the cached whole-file buffer",
+t.case("the cache: extents loads of one selection and whole_file loads are shared",
        case_whole_file)
 sys.exit(t.finish())
