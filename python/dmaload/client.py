@@ -537,7 +537,8 @@ class Client:
         pin: keep the buffer in the daemon's cache until evicted.
         exact_size: no rounding up to whole huge pages.
         progress: callable(done, total), called with (0, length) when the daemon
-          accepted the load, then a few times a second.
+          accepted the load, then a few times a second, in whichever thread
+          reads the connection's events (without the client's lock held).
 
         Raises dmaload.Error with the daemon's errno and message.
         """
