@@ -218,6 +218,29 @@ int cache_lookup(struct cache *c, struct cache_load *l, const struct cache_key *
 	return CACHE_MISS;
 }
 
+struct cache_entry *cache_covering(struct cache *c, const struct cache_key *key,
+				   uint64_t off, uint64_t end)
+{
+	struct list *pos, *tmp;
+
+	list_for_each_safe(pos, tmp, &c->entries) {
+		struct cache_entry *e = list_entry(pos, struct cache_entry, link);
+
+		if (e->leader || e->fd < 0 || e->key.runs || e->key.target != DL_TARGET_MEMFD ||
+		    !key_same_file(&e->key, key) || !key_same_version(&e->key, key) ||
+		    e->key.off > off || end > e->key.off + e->key.len)
+			continue;
+		list_del(&e->link);
+		entry_to_front(c, e);			/* most recently used */
+		c->hits++;
+		e->served++;
+		e->hits++;
+		e->t_used = now_ns();
+		return e;
+	}
+	return NULL;
+}
+
 void cache_hit_served(struct cache *c, struct cache_entry *e, bool pin)
 {
 	e->served++;

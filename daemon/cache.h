@@ -117,6 +117,15 @@ enum cache_result {
 int cache_lookup(struct cache *c, struct cache_load *l, const struct cache_key *key,
 		 const struct cache_who *who, struct cache_entry **out);
 
+/*
+ * A ready entry of a plain load (not a list of extents) of the same file version as
+ * @key (dev, ino, size, times) whose range covers file bytes [@off, @end), memfd
+ * target, or NULL. For a load into the caller's buffer that a copy from memory can
+ * serve; it counts as a hit and marks the entry used.
+ */
+struct cache_entry *cache_covering(struct cache *c, const struct cache_key *key,
+				   uint64_t off, uint64_t end);
+
 /* A hit was served from @e (a DONE with a dup of e->fd): counts it, marks it used. */
 void cache_hit_served(struct cache *c, struct cache_entry *e, bool pin);
 

@@ -3,10 +3,13 @@
  * bytes, in chunks the scheduler (sched.c) asks for.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
@@ -465,6 +468,89 @@ static void job_start_reading(struct job *j)
 	sched_add(&j->eng->sched, &j->sl);
 }
 
+/* ---- into the caller's buffer, from the cache (worker) ------------------------------ */
+
+/* Copies every run from the cached buffer into the caller's mapping: memory speed,
+ * nothing read from the file. */
+static int cache_copy_run(struct worker_task *t)
+{
+	struct job *j = list_entry(t, struct job, task);
+	struct stat st;
+	const char *src;
+	int r = 0;
+
+	if (fstat(j->cache_fd, &st) < 0)
+		return -errno;
+	src = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, j->cache_fd, 0);
+	if (src == MAP_FAILED) {
+		r = -errno;
+		snprintf(j->msg, sizeof(j->msg), "cannot map the cached buffer: %s",
+			 strerror(-r));
+		return r;
+	}
+	for (unsigned i = 0; i < j->cp.nsegs; i++) {
+		const struct copy_seg *s = &j->cp.segs[i];
+
+		memcpy((char *)j->tgt.map + (s->buf - j->tgt.map_off),
+		       src + (s->off - j->cache_off), s->len);
+	}
+	munmap((void *)src, (size_t)st.st_size);
+	close(j->cache_fd);
+	j->cache_fd = -1;
+	j->cp.done = j->cp.len;
+	return 0;
+}
+
+static bool job_task_ok(struct job *j, int res);
+
+static void cache_copy_done(struct worker_task *t, int res)
+{
+	struct job *j = list_entry(t, struct job, task);
+
+	if (!job_task_ok(j, res))
+		return;
+	job_finish(j);
+}
+
+/* A load into the caller's buffer whose every run lies in a buffer the cache keeps (a
+ * plain load of this version of the file): copied from it on a worker instead of read.
+ * Returns whether it was taken that way. */
+static bool job_into_from_cache(struct job *j)
+{
+	struct cache_key k = {
+		.dev = j->src.dev, .ino = j->src.ino, .size = j->src.size,
+		.mtime_ns = j->src.mtime_ns, .ctime_ns = j->src.ctime_ns,
+	};
+	uint64_t end = 0;
+	struct cache_entry *e;
+
+	/* as for shared loads: auto only, never a file that reads per opener */
+	if (!j->into || !j->cp.nsegs || j->req.method != DL_METHOD_AUTO ||
+	    j->src.per_opener || !j->eng->cache.limit)
+		return false;
+	for (unsigned i = 0; i < j->cp.nsegs; i++)
+		if (j->cp.segs[i].off + j->cp.segs[i].len > end)
+			end = j->cp.segs[i].off + j->cp.segs[i].len;
+	e = cache_covering(&j->eng->cache, &k, j->cp.segs[0].off, end);
+	if (!e)
+		return false;
+	j->cache_fd = fcntl(e->fd, F_DUPFD_CLOEXEC, 3);
+	if (j->cache_fd < 0)
+		return false;
+	j->cache_off = e->key.off;
+	j->from_cache = true;
+	j->cp.method = e->method;
+	j->cp.reason = e->reason;
+	job_send_accepted(j);
+	job_log(j, LOG_LVL_DEBUG, "%llu bytes copied from the cached buffer of %s",
+		(unsigned long long)j->cp.len, e->name);
+	j->state = DL_STATE_READING;
+	j->task = (struct worker_task){ .run = cache_copy_run, .done = cache_copy_done };
+	j->task_busy = true;
+	worker_submit(j->eng->pool, &j->task);
+	return true;
+}
+
 /* A task of the opening ended: false when the job failed or was cancelled (it is
  * taken care of), true when it goes on. */
 static bool job_task_ok(struct job *j, int res)
@@ -488,6 +574,8 @@ static void open_done(struct worker_task *t, int res)
 	struct job *j = list_entry(t, struct job, task);
 
 	if (!job_task_ok(j, res))
+		return;
+	if (j->prepared && job_into_from_cache(j))
 		return;
 	if (j->prepared)
 		job_start_reading(j);
@@ -623,9 +711,13 @@ static void finish_done(struct worker_task *t, int res)
 		job_fail(j, res, "%s", job_task_msg(j, res));
 		return;
 	}
-	copy_report(&j->cp);
-	j->eng->bytes_read += j->cp.len;
-	j->eng->loads_by_method[j->cp.method & 3]++;
+	if (j->from_cache) {
+		j->eng->bytes_cached += j->cp.len;	/* STATS: a hit, nothing read */
+	} else {
+		copy_report(&j->cp);
+		j->eng->bytes_read += j->cp.len;
+		j->eng->loads_by_method[j->cp.method & 3]++;
+	}
 	if (j->orphaned) {		/* nobody of its own to tell */
 		job_share_done(j);
 		job_release(j);
@@ -639,7 +731,8 @@ static void finish_done(struct worker_task *t, int res)
 		.flags = (target_sealed(&j->tgt) ? DL_DONE_SEALED : 0) |
 			 (j->tgt.hugetlb ? DL_DONE_HUGETLB : 0) |
 			 (j->cp.method == DL_METHOD_CFR && j->cp.cfr_syscall ?
-			  DL_DONE_CFR_SYSCALL : 0) | (j->into ? DL_DONE_INTO : 0),
+			  DL_DONE_CFR_SYSCALL : 0) | (j->into ? DL_DONE_INTO : 0) |
+			 (j->from_cache ? DL_DONE_CACHED : 0),
 		.target = j->tgt.kind,
 		.method = j->cp.method,
 		.reason = j->cp.reason,
@@ -725,6 +818,9 @@ static int release_run(struct worker_task *t)
 	if (j->list_fd >= 0)
 		close(j->list_fd);
 	j->list_fd = -1;
+	if (j->cache_fd >= 0)
+		close(j->cache_fd);
+	j->cache_fd = -1;
 	return 0;
 }
 
@@ -775,7 +871,7 @@ int job_new(struct job **out, struct engine *eng, struct job_owner *owner,
 	}
 	/* The fds in the order dl_load_ext gives (the decoder checked their count). */
 	fd = (m->u.load.flags & (DL_LOAD_BY_FD | DL_LOAD_ROOT_FD)) ? fds[k++] : -1;
-	j->buf_fd = j->list_fd = -1;
+	j->buf_fd = j->list_fd = j->cache_fd = -1;
 	if (m->hdr.type == DL_LOAD_EXTENTS) {
 		const struct dl_load_ext *x = &m->u.load_ext;
 

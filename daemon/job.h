@@ -91,6 +91,10 @@ struct job {
 	struct copy cp;			/* the file range (cp.off, cp.len), the method, the
 					 * chunks and the bytes landed (copy.c) */
 	struct copy_seg *segs;		/* LOAD_EXTENTS: the runs the copy reads (owned) */
+	int cache_fd;			/* into: a dup of the cached buffer the bytes are
+					 * copied from (owned), else -1 */
+	uint64_t cache_off;		/* its file offset at buffer byte 0 */
+	bool from_cache;		/* into: served by that copy, nothing read */
 	uint64_t buf_len;		/* the new buffer's size: cp.len, or for extents
 					 * the end of the last one in the buffer */
 	char who[320];			/* "conn N load M name": the prefix of its logs */

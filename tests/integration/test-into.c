@@ -508,27 +508,32 @@ static void killed_caller(bool huge)
 
 /* ---- sharing ------------------------------------------------------------------------ */
 
-/* 64 extents of 64 KiB + 1 byte, every other 64 KiB of the first 8 MiB of the file,
- * packed in the buffer; @shift moves the last one by a byte in the buffer. */
+/* NX extents of XLEN bytes, one every XSTRIDE of the file, packed in the buffer: 12 MiB
+ * in all, more than a rate limit's burst (chunk_size, 4 MiB); @shift moves the last
+ * one by a byte in the buffer. */
+#define NX 48
+#define XLEN (256 * 1024 + 1)
+#define XSTRIDE (320 * 1024)
+
 static void ext_list(struct dmaload_extent *e, int shift)
 {
-	for (int i = 0; i < 64; i++)
-		e[i] = (struct dmaload_extent){ .file_offset = (uint64_t)i * 128 * 1024 + 5,
-						.length = 64 * 1024 + 1,
-						.buf_offset = (uint64_t)i * (64 * 1024 + 1) };
-	e[63].buf_offset += (uint64_t)shift;
+	for (int i = 0; i < NX; i++)
+		e[i] = (struct dmaload_extent){ .file_offset = (uint64_t)i * XSTRIDE + 5,
+						.length = XLEN,
+						.buf_offset = (uint64_t)i * XLEN };
+	e[NX - 1].buf_offset += (uint64_t)shift;
 }
 
 /* @ev is the DONE of the list @e into a new buffer: size and bytes. */
 static void ext_done_check(struct dmaload_event *ev, const struct dmaload_extent *e)
 {
-	uint64_t hi = e[63].buf_offset + e[63].length;
+	uint64_t hi = e[NX - 1].buf_offset + e[NX - 1].length;
 
 	if (!CHECKF(ev->type == DMALOAD_EV_DONE, "%s", lc_event_str(ev)))
 		return;
-	CHECK_U64(ev->size, ==, 64 * (64 * 1024 + 1));
+	CHECK_U64(ev->size, ==, (uint64_t)NX * XLEN);
 	if (CHECK(ev->fd >= 0))
-		buf_check(ev->fd, hi, e, 64, 0);
+		buf_check(ev->fd, hi, e, NX, 0);
 	close(ev->fd);
 }
 
@@ -536,7 +541,7 @@ static void ext_done_check(struct dmaload_event *ev, const struct dmaload_extent
  * buffer offset differs) does not. */
 static void extents_join(struct dmaload *c, bool want_cached)
 {
-	struct dmaload_extent e[64], f[64];
+	struct dmaload_extent e[NX], f[NX];
 	struct dmaload_opts slow, o;
 	struct dmaload_event ev;
 	uint64_t id1, id2, id3;
@@ -545,12 +550,12 @@ static void extents_join(struct dmaload *c, bool want_cached)
 	ext_list(f, 1);
 	dmaload_opts_init(&slow);
 	dmaload_opts_init(&o);
-	slow.rate_limit = 4 * MiB;		/* about a second */
-	if (!CHECK(dmaload_load_extents_path(c, file, e, 64, -1, &slow, &id1) == 0) ||
+	slow.rate_limit = 4 * MiB;		/* the burst, then about 2 s */
+	if (!CHECK(dmaload_load_extents_path(c, file, e, NX, -1, &slow, &id1) == 0) ||
 	    !CHECK(dmaload_next_event(c, &ev, 10000) == 1 && ev.type == DMALOAD_EV_ACCEPTED))
 		return;
-	CHECK(dmaload_load_extents_path(c, file, e, 64, -1, &o, &id2) == 0);
-	CHECK(dmaload_load_extents_path(c, file, f, 64, -1, &o, &id3) == 0);
+	CHECK(dmaload_load_extents_path(c, file, e, NX, -1, &o, &id2) == 0);
+	CHECK(dmaload_load_extents_path(c, file, f, NX, -1, &o, &id3) == 0);
 	if (CHECK(dmaload_wait(c, id3, &ev, NULL, NULL) == 0)) {
 		CHECKF(!(ev.done_flags & (DL_DONE_JOINED | DL_DONE_CACHED)),
 		       "another list shared a buffer: flags 0x%x", ev.done_flags);
@@ -565,14 +570,58 @@ static void extents_join(struct dmaload *c, bool want_cached)
 	if (!want_cached)
 		return;
 	/* with a cache: the same list again is a hit, the other one too now */
-	if (CHECK(dmaload_load_extents_path_sync(c, file, e, 64, -1, &o, &ev) == 0)) {
+	if (CHECK(dmaload_load_extents_path_sync(c, file, e, NX, -1, &o, &ev) == 0)) {
 		CHECKF(ev.done_flags & DL_DONE_CACHED, "not cached: flags 0x%x", ev.done_flags);
 		ext_done_check(&ev, e);
 	}
-	if (CHECK(dmaload_load_extents_path_sync(c, file, f, 64, -1, &o, &ev) == 0)) {
+	if (CHECK(dmaload_load_extents_path_sync(c, file, f, NX, -1, &o, &ev) == 0)) {
 		CHECKF(ev.done_flags & DL_DONE_CACHED, "not cached: flags 0x%x", ev.done_flags);
 		ext_done_check(&ev, f);
 	}
+}
+
+/* A load into the caller's buffer of a range a kept buffer holds: copied from it
+ * (DL_DONE_CACHED, counted as a hit in STATS), nothing read; one it does not hold
+ * reads. */
+static void into_from_cache(struct dmaload *c)
+{
+	struct dmaload_extent e[2] = {
+		{ .file_offset = MiB + 7, .length = 3 * MiB, .buf_offset = 5 },
+		{ .file_offset = 100, .length = 1000, .buf_offset = 4 * MiB },
+	};
+	struct dmaload_stats st0, st1;
+	struct dmaload_opts o;
+	struct dmaload_event ev;
+	int fd = buf_make(8 * MiB, false, true);
+
+	if (fd < 0)
+		return;
+	/* the first 8 MiB of the file, kept */
+	dmaload_opts_init(&o);
+	o.length = 8 * MiB;
+	if (CHECK(dmaload_load_path_sync(c, file, &o, &ev) == 0))
+		close(ev.fd);
+	CHECK(dmaload_stats(c, &st0) == 0);
+	if (CHECK(dmaload_load_extents_path_sync(c, file, e, 2, fd, NULL, &ev) == 0)) {
+		CHECKF((ev.done_flags & (DL_DONE_CACHED | DL_DONE_INTO)) ==
+		       (DL_DONE_CACHED | DL_DONE_INTO), "flags 0x%x", ev.done_flags);
+		CHECK_U64(ev.size, ==, 3 * MiB + 1000);
+		buf_check(fd, 8 * MiB, e, 2, FILL);
+	}
+	if (CHECK(dmaload_stats(c, &st1) == 0)) {
+		CHECK_U64(st1.cache_hits, ==, st0.cache_hits + 1);
+		CHECK_U64(st1.bytes_cached, ==, st0.bytes_cached + 3 * MiB + 1000);
+		CHECK_U64(st1.bytes_read, ==, st0.bytes_read);
+		dmaload_stats_free(&st1);
+	}
+	dmaload_stats_free(&st0);
+	/* past what is kept: read */
+	e[0].file_offset = 7 * MiB;
+	if (CHECK(dmaload_load_extents_path_sync(c, file, e, 2, fd, NULL, &ev) == 0)) {
+		CHECKF(!(ev.done_flags & DL_DONE_CACHED), "flags 0x%x", ev.done_flags);
+		buf_check(fd, 8 * MiB, e, 2, FILL);
+	}
+	close(fd);
 }
 
 /* The same with a daemon that keeps buffers (cache_limit 256M). */
@@ -590,6 +639,7 @@ static void extents_cached(void)
 	c = lc_connect(&dc, "test-into-cache");
 	if (c) {
 		extents_join(c, true);
+		into_from_cache(c);
 		dmaload_close(c);
 	}
 	CHECK(daemon_stop(&dc) == 0);
@@ -739,7 +789,8 @@ int main(void)
 	CASE(extents_join(dl, false), "a list of extents joins a running load of the same "
 	     "list, not of another");
 	CASE(CHECK_SETTLED(&d, 5000), "no fd leaked by the joins");
-	CASE(extents_cached(), "with a cache: the same list again is a hit");
+	CASE(extents_cached(), "with a cache: the same list again is a hit; a load into the "
+	     "caller's buffer of a kept range is copied from it");
 	CASE(extents_adjacent_far(), "adjacent extents read as one, far ones apart");
 	CASE(refusals(), "refused before a byte moves: read-only, write-only, overlap, "
 	     "past EOF, too small, no F_SEAL_SHRINK, write-sealed, a regular file");
