@@ -340,13 +340,13 @@ void cache_keep(struct cache *c, struct cache_entry *e, int fd)
 			log_debug("cache: not keeping %s (%llu bytes): does not fit "
 				  "cache_limit %llu", e->name, (unsigned long long)e->buf_size,
 				  (unsigned long long)c->limit);
-		free(e);
+		entry_release(e);
 		return;
 	}
 	e->fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
 	if (e->fd < 0) {
 		log_warn("cache: cannot keep %s: dup: %s", e->name, strerror(errno));
-		free(e);
+		entry_release(e);
 		return;
 	}
 	e->pinned = e->pin_req;
