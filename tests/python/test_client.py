@@ -38,6 +38,12 @@ def case_connect():
         t.check(c.fileno() >= 0, "fileno")
         names = [x["name"] for x in c.stats()["clients"]]
         t.check("py-test" in names, f"HELLO name in STATS: {names}")
+    os.environ["DMALOAD_SOCKET"] = d.sock	# socket=None: found as libdmaload does
+    try:
+        with dmaload.Client() as c, c.load(F, 0, 100) as b:
+            check_buf(b, DATA[:100], "Client() on $DMALOAD_SOCKET")
+    finally:
+        del os.environ["DMALOAD_SOCKET"]
     e = t.raises(dmaload.Error, errno.ENOENT, dmaload.Client,
                  os.path.join(d.dir, "nosock"))
     t.check(isinstance(e, OSError), "Error is an OSError")
@@ -371,7 +377,8 @@ def case_no_leaks():
     t.eq(d.fds_settle(dbase), dbase, "the daemon's fds back to the start")
 
 
-t.case("connect, HELLO name, caps; no socket: Error ENOENT", case_connect)
+t.case("connect, HELLO name, caps, $DMALOAD_SOCKET; no socket: Error ENOENT",
+       case_connect)
 t.case("load by path with every method: bytes, method, reason, target", case_path_methods)
 t.case("ranges: unaligned, tails, to EOF, empty file", case_ranges)
 t.case("load of a file object and an fd: bytes, offset left alone", case_fd_and_file)
