@@ -26,6 +26,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -329,6 +330,7 @@ const char *dmaload_default_socket(void)
 {
 	static char path[sizeof(((struct sockaddr_un *)0)->sun_path) + 64];
 	const char *env = getenv("DMALOAD_SOCKET");
+	struct stat st;
 	int n;
 
 	if (env && *env)
@@ -340,6 +342,9 @@ const char *dmaload_default_socket(void)
 		return DMALOAD_SYSTEM_SOCKET;
 	n = snprintf(path, sizeof(path), "%s/dmaloadd.sock", env);
 	if (n < 0 || (size_t)n >= sizeof(path))
+		return DMALOAD_SYSTEM_SOCKET;
+	/* No daemon of the user's own: the system's serves every user (issue 14). */
+	if (stat(path, &st) < 0)
 		return DMALOAD_SYSTEM_SOCKET;
 	return path;
 }

@@ -97,8 +97,8 @@ struct dmaload_event {
 };
 
 /* The socket path used when none is given: $DMALOAD_SOCKET, else
- * /run/dmaloadd/dmaloadd.sock for root, else $XDG_RUNTIME_DIR/dmaloadd.sock. Returns
- * a pointer to static storage. */
+ * /run/dmaloadd/dmaloadd.sock for root, else $XDG_RUNTIME_DIR/dmaloadd.sock when that
+ * exists, else /run/dmaloadd/dmaloadd.sock. Returns a pointer to static storage. */
 const char *dmaload_default_socket(void);
 
 /* Connects to @socket_path (NULL: dmaload_default_socket()) and says HELLO with

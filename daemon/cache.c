@@ -448,7 +448,7 @@ void cache_keep(struct cache *c, struct cache_entry *e, int fd)
 			 "max_cached_per_uid (%llu bytes)", e->name,
 			 (unsigned long long)e->buf_size, e->uid,
 			 (unsigned long long)c->uid_limit);
-		free(e);
+		entry_release(e);
 		return;
 	}
 	if (c->limit == 0 || !cache_make_room(c, e->buf_size)) {

@@ -17,7 +17,10 @@ PKGS=(build-essential pkg-config liburing-dev libev-dev libsystemd-dev libinih-d
       # by systemd-nspawn (systemd-container); the Debian package built with
       # dpkg-buildpackage (dpkg-dev, debhelper, fakeroot) and checked by lintian; the
       # Kubernetes manifest parsed by PyYAML
-      debootstrap systemd-container dpkg-dev debhelper fakeroot lintian python3-yaml)
+      debootstrap systemd-container dpkg-dev debhelper fakeroot lintian python3-yaml
+      # test-only: tests/python (the dmaload package's safetensors views; python3-torch
+      # is about 1 GB installed and only the tests need it)
+      python3-numpy python3-torch)
 SUDO=
 [ "$(id -u)" -eq 0 ] || SUDO=sudo
 missing=()
