@@ -10,7 +10,9 @@
  * a write-sealed memfd, one without F_SEAL_SHRINK, a regular file, a buffer too small,
  * an extent past the end of the file, overlapping extents; the buffer untouched. A
  * caller that tries to truncate (refused: the seal), closes its fd, or is SIGKILLed
- * mid-load, and a cancel: the daemon lives on with no fd leaked.
+ * mid-load, and a cancel: the daemon lives on with no fd leaked. A caller that punches
+ * a hole in its hugetlb memfd while a kept range is copied into it, and takes the huge
+ * page pool: an error, never a SIGBUS.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -647,6 +649,85 @@ static void extents_cached(void)
 	daemon_cleanup(&dc);
 }
 
+/*
+ * The caller punches a hole in its hugetlb memfd (F_SEAL_SHRINK allows that) while the
+ * daemon copies a kept range into it, and takes every free huge page: the daemon's
+ * copy meets a page that is gone and cannot be refaulted. It must fail the load (or
+ * finish it), never take the SIGBUS. A race: tried a few times, the hole punched as
+ * soon as ACCEPTED says the copy is on its way (the first extent, 16 MiB, is copied
+ * before the punched ones).
+ */
+#define PUNCH_EXT 4
+static void punched_from_cache(void)
+{
+	const uint64_t len = 16 * MiB;
+	struct dmaload_extent e[PUNCH_EXT];
+	struct test_daemon dc;
+	struct dmaload *c;
+	char why[512];
+
+	for (int i = 0; i < PUNCH_EXT; i++)
+		e[i] = (struct dmaload_extent){ .file_offset = 0, .length = len,
+						.buf_offset = (uint64_t)i * len };
+	if (!CHECKF(daemon_start(&dc, "into-punch", "max_load_size = 1G\n[io]\nhugetlb = off\n"
+				 "[cache]\ncache_limit = 256M\n", why, sizeof(why)) == 0,
+		    "%s", why)) {
+		daemon_cleanup(&dc);
+		return;
+	}
+	c = lc_connect(&dc, "test-into-punch");
+	for (int round = 0; c && round < 5 && daemon_alive(&dc); round++) {
+		struct dmaload_opts o;
+		struct dmaload_event ev;
+		uint64_t id, size = PUNCH_EXT * len;
+		int fd, hog = -1, r;
+		void *hmap = MAP_FAILED;
+		long n;
+
+		/* the range kept (a 4 KiB-page buffer: hugetlb = off) */
+		dmaload_opts_init(&o);
+		o.length = len;
+		if (!CHECK(dmaload_load_path_sync(c, file, &o, &ev) == 0))
+			break;
+		close(ev.fd);
+		fd = buf_make(size, true, true);
+		if (fd < 0)
+			break;
+		r = dmaload_load_extents_path(c, file, e, PUNCH_EXT, fd, NULL, &id);
+		if (!CHECKF(r == 0, "start: %s", strerror(-r)) ||
+		    !CHECK(dmaload_next_event(c, &ev, 10000) == 1)) {
+			close(fd);
+			break;
+		}
+		/* all but the first extent's pages, and with them their reservations */
+		fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)len,
+			  (off_t)(size - len));
+		n = hugepages_free();
+		if (n > 0) {
+			hog = memfd_create("into-hog", MFD_CLOEXEC | MFD_HUGETLB);
+			if (hog >= 0 && ftruncate(hog, (off_t)((uint64_t)n * huge_size)) == 0)
+				hmap = mmap(NULL, (uint64_t)n * huge_size, PROT_READ | PROT_WRITE,
+					    MAP_SHARED, hog, 0);
+		}
+		r = dmaload_wait(c, id, &ev, NULL, NULL);
+		if (hmap != MAP_FAILED)
+			munmap(hmap, (uint64_t)n * huge_size);
+		if (hog >= 0)
+			close(hog);
+		close(fd);
+		if (!CHECKF(r == 0, "no answer to the load: %s", strerror(-r)))
+			break;
+		CHECKF(ev.type == DMALOAD_EV_DONE || ev.type == DMALOAD_EV_ERROR, "%s",
+		       lc_event_str(&ev));
+		if (ev.type == DMALOAD_EV_DONE)
+			close(ev.fd);
+	}
+	CHECKF(daemon_alive(&dc), "the daemon died (SIGBUS in the copy from the cache?)");
+	dmaload_close(c);
+	daemon_stop(&dc);
+	daemon_cleanup(&dc);
+}
+
 /* ---- dmaload-ctl ------------------------------------------------------------------- */
 
 /* dmaload-ctl load FILE --extents ... [--into-new-memfd] -- cmp /dev/fd/3 EXPECTED: the
@@ -792,6 +873,9 @@ int main(void)
 	CASE(CHECK_SETTLED(&d, 5000), "no fd leaked by the joins");
 	CASE(extents_cached(), "with a cache: the same list again is a hit; a load into the "
 	     "caller's buffer of a kept range is copied from it");
+	if (huge_size && hugepages_reserve(2 * PUNCH_EXT * 16 * MiB / huge_size))
+		CASE(punched_from_cache(), "the caller punches a hole in its hugetlb memfd "
+		     "during a copy from the cache and takes the pool: no SIGBUS");
 	CASE(extents_adjacent_far(), "adjacent extents read as one, far ones apart");
 	CASE(refusals(), "refused before a byte moves: read-only, write-only, overlap, "
 	     "past EOF, too small, no F_SEAL_SHRINK, write-sealed, a regular file");
