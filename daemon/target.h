@@ -103,9 +103,12 @@ int target_finish(struct target *t, char *msg, size_t len);
  *   -EOPNOTSUPP  a dma-buf whose exporter refuses mmap (named, from fdinfo)
  * Then maps the pages that hold [@lo, @hi) (a dma-buf between DMA_BUF_IOCTL_SYNC START
  * and END). F_SEAL_SHRINK is the safety: the caller may close, unmap or die, but its
- * memfd can never become shorter than the mapping, so no write of the daemon faults
- * (SIGBUS) or lands anywhere but in that buffer. Hugetlb mappings reserve their huge
- * pages at mmap, so a short pool fails here, not mid-load. On a worker.
+ * memfd can never become shorter than the mapping, so no write of the daemon lands
+ * anywhere but in that buffer. Hugetlb mappings reserve their huge pages at mmap, so a
+ * short pool fails here, not mid-load. The seal allows punching holes, though: a
+ * hugetlb page punched away with the pool empty cannot be faulted back, so the
+ * daemon writes into a memfd's mapping only with the kernel's copies (EFAULT, never a
+ * SIGBUS): never with memcpy. On a worker.
  */
 int target_open_into(struct target *t, int fd, uint64_t lo, uint64_t hi, char *msg,
 		     size_t len);
