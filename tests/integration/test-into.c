@@ -8,7 +8,9 @@
  * shuffled order, adjacent and far apart, into a new buffer (zeros between them) and
  * into the caller's. Every refusal before a byte moves: a read-only or write-only fd,
  * a write-sealed memfd, one without F_SEAL_SHRINK, a regular file, a buffer too small,
- * an extent past the end of the file, overlapping extents; the buffer untouched. A
+ * an extent past the end of the file, overlapping extents; the buffer untouched. An
+ * extent list in a memfd that is not sealed, not n_extents long, has a sum past 2^64
+ * or overlaps, or is a regular file: ERROR, no fd kept. A
  * caller that tries to truncate (refused: the seal), closes its fd, or is SIGKILLed
  * mid-load, and a cancel: the daemon lives on with no fd leaked. A caller that punches
  * a hole in its hugetlb memfd while a kept range is copied into it, and takes the huge
@@ -371,6 +373,91 @@ static void refusals(void)
 	CHECK_INT(dmaload_load_extents_path(dl, file, &one, 0, -1, NULL, NULL), ==, -EINVAL);
 	CHECK_INT(dmaload_load_extents_path(dl, file, &one, DMALOAD_MAX_EXTENTS + 1, -1,
 					    NULL, NULL), ==, -EINVAL);
+	CHECK_SETTLED(&d, 5000);
+}
+
+/* A LOAD_EXTENTS of @file by fd with its list in @list (DL_EXT_LIST_MEMFD) of
+ * @n extents, on a raw connection: the daemon must answer ERROR @err naming @needle. */
+static void bad_list(int list, uint32_t n, int err, const char *needle)
+{
+	struct dl_load_ext x = { .load = { .flags = DL_LOAD_BY_FD }, .n_extents = n,
+				 .ext_flags = DL_EXT_LIST_MEMFD };
+	struct raw_msg *rm = raw_msg_new();
+	int s = raw_connect(d.sock), src = open(file, O_RDONLY | O_CLOEXEC), r;
+	int fds[2] = { src, list };
+
+	if (!CHECK(rm != NULL) || !CHECKF(s >= 0, "connect: %s", strerror(-s)) ||
+	    !CHECKF(src >= 0, "open: %s", strerror(errno)))
+		goto out;
+	r = raw_send(s, DL_LOAD_EXTENTS, 7, &x, sizeof(x), NULL, 0, fds, 2);
+	if (!CHECKF(r == 0, "send: %s", strerror(-r)))
+		goto out;
+	r = raw_wait_final(s, 7, rm, 20000);
+	if (CHECKF(r == 1, "no reply (%d)", r) &&
+	    CHECKF(rm->m.hdr.type == DL_ERROR, "got %s", dl_msg_type_name(rm->m.hdr.type))) {
+		CHECKF(rm->m.u.error.err == err, "ERROR %d, expected %d: %s",
+		       rm->m.u.error.err, err, raw_error_text(rm));
+		CHECKF(strstr(raw_error_text(rm), needle), "message \"%s\" lacks \"%s\"",
+		       raw_error_text(rm), needle);
+	}
+out:
+	if (src >= 0)
+		close(src);
+	if (s >= 0)
+		close(s);
+	raw_msg_free(rm);
+}
+
+/* A memfd holding @n extents (@e), with @seals added. */
+static int list_make(const struct dmaload_extent *e, size_t n, int seals)
+{
+	int fd = memfd_create("into-list", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+
+	if (!CHECKF(fd >= 0, "memfd_create: %s", strerror(errno)))
+		return -1;
+	if (!CHECK(write(fd, e, n * sizeof(*e)) == (ssize_t)(n * sizeof(*e))) ||
+	    (seals && !CHECK(fcntl(fd, F_ADD_SEALS, seals) == 0))) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* The extent list in a memfd: sealed against writes, shrinking and growing, exactly
+ * n_extents long, and checked like an inline one; each refusal an ERROR, no fd kept. */
+static void bad_lists(void)
+{
+	const int all = F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE;
+	struct dmaload_extent e[2] = {
+		{ .file_offset = 0, .length = 4096, .buf_offset = 0 },
+		{ .file_offset = 8192, .length = 4096, .buf_offset = 4096 },
+	};
+	struct dmaload_extent wrap = { .file_offset = 2, .length = UINT64_MAX - 1 };
+	int fd;
+
+	if ((fd = list_make(e, 2, F_SEAL_SHRINK | F_SEAL_GROW)) >= 0) {
+		bad_list(fd, 2, EINVAL, "sealed");
+		close(fd);
+	}
+	if ((fd = list_make(e, 2, all)) >= 0) {
+		bad_list(fd, 3, EINVAL, "not the");
+		bad_list(fd, 1, EINVAL, "not the");
+		close(fd);
+	}
+	if ((fd = list_make(&wrap, 1, all)) >= 0) {
+		bad_list(fd, 1, EINVAL, "2^64");
+		close(fd);
+	}
+	e[1].buf_offset = 100;		/* overlaps the first */
+	if ((fd = list_make(e, 2, all)) >= 0) {
+		bad_list(fd, 2, EINVAL, "overlap");
+		close(fd);
+	}
+	fd = open(file, O_RDONLY | O_CLOEXEC);	/* a regular file: no seals at all */
+	if (CHECK(fd >= 0)) {
+		bad_list(fd, 2, EINVAL, "sealed");
+		close(fd);
+	}
 	CHECK_SETTLED(&d, 5000);
 }
 
@@ -879,6 +966,8 @@ int main(void)
 	CASE(extents_adjacent_far(), "adjacent extents read as one, far ones apart");
 	CASE(refusals(), "refused before a byte moves: read-only, write-only, overlap, "
 	     "past EOF, too small, no F_SEAL_SHRINK, write-sealed, a regular file");
+	CASE(bad_lists(), "an extent list in a memfd: unsealed, the wrong size, a sum past "
+	     "2^64, overlapping, a regular file: ERROR, no fd kept");
 	CASE(truncate_close(), "the caller truncates (refused by the seal), then closes "
 	     "its fd: the load completes");
 	CASE(close_mid_load(), "the caller closes its only fd mid-load: DONE, no leak");
