@@ -524,39 +524,72 @@ static void job_start_reading(struct job *j)
 
 /* ---- into the caller's buffer, from the cache (worker) ------------------------------ */
 
-/* Copies every run from the cached buffer into the caller's mapping: memory speed,
- * nothing read from the file. With pread, not memcpy from a mapping of it: the caller
- * may punch holes in its buffer (F_SEAL_SHRINK allows that), and a hugetlb page that is
- * gone and cannot come back (the pool empty) is a SIGBUS to a CPU store but an EFAULT
- * to the kernel's copy. */
+/* Copies run @s from the cached buffer (@src: its mapping, or NULL to pread it) into
+ * the caller's mapping. Returns 0 or -errno with j->msg set. */
+static int cache_copy_seg(struct job *j, const struct copy_seg *s, const char *src)
+{
+	char *dst = (char *)j->tgt.map + (s->buf - j->tgt.map_off);
+	uint64_t done = 0;
+
+	if (src) {
+		memcpy(dst, src + (s->off - j->cache_off), s->len);
+		return 0;
+	}
+	while (done < s->len) {
+		ssize_t n = pread(j->cache_fd, dst + done, s->len - done,
+				  (off_t)(s->off - j->cache_off + done));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			int r = n < 0 ? -errno : -EIO;
+
+			snprintf(j->msg, sizeof(j->msg), "cannot copy the cached buffer into "
+				 "the caller's at buffer offset %llu: %s%s",
+				 (unsigned long long)(s->buf + done), strerror(-r),
+				 r == -EFAULT ? " (its pages went away under the load: a hole "
+				 "punched in it?)" : "");
+			return r;
+		}
+		done += (uint64_t)n;
+	}
+	return 0;
+}
+
+/*
+ * Copies every run from the cached buffer into the caller's mapping: memory speed,
+ * nothing read from the file. A 4 KiB-page memfd takes a memcpy from a mapping of the
+ * cached buffer: a page the caller punched away (F_SEAL_SHRINK allows that) is just
+ * faulted in again. Into huge pages and dma-bufs the kernel copies (pread), which
+ * answers EFAULT where a CPU store would take a SIGBUS: a hugetlb page punched away
+ * with the pool empty cannot come back, and an exporter's fault handler may fail.
+ * pread is about half memcpy's speed into 4 KiB pages (4.5 vs 9.5 GB/s measured).
+ */
 static int cache_copy_run(struct worker_task *t)
 {
 	struct job *j = list_entry(t, struct job, task);
+	bool by_cpu = !j->tgt.hugetlb && !j->tgt.pfnmap;
+	const char *src = NULL;
+	struct stat st;
+	int r = 0;
 
-	for (unsigned i = 0; i < j->cp.nsegs; i++) {
-		const struct copy_seg *s = &j->cp.segs[i];
-		char *dst = (char *)j->tgt.map + (s->buf - j->tgt.map_off);
-		uint64_t done = 0;
-
-		while (done < s->len) {
-			ssize_t n = pread(j->cache_fd, dst + done, s->len - done,
-					  (off_t)(s->off - j->cache_off + done));
-
-			if (n < 0 && errno == EINTR)
-				continue;
-			if (n <= 0) {
-				int r = n < 0 ? -errno : -EIO;
-
-				snprintf(j->msg, sizeof(j->msg), "cannot copy the cached buffer "
-					 "into the caller's at buffer offset %llu: %s%s",
-					 (unsigned long long)(s->buf + done), strerror(-r),
-					 r == -EFAULT ? " (its pages went away under the load: "
-					 "a hole punched in it?)" : "");
-				return r;
-			}
-			done += (uint64_t)n;
+	if (by_cpu) {
+		if (fstat(j->cache_fd, &st) < 0)
+			return -errno;
+		src = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, j->cache_fd, 0);
+		if (src == MAP_FAILED) {
+			r = -errno;
+			snprintf(j->msg, sizeof(j->msg), "cannot map the cached buffer: %s",
+				 strerror(-r));
+			return r;
 		}
 	}
+	for (unsigned i = 0; r == 0 && i < j->cp.nsegs; i++)
+		r = cache_copy_seg(j, &j->cp.segs[i], src);
+	if (src)
+		munmap((void *)src, (size_t)st.st_size);
+	if (r < 0)
+		return r;
 	close(j->cache_fd);
 	j->cache_fd = -1;
 	j->cp.done = j->cp.len;

@@ -107,8 +107,8 @@ int target_finish(struct target *t, char *msg, size_t len);
  * anywhere but in that buffer. Hugetlb mappings reserve their huge pages at mmap, so a
  * short pool fails here, not mid-load. The seal allows punching holes, though: a
  * hugetlb page punched away with the pool empty cannot be faulted back, so the
- * daemon writes into a memfd's mapping only with the kernel's copies (EFAULT, never a
- * SIGBUS): never with memcpy. On a worker.
+ * daemon writes into a hugetlb mapping only with the kernel's copies (EFAULT, never
+ * a SIGBUS), never with memcpy. On a worker.
  */
 int target_open_into(struct target *t, int fd, uint64_t lo, uint64_t hi, char *msg,
 		     size_t len);
