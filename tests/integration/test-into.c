@@ -782,7 +782,8 @@ static void punched_from_cache(void)
 			break;
 		r = dmaload_load_extents_path(c, file, e, PUNCH_EXT, fd, NULL, &id);
 		if (!CHECKF(r == 0, "start: %s", strerror(-r)) ||
-		    !CHECK(dmaload_next_event(c, &ev, 10000) == 1)) {
+		    !CHECK(dmaload_next_event(c, &ev, 10000) == 1) ||
+		    !CHECKF(ev.type == DMALOAD_EV_ACCEPTED, "%s", lc_event_str(&ev))) {
 			close(fd);
 			break;
 		}
