@@ -256,6 +256,31 @@ static int make_target(struct job *j)
 static int prepare_run(struct worker_task *t);
 static void prepare_done(struct worker_task *t, int res);
 
+/*
+ * Admits @need bytes of memory the daemon is about to take for @j (its buffer, or
+ * the holes of a caller's it will fill): its uid's quota first, so that a user over
+ * it hears so and not that memory is short, then the memory admission (ENOMEM
+ * before anything is allocated). Both are given back at the job's release. Worker.
+ */
+static int job_admit(struct job *j, uint64_t need)
+{
+	int r;
+
+	if (!need)
+		return 0;
+	r = quota_bytes_admit(&j->eng->quota, j->quota, need,
+			      config_share_bytes(&j->eng->cfg->max_inflight_per_uid,
+						 j->eng->ram), j->msg, sizeof(j->msg));
+	if (r < 0)
+		return r;
+	j->quota_bytes += j->quota ? need : 0;
+	r = memory_admit(&j->eng->mem, need, j->msg, sizeof(j->msg));
+	if (r < 0)
+		return r;
+	j->mem_admitted += need;
+	return 0;
+}
+
 /* LOAD_EXTENTS, the source open: its list read (from the memfd) and planned against
  * the file, and the caller's buffer checked and mapped, before any byte moves. */
 static int open_extents(struct job *j)
@@ -290,6 +315,15 @@ static int open_extents(struct job *j)
 	}
 	r = target_open_into(&j->tgt, j->buf_fd, p.lo, p.hi, j->msg, sizeof(j->msg));
 	j->buf_fd = -1;		/* the target has it now */
+	if (r == 0) {
+		/* Pages the caller did not allocate are faulted in by the daemon's
+		 * writes and charged to the daemon: admitted like a buffer of its own
+		 * ("fallocate your buffer to pay for it"). */
+		uint64_t unpaid = target_unpaid_bytes(&j->tgt);
+
+		r = job_admit(j, round_up(unpaid < p.bytes ? unpaid : p.bytes,
+					  (uint64_t)getpagesize()));
+	}
 	for (unsigned i = 0; r == 0 && i < p.nsegs; i++)
 		target_prefault(&j->tgt, p.segs[i].buf, p.segs[i].len);
 	return r;
@@ -395,18 +429,9 @@ static int prepare_run(struct worker_task *t)
 		uint64_t huge = target_huge_page_size(), need = round_up(j->buf_len,
 			huge && j->eng->cfg->hugetlb != CONFIG_OFF ? huge : (uint64_t)getpagesize());
 
-		/* Its uid's quota first: a user over it hears so, not that memory is
-		 * short. */
-		r = quota_bytes_admit(&j->eng->quota, j->quota, need,
-				      config_share_bytes(&j->eng->cfg->max_inflight_per_uid,
-							 j->eng->ram), j->msg, sizeof(j->msg));
+		r = job_admit(j, need);
 		if (r < 0)
 			return r;
-		j->quota_bytes = j->quota ? need : 0;
-		r = memory_admit(&j->eng->mem, need, j->msg, sizeof(j->msg));
-		if (r < 0)
-			return r;
-		j->mem_admitted = need;
 	}
 	r = make_target(j);
 	if (r < 0)

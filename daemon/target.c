@@ -317,6 +317,22 @@ static int into_check_dmabuf(struct target *t, uint64_t hi, char *msg, size_t le
 	return 0;
 }
 
+uint64_t target_unpaid_bytes(const struct target *t)
+{
+	struct stat st;
+	uint64_t alloc;
+
+	if (!t->into || t->kind != DL_TARGET_MEMFD || t->hugetlb)
+		return 0;
+	/* i_blocks counts every page the memfd holds, written or fallocated. Neither
+	 * SEEK_DATA nor mincore would do: shmem shows fallocated pages that were never
+	 * written as holes and not resident, yet they are allocated and paid for. */
+	if (fstat(t->fd, &st) < 0)
+		return UINT64_MAX;
+	alloc = (uint64_t)st.st_blocks * 512;
+	return (uint64_t)st.st_size > alloc ? (uint64_t)st.st_size - alloc : 0;
+}
+
 void target_prefault(struct target *t, uint64_t buf, uint64_t len)
 {
 	uint64_t a = buf / t->page * t->page, b = round_up(buf + len, t->page);

@@ -121,6 +121,15 @@ int target_open_into(struct target *t, int fd, uint64_t lo, uint64_t hi, char *m
  * caller reuses has its pages already, so this only maps them. Best effort: a kernel
  * without it (before 5.14) faults them in the reads as before.
  */
+/*
+ * Into a caller's 4 KiB-page memfd: the bytes of it no page holds yet (its size less
+ * what it has allocated, written or fallocated). The daemon's writes into those
+ * fault pages in, charged to the daemon's memory cgroup, so the job admits them
+ * like a buffer of its own: a load's share is the least of this and its bytes.
+ * UINT64_MAX if the memfd cannot be examined; 0 for other buffers: huge pages come
+ * from the pool, and dma-bufs were allocated by their exporter.
+ */
+uint64_t target_unpaid_bytes(const struct target *t);
 void target_prefault(struct target *t, uint64_t buf, uint64_t len);
 
 /* Sealed read-only (DL_DONE_SEALED): memfds only. */

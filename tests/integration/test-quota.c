@@ -10,6 +10,10 @@
  *     buffers were not kept.
  *   - nobody's load over its bytes in flight, and over its loads in flight, get
  *     EDQUOT naming the key, while root's three loads at once go through.
+ *   - nobody loads 48 MiB into its own memfd: left sparse, the pages the daemon's
+ *     writes would fault in are the daemon's to pay for, so they count as bytes in
+ *     flight (EDQUOT, the memfd untouched); fallocated first, they are nobody's own
+ *     and the load is done, every byte right.
  *
  * Needs root (a nobody client); SKIPs otherwise.
  */
@@ -20,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -36,6 +41,8 @@
 static struct test_daemon d;
 static char pin_files[N_PIN][PATH_MAX + 16], root_files[2][PATH_MAX + 16];
 static char slow_big[2][PATH_MAX + 16], slow_small[2][PATH_MAX + 16];
+static char into_file[PATH_MAX + 16];
+#define INTO_SIZE (48 * MiB)
 static char root_flight[3][PATH_MAX + 16];	/* not nobody's: root must not join
 						 * its throttled loads */
 
@@ -207,6 +214,90 @@ static int child_again(void *arg, char *msg, size_t len)
 	return 0;
 }
 
+/* A 48 MiB memfd of nobody's, sealed against shrinking; fallocated if @paid. */
+static int into_memfd(bool paid, char *msg, size_t len)
+{
+	int fd = memfd_create("into", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+
+	if (fd < 0 || ftruncate(fd, INTO_SIZE) < 0 ||
+	    (paid && fallocate(fd, 0, 0, INTO_SIZE) < 0) ||
+	    fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK) < 0) {
+		snprintf(msg, len, "memfd: %s", strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* nobody loads into_file into a sparse memfd (EDQUOT), then a fallocated one. */
+static int child_into(void *arg, char *msg, size_t len)
+{
+	struct dmaload_event ev;
+	struct dmaload *dl;
+	uint64_t id;
+	uint8_t *p;
+	int fd, r;
+
+	if (drop_to_nobody(msg, len))
+		return 1;
+	if ((r = dmaload_connect(&dl, d.sock, "into")) < 0) {
+		snprintf(msg, len, "connect: %s", strerror(-r));
+		return 1;
+	}
+	for (int paid = 0; paid < 2; paid++) {
+		fd = into_memfd(paid, msg, len);
+		if (fd < 0)
+			return 1;
+		r = dmaload_load_into_path(dl, into_file, fd, 0, NULL, &id);
+		if (r == 0)
+			r = dmaload_wait(dl, id, &ev, NULL, NULL);
+		if (r < 0) {
+			snprintf(msg, len, "load into (%s): %s", paid ? "fallocated" : "sparse",
+				 strerror(-r));
+			return 1;
+		}
+		if (!paid && (ev.type != DMALOAD_EV_ERROR || ev.err != EDQUOT ||
+			      !strstr(ev.message, "max_inflight_per_uid"))) {
+			snprintf(msg, len, "into a sparse 48 MiB memfd, over 40M in flight: "
+				 "%s, want EDQUOT naming max_inflight_per_uid",
+				 lc_event_str(&ev));
+			return 1;
+		}
+		if (paid && ev.type != DMALOAD_EV_DONE) {
+			snprintf(msg, len, "into a fallocated memfd: %s", lc_event_str(&ev));
+			return 1;
+		}
+		p = mmap(NULL, INTO_SIZE, PROT_READ, MAP_SHARED, fd, 0);
+		if (p == MAP_FAILED) {
+			snprintf(msg, len, "mmap: %s", strerror(errno));
+			return 1;
+		}
+		for (uint64_t off = 0; off < INTO_SIZE; off++) {
+			uint8_t want = paid ? pattern_byte(SEED + 50, off) : 0;
+
+			if (p[off] != want) {
+				snprintf(msg, len, "%s memfd: byte %llu is 0x%02x, want 0x%02x",
+					 paid ? "fallocated" : "refused, sparse",
+					 (unsigned long long)off, p[off], want);
+				return 1;
+			}
+		}
+		munmap(p, INTO_SIZE);
+		close(fd);
+	}
+	dmaload_close(dl);
+	return 0;
+}
+
+static void into_holes(void)
+{
+	char msg[1024] = "";
+	int r = child_run(child_into, NULL, msg, sizeof(msg), 60000);
+
+	CHECKF(r == 0, "%s", msg[0] ? msg : "child failed");
+}
+
 static void in_flight(void)
 {
 	int to_child[2], to_parent[2], p[2], r = -1;
@@ -302,6 +393,8 @@ int main(void)
 		snprintf(root_flight[i], sizeof(root_flight[i]), "%s/rootf%d.bin", d.dir, i);
 		CHECK_OK(file_make(root_flight[i], 24 * MiB, SEED + 40 + i, 0644));
 	}
+	snprintf(into_file, sizeof(into_file), "%s/into.bin", d.dir);
+	CHECK_OK(file_make(into_file, INTO_SIZE, SEED + 50, 0644));
 	check_end();
 
 	CASE(pins(), "nobody pins 5 x 12 MiB in a 64 MiB cache: 2 pinned, the rest kept "
@@ -309,6 +402,8 @@ int main(void)
 	CASE(in_flight(), "nobody over max_inflight_per_uid and max_loads_per_uid gets "
 	     "EDQUOT while root's three loads go through; once they closed, nobody loads "
 	     "again");
+	CASE(into_holes(), "nobody into its own sparse 48 MiB memfd: EDQUOT (the holes are "
+	     "the daemon's to fill, over 40M in flight); fallocated: DONE, every byte");
 
 	daemon_stop_case(&d, "daemon exits 0 on SIGTERM");
 	return check_finish();
