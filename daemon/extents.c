@@ -57,7 +57,13 @@ int extents_read_memfd(int fd, uint32_t n, struct dl_extent **out, char *msg, si
 			 "F_SEAL_SHRINK, F_SEAL_GROW and F_SEAL_WRITE");
 		return -EINVAL;
 	}
-	if (fstat(fd, &st) < 0 || (uint64_t)st.st_size != bytes) {
+	if (fstat(fd, &st) < 0) {
+		int r = -errno;
+
+		snprintf(msg, len, "cannot stat the extent list memfd: %s", strerror(-r));
+		return r;
+	}
+	if ((uint64_t)st.st_size != bytes) {
 		snprintf(msg, len, "the extent list memfd holds %lld bytes, not the %zu of "
 			 "%u extents", (long long)st.st_size, bytes, n);
 		return -EINVAL;
