@@ -33,15 +33,22 @@ struct bucket {
 	uint64_t tokens;	/* bytes it holds now (at t_ns) */
 	uint64_t t_ns;		/* when tokens was last brought up to date */
 	uint64_t frac;		/* what it earned past whole bytes, in 1e-9 bytes */
+	uint64_t due_ns;	/* when a waiter was told it would have its bytes; 0: none */
 };
+
+/* How late a waiter may be woken and still get all it was owed (see above). */
+#define BUCKET_CATCHUP_NS 20000000ull
 
 /* A full bucket at @now. */
 void bucket_init(struct bucket *b, uint64_t rate, uint64_t burst, uint64_t now);
 /* New rate and burst (SIGHUP); keeps the tokens it holds, at most the new burst. */
 void bucket_set(struct bucket *b, uint64_t rate, uint64_t burst, uint64_t now);
-/* Adds what @rate earned since the last call, up to @burst. */
+/* Adds what @rate earned since the last call, up to @burst (plus what a late waiter is
+ * owed since it was due, BUCKET_CATCHUP_NS at most). */
 void bucket_refill(struct bucket *b, uint64_t now);
-/* 0 if the bucket holds @need bytes at @now (refilled), else the ns until it will.
+/* 0 if the bucket holds @need bytes at @now (refilled), else the ns until it will;
+ * then the bucket remembers that someone waits from then on, until a call finds
+ * enough.
  * @need above the burst is treated as the burst, so a bucket never stops for good. */
 uint64_t bucket_wait(struct bucket *b, uint64_t need, uint64_t now);
 /* Takes @bytes out (at most what it holds: callers ask bucket_wait first). */
