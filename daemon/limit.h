@@ -37,7 +37,7 @@ struct bucket {
 };
 
 /* How late a waiter may be woken and still get all it was owed (see above). */
-#define BUCKET_CATCHUP_NS 20000000ull
+#define BUCKET_CATCHUP_NS 100000000ull
 
 /* A full bucket at @now. */
 void bucket_init(struct bucket *b, uint64_t rate, uint64_t burst, uint64_t now);
