@@ -35,9 +35,24 @@ static bool start(struct test_daemon *d, const char *tag, const char *needle)
 {
 	char why[512];
 
+	char line[512] = "";
+	FILE *f;
+
 	if (!CHECKF(daemon_start(d, tag, NULL, why, sizeof(why)) == 0, "%s", why))
 		return false;
-	return CHECKF(daemon_log_wait(d, needle, 0, 5000), "no \"%s\" in the log", needle);
+	if (daemon_log_wait(d, needle, 0, 5000))
+		return true;
+	/* what it said instead (other tests on this host change the same sysctls) */
+	f = fopen(d->log, "re");
+	while (f && fgets(line, sizeof(line), f) && !strstr(line, "buffers:"))
+		line[0] = '\0';
+	if (f)
+		fclose(f);
+	line[strcspn(line, "\n")] = '\0';
+	return CHECKF(false, "no \"%s\" in the log; it said: %s (HugePages_Total %ld, "
+		      "vm.nr_overcommit_hugepages %ld now)", needle, line[0] ? line : "-",
+		      meminfo_value("HugePages_Total"),
+		      read_long_file("/proc/sys/vm/nr_overcommit_hugepages"));
 }
 
 static void stop(struct test_daemon *d)
@@ -54,6 +69,15 @@ static void none_allowed(void)
 
 	if (!CHECK(hugepages_set(0) && hugepages_overcommit(0)))
 		return;
+	/* Pages another process still holds stay, as surplus ones, until it lets go:
+	 * then the host does have huge pages, and the daemon rightly says so. */
+	for (int i = 0; i < 50 && meminfo_value("HugePages_Total") > 0; i++)
+		sleep_ms(100);
+	if (meminfo_value("HugePages_Total") > 0) {
+		check_skip("another process holds %ld huge pages (HugePages_Total after "
+			   "vm.nr_hugepages = 0)", meminfo_value("HugePages_Total"));
+		return;
+	}
 	if (start(&d, "hp-none", "buffers: 4 KiB pages, since no huge page is reserved or "
 		  "allowed"))
 		CHECK(daemon_log_wait(&d, "vm.nr_overcommit_hugepages", 0, 1000));
