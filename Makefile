@@ -5,6 +5,7 @@
 #   make run             build and run dmaloadd in the foreground on built-in defaults
 #   make check           the whole suite: plain build, then ASan+UBSan build
 #   make check-one       the suite once, on $(BUILD) (SANITIZE=... picks the build)
+#   make check-python    the Python package's tests (tests/python/) on $(BUILD)
 #   make bench           the copy-method benchmark; writes docs/BENCHMARKS.md
 #   make stress          issue 12's attacks on one daemon: a table of latency, RSS, fds, CPU
 #   make check-kernel    the dma-buf tests in qemu on a kernel built for them
@@ -25,6 +26,11 @@ SBINDIR ?= $(PREFIX)/sbin
 LIBDIR ?= $(PREFIX)/lib
 INCLUDEDIR ?= $(PREFIX)/include
 MANDIR ?= $(PREFIX)/share/man
+# The Python package (python/dmaload) goes where Debian's /usr/bin/python3 looks:
+# /usr/lib/python3/dist-packages for PREFIX=/usr (the Debian package), else
+# PREFIX/lib/python3.X/dist-packages (/usr/local/lib/python3.11/dist-packages).
+PYTHON3 ?= /usr/bin/python3
+PYTHONDIR ?= $(if $(filter /usr,$(PREFIX)),/usr/lib/python3/dist-packages,$(PREFIX)/lib/python$(shell $(PYTHON3) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null || echo 3)/dist-packages)
 # Where systemd looks for packaged units on Debian bookworm (pkg-config systemd
 # --variable=systemdsystemunitdir); the same for /usr and /usr/local installs.
 UNITDIR ?= /lib/systemd/system
@@ -92,7 +98,8 @@ UNITS := $(addprefix $(BUILD)/systemd/,dmaloadd.socket dmaloadd.service dmaload-
 BINS := $(BUILD)/dmaloadd $(BUILD)/dmaload-ctl $(BUILD)/libdmaload.a \
 	$(BUILD)/libdmaload.so.0 $(BUILD)/dmaload.pc $(UNITS)
 
-.PHONY: all deps run check check-one check-kernel check-systemd check-layers deb bench stress \
+.PHONY: all deps run check check-one check-python check-kernel check-systemd check-compat check-layers deb \
+	bench stress \
 	fuzz fuzz-long install install-hugepages clean tests FORCE
 all: $(BINS)
 tests: $(UNIT_BIN) $(INTEG_BIN) $(KERNEL_BIN) $(FUSE_BIN) $(STRESS_BIN)
@@ -167,12 +174,23 @@ check:
 check-one: all tests
 	bash tests/run-one.sh $(BUILD)
 
+# The dmaload Python package (python/) over $(BUILD)'s libdmaload.so.0 and daemon,
+# with /usr/bin/python3 (part of make check).
+check-python: all
+	bash tests/python/run.sh $(BUILD)
+
 # The layering of daemon/ (docs/ARCHITECTURE.md): fails on an include cycle.
 check-layers:
 	bash tests/layers/check-includes.sh
 
-# The dma-buf tests need /dev/udmabuf and /dev/dma_heap: they run in qemu on a kernel
-# the harness builds (and caches under ~/.cache/dmaloadd).
+# The previous release (built from git) against this tree: old client, new daemon and
+# the reverse.
+check-compat: all
+	bash tests/compat/run.sh $(BUILD)
+
+# The dma-buf tests need /dev/udmabuf and /dev/dma_heap: they run in qemu on two kernels
+# the harness builds (and caches under ~/.cache/dmaloadd): stock 6.12, and 6.12 with
+# tests/kernel/patches/ (copy_file_range into memfds and dma-bufs).
 check-kernel: all tests
 	bash tests/kernel/run.sh $(BUILD)
 
@@ -234,6 +252,12 @@ install: all
 	for m in docs/man/*.[0-9]; do \
 		s=$${m##*.}; install -Dm644 $$m $(DESTDIR)$(MANDIR)/man$$s/$${m##*/}; \
 	done
+	# The Python package: plain files, no build step (it finds libdmaload.so.0
+	# through the dynamic loader, hence ldconfig for a live install).
+	for f in python/dmaload/*.py; do \
+		install -Dm644 $$f $(DESTDIR)$(PYTHONDIR)/dmaload/$${f##*/}; \
+	done
+	[ -n "$(DESTDIR)" ] || ldconfig
 
 # Opt-in: surplus huge pages for dmaloadd's buffers (conf/60-dmaloadd-hugepages.conf
 # says what it costs). Applied at once unless DESTDIR is set.

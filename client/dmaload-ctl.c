@@ -23,6 +23,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -358,6 +360,7 @@ static void load_report(const struct ctl *ctl, FILE *f, const char *file,
 {
 	double mbs = seconds > 0 ? (double)ev->size / seconds / 1e6 : 0;
 	bool sealed = fd_sealed(ev->fd);
+	bool into = ev->done_flags & DL_DONE_INTO;
 	bool hugetlb = ev->done_flags & DL_DONE_HUGETLB;
 	char size[32];
 
@@ -370,6 +373,7 @@ static void load_report(const struct ctl *ctl, FILE *f, const char *file,
 			format_size(size, sizeof(size), ev->size), seconds, mbs,
 			dl_method_name(ev->method), cfr_how(ev), dl_reason_name(ev->reason),
 			dl_target_name(ev->target), hugetlb ? " hugetlb" : "",
+			into ? " of dmaload-ctl's, filled in place" :
 			sealed ? " sealed" : " not sealed",
 			!shared ? "" : ev->done_flags & DL_DONE_CACHED ?
 			", from the daemon's cache" : ", joined a running load");
@@ -389,6 +393,7 @@ static void load_report(const struct ctl *ctl, FILE *f, const char *file,
 			"copy_file_range" : "splice");
 	fprintf(f, ",\"shared\":%s%s%s", shared ? "\"" : "", shared ? shared : "null",
 		shared ? "\"" : "");
+	fprintf(f, ",\"into\":%s", into ? "true" : "false");
 	fputs("}\n", f);
 }
 
@@ -459,8 +464,127 @@ static int parse_target(const char *s, struct dmaload_opts *opts)
 	return -EINVAL;
 }
 
+/*
+ * --extents OFF:LEN[@BUFOFF],...: sizes as --offset takes them; an extent without
+ * @BUFOFF goes right after the one before it in the buffer. Returns the count, or -1
+ * (after a usage error) with *@out freed.
+ */
+static long parse_extents(const char *s, struct dmaload_extent **out)
+{
+	size_t n = 1, k = 0;
+	uint64_t next = 0;
+	char *copy, *tok, *save = NULL;
+
+	for (const char *p = s; *p; p++)
+		n += *p == ',';
+	*out = calloc(n, sizeof(**out));
+	copy = strdup(s);
+	if (!*out || !copy)
+		goto bad;
+	for (tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		struct dmaload_extent *e = &(*out)[k];
+		char *colon = strchr(tok, ':'), *at = strchr(tok, '@');
+
+		if (!colon)
+			goto bad;
+		*colon = '\0';
+		if (at)
+			*at = '\0';
+		if (parse_size(tok, &e->file_offset) < 0 || parse_size(colon + 1, &e->length) < 0)
+			goto bad;
+		e->buf_offset = next;
+		if (at && parse_size(at + 1, &e->buf_offset) < 0)
+			goto bad;
+		next = e->buf_offset + e->length;
+		k++;
+	}
+	/* every field between commas, none empty */
+	if (k == 0 || k != n || k > DMALOAD_MAX_EXTENTS)
+		goto bad;
+	free(copy);
+	return (long)k;
+bad:
+	free(copy);
+	free(*out);
+	*out = NULL;
+	usage_error("bad extents '%s' (OFF:LEN[@BUFOFF],... at most %d)", s,
+		    DMALOAD_MAX_EXTENTS);
+	return -1;
+}
+
+/*
+ * --into-new-memfd: a memfd of @size bytes of dmaload-ctl's own, fallocated (so its
+ * pages are ours, charged to us) and sealed against shrinking, as the daemon wants a
+ * caller's buffer. Returns it, or -1 after the failure line.
+ */
+static int new_memfd(uint64_t size)
+{
+	int fd = memfd_create("dmaload-ctl", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+
+	if (fd < 0) {
+		fail("memfd_create", NULL, errno, NULL);
+		return -1;
+	}
+	if (ftruncate(fd, (off_t)size) < 0 ||
+	    (size && fallocate(fd, 0, 0, (off_t)size) < 0 && errno != EOPNOTSUPP) ||
+	    fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK) < 0) {
+		int err = errno;
+
+		close(fd);
+		fail("the new memfd", NULL, err, NULL);
+		return -1;
+	}
+	return fd;
+}
+
+/* The buffer --into-new-memfd needs: where the last extent ends, or the range's
+ * length (the rest of @file when no --length). Returns 0 or -errno. */
+static int into_size(const char *file, const struct dmaload_opts *opts,
+		     const struct dmaload_extent *ext, long n_ext, uint64_t *size)
+{
+	struct stat st;
+
+	*size = 0;
+	for (long k = 0; k < n_ext; k++)
+		if (ext[k].buf_offset + ext[k].length > *size)
+			*size = ext[k].buf_offset + ext[k].length;
+	if (ext || opts->length != DMALOAD_TO_EOF) {
+		if (!ext)
+			*size = opts->length;
+		return 0;
+	}
+	if (stat(file, &st) < 0)
+		return -errno;
+	*size = (uint64_t)st.st_size > opts->offset ? (uint64_t)st.st_size - opts->offset : 0;
+	return 0;
+}
+
+/* Starts the load cmd_load was asked for: a range or extents, by path or by @src, into
+ * a new buffer or into @buf (>= 0). */
+static int load_start(struct dmaload *dl, const char *file, int src,
+		      const struct dmaload_extent *ext, long n_ext, int buf,
+		      const struct dmaload_opts *opts, uint64_t *id)
+{
+	if (ext && src >= 0)
+		return dmaload_load_extents_fd(dl, src, ext, (size_t)n_ext, buf, opts, id);
+	if (ext)
+		return dmaload_load_extents_path(dl, file, ext, (size_t)n_ext, buf, opts, id);
+	if (buf >= 0 && src >= 0)
+		return dmaload_load_into_fd(dl, src, buf, 0, opts, id);
+	if (buf >= 0)
+		return dmaload_load_into_path(dl, file, buf, 0, opts, id);
+	if (src >= 0)
+		return dmaload_load_fd(dl, src, opts, id);
+	return dmaload_load_path(dl, file, opts, id);
+}
+
 static int cmd_load(struct ctl *ctl, int argc, char **argv, int i)
 {
+	struct dmaload_extent *ext = NULL;
+	long n_ext = 0;
+	bool into_new = false;
+	uint64_t buf_size = 0;
+	int buf = -1;
 	struct progress pg = { 0 };
 	struct dmaload_opts opts;
 	struct dmaload_event ev;
@@ -534,6 +658,15 @@ static int cmd_load(struct ctl *ctl, int argc, char **argv, int i)
 			opts.exact_size = true;
 		} else if (!strcmp(a, "--pin")) {
 			opts.pin = true;
+		} else if ((r = opt_value("--extents", argc, argv, &i, &val))) {
+			if (r < 0)
+				return usage_error("option '%s' needs a value", a);
+			free(ext);
+			n_ext = parse_extents(val, &ext);
+			if (n_ext < 0)
+				return 2;
+		} else if (!strcmp(a, "--into-new-memfd")) {
+			into_new = true;
 		} else if (a[0] == '-' && a[1]) {
 			return usage_error("unknown option '%s'", a);
 		} else if (!file) {
@@ -542,8 +675,26 @@ static int cmd_load(struct ctl *ctl, int argc, char **argv, int i)
 			return usage_error("unexpected argument '%s'", a);
 		}
 	}
-	if (!file)
+	if (!file) {
+		free(ext);
 		return usage_error("load: no FILE given");
+	}
+	if (ext && (opts.offset || opts.length != DMALOAD_TO_EOF)) {
+		free(ext);
+		return usage_error("load: --extents replaces --offset and --length");
+	}
+	if (into_new) {
+		r = into_size(file, &opts, ext, n_ext, &buf_size);
+		if (r < 0) {
+			free(ext);
+			return fail("stat", file, -r, NULL);
+		}
+		buf = new_memfd(buf_size);
+		if (buf < 0) {
+			free(ext);
+			return EXIT_FAILURE;
+		}
+	}
 
 	/* With CMD, stdout is CMD's: what we have to say goes to stderr. */
 	out = cmd ? stderr : stdout;
@@ -553,23 +704,35 @@ static int cmd_load(struct ctl *ctl, int argc, char **argv, int i)
 
 	if (by_fd) {
 		src = open(file, O_RDONLY | O_CLOEXEC);
-		if (src < 0)
+		if (src < 0) {
+			free(ext);
+			if (buf >= 0)
+				close(buf);
 			return fail("open", file, errno, NULL);
+		}
 	}
 	r = ctl_connect(ctl, &dl);
 	if (r) {
 		if (src >= 0)
 			close(src);
+		if (buf >= 0)
+			close(buf);
+		free(ext);
 		return r;
 	}
 
 	t0 = now_s();
 	pg.start = t0;
-	if (by_fd) {
-		r = dmaload_load_fd(dl, src, &opts, &id);
+	r = load_start(dl, file, src, ext, n_ext, buf, &opts, &id);
+	if (src >= 0)
 		close(src);	/* the daemon has its own copy now */
-	} else {
-		r = dmaload_load_path(dl, file, &opts, &id);
+	free(ext);
+	if (r == -EOPNOTSUPP && (n_ext || buf >= 0)) {
+		if (buf >= 0)
+			close(buf);
+		dmaload_close(dl);
+		return fail("load", file, EOPNOTSUPP, "the daemon does not offer loads of "
+			    "extents or into a buffer (DL_CAP_EXTENTS, DL_CAP_LOAD_INTO)");
 	}
 	if (r == 0)
 		do
@@ -577,20 +740,25 @@ static int cmd_load(struct ctl *ctl, int argc, char **argv, int i)
 		while (r == -ETIMEDOUT && ctl_daemon_answers(ctl));
 	seconds = now_s() - t0;
 	progress_clear(&pg);
-	if (r < 0) {
+	if (r < 0 || ev.type != DMALOAD_EV_DONE) {
+		if (buf >= 0)
+			close(buf);
 		dmaload_close(dl);
-		return fail("load", file, -r, NULL);
-	}
-	if (ev.type != DMALOAD_EV_DONE) {
-		dmaload_close(dl);
+		if (r < 0)
+			return fail("load", file, -r, NULL);
 		if (ev.type == DMALOAD_EV_ERROR)
 			return fail("load", file, ev.err, ev.message);
 		return fail("load", file, EPROTO, "unexpected reply from the daemon");
 	}
+	if (buf >= 0) {
+		/* Filled: ours, read-only from now on, as the daemon's buffers are. */
+		ev.fd = buf;
+		fcntl(buf, F_ADD_SEALS, F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL);
+	}
 
 	load_report(ctl, out, file, &ev, seconds);
 	if (cmd)
-		return run_with_buffer(dl, ev.fd, ev.size, cmd);
+		return run_with_buffer(dl, ev.fd, buf >= 0 ? buf_size : ev.size, cmd);
 	close(ev.fd);
 	dmaload_close(dl);
 	return EXIT_SUCCESS;
@@ -1281,10 +1449,14 @@ static const struct ctl_cmd ctl_cmds[] = {
 	{ .name = "load", .args = CMD_OWN_ARGS, .run = cmd_load, .usage =
 	  "  load FILE [--offset N] [--length N] [--method M] [--exact-size] [--pin]\n"
 	  "            [--fd] [--target T] [--dmabuf] [--priority P] [--rate N]\n"
+	  "            [--extents OFF:LEN[@BUFOFF],...] [--into-new-memfd]\n"
 	  "            [-- CMD ARGS...]\n"
 	  "                  load FILE into a sealed memfd or a dma-buf; with -- CMD,\n"
 	  "                  run CMD with the buffer as fd 3 "
-	  "($DMALOAD_FD, $DMALOAD_SIZE)\n" },
+	  "($DMALOAD_FD, $DMALOAD_SIZE);\n"
+	  "                  --extents: those ranges, each at BUFOFF (default: right\n"
+	  "                  after the one before); --into-new-memfd: into a memfd\n"
+	  "                  dmaload-ctl makes and owns (a load into the caller's buffer)\n" },
 	{ .name = "preload", .args = CMD_OWN_ARGS, .run = cmd_preload, .usage =
 	  "  preload FILE... [--wait]\n"
 	  "                  load each FILE in the background, pinned in the daemon's\n"
@@ -1319,7 +1491,8 @@ static void usage(FILE *f)
 	fputs("\n"
 	      "Options:\n"
 	      "  --socket PATH   daemon socket (default $DMALOAD_SOCKET, then\n"
-	      "                  $XDG_RUNTIME_DIR/dmaloadd.sock or /run/dmaloadd/dmaloadd.sock)\n"
+	      "                  $XDG_RUNTIME_DIR/dmaloadd.sock if it exists, else\n"
+	      "                  /run/dmaloadd/dmaloadd.sock)\n"
 	      "  --json          one JSON object per line instead of text\n"
 	      "  --name NAME     client name the daemon logs (default dmaload-ctl)\n"
 	      "  --timeout S     give up when the daemon says nothing for S seconds\n"

@@ -20,10 +20,13 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -287,18 +290,32 @@ static int conn_request(struct dmaload *dl, uint16_t type, const void *payload,
 			size_t payload_len, const void *trail, size_t trail_len,
 			const int *fds, int nfds, uint64_t *id)
 {
-	char buf[sizeof(struct dl_hdr) + sizeof(struct dl_load) + DL_PATH_MAX +
-		 DL_HEAP_NAME_MAX];
+	char small[sizeof(struct dl_hdr) + sizeof(struct dl_load) + DL_PATH_MAX +
+		   DL_HEAP_NAME_MAX];
+	char *buf = small;
+	size_t cap = sizeof(small);
 	ssize_t len;
 	int r;
 
 	if (dl->broken < 0)
 		return dl->broken;
-	len = dl_encode(buf, sizeof(buf), type, dl->next_id, payload, payload_len,
+	/* A LOAD_EXTENTS with its extents inline may fill a whole datagram. */
+	if (sizeof(struct dl_hdr) + payload_len + trail_len > cap) {
+		cap = DL_MSG_MAX;
+		buf = malloc(cap);
+		if (!buf)
+			return -ENOMEM;
+	}
+	len = dl_encode(buf, cap, type, dl->next_id, payload, payload_len,
 			trail, trail_len);
-	if (len < 0)
+	if (len < 0) {
+		if (buf != small)
+			free(buf);
 		return (int)len;
+	}
 	r = dl_send(dl->fd, buf, (size_t)len, fds, nfds);
+	if (buf != small)
+		free(buf);
 	if (r == -EPIPE || r == -ECONNRESET || r == -ENOTCONN)
 		return conn_break(dl, -ECONNRESET);
 	if (r < 0)
@@ -313,6 +330,7 @@ const char *dmaload_default_socket(void)
 {
 	static char path[sizeof(((struct sockaddr_un *)0)->sun_path) + 64];
 	const char *env = getenv("DMALOAD_SOCKET");
+	struct stat st;
 	int n;
 
 	if (env && *env)
@@ -324,6 +342,9 @@ const char *dmaload_default_socket(void)
 		return DMALOAD_SYSTEM_SOCKET;
 	n = snprintf(path, sizeof(path), "%s/dmaloadd.sock", env);
 	if (n < 0 || (size_t)n >= sizeof(path))
+		return DMALOAD_SYSTEM_SOCKET;
+	/* No daemon of the user's own: the system's serves every user (issue 14). */
+	if (stat(path, &st) < 0)
 		return DMALOAD_SYSTEM_SOCKET;
 	return path;
 }
@@ -666,6 +687,188 @@ int dmaload_load_fd(struct dmaload *dl, int fd, const struct dmaload_opts *opts,
 	return conn_request(dl, DL_LOAD, &l, sizeof(l), heap, (size_t)tl, &fd, 1, id);
 }
 
+/* ---- extents, and loads into the caller's buffer --------------------------------- */
+
+_Static_assert(sizeof(struct dmaload_extent) == sizeof(struct dl_extent) &&
+	       offsetof(struct dmaload_extent, buf_offset) ==
+	       offsetof(struct dl_extent, buf_offset), "dmaload_extent is dl_extent");
+
+/* A sealed memfd holding @n extents: lists too long for one datagram go this way. */
+static int extents_memfd(const struct dmaload_extent *ext, size_t n)
+{
+	size_t bytes = n * sizeof(*ext), done = 0;
+	int fd = memfd_create("dmaload-extents", MFD_CLOEXEC | MFD_ALLOW_SEALING), err;
+
+	if (fd < 0)
+		return -errno;
+	while (done < bytes) {
+		ssize_t w = write(fd, (const char *)ext + done, bytes - done);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			goto fail;
+		done += (size_t)w;
+	}
+	if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE) < 0)
+		goto fail;
+	return fd;
+fail:
+	err = errno ? errno : EIO;
+	close(fd);
+	return -err;
+}
+
+/*
+ * Sends a LOAD_EXTENTS: the source is @path (made absolute, or one of our own fds as
+ * dmaload_load_path() does) or, with @path NULL, @src_fd (borrowed); @buf_fd >= 0 is
+ * the caller's buffer (borrowed).
+ */
+static int load_extents(struct dmaload *dl, const char *path, int src_fd,
+			const struct dmaload_extent *ext, size_t n_ext, int buf_fd,
+			const struct dmaload_opts *opts, uint64_t *id)
+{
+	char abs[DL_PATH_MAX + 1];
+	struct dl_load_ext x;
+	size_t path_len = 0, ext_bytes = n_ext * sizeof(*ext), inline_max;
+	ssize_t tl;
+	char *trail;
+	int fds[DL_MAX_FDS], nfds = 0, root = -1, list = -1, r;
+
+	if (!(dl->caps & DL_CAP_EXTENTS) || (buf_fd >= 0 && !(dl->caps & DL_CAP_LOAD_INTO)))
+		return -EOPNOTSUPP;
+	if (!ext || n_ext == 0 || n_ext > DMALOAD_MAX_EXTENTS ||
+	    dl_extents_check(ext, n_ext) < 0)
+		return -EINVAL;
+	if (opts && opts->detach)
+		return -EINVAL;		/* a preload goes into the cache, not a list */
+	if (buf_fd >= 0 && opts && opts->target != DL_TARGET_AUTO)
+		return -EINVAL;		/* the caller's buffer is what it is */
+	if (path) {
+		int own = path_own_fd(path);
+		ssize_t n;
+
+		if (own >= 0) {
+			src_fd = own;
+			path = NULL;
+		} else {
+			n = path_absolute(&path, abs);
+			if (n < 0)
+				return (int)n;
+			path_len = (size_t)n;
+		}
+	} else if (src_fd < 0) {
+		return -EBADF;
+	}
+	if (!path && !(dl->caps & DL_CAP_LOAD_FD))
+		return -EOPNOTSUPP;
+	trail = malloc(DL_MSG_MAX);
+	if (!trail)
+		return -ENOMEM;
+	if (path)
+		memcpy(trail, path, path_len);
+	memset(&x, 0, sizeof(x));
+	tl = load_from_opts(dl, &x.load, opts, trail, path_len);
+	if (tl < 0) {
+		free(trail);
+		return (int)tl;
+	}
+	x.load.offset = 0;
+	x.load.length = 0;
+	x.n_extents = (uint32_t)n_ext;
+	if (buf_fd >= 0) {
+		x.load.flags &= ~(uint32_t)DL_LOAD_DMABUF;
+		x.ext_flags |= DL_EXT_INTO;
+	}
+	if (path) {
+		root = (dl->caps & DL_CAP_ROOT_FD) ?
+		       open("/", O_PATH | O_DIRECTORY | O_CLOEXEC) : -1;
+		if (root >= 0) {
+			x.load.flags |= DL_LOAD_ROOT_FD;
+			fds[nfds++] = root;
+		}
+	} else {
+		x.load.flags |= DL_LOAD_BY_FD;
+		fds[nfds++] = src_fd;
+	}
+	if (buf_fd >= 0)
+		fds[nfds++] = buf_fd;
+	/* Inline when the whole request fits one datagram, else in a sealed memfd. */
+	inline_max = DL_MSG_MAX - sizeof(struct dl_hdr) - sizeof(x) - (size_t)tl;
+	if (ext_bytes <= inline_max) {
+		memcpy(trail + tl, ext, ext_bytes);
+		tl += (ssize_t)ext_bytes;
+	} else {
+		list = extents_memfd(ext, n_ext);
+		if (list < 0) {
+			r = list;
+			goto out;
+		}
+		x.ext_flags |= DL_EXT_LIST_MEMFD;
+		fds[nfds++] = list;
+	}
+	r = conn_request(dl, DL_LOAD_EXTENTS, &x, sizeof(x), trail, (size_t)tl, fds, nfds,
+			 id);
+out:
+	if (root >= 0)
+		close(root);
+	if (list >= 0)
+		close(list);
+	free(trail);
+	return r;
+}
+
+int dmaload_load_extents_path(struct dmaload *dl, const char *path,
+			      const struct dmaload_extent *ext, size_t n_ext,
+			      int buf_fd, const struct dmaload_opts *opts, uint64_t *id)
+{
+	if (!path)
+		return -EINVAL;
+	return load_extents(dl, path, -1, ext, n_ext, buf_fd, opts, id);
+}
+
+int dmaload_load_extents_fd(struct dmaload *dl, int src_fd,
+			    const struct dmaload_extent *ext, size_t n_ext,
+			    int buf_fd, const struct dmaload_opts *opts, uint64_t *id)
+{
+	return load_extents(dl, NULL, src_fd, ext, n_ext, buf_fd, opts, id);
+}
+
+/* The one extent of a load into: the range of @opts at @buf_offset. */
+static struct dmaload_extent into_extent(const struct dmaload_opts *opts,
+					 uint64_t buf_offset)
+{
+	return (struct dmaload_extent){
+		.file_offset = opts ? opts->offset : 0,
+		.length = opts ? opts->length : DMALOAD_TO_EOF,
+		.buf_offset = buf_offset,
+	};
+}
+
+int dmaload_load_into_path(struct dmaload *dl, const char *path, int buf_fd,
+			   uint64_t buf_offset, const struct dmaload_opts *opts,
+			   uint64_t *id)
+{
+	struct dmaload_extent e = into_extent(opts, buf_offset);
+
+	if (!path)
+		return -EINVAL;
+	if (buf_fd < 0)
+		return -EBADF;
+	return load_extents(dl, path, -1, &e, 1, buf_fd, opts, id);
+}
+
+int dmaload_load_into_fd(struct dmaload *dl, int src_fd, int buf_fd,
+			 uint64_t buf_offset, const struct dmaload_opts *opts,
+			 uint64_t *id)
+{
+	struct dmaload_extent e = into_extent(opts, buf_offset);
+
+	if (buf_fd < 0)
+		return -EBADF;
+	return load_extents(dl, NULL, src_fd, &e, 1, buf_fd, opts, id);
+}
+
 int dmaload_cancel(struct dmaload *dl, uint64_t load_id, uint64_t *id)
 {
 	struct dl_cancel c = { .load_id = load_id };
@@ -750,6 +953,38 @@ int dmaload_load_path_sync(struct dmaload *dl, const char *path,
 	memset(ev, 0, sizeof(*ev));
 	ev->fd = -1;
 	r = dmaload_load_path(dl, path, opts, &id);
+	if (r < 0)
+		return r;
+	return load_finish(dl, id, ev);
+}
+
+int dmaload_load_extents_path_sync(struct dmaload *dl, const char *path,
+				   const struct dmaload_extent *ext, size_t n_ext,
+				   int buf_fd, const struct dmaload_opts *opts,
+				   struct dmaload_event *ev)
+{
+	uint64_t id;
+	int r;
+
+	memset(ev, 0, sizeof(*ev));
+	ev->fd = -1;
+	r = dmaload_load_extents_path(dl, path, ext, n_ext, buf_fd, opts, &id);
+	if (r < 0)
+		return r;
+	return load_finish(dl, id, ev);
+}
+
+int dmaload_load_extents_fd_sync(struct dmaload *dl, int src_fd,
+				 const struct dmaload_extent *ext, size_t n_ext,
+				 int buf_fd, const struct dmaload_opts *opts,
+				 struct dmaload_event *ev)
+{
+	uint64_t id;
+	int r;
+
+	memset(ev, 0, sizeof(*ev));
+	ev->fd = -1;
+	r = dmaload_load_extents_fd(dl, src_fd, ext, n_ext, buf_fd, opts, &id);
 	if (r < 0)
 		return r;
 	return load_finish(dl, id, ev);

@@ -97,8 +97,8 @@ struct dmaload_event {
 };
 
 /* The socket path used when none is given: $DMALOAD_SOCKET, else
- * /run/dmaloadd/dmaloadd.sock for root, else $XDG_RUNTIME_DIR/dmaloadd.sock. Returns
- * a pointer to static storage. */
+ * /run/dmaloadd/dmaloadd.sock for root, else $XDG_RUNTIME_DIR/dmaloadd.sock when that
+ * exists, else /run/dmaloadd/dmaloadd.sock. Returns a pointer to static storage. */
 const char *dmaload_default_socket(void);
 
 /* Connects to @socket_path (NULL: dmaload_default_socket()) and says HELLO with
@@ -190,6 +190,62 @@ int dmaload_load_path_sync(struct dmaload *dl, const char *path,
 			   const struct dmaload_opts *opts, struct dmaload_event *ev);
 int dmaload_load_fd_sync(struct dmaload *dl, int fd, const struct dmaload_opts *opts,
 			 struct dmaload_event *ev);
+
+/* ---- lists of extents, and loads into the caller's buffer -------------------------
+ * Need a daemon with DL_CAP_EXTENTS (and DL_CAP_LOAD_INTO for @buf_fd >= 0): else
+ * these return -EOPNOTSUPP before sending. A DONE into the caller's buffer has fd -1,
+ * DL_DONE_INTO in done_flags and buf_size = that buffer's size.
+ * The caller's buffer: a memfd open O_RDWR, not write-sealed, sealed with
+ * F_SEAL_SHRINK (memfd_create(MFD_ALLOW_SEALING), ftruncate, F_ADD_SEALS), 4 KiB or
+ * huge pages; or a dma-buf open O_RDWR whose exporter lets it be mmapped. Its pages
+ * are charged to whoever first touches them: fallocate the buffer to pay for it.
+ */
+
+/* One extent: @length bytes of the file at @file_offset go to @buf_offset. */
+struct dmaload_extent {
+	uint64_t file_offset;
+	uint64_t length;
+	uint64_t buf_offset;
+};
+
+/* The most extents one load takes (>= 4096). */
+#define DMALOAD_MAX_EXTENTS 65536
+
+/*
+ * Loads the extents @ext[0..n_ext) of @path (or of @src_fd, borrowed).
+ * @buf_fd == -1: into a new buffer of size max(buf_offset + length) over the
+ *   extents (bytes not covered are zero); DONE carries the buffer's fd, cached
+ *   and joined like any load.
+ * @buf_fd >= 0: into the caller's buffer (a memfd or a dma-buf, writable, not
+ *   write-sealed, big enough), borrowed; DONE has fd -1 and DL_DONE_INTO.
+ * opts->offset and opts->length are ignored; every other option applies.
+ * Overlapping buffer ranges, an extent past EOF, n_ext == 0 or over the limit:
+ * -EINVAL (locally where the library can tell) or the daemon's ERROR.
+ * DONE's size = the sum of the extents' lengths.
+ */
+int dmaload_load_extents_path(struct dmaload *dl, const char *path,
+			      const struct dmaload_extent *ext, size_t n_ext,
+			      int buf_fd, const struct dmaload_opts *opts, uint64_t *id);
+int dmaload_load_extents_fd(struct dmaload *dl, int src_fd,
+			    const struct dmaload_extent *ext, size_t n_ext,
+			    int buf_fd, const struct dmaload_opts *opts, uint64_t *id);
+int dmaload_load_extents_path_sync(struct dmaload *dl, const char *path,
+				   const struct dmaload_extent *ext, size_t n_ext,
+				   int buf_fd, const struct dmaload_opts *opts,
+				   struct dmaload_event *ev);
+int dmaload_load_extents_fd_sync(struct dmaload *dl, int src_fd,
+				 const struct dmaload_extent *ext, size_t n_ext,
+				 int buf_fd, const struct dmaload_opts *opts,
+				 struct dmaload_event *ev);
+
+/* The range opts->offset / opts->length (DMALOAD_TO_EOF allowed) of the file
+ * into the caller's @buf_fd at @buf_offset: one extent. */
+int dmaload_load_into_path(struct dmaload *dl, const char *path, int buf_fd,
+			   uint64_t buf_offset, const struct dmaload_opts *opts,
+			   uint64_t *id);
+int dmaload_load_into_fd(struct dmaload *dl, int src_fd, int buf_fd,
+			 uint64_t buf_offset, const struct dmaload_opts *opts,
+			 uint64_t *id);
 
 /* What buffers the daemon's host offers (INFO). */
 struct dmaload_info {

@@ -44,6 +44,13 @@ void cache_init(struct cache *c, struct worker_pool *pool, uint64_t limit)
 	list_init(&c->entries);
 }
 
+/* An entry's own copy of its key's runs goes with it. */
+static void entry_release(struct cache_entry *e)
+{
+	free((void *)e->key.runs);
+	free(e);
+}
+
 static void entry_free(struct cache *c, struct cache_entry *e)
 {
 	list_del(&e->link);
@@ -54,7 +61,7 @@ static void entry_free(struct cache *c, struct cache_entry *e)
 			c->n_pinned--;
 		worker_close(c->pool, e->fd);
 	}
-	free(e);
+	entry_release(e);
 }
 
 /* Hands ready entry @e's buffer to systemd's fd store under a name that says all the
@@ -69,8 +76,8 @@ static void entry_store(struct cache_entry *e)
 		.pinned = e->pinned, .hugetlb = e->hugetlb, .uid = e->uid,
 	};
 
-	if (e->fd < 0)
-		return;
+	if (e->fd < 0 || e->key.runs)
+		return;		/* a record has no room for a list of extents */
 	fdstore_remove(e->fdname);
 	snprintf(r.path, sizeof(r.path), "%s", e->name);
 	fdstore_put(&r, e->fd, e->fdname);
@@ -117,14 +124,42 @@ static bool key_same_version(const struct cache_key *a, const struct cache_key *
 	       a->ctime_ns == b->ctime_ns;
 }
 
+static bool key_same_runs(const struct cache_key *a, const struct cache_key *b)
+{
+	if (a->n_runs != b->n_runs || !a->runs != !b->runs)
+		return false;
+	for (uint32_t i = 0; i < a->n_runs; i++)
+		if (a->runs[i].off != b->runs[i].off || a->runs[i].len != b->runs[i].len ||
+		    a->runs[i].buf != b->runs[i].buf)
+			return false;
+	return true;
+}
+
 static bool key_equal(const struct cache_key *a, const struct cache_key *b)
 {
 	return key_same_file(a, b) && key_same_version(a, b) && a->off == b->off &&
-	       a->len == b->len && a->target == b->target;
+	       a->len == b->len && a->target == b->target && key_same_runs(a, b);
+}
+
+/* @l leads the loading entry @e in place of its leader, which is returned: @e's
+ * joiners wait for @l now, and the entry says who reads it. */
+static struct cache_load *entry_take_over(struct cache_entry *e, struct cache_load *l,
+					  const struct cache_who *who)
+{
+	struct cache_load *slow = e->leader;
+
+	slow->leads = NULL;
+	e->leader = l;
+	l->leads = e;
+	e->exact_req = who->exact;
+	snprintf(e->name, sizeof(e->name), "%s", who->name);
+	e->uid = who->uid;
+	return slow;
 }
 
 int cache_lookup(struct cache *c, struct cache_load *l, const struct cache_key *key,
-		 const struct cache_who *who, struct cache_entry **out)
+		 const struct cache_who *who, struct cache_entry **out,
+		 struct cache_load **slow)
 {
 	const struct cache_key k = *key;
 	bool other_size = false;
@@ -159,6 +194,21 @@ int cache_lookup(struct cache *c, struct cache_load *l, const struct cache_key *
 				other_size = true;
 				continue;
 			}
+			/* A leader slower than this load would be on its own: this one
+			 * reads, for everyone waiting (unless some of them need an exact
+			 * size that it did not ask for: then it reads for itself). */
+			if (who->may_join && !who->may_join(e->leader, who->data)) {
+				if (e->exact_req && !who->exact) {
+					other_size = true;
+					continue;
+				}
+				c->misses++;
+				*slow = entry_take_over(e, l, who);
+				list_del(&e->link);
+				entry_to_front(c, e);
+				*out = e;
+				return CACHE_TOOK_OVER;
+			}
 			list_add_tail(&e->joiners, &l->join_link);
 			l->joined = e;
 			c->joins++;
@@ -177,14 +227,25 @@ int cache_lookup(struct cache *c, struct cache_load *l, const struct cache_key *
 	}
 
 	c->misses++;
-	/* An entry of this key exists, only its buffer is rounded up: this load reads
-	 * on its own rather than make a second entry of the same key. */
+	/* An entry of this key exists, only its buffer is rounded up (or its joiners
+	 * need an exact one): this load reads on its own rather than make a second
+	 * entry of the same key. */
 	if (other_size)
 		return CACHE_MISS;
 	e = calloc(1, sizeof(*e));
 	if (!e)
 		return -ENOMEM;
 	e->key = k;
+	if (k.runs) {
+		struct copy_seg *runs = malloc(k.n_runs * sizeof(*runs));
+
+		if (!runs) {
+			free(e);
+			return -ENOMEM;
+		}
+		memcpy(runs, k.runs, k.n_runs * sizeof(*runs));
+		e->key.runs = runs;
+	}
 	snprintf(e->name, sizeof(e->name), "%s", who->name);
 	e->uid = who->uid;
 	e->leader = l;
@@ -195,6 +256,29 @@ int cache_lookup(struct cache *c, struct cache_load *l, const struct cache_key *
 	l->leads = e;
 	*out = e;
 	return CACHE_MISS;
+}
+
+struct cache_entry *cache_covering(struct cache *c, const struct cache_key *key,
+				   uint64_t off, uint64_t end)
+{
+	struct list *pos, *tmp;
+
+	list_for_each_safe(pos, tmp, &c->entries) {
+		struct cache_entry *e = list_entry(pos, struct cache_entry, link);
+
+		if (e->leader || e->fd < 0 || e->key.runs || e->key.target != DL_TARGET_MEMFD ||
+		    !key_same_file(&e->key, key) || !key_same_version(&e->key, key) ||
+		    e->key.off > off || end > e->key.off + e->key.len)
+			continue;
+		list_del(&e->link);
+		entry_to_front(c, e);			/* most recently used */
+		c->hits++;
+		e->served++;
+		e->hits++;
+		e->t_used = now_ns();
+		return e;
+	}
+	return NULL;
 }
 
 /* Bytes of @uid's ready entries, and of the entries it pinned. */
@@ -364,7 +448,7 @@ void cache_keep(struct cache *c, struct cache_entry *e, int fd)
 			 "max_cached_per_uid (%llu bytes)", e->name,
 			 (unsigned long long)e->buf_size, e->uid,
 			 (unsigned long long)c->uid_limit);
-		free(e);
+		entry_release(e);
 		return;
 	}
 	if (c->limit == 0 || !cache_make_room(c, e->buf_size)) {
@@ -372,13 +456,13 @@ void cache_keep(struct cache *c, struct cache_entry *e, int fd)
 			log_debug("cache: not keeping %s (%llu bytes): does not fit "
 				  "cache_limit %llu", e->name, (unsigned long long)e->buf_size,
 				  (unsigned long long)c->limit);
-		free(e);
+		entry_release(e);
 		return;
 	}
 	e->fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
 	if (e->fd < 0) {
 		log_warn("cache: cannot keep %s: dup: %s", e->name, strerror(errno));
-		free(e);
+		entry_release(e);
 		return;
 	}
 	e->pinned = e->pin_req;
@@ -436,7 +520,7 @@ struct cache_entry *cache_leader_failed(struct cache *c, struct cache_load *l)
 
 void cache_abandon(struct cache_entry *e)
 {
-	free(e);
+	entry_release(e);
 }
 
 struct cache_load *cache_unjoin(struct cache *c, struct cache_load *l)

@@ -6,6 +6,11 @@
  * buffer when it is sealed; afterwards the entry keeps a reference to the sealed
  * buffer, under the cache_limit budget, and later loads get a dup at once.
  *
+ * A joiner never waits for a leader slower than itself: a leader held to a lower rate
+ * (its LOAD's rate_limit or its client's limit) than the joiner would get is replaced
+ * by the newcomer, which reads at its own pace for every load waiting on the entry; the
+ * slow load reads on for its own client only (cache_lookup).
+ *
  * Invariants: entries live on one list, most recently used first; an entry is either
  * loading (leader set, fd -1, joiners listed) or ready (fd >= 0, no leader). The
  * cache's byte count is the sum of the ready entries' buffer sizes. Every change
@@ -22,6 +27,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "copy.h"
 #include "fdstore.h"
 #include "list.h"
 
@@ -32,8 +38,14 @@ struct cache_key {
 	uint64_t dev, ino;
 	uint64_t size;			/* of the file */
 	uint64_t mtime_ns, ctime_ns;	/* any write changes one of them */
-	uint64_t off, len;		/* the range */
+	uint64_t off, len;		/* the range; a list of extents: its first run's
+					 * offset, and the buffer's size */
 	uint8_t target;			/* enum dl_target, never AUTO */
+	/* A list of extents (into a new buffer): its runs, compared by file offset,
+	 * length and buffer offset, so the key includes the whole list; else NULL. An
+	 * entry owns a copy. Such entries are not put in systemd's fd store. */
+	const struct copy_seg *runs;
+	uint32_t n_runs;
 };
 
 struct cache_entry {
@@ -98,23 +110,43 @@ struct cache_who {
 	uid_t uid;
 	bool exact;			/* it needs an exact-size buffer (no hugetlb
 					 * rounding) */
+	/* Whether it may wait for @leader's read: false when the leader is slower than
+	 * it would be on its own (its rate limit). The job layer's, with @data. */
+	bool (*may_join)(const struct cache_load *leader, void *data);
+	void *data;
 };
 
 enum cache_result {
 	CACHE_MISS = 0,			/* @l leads a new loading entry (l->leads) */
 	CACHE_HIT = 1,			/* *@out is ready: serve a dup of its fd */
 	CACHE_JOINED = 2,		/* @l waits on *@out's leader */
+	CACHE_TOOK_OVER = 3,		/* @l leads *@out in place of a slower leader
+					 * (*@slow), whose joiners now wait for @l */
 };
 
 /*
  * Looks up @key (the load's source is open and its range resolved). Drops stale
  * entries of the same file (other size or times), and of another file at the same
  * path loaded by the same uid, on the way. A miss registers @l as the leader of a new
- * loading entry. Returns enum cache_result; -ENOMEM on a miss that could not be
+ * loading entry. A loading entry whose leader may not be joined (who->may_join) is
+ * taken over: @l leads it from now on, with its joiners, and the old leader (*@slow)
+ * leads nothing and reads on for itself; where @l cannot lead it (the entry's joiners
+ * need an exact size, @l does not ask for one) @l reads on its own, a CACHE_MISS
+ * leading nothing. Returns enum cache_result; -ENOMEM on a miss that could not be
  * registered (the load then just runs unshared).
  */
 int cache_lookup(struct cache *c, struct cache_load *l, const struct cache_key *key,
-		 const struct cache_who *who, struct cache_entry **out);
+		 const struct cache_who *who, struct cache_entry **out,
+		 struct cache_load **slow);
+
+/*
+ * A ready entry of a plain load (not a list of extents) of the same file version as
+ * @key (dev, ino, size, times) whose range covers file bytes [@off, @end), memfd
+ * target, or NULL. For a load into the caller's buffer that a copy from memory can
+ * serve; it counts as a hit and marks the entry used.
+ */
+struct cache_entry *cache_covering(struct cache *c, const struct cache_key *key,
+				   uint64_t off, uint64_t end);
 
 /* A hit was served from @e (a DONE with a dup of e->fd): counts it, marks it used,
  * and pins it for @uid if @pin and @uid's pins stay within uid_pin_limit (logged if

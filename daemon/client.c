@@ -17,6 +17,17 @@
  * hint, is never queued behind other replies. Replies of loads it started before
  * still queue; a queue that would pass twice the cap anyway closes the connection.
  *
+ * Idle connections: every connection counts against max_clients and its uid's share,
+ * so one that sits with nothing in flight (no load, no reply waiting to be sent) and
+ * sends no request for idle_timeout seconds hears an ERROR (ETIMEDOUT, id 0) and is
+ * closed, when connections are short: the daemon holds half of max_clients or more,
+ * or its uid half of its share. Otherwise it stays: an inference server that keeps
+ * one connection for the loads it makes now and then costs nothing while there is
+ * room, and libdmaload does not reconnect by itself. A load in flight, however slow,
+ * or a DONE the client has not read yet keeps it open; the quiet spell starts when
+ * the last of them is gone. One timer per connection, re-armed for what is left of
+ * the spell, never a sweep over all.
+ *
  * Lifetime: client_close() closes the socket, detaches the jobs and marks the client
  * closed; the struct lives on until its last job is released, because jobs still
  * point at it (and at its credentials) while the kernel finishes their reads.
@@ -61,6 +72,83 @@ static void client_resume_check(struct client *c);
 /* Datagrams handled per readable event before giving others a turn. */
 #define RECV_BATCH 16
 
+/* ---- idle timeout ---------------------------------------------------------------- */
+
+/* Whether @c has something in flight: a load, or a reply not yet taken by its
+ * socket. */
+static bool client_busy(const struct client *c)
+{
+	return c->n_jobs || c->out_head;
+}
+
+/* Something happened on @c: its quiet spell starts again. */
+static void client_touch(struct client *c)
+{
+	c->last_active = ev_now(c->set->loop);
+}
+
+/* Whether connections are short for @c: the daemon holds half of max_clients or
+ * more, or @c's uid (not root's, nor the daemon's) half of its share. */
+static bool client_crowded(const struct client *c)
+{
+	const struct client_set *set = c->set;
+	unsigned share = config_clients_per_uid(set->cfg), n = 0;
+	struct list *pos;
+
+	if (set->n_clients * 2 >= set->cfg->max_clients)
+		return true;
+	if (c->cred.uid == 0 || c->cred.uid == geteuid())
+		return false;
+	/* A walk, bounded by max_clients, once per idle_timeout of a quiet connection. */
+	for (pos = set->clients.next; pos != &set->clients; pos = pos->next)
+		if (list_entry(pos, struct client, link)->cred.uid == c->cred.uid)
+			n++;
+	return n * 2 >= share;
+}
+
+static void on_idle_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct client *c = w->data;
+	unsigned timeout = c->set->cfg->idle_timeout;
+	ev_tstamp left;
+	char msg[128];
+
+	if (c->closed || !timeout)
+		return;		/* off since a reload: the timer stays stopped */
+	if (client_busy(c))
+		client_touch(c);
+	left = c->last_active + timeout - ev_now(loop);
+	if (left <= 0.001 && !client_crowded(c)) {
+		client_touch(c);	/* room enough: quiet for another spell */
+		left = timeout;
+	}
+	if (left > 0.001) {
+		ev_timer_set(w, left, 0);
+		ev_timer_start(loop, w);
+		return;
+	}
+	snprintf(msg, sizeof(msg), "idle for %u s with nothing in flight (idle_timeout): "
+		 "closing the connection", timeout);
+	log_info("conn %llu (uid %u): %s", (unsigned long long)c->conn_id, c->cred.uid, msg);
+	client_send_error(c, 0, ETIMEDOUT, msg);
+	client_close(c);
+}
+
+/* Starts @c's idle timer if idle_timeout is on and it is not running (at connect,
+ * and after a reload that turned it on). */
+static void client_idle_arm(struct client *c)
+{
+	unsigned timeout = c->set->cfg->idle_timeout;
+
+	if (c->local || c->closed || !timeout || ev_is_active(&c->idle_timer))
+		return;
+	client_touch(c);
+	ev_timer_set(&c->idle_timer, timeout, 0);
+	ev_timer_start(c->set->loop, &c->idle_timer);
+}
+
+/* ---- lifetime ----------------------------------------------------------------------- */
+
 static void client_free(struct client *c)
 {
 	struct client_set *set = c->set;
@@ -100,6 +188,7 @@ void client_close(struct client *c)
 	c->owner.gone = true;
 	ev_io_stop(c->set->loop, &c->rio);
 	ev_io_stop(c->set->loop, &c->wio);
+	ev_timer_stop(c->set->loop, &c->idle_timer);
 	close(c->fd);
 	c->fd = -1;
 	sched_owner_deinit(&c->so);
@@ -142,6 +231,8 @@ int client_new_local(struct client **out, struct client_set *set, const char *na
 	client_owner_init(c);
 	ev_io_init(&c->rio, on_readable, -1, EV_READ);	/* never started */
 	ev_io_init(&c->wio, on_writable, -1, EV_WRITE);
+	ev_timer_init(&c->idle_timer, on_idle_timer, 0, 0);	/* nor this */
+	c->idle_timer.data = c;
 	list_add_tail(&set->lingering, &c->link);
 	c->busy++;			/* until client_local_done() */
 	*out = c;
@@ -154,10 +245,10 @@ void client_local_done(struct client *c)
 	client_maybe_free(c);
 }
 
-int client_start_load(struct client *c, const struct dl_msg *m, int fd)
+int client_start_load(struct client *c, const struct dl_msg *m, int *fds, int nfds)
 {
 	struct job *j;
-	int r = job_new(&j, c->set->eng, &c->owner, m, fd);
+	int r = job_new(&j, c->set->eng, &c->owner, m, fds, nfds);
 
 	if (r < 0)
 		return r;
@@ -216,6 +307,8 @@ static void client_job_gone(struct client *c, struct job *j)
 {
 	list_del(&j->owner_link);
 	c->n_jobs--;
+	if (!c->local && !c->closed)
+		client_touch(c);	/* its quiet spell starts after its last load */
 	client_resume_check(c);
 	client_maybe_free(c);
 }
@@ -292,6 +385,7 @@ static int client_flush(struct client *c)
 		client_resume_check(c);
 	}
 	ev_io_stop(c->set->loop, &c->wio);
+	client_touch(c);		/* or after its last reply went out */
 	return 0;
 }
 
@@ -466,7 +560,6 @@ static bool client_dispatch(struct client *c, const char *buf, size_t len, int *
 			    int nfds)
 {
 	struct dl_msg m;
-	int fd = nfds > 0 ? fds[0] : -1;
 	int r = dl_msg_decode(buf, len, nfds, &m);
 
 	if (r == -EBADMSG || r == -EPROTONOSUPPORT) {
@@ -475,8 +568,7 @@ static bool client_dispatch(struct client *c, const char *buf, size_t len, int *
 				  "unsupported protocol version: this daemon speaks version 1");
 		log_info("conn %llu: %s: closing", (unsigned long long)c->conn_id,
 			 strerror(-r));
-		if (fd >= 0)
-			close(fd);
+		close_fds(fds, nfds);
 		client_close(c);
 		return false;
 	}
@@ -489,13 +581,13 @@ static bool client_dispatch(struct client *c, const char *buf, size_t len, int *
 			snprintf(msg, sizeof(msg), "bad %s request (fields or fd count)",
 				 dl_msg_type_name(m.hdr.type));
 		client_send_error(c, m.hdr.id, -r, msg);
-		if (fd >= 0)
-			close(fd);
+		close_fds(fds, nfds);
 		return !c->closed;
 	}
 
-	/* The request handlers (handlers.c) take the fd, if any. */
-	c->set->dispatch(c, &m, fd);
+	/* The request handlers (handlers.c) take the fds, if any. */
+	client_touch(c);
+	c->set->dispatch(c, &m, fds, nfds);
 	return !c->closed;
 }
 
@@ -580,9 +672,12 @@ int client_new(struct client **out, struct client_set *set, int fd)
 	client_owner_init(c);
 	ev_io_init(&c->rio, on_readable, fd, EV_READ);
 	ev_io_init(&c->wio, on_writable, fd, EV_WRITE);
+	ev_timer_init(&c->idle_timer, on_idle_timer, 0, 0);
 	c->rio.data = c;
 	c->wio.data = c;
+	c->idle_timer.data = c;
 	ev_io_start(set->loop, &c->rio);
+	client_idle_arm(c);
 	list_add_tail(&set->clients, &c->link);
 	set->n_clients++;
 	log_debug("conn %llu: pid %d uid %u gid %u", (unsigned long long)c->conn_id,
@@ -672,5 +767,6 @@ void client_set_limits(struct client_set *set)
 		struct client *c = list_entry(pos, struct client, link);
 
 		sched_owner_limits(&c->so, c->name, &c->cred, c->conn_id, "reload");
+		client_idle_arm(c);
 	}
 }

@@ -4,7 +4,8 @@
  * the dispatch callback the server registered, and sends replies in order through an
  * outgoing queue (a slow reader never blocks the loop), capped per connection
  * (max_reply_bytes, max_queued fds): a client over the cap is not read from until it
- * reads its replies. It owns its jobs in the sense
+ * reads its replies. A connection with nothing in flight that sends no request for
+ * idle_timeout seconds is told why and closed. It owns its jobs in the sense
  * that closing it cancels them; the memory of a closed client is freed only once its
  * last job has let go of it. The set of them (struct client_set) is what the handlers
  * and the server see of the daemon's connections.
@@ -41,9 +42,9 @@ struct client_set {
 	bool stopping;			/* SIGTERM seen: refuse new work */
 	char rbuf[65536];		/* one received datagram (DL_MSG_MAX) at a time */
 
-	/* Registered by the server: a well-formed request of @c (takes @fd, -1 if
-	 * none), and "a client was freed" for its stop. */
-	void (*dispatch)(struct client *c, const struct dl_msg *m, int fd);
+	/* Registered by the server: a well-formed request of @c (takes its @nfds
+	 * @fds), and "a client was freed" for its stop. */
+	void (*dispatch)(struct client *c, const struct dl_msg *m, int *fds, int nfds);
 	void (*on_idle)(void *data);
 	void *idle_data;
 };
@@ -67,6 +68,9 @@ struct client {
 	bool closed;			/* socket closed; waiting for jobs to let go */
 	bool broken;			/* a send failed: close from the write watcher */
 	bool local;			/* the daemon's own (client_new_local) */
+	ev_timer idle_timer;		/* idle_timeout: closes it after a quiet spell */
+	ev_tstamp last_active;		/* its last request, or when it last had
+					 * something in flight (ev_now) */
 	struct sched_owner so;		/* its queues and limit, for the scheduler */
 	struct job_owner owner;		/* what the engine knows of it (job.h) */
 	uint64_t loads_done, bytes_done;	/* DONEs sent, and their bytes (STATS) */
@@ -104,7 +108,7 @@ void client_close(struct client *c);
 /* Starts LOAD @m for @c; takes @fd (the passed fd or -1) on success and failure alike.
  * A detached load of a connection counts in set->n_detached until it is released.
  * Returns 0 or -errno. */
-int client_start_load(struct client *c, const struct dl_msg *m, int fd);
+int client_start_load(struct client *c, const struct dl_msg *m, int *fds, int nfds);
 /*
  * Calls @fn(@j, @data) for every running load (no final reply yet) of every client,
  * open or closed (detached loads and [preload]), that a client of @uid may see: its

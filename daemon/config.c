@@ -31,8 +31,12 @@ void config_init(struct config *c)
 		.max_clients = 256,
 		.max_clients_per_uid = 0,
 		.max_reply_bytes = 4u << 20,
+		.idle_timeout = 300,
 		.log_level = LOG_LVL_INFO,
 		.workers = 2,
+		.max_workers = 64,
+		.workers_per_uid = 4,
+		.stop_timeout_s = 3,
 		.chunk_size = 4u << 20,
 		.queue_depth = 64,
 		.max_loads = 16,
@@ -343,9 +347,15 @@ static const struct key_rule keys[] = {
 	     "must be a number from 1 to 65536 (0: a quarter of max_clients)"),
 	SIZE("daemon", max_reply_bytes, 65536, 1ull << 30, 0,
 	     "must be a size from 64K to 1G"),
+	UINT("daemon", idle_timeout, 0, 86400,
+	     "must be a number of seconds from 0 (never) to 86400"),
 	CUSTOM("daemon", "log_level", key_log_level,
 	       "must be error, warning, notice, info or debug"),
 	UINT("daemon", workers, 1, 64, "must be a number from 1 to 64"),
+	UINT("daemon", max_workers, 1, 1024, "must be a number from 1 to 1024"),
+	UINT("daemon", workers_per_uid, 1, 1024, "must be a number from 1 to 1024"),
+	UINT("daemon", stop_timeout_s, 0, 3600, "must be a number of seconds from 0 to "
+	     "3600"),
 	CUSTOM("daemon", "detach_group", key_detach_group,
 	       "must be the name of an existing group, a group number, or empty (only "
 	       "root detaches loads)"),
@@ -531,6 +541,7 @@ bool config_reload(struct config *live, struct config *next)
 	LIVE(max_clients, "[daemon] max_clients");
 	LIVE(max_clients_per_uid, "[daemon] max_clients_per_uid");
 	LIVE(max_reply_bytes, "[daemon] max_reply_bytes");
+	LIVE(idle_timeout, "[daemon] idle_timeout");
 	if (live->detach_gid != next->detach_gid ||
 	    strcmp(live->detach_group, next->detach_group)) {
 		log_notice("reload: [daemon] detach_group: \"%s\" -> \"%s\"",
@@ -542,6 +553,7 @@ bool config_reload(struct config *live, struct config *next)
 	LIVE(max_detached, "[io] max_detached");
 	LIVE(max_loads, "[io] max_loads");
 	LIVE(max_inflight, "[io] max_inflight");
+	LIVE(stop_timeout_s, "[daemon] stop_timeout_s");
 	LIVE(max_loads_per_uid, "[quota] max_loads_per_uid");
 	live->max_inflight_per_uid = next->max_inflight_per_uid;
 	RESTART(!share_equal(&live->max_cached_per_uid, &next->max_cached_per_uid),
@@ -564,6 +576,8 @@ bool config_reload(struct config *live, struct config *next)
 		(live->socket && strcmp(live->socket, next->socket)), "[daemon] socket");
 	RESTART(live->socket_mode != next->socket_mode, "[daemon] socket_mode");
 	RESTART(live->workers != next->workers, "[daemon] workers");
+	RESTART(live->max_workers != next->max_workers, "[daemon] max_workers");
+	RESTART(live->workers_per_uid != next->workers_per_uid, "[daemon] workers_per_uid");
 	RESTART(live->chunk_size != next->chunk_size, "[io] chunk_size");
 	RESTART(live->queue_depth != next->queue_depth, "[io] queue_depth");
 	RESTART(live->max_load_size != next->max_load_size, "[io] max_load_size");

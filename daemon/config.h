@@ -38,8 +38,13 @@ struct config {
 					 * daemon's own user); 0: max_clients / 4 */
 	uint64_t max_reply_bytes;	/* replies queued for one connection before the
 					 * daemon stops reading its requests */
+	unsigned idle_timeout;		/* seconds a connection with nothing in flight
+					 * may stay quiet before it is closed; 0: never */
 	enum log_level log_level;
-	unsigned workers;		/* threads for blocking calls */
+	unsigned workers;		/* threads for blocking calls, always there */
+	unsigned max_workers;		/* the most when calls hang: started on demand */
+	unsigned workers_per_uid;	/* threads one uid's file calls may hold */
+	unsigned stop_timeout_s;	/* a stop waits this long for stuck calls */
 	char detach_group[64];		/* who besides root may detach loads: a group's
 					 * name (or number) as written, "" for none */
 	gid_t detach_gid;		/* its gid; (gid_t)-1 for none */
@@ -107,7 +112,8 @@ int config_parse_target(const char *s, uint8_t *target, char *heap, size_t heap_
  * SIGHUP: takes from @next (a freshly loaded config) what can change while the daemon
  * runs: [limits], [preload] (the
  * caller preloads the new list), log_level, max_clients, max_clients_per_uid,
- * max_reply_bytes, detach_group, max_queued,
+ * max_reply_bytes, idle_timeout (each connection's timer reads it when it fires; one
+ * turned on from 0 times the connections made after), detach_group, max_queued,
  * max_detached, max_loads and max_inflight, which only the loop thread reads. Other keys that differ are logged as needing a
  * restart and keep their running values (workers read them, or the socket and the
  * ring were set up with them). Logs each change. Returns true if [limits] changed.

@@ -2,7 +2,12 @@
  * copy.c: the chunks of a load and the methods that move them. See copy.h.
  *
  * The file range [off, off + len) lands at the start of the buffer, so file offset x
- * goes to buffer byte x - off.
+ * goes to buffer byte x - off. A load of extents, or one into the caller's buffer, is
+ * a list of runs (struct copy_seg), issued in file order one after the other: file
+ * offset x of a run goes to buffer byte x - run.off + run.buf, and to the mapping at
+ * that minus tgt->map_off (a caller's buffer is mapped from the first page the load
+ * touches). Every chunk lies inside one run. Runs that touch on disk but not in the
+ * buffer are separate runs read back to back, which the block layer merges.
  *
  * Reads (direct and buffered): a chunk that comes back short is resubmitted for the
  * rest (short reads are normal: signals, page cache pressure, O_DIRECT quirks);
@@ -59,7 +64,28 @@ struct chunk {
 	bool pair;		/* the requests in the ring are a pair (else a drain) */
 	struct cpipe *pipe;
 	int bounce;		/* CHUNK_BOUNCE: index of its bounce buffer, else -1 */
+	uint64_t bdelta;	/* buffer offset minus file offset in its run (mod 2^64) */
+	uint64_t end;		/* file offset where its run ends (for messages) */
 };
+
+/* The buffer offset where file byte @x of chunk @c lands. */
+static uint64_t chunk_buf(const struct chunk *c, uint64_t x)
+{
+	return x + c->bdelta;
+}
+
+/* Its address in the daemon's mapping of the buffer. */
+static char *chunk_addr(const struct chunk *c, uint64_t x)
+{
+	return (char *)c->cp->tgt->map + (chunk_buf(c, x) - c->cp->tgt->map_off);
+}
+
+/* No more direct reads in this copy (the filesystem refused one, or cfr took over). */
+static void copy_no_direct(struct copy *cp)
+{
+	for (unsigned i = 0; i < cp->nsegs; i++)
+		cp->segs[i].direct_end = cp->segs[i].off;
+}
 
 /* ---- bounce buffers ----------------------------------------------------------------- */
 
@@ -202,16 +228,24 @@ static uint32_t dio_align(const struct copy *cp)
 	       cp->src->dio_mem_align : cp->src->dio_off_align;
 }
 
-/* Why O_DIRECT cannot read this load, or DL_WHY_DEFAULT if it can. */
+/* Why O_DIRECT cannot read any of this load, or DL_WHY_DEFAULT if it may. */
 static uint8_t direct_obstacle(const struct copy *cp)
 {
 	if (cp->env->cfg->direct == CONFIG_OFF)
 		return DL_WHY_ASKED;	/* the site said so: not the load's fault */
 	if (cp->src->dfd < 0)
 		return cp->src->direct_denied ? DL_WHY_NO_REOPEN : DL_WHY_NO_DIRECT;
-	if (cp->off % dio_align(cp))
+	return DL_WHY_DEFAULT;
+}
+
+/* Why O_DIRECT cannot read run @s, or DL_WHY_DEFAULT if it can: its start must be
+ * aligned on disk and in memory (the mapping is page-aligned, so the buffer offset
+ * tells), and it must hold one whole unit. */
+static uint8_t direct_obstacle_seg(const struct copy *cp, const struct copy_seg *s)
+{
+	if (s->off % dio_align(cp) || s->buf % dio_align(cp))
 		return DL_WHY_UNALIGNED;
-	if (cp->len < dio_align(cp))
+	if (s->len < dio_align(cp))
 		return DL_WHY_SHORT;
 	return DL_WHY_DEFAULT;
 }
@@ -221,11 +255,18 @@ int copy_plan(struct copy *cp, char *msg, size_t len)
 	const struct config *cfg = cp->env->cfg;
 	bool asked = cp->asked != DL_METHOD_AUTO;
 	uint8_t want = asked ? cp->asked : cfg->method;
+	const struct copy_seg *bad = NULL;
 	uint8_t why;
 
+	if (!cp->segs) {
+		cp->one = (struct copy_seg){ .off = cp->off, .len = cp->len };
+		cp->segs = &cp->one;
+		cp->nsegs = cp->len ? 1 : 0;
+	}
+	copy_no_direct(cp);
 	cp->reason = asked ? DL_WHY_ASKED : DL_WHY_DEFAULT;
-	cp->next = cp->off;
-	cp->direct_end = cp->off;
+	cp->seg = 0;
+	cp->next = cp->nsegs ? cp->segs[0].off : cp->off;
 	cp->auto_cache = false;
 	if (cp->len == 0) {
 		cp->method = DL_METHOD_BUFFERED;
@@ -237,13 +278,33 @@ int copy_plan(struct copy *cp, char *msg, size_t len)
 		return 0;
 	}
 
-	/* direct, or auto (direct where it can, cached chunks buffered) */
+	/* direct, or auto (direct where it can, cached chunks buffered): each run that
+	 * starts aligned is read direct up to its last whole unit */
 	why = direct_obstacle(cp);
 	if (why == DL_WHY_DEFAULT) {
-		cp->method = DL_METHOD_DIRECT;
-		cp->direct_end = cp->off + (cp->len / dio_align(cp)) * dio_align(cp);
-		cp->auto_cache = want == DL_METHOD_AUTO;
-		return 0;
+		bool any = false;
+
+		for (unsigned i = 0; i < cp->nsegs; i++) {
+			struct copy_seg *s = &cp->segs[i];
+			uint8_t w = direct_obstacle_seg(cp, s);
+
+			if (w == DL_WHY_DEFAULT) {
+				s->direct_end = s->off + (s->len / dio_align(cp)) * dio_align(cp);
+				any = true;
+			} else if (why == DL_WHY_DEFAULT || (w == DL_WHY_UNALIGNED &&
+							     why != DL_WHY_UNALIGNED)) {
+				why = w;
+				bad = s;
+			}
+		}
+		/* Asked for direct: every run must start aligned (a short one, or the
+		 * tail of one, goes through the page cache as with a plain load). */
+		if (any && !(cp->asked == DL_METHOD_DIRECT && why == DL_WHY_UNALIGNED)) {
+			cp->method = DL_METHOD_DIRECT;
+			cp->auto_cache = want == DL_METHOD_AUTO;
+			return 0;
+		}
+		copy_no_direct(cp);
 	}
 	cp->method = DL_METHOD_BUFFERED;
 	if (why != DL_WHY_ASKED)
@@ -259,10 +320,15 @@ int copy_plan(struct copy *cp, char *msg, size_t len)
 		snprintf(msg, len, "method direct asked, but the "
 			 "filesystem refuses O_DIRECT (%s); use auto or buffered",
 			 strerror(cp->src->direct_err));
-	else
+	else if (!bad || bad->buf == 0)
 		snprintf(msg, len, "method direct asked, but offset "
 			 "%llu is not aligned for O_DIRECT (%u bytes); use auto, buffered or "
-			 "cfr", (unsigned long long)cp->off, dio_align(cp));
+			 "cfr", (unsigned long long)(bad ? bad->off : cp->off), dio_align(cp));
+	else
+		snprintf(msg, len, "method direct asked, but the extent at file offset "
+			 "%llu, buffer offset %llu, is not aligned for O_DIRECT (%u bytes); use "
+			 "auto, buffered or cfr", (unsigned long long)bad->off,
+			 (unsigned long long)bad->buf, dio_align(cp));
 	return -EINVAL;
 }
 
@@ -277,21 +343,39 @@ static int probe_heap(struct copy *cp, char *msg, size_t len)
 	if (cp->len == 0 || (cp->method != DL_METHOD_CFR && cp->asked != DL_METHOD_AUTO))
 		return 0;
 	snprintf(kind, sizeof(kind), "heap:%s", cp->tgt->heap);
-	cp->cfr_syscall = probe_cfr(cp->src->fd, cp->src->dev, cp->off, cp->len, cp->tgt->fd, kind,
+	cp->cfr_syscall = probe_cfr(cp->src->fd, cp->src->dev, cp->segs[0].off,
+				   cp->segs[0].len, cp->segs[0].buf, cp->tgt->fd, kind,
 				   &err) == CFR_ACCEPTED;
 	cp->cfr_err = err;
 	if (cp->cfr_syscall) {
 		cp->method = DL_METHOD_CFR;
-		cp->direct_end = cp->off;
+		copy_no_direct(cp);
 		cp->auto_cache = false;
 		return 0;
 	}
 	if (cp->method != DL_METHOD_CFR)
 		return 0;
 	snprintf(msg, len, "method cfr asked, but this kernel refuses "
-		 "copy_file_range into dma-heap \"%s\" (%s); use auto, direct or buffered",
+		 "copy_file_range into %s \"%s\" (%s); use auto, direct or buffered",
+		 cp->tgt->into ? "the dma-buf of exporter" : "dma-heap",
 		 cp->tgt->heap, err ? strerrorname_np(err) : "no verdict");
 	return -EINVAL;
+}
+
+static bool range_cached(const struct copy *cp, uint64_t off, uint64_t len);
+
+/* Whether auto asks the kernel for copy_file_range into this memfd. A kernel that
+ * takes it (none stock; tests/kernel/patches/ makes one) reads the file into the
+ * memfd's pages itself, by direct I/O where the file allows: no mapping to fault in
+ * and nothing left in the page cache. Not into hugetlb memfds (hugetlbfs has no such
+ * copy), and not for a range all in the page cache (a memory copy beats reading the
+ * disk again). Where the kernel refuses, the verdict is remembered: one failing
+ * syscall per filesystem. */
+static bool auto_cfr(const struct copy *cp, bool auto_method)
+{
+	/* (a caller's memfd with O_APPEND takes no write at an offset) */
+	return auto_method && cp->len && !cp->tgt->hugetlb && !cp->tgt->no_splice &&
+	       !range_cached(cp, cp->off, cp->len);
 }
 
 int copy_probe(struct copy *cp, char *msg, size_t len)
@@ -300,19 +384,26 @@ int copy_probe(struct copy *cp, char *msg, size_t len)
 			   cp->env->cfg->method == DL_METHOD_AUTO;
 	int err;
 
-	if (cp->tgt->kind == DL_TARGET_HEAP)
+	if (cp->tgt->pfnmap)
 		return probe_heap(cp, msg, len);
 
 	/* Bytes that come through the page cache: reading them into the mapping of a
 	 * 4 KiB-page memfd faults in every page from the copy (measured 10-15x slower
 	 * than splicing them into the memfd, which fills it through the file); huge
 	 * pages fault cheaply and cannot be spliced into. */
-	cp->cache_how = auto_method && !cp->tgt->hugetlb ? CHUNK_SPLICE : CHUNK_BUFFERED;
-	if (cp->method != DL_METHOD_CFR)
+	cp->cache_how = auto_method && !cp->tgt->hugetlb && !cp->tgt->no_splice ?
+			CHUNK_SPLICE : CHUNK_BUFFERED;
+	if ((cp->method != DL_METHOD_CFR && !auto_cfr(cp, auto_method)) || cp->len == 0)
 		return 0;
-	cp->cfr_syscall = probe_cfr(cp->src->fd, cp->src->dev, cp->off, cp->len, cp->tgt->fd,
+	cp->cfr_syscall = probe_cfr(cp->src->fd, cp->src->dev, cp->segs[0].off,
+				   cp->segs[0].len, cp->segs[0].buf, cp->tgt->fd,
 				   "memfd", &err) == CFR_ACCEPTED;
 	cp->cfr_err = err;
+	if (cp->cfr_syscall && cp->method != DL_METHOD_CFR) {
+		cp->method = DL_METHOD_CFR;
+		copy_no_direct(cp);
+		cp->auto_cache = false;
+	}
 	return 0;
 }
 
@@ -370,7 +461,7 @@ static void chunk_shrank(struct chunk *c)
 	 * and rewrite) gets one answer whichever check sees it first. */
 	copy_fail(cp, -ESTALE, "the file changed while it was read: it ended at offset "
 		  "%llu, before the %llu bytes asked for (it shrank during the load)",
-		  (unsigned long long)c->off, (unsigned long long)(cp->off + cp->len));
+		  (unsigned long long)c->off, (unsigned long long)c->end);
 	chunk_end(c);
 }
 
@@ -379,7 +470,7 @@ static void chunk_shrank(struct chunk *c)
 static void read_submit(struct chunk *c)
 {
 	struct copy *cp = c->cp;
-	char *dst = (char *)cp->tgt->map + (c->off - cp->off);
+	char *dst = chunk_addr(c, c->off);
 	int fd = c->how == CHUNK_BUFFERED ? cp->src->fd : cp->src->dfd;
 
 	c->pending = 1;
@@ -413,7 +504,7 @@ static void read_complete(struct ring_op *op, int res)
 		log_notice("%s: O_DIRECT read refused, using buffered reads", cp->who);
 		cp->method = DL_METHOD_BUFFERED;
 		cp->reason = DL_WHY_NO_DIRECT;
-		cp->direct_end = cp->off;
+		copy_no_direct(cp);
 		cp->auto_cache = false;
 		c->how = CHUNK_BUFFERED;
 		read_submit(c);
@@ -431,7 +522,7 @@ static void read_complete(struct ring_op *op, int res)
 		/* On the loop: a memory copy of at most one chunk (4 MiB by default, about
 		 * a millisecond), cheaper than a round trip to a worker and back, and the
 		 * loop's other work is only waiting for completions meanwhile. */
-		memcpy((char *)cp->tgt->map + (c->off - cp->off),
+		memcpy(chunk_addr(c, c->off),
 		       (char *)cp->env->bounce.buf[c->bounce] + (c->off - c->out), (size_t)res);
 	cp->done += (uint64_t)res;
 	cp->landed[c->how] += (uint64_t)res;
@@ -473,7 +564,7 @@ static void splice_submit(struct chunk *c)
 		c->pair = false;
 		c->pending = 1;
 		ring_splice(cp->env->ring, &c->op[1], c->pipe->rfd, -1, cp->tgt->fd,
-			    (int64_t)(c->out - cp->off), c->in_pipe, false);
+			    (int64_t)chunk_buf(c, c->out), c->in_pipe, false);
 		return;
 	}
 	n = c->left < cp->env->pipes.size ? c->left : cp->env->pipes.size;
@@ -482,7 +573,7 @@ static void splice_submit(struct chunk *c)
 	ring_splice(cp->env->ring, &c->op[0], cp->src->fd, (int64_t)c->off, c->pipe->wfd, -1,
 		    n, true);
 	ring_splice(cp->env->ring, &c->op[1], c->pipe->rfd, -1, cp->tgt->fd,
-		    (int64_t)(c->out - cp->off), n, false);
+		    (int64_t)chunk_buf(c, c->out), n, false);
 }
 
 static void splice_in_complete(struct ring_op *op, int res)
@@ -548,7 +639,7 @@ static void splice_step(struct chunk *c)
 		return;
 	}
 	if (out < 0 && !retryable(out)) {
-		chunk_fail(c, out, "splice into the buffer", c->out - cp->off);
+		chunk_fail(c, out, "splice into the buffer", chunk_buf(c, c->out));
 		return;
 	}
 	if (c->pair && in == 0 && c->left) {
@@ -570,7 +661,7 @@ static int cfr_run(struct worker_task *t)
 	struct copy *cp = c->cp;
 
 	while (c->left) {
-		loff_t in = (loff_t)c->off, out = (loff_t)(c->off - cp->off);
+		loff_t in = (loff_t)c->off, out = (loff_t)chunk_buf(c, c->off);
 		ssize_t n = copy_file_range(cp->src->fd, &in, cp->tgt->fd, &out, c->left, 0);
 
 		if (n < 0 && errno == EINTR)
@@ -614,14 +705,14 @@ static enum chunk_how chunk_how_next(const struct copy *cp)
 {
 	if (cp->method == DL_METHOD_CFR)
 		return cp->cfr_syscall ? CHUNK_CFR : CHUNK_SPLICE;
-	if (cp->next < cp->direct_end)
+	if (cp->next < cp->segs[cp->seg].direct_end)
 		return CHUNK_DIRECT;
 	return cp->cache_how;
 }
 
 bool copy_can_issue(const struct copy *cp)
 {
-	return !cp->stopped && cp->next < cp->off + cp->len;
+	return !cp->stopped && cp->seg < cp->nsegs;
 }
 
 void copy_stop(struct copy *cp)
@@ -637,21 +728,27 @@ static uint64_t chunk_max(const struct copy *cp, uint64_t max)
 
 	if (max > cp->env->cfg->chunk_size)
 		max = cp->env->cfg->chunk_size;
-	if (cp->next < cp->direct_end && a > 1 && max % a)
+	if (cp->next < cp->segs[cp->seg].direct_end && a > 1 && max % a)
 		max = max >= a ? max / a * a : a;
 	return max;
 }
 
 uint64_t copy_next_len(const struct copy *cp, uint64_t max)
 {
-	uint64_t end = cp->next < cp->direct_end ? cp->direct_end : cp->off + cp->len;
+	const struct copy_seg *s;
+	uint64_t end;
 
+	if (cp->seg >= cp->nsegs)
+		return 0;
+	s = &cp->segs[cp->seg];
+	end = cp->next < s->direct_end ? s->direct_end : s->off + s->len;
 	max = chunk_max(cp, max);
 	return end - cp->next < max ? end - cp->next : max;
 }
 
 uint64_t copy_issue(struct copy *cp, uint64_t max)
 {
+	const struct copy_seg *s;
 	uint64_t len;
 	enum chunk_how how;
 	struct cpipe *pipe = NULL;
@@ -661,6 +758,7 @@ uint64_t copy_issue(struct copy *cp, uint64_t max)
 
 	if (!copy_can_issue(cp))
 		return 0;
+	s = &cp->segs[cp->seg];
 	len = copy_next_len(cp, max);
 	how = chunk_how_next(cp);
 	if (how == CHUNK_DIRECT) {
@@ -668,7 +766,7 @@ uint64_t copy_issue(struct copy *cp, uint64_t max)
 		if (cached)
 			how = cp->cache_how;
 	}
-	if (how == CHUNK_DIRECT && cp->tgt->kind == DL_TARGET_HEAP) {
+	if (how == CHUNK_DIRECT && cp->tgt->pfnmap) {
 		/* Every bounce buffer busy: a chunk ending frees one and pumps again. */
 		bounce = bounce_get(&cp->env->bounce);
 		if (bounce < 0) {
@@ -693,7 +791,7 @@ uint64_t copy_issue(struct copy *cp, uint64_t max)
 		}
 		how = CHUNK_BUFFERED;
 	}
-	if (cp->next < cp->direct_end) {
+	if (cp->next < s->direct_end) {
 		if (cached)
 			cp->bytes_cached += len;
 		else
@@ -715,7 +813,11 @@ uint64_t copy_issue(struct copy *cp, uint64_t max)
 	c->bounce = bounce;
 	c->left = (uint32_t)len;
 	c->len = c->left;
+	c->bdelta = s->buf - s->off;
+	c->end = s->off + s->len;
 	cp->next += c->left;
+	if (cp->next == c->end && ++cp->seg < cp->nsegs)
+		cp->next = cp->segs[cp->seg].off;
 
 	cp->inflight++;
 	cp->env->chunks++;
@@ -733,7 +835,9 @@ uint64_t copy_issue(struct copy *cp, uint64_t max)
 		break;
 	case CHUNK_CFR:
 	case CHUNK_HOW_N:
-		c->task = (struct worker_task){ .run = cfr_run, .done = cfr_done };
+		/* Reads the client's file: capped per uid with its opens. */
+		c->task = (struct worker_task){ .run = cfr_run, .done = cfr_done,
+						.lane = WORKER_FILE, .uid = cp->uid };
 		worker_submit(cp->env->pool, &c->task);
 		break;
 	}

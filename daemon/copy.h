@@ -13,7 +13,10 @@
  * and auto: direct, except for chunks cachestat(2) finds in the page cache (a memory
  * copy beats reading the disk again) and what O_DIRECT cannot read (unaligned offsets
  * and tails, filesystems that refuse it); those go through the page cache, spliced
- * into 4 KiB-page memfds and read into hugetlb ones.
+ * into 4 KiB-page memfds and read into hugetlb ones. Where the kernel takes
+ * copy_file_range into the buffer (no stock kernel does; the patched test kernel of
+ * tests/kernel/ does, reading by direct I/O into the buffer's pages), auto uses it
+ * for 4 KiB-page memfds and heap buffers whose range is not all in the page cache.
  *
  * Heap targets (dma-bufs from a dma-heap) are mapped as PFN maps that O_DIRECT cannot
  * target (EFAULT): direct chunks read into a few aligned bounce buffers and are copied
@@ -30,6 +33,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 struct config;
 struct ring;
@@ -85,6 +89,19 @@ struct copy_env {
 
 struct copy;
 
+/*
+ * A run of the file that lands in one piece of the buffer: file bytes [off, off + len)
+ * go to buffer bytes [buf, buf + len). A load of extents is a list of these, sorted by
+ * file offset, with the extents that touch both on disk and in the buffer merged (so
+ * they are read as one); a plain load is one run with buf 0.
+ */
+struct copy_seg {
+	uint64_t off, len;		/* the file range; len > 0 */
+	uint64_t buf;			/* buffer offset of its first byte */
+	uint64_t direct_end;		/* the plan: direct reads below this file offset,
+					 * the page cache above */
+};
+
 /* How a copy tells its owner, on the loop. */
 struct copy_ops {
 	/* A chunk of @bytes (as issued) ended: landed, or given up after a failure. */
@@ -105,21 +122,29 @@ struct copy {
 	const struct copy_ops *ops;
 	struct source *src;		/* borrowed: open */
 	struct target *tgt;		/* borrowed: made before the first chunk */
-	uint64_t off, len;		/* the file range; it lands at buffer byte 0 */
+	uint64_t off, len;		/* plain load: the file range, landing at buffer
+					 * byte 0; with segs: the first run's offset and the
+					 * bytes of all runs */
+	struct copy_seg *segs;		/* borrowed, sorted: the runs (a load of extents or
+					 * into the caller's buffer), or NULL: one run of
+					 * off, len at buffer byte 0 */
+	unsigned nsegs;
 	uint8_t asked;			/* enum dl_method the client named, or auto */
 	const char *who;		/* for logs: connection, load, name */
+	uid_t uid;			/* whose load: its worker tasks' cap */
 	int fixed_slot;			/* registered buffer slot or -1 */
 
 	/* the plan */
+	struct copy_seg one;		/* the run of a plain load (segs points at it) */
 	uint8_t method, reason;		/* enum dl_method, enum dl_reason */
-	uint64_t direct_end;		/* direct reads below this offset, buffered above */
 	bool auto_cache;		/* auto: chunks in the page cache go buffered */
 	bool cfr_syscall;		/* cfr: copy_file_range itself (else splice) */
 	int cfr_err;			/* cfr: why copy_file_range was refused */
 	uint8_t cache_how;		/* enum chunk_how for page-cache bytes */
 
 	/* progress */
-	uint64_t next;			/* next file offset to issue */
+	unsigned seg;			/* the run being issued (nsegs: all issued) */
+	uint64_t next;			/* next file offset to issue, in run seg */
 	uint64_t done;			/* bytes landed */
 	unsigned inflight;		/* chunks in the ring or on a worker */
 	bool stopped;			/* the owner gave up: issue nothing more */
@@ -136,7 +161,8 @@ void copy_env_trim(struct copy_env *e);
 
 /*
  * Decides the copy's method and why, from what was asked, the config and the opened
- * source: sets method, reason, direct_end and auto_cache, and next to the start. A
+ * source: sets method, reason, each run's direct_end and auto_cache, and next to the
+ * start. A
  * method the client named that cannot be done is an error: returns -EINVAL with @msg
  * (@len bytes) set. Runs on the open worker, before the buffer is made (cfr needs
  * 4 KiB pages).
@@ -145,7 +171,8 @@ int copy_plan(struct copy *cp, char *msg, size_t len);
 
 /* After the buffer is made: how bytes that come through the page cache move (auto
  * splices them into 4 KiB-page memfds), and for cfr whether copy_file_range itself
- * will run (the probe; heap targets probe it for auto too). Returns 0, or -EINVAL with
+ * will run (the probe; auto probes it too, for heap targets and 4 KiB-page memfds,
+ * and then uses it where the kernel takes it). Returns 0, or -EINVAL with
  * @msg set when method cfr is asked for a heap that refuses it. Runs on the open
  * worker. */
 int copy_probe(struct copy *cp, char *msg, size_t len);

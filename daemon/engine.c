@@ -47,7 +47,9 @@ int engine_init(struct engine *e, struct ev_loop *loop, const struct config *cfg
 		log_err("io_uring setup failed: %s", strerror(-r));
 		return r;
 	}
-	r = worker_pool_new(&e->pool, loop, cfg->workers);
+	r = worker_pool_new(&e->pool, loop, cfg->workers,
+			    cfg->max_workers > cfg->workers ? cfg->max_workers : cfg->workers,
+			    cfg->workers_per_uid);
 	if (r < 0) {
 		log_err("cannot start worker threads: %s", strerror(-r));
 		return r;

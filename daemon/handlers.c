@@ -35,7 +35,7 @@
 /* INFO: what buffers this host offers. target_host_info only reads devtmpfs, sysfs
  * and procfs, which do not block on I/O. A client that announced DL_CAP_INFO_SURPLUS
  * gets the surplus allowance after the heap names. */
-static void handle_info(struct client *c, const struct dl_msg *m, int fd)
+static void handle_info(struct client *c, const struct dl_msg *m, int *fds, int nfds)
 {
 	struct target_host h;
 	struct dl_info_reply r;
@@ -66,13 +66,13 @@ static void handle_info(struct client *c, const struct dl_msg *m, int fd)
 	client_send_trail(c, DL_INFO_REPLY, m->hdr.id, &r, sizeof(r), names, trail);
 }
 
-static void handle_hello(struct client *c, const struct dl_msg *m, int fd)
+static void handle_hello(struct client *c, const struct dl_msg *m, int *fds, int nfds)
 {
 	const struct config *cfg = c->set->cfg;
 	struct dl_hello_reply r = {
 		.version = DL_PROTO_VERSION,
 		.caps = DL_CAPS_V1 | DL_CAP_DMABUF | DL_CAP_DETACH | DL_CAP_ROOT_FD |
-			DL_CAP_INFO_SURPLUS,
+			DL_CAP_LOAD_INTO | DL_CAP_EXTENTS | DL_CAP_INFO_SURPLUS,
 		.max_load_size = c->set->eng->max_load_size,
 		.chunk_size = (uint32_t)cfg->chunk_size,
 		.queue_depth = cfg->queue_depth,
@@ -159,8 +159,9 @@ static bool load_detach_ok(struct client *c, const struct dl_msg *m)
 	return true;
 }
 
-/* Takes @fd (-1 or the passed source). */
-static void handle_load(struct client *c, const struct dl_msg *m, int fd)
+/* LOAD and LOAD_EXTENTS. Takes @fds (the source or root, the caller's buffer, the
+ * extent list: see dl_load_ext). */
+static void handle_load(struct client *c, const struct dl_msg *m, int *fds, int nfds)
 {
 	int r;
 
@@ -207,16 +208,15 @@ static void handle_load(struct client *c, const struct dl_msg *m, int fd)
 	}
 	if (!load_detach_ok(c, m))
 		goto drop;
-	r = client_start_load(c, m, fd);
+	r = client_start_load(c, m, fds, nfds);
 	if (r < 0)
 		client_send_error(c, m->hdr.id, -r, "cannot start the load");
 	return;
 drop:
-	if (fd >= 0)
-		close(fd);
+	close_fds(fds, nfds);
 }
 
-static void handle_cancel(struct client *c, const struct dl_msg *m, int fd)
+static void handle_cancel(struct client *c, const struct dl_msg *m, int *fds, int nfds)
 {
 	struct job *j = client_find_job(c, m->u.cancel.load_id);
 
@@ -281,7 +281,7 @@ static bool status_one(struct job *j, void *data)
 	return true;
 }
 
-static void handle_status(struct client *c, const struct dl_msg *m, int fd)
+static void handle_status(struct client *c, const struct dl_msg *m, int *fds, int nfds)
 {
 	struct client_set *set = c->set;
 	size_t cap = DL_MSG_MAX - sizeof(struct dl_hdr) - sizeof(struct dl_status_reply);
@@ -334,7 +334,7 @@ static bool list_add_entry(char *buf, size_t cap, size_t *len, const struct cach
 	return append_named(buf, cap, len, &le, sizeof(le), e->name, name_len);
 }
 
-static void handle_list(struct client *c, const struct dl_msg *m, int fd)
+static void handle_list(struct client *c, const struct dl_msg *m, int *fds, int nfds)
 {
 	struct cache *cache = &c->set->eng->cache;
 	size_t cap = DL_MSG_MAX - sizeof(struct dl_hdr) - sizeof(struct dl_list_reply);
@@ -387,7 +387,7 @@ static bool evict_one(struct job *j, void *data)
 	return true;
 }
 
-static void handle_evict(struct client *c, const struct dl_msg *m, int fd)
+static void handle_evict(struct client *c, const struct dl_msg *m, int *fds, int nfds)
 {
 	char path[DL_PATH_MAX + 1];
 	struct dl_evict_reply er = { 0 };
@@ -416,7 +416,7 @@ static void handle_evict(struct client *c, const struct dl_msg *m, int fd)
 	client_send_plain(c, DL_EVICT_REPLY, m->hdr.id, &er, sizeof(er));
 }
 
-static void handle_stats(struct client *c, const struct dl_msg *m, int fd)
+static void handle_stats(struct client *c, const struct dl_msg *m, int *fds, int nfds)
 {
 	struct client_set *set = c->set;
 	struct cache *cache = &set->eng->cache;
@@ -464,15 +464,16 @@ static void handle_stats(struct client *c, const struct dl_msg *m, int fd)
 
 /* Handles one datagram. Returns false if the client was closed. */
 
-/* Every request type and its handler; a handler that takes the fd (only LOAD has a
+/* Every request type and its handler; a handler that takes the fds (only the LOADs have a
  * use for one) owns it, the others' is closed after them. */
 static const struct {
 	uint16_t type;
-	void (*fn)(struct client *c, const struct dl_msg *m, int fd);
+	void (*fn)(struct client *c, const struct dl_msg *m, int *fds, int nfds);
 	bool takes_fd;
 } handlers[] = {
 	{ DL_HELLO, handle_hello, false },
 	{ DL_LOAD, handle_load, true },
+	{ DL_LOAD_EXTENTS, handle_load, true },
 	{ DL_CANCEL, handle_cancel, false },
 	{ DL_STATUS, handle_status, false },
 	{ DL_INFO, handle_info, false },
@@ -481,18 +482,17 @@ static const struct {
 	{ DL_STATS, handle_stats, false },
 };
 
-void handlers_dispatch(struct client *c, const struct dl_msg *m, int fd)
+void handlers_dispatch(struct client *c, const struct dl_msg *m, int *fds, int nfds)
 {
 	for (size_t i = 0; i < sizeof(handlers) / sizeof(handlers[0]); i++) {
 		if (handlers[i].type != m->hdr.type)
 			continue;
-		handlers[i].fn(c, m, fd);
-		if (!handlers[i].takes_fd && fd >= 0)
-			close(fd);
+		handlers[i].fn(c, m, fds, nfds);
+		if (!handlers[i].takes_fd)
+			close_fds(fds, nfds);
 		return;
 	}
 	/* A reply type sent to us. */
 	client_send_error(c, m->hdr.id, EOPNOTSUPP, "not a request");
-	if (fd >= 0)
-		close(fd);
+	close_fds(fds, nfds);
 }

@@ -8,6 +8,6 @@
 struct client;
 struct dl_msg;
 
-/* Answers the well-formed request @m of @c; takes @fd (the fd that came with it, or
- * -1) whatever the request. */
-void handlers_dispatch(struct client *c, const struct dl_msg *m, int fd);
+/* Answers the well-formed request @m of @c; takes the @nfds @fds that came with it,
+ * whatever the request. */
+void handlers_dispatch(struct client *c, const struct dl_msg *m, int *fds, int nfds);

@@ -3,15 +3,19 @@
  * bytes, in chunks the scheduler (sched.c) asks for.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "cache.h"
 #include "copy.h"
+#include "extents.h"
 #include "job.h"
 #include "log.h"
 #include "engine.h"
@@ -148,7 +152,7 @@ void job_detach(struct job *j)
 static void job_share_done(struct job *j)
 {
 	struct cache_ready r = {
-		.buf_size = j->tgt.hugetlb ? j->tgt.map_len : j->cp.len,
+		.buf_size = j->tgt.hugetlb ? j->tgt.map_len : j->tgt.size,
 		.hugetlb = j->tgt.hugetlb,
 		.method = j->cp.method,
 		.reason = j->cp.reason,
@@ -206,6 +210,10 @@ static void pick_target(struct job *j)
 	const struct config *cfg = j->eng->cfg;
 	uint64_t page = (uint64_t)getpagesize(), limit;
 
+	if (j->into) {
+		j->target = j->tgt.kind;	/* the caller's buffer is what it is */
+		return;
+	}
 	j->target = j->req.target;
 	if (j->target == DL_TARGET_AUTO && cfg->target != DL_TARGET_AUTO) {
 		j->target = cfg->target;
@@ -214,11 +222,11 @@ static void pick_target(struct job *j)
 	if (j->target != DL_TARGET_AUTO)
 		return;
 	j->target = DL_TARGET_MEMFD;
-	if (!(j->req.flags & DL_LOAD_DMABUF) || j->cp.len == 0)
+	if (!(j->req.flags & DL_LOAD_DMABUF) || j->buf_len == 0)
 		return;
 	limit = target_udmabuf_size_limit();
 	if (target_udmabuf_usable() == 0 &&
-	    (!limit || round_up(j->cp.len, page) <= limit))
+	    (!limit || round_up(j->buf_len, page) <= limit))
 		j->target = DL_TARGET_UDMABUF;
 	else if (target_default_heap(j->heap, sizeof(j->heap)) == 0)
 		j->target = DL_TARGET_HEAP;
@@ -234,19 +242,58 @@ static int make_target(struct job *j)
 	int r;
 
 	if (j->target == DL_TARGET_UDMABUF)
-		return target_create_udmabuf(&j->tgt, j->cp.len, huge, exact, j->msg,
+		return target_create_udmabuf(&j->tgt, j->buf_len, huge, exact, j->msg,
 					     sizeof(j->msg));
 	if (j->target == DL_TARGET_HEAP)
-		return target_create_heap(&j->tgt, j->heap, j->cp.len, j->msg,
+		return target_create_heap(&j->tgt, j->heap, j->buf_len, j->msg,
 					  sizeof(j->msg));
-	r = target_create(&j->tgt, j->cp.len, huge, exact);
+	r = target_create(&j->tgt, j->buf_len, huge, exact);
 	if (r < 0)
 		snprintf(j->msg, sizeof(j->msg), "cannot create a %llu-byte buffer: "
-			 "%s", (unsigned long long)j->cp.len, strerror(-r));
+			 "%s", (unsigned long long)j->buf_len, strerror(-r));
 	return r;
 }
 static int prepare_run(struct worker_task *t);
 static void prepare_done(struct worker_task *t, int res);
+
+/* LOAD_EXTENTS, the source open: its list read (from the memfd) and planned against
+ * the file, and the caller's buffer checked and mapped, before any byte moves. */
+static int open_extents(struct job *j)
+{
+	struct extents_plan p;
+	int r;
+
+	if (j->list_fd >= 0) {
+		r = extents_read_memfd(j->list_fd, j->n_ext, &j->ext, j->msg, sizeof(j->msg));
+		close(j->list_fd);
+		j->list_fd = -1;
+		if (r < 0)
+			return r;
+	}
+	r = extents_plan(j->ext, j->n_ext, j->src.size, &p, j->msg, sizeof(j->msg));
+	if (r < 0)
+		return r;
+	j->segs = p.segs;
+	j->cp.segs = p.segs;
+	j->cp.nsegs = p.nsegs;
+	j->cp.off = p.nsegs ? p.segs[0].off : 0;
+	j->cp.len = p.bytes;
+	j->buf_len = p.hi;
+	if (!j->into)
+		return 0;
+	if (j->req.method == DL_METHOD_CFR) {
+		/* splice pairs, cfr's fallback, cannot write into huge pages and a
+		 * dma-buf is not spliced into: refuse what may not work */
+		snprintf(j->msg, sizeof(j->msg), "method cfr is not offered into the "
+			 "caller's buffer; use auto, direct or buffered");
+		return -EINVAL;
+	}
+	r = target_open_into(&j->tgt, j->buf_fd, p.lo, p.hi, j->msg, sizeof(j->msg));
+	j->buf_fd = -1;		/* the target has it now */
+	for (unsigned i = 0; r == 0 && i < p.nsegs; i++)
+		target_prefault(&j->tgt, p.segs[i].buf, p.segs[i].len);
+	return r;
+}
 
 static int open_run(struct worker_task *t)
 {
@@ -281,6 +328,12 @@ static int open_run(struct worker_task *t)
 	}
 
 	size = j->src.size;
+	if (j->extents) {
+		r = open_extents(j);
+		if (r < 0)
+			return r;
+		goto range_known;
+	}
 	if (j->req.offset > size) {
 		snprintf(j->msg, sizeof(j->msg), "offset %llu is past the end of "
 			 "the file (%llu bytes)", (unsigned long long)j->req.offset,
@@ -298,9 +351,17 @@ static int open_run(struct worker_task *t)
 	} else {
 		j->cp.len = j->req.length;
 	}
+	j->buf_len = j->cp.len;
+range_known:
 	if (j->cp.len > j->eng->max_load_size) {
 		snprintf(j->msg, sizeof(j->msg), "%llu bytes is more than "
 			 "max_load_size (%llu bytes)", (unsigned long long)j->cp.len,
+			 (unsigned long long)j->eng->max_load_size);
+		return -EFBIG;
+	}
+	if (j->buf_len > j->eng->max_load_size && !j->into) {
+		snprintf(j->msg, sizeof(j->msg), "a %llu-byte buffer is more than "
+			 "max_load_size (%llu bytes)", (unsigned long long)j->buf_len,
 			 (unsigned long long)j->eng->max_load_size);
 		return -EFBIG;
 	}
@@ -326,10 +387,12 @@ static int prepare_run(struct worker_task *t)
 	r = copy_plan(&j->cp, j->msg, sizeof(j->msg));
 	if (r < 0)
 		return r;
+	if (j->into)		/* the caller's buffer, made and paid for by the caller */
+		return copy_probe(&j->cp, j->msg, sizeof(j->msg));
 	/* Memory admission before the buffer is made: a load that cannot fit is an
 	 * ENOMEM, never the OOM killer's business. Counted as huge pages round it. */
-	if (j->cp.len) {
-		uint64_t huge = target_huge_page_size(), need = round_up(j->cp.len,
+	if (j->buf_len) {
+		uint64_t huge = target_huge_page_size(), need = round_up(j->buf_len,
 			huge && j->eng->cfg->hugetlb != CONFIG_OFF ? huge : (uint64_t)getpagesize());
 
 		/* Its uid's quota first: a user over it hears so, not that memory is
@@ -351,8 +414,44 @@ static int prepare_run(struct worker_task *t)
 	return copy_probe(&j->cp, j->msg, sizeof(j->msg));
 }
 
+/*
+ * Whether @data (the job asking) may wait for @leader's read: unless the leader, at
+ * its rate limit, would take longer for what it has left than the asker would for the
+ * whole range at its own. An unlimited asker never waits for a limited leader that
+ * has bytes left; one at the same limit or a lower one always joins.
+ */
+static bool job_may_join(const struct cache_load *leader, void *data)
+{
+	const struct job *j = data;
+	const struct job *lj = list_entry(leader, struct job, cl);
+	uint64_t lr = sched_load_rate(&lj->sl), jr = sched_load_rate(&j->sl);
+	uint64_t left = lj->cp.len - lj->cp.done;
+
+	if (!lr || !left)
+		return true;
+	if (!jr)
+		return false;
+	/* left / lr <= len / jr */
+	return (unsigned __int128)left * jr <= (unsigned __int128)j->cp.len * lr;
+}
+
+/* The leader @slow lost its entry to @j, which is faster: it reads on for its own
+ * client, or ends if that client is gone (it read only for the joiners). */
+static void job_lost_lead(struct job *j, struct job *slow)
+{
+	job_log(j, LOG_LVL_INFO, "takes over the read of it from conn %llu load %llu, "
+		"limited to %llu bytes/s (this load: %s)",
+		(unsigned long long)slow->owner->conn_id, (unsigned long long)slow->id,
+		(unsigned long long)sched_load_rate(&slow->sl),
+		sched_load_rate(&j->sl) ? "limited" : "unlimited");
+	if (slow->orphaned)
+		job_fail(slow, -ECANCELED, "a faster load took over its read; nobody "
+			 "waits for it any more");
+}
+
 /* Asks the cache for @j (source open, range resolved): a hit is answered at once, a
- * join waits for its leader, a miss reads, leading an entry if it could make one. */
+ * join waits for its leader, a miss reads, leading an entry if it could make one, and
+ * so does a load that took over a slower leader's entry. */
 static void job_share_lookup(struct job *j)
 {
 	struct cache_key k = {
@@ -362,19 +461,25 @@ static void job_share_lookup(struct job *j)
 		.mtime_ns = j->src.mtime_ns,
 		.ctime_ns = j->src.ctime_ns,
 		.off = j->cp.off,
-		.len = j->cp.len,
+		.len = j->buf_len,	/* cp.len, or for extents the buffer's size */
 		.target = j->target,	/* pick_target's: only memfds are shared now */
+		/* the key includes a list of extents, run by run */
+		.runs = j->extents ? j->segs : NULL,
+		.n_runs = j->extents ? j->cp.nsegs : 0,
 	};
 	struct cache_who who = {
 		.name = j->name,
 		.by_path = j->path != NULL,
 		.uid = j->owner->cred->uid,
 		.exact = j->req.flags & DL_LOAD_EXACT_SIZE,
+		.may_join = job_may_join,
+		.data = j,
 	};
+	struct cache_load *slow = NULL;
 	struct cache_entry *e;
 
 	job_send_accepted(j);
-	switch (cache_lookup(&j->eng->cache, &j->cl, &k, &who, &e)) {
+	switch (cache_lookup(&j->eng->cache, &j->cl, &k, &who, &e, &slow)) {
 	case CACHE_HIT:
 		cache_hit_served(&j->eng->cache, e, j->req.flags & DL_LOAD_PIN,
 				 j->owner->cred->uid);
@@ -384,8 +489,12 @@ static void job_share_lookup(struct job *j)
 		j->state = DL_STATE_QUEUED;
 		job_log(j, LOG_LVL_DEBUG, "joins the running load of it");
 		return;
+	case CACHE_TOOK_OVER:
+		job_lost_lead(j, list_entry(slow, struct job, cl));
+		/* fall through */
 	default:
-		j->task = (struct worker_task){ .run = prepare_run, .done = prepare_done };
+		j->task = (struct worker_task){ .run = prepare_run, .done = prepare_done,
+						.lane = WORKER_FILE, .uid = j->owner->cred->uid };
 		j->task_busy = true;
 		worker_submit(j->eng->pool, &j->task);
 		return;
@@ -399,16 +508,103 @@ static void job_start_reading(struct job *j)
 		j->eng->cache.misses++;
 		job_send_accepted(j);
 	}
-	job_log(j, LOG_LVL_DEBUG, "%llu bytes at %llu, %s%s (%s)%s",
+	job_log(j, LOG_LVL_DEBUG, "%llu bytes at %llu, %s%s (%s)%s%s",
 		(unsigned long long)j->cp.len, (unsigned long long)j->cp.off,
 		dl_method_name(j->cp.method), job_cfr_how(j), dl_reason_name(j->cp.reason),
-		j->tgt.hugetlb ? ", hugetlb" : "");
+		j->tgt.hugetlb ? ", hugetlb" : "", j->into ? ", into the caller's buffer" : "");
+	if (j->extents)
+		job_log(j, LOG_LVL_DEBUG, "%u extents in %u runs", j->n_ext, j->cp.nsegs);
 	if (j->cp.len == 0) {
 		job_finish(j);
 		return;
 	}
 	j->state = DL_STATE_QUEUED;
 	sched_add(&j->eng->sched, &j->sl);
+}
+
+/* ---- into the caller's buffer, from the cache (worker) ------------------------------ */
+
+/* Copies every run from the cached buffer into the caller's mapping: memory speed,
+ * nothing read from the file. */
+static int cache_copy_run(struct worker_task *t)
+{
+	struct job *j = list_entry(t, struct job, task);
+	struct stat st;
+	const char *src;
+	int r = 0;
+
+	if (fstat(j->cache_fd, &st) < 0)
+		return -errno;
+	src = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, j->cache_fd, 0);
+	if (src == MAP_FAILED) {
+		r = -errno;
+		snprintf(j->msg, sizeof(j->msg), "cannot map the cached buffer: %s",
+			 strerror(-r));
+		return r;
+	}
+	for (unsigned i = 0; i < j->cp.nsegs; i++) {
+		const struct copy_seg *s = &j->cp.segs[i];
+
+		memcpy((char *)j->tgt.map + (s->buf - j->tgt.map_off),
+		       src + (s->off - j->cache_off), s->len);
+	}
+	munmap((void *)src, (size_t)st.st_size);
+	close(j->cache_fd);
+	j->cache_fd = -1;
+	j->cp.done = j->cp.len;
+	return 0;
+}
+
+static bool job_task_ok(struct job *j, int res);
+
+static void cache_copy_done(struct worker_task *t, int res)
+{
+	struct job *j = list_entry(t, struct job, task);
+
+	if (!job_task_ok(j, res))
+		return;
+	job_finish(j);
+}
+
+/* A load into the caller's buffer whose every run lies in a buffer the cache keeps (a
+ * plain load of this version of the file): copied from it on a worker instead of read.
+ * Returns whether it was taken that way. */
+static bool job_into_from_cache(struct job *j)
+{
+	struct cache_key k = {
+		.dev = j->src.dev, .ino = j->src.ino, .size = j->src.size,
+		.mtime_ns = j->src.mtime_ns, .ctime_ns = j->src.ctime_ns,
+	};
+	uint64_t end = 0;
+	struct cache_entry *e;
+
+	/* as for shared loads: auto only, never a file that reads per opener */
+	if (!j->into || !j->cp.nsegs || j->req.method != DL_METHOD_AUTO ||
+	    j->src.per_opener || !j->eng->cache.limit)
+		return false;
+	for (unsigned i = 0; i < j->cp.nsegs; i++)
+		if (j->cp.segs[i].off + j->cp.segs[i].len > end)
+			end = j->cp.segs[i].off + j->cp.segs[i].len;
+	e = cache_covering(&j->eng->cache, &k, j->cp.segs[0].off, end);
+	if (!e)
+		return false;
+	j->cache_fd = fcntl(e->fd, F_DUPFD_CLOEXEC, 3);
+	if (j->cache_fd < 0)
+		return false;
+	j->cache_off = e->key.off;
+	j->from_cache = true;
+	j->cp.method = e->method;
+	j->cp.reason = e->reason;
+	job_send_accepted(j);
+	job_log(j, LOG_LVL_DEBUG, "%llu bytes copied from the cached buffer of %s",
+		(unsigned long long)j->cp.len, e->name);
+	j->state = DL_STATE_READING;
+	/* Capped per uid like a read: a copy of GiBs takes a thread for a while. */
+	j->task = (struct worker_task){ .run = cache_copy_run, .done = cache_copy_done,
+					.lane = WORKER_FILE, .uid = j->owner->cred->uid };
+	j->task_busy = true;
+	worker_submit(j->eng->pool, &j->task);
+	return true;
 }
 
 /* A task of the opening ended: false when the job failed or was cancelled (it is
@@ -434,6 +630,8 @@ static void open_done(struct worker_task *t, int res)
 	struct job *j = list_entry(t, struct job, task);
 
 	if (!job_task_ok(j, res))
+		return;
+	if (j->prepared && job_into_from_cache(j))
 		return;
 	if (j->prepared)
 		job_start_reading(j);
@@ -501,6 +699,11 @@ static void job_sched_activated(struct sched_load *l)
 	list_entry(l, struct job, sl)->state = DL_STATE_READING;
 }
 
+static void job_sched_deactivated(struct sched_load *l)
+{
+	list_entry(l, struct job, sl)->state = DL_STATE_QUEUED;
+}
+
 static void job_sched_registered(struct sched_load *l)
 {
 	/* A load that failed while its buffer was being registered goes now. */
@@ -509,6 +712,7 @@ static void job_sched_registered(struct sched_load *l)
 
 static const struct sched_load_ops job_sched_ops = {
 	.activated = job_sched_activated,
+	.deactivated = job_sched_deactivated,
 	.registered = job_sched_registered,
 };
 
@@ -569,9 +773,13 @@ static void finish_done(struct worker_task *t, int res)
 		job_fail(j, res, "%s", job_task_msg(j, res));
 		return;
 	}
-	copy_report(&j->cp);
-	j->eng->bytes_read += j->cp.len;
-	j->eng->loads_by_method[j->cp.method & 3]++;
+	if (j->from_cache) {
+		j->eng->bytes_cached += j->cp.len;	/* STATS: a hit, nothing read */
+	} else {
+		copy_report(&j->cp);
+		j->eng->bytes_read += j->cp.len;
+		j->eng->loads_by_method[j->cp.method & 3]++;
+	}
 	if (j->orphaned) {		/* nobody of its own to tell */
 		job_share_done(j);
 		job_release(j);
@@ -579,17 +787,20 @@ static void finish_done(struct worker_task *t, int res)
 	}
 	d = (struct dl_done){
 		.size = j->cp.len,
-		.buf_size = j->tgt.hugetlb || !target_sealed(&j->tgt) ? j->tgt.map_len : j->cp.len,
+		.buf_size = j->into ? j->tgt.size : j->tgt.hugetlb || !target_sealed(&j->tgt) ?
+			    j->tgt.map_len : j->tgt.size,
 		.elapsed_ns = now - j->t_start,
 		.flags = (target_sealed(&j->tgt) ? DL_DONE_SEALED : 0) |
 			 (j->tgt.hugetlb ? DL_DONE_HUGETLB : 0) |
 			 (j->cp.method == DL_METHOD_CFR && j->cp.cfr_syscall ?
-			  DL_DONE_CFR_SYSCALL : 0),
+			  DL_DONE_CFR_SYSCALL : 0) | (j->into ? DL_DONE_INTO : 0) |
+			 (j->from_cache ? DL_DONE_CACHED : 0),
 		.target = j->tgt.kind,
 		.method = j->cp.method,
 		.reason = j->cp.reason,
 	};
-	if (!job_send_done(j, &d, j->tgt.fd))
+	/* Into the caller's buffer: nothing to hand over, the caller has it. */
+	if (!job_send_done(j, &d, j->into ? -1 : j->tgt.fd))
 		return;
 	j->replied = true;
 	j->eng->loads_done++;
@@ -640,7 +851,10 @@ void job_done_shared(struct job *j, int fd, const struct cache_entry *e, uint32_
 static void job_finish(struct job *j)
 {
 	j->state = DL_STATE_FINISHING;
-	j->task = (struct worker_task){ .run = finish_run, .done = finish_done };
+	/* The seal's lane, apart from the opens: it stats the source, which on a hung
+	 * filesystem may hang too, but never waits behind another open. */
+	j->task = (struct worker_task){ .run = finish_run, .done = finish_done,
+					.lane = WORKER_FINISH, .uid = j->owner->cred->uid };
 	j->task_busy = true;
 	worker_submit(j->eng->pool, &j->task);
 }
@@ -663,6 +877,15 @@ static int release_run(struct worker_task *t)
 	if (j->root_fd >= 0)
 		close(j->root_fd);
 	j->root_fd = -1;
+	if (j->buf_fd >= 0)
+		close(j->buf_fd);
+	j->buf_fd = -1;
+	if (j->list_fd >= 0)
+		close(j->list_fd);
+	j->list_fd = -1;
+	if (j->cache_fd >= 0)
+		close(j->cache_fd);
+	j->cache_fd = -1;
 	return 0;
 }
 
@@ -677,6 +900,8 @@ static void release_done(struct worker_task *t, int res)
 	quota_load_end(&eng->quota, j->quota, j->quota_bytes);
 	j->owner->ops->released(j);
 	free(j->path);
+	free(j->ext);
+	free(j->segs);
 	free(j);
 	engine_idle(eng);
 }
@@ -685,7 +910,10 @@ static void job_release(struct job *j)
 {
 	sched_remove(&j->eng->sched, &j->sl);
 	j->state = DL_STATE_FINISHING;
-	j->task = (struct worker_task){ .run = release_run, .done = release_done };
+	/* Closing the source may wait on its filesystem (a FUSE flush): not the quick
+	 * lane. */
+	j->task = (struct worker_task){ .run = release_run, .done = release_done,
+					.lane = WORKER_FINISH, .uid = j->owner->cred->uid };
 	j->task_busy = true;
 	worker_submit(j->eng->pool, &j->task);
 }
@@ -701,14 +929,37 @@ static void job_maybe_release(struct job *j)
 /* ---- creation ----------------------------------------------------------------------- */
 
 int job_new(struct job **out, struct engine *eng, struct job_owner *owner,
-	    const struct dl_msg *m, int fd)
+	    const struct dl_msg *m, int *fds, int nfds)
 {
 	struct job *j = calloc(1, sizeof(*j));
+	int k = 0, fd;
 
 	if (!j) {
-		if (fd >= 0)
-			close(fd);
+		close_fds(fds, nfds);
 		return -ENOMEM;
+	}
+	/* The fds in the order dl_load_ext gives (the decoder checked their count). */
+	fd = (m->u.load.flags & (DL_LOAD_BY_FD | DL_LOAD_ROOT_FD)) ? fds[k++] : -1;
+	j->buf_fd = j->list_fd = j->cache_fd = -1;
+	if (m->hdr.type == DL_LOAD_EXTENTS) {
+		const struct dl_load_ext *x = &m->u.load_ext;
+
+		j->extents = true;
+		j->into = x->ext_flags & DL_EXT_INTO;
+		j->n_ext = x->n_extents;
+		if (j->into)
+			j->buf_fd = fds[k++];
+		if (x->ext_flags & DL_EXT_LIST_MEMFD)
+			j->list_fd = fds[k++];
+		if (m->ext) {
+			j->ext = malloc(m->n_ext * sizeof(*j->ext));
+			if (!j->ext) {
+				close_fds(fds, nfds);
+				free(j);
+				return -ENOMEM;
+			}
+			memcpy(j->ext, m->ext, m->n_ext * sizeof(*j->ext));
+		}
 	}
 	list_init(&j->owner_link);
 	j->eng = eng;
@@ -735,13 +986,14 @@ int job_new(struct job **out, struct engine *eng, struct job_owner *owner,
 		.tgt = &j->tgt,
 		.asked = j->req.method,
 		.who = j->who,
+		.uid = owner->cred->uid,
 		.fixed_slot = -1,
 	};
 	if (!(j->req.flags & DL_LOAD_BY_FD)) {
 		j->path = strndup(m->trail, m->u.load.path_len);
 		if (!j->path) {
-			if (fd >= 0)
-				close(fd);
+			close_fds(fds, nfds);
+			free(j->ext);
 			free(j);
 			return -ENOMEM;
 		}
@@ -752,13 +1004,16 @@ int job_new(struct job **out, struct engine *eng, struct job_owner *owner,
 	job_name_changed(j);
 	if (m->heap)
 		snprintf(j->heap, sizeof(j->heap), "%.*s", (int)m->heap_len, m->heap);
-	/* A load that names a method is read as asked; auto ones may share. */
-	j->shareable = j->req.method == DL_METHOD_AUTO;
+	/* A load that names a method is read as asked; auto ones may share. Into the
+	 * caller's buffer nothing is shared (it is the caller's). */
+	j->shareable = j->req.method == DL_METHOD_AUTO && !j->into;
 	/* Counted as its uid's from here to its release (the owner checked
 	 * max_loads_per_uid). */
 	j->quota = quota_load_start(&eng->quota, owner->cred->uid);
 	j->state = DL_STATE_OPENING;
-	j->task = (struct worker_task){ .run = open_run, .done = open_done };
+	/* Opens may hang (a FUSE server, a lease): capped per uid (worker.h). */
+	j->task = (struct worker_task){ .run = open_run, .done = open_done,
+					.lane = WORKER_FILE, .uid = owner->cred->uid };
 	j->task_busy = true;
 	/* A foreground load's open goes before background work queued on the workers
 	 * (freeing a GiB buffer takes tens of ms); opens are short. */

@@ -8,6 +8,10 @@
  * freed on the loop). A failure or cancel at any point sends the ERROR at once;
  * the job then waits for its in-flight reads and worker task before it is released,
  * because the kernel may still write into its buffer.
+ *
+ * A LOAD_EXTENTS is a job too: its extents become the copy's runs (sorted, merged),
+ * and the scheduler, limits and cancel see one load. Into the caller's buffer, the
+ * target is that buffer (target_open_into) and DONE carries no fd.
  */
 #pragma once
 
@@ -65,7 +69,15 @@ struct job {
 	enum dl_load_state state;
 
 	/* what was asked */
-	struct dl_load req;
+	struct dl_load req;		/* LOAD_EXTENTS: its LOAD part (offset, length 0) */
+	bool extents;			/* a LOAD_EXTENTS */
+	bool into;			/* ... into the caller's buffer (DL_EXT_INTO) */
+	struct dl_extent *ext;		/* its extents as asked, n_ext of them (owned) */
+	uint32_t n_ext;
+	int list_fd;			/* DL_EXT_LIST_MEMFD: the list, owned until the open
+					 * task reads it; else -1 */
+	int buf_fd;			/* DL_EXT_INTO: the caller's buffer, owned until the
+					 * open task gives it to the target; else -1 */
 	char *path;			/* NULL for loads by fd */
 	int passed_fd;			/* owned until the open task takes it */
 	int root_fd;			/* DL_LOAD_ROOT_FD: the client's root directory,
@@ -79,6 +91,13 @@ struct job {
 	struct target tgt;
 	struct copy cp;			/* the file range (cp.off, cp.len), the method, the
 					 * chunks and the bytes landed (copy.c) */
+	struct copy_seg *segs;		/* LOAD_EXTENTS: the runs the copy reads (owned) */
+	int cache_fd;			/* into: a dup of the cached buffer the bytes are
+					 * copied from (owned), else -1 */
+	uint64_t cache_off;		/* its file offset at buffer byte 0 */
+	bool from_cache;		/* into: served by that copy, nothing read */
+	uint64_t buf_len;		/* the new buffer's size: cp.len, or for extents
+					 * the end of the last one in the buffer */
 	char who[320];			/* "conn N load M name": the prefix of its logs */
 	char msg[512];			/* why a task on the workers failed, for ERROR */
 	uint64_t mem_admitted;		/* bytes memory_admit() let it allocate */
@@ -99,10 +118,11 @@ struct job {
 	uint64_t t_start, t_progress;
 };
 
-/* Creates a job of @eng for @owner's LOAD @m; takes @fd (the passed fd or -1) on
- * success and failure alike. Starts it: the source is opened on a worker. */
+/* Creates a job of @eng for @owner's LOAD or LOAD_EXTENTS @m; takes the @nfds @fds
+ * that came with it on success and failure alike. Starts it: the source is opened on
+ * a worker. */
 int job_new(struct job **out, struct engine *eng, struct job_owner *owner,
-	    const struct dl_msg *m, int fd);
+	    const struct dl_msg *m, int *fds, int nfds);
 
 /* Ends the job with @err (negative errno) and @msg told to its owner, if nothing final
  * was told yet. Resources go when in-flight work is done. */

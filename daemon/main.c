@@ -236,6 +236,14 @@ int main(int argc, char **argv)
 		log_err("preload: out of memory");
 	ev_run(loop, 0);	/* until server_check_idle breaks it after a stop */
 
+	r = (int)server_left_stuck(&srv);
+	if (r) {
+		/* Threads stuck in the kernel cannot be joined, nor the memory they use
+		 * freed: leave them to the kernel, which ends them when their calls
+		 * return. No atexit handlers either (a leak checker would wait on them). */
+		log_notice("stopped, leaving %d calls stuck in the kernel", r);
+		_exit(0);
+	}
 	log_notice("stopped");
 	ev_signal_stop(loop, &sigterm);
 	ev_signal_stop(loop, &sigint);

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "client.h"
 #include "log.h"
@@ -107,7 +108,7 @@ static void preload_paths(struct client_set *set, char **paths, size_t n)
 			.trail_len = strlen(paths[i]),
 		};
 
-		if (client_start_load(c, &m, -1) < 0) {
+		if (client_start_load(c, &m, NULL, 0) < 0) {
 			log_warn("preload %s: out of memory", paths[i]);
 			continue;
 		}
@@ -159,7 +160,9 @@ int preload_start(struct client_set *set, char *const *patterns, size_t n)
 		if (!ps->patterns[ps->n_patterns])
 			goto oom;
 	}
-	ps->task = (struct worker_task){ .run = scan_run, .done = scan_done };
+	/* glob walks directories, which may hang on a slow filesystem. */
+	ps->task = (struct worker_task){ .run = scan_run, .done = scan_done,
+					 .lane = WORKER_FILE, .uid = geteuid() };
 	worker_submit(set->eng->pool, &ps->task);
 	return 0;
 oom:

@@ -83,11 +83,11 @@ static void probe_remember(dev_t dev, const char *kind, enum cfr_verdict v, int 
 }
 
 enum cfr_verdict probe_cfr(int src_fd, dev_t dev, uint64_t src_off, uint64_t len,
-			   int dst_fd, const char *kind, int *err)
+			   uint64_t dst_off, int dst_fd, const char *kind, int *err)
 {
 	struct cfr_entry *e;
 	enum cfr_verdict v = CFR_UNKNOWN;
-	loff_t in = (loff_t)src_off, out = 0;
+	loff_t in = (loff_t)src_off, out = (loff_t)dst_off;
 	ssize_t n;
 
 	*err = 0;

@@ -24,14 +24,15 @@ enum cfr_verdict {
 /*
  * Whether copy_file_range from @src_fd (a file on device @dev) into @dst_fd (a buffer
  * of kind @kind, e.g. "memfd") works. The first call for a (dev, kind) pair copies up
- * to @len bytes (at most 64 KiB) from @src_off to the start of @dst_fd: real bytes of
- * the load, so nothing is wasted; later calls only look the verdict up. A refusal is
+ * to @len bytes (at most 64 KiB) from @src_off to @dst_off of @dst_fd: real bytes of
+ * the load, where they belong, so nothing is wasted (and nothing outside the load is
+ * written, into a caller's buffer); later calls only look the verdict up. A refusal is
  * remembered and logged once; other errors (EIO, ...) are not remembered. On refusal
  * *err is the errno the kernel gave (for logs and the benchmark), else 0.
  * Blocking: call from a worker.
  */
 enum cfr_verdict probe_cfr(int src_fd, dev_t dev, uint64_t src_off, uint64_t len,
-			   int dst_fd, const char *kind, int *err);
+			   uint64_t dst_off, int dst_fd, const char *kind, int *err);
 
 /* Forgets every verdict (tests; a kernel does not change under a running daemon). */
 void probe_reset(void);

@@ -167,6 +167,20 @@ void ring_splice(struct ring *r, struct ring_op *op, int fd_in, int64_t off_in,
 	io_uring_sqe_set_data(sqe, op);
 }
 
+void ring_cancel_all(struct ring *r)
+{
+	struct io_uring_sqe *sqe;
+
+	if (r->efd < 0 || !r->inflight)
+		return;
+	/* The cancel completes too (the number cancelled, or an error on kernels before
+	 * 5.19 without CANCEL_ANY): no op, counted in inflight like any request. */
+	sqe = ring_sqe(r, 1);
+	io_uring_prep_cancel(sqe, NULL, IORING_ASYNC_CANCEL_ANY);
+	io_uring_sqe_set_data(sqe, NULL);
+	ring_submit_now(r);
+}
+
 int ring_register_slot(struct ring *r, unsigned slot, const struct iovec *iov)
 {
 	struct iovec empty = { 0 };

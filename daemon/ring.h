@@ -47,6 +47,11 @@ void ring_read(struct ring *r, struct ring_op *op, int fd, void *buf, unsigned l
 void ring_splice(struct ring *r, struct ring_op *op, int fd_in, int64_t off_in,
 		 int fd_out, int64_t off_out, unsigned len, bool link);
 
+/* Asks the kernel to cancel every request in flight (a stopping daemon): each still
+ * completes through its op, -ECANCELED or done. A read blocked in a filesystem that
+ * does not answer (FUSE) may stay, since the kernel cannot take it back. */
+void ring_cancel_all(struct ring *r);
+
 /* Registers @iov into slot @slot (blocking: pins pages; call from a worker) or clears
  * it (iov NULL). Returns 0 or -errno. */
 int ring_register_slot(struct ring *r, unsigned slot, const struct iovec *iov);

@@ -24,6 +24,18 @@
  * never a poll (woken late, it loses nothing: limit.h's catch-up); the daemon's bucket has one timer of its own. Bytes are charged when
  * issued: a limit counts what is asked of the disk.
  *
+ * Lending: a reading load that cannot read (a bucket of its own or of its client holds
+ * back its next chunk for longer than LEND_WAIT_NS, with none of its reads in flight)
+ * does not keep its slot from a load that waits for one: the waiting load takes the
+ * slot, and the throttled one goes to its class's lent list. There it counts as
+ * waiting; once its buckets hold its next chunk (its client's limit timer wakes the
+ * scheduler) it gets the next free slot before the loads that never had one, or takes
+ * one from another load that is held back. So one client's loads at 1 byte/s cannot
+ * hold every slot while others queue behind them, and nothing changes while nobody
+ * waits. A load lends only to a load that can read at once, never to one held back by
+ * its own or its client's bucket, so two throttled loads never trade a slot back and
+ * forth.
+ *
  * A load that will use READ_FIXED first registers its mapping (pinning its pages) on
  * a worker; it counts as reading meanwhile but issues nothing.
  *
@@ -46,6 +58,11 @@
 /* io_uring takes registered buffers of at most 1 GiB each. */
 #define FIXED_MAX ((uint64_t)1 << 30)
 
+/* A reading load held back by its limits for longer than this lends its slot to a
+ * waiting load. A shorter wait is a limited load pacing its chunks (a 1 MiB chunk at
+ * 20 MB/s): it keeps its slot, so a modest limit still gets its rate. */
+#define LEND_WAIT_NS 50000000ull
+
 static void on_global_timer(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	sched_pump(w->data);
@@ -64,6 +81,7 @@ int sched_init(struct sched *s, const struct config *cfg, struct ev_loop *loop,
 	s->copy = copy;
 	for (int k = 0; k < SCHED_CLASSES; k++) {
 		list_init(&s->waiting[k]);
+		list_init(&s->lent[k]);
 		list_init(&s->ready[k]);
 	}
 	bucket_init(&s->global, cfg->limits.global_rate,
@@ -258,20 +276,31 @@ static void sched_activate(struct sched *s, struct sched_load *l)
 	l->active = true;
 	s->active[l->prio]++;
 	s->n_active++;
-	load_limits(l, now_ns());
+	load_limits(l, now_ns());	/* keeps the tokens a lent load's bucket holds */
+	l->lent = false;
 	l->ops->activated(l);
 	/* Registering pins every page up front: cheap for huge pages, about 0.4 s per
 	 * GiB of 4 KiB pages, which costs more than READ_FIXED saves; hence auto. Only
 	 * reads use the slot. */
 	if ((cfg->fixed_buffers == CONFIG_ON ||
 	     (cfg->fixed_buffers == CONFIG_AUTO && tgt->hugetlb)) &&
-	    l->cp->method != DL_METHOD_CFR && tgt->kind != DL_TARGET_HEAP &&
+	    l->cp->method != DL_METHOD_CFR && !tgt->pfnmap &&
 	    s->ring->fixed_ok &&
-	    tgt->map_len <= FIXED_MAX && (l->cp->fixed_slot = sched_take_slot(s)) >= 0) {
+	    tgt->map_len <= FIXED_MAX && l->cp->fixed_slot < 0 &&
+	    (l->cp->fixed_slot = sched_take_slot(s)) >= 0) {
 		l->registering = true;
 		l->reg_task = (struct worker_task){ .run = register_run, .done = register_done };
 		worker_submit(s->pool, &l->reg_task);
 	}
+}
+
+uint64_t sched_load_rate(const struct sched_load *l)
+{
+	uint64_t own = l->rate_limit, client = l->owner ? l->owner->bucket.rate : 0;
+
+	if (!own || (client && client < own))
+		return client;
+	return own;
 }
 
 void sched_load_init(struct sched_load *l)
@@ -292,22 +321,165 @@ void sched_add(struct sched *s, struct sched_load *l)
 	} else {
 		list_add_tail(&s->waiting[l->prio], &l->link);
 		s->n_waiting++;
+		sched_pump(s);		/* a load held back may lend it its slot */
 	}
 }
 
+static uint64_t chunk_cap(const struct sched *s, const struct sched_load *l);
+
+/* How long @l's own and its client's buckets hold back its next chunk (0: it may go
+ * now). The daemon's global bucket is left out: it holds back every load alike. */
+static uint64_t load_wait(struct sched *s, struct sched_load *l, uint64_t now)
+{
+	uint64_t need = copy_next_len(l->cp, chunk_cap(s, l));
+	uint64_t w = bucket_wait(&l->owner->bucket, need, now);
+	uint64_t lw = bucket_wait(&l->bucket, need, now);
+
+	return lw > w ? lw : w;
+}
+
+/* A reading load of class @cls that cannot use its slot: held back by its limits for
+ * more than LEND_WAIT_NS, with no read in flight and its buffer not being registered.
+ * The one that waits longest, or NULL. */
+static struct sched_load *find_lender(struct sched *s, int cls, uint64_t now)
+{
+	struct sched_load *best = NULL;
+	uint64_t best_wait = LEND_WAIT_NS;
+	struct list *qp, *qtmp, *lp, *ltmp;
+
+	list_for_each_safe(qp, qtmp, &s->ready[cls]) {
+		struct sched_queue *q = list_entry(qp, struct sched_queue, link);
+
+		list_for_each_safe(lp, ltmp, &q->loads) {
+			struct sched_load *l = list_entry(lp, struct sched_load, link);
+			uint64_t w;
+
+			if (l->registering || l->cp->inflight || !copy_can_issue(l->cp))
+				continue;
+			w = load_wait(s, l, now);
+			if (w > best_wait) {
+				best = l;
+				best_wait = w;
+			}
+		}
+	}
+	return best;
+}
+
+/* Arms @o's wake-up in @wait ns: its limit timer, or the daemon's once it is gone (a
+ * closed client's load still reads for the loads that joined it). */
+static void owner_wake(struct sched *s, struct sched_owner *o, uint64_t now, uint64_t wait)
+{
+	if (!o->gone)
+		arm(s->loop, &o->limit_timer, &o->limit_due, now, wait);
+	else
+		arm(s->loop, &s->global_timer, &s->global_due, now, wait);
+}
+
+static void sched_deactivate(struct sched *s, struct sched_load *l);
+
+/* The reading load @l gives its slot back and waits on the lent list until its
+ * buckets hold its next chunk. */
+static void sched_lend(struct sched *s, struct sched_load *l, uint64_t now)
+{
+	uint64_t w = load_wait(s, l, now);
+
+	list_del(&l->link);
+	sched_deactivate(s, l);
+	list_add_tail(&s->lent[l->prio], &l->link);
+	l->lent = true;
+	s->n_waiting++;
+	s->n_lent++;
+	owner_wake(s, l->owner, now, w);
+	l->ops->deactivated(l);
+	log_debug("%s: held back by its limits for %.1f s: lends its reading slot",
+		  l->cp->who, (double)w / 1e9);
+}
+
+/* The first load of list @from of class @k that may read at once (not held back by
+ * its own or its client's bucket), or NULL. */
+static struct sched_load *first_ready(struct sched *s, struct list *from, uint64_t now)
+{
+	struct list *pos, *tmp;
+
+	list_for_each_safe(pos, tmp, from) {
+		struct sched_load *l = list_entry(pos, struct sched_load, link);
+
+		if (!load_wait(s, l, now))
+			return l;
+	}
+	return NULL;
+}
+
+/* Takes @l off its waiting or lent list and gives it a slot. */
+static void sched_take_waiting(struct sched *s, struct sched_load *l)
+{
+	list_del(&l->link);
+	s->n_waiting--;
+	if (l->lent)
+		s->n_lent--;
+	sched_activate(s, l);
+}
+
 /* Starts waiting loads while their class has free reading slots: after a load left,
- * and after SIGHUP raised max_loads. */
+ * and after SIGHUP raised max_loads. Lent loads whose buckets refilled go first (they
+ * had a slot before any waiting load came); then waiting loads in arrival order. With
+ * no slot free, a load that waits and may read at once takes the slot of one that is
+ * held back by its limits (find_lender). */
 static void sched_fill_slots(struct sched *s)
 {
-	for (int k = 0; k < SCHED_CLASSES; k++)
-		while (s->active[k] < s->cfg->max_loads && !list_empty(&s->waiting[k])) {
-			struct sched_load *next = list_entry(s->waiting[k].next,
-							     struct sched_load, link);
+	uint64_t now = now_ns();
 
-			list_del(&next->link);
-			s->n_waiting--;
-			sched_activate(s, next);
+	for (int k = 0; k < SCHED_CLASSES; k++) {
+		while (s->active[k] < s->cfg->max_loads) {
+			struct sched_load *next = first_ready(s, &s->lent[k], now);
+
+			if (!next && !list_empty(&s->waiting[k]))
+				next = list_entry(s->waiting[k].next, struct sched_load, link);
+			if (!next)
+				break;
+			sched_take_waiting(s, next);
 		}
+		/* Each round gives a slot to a load that may read at once and takes it
+		 * from one that may not for LEND_WAIT_NS: the loads that may read and
+		 * have no slot are one fewer each time, so this ends. Not while the
+		 * scheduler walks the ready queues (a load failed in copy_issue): the
+		 * pump that follows lends. */
+		for (; !s->pumping;) {
+			/* the lender first: the reading loads are few (max_loads), the
+			 * waiting ones may be many */
+			struct sched_load *lender = find_lender(s, k, now), *next;
+
+			if (!lender)
+				break;
+			next = first_ready(s, &s->lent[k], now);
+			if (!next)
+				next = first_ready(s, &s->waiting[k], now);
+			if (!next)
+				break;
+			sched_lend(s, lender, now);
+			sched_take_waiting(s, next);
+		}
+	}
+}
+
+/* Takes the reading load @l (already off its owner's queue list) out of the active
+ * count and its queue out of the ready list if it was the last. */
+static void sched_deactivate(struct sched *s, struct sched_load *l)
+{
+	struct sched_queue *q = &l->owner->sq[l->prio];
+
+	s->active[l->prio]--;
+	s->n_active--;
+	if (list_empty(&q->loads)) {
+		list_del(&q->link);
+		s->n_ready[l->prio]--;
+		q->deficit = 0;
+		q->in_turn = false;
+		if (list_empty(&l->owner->sq[!l->prio].loads))
+			throttle_end(l->owner, now_ns());
+	}
+	l->active = false;
 }
 
 void sched_remove(struct sched *s, struct sched_load *l)
@@ -319,22 +491,14 @@ void sched_remove(struct sched *s, struct sched_load *l)
 	list_del(&l->owner_link);
 	list_init(&l->owner_link);
 	if (l->active) {
-		struct sched_queue *q = &l->owner->sq[l->prio];
-
-		s->active[l->prio]--;
-		s->n_active--;
-		if (list_empty(&q->loads)) {
-			list_del(&q->link);
-			s->n_ready[l->prio]--;
-			q->deficit = 0;
-			q->in_turn = false;
-			if (list_empty(&l->owner->sq[!l->prio].loads))
-				throttle_end(l->owner, now_ns());
-		}
+		sched_deactivate(s, l);
 	} else {
 		s->n_waiting--;
+		if (l->lent)
+			s->n_lent--;
 	}
 	l->active = false;
+	l->lent = false;
 	sched_fill_slots(s);
 	if (!s->n_active)
 		copy_env_trim(s->copy);

@@ -2,7 +2,8 @@
  * sched.h: which loads are being read and which chunk goes to the ring next.
  *
  * Two priority classes (enum dl_priority). In each, at most cfg->max_loads loads read
- * at once; more wait in arrival order. A reading load sits on its client's queue for
+ * at once; more wait in arrival order, and a reading load held back by its limits
+ * gives its slot to a waiting load (it is lent; sched.c). A reading load sits on its client's queue for
  * its class; the scheduler issues chunks across the clients of a class by deficit
  * round robin (a quantum of chunk_size bytes per turn), and within a client round
  * robin over its loads. Background chunks go out only while no foreground chunk is
@@ -67,6 +68,9 @@ struct sched_load;
 struct sched_load_ops {
 	/* The load got a reading slot: its chunks may go from now on. */
 	void (*activated)(struct sched_load *l);
+	/* It gave its slot back (held back by its limits while others wait for one); it
+	 * is waiting again until activated. */
+	void (*deactivated)(struct sched_load *l);
 	/* Registering its buffer ended (its failure is not fatal: plain reads). */
 	void (*registered)(struct sched_load *l);
 };
@@ -83,6 +87,7 @@ struct sched_load {
 	struct list link;		/* in sched waiting, or its owner's queue */
 	struct list owner_link;		/* in owner->loads while in the scheduler */
 	bool active;			/* on its owner's queue (else waiting, if listed) */
+	bool lent;			/* on sched->lent: gave its slot back (sched.c) */
 	bool registering;		/* its buffer is being registered: no reads yet */
 	struct bucket bucket;		/* rate_limit when below its owner's; rate 0: none */
 	struct worker_task reg_task;	/* registering its buffer */
@@ -95,10 +100,14 @@ struct sched {
 	struct worker_pool *pool;
 	struct copy_env *copy;
 	struct list waiting[SCHED_CLASSES];	/* opened, waiting for a reading slot */
+	struct list lent[SCHED_CLASSES];	/* held back by their limits, gave their
+						 * slot to a waiting load (sched.c) */
 	struct list ready[SCHED_CLASSES];	/* owner queues with reading loads */
 	unsigned n_ready[SCHED_CLASSES];
 	unsigned active[SCHED_CLASSES];		/* reading loads, per class */
-	unsigned n_waiting, n_active;		/* all classes, for STATUS */
+	unsigned n_waiting, n_active;		/* all classes, for STATUS (lent loads
+						 * count as waiting) */
+	unsigned n_lent;			/* of them, lent */
 	unsigned reads_inflight;
 	uint64_t bytes_inflight;
 	bool pumping;
@@ -127,6 +136,11 @@ uint64_t sched_owner_throttled_ns(const struct sched_owner *o, uint64_t now);
 /* The config's global limit changed (SIGHUP). The caller applies the owners' own
  * with sched_owner_limits(), then pumps. */
 void sched_global_limits(struct sched *s);
+
+/* The rate @l may read at by its own limits: the lower of its LOAD's rate_limit and
+ * its client's rate, 0 when neither limits it (the daemon's global_rate, which holds
+ * back every load alike, is left out). */
+uint64_t sched_load_rate(const struct sched_load *l);
 
 /* Before its owner fills it in: an empty load, in no list. */
 void sched_load_init(struct sched_load *l);

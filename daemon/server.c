@@ -11,9 +11,14 @@
  * a failing accept(): a spare fd is given up to take and answer one connection, and
  * accepting pauses (ACCEPT_PAUSE_S) until fds are free again.
  *
- * Shutdown: server_stop() closes the listener and every client (which cancels their
- * loads); the loop breaks in server_check_idle() once no job, client or worker task
- * is left, so nothing is freed while the kernel may still write into it.
+ * Shutdown: server_stop() closes the listener, answers every load ESHUTDOWN and
+ * closes every client at once, then asks io_uring to cancel what is in flight; the
+ * loop breaks in server_check_idle() once no job, client or worker task is left, so
+ * nothing is freed while the kernel may still write into it. A call stuck in a
+ * filesystem that does not answer (a hung FUSE server, a dead NFS mount) can hold a
+ * thread for ever, in D state where no signal reaches it: after stop_timeout_s the
+ * stop gives up on those (gave_up) and main() exits without joining them. The
+ * process ends when the kernel lets the stuck threads go; the clients do not wait.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -52,6 +57,18 @@ void server_notify_status(struct server *s)
 static void on_engine_idle(void *data)
 {
 	server_check_idle(data);
+}
+
+/* The grace period of a stop ran out with calls still stuck in the kernel. */
+static void on_stop_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct server *s = w->data;
+
+	s->gave_up = true;
+	log_warn("stopping: after %u s, %u worker tasks and %u reads are still stuck in "
+		 "the kernel (a filesystem that does not answer?); exiting without them",
+		 s->cfg->stop_timeout_s, worker_pending(s->eng.pool), s->eng.ring.inflight);
+	ev_break(loop, EVBREAK_ALL);
 }
 
 static void on_status_timer(struct ev_loop *loop, ev_timer *w, int revents)
@@ -303,6 +320,8 @@ int server_init(struct server *s, struct ev_loop *loop, const struct config *cfg
 	s->spare_fd = -1;
 	ev_timer_init(&s->accept_pause, on_accept_pause, ACCEPT_PAUSE_S, 0.);
 	s->accept_pause.data = s;
+	ev_timer_init(&s->stop_timer, on_stop_timer, 0., 0.);
+	s->stop_timer.data = s;
 	r = engine_init(&s->eng, loop, cfg, on_engine_idle, s);
 	if (r < 0)
 		goto fail;
@@ -351,9 +370,11 @@ int server_init(struct server *s, struct ev_loop *loop, const struct config *cfg
 		log_info("watchdog: pinging systemd every %.1f s", (double)wd_usec / 2e6);
 	}
 
-	log_notice("listening on %s (chunk %llu KiB, queue depth %u, %u workers, cache "
-		   "%llu MiB)", s->socket_path, (unsigned long long)cfg->chunk_size >> 10,
-		   cfg->queue_depth, cfg->workers, (unsigned long long)s->eng.cache.limit >> 20);
+	log_notice("listening on %s (chunk %llu KiB, queue depth %u, %u workers (up to %u, "
+		   "%u per uid), cache %llu MiB)", s->socket_path,
+		   (unsigned long long)cfg->chunk_size >> 10, cfg->queue_depth, cfg->workers,
+		   cfg->max_workers > cfg->workers ? cfg->max_workers : cfg->workers,
+		   cfg->workers_per_uid, (unsigned long long)s->eng.cache.limit >> 20);
 	return 0;
 fail:
 	server_deinit(s);
@@ -370,6 +391,7 @@ void server_deinit(struct server *s)
 		s->listen_fd = -1;
 	}
 	ev_timer_stop(s->loop, &s->accept_pause);
+	ev_timer_stop(s->loop, &s->stop_timer);
 	if (s->spare_fd >= 0)
 		close(s->spare_fd);
 	s->spare_fd = -1;
@@ -393,7 +415,15 @@ void server_check_idle(struct server *s)
 		return;
 	if (s->conns.n_clients || engine_busy(&s->eng))
 		return;
+	ev_timer_stop(s->loop, &s->stop_timer);
 	ev_break(s->loop, EVBREAK_ALL);
+}
+
+unsigned server_left_stuck(const struct server *s)
+{
+	if (!s->gave_up)
+		return 0;
+	return (s->eng.pool ? worker_pending(s->eng.pool) : 0) + s->eng.ring.inflight;
 }
 
 void server_stop(struct server *s)
@@ -415,5 +445,9 @@ void server_stop(struct server *s)
 	client_set_stop(&s->conns);
 	/* The kept buffers go too; their closes are worker tasks the loop waits for. */
 	cache_clear(&s->eng.cache);
+	/* Every load has stopped: what the ring still reads is for nobody. */
+	ring_cancel_all(&s->eng.ring);
+	ev_timer_set(&s->stop_timer, (double)s->cfg->stop_timeout_s, 0.);
+	ev_timer_start(s->loop, &s->stop_timer);
 	server_check_idle(s);
 }

@@ -36,6 +36,11 @@ struct server {
 	uint64_t refuse_log_ns;
 	unsigned n_refused_quiet;	/* not logged since */
 
+	/* A stop waits stop_timeout_s for the last reads and worker tasks; then it
+	 * gives up on those stuck in the kernel (gave_up) and the process exits. */
+	ev_timer stop_timer;
+	bool gave_up;
+
 	ev_timer status_timer;		/* refreshes sd_notify STATUS= */
 	ev_timer watchdog_timer;	/* WATCHDOG=1 while WatchdogSec= is set */
 };
@@ -44,9 +49,16 @@ struct server {
 int server_init(struct server *s, struct ev_loop *loop, const struct config *cfg);
 void server_deinit(struct server *s);
 
-/* Stops accepting, cancels every load and closes every client. The loop ends by
- * itself once the last in-flight operation has completed. */
+/* Stops accepting, answers every load ESHUTDOWN, closes every client and asks the
+ * kernel to cancel the reads in flight. The loop ends by itself once the last
+ * in-flight operation has completed, or after stop_timeout_s with gave_up set. */
 void server_stop(struct server *s);
+
+/* After the loop ended: whether calls stuck in the kernel were left behind. Then the
+ * worker threads cannot be joined nor what they use freed: the caller exits without
+ * server_deinit, and the kernel ends the threads when their calls return. Returns
+ * how many tasks and reads were left (0: none, a clean stop). */
+unsigned server_left_stuck(const struct server *s);
 
 /* Called when something that server_stop waits for has finished. */
 void server_check_idle(struct server *s);

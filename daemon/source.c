@@ -122,12 +122,44 @@ static int source_stat(struct source *s, int fd)
 	return 0;
 }
 
+/*
+ * Opens with O_NONBLOCK: a file another process holds a write lease on (fcntl
+ * F_SETLEASE) then fails at once with EWOULDBLOCK, where a blocking open would hold a
+ * worker for all of fs.lease-break-time (45 s by default); any user can lease his own
+ * files, so that wait is his to impose on nobody else. The kernel still tells the
+ * holder to give the lease up, so a retry soon after succeeds. The flag is cleared
+ * once open: io_uring would answer -EAGAIN for reads of it on filesystems that
+ * cannot read without blocking.
+ */
 static int reopen(int fd, int flags)
 {
 	char p[64];
+	int nfd, fl;
 
 	snprintf(p, sizeof(p), "/proc/self/fd/%d", fd);
-	return open(p, flags | O_CLOEXEC | O_NOCTTY);
+	nfd = open(p, flags | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (nfd < 0)
+		return -1;
+	fl = fcntl(nfd, F_GETFL);
+	if (fl < 0 || fcntl(nfd, F_SETFL, fl & ~O_NONBLOCK) < 0) {
+		int e = errno;
+
+		close(nfd);
+		errno = e;
+		return -1;
+	}
+	return nfd;
+}
+
+/* Why opening @path failed with @err, in @msg. */
+static void open_failed(struct source *s, const char *path, int err)
+{
+	if (err == EWOULDBLOCK)
+		snprintf(s->msg, sizeof(s->msg), "cannot read %s: another process holds a "
+			 "lease on it (fcntl F_SETLEASE); the kernel asked it to let go: try "
+			 "again in a moment", path);
+	else
+		snprintf(s->msg, sizeof(s->msg), "cannot read %s: %s", path, strerror(err));
 }
 
 static void open_direct(struct source *s, int from)
@@ -344,7 +376,7 @@ int source_open_path(struct source *s, const char *path, const struct peer_cred 
 	s->fd = reopen(pfd, O_RDONLY);
 	if (s->fd < 0) {
 		r = -errno;
-		snprintf(s->msg, sizeof(s->msg), "cannot read %s: %s", path, strerror(-r));
+		open_failed(s, path, -r);
 		goto out;
 	}
 	if (want_direct)

@@ -219,7 +219,184 @@ int target_handout(int fd)
 
 bool target_sealed(const struct target *t)
 {
-	return t->kind == DL_TARGET_MEMFD;
+	return t->kind == DL_TARGET_MEMFD && !t->into;
+}
+
+/* ---- the caller's buffer ---------------------------------------------------------- */
+
+#ifndef HUGETLBFS_MAGIC
+#define HUGETLBFS_MAGIC 0x958458f6
+#endif
+
+/* The exporter's name of dma-buf @fd ("exp_name:" in /proc/self/fdinfo), or "" when
+ * @fd is not a dma-buf. */
+static void dmabuf_exporter(int fd, char *out, size_t len)
+{
+	char path[64], line[256];
+	FILE *f;
+
+	out[0] = '\0';
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+	f = fopen(path, "re");
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		if (strncmp(line, "exp_name:", 9))
+			continue;
+		char *v = line + 9;
+
+		v += strspn(v, " \t");
+		v[strcspn(v, "\n")] = '\0';
+		snprintf(out, len, "%s", v[0] ? v : "?");
+		break;
+	}
+	fclose(f);
+}
+
+/* The memfd checks: write seals, F_SEAL_SHRINK, size; and the page size to map by. */
+static int into_check_memfd(struct target *t, uint64_t hi, uint64_t *page, char *msg,
+			    size_t len)
+{
+	struct statfs sfs;
+	struct stat st;
+	int seals = fcntl(t->fd, F_GET_SEALS);
+
+	if (seals < 0) {
+		snprintf(msg, len, "cannot read the buffer's seals: %s", strerror(errno));
+		return -EINVAL;
+	}
+	if (seals & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE)) {
+		snprintf(msg, len, "the buffer memfd is write-sealed (%s): nothing can be "
+			 "loaded into it", (seals & F_SEAL_WRITE) ? "F_SEAL_WRITE" :
+			 "F_SEAL_FUTURE_WRITE");
+		return -EPERM;
+	}
+	if (!(seals & F_SEAL_SHRINK)) {
+		snprintf(msg, len, "the buffer memfd is not sealed against shrinking: add "
+			 "F_SEAL_SHRINK (memfd_create with MFD_ALLOW_SEALING, ftruncate, then "
+			 "fcntl F_ADD_SEALS F_SEAL_SHRINK), so that it cannot be truncated under "
+			 "the load");
+		return -EINVAL;
+	}
+	if (fstat(t->fd, &st) < 0 || fstatfs(t->fd, &sfs) < 0) {
+		snprintf(msg, len, "cannot stat the buffer: %s", strerror(errno));
+		return -EINVAL;
+	}
+	t->size = (uint64_t)st.st_size;
+	if (t->size < hi) {
+		snprintf(msg, len, "the buffer is too small: %llu bytes, the load needs "
+			 "%llu (buffer offset + length)", (unsigned long long)t->size,
+			 (unsigned long long)hi);
+		return -EINVAL;
+	}
+	t->hugetlb = (uint64_t)sfs.f_type == HUGETLBFS_MAGIC;
+	*page = t->hugetlb && st.st_blksize > 0 ? (uint64_t)st.st_blksize :
+		(uint64_t)getpagesize();
+	return 0;
+}
+
+/* The dma-buf checks: its size; which exporter. */
+static int into_check_dmabuf(struct target *t, uint64_t hi, char *msg, size_t len)
+{
+	off_t end = lseek(t->fd, 0, SEEK_END);
+
+	if (end < 0) {
+		snprintf(msg, len, "cannot size the dma-buf of exporter \"%s\": %s", t->heap,
+			 strerror(errno));
+		return -EINVAL;
+	}
+	t->size = (uint64_t)end;
+	if (t->size < hi) {
+		snprintf(msg, len, "the dma-buf is too small: %llu bytes, the load needs "
+			 "%llu (buffer offset + length)", (unsigned long long)t->size,
+			 (unsigned long long)hi);
+		return -EINVAL;
+	}
+	t->pfnmap = true;
+	t->kind = strcmp(t->heap, "udmabuf") ? DL_TARGET_HEAP : DL_TARGET_UDMABUF;
+	return 0;
+}
+
+void target_prefault(struct target *t, uint64_t buf, uint64_t len)
+{
+	uint64_t a = buf / t->page * t->page, b = round_up(buf + len, t->page);
+
+	if (!t->into || t->pfnmap || !t->map || t->no_prefault || !len)
+		return;
+	if (madvise((char *)t->map + (a - t->map_off), b - a, MADV_POPULATE_WRITE) < 0 &&
+	    (errno == EINVAL || errno == ENOSYS))
+		t->no_prefault = true;	/* not this kernel: the reads fault them in */
+}
+
+int target_open_into(struct target *t, int fd, uint64_t lo, uint64_t hi, char *msg,
+		     size_t len)
+{
+	char path[64], link[128];
+	uint64_t page = (uint64_t)getpagesize();
+	bool memfd, dmabuf;
+	ssize_t n;
+	int fl, r;
+
+	t->fd = fd;
+	t->into = true;
+	fl = fcntl(fd, F_GETFL);
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	n = readlink(path, link, sizeof(link) - 1);
+	if (fl < 0 || n < 0) {
+		snprintf(msg, len, "cannot inspect the buffer fd: %s", strerror(errno));
+		return -EINVAL;
+	}
+	link[n] = '\0';
+	memfd = !strncmp(link, "/memfd:", 7);
+	dmabuf_exporter(fd, t->heap, sizeof(t->heap));
+	dmabuf = t->heap[0] != '\0';
+	if (!memfd && !dmabuf) {
+		snprintf(msg, len, "the buffer fd is not a memfd or a dma-buf (it is %s)",
+			 link);
+		return -EINVAL;
+	}
+	if ((fl & O_ACCMODE) != O_RDWR) {
+		snprintf(msg, len, "the buffer fd is open %s: the daemon maps it to write "
+			 "into it, so it must be open O_RDWR",
+			 (fl & O_ACCMODE) == O_RDONLY ? "read-only" : "write-only");
+		return -EBADF;
+	}
+	t->no_splice = fl & O_APPEND;
+	r = dmabuf ? into_check_dmabuf(t, hi, msg, len) :
+		     into_check_memfd(t, hi, &page, msg, len);
+	if (r < 0)
+		return r;
+	if (hi == lo)
+		return 0;		/* nothing to write: no mapping */
+	t->page = page;
+	t->map_off = lo / page * page;
+	t->map_len = round_up(hi, page) - t->map_off;
+	t->map = mmap(NULL, t->map_len, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
+		      (off_t)t->map_off);
+	if (t->map == MAP_FAILED) {
+		r = -errno;
+		t->map = NULL;
+		if (dmabuf)
+			snprintf(msg, len, "the dma-buf's exporter \"%s\" refuses mmap (%s): "
+				 "the daemon cannot write into it", t->heap, strerror(-r));
+		else
+			snprintf(msg, len, "cannot map the buffer (%llu bytes at %llu): %s%s",
+				 (unsigned long long)t->map_len,
+				 (unsigned long long)t->map_off, strerror(-r),
+				 t->hugetlb && r == -ENOMEM ? " (the huge page pool cannot "
+				 "back it: fallocate the buffer first)" : "");
+		return dmabuf ? -EOPNOTSUPP : r;
+	}
+	if (dmabuf) {
+		r = dmabuf_sync(fd, DMA_BUF_SYNC_START);
+		if (r < 0) {
+			snprintf(msg, len, "DMA_BUF_IOCTL_SYNC START on the dma-buf of "
+				 "exporter \"%s\" failed: %s", t->heap, strerror(-r));
+			return r;
+		}
+		t->syncing = true;
+	}
+	return 0;
 }
 
 /* ---- udmabuf ------------------------------------------------------------------------ */
@@ -474,6 +651,7 @@ int target_create_heap(struct target *t, const char *heap, uint64_t size, char *
 	}
 	t->fd = (int)a.fd;
 	t->kind = DL_TARGET_HEAP;
+	t->pfnmap = true;
 	t->size = size;
 	t->map_len = a.len;
 	t->map = mmap(NULL, a.len, PROT_READ | PROT_WRITE, MAP_SHARED, t->fd, 0);
@@ -500,7 +678,7 @@ int target_finish(struct target *t, char *msg, size_t len)
 {
 	int r = 0;
 
-	if (t->kind == DL_TARGET_HEAP && t->syncing) {
+	if (t->syncing) {
 		t->syncing = false;
 		r = dmabuf_sync(t->fd, DMA_BUF_SYNC_END);
 		if (r < 0)
@@ -509,8 +687,8 @@ int target_finish(struct target *t, char *msg, size_t len)
 	if (t->map)
 		munmap(t->map, t->map_len);
 	t->map = NULL;
-	if (t->kind == DL_TARGET_HEAP)
-		return r;
+	if (t->kind == DL_TARGET_HEAP || t->into)
+		return r;	/* the caller's buffer stays as the caller made it */
 	if (t->kind == DL_TARGET_UDMABUF)
 		return finish_udmabuf(t, msg, len);
 	if (fcntl(t->fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE) < 0 ||

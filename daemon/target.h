@@ -7,6 +7,10 @@
  *   heap     a dma-buf allocated from /dev/dma_heap/NAME and filled through its
  *            mapping (between DMA_BUF_IOCTL_SYNC START and END).
  * Dma-bufs cannot be sealed: their holders can write them.
+ *
+ * Or the caller's own buffer (target_open_into): a memfd (4 KiB or huge pages) or a
+ * dma-buf of any exporter, filled through a mapping of the part the load touches and
+ * never sealed, kept or handed out: the caller has it.
  */
 #pragma once
 
@@ -21,14 +25,26 @@ struct target {
 				 * dma-buf; -1 when none */
 	int dev_fd;		/* udmabuf: /dev/udmabuf until finished; else -1 */
 	void *map;		/* shared writable mapping while filling, NULL otherwise */
-	uint64_t size;		/* bytes of data the client asked for */
-	uint64_t map_len;	/* the buffer object's size: size rounded up to pages */
-	uint8_t kind;		/* enum dl_target */
+	uint64_t map_off;	/* buffer offset of map[0]: 0, except into a caller's
+				 * buffer (its first page the load touches) */
+	uint64_t size;		/* bytes of data the client asked for; into: the
+				 * caller's buffer's size */
+	uint64_t map_len;	/* the buffer object's size: size rounded up to pages;
+				 * into: the mapping's length */
+	uint8_t kind;		/* enum dl_target (into a dma-buf: udmabuf when its
+				 * exporter is udmabuf, else heap) */
+	bool into;		/* the caller's buffer (target_open_into) */
+	bool pfnmap;		/* a dma-buf mapping O_DIRECT cannot target (heaps,
+				 * and every dma-buf of a caller's) */
+	bool no_splice;		/* into: the fd has O_APPEND, which splice refuses */
+	bool no_prefault;	/* into: this kernel has no MADV_POPULATE_WRITE */
+	uint64_t page;		/* into: the page size it is mapped by */
 	bool hugetlb;		/* backed by huge pages */
 	bool hugetlb_short;	/* huge pages were wanted but the pool had no room */
 	bool hugetlb_refused;	/* udmabuf: this kernel takes no hugetlb memfds */
 	bool syncing;		/* heap: between DMA_BUF_SYNC START and END */
-	char heap[DL_HEAP_NAME_MAX + 1];	/* heap: its name */
+	char heap[DL_HEAP_NAME_MAX + 1];	/* heap: its name; into a dma-buf: its
+						 * exporter's (exp_name) */
 };
 
 void target_init(struct target *t);
@@ -76,6 +92,33 @@ int target_create_heap(struct target *t, const char *heap, uint64_t size, char *
  * shrink and grow, makes the dma-buf and keeps only it. heap: ends the CPU access
  * and unmaps. Returns 0 or -errno with @msg (@len bytes) set. */
 int target_finish(struct target *t, char *msg, size_t len);
+
+/*
+ * The caller's buffer @fd (consumed, also on failure: target_deinit closes it), to
+ * be filled at buffer bytes [@lo, @hi). Checks before any byte moves, each failure a
+ * -errno with @msg (@len bytes) saying what to change:
+ *   -EINVAL  not a memfd or dma-buf; smaller than @hi; a memfd without F_SEAL_SHRINK
+ *   -EBADF   not open O_RDWR (the daemon maps it shared and writable)
+ *   -EPERM   write-sealed (F_SEAL_WRITE or F_SEAL_FUTURE_WRITE)
+ *   -EOPNOTSUPP  a dma-buf whose exporter refuses mmap (named, from fdinfo)
+ * Then maps the pages that hold [@lo, @hi) (a dma-buf between DMA_BUF_IOCTL_SYNC START
+ * and END). F_SEAL_SHRINK is the safety: the caller may close, unmap or die, but its
+ * memfd can never become shorter than the mapping, so no write of the daemon faults
+ * (SIGBUS) or lands anywhere but in that buffer. Hugetlb mappings reserve their huge
+ * pages at mmap, so a short pool fails here, not mid-load. On a worker.
+ */
+int target_open_into(struct target *t, int fd, uint64_t lo, uint64_t hi, char *msg,
+		     size_t len);
+
+/*
+ * Into a caller's memfd: makes the daemon's page tables for the pages that hold
+ * buffer bytes [@buf, @buf + @len) writable now (MADV_POPULATE_WRITE), on a worker,
+ * rather than one fault at a time in the reads (O_DIRECT pins them in the submitting
+ * thread). Called per run, so a gap between extents is never touched. A buffer the
+ * caller reuses has its pages already, so this only maps them. Best effort: a kernel
+ * without it (before 5.14) faults them in the reads as before.
+ */
+void target_prefault(struct target *t, uint64_t buf, uint64_t len);
 
 /* Sealed read-only (DL_DONE_SEALED): memfds only. */
 bool target_sealed(const struct target *t);

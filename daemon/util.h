@@ -21,6 +21,9 @@ long read_long_file(const char *path);
  * alike) into *out. Returns 0 or -EINVAL (also on overflow). */
 int parse_size(const char *s, uint64_t *out);
 
+/* Closes the @n fds at @fds that are >= 0 (fds received with a request). */
+void close_fds(const int *fds, int n);
+
 /* @v rounded up to a multiple of @align, a power of two. */
 static inline uint64_t round_up(uint64_t v, uint64_t align)
 {

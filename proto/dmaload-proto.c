@@ -6,6 +6,7 @@
  * Nothing here allocates; nothing here keeps state.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -14,7 +15,7 @@
 #include "dmaload-proto.h"
 
 /* How each type looks on the wire: fixed payload size, whether trailing data may
- * follow, and how many fds it must carry (-1: 0 or 1, decided by its fields). */
+ * follow, and how many fds it must carry (-1: decided by its fields). */
 struct type_rule {
 	uint16_t type;
 	uint16_t fixed;
@@ -25,6 +26,7 @@ struct type_rule {
 static const struct type_rule rules[] = {
 	{ DL_HELLO, sizeof(struct dl_hello), 0, 0 },
 	{ DL_LOAD, sizeof(struct dl_load), -1, 1 },
+	{ DL_LOAD_EXTENTS, sizeof(struct dl_load_ext), -1, 1 },
 	{ DL_CANCEL, sizeof(struct dl_cancel), 0, 0 },
 	{ DL_STATUS, 0, 0, 0 },
 	{ DL_INFO, 0, 0, 0 },
@@ -34,7 +36,7 @@ static const struct type_rule rules[] = {
 	{ DL_HELLO_REPLY, sizeof(struct dl_hello_reply), 0, 0 },
 	{ DL_ACCEPTED, sizeof(struct dl_accepted), 0, 0 },
 	{ DL_PROGRESS, sizeof(struct dl_progress), 0, 0 },
-	{ DL_DONE, sizeof(struct dl_done), 1, 0 },
+	{ DL_DONE, sizeof(struct dl_done), -1, 0 },
 	{ DL_ERROR, sizeof(struct dl_error), 0, 1 },
 	{ DL_OK, 0, 0, 0 },
 	{ DL_STATUS_REPLY, sizeof(struct dl_status_reply), 0, 1 },
@@ -69,17 +71,20 @@ int dl_heap_name_ok(const char *name, size_t len)
 	return 1;
 }
 
-/* LOAD: trailing path and heap name lengths, flags and fd count must agree. */
-static int check_load(struct dl_msg *m, int nfds)
+/* LOAD (and LOAD_EXTENTS's first part): trailing path and heap name lengths, flags
+ * and fd count must agree. @extra_trail bytes of trailing data follow the heap name
+ * and @extra_fds fds follow the source's or root's (LOAD_EXTENTS). */
+static int check_load(struct dl_msg *m, int nfds, uint64_t extra_trail, int extra_fds)
 {
 	const struct dl_load *l = &m->u.load;
 	const char *trail = m->trail;
 
 	if (l->reserved0 || (l->flags & ~DL_LOAD_FLAGS_ALL))
 		return -EBADMSG;
-	/* 64-bit sum: two 32-bit fields cannot wrap it */
-	if ((uint64_t)l->path_len + l->heap_len != m->trail_len)
+	/* 64-bit sums: 32-bit fields cannot wrap them */
+	if ((uint64_t)l->path_len + l->heap_len + extra_trail != m->trail_len)
 		return -EBADMSG;
+	nfds -= extra_fds;
 	if (l->flags & DL_LOAD_BY_FD) {
 		if (l->path_len != 0 || nfds != 1 || (l->flags & DL_LOAD_ROOT_FD))
 			return -EINVAL;
@@ -102,6 +107,54 @@ static int check_load(struct dl_msg *m, int nfds)
 		return -EINVAL;		/* a heap name for a target that has none */
 	}
 	return 0;
+}
+
+int dl_extents_check(const void *ext, size_t n)
+{
+	if (n == 0 || n > DL_MAX_EXTENTS)
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++) {
+		struct dl_extent e;
+
+		memcpy(&e, (const char *)ext + i * sizeof(e), sizeof(e));
+		if (e.length == DL_LENGTH_TO_EOF) {
+			if (n != 1)
+				return -EINVAL;
+			continue;
+		}
+		if (e.file_offset + e.length < e.file_offset ||
+		    e.buf_offset + e.length < e.buf_offset)
+			return -EINVAL;
+	}
+	return 0;
+}
+
+/* LOAD_EXTENTS: the LOAD part, then the extents inline (or the memfd's fd), and the
+ * caller's buffer's fd. */
+static int check_load_ext(struct dl_msg *m, int nfds)
+{
+	const struct dl_load_ext *x = &m->u.load_ext;
+	bool in_memfd = x->ext_flags & DL_EXT_LIST_MEMFD;
+	uint64_t ext_bytes = in_memfd ? 0 : (uint64_t)x->n_extents * sizeof(struct dl_extent);
+	int extra_fds = !!(x->ext_flags & DL_EXT_INTO) + in_memfd;
+	int r;
+
+	if (x->ext_flags & ~DL_EXT_FLAGS_ALL)
+		return -EBADMSG;
+	r = check_load(m, nfds, ext_bytes, extra_fds);
+	if (r < 0)
+		return r;
+	if (x->load.offset || x->load.length || (x->load.flags & DL_LOAD_DETACH))
+		return -EINVAL;
+	if ((x->ext_flags & DL_EXT_INTO) && x->load.target != DL_TARGET_AUTO)
+		return -EINVAL;
+	if (x->n_extents == 0 || x->n_extents > DL_MAX_EXTENTS)
+		return -EINVAL;
+	if (in_memfd)
+		return 0;
+	m->ext = m->trail + x->load.path_len + x->load.heap_len;
+	m->n_ext = x->n_extents;
+	return dl_extents_check(m->ext, m->n_ext);
 }
 
 /* INFO_REPLY: the trailing data is heaps_len bytes of n_heaps NUL-terminated valid
@@ -232,7 +285,9 @@ int dl_msg_decode(const void *buf, size_t len, int nfds, struct dl_msg *out)
 
 	switch (out->hdr.type) {
 	case DL_LOAD:
-		return check_load(out, nfds);
+		return check_load(out, nfds, 0, 0);
+	case DL_LOAD_EXTENTS:
+		return check_load_ext(out, nfds);
 	case DL_INFO_REPLY:
 		return check_info(out);
 	case DL_ERROR:
@@ -246,6 +301,9 @@ int dl_msg_decode(const void *buf, size_t len, int nfds, struct dl_msg *out)
 	case DL_DONE:
 		if (out->u.done.size > out->u.done.buf_size)
 			return -EBADMSG;
+		/* the caller's own buffer was filled: nothing to pass back */
+		if (nfds != ((out->u.done.flags & DL_DONE_INTO) ? 0 : 1))
+			return -EINVAL;
 		return 0;
 	case DL_LIST_REPLY:
 		return check_list(out);
@@ -362,6 +420,7 @@ const char *dl_msg_type_name(unsigned type)
 	case DL_OK: return "OK";
 	case DL_STATUS_REPLY: return "STATUS_REPLY";
 	case DL_INFO: return "INFO";
+	case DL_LOAD_EXTENTS: return "LOAD_EXTENTS";
 	case DL_INFO_REPLY: return "INFO_REPLY";
 	case DL_LIST_REPLY: return "LIST_REPLY";
 	case DL_STATS_REPLY: return "STATS_REPLY";

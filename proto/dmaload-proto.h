@@ -44,8 +44,11 @@ extern "C" {
 
 /* The largest datagram either side sends or accepts; bigger ones are malformed. */
 #define DL_MSG_MAX		65536
-/* The most fds one message carries (a LOAD by fd, a DONE). */
-#define DL_MAX_FDS		1
+/* The most fds one message carries: a LOAD_EXTENTS carries the source (or the
+ * client's root), the caller's buffer and the extent-list memfd; others carry 0 or 1. */
+#define DL_MAX_FDS		3
+/* The most extents one LOAD_EXTENTS carries (inline or in its extent-list memfd). */
+#define DL_MAX_EXTENTS		65536
 /* Longest path in a LOAD, without a terminating NUL (PATH_MAX - 1). */
 #define DL_PATH_MAX		4095
 /* Longest ERROR message text. */
@@ -65,12 +68,15 @@ enum dl_msg_type {
 	DL_EVICT	= 0x06,	/* struct dl_evict + path bytes; no fds */
 	DL_STATS	= 0x07,	/* no payload; no fds: counters */
 	DL_INFO		= 0x08,	/* no payload; no fds: what buffers this host offers */
+	DL_LOAD_EXTENTS	= 0x09,	/* struct dl_load_ext + path + heap name + extents;
+				 * 0 to 3 fds (see struct dl_load_ext) */
 
 	/* replies and events: daemon -> client */
 	DL_HELLO_REPLY	= 0x81,	/* struct dl_hello_reply; no fds */
 	DL_ACCEPTED	= 0x82,	/* struct dl_accepted; no fds */
 	DL_PROGRESS	= 0x83,	/* struct dl_progress; no fds */
-	DL_DONE		= 0x84,	/* struct dl_done; exactly 1 fd: the loaded buffer */
+	DL_DONE		= 0x84,	/* struct dl_done; 1 fd: the loaded buffer (0 fds with
+				 * DL_DONE_INTO: the caller's buffer was filled) */
 	DL_ERROR	= 0x85,	/* struct dl_error + message bytes; no fds */
 	DL_OK		= 0x86,	/* no payload; the request succeeded (CANCEL) */
 	DL_STATUS_REPLY	= 0x87,	/* struct dl_status_reply + entries; no fds */
@@ -110,9 +116,12 @@ DL_STATIC_ASSERT(sizeof(struct dl_hdr) == 24, "dl_hdr is 24 bytes on the wire");
 #define DL_CAP_HEAP		(1u << 10)	/* this host: at least one dma-heap usable */
 #define DL_CAP_DETACH		(1u << 11)	/* the LOAD flag DL_LOAD_DETACH */
 #define DL_CAP_ROOT_FD		(1u << 12)	/* the LOAD flag DL_LOAD_ROOT_FD */
-/* Bits 13 and 14 are another change's. From a daemon: it sends INFO_REPLY's trailing
- * struct dl_info_surplus to clients that announce this bit in HELLO. From a client: it
- * takes that part (a client without it gets INFO_REPLY as before). */
+#define DL_CAP_LOAD_INTO	(1u << 13)	/* loads into the caller's buffer
+						 * (LOAD_EXTENTS with DL_EXT_INTO) */
+#define DL_CAP_EXTENTS		(1u << 14)	/* LOAD_EXTENTS: loads of extent lists */
+/* From a daemon: it sends INFO_REPLY's trailing struct dl_info_surplus to clients that
+ * announce this bit in HELLO. From a client: it takes that part (a client without it
+ * gets INFO_REPLY as before). */
 #define DL_CAP_INFO_SURPLUS	(1u << 15)
 
 /* HELLO: optional; names the client (for logs and, later, limits). */
@@ -207,6 +216,50 @@ struct dl_load {
 };
 DL_STATIC_ASSERT(sizeof(struct dl_load) == 40, "dl_load size");
 
+/*
+ * One extent of a LOAD_EXTENTS: @length bytes of the file at @file_offset go to the
+ * buffer at @buf_offset. Neither sum may pass 2^64. length DL_LENGTH_TO_EOF is allowed
+ * in a list of one extent only (the rest of the file).
+ */
+struct dl_extent {
+	uint64_t file_offset;
+	uint64_t length;
+	uint64_t buf_offset;
+};
+DL_STATIC_ASSERT(sizeof(struct dl_extent) == 24, "dl_extent size");
+
+/* dl_load_ext.ext_flags */
+#define DL_EXT_INTO		(1u << 0)	/* the caller's buffer rides along: fill it,
+						 * DONE carries no fd (DL_DONE_INTO) */
+#define DL_EXT_LIST_MEMFD	(1u << 1)	/* the extents are not inline: they are the
+						 * whole content of a sealed memfd that rides
+						 * along (n_extents * 24 bytes exactly) */
+#define DL_EXT_FLAGS_ALL	(DL_EXT_INTO | DL_EXT_LIST_MEMFD)
+
+/*
+ * LOAD_EXTENTS: a LOAD of a list of extents, into a new buffer or into the caller's.
+ * load is a LOAD's fixed part with the same meaning and checks, except that
+ * load.offset and load.length must be 0 (the extents say what to read) and
+ * DL_LOAD_DETACH is refused (EINVAL). Trailing data: load.path_len bytes of path,
+ * load.heap_len bytes of heap name, then (without DL_EXT_LIST_MEMFD) n_extents
+ * struct dl_extent, packed. 1 <= n_extents <= DL_MAX_EXTENTS.
+ * Fds, in this order, each only when its flag says so (the count must match exactly):
+ *   the source (DL_LOAD_BY_FD) or the client's root (DL_LOAD_ROOT_FD);
+ *   the caller's buffer (DL_EXT_INTO): a memfd open O_RDWR, not write-sealed, sealed
+ *     against shrinking (F_SEAL_SHRINK), or a dma-buf open O_RDWR;
+ *   the extent list (DL_EXT_LIST_MEMFD): a memfd sealed with F_SEAL_SHRINK,
+ *     F_SEAL_GROW and F_SEAL_WRITE.
+ * With DL_EXT_INTO, load.target must be auto (the buffer is what it is) and buffer
+ * ranges may not overlap; without it the new buffer's size is the largest
+ * buf_offset + length, and bytes no extent covers are zero.
+ */
+struct dl_load_ext {
+	struct dl_load load;		/* offset and length 0 */
+	uint32_t n_extents;
+	uint32_t ext_flags;		/* DL_EXT_* */
+};
+DL_STATIC_ASSERT(sizeof(struct dl_load_ext) == 48, "dl_load_ext size");
+
 /* CANCEL: the id of an earlier LOAD on this connection. Replied with OK or ERROR. */
 struct dl_cancel {
 	uint64_t load_id;
@@ -239,6 +292,9 @@ DL_STATIC_ASSERT(sizeof(struct dl_progress) == 16, "dl_progress size");
 						 * method/reason are that load's */
 #define DL_DONE_JOINED		(1u << 4)	/* joined a load of the same range that was
 						 * already running: one read for both */
+#define DL_DONE_INTO		(1u << 5)	/* the load filled the caller's buffer
+						 * (DL_EXT_INTO); no fd rides with this DONE;
+						 * buf_size is that buffer's size */
 
 /* why the method was chosen (DONE.reason) */
 enum dl_reason {
@@ -467,7 +523,8 @@ struct dl_msg {
 	union {
 		struct dl_hello hello;
 		struct dl_hello_reply hello_reply;
-		struct dl_load load;
+		struct dl_load load;	/* LOAD, and LOAD_EXTENTS's first part */
+		struct dl_load_ext load_ext;
 		struct dl_cancel cancel;
 		struct dl_accepted accepted;
 		struct dl_progress progress;
@@ -485,7 +542,16 @@ struct dl_msg {
 	/* LOAD only: the heap name that follows the path (heap_len bytes), else NULL */
 	const char *heap;
 	size_t heap_len;
+	/* LOAD_EXTENTS only: the inline extents (n_ext struct dl_extent, unaligned: copy
+	 * them out with memcpy), else NULL */
+	const char *ext;
+	size_t n_ext;
 };
+
+/* Checks @n extents at @ext (unaligned): 1 <= n <= DL_MAX_EXTENTS, no sum past 2^64,
+ * DL_LENGTH_TO_EOF only in a list of one. Returns 0 or -EINVAL. Overlaps are the
+ * daemon's to find (it sorts the list). */
+int dl_extents_check(const void *ext, size_t n);
 
 /*
  * Checks @len bytes at @buf, carrying @nfds fds, against the protocol: header magic,

@@ -2,8 +2,11 @@
 # The whole suite, as CI runs it (make check):
 #   0. tests/layers/check-includes.sh        no include cycle among the daemon's modules
 #   1. make all tests                        and tests/run-one.sh build, then
+#      tests/python/run.sh build (the Python package, /usr/bin/python3), then
 #      tests/kernel/run.sh build (the dma-buf tests in qemu on the test kernel), then
-#      tests/systemd/run.sh build (the Debian package under systemd in nspawn)
+#      tests/systemd/run.sh build (the Debian package under systemd in nspawn), then
+#      tests/compat/run.sh build (the previous release's dmaload-ctl and daemon against
+#      this tree's)
 #   2. make SANITIZE=address,undefined ...   and tests/run-one.sh build-san
 #      (ASan with leak detection: the daemon must exit 0 on SIGTERM without leaks)
 #   3. make fuzz, then build-fuzz/fuzz-proto for FUZZ_SECONDS (default 20) on a seed
@@ -55,10 +58,14 @@ part layers bash tests/layers/check-includes.sh
 
 if build plain all tests; then
 	part suite tests/run-one.sh build
+	note "tests/python/run.sh build (the dmaload package over build/libdmaload.so.0)"
+	part python bash tests/python/run.sh build
 	note "tests/kernel/run.sh build (qemu; the first run on a machine builds its kernel)"
 	part kernel bash tests/kernel/run.sh build
 	note "tests/systemd/run.sh build (nspawn; the first run on a machine debootstraps its tree)"
 	part systemd bash tests/systemd/run.sh build
+	note "tests/compat/run.sh build (the previous release's client and daemon, both ways)"
+	part compat bash tests/compat/run.sh build
 fi
 
 if build sanitizers SANITIZE=address,undefined all tests; then

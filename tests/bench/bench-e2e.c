@@ -4,7 +4,7 @@
  * (tests/bench/lib/row.h says what a row is and what it measures).
  *
  *   bench-e2e [--runs N] [--hot] [--label TEXT] [--io 'KEY = VALUE']... [--cache SIZE]
- *             [--clients N] DAEMON METHOD on|off WORKDIR FILE...
+ *             [--clients N] [--into] DAEMON METHOD on|off WORKDIR FILE...
  *
  * DAEMON is the dmaloadd binary; METHOD the LOADs' method (auto, direct, buffered,
  * cfr); on|off the daemon's [io] hugetlb; WORKDIR where its dir goes. --io (repeatable)
@@ -13,7 +13,11 @@
  * SIZE is the daemon's cache_limit (default 0, so that every run reads its files
  * rather than finding the buffers of the last run kept). --clients N (one FILE): N
  * connections load it at once, so the daemon shares one read between them; the row's
- * bytes are N times the file's and every buffer is checked.
+ * bytes are N times the file's and every buffer is checked. --into: the loads go into
+ * buffers of the bench's own (dmaload_load_into_path), one memfd per file made once
+ * before the runs and reused by every run, as a server that keeps its arenas does:
+ * hugetlb memfds for "on", 4 KiB ones (fallocated) for "off"; the daemon's own
+ * hugetlb setting is then moot.
  *
  * Before the runs, one small load with the same method pays the daemon's one-time
  * probes and set-up, as a long-running daemon has. A daemon that answers ERROR, dies
@@ -40,9 +44,13 @@
 #define E2E_TIMEOUT_MS 60000		/* an e2e run this long is a hang: the slowest
 					 * real one (1 GiB buffered, 4 KiB) takes ~7 s */
 
-/* --cache and --clients */
+/* --cache, --clients and --into */
 static const char *cache_limit = "0";
 static int n_clients = 1;
+static bool into;
+#define INTO_MAX 256
+static int into_fd[INTO_MAX];		/* --into: the bench's buffer per file */
+static uint64_t into_len[INTO_MAX];
 static struct dmaload *extra_dl[63];	/* connections 2..n_clients */
 
 /* The --io lines, in order: extra [io] keys of the daemon's config. */
@@ -196,7 +204,9 @@ static int e2e_load_all(uint8_t method, uint64_t length, int n, int *fds,
 	for (int i = 0; i < n; i++)
 		fds[i] = -1;
 	for (int i = 0; i < n; i++) {
-		r = dmaload_load_path(dmn.dl, files[i].path, &o, &ids[i]);
+		r = into ? dmaload_load_into_path(dmn.dl, files[i].path, into_fd[i], 0, &o,
+						  &ids[i]) :
+			   dmaload_load_path(dmn.dl, files[i].path, &o, &ids[i]);
 		if (r < 0) {
 			/* the ones sent are cancelled when the connection closes */
 			return e2e_conn_failed(r);
@@ -226,7 +236,8 @@ static int e2e_load_all(uint8_t method, uint64_t length, int n, int *fds,
 		}
 		evs[k] = ev;
 		if (ev.type == DMALOAD_EV_DONE)
-			fds[k] = ev.fd;
+			fds[k] = into ? dup(into_fd[k]) : ev.fd;	/* --into: checked as
+									 * any buffer */
 		else
 			row_fail("dmaloadd: ERROR %s: %s", errtext(ev.err), ev.message);
 		left--;
@@ -394,7 +405,8 @@ static int e2e_row(const char *bin, const char *method, const char *hugetlb,
 			return e2e_conn_failed(r);
 	}
 	for (int i = 0; i < runs; i++)
-		if ((strcmp(hugetlb, "off") != 0 && hugetlb_wait() < 0) || run_prepare(hot) < 0 ||
+		if ((strcmp(hugetlb, "off") != 0 && !into && hugetlb_wait() < 0) ||
+		    run_prepare(hot) < 0 ||
 		    e2e_run((uint8_t)m, &s[i], &seen) < 0)
 			break;
 	if (row_error[0])
@@ -416,6 +428,8 @@ static int e2e_row(const char *bin, const char *method, const char *hugetlb,
 	if (n_clients > 1)
 		note_add(note, note_len, "; %d clients: %u of %u DONEs joined a running load, "
 			 "%u from the cache", n_clients, seen.joined, seen.buffers, seen.cached);
+	if (into)
+		note_add(note, note_len, "; into the bench's buffers, reused");
 	if (seen.hugetlb == seen.buffers)
 		note_add(note, note_len, "; hugetlb");
 	else if (seen.hugetlb == 0)
@@ -426,12 +440,43 @@ static int e2e_row(const char *bin, const char *method, const char *hugetlb,
 	return 0;
 }
 
+/* --into: one buffer per file, made once: a hugetlb memfd rounded up to whole huge
+ * pages (@huge), else a 4 KiB one, fallocated so every run finds its pages; sealed
+ * against shrinking, as the daemon wants. */
+static int into_make(bool huge)
+{
+	uint64_t hp = huge_page_size();
+
+	if (n_files > INTO_MAX)
+		return row_fail("--into: at most %d files", INTO_MAX);
+	if (huge && !hp)
+		return row_fail("--into on: no huge pages on this host");
+	for (int i = 0; i < n_files; i++) {
+		int fd = memfd_create("bench-into", MFD_CLOEXEC | MFD_ALLOW_SEALING |
+				      (huge ? MFD_HUGETLB : 0));
+
+		into_len[i] = huge ? (files[i].size + hp - 1) / hp * hp : files[i].size;
+		if (fd < 0 || ftruncate(fd, (off_t)into_len[i]) < 0 ||
+		    fallocate(fd, 0, 0, (off_t)into_len[i]) < 0 ||
+		    fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK) < 0) {
+			int err = errno;
+
+			if (fd >= 0)
+				close(fd);
+			return row_fail("--into: a %s buffer of %" PRIu64 " bytes: %s",
+					huge ? "hugetlb" : "4 KiB", into_len[i], errtext(err));
+		}
+		into_fd[i] = fd;
+	}
+	return 0;
+}
+
 /* ---- main ---------------------------------------------------------------------- */
 
 static void usage(void)
 {
 	fprintf(stderr, "usage: bench-e2e [--runs N] [--hot] [--label TEXT] "
-		"[--io 'KEY = VALUE']... [--cache SIZE] [--clients N] "
+		"[--io 'KEY = VALUE']... [--cache SIZE] [--clients N] [--into] "
 		"DAEMON METHOD on|off WORKDIR FILE...\n");
 	exit(2);
 }
@@ -450,6 +495,8 @@ int main(int argc, char **argv)
 		if (strcmp(argv[a], "--clients") == 0 && a + 1 < argc &&
 		    atoi(argv[a + 1]) >= 1 && atoi(argv[a + 1]) <= 64)
 			n_clients = atoi(argv[++a]);
+		else if (strcmp(argv[a], "--into") == 0)
+			into = true;
 		else if (strcmp(argv[a], "--cache") == 0 && a + 1 < argc &&
 			 !strpbrk(argv[a + 1], "\n\r[#="))
 			cache_limit = argv[++a];
@@ -462,15 +509,19 @@ int main(int argc, char **argv)
 	}
 	if (argc - a < 5 || o.runs < 1 || o.runs > 64)
 		usage();
-	if (n_clients > 1 && argc - a != 5)
-		usage();	/* --clients: one file */
+	if (n_clients > 1 && (argc - a != 5 || into))
+		usage();	/* --clients: one file, the daemon's buffers */
 	row_init();
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
 	signal(SIGHUP, on_signal);
-	if (files_stat(argv + a + 4, argc - a - 4) == 0)
+	if (files_stat(argv + a + 4, argc - a - 4) == 0 &&
+	    (!into || into_make(strcmp(argv[a + 2], "off") != 0) == 0))
 		e2e_row(argv[a], argv[a + 1], argv[a + 2], argv[a + 3], o.runs, o.hot, s,
 			note, sizeof(note));
+	for (int i = 0; into && i < n_files; i++)
+		if (into_fd[i] > 0)
+			close(into_fd[i]);
 	e2e_daemon_stop();
 	print_row(o.label, s, o.runs, note);
 	return 0;

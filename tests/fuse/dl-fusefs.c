@@ -13,8 +13,15 @@
  *             for everyone. The kernel's page cache is kept out (direct_io on every
  *             open), or one opener's pages would be served to the next.
  *
- * Later modes (EIO at an offset, a read that hangs, short reads, a size that
- * changes) add a value to enum mode and a case in fs_read.
+ *   hang-open every open of the file waits until the helper is told to end
+ *             (SIGTERM, which fusefs_unmount sends after aborting the connection):
+ *             the opener hangs as on a FUSE server that stopped answering. The
+ *             helper is single-threaded, so every later request waits too; lookups
+ *             and stats before the first open are answered.
+ *   hang-read opens succeed; every read waits likewise.
+ *
+ * Later modes (EIO at an offset, short reads, a size that changes) add a value to
+ * enum mode and a case in fs_read.
  *
  * Mounted with allow_other and without default_permissions: the kernel checks no
  * mode bits, every opener reaches fs_open with its own credentials (fsuid, fsgid).
@@ -28,13 +35,23 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "../lib/fusefs.h"
 #include "../lib/harness.h"
 
 enum mode {
 	MODE_PER_UID,
+	MODE_HANG_OPEN,
+	MODE_HANG_READ,
 };
+
+/* Waits for a signal (libfuse's SIGTERM handler ends the session loop after it). */
+static int hang(void)
+{
+	pause();
+	return -EIO;
+}
 
 static struct {
 	char *mode_name;
@@ -89,6 +106,8 @@ static int fs_open(const char *path, struct fuse_file_info *fi)
 		return -ENOENT;
 	if ((fi->flags & O_ACCMODE) != O_RDONLY)
 		return -EACCES;
+	if (opt.mode == MODE_HANG_OPEN)
+		return hang();
 	/* The opener's uid, not the reader's: reads through an fd passed on (to the
 	 * daemon) are served what its opener was. */
 	fi->fh = fusefs_seed(fuse_get_context()->uid);
@@ -106,8 +125,11 @@ static int fs_read(const char *path, char *buf, size_t len, off_t off,
 		len = opt.size - (unsigned long)off;
 	switch (opt.mode) {
 	case MODE_PER_UID:
+	case MODE_HANG_OPEN:
 		pattern_fill((uint32_t)fi->fh, (uint64_t)off, buf, len);
 		return (int)len;
+	case MODE_HANG_READ:
+		return hang();
 	}
 	return -EIO;
 }
@@ -129,6 +151,10 @@ int main(int argc, char **argv)
 		return 2;
 	if (!opt.mode_name || strcmp(opt.mode_name, "per-uid") == 0) {
 		opt.mode = MODE_PER_UID;
+	} else if (strcmp(opt.mode_name, "hang-open") == 0) {
+		opt.mode = MODE_HANG_OPEN;
+	} else if (strcmp(opt.mode_name, "hang-read") == 0) {
+		opt.mode = MODE_HANG_READ;
 	} else {
 		fprintf(stderr, "dl-fusefs: unknown mode %s\n", opt.mode_name);
 		return 2;

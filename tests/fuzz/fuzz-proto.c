@@ -28,7 +28,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size < 1)
 		return 0;
-	nfds = data[0] % 3;
+	nfds = data[0] % (DL_MAX_FDS + 1);
 	/* an exact copy, so a read one byte past the datagram is caught */
 	len = size - 1;
 	buf = len ? malloc(len) : NULL;
@@ -66,8 +66,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		    (m.trail_len == 0 || memchr(m.trail, 0, m.trail_len) ||
 		     nfds != !!(m.u.load.flags & DL_LOAD_ROOT_FD)))
 			abort();
-		if (m.hdr.type == DL_DONE && (nfds != 1 || m.u.done.size > m.u.done.buf_size))
+		if (m.hdr.type == DL_DONE &&
+		    (nfds != !(m.u.done.flags & DL_DONE_INTO) ||
+		     m.u.done.size > m.u.done.buf_size))
 			abort();
+		if (m.hdr.type == DL_LOAD_EXTENTS) {
+			const struct dl_load_ext *x = &m.u.load_ext;
+
+			if (x->n_extents == 0 || x->n_extents > DL_MAX_EXTENTS ||
+			    x->load.offset || x->load.length)
+				abort();
+			if (!(x->ext_flags & DL_EXT_LIST_MEMFD) &&
+			    (m.n_ext != x->n_extents || m.ext < (const char *)buf ||
+			     m.ext + m.n_ext * sizeof(struct dl_extent) !=
+			     (const char *)buf + len))
+				abort();
+		}
 		break;
 	}
 	case -EOPNOTSUPP:

@@ -214,6 +214,42 @@ int main(int argc, char **argv)
 	}
 	put("info", 0, b, dl_encode(b, sizeof(b), DL_INFO, 13, NULL, 0, NULL, 0));
 	{
+		/* LOAD_EXTENTS: into a new buffer by path, into the caller's by fd, and
+		 * with the list in a memfd; two extents that touch and one far away */
+		struct dl_extent e[3] = {
+			{ .file_offset = 0, .length = 4096, .buf_offset = 0 },
+			{ .file_offset = 4096, .length = 100, .buf_offset = 4096 },
+			{ .file_offset = 1 << 20, .length = 7, .buf_offset = 5000 },
+		};
+		struct dl_load_ext x = { .load.path_len = (uint32_t)strlen(path),
+					 .n_extents = 3 };
+		size_t pl = strlen(path);
+
+		memcpy(trail, path, pl);
+		memcpy(trail + pl, e, sizeof(e));
+		put("load-extents", 0, b, dl_encode(b, sizeof(b), DL_LOAD_EXTENTS, 16, &x,
+						    sizeof(x), trail, pl + sizeof(e)));
+		x.ext_flags = DL_EXT_INTO;
+		put("load-extents-into", 1, b, dl_encode(b, sizeof(b), DL_LOAD_EXTENTS, 17, &x,
+							 sizeof(x), trail, pl + sizeof(e)));
+		x.load.flags = DL_LOAD_BY_FD;
+		x.load.path_len = 0;
+		x.n_extents = 1;
+		e[0].length = DL_LENGTH_TO_EOF;
+		put("load-into-fd", 2, b, dl_encode(b, sizeof(b), DL_LOAD_EXTENTS, 18, &x,
+						    sizeof(x), e, sizeof(e[0])));
+		x.ext_flags = DL_EXT_INTO | DL_EXT_LIST_MEMFD;
+		x.n_extents = 4096;
+		put("load-extents-memfd", 3, b, dl_encode(b, sizeof(b), DL_LOAD_EXTENTS, 19, &x,
+							  sizeof(x), NULL, 0));
+	}
+	{
+		struct dl_done dn = { .size = 100, .buf_size = 4096, .flags = DL_DONE_INTO };
+
+		put("done-into", 0, b, dl_encode(b, sizeof(b), DL_DONE, 20, &dn, sizeof(dn),
+						 NULL, 0));
+	}
+	{
 		struct dl_info_reply in = { .caps = DL_CAP_UDMABUF | DL_CAP_HEAP,
 					    .udmabuf_size_limit = 64 << 20, .n_heaps = 2,
 					    .heaps_len = 11, .huge_page_size = 2 << 20 };

@@ -333,12 +333,18 @@ static void dg_fd_without_fd(void)
 
 static void dg_two_fds(void)
 {
-	int fds[2] = { open(ok_path, O_RDONLY | O_CLOEXEC), open(ok_path, O_RDONLY | O_CLOEXEC) };
+	int fds[DL_MAX_FDS + 1];
 	size_t n = good_load(11, NULL, true);
 
-	raw_case(mbuf, n, fds, 2, EBADMSG, false, 0, true);
-	close(fds[0]);
-	close(fds[1]);
+	for (int i = 0; i < DL_MAX_FDS + 1; i++)
+		fds[i] = open(ok_path, O_RDONLY | O_CLOEXEC);
+	/* within DL_MAX_FDS: a well-formed datagram with the wrong fd count for a LOAD */
+	raw_case(mbuf, n, fds, 2, EINVAL, true, 11, false);
+	/* more than any message carries: malformed */
+	n = good_load(11, NULL, true);
+	raw_case(mbuf, n, fds, DL_MAX_FDS + 1, EBADMSG, false, 0, true);
+	for (int i = 0; i < DL_MAX_FDS + 1; i++)
+		close(fds[i]);
 }
 
 /* A zero-length datagram reads like the end of the stream; one with an fd attached
@@ -644,7 +650,8 @@ int main(void)
 	CASE(dg_reply_type(), "a reply type sent to the daemon -> EOPNOTSUPP, usable");
 	CASE(dg_path_with_fd(), "LOAD by path with an fd -> EINVAL, usable");
 	CASE(dg_fd_without_fd(), "LOAD by fd without an fd -> EINVAL, usable");
-	CASE(dg_two_fds(), "LOAD by fd with 2 fds -> EBADMSG, closed");
+	CASE(dg_two_fds(), "LOAD by fd with 2 fds -> EINVAL; with DL_MAX_FDS + 1 -> EBADMSG, "
+	     "closed");
 	CASE(dg_empty_with_fd(), "empty datagram with an fd: fd not leaked");
 	CASE(dg_no_path(), "LOAD by path with an empty path -> EINVAL, usable");
 	CASE(dg_bad_enum(), "LOAD with method 4 -> EINVAL, usable");

@@ -244,9 +244,10 @@ static void leader_gone(enum leader_end how)
 			goto out;
 	} while (ev.type == DMALOAD_EV_PROGRESS);
 	if (!CHECKF(ev.type == DMALOAD_EV_ACCEPTED, "a: %s", lc_event_str(&ev)) ||
-	    !CHECK_OK(dmaload_load_path(b, big, NULL, &idb)))
+	    !CHECK_OK(dmaload_load_path(b, big, &o, &idb)))
 		goto out;
-	/* b's ACCEPTED comes after its lookup: it joined (or, on a very fast disk, found
+	/* b asks a's rate (if any): a faster load would take the read over, not join.
+	 * b's ACCEPTED comes after its lookup: it joined (or, on a very fast disk, found
 	 * the finished buffer) by then. */
 	do {
 		if (!CHECKF(dmaload_next_event(b, &evb, 30000) == 1, "no event for b"))

@@ -167,7 +167,7 @@ static void shared_holders(void)
 	if (!CHECK_OK(dmaload_load_path(lead, file, &o, &lid)))
 		goto out;
 	sleep_ms(300);
-	o.rate_limit = 0;
+	/* at the leader's rate: a faster load would take the read over, not join */
 	if (!CHECK_OK(dmaload_load_path(join, file, &o, &jid)))
 		goto out;
 	if (!CHECK_OK(dmaload_wait(lead, lid, &ev[0], NULL, NULL)) ||

@@ -126,8 +126,9 @@ static void racing_writer(int how)
 		goto out;
 	if (!wait_reading(dl, id))
 		goto out;
-	/* Joins the running read (same range, method auto). */
-	if (!CHECK_OK(dmaload_load_path(joiner, file, NULL, &jid)))
+	/* Joins the running read (same range, method auto, the leader's rate: a faster
+	 * load would take the read over instead). */
+	if (!CHECK_OK(dmaload_load_path(joiner, file, &o, &jid)))
 		goto out;
 	sleep_ms(100);
 	fd = open(file, O_WRONLY | O_CLOEXEC);

@@ -13,6 +13,14 @@
  * udmabuf.size_limit_mb error (the parameter is lowered through sysfs); many clients
  * mixing memfd, udmabuf and heap loads at once; and clients killed mid-load, after
  * which no pages may stay allocated or pinned (/proc/meminfo Shmem and MemFree).
+ *
+ * Method cfr, and auto, depend on the kernel (guest.h). The stock kernel refuses
+ * copy_file_range into memfds and heap buffers: udmabuf with cfr runs splice pairs
+ * into its memfd, and heap:system with cfr is refused. The patched one takes both:
+ * cfr and auto (cold files) run copy_file_range into the udmabuf's memfd and into
+ * the heap buffer (DONE has DL_DONE_CFR_SYSCALL) at the same sizes and offsets, and
+ * at O_DIRECT-aligned offsets at most the tail's pages of the file's range are in
+ * its page cache afterwards (the kernel read it by direct I/O).
  */
 #include <fcntl.h>
 #include <linux/dma-buf.h>
@@ -22,12 +30,14 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/utsname.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "../lib/check.h"
 #include "../lib/harness.h"
 #include "../lib/loads.h"
+#include "guest.h"
 
 #define SUITE "kernel"
 #define LIMIT_PARAM "/sys/module/udmabuf/parameters/size_limit_mb"
@@ -172,6 +182,52 @@ static void opts_for(struct dmaload_opts *o, uint8_t target, uint8_t method, uin
 	o->length = len;
 }
 
+/* Whether a load with @method must run copy_file_range (patched kernel: cfr, and
+ * auto on a cold file) or splice pairs (stock kernel, cfr into a udmabuf's memfd). */
+static bool uses_cfr(uint8_t method)
+{
+	return method == DL_METHOD_CFR || (method == DL_METHOD_AUTO && guest_patched());
+}
+
+/* The call and target a case checks, for its name: ": copy_file_range into the
+ * heap buffer" and the like, or "" where neither is checked. */
+static const char *cfr_how(uint8_t target, uint8_t method)
+{
+	if (!uses_cfr(method))
+		return "";
+	if (!guest_patched())
+		return ": splice pairs into the udmabuf's memfd";
+	return target == DL_TARGET_HEAP ? ": copy_file_range into the heap buffer" :
+	       ": copy_file_range into the udmabuf's memfd";
+}
+
+/* DONE of a load that used cfr: DL_DONE_CFR_SYSCALL on the patched kernel only, and
+ * there, at O_DIRECT-aligned offsets, at most the tail's pages of [@off, +@len) of @f
+ * in the page cache (the kernel read it by direct I/O). */
+static void check_cfr(const struct dmaload_event *ev, const struct tfile *f, uint64_t off,
+		      uint64_t len)
+{
+	bool sys = ev->done_flags & DL_DONE_CFR_SYSCALL;
+	long cached;
+	int fd;
+
+	CHECKF(ev->method == DL_METHOD_CFR, "DONE method %s, expected cfr",
+	       dl_method_name(ev->method));
+	CHECKF(sys == guest_patched(), "DONE %s DL_DONE_CFR_SYSCALL on the %s kernel",
+	       sys ? "has" : "lacks", guest_kernel());
+	if (!guest_patched() || off % 512)
+		return;
+	fd = open(f->path, O_RDONLY | O_CLOEXEC);
+	if (!CHECKF(fd >= 0, "open %s: %s", f->path, strerror(errno)))
+		return;
+	cached = guest_cached_pages(fd, off, len);
+	close(fd);
+	if (CHECKF(cached >= 0, "cachestat: %s", strerror((int)-cached)))
+		CHECKF(cached <= GUEST_CACHED_MAX, "%ld pages of [%llu, +%llu) are in the page "
+		       "cache after the load: it went through the page cache", cached,
+		       (unsigned long long)off, (unsigned long long)len);
+}
+
 /* One load of @f into @target, checked. */
 static void load(const struct tfile *f, uint8_t target, bool by_fd, uint8_t method,
 		 uint64_t off, uint64_t len)
@@ -200,11 +256,15 @@ static void load(const struct tfile *f, uint8_t target, bool by_fd, uint8_t meth
 	if (method != DL_METHOD_AUTO)
 		CHECKF(ev.method == method, "method %s, asked %s", dl_method_name(ev.method),
 		       dl_method_name(method));
-	fprintf(stderr, "# %s [%llu, +%llu) %s: method %s (%s), %.1f ms in the daemon\n",
+	fprintf(stderr, "# %s [%llu, +%llu) %s: method %s%s (%s), %.1f ms in the daemon\n",
 		f->name, (unsigned long long)off, (unsigned long long)expect,
-		dl_target_name(target), dl_method_name(ev.method), dl_reason_name(ev.reason),
-		ev.elapsed_ns / 1e6);
-	check_dmabuf_done(&ev, target, expect, f->seed, off);
+		dl_target_name(target), dl_method_name(ev.method),
+		ev.done_flags & DL_DONE_CFR_SYSCALL ? " (copy_file_range)" : "",
+		dl_reason_name(ev.reason), ev.elapsed_ns / 1e6);
+	if (!check_dmabuf_done(&ev, target, expect, f->seed, off))
+		return;
+	if (uses_cfr(method))
+		check_cfr(&ev, f, off, expect);
 }
 
 static void hello(void)
@@ -257,9 +317,9 @@ static void auto_dmabuf(void)
 	}
 }
 
-/* heap targets and method cfr: this kernel refuses copy_file_range into the heap,
- * and a method the client names is obeyed or refused with a reason. */
-static void heap_cfr(void)
+/* heap targets and method cfr on the stock kernel: it refuses copy_file_range into
+ * the heap, and a method the client names is obeyed or refused with a reason. */
+static void heap_cfr_refused(void)
 {
 	static const int einval[] = { EINVAL };
 	struct dmaload_opts o;
@@ -285,8 +345,20 @@ static void heap_missing(void)
 		       "message: %s", ev.message);
 }
 
+/* Whether the guest's kernel is at least @major.@minor. */
+static bool kernel_at_least(unsigned major, unsigned minor)
+{
+	struct utsname u;
+	unsigned ma = 0, mi = 0;
+
+	if (uname(&u) < 0 || sscanf(u.release, "%u.%u", &ma, &mi) != 2)
+		return false;
+	return ma > major || (ma == major && mi >= minor);
+}
+
 /* A udmabuf from a hugetlb memfd: the daemon probes whether this kernel's udmabuf
- * takes one; either way the bytes must be right and INFO must agree with DONE. */
+ * takes one (6.11 and later must: they pin folios); either way the bytes must be
+ * right and INFO must agree with DONE. */
 static void udmabuf_hugetlb(void)
 {
 	struct dmaload_opts o;
@@ -307,6 +379,8 @@ static void udmabuf_hugetlb(void)
 		return;
 	CHECKF(huge == in.udmabuf_hugetlb, "DONE hugetlb %d but INFO udmabuf_hugetlb %d",
 	       huge, in.udmabuf_hugetlb);
+	if (kernel_at_least(6, 11))
+		CHECKF(huge, "a 6.11+ kernel, and the daemon fell back to 4 KiB pages");
 	fprintf(stderr, "# udmabuf on this kernel %s hugetlb memfds: %s\n",
 		in.udmabuf_hugetlb ? "takes" : "refuses",
 		huge ? "2 MiB pages" : "fell back to 4 KiB pages");
@@ -536,29 +610,55 @@ int main(int argc, char **argv)
 	CASE(hello(), "targets: HELLO announces udmabuf and heaps");
 	CASE(info(), "targets: INFO lists heap system, the size limit, the huge page pool");
 	for (size_t t = 0; t < sizeof(targets); t++) {
-		const char *tn = targets[t] == DL_TARGET_HEAP ? "heap:system" : "udmabuf";
+		uint8_t tg = targets[t];
+		const char *tn = tg == DL_TARGET_HEAP ? "heap:system" : "udmabuf";
 
 		for (size_t m = 0; m < sizeof(methods); m++)
-			CASE(load(BIG, targets[t], m == 1, methods[m], 0, DMALOAD_TO_EOF),
-			     "targets: %s, whole file by %s, method %s", tn,
+			CASE(load(BIG, tg, m == 1, methods[m], 0, DMALOAD_TO_EOF),
+			     "targets: %s, whole file by %s, method %s%s", tn,
 			     m == 1 ? "fd" : "path",
-			     methods[m] ? dl_method_name(methods[m]) : "auto");
-		CASE(load(BIG, targets[t], false, DL_METHOD_DIRECT, 4096, 2 * MiB + 100),
+			     methods[m] ? dl_method_name(methods[m]) : "auto",
+			     cfr_how(tg, methods[m]));
+		CASE(load(BIG, tg, false, DL_METHOD_DIRECT, 4096, 2 * MiB + 100),
 		     "targets: %s, range at a page-aligned offset, method direct", tn);
-		CASE(load(BIG, targets[t], true, DL_METHOD_AUTO, 2 * MiB + 512, DMALOAD_TO_EOF),
-		     "targets: %s, range to EOF at a 512-aligned offset by fd", tn);
-		CASE(load(BIG, targets[t], false, DL_METHOD_AUTO, 1000, MiB),
-		     "targets: %s, range at an unaligned offset", tn);
-		CASE(load(TINY, targets[t], false, DL_METHOD_AUTO, 0, DMALOAD_TO_EOF),
-		     "targets: %s, a 300-byte file", tn);
+		CASE(load(BIG, tg, true, DL_METHOD_AUTO, 2 * MiB + 512, DMALOAD_TO_EOF),
+		     "targets: %s, range to EOF at a 512-aligned offset by fd%s", tn,
+		     cfr_how(tg, DL_METHOD_AUTO));
+		CASE(load(BIG, tg, false, DL_METHOD_AUTO, 1000, MiB),
+		     "targets: %s, range at an unaligned offset%s", tn,
+		     cfr_how(tg, DL_METHOD_AUTO));
+		CASE(load(TINY, tg, false, DL_METHOD_AUTO, 0, DMALOAD_TO_EOF),
+		     "targets: %s, a 300-byte file%s", tn, cfr_how(tg, DL_METHOD_AUTO));
+
+		/* Method cfr at the same sizes and offsets, where this kernel can. */
+		if (tg == DL_TARGET_HEAP && !guest_patched())
+			continue;
+		CASE(load(BIG, tg, false, DL_METHOD_CFR, 0, DMALOAD_TO_EOF),
+		     "targets: %s, whole file by path, method cfr%s", tn,
+		     cfr_how(tg, DL_METHOD_CFR));
+		CASE(load(BIG, tg, true, DL_METHOD_CFR, 0, DMALOAD_TO_EOF),
+		     "targets: %s, whole file by fd, method cfr%s", tn,
+		     cfr_how(tg, DL_METHOD_CFR));
+		CASE(load(BIG, tg, false, DL_METHOD_CFR, 4096, 2 * MiB + 100),
+		     "targets: %s, range at a page-aligned offset, method cfr%s", tn,
+		     cfr_how(tg, DL_METHOD_CFR));
+		CASE(load(BIG, tg, true, DL_METHOD_CFR, 2 * MiB + 512, DMALOAD_TO_EOF),
+		     "targets: %s, range to EOF at a 512-aligned offset by fd, method cfr%s",
+		     tn, cfr_how(tg, DL_METHOD_CFR));
+		CASE(load(BIG, tg, false, DL_METHOD_CFR, 1000, MiB),
+		     "targets: %s, range at an unaligned offset, method cfr%s", tn,
+		     cfr_how(tg, DL_METHOD_CFR));
+		CASE(load(TINY, tg, true, DL_METHOD_CFR, 0, DMALOAD_TO_EOF),
+		     "targets: %s, a 300-byte file by fd, method cfr%s", tn,
+		     cfr_how(tg, DL_METHOD_CFR));
 	}
-	CASE(load(BIG, DL_TARGET_UDMABUF, false, DL_METHOD_CFR, 0, DMALOAD_TO_EOF),
-	     "targets: udmabuf, whole file, method cfr");
-	CASE(heap_cfr(), "targets: heap:system with method cfr is refused with EINVAL "
-	     "and a reason");
+	if (!guest_patched())
+		CASE(heap_cfr_refused(), "targets: heap:system with method cfr is refused "
+		     "with EINVAL and a reason (stock kernel)");
 	CASE(heap_missing(), "targets: heap:nosuchheap is refused with ENOENT naming it");
 	CASE(auto_dmabuf(), "targets: auto picks udmabuf for DL_LOAD_DMABUF, memfd without");
-	CASE(udmabuf_hugetlb(), "targets: udmabuf of a hugetlb memfd (or the fallback)");
+	CASE(udmabuf_hugetlb(), "targets: udmabuf of a hugetlb memfd (2 MiB pages on 6.11+, "
+	     "else the fallback)");
 	CASE(size_limit(), "targets: udmabuf.size_limit_mb=1: EFBIG naming the parameter; "
 	     "auto falls back to the heap");
 	CASE(many_clients(), "targets: 4 clients, each with memfd, udmabuf and heap loads "

@@ -1,35 +1,42 @@
 #!/bin/bash
-# tests/kernel/run.sh BUILD_DIR: the dma-buf tests on a real kernel, in qemu (make
+# tests/kernel/run.sh BUILD_DIR: the dma-buf tests on real kernels, in qemu (make
 # check-kernel). BUILD_DIR (default build) must hold dmaloadd, dmaload-ctl and
 # tests/kernel/guest-* (make all tests).
 #
-#   1. the test kernel: tests/kernel/build-kernel.sh (cached; the first run on a
-#      machine builds it, 11 to 13 minutes on 2 cores);
+#   1. the test kernels: tests/kernel/build-kernel.sh stock and patched (cached; the
+#      first run on a machine builds them: about 6 minutes on 2 cores for the stock
+#      one, then under a minute for the patched one, built from the stock tree);
 #   2. the test disk: every guest program writes its files with `--make-files DIR`,
 #      and `mke2fs -d DIR` turns DIR into an ext4 image (no mount on the host);
 #   3. the initramfs: busybox, tests/kernel/init as /init, the binaries and the shared
 #      libraries ldd names, with the dynamic loader, at their host paths;
-#   4. qemu-system-x86_64 under TCG (nested KVM hangs on these machines), serial
-#      console into BUILD_DIR/kernel-console.log, -no-reboot, and a time limit.
+#   4. for each kernel, qemu-system-x86_64 under TCG (nested KVM hangs on these
+#      machines) on a fresh copy of the disk, serial console into
+#      BUILD_DIR/kernel-console-KERNEL.log, -no-reboot, and a time limit. The kernel
+#      command line carries DMALOAD_KERNEL=stock|patched, which the kernel hands to
+#      /init's environment, so the guest programs know what to expect.
 #
-# Prints the guest's "PASS|FAIL|SKIP kernel: <case>" lines, then a FAIL line for a
-# guest that did not finish (time limit, panic) with the console's last lines on
-# stderr, and last "N passed, N failed, N skipped". Exits 1 if anything failed,
-# including the kernel build (never a silent skip).
+# Prints the guests' results with the suite named after the kernel ("PASS
+# kernel-stock: <case>", "FAIL kernel-patched: <case>"), a FAIL line for a guest that
+# did not finish (time limit, panic) with the console's last lines on stderr, and last
+# "N passed, N failed, N skipped". Exits 1 if anything failed, including a kernel
+# build (never a silent skip).
 #
-# Environment: KERNEL_TEST_TIMEOUT (seconds for qemu, default 300), KERNEL_TEST_MEM
-# (default 1G), KERNEL_TEST_APPEND (more kernel command line, e.g.
-# udmabuf.size_limit_mb=8), DMALOAD_TEST_KEEP=1 keeps the temp dir (initramfs, disk
-# image).
+# Environment: KERNEL_TEST_KERNELS (default "stock patched"), KERNEL_TEST_PROGRAMS
+# (the programs the guest runs, default BUILD_DIR/tests/kernel/guest-*; bench.sh
+# names bench-guest), KERNEL_TEST_TIMEOUT
+# (seconds for qemu, per guest, default 300), KERNEL_TEST_MEM (default 1G),
+# KERNEL_TEST_APPEND (more kernel command line, e.g. udmabuf.size_limit_mb=8),
+# DMALOAD_TEST_KEEP=1 keeps the temp dir (initramfs, disk image).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 BUILD=${1:-build}
+KERNELS=${KERNEL_TEST_KERNELS:-stock patched}
 TIMEOUT=${KERNEL_TEST_TIMEOUT:-300}
 MEM=${KERNEL_TEST_MEM:-1G}
 HUGEPAGES=16			# 32 MiB of 2 MiB pages, for hugetlb memfd tests
 MARKER="dmaload-guest: finished"
-CONSOLE=$BUILD/kernel-console.log
 
 note() { echo "# $*" >&2; }
 
@@ -44,7 +51,7 @@ for f in "$BUILD/dmaloadd" "$BUILD/dmaload-ctl"; do
 	[ -x "$f" ] || harness_fail "no $f (run make all tests first)"
 done
 guests=()
-for f in "$BUILD"/tests/kernel/guest-*; do
+for f in ${KERNEL_TEST_PROGRAMS:-"$BUILD"/tests/kernel/guest-*}; do
 	[ -f "$f" ] && [ -x "$f" ] && guests+=("$f")
 done
 [ ${#guests[@]} -gt 0 ] || harness_fail "no $BUILD/tests/kernel/guest-* (run make tests first)"
@@ -61,13 +68,19 @@ else
 	trap 'rm -rf "$work"' EXIT
 fi
 
-# 1. The kernel. Its progress goes to stderr as it comes; the last line says why it
-# failed.
-if ! kernel=$(bash tests/kernel/build-kernel.sh 2> >(tee "$work/build-kernel.err" >&2)); then
-	sleep 0.2	# let tee finish writing
-	harness_fail "the test kernel did not build: $(tail -n 1 "$work/build-kernel.err")"
-fi
-note "kernel: $kernel"
+# 1. The kernels. Their progress goes to stderr as it comes; the last line says why
+# one failed. A kernel that did not build is one FAIL line; the others still run.
+declare -A kernel_of
+: >"$work/results"
+for k in $KERNELS; do
+	if kernel=$(bash tests/kernel/build-kernel.sh "$k" 2> >(tee "$work/build-$k.err" >&2)); then
+		kernel_of[$k]=$kernel
+		note "$k kernel: $kernel"
+	else
+		sleep 0.2	# let tee finish writing
+		echo "FAIL kernel-$k: the $k test kernel did not build: $(tail -n 1 "$work/build-$k.err")" >>"$work/results"
+	fi
+done
 
 # 2. The disk: each program's own files, in one ext4 image with room to spare for
 # files the guest writes.
@@ -76,7 +89,9 @@ for g in "${guests[@]}"; do
 	"$g" --make-files "$work/disk" >&2 ||
 		harness_fail "$(basename "$g") --make-files failed"
 done
-disk_mib=$(( $(du -sm "$work/disk" | cut -f1) + 64 ))
+# ext4's metadata and journal take a share of big disks (the bench's 2 GiB of files).
+used_mib=$(du -sm "$work/disk" | cut -f1)
+disk_mib=$(( used_mib + used_mib / 8 + 64 ))
 truncate -s "${disk_mib}M" "$work/disk.img"
 mke2fs -q -F -t ext4 -L dmaload-test -d "$work/disk" "$work/disk.img" >&2 ||
 	harness_fail "mke2fs -d failed"
@@ -122,42 +137,51 @@ install -m 755 tests/kernel/init "$root/init"
 	cpio --null -o -H newc -R 0:0 --quiet) >"$work/initramfs.cpio"
 note "initramfs $(du -h "$work/initramfs.cpio" | cut -f1), disk ${disk_mib} MiB"
 
-# 4. qemu. The kernel panics on an oops and reboots at once on a panic (panic=-1),
-# which -no-reboot turns into qemu's exit: a crash ends the run like the end does.
-note "qemu (TCG, $MEM, time limit $TIMEOUT s); console in $CONSOLE"
-start=$SECONDS
-rc=0
-timeout -k 10 "$TIMEOUT" qemu-system-x86_64 -accel tcg -m "$MEM" -smp 1 \
-	-nographic -no-reboot -nic none \
-	-kernel "$kernel" -initrd "$work/initramfs.cpio" \
-	-append "console=ttyS0 loglevel=5 panic=-1 oops=panic hugepages=$HUGEPAGES ${KERNEL_TEST_APPEND:-}" \
-	-drive "file=$work/disk.img,format=raw,if=virtio" \
-	</dev/null >"$CONSOLE" 2>&1 || rc=$?
-note "qemu ran $((SECONDS - start)) s (exit status $rc)"
+# 4. qemu, once per kernel. The kernel panics on an oops and reboots at once on a
+# panic (panic=-1), which -no-reboot turns into qemu's exit: a crash ends the run
+# like the end does.
+for k in $KERNELS; do
+	[ -n "${kernel_of[$k]:-}" ] || continue
+	console=$BUILD/kernel-console-$k.log
+	cp --sparse=always "$work/disk.img" "$work/disk-$k.img"
+	note "qemu, $k kernel (TCG, $MEM, time limit $TIMEOUT s); console in $console"
+	start=$SECONDS
+	rc=0
+	timeout -k 10 "$TIMEOUT" qemu-system-x86_64 -accel tcg -m "$MEM" -smp 1 \
+		-nographic -no-reboot -nic none \
+		-kernel "${kernel_of[$k]}" -initrd "$work/initramfs.cpio" \
+		-append "console=ttyS0 loglevel=5 panic=-1 oops=panic hugepages=$HUGEPAGES DMALOAD_KERNEL=$k ${KERNEL_TEST_APPEND:-}" \
+		-drive "file=$work/disk-$k.img,format=raw,if=virtio" \
+		</dev/null >"$console" 2>&1 || rc=$?
+	note "qemu ran $((SECONDS - start)) s with the $k kernel (exit status $rc)"
+	rm -f "$work/disk-$k.img"
 
-# The serial console ends lines with \r\n.
-tr -d '\r' <"$CONSOLE" >"$work/console"
-grep -E '^(PASS|FAIL|SKIP) ' "$work/console" >"$work/results" || true
-if ! grep -qxF "$MARKER" "$work/console"; then
-	if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
-		why="killed after the ${TIMEOUT} s time limit"
-	elif grep -q 'Kernel panic' "$work/console"; then
-		why="kernel panic: $(grep -m1 'Kernel panic' "$work/console" | cut -c1-160)"
-	else
-		why="qemu exited with status $rc before the end"
+	# The serial console ends lines with \r\n. The guest's suite is "kernel"; the
+	# host names the kernel in it.
+	tr -d '\r' <"$console" >"$work/console-$k"
+	grep -E '^(PASS|FAIL|SKIP) kernel: ' "$work/console-$k" |
+		sed "s/^\([A-Z]*\) kernel: /\1 kernel-$k: /" >>"$work/results" || true
+	if ! grep -qxF "$MARKER" "$work/console-$k"; then
+		if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
+			why="killed after the ${TIMEOUT} s time limit"
+		elif grep -q 'Kernel panic' "$work/console-$k"; then
+			why="kernel panic: $(grep -m1 'Kernel panic' "$work/console-$k" | cut -c1-160)"
+		else
+			why="qemu exited with status $rc before the end"
+		fi
+		echo "FAIL kernel-$k: guest did not finish: $why" >>"$work/results"
+		echo "---- last 30 lines of $console ----" >&2
+		tail -n 30 "$work/console-$k" | sed 's/^/| /' >&2
+		echo "----" >&2
 	fi
-	echo "FAIL kernel: guest did not finish: $why" >>"$work/results"
-	echo "---- last 30 lines of $CONSOLE ----" >&2
-	tail -n 30 "$work/console" | sed 's/^/| /' >&2
-	echo "----" >&2
-fi
+done
 cat "$work/results"
 
 passed=$(grep -c '^PASS ' "$work/results" || true)
 failed=$(grep -c '^FAIL ' "$work/results" || true)
 skipped=$(grep -c '^SKIP ' "$work/results" || true)
 if [ "$failed" -gt 0 ]; then
-	note "the whole console is in $CONSOLE"
+	note "the whole consoles are in $BUILD/kernel-console-*.log"
 fi
 echo "$passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ]

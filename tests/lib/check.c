@@ -27,6 +27,7 @@ static size_t alarm_line_len;
 static void (*fail_hook)(void *);
 static void *fail_hook_data;
 static void (*kill_hook)(void);
+static void (*undo_hooks[4])(void);
 
 /* One line, no control characters: a reason must not break the output format. */
 static void flatten(char *s)
@@ -43,6 +44,9 @@ static void on_alarm(int sig)
 		ssize_t n = write(STDOUT_FILENO, alarm_line, alarm_line_len);
 		(void)n;
 	}
+	for (size_t i = 0; i < sizeof(undo_hooks) / sizeof(undo_hooks[0]); i++)
+		if (undo_hooks[i])
+			undo_hooks[i]();
 	if (kill_hook)
 		kill_hook();
 	_exit(3);
@@ -69,6 +73,16 @@ void check_set_fail_hook(void (*fn)(void *data), void *data)
 void check_set_kill_hook(void (*fn)(void))
 {
 	kill_hook = fn;
+}
+
+void check_add_undo_hook(void (*fn)(void))
+{
+	for (size_t i = 0; i < sizeof(undo_hooks) / sizeof(undo_hooks[0]); i++) {
+		if (!undo_hooks[i] || undo_hooks[i] == fn) {
+			undo_hooks[i] = fn;
+			return;
+		}
+	}
 }
 
 void check_set_timeout(unsigned seconds)

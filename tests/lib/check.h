@@ -46,6 +46,9 @@ int check_finish(void);
 void check_set_fail_hook(void (*fn)(void *data), void *data);
 /* A hook run from the watchdog's signal handler: must be async-signal-safe. */
 void check_set_kill_hook(void (*fn)(void));
+/* One more (up to 4), run before the kill hook: for what the test changed outside
+ * its processes (a sysctl, a mount) and must put back. Async-signal-safe too. */
+void check_add_undo_hook(void (*fn)(void));
 /* Seconds before the watchdog fires for each case from now on (0: off). */
 void check_set_timeout(unsigned seconds);
 

@@ -23,9 +23,13 @@
  * Cases: idle (the baseline); idle-conns (one uid opens 300 idle connections, past
  * max_clients); throttled (16 loads of 8 MiB at 1 byte/s on one connection);
  * slow-leader (a 1 byte/s load of a public file that the victim's loads then join);
- * connect-die (clients that connect, ask for a load and die, 4 at a time); flood,
- * last (a reader that never reads its replies: 256 cached loads of its own, then
- * 10000 LISTs, each reply about 25 KiB, as fast as it can).
+ * connect-die (clients that connect, ask for a load and die, 4 at a time); leases
+ * (nobody holds write leases on 16 files of its own and loads them over and over:
+ * each open would wait out fs.lease-break-time, left as the system has it);
+ * hang-open (16 loads of a file on the FUSE test filesystem in mode hang-open, whose
+ * opens never return; the connection is aborted after the case; "no FUSE" where it
+ * cannot be mounted); flood, last (a reader that never reads its replies: 256 cached
+ * loads of its own, then 10000 LISTs, each reply about 25 KiB, as fast as it can).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -38,10 +42,12 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "../lib/fusefs.h"
 #include "../lib/harness.h"
 
 #define CASE_MS 3000
@@ -51,10 +57,14 @@
 #define MAX_TRIES 4096
 #define FLOOD_ENTRIES 256
 #define FLOOD_LISTS 10000
+#define N_LEASED 16
+#define N_HANG 16
 
 static struct test_daemon d;
 static char conf_text[1 << 16];
 static char victim_path[PATH_MAX], public_path[PATH_MAX], big_path[PATH_MAX];
+static char lease_dir[PATH_MAX];
+static struct fusefs hang_fs = { .pid = -1 };
 static bool as_nobody;
 static int case_ms = CASE_MS;
 
@@ -161,6 +171,51 @@ static void attack_slow_leader(void)
 	pause();
 }
 
+/* Leases on its own files, then loads of them as fast as they are answered. */
+static void attack_leases(void)
+{
+	struct raw_msg *rm = raw_msg_new();
+	int s = raw_connect(d.sock);
+	uint64_t id = 0;
+	char p[PATH_MAX + 16];
+
+	signal(SIGIO, SIG_IGN);		/* the break notice; its default action kills */
+	for (int i = 0; i < N_LEASED; i++) {
+		int fd;
+
+		snprintf(p, sizeof(p), "%s/f%d", lease_dir, i);
+		fd = open(p, O_RDONLY | O_CLOEXEC);
+		if (fd >= 0)
+			fcntl(fd, F_SETLEASE, F_WRLCK);	/* kept open: the lease stays */
+	}
+	while (s >= 0 && rm) {
+		for (int i = 0; i < N_LEASED; i++) {
+			snprintf(p, sizeof(p), "%s/f%d", lease_dir, i);
+			if (send_load(s, ++id, p, 0, DL_LENGTH_TO_EOF, 0) < 0)
+				pause();
+		}
+		for (uint64_t w = id - N_LEASED + 1; w <= id; w++) {
+			raw_wait_final(s, w, rm, 60000);
+			raw_msg_clear(rm);
+		}
+	}
+	pause();
+}
+
+static void attack_hang_open(void)
+{
+	int s = raw_connect(d.sock);
+
+	for (int i = 0; s >= 0 && i < N_HANG; i++)
+		send_load(s, (uint64_t)i + 1, hang_fs.file, 0, DL_LENGTH_TO_EOF, 0);
+	pause();
+}
+
+static bool hang_mount(char *why, size_t len)
+{
+	return fusefs_mount(&hang_fs, d.dir, "hang-open", MiB, why, len) == 0;
+}
+
 /* One of 4 such processes: 4 at a time. */
 static void attack_connect_die(void)
 {
@@ -186,16 +241,22 @@ struct scase {
 	void (*attack)(void);
 	unsigned procs;		/* attacker processes */
 	bool public_file;	/* the victim loads the attacker's public file */
+	bool (*before)(char *why, size_t len);	/* false: the case cannot run */
+	void (*after)(struct fusefs *f);	/* once the attackers are gone */
 };
 
 static const struct scase cases[] = {
-	{ "idle", NULL, 0, false },
-	{ "idle-conns", attack_idle_conns, 1, false },
-	{ "throttled", attack_throttled, 1, false },
-	{ "slow-leader", attack_slow_leader, 1, true },
-	{ "connect-die", attack_connect_die, 4, false },
+	{ .name = "idle" },
+	{ .name = "idle-conns", .attack = attack_idle_conns, .procs = 1 },
+	{ .name = "throttled", .attack = attack_throttled, .procs = 1 },
+	{ .name = "slow-leader", .attack = attack_slow_leader, .procs = 1,
+	  .public_file = true },
+	{ .name = "connect-die", .attack = attack_connect_die, .procs = 4 },
+	{ .name = "leases", .attack = attack_leases, .procs = 1 },
+	{ .name = "hang-open", .attack = attack_hang_open, .procs = 1,
+	  .before = hang_mount, .after = fusefs_unmount },
 	/* last: the memory it makes the daemon take stays with it */
-	{ "flood", attack_flood, 1, false },
+	{ .name = "flood", .attack = attack_flood, .procs = 1 },
 };
 
 /* ---- the victim ------------------------------------------------------------------ */
@@ -289,6 +350,12 @@ static void run_case(const struct scase *c)
 	char why[1024], note[256] = "";
 
 	memset(&v, 0, sizeof(v));
+	if (c->before && !c->before(why, sizeof(why))) {
+		printf("%-12s %11s %8s %10s %8s %6s %6s  %s\n", c->name, "-", "-", "-", "-",
+		       "-", "-", why);
+		raw_msg_free(rm);
+		return;
+	}
 	/* the attackers first, in a process group of their own */
 	for (unsigned i = 0; i < c->procs; i++) {
 		pid_t pid = fork();
@@ -324,6 +391,8 @@ static void run_case(const struct scase *c)
 		while (waitpid(-group, NULL, 0) > 0 || errno == EINTR)
 			;
 	}
+	if (c->after)
+		c->after(&hang_fs);
 	/* nothing is left of the attack for the next case */
 	if (daemon_alive(&d)) {
 		evict_all();
@@ -382,6 +451,18 @@ int main(int argc, char **argv)
 	snprintf(victim_path, sizeof(victim_path), "%s/victim", d.dir);
 	snprintf(public_path, sizeof(public_path), "%s/public", d.dir);
 	snprintf(big_path, sizeof(big_path), "%s/big", d.dir);
+	snprintf(lease_dir, sizeof(lease_dir), "%s/nobody", d.dir);
+	/* the files nobody leases are its own: F_SETLEASE wants the owner */
+	if (mkdir(lease_dir, 0755) < 0)
+		perror(lease_dir);
+	for (int i = 0; i < N_LEASED; i++) {
+		char p[PATH_MAX + 16];
+
+		snprintf(p, sizeof(p), "%s/f%d", lease_dir, i);
+		if (file_make(p, 4096, 10 + i, 0644) < 0 ||
+		    (as_nobody && chown(p, 65534, 65534) < 0))
+			perror(p);
+	}
 	if (file_make(victim_path, 64 * VICTIM_LEN, 1, 0600) < 0 ||
 	    file_make(public_path, 16 * MiB, 2, 0644) < 0 ||
 	    file_make(big_path, 128 * MiB, 3, 0644) < 0) {

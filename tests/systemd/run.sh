@@ -164,7 +164,9 @@ if [ -n "${DMALOAD_NSPAWN_NO_DEB:-}" ]; then
 elif command -v dpkg-buildpackage >/dev/null && command -v dh >/dev/null; then
 	note "building the Debian packages (tests/systemd/build-deb.sh $BUILD/deb)"
 	if out=$(bash tests/systemd/build-deb.sh "$BUILD/deb" 2>&1); then
-		debs=$(ls "$BUILD"/deb/*.deb | grep -v -- -dbgsym_)
+		# python3-dmaload needs a python3 the minbase tree lacks; lintian still
+		# checks it (through the .changes)
+		debs=$(ls "$BUILD"/deb/*.deb | grep -v -- -dbgsym_ | grep -v /python3-dmaload_)
 		pass "dpkg-buildpackage -b builds dmaloadd, libdmaload0 and libdmaload-dev"
 	else
 		fail "dpkg-buildpackage -b builds dmaloadd, libdmaload0 and libdmaload-dev" \

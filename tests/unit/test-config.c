@@ -50,6 +50,7 @@ static void defaults(void)
 	CHECK_U64(c.max_loads, >, 0);
 	CHECK_U64(c.max_queued, >, 0);
 	CHECK_U64(c.max_detached, ==, 64);
+	CHECK_U64(c.idle_timeout, ==, 300);
 	CHECK_STR(c.detach_group, "");
 	CHECK_U64(c.detach_gid, ==, (gid_t)-1);
 	CHECK_INT(c.direct, ==, CONFIG_AUTO);
@@ -75,6 +76,10 @@ static void full_file(void)
 			"max_clients = 17\n"
 			"log_level = debug\n"
 			"workers = 3\n"
+			"max_workers = 40\n"
+			"workers_per_uid = 5\n"
+			"stop_timeout_s = 7\n"
+			"idle_timeout = 42\n"
 			"detach_group = root\n"
 			"\n"
 			"[io]\n"
@@ -98,6 +103,10 @@ static void full_file(void)
 		CHECK_U64(c.max_clients, ==, 17);
 		CHECK_INT(c.log_level, ==, LOG_LVL_DEBUG);
 		CHECK_U64(c.workers, ==, 3);
+		CHECK_U64(c.max_workers, ==, 40);
+		CHECK_U64(c.workers_per_uid, ==, 5);
+		CHECK_U64(c.stop_timeout_s, ==, 7);
+		CHECK_U64(c.idle_timeout, ==, 42);
 		CHECK_U64(c.chunk_size, ==, 1 << 20);
 		CHECK_U64(c.queue_depth, ==, 33);
 		CHECK_U64(c.max_loads, ==, 5);
@@ -186,6 +195,8 @@ static void accepted_values(void)
 		"[daemon]\ndetach_group = \n",
 		"[io]\nmax_detached = 0\n",
 		"[io]\nmax_detached = 65536\n",
+		"[daemon]\nidle_timeout = 0\n",
+		"[daemon]\nidle_timeout = 86400\n",
 		"",
 		"; only a comment\n",
 	};
@@ -217,6 +228,10 @@ static void accepted_values(void)
 			CHECK(c.detach_gid == (gid_t)-1 && !c.detach_group[0]);
 		if (strstr(ok[i], "max_detached = 0"))
 			CHECK_U64(c.max_detached, ==, 0);
+		if (strstr(ok[i], "idle_timeout = 0"))
+			CHECK_U64(c.idle_timeout, ==, 0);
+		if (strstr(ok[i], "idle_timeout = 86400"))
+			CHECK_U64(c.idle_timeout, ==, 86400);
 		if (strstr(ok[i], "25%"))
 			CHECK(c.cache_limit_pct == 25 && c.cache_limit == 0);
 		if (strstr(ok[i], "512M"))
@@ -283,9 +298,19 @@ static void bad_values(void)
 		{ "daemon", "max_clients", "0" },
 		{ "daemon", "log_level", "loud" },
 		{ "daemon", "log_level", "" },
+		{ "daemon", "idle_timeout", "1m" },
+		{ "daemon", "idle_timeout", "-1" },
+		{ "daemon", "idle_timeout", "86401" },
+		{ "daemon", "idle_timeout", "" },
 		{ "daemon", "workers", "two" },
 		{ "daemon", "workers", "-1" },
 		{ "daemon", "workers", "0" },
+		{ "daemon", "max_workers", "0" },
+		{ "daemon", "max_workers", "1025" },
+		{ "daemon", "workers_per_uid", "0" },
+		{ "daemon", "workers_per_uid", "all" },
+		{ "daemon", "stop_timeout_s", "-1" },
+		{ "daemon", "stop_timeout_s", "3601" },
 		{ "daemon", "detach_group", "no-such-group-dmaload" },
 		{ "daemon", "detach_group", "-5" },
 		{ "daemon", "detach_group", "4294967295" },

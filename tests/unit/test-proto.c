@@ -298,7 +298,8 @@ static void rt_names(void)
 	CHECK_STR(dl_msg_type_name(DL_LIST), "LIST");
 	CHECK_STR(dl_msg_type_name(DL_EVICT_REPLY), "EVICT_REPLY");
 	CHECK_STR(dl_msg_type_name(DL_INFO), "INFO");
-	CHECK_STR(dl_msg_type_name(0x09), "?");
+	CHECK_STR(dl_msg_type_name(DL_LOAD_EXTENTS), "LOAD_EXTENTS");
+	CHECK_STR(dl_msg_type_name(0x0a), "?");
 	CHECK_STR(dl_msg_type_name(0xffff), "?");
 	CHECK_STR(dl_method_name(DL_METHOD_DIRECT), "direct");
 	CHECK_STR(dl_method_name(DL_METHOD_BUFFERED), "buffered");
@@ -621,7 +622,7 @@ static void bad_flags(void)
 
 static void bad_unknown_type(void)
 {
-	static const uint16_t types[] = { 0, 0x09, 0x7f, 0x80, 0x8c, 0xffff };
+	static const uint16_t types[] = { 0, 0x0a, 0x7f, 0x80, 0x8c, 0xffff };
 
 	for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
 		size_t n = encode(buf, types[i], 0xabcdef, "xyz", 3, NULL, 0);
@@ -922,7 +923,7 @@ static bool make_pair(void)
 static void send_fd(void)
 {
 	char path[] = "/tmp/dmaload-proto-XXXXXX";
-	int tmp, fd = -1, nfds = -1, fl;
+	int tmp, fdv[DL_MAX_FDS] = { -1, -1, -1 }, fd = -1, nfds = -1, fl;
 	struct stat a, b;
 	char rbuf[256];
 	struct dl_load l = { .flags = DL_LOAD_BY_FD, .length = DL_LENGTH_TO_EOF };
@@ -937,7 +938,8 @@ static void send_fd(void)
 	unlink(path);
 	n = load_msg(&l, NULL, 0);
 	CHECK_OK(dl_send(pair[0], buf, n, &tmp, 1));
-	r = dl_recv(pair[1], rbuf, sizeof(rbuf), &fd, DL_MAX_FDS, &nfds);
+	r = dl_recv(pair[1], rbuf, sizeof(rbuf), fdv, DL_MAX_FDS, &nfds);
+	fd = fdv[0];
 	CHECK_INT(r, ==, (ssize_t)n);
 	CHECK_INT(nfds, ==, 1);
 	if (CHECK(fd >= 0 && fd != tmp)) {
@@ -951,17 +953,16 @@ static void send_fd(void)
 	/* and without fds */
 	n = good_cancel();
 	CHECK_OK(dl_send(pair[0], buf, n, NULL, 0));
-	fd = -1;
-	r = dl_recv(pair[1], rbuf, sizeof(rbuf), &fd, DL_MAX_FDS, &nfds);
+	r = dl_recv(pair[1], rbuf, sizeof(rbuf), fdv, DL_MAX_FDS, &nfds);
 	CHECK_INT(r, ==, (ssize_t)n);
 	CHECK_INT(nfds, ==, 0);
 	CHECK(memcmp(rbuf, buf, n) == 0);
 	/* dl_send refuses more fds than the protocol allows */
 	{
-		int two[2] = { tmp, tmp };
+		int many[DL_MAX_FDS + 1] = { tmp, tmp, tmp, tmp };
 
-		CHECK_ERR(dl_send(pair[0], buf, n, two, 2), -EINVAL);
-		CHECK_ERR(dl_send(pair[0], buf, n, two, -1), -EINVAL);
+		CHECK_ERR(dl_send(pair[0], buf, n, many, DL_MAX_FDS + 1), -EINVAL);
+		CHECK_ERR(dl_send(pair[0], buf, n, many, -1), -EINVAL);
 	}
 	close(tmp);
 }
@@ -1283,6 +1284,144 @@ static void bad_info(void)
 	CHECK_ERR(decode(buf, n, 1, &m), -EINVAL);	/* INFO_REPLY carries no fd */
 }
 
+/* A LOAD_EXTENTS of @n extents (inline unless DL_EXT_LIST_MEMFD), by path "/f". */
+static size_t load_ext_msg(struct dl_load_ext *x, const struct dl_extent *ext, uint32_t n)
+{
+	static char trail[8 + DL_MSG_MAX];
+	size_t tl = 2;
+
+	memcpy(trail, "/f", 2);
+	x->n_extents = n;
+	if (!x->load.path_len && !(x->load.flags & DL_LOAD_BY_FD))
+		x->load.path_len = 2;
+	if (x->load.flags & DL_LOAD_BY_FD)
+		tl = 0;
+	if (!(x->ext_flags & DL_EXT_LIST_MEMFD)) {
+		memcpy(trail + tl, ext, n * sizeof(*ext));
+		tl += n * sizeof(*ext);
+	}
+	return encode(buf, DL_LOAD_EXTENTS, 556, x, sizeof(*x), trail, tl);
+}
+
+static void rt_load_ext(void)
+{
+	struct dl_extent e[3] = {
+		{ .file_offset = 4096, .length = 100, .buf_offset = 0 },
+		{ .file_offset = 0, .length = 4096, .buf_offset = 100 },
+		{ .file_offset = 1 << 20, .length = 1, .buf_offset = 1 << 30 },
+	};
+	struct dl_load_ext x = { .ext_flags = DL_EXT_INTO };
+	struct dl_extent got;
+	size_t n = load_ext_msg(&x, e, 3);
+
+	CHECK_OK(decode(buf, n, 1, &m));
+	CHECK_INT(m.hdr.type, ==, DL_LOAD_EXTENTS);
+	CHECK_INT(m.n_ext, ==, 3);
+	CHECK_INT(m.u.load_ext.n_extents, ==, 3);
+	CHECK(m.trail_len == 2 + 3 * sizeof(struct dl_extent) && !memcmp(m.trail, "/f", 2));
+	memcpy(&got, m.ext + 2 * sizeof(got), sizeof(got));
+	CHECK(got.file_offset == 1 << 20 && got.length == 1 && got.buf_offset == 1 << 30);
+	/* the buffer fd counts: none is one too few, two one too many */
+	CHECK_ERR(decode(buf, n, 0, &m), -EINVAL);
+	CHECK_ERR(decode(buf, n, 2, &m), -EINVAL);
+	/* a new buffer: no fd by path; by fd, the source's */
+	x = (struct dl_load_ext){ 0 };
+	n = load_ext_msg(&x, e, 3);
+	CHECK_OK(decode(buf, n, 0, &m));
+	x = (struct dl_load_ext){ .load.flags = DL_LOAD_BY_FD, .ext_flags = DL_EXT_INTO };
+	n = load_ext_msg(&x, e, 1);
+	CHECK_OK(decode(buf, n, 2, &m));
+	CHECK_ERR(decode(buf, n, 1, &m), -EINVAL);
+	/* the list in a memfd: no inline extents, one more fd (3 at most) */
+	x = (struct dl_load_ext){ .load.flags = DL_LOAD_BY_FD,
+				  .ext_flags = DL_EXT_INTO | DL_EXT_LIST_MEMFD };
+	n = load_ext_msg(&x, e, DL_MAX_EXTENTS);
+	CHECK_OK(decode(buf, n, 3, &m));
+	CHECK(m.ext == NULL && m.u.load_ext.n_extents == DL_MAX_EXTENTS);
+	CHECK_ERR(decode(buf, n, 2, &m), -EINVAL);
+	/* one extent to the end of the file */
+	e[0].length = DL_LENGTH_TO_EOF;
+	x = (struct dl_load_ext){ 0 };
+	n = load_ext_msg(&x, e, 1);
+	CHECK_OK(decode(buf, n, 0, &m));
+}
+
+static void bad_load_ext(void)
+{
+	struct dl_extent e[2] = {
+		{ .file_offset = 0, .length = 10, .buf_offset = 0 },
+		{ .file_offset = 10, .length = 10, .buf_offset = 10 },
+	};
+	struct dl_load_ext x = { 0 };
+	size_t n = load_ext_msg(&x, e, 2);
+
+	/* the count must match the trailing bytes exactly */
+	((struct dl_load_ext *)(buf + HDR))->n_extents = 3;
+	CHECK_ERR(decode(buf, n, 0, &m), -EBADMSG);
+	((struct dl_load_ext *)(buf + HDR))->n_extents = 1;
+	CHECK_ERR(decode(buf, n, 0, &m), -EBADMSG);
+	CHECK_ERR(decode(buf, n - 1, 0, &m), -EBADMSG);
+	/* none, or more than DL_MAX_EXTENTS (in a memfd) */
+	x = (struct dl_load_ext){ 0 };
+	n = load_ext_msg(&x, e, 0);
+	CHECK_ERR(decode(buf, n, 0, &m), -EINVAL);
+	x = (struct dl_load_ext){ .ext_flags = DL_EXT_LIST_MEMFD };
+	n = load_ext_msg(&x, e, DL_MAX_EXTENTS + 1);
+	CHECK_ERR(decode(buf, n, 1, &m), -EINVAL);
+	/* sums past 2^64, on either side */
+	e[1].file_offset = UINT64_MAX - 5;
+	x = (struct dl_load_ext){ 0 };
+	n = load_ext_msg(&x, e, 2);
+	CHECK_ERR(decode(buf, n, 0, &m), -EINVAL);
+	e[1].file_offset = 10;
+	e[1].buf_offset = UINT64_MAX;
+	n = load_ext_msg(&x, e, 2);
+	CHECK_ERR(decode(buf, n, 0, &m), -EINVAL);
+	e[1].buf_offset = 10;
+	/* to the end of the file only in a list of one */
+	e[1].length = DL_LENGTH_TO_EOF;
+	n = load_ext_msg(&x, e, 2);
+	CHECK_ERR(decode(buf, n, 0, &m), -EINVAL);
+	e[1].length = 10;
+	/* the LOAD part: offset and length 0, no DETACH, target auto into a buffer */
+	x = (struct dl_load_ext){ .load.offset = 1 };
+	n = load_ext_msg(&x, e, 2);
+	CHECK_ERR(decode(buf, n, 0, &m), -EINVAL);
+	x = (struct dl_load_ext){ .load.length = DL_LENGTH_TO_EOF };
+	n = load_ext_msg(&x, e, 2);
+	CHECK_ERR(decode(buf, n, 0, &m), -EINVAL);
+	x = (struct dl_load_ext){ .load.flags = DL_LOAD_DETACH | DL_LOAD_PIN };
+	n = load_ext_msg(&x, e, 2);
+	CHECK_ERR(decode(buf, n, 0, &m), -EINVAL);
+	x = (struct dl_load_ext){ .load.target = DL_TARGET_MEMFD, .ext_flags = DL_EXT_INTO };
+	n = load_ext_msg(&x, e, 2);
+	CHECK_ERR(decode(buf, n, 1, &m), -EINVAL);
+	x = (struct dl_load_ext){ .load.target = DL_TARGET_MEMFD };
+	n = load_ext_msg(&x, e, 2);
+	CHECK_OK(decode(buf, n, 0, &m));
+	/* undefined ext_flags */
+	x = (struct dl_load_ext){ .ext_flags = 1u << 7 };
+	n = load_ext_msg(&x, e, 2);
+	CHECK_ERR(decode(buf, n, 0, &m), -EBADMSG);
+	/* fixed part cut short */
+	n = encode(buf, DL_LOAD_EXTENTS, 1, &x, sizeof(x) - 1, NULL, 0);
+	CHECK_ERR(decode(buf, n, 0, &m), -EBADMSG);
+}
+
+static void done_into(void)
+{
+	struct dl_done d = { .size = 10, .buf_size = 4096, .flags = DL_DONE_INTO };
+	size_t n = encode(buf, DL_DONE, 1, &d, sizeof(d), NULL, 0);
+
+	CHECK_OK(decode(buf, n, 0, &m));
+	CHECK(m.u.done.flags & DL_DONE_INTO);
+	CHECK_ERR(decode(buf, n, 1, &m), -EINVAL);
+	d.flags = 0;
+	n = encode(buf, DL_DONE, 1, &d, sizeof(d), NULL, 0);
+	CHECK_ERR(decode(buf, n, 0, &m), -EINVAL);
+	CHECK_OK(decode(buf, n, 1, &m));
+}
+
 int main(void)
 {
 	check_init("proto");
@@ -1340,6 +1479,9 @@ int main(void)
 	CASE(bad_info_surplus(), "INFO_REPLY's surplus part: wrong size, flags, reserved, "
 	     "heaps_len past the data, a name running into it");
 	CASE(flips(), "every truncation and bit flip of a LOAD decodes or is refused");
+	CASE(rt_load_ext(), "round trip LOAD_EXTENTS inline and in a memfd; fd counts");
+	CASE(bad_load_ext(), "malformed: LOAD_EXTENTS counts, lengths, sums, LOAD part, flags");
+	CASE(done_into(), "DONE with DL_DONE_INTO carries 0 fds, without it 1");
 
 	CASE(send_fd(), "dl_send/dl_recv pass an fd (close-on-exec)");
 	CASE(recv_too_big(), "dl_recv: datagram over cap -> EMSGSIZE, fd closed");
