@@ -4,6 +4,16 @@
  * daemon's, its client's, its load's) holds at least the chunk's bytes, which are then
  * taken out. Limits count bytes asked of the disk, charged when a chunk is issued.
  *
+ * A waiter that is woken late keeps what the bucket earned since it was due, up to
+ * BUCKET_CATCHUP_NS of the rate beyond the burst: the event loop's timers fire a
+ * millisecond or more late (epoll's timeout is in whole milliseconds, and the loop may
+ * be busy or wait for a core), and at 2 GB/s a 1 MiB bucket fills in half a
+ * millisecond, so capping it at the burst threw away up to half of the rate (measured:
+ * 0.55x of 2 GB/s). 100 ms, not 20: on two busy cores the loop itself may wait that
+ * long for one (in alternating runs 20 ms fell short more often; docs/BENCHMARKS.md).
+ * So over any stretch of t ns a bucket gives at most burst + rate * (t +
+ * BUCKET_CATCHUP_NS), and an idle bucket (nobody waiting) still holds only the burst.
+ *
  * The [limits] section of dmaloadd.conf says which rate and burst each client gets:
  *
  *   default_rate = 50M          every client not matched below (0: unlimited)
