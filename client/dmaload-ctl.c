@@ -46,12 +46,20 @@ struct ctl {
 /* The default --timeout, seconds: a daemon silent this long is taken for stuck. */
 #define CTL_TIMEOUT_S	30
 
+/* info's two answers: the buffers, and the huge pages beside the pool (a daemon
+ * without DL_CAP_INFO_SURPLUS has only the first). */
+struct ctl_info {
+	struct dmaload_info in;
+	struct dmaload_hugepages hp;
+	bool hp_ok;
+};
+
 /* The reply of a query command (status, list, stats, info), as libdmaload gives it. */
 union ctl_reply {
 	struct dmaload_status status;
 	struct dmaload_cache_list list;
 	struct dmaload_stats stats;
-	struct dmaload_info info;
+	struct ctl_info info;
 };
 
 static void usage(FILE *f);
@@ -1219,7 +1227,8 @@ static int cmd_cancel(struct ctl *ctl, int argc, char **argv, int i)
 
 static void info_json(const union ctl_reply *rep)
 {
-	const struct dmaload_info *in = &rep->info;
+	const struct dmaload_info *in = &rep->info.in;
+	const struct ctl_info *ci = &rep->info;
 
 	printf("{\"default_target\":\"%s\",\"udmabuf\":%s,\"udmabuf_error\":",
 	       dl_target_name(in->default_target),
@@ -1236,13 +1245,20 @@ static void info_json(const union ctl_reply *rep)
 		json_string(stdout, in->heaps[k]);
 	}
 	printf("],\"huge_page_size\":%" PRIu64 ",\"huge_pages_total\":%" PRIu32
-	       ",\"huge_pages_free\":%" PRIu32 "}\n", in->huge_page_size,
+	       ",\"huge_pages_free\":%" PRIu32, in->huge_page_size,
 	       in->huge_pages_total, in->huge_pages_free);
+	/* null: an older daemon that does not say */
+	if (ci->hp_ok)
+		printf(",\"huge_pages_overcommit\":%" PRIu64 ",\"huge_pages_surplus\":%"
+		       PRIu64 "}\n", ci->hp.overcommit, ci->hp.surplus);
+	else
+		printf(",\"huge_pages_overcommit\":null,\"huge_pages_surplus\":null}\n");
 }
 
 static void info_text(const union ctl_reply *rep)
 {
-	const struct dmaload_info *in = &rep->info;
+	const struct dmaload_info *in = &rep->info.in;
+	const struct ctl_info *ci = &rep->info;
 	char size[32];
 
 	printf("default target: %s\n", dl_target_name(in->default_target));
@@ -1265,6 +1281,17 @@ static void info_text(const union ctl_reply *rep)
 		       in->huge_pages_total, in->huge_pages_free);
 	else
 		printf("none\n");
+	if (!in->huge_page_size)
+		return;
+	printf("surplus pages:  ");
+	if (!ci->hp_ok)
+		printf("? (an older dmaloadd does not say)\n");
+	else if (ci->hp.overcommit)
+		printf("up to %" PRIu64 " more on demand (vm.nr_overcommit_hugepages), %"
+		       PRIu64 " in use\n", ci->hp.overcommit, ci->hp.surplus);
+	else
+		printf("none allowed (vm.nr_overcommit_hugepages = 0)%s\n",
+		       ci->hp.surplus ? "; some still in use" : "");
 }
 
 /* ---- ping ------------------------------------------------------------------------ */
@@ -1348,7 +1375,14 @@ static void stats_free(union ctl_reply *rep)
 
 static int info_ask(struct dmaload *dl, union ctl_reply *rep)
 {
-	return dmaload_info(dl, &rep->info);
+	int r = dmaload_info(dl, &rep->info.in);
+
+	if (r < 0)
+		return r;
+	/* a second round trip, so that struct dmaload_info keeps its layout */
+	r = dmaload_info_hugepages(dl, &rep->info.hp);
+	rep->info.hp_ok = r == 0;
+	return r == -EOPNOTSUPP ? 0 : r;
 }
 
 static const struct ctl_query query_status = {

@@ -392,7 +392,8 @@ static int hello_lost(struct dmaload *dl, uint64_t id, int err, char *errmsg, si
 /* Says HELLO (request id 1) and waits for its reply. */
 static int conn_hello(struct dmaload *dl, const char *name, char *errmsg, size_t errlen)
 {
-	struct dl_hello hello = { .version = DL_PROTO_VERSION, .caps = DL_CAPS_V1 };
+	struct dl_hello hello = { .version = DL_PROTO_VERSION,
+				  .caps = DL_CAPS_V1 | DL_CAP_INFO_SURPLUS };
 	struct dl_msg m;
 	uint64_t id = dl->next_id;
 	int fd, r;
@@ -1126,6 +1127,29 @@ int dmaload_info(struct dmaload *dl, struct dmaload_info *info)
 	while (info->n_heaps < sizeof(info->heaps) / sizeof(info->heaps[0]) &&
 	       dl_info_next_heap(&m, &pos, &name) == 1)
 		snprintf(info->heaps[info->n_heaps++], sizeof(info->heaps[0]), "%s", name);
+	return 0;
+}
+
+int dmaload_info_hugepages(struct dmaload *dl, struct dmaload_hugepages *hp)
+{
+	struct dl_info_surplus sp;
+	struct dl_msg m;
+	int r;
+
+	memset(hp, 0, sizeof(*hp));
+	if (!(dl->caps & DL_CAP_DMABUF) || !(dl->caps & DL_CAP_INFO_SURPLUS))
+		return -EOPNOTSUPP;
+	r = conn_call(dl, DL_INFO, NULL, 0, NULL, 0, DL_INFO_REPLY, &m, NULL, 0);
+	if (r < 0)
+		return r;
+	/* our HELLO announced DL_CAP_INFO_SURPLUS, so a daemon with the bit sends it */
+	if (!dl_info_get_surplus(&m, &sp))
+		return -EPROTO;
+	hp->page_size = m.u.info.huge_page_size;
+	hp->pool_total = m.u.info.huge_pages_total;
+	hp->pool_free = m.u.info.huge_pages_free;
+	hp->overcommit = sp.overcommit_pages;
+	hp->surplus = sp.surplus_pages;
 	return 0;
 }
 

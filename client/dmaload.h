@@ -264,6 +264,22 @@ struct dmaload_info {
  * has no INFO (no DL_CAP_DMABUF), or -errno. */
 int dmaload_info(struct dmaload *dl, struct dmaload_info *info);
 
+/* Huge pages on the daemon's host: the reserved pool and the surplus allowance, from
+ * which the kernel hands out huge pages on demand (INFO with DL_CAP_INFO_SURPLUS).
+ * struct dmaload_info keeps its layout; this is its companion. */
+struct dmaload_hugepages {
+	uint64_t page_size;		/* bytes; 0 = no huge pages */
+	uint64_t pool_total;		/* reserved pool: vm.nr_hugepages (HugePages_Total) */
+	uint64_t pool_free;		/* HugePages_Free minus HugePages_Rsvd */
+	uint64_t overcommit;		/* vm.nr_overcommit_hugepages: surplus allowed */
+	uint64_t surplus;		/* HugePages_Surp: surplus pages in use now */
+	uint64_t reserved[3];		/* 0 */
+};
+
+/* Asks for INFO and fills @hp. Returns 0, -EOPNOTSUPP from a daemon that does not
+ * report the surplus allowance (no DL_CAP_INFO_SURPLUS), or -errno. */
+int dmaload_info_hugepages(struct dmaload *dl, struct dmaload_hugepages *hp);
+
 /* Daemon status: counters and the loads this user may see. */
 struct dmaload_status_load {
 	uint64_t id, done, total;

@@ -57,6 +57,7 @@ struct client {
 	uint64_t conn_id;
 	struct peer_cred cred;		/* from the socket at accept (cred.h) */
 	char name[DL_NAME_LEN + 1];	/* from HELLO */
+	uint32_t peer_caps;		/* DL_CAP_* its HELLO said it understands */
 	struct list jobs;		/* its loads (job->owner_link) */
 	unsigned n_jobs;
 	unsigned busy;			/* handlers on the stack that use the client */

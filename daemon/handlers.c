@@ -33,14 +33,17 @@
 #include "util.h"
 
 /* INFO: what buffers this host offers. target_host_info only reads devtmpfs, sysfs
- * and procfs, which do not block on I/O. */
+ * and procfs, which do not block on I/O. A client that announced DL_CAP_INFO_SURPLUS
+ * gets the surplus allowance after the heap names. */
 static void handle_info(struct client *c, const struct dl_msg *m, int *fds, int nfds)
 {
 	struct target_host h;
 	struct dl_info_reply r;
-	char names[4096];
+	struct dl_info_surplus sp;
+	char names[4096 + sizeof(sp)];
+	size_t trail;
 
-	target_host_info(&h, names, sizeof(names));
+	target_host_info(&h, names, sizeof(names) - sizeof(sp));
 	r = (struct dl_info_reply){
 		.caps = (h.udmabuf_err ? 0 : DL_CAP_UDMABUF) | (h.heaps ? DL_CAP_HEAP : 0),
 		.udmabuf_err = h.udmabuf_err,
@@ -53,7 +56,14 @@ static void handle_info(struct client *c, const struct dl_msg *m, int *fds, int 
 		.default_target = c->set->cfg->target,
 		.udmabuf_hugetlb = h.udmabuf_hugetlb,
 	};
-	client_send_trail(c, DL_INFO_REPLY, m->hdr.id, &r, sizeof(r), names, r.heaps_len);
+	trail = r.heaps_len;
+	if (c->peer_caps & DL_CAP_INFO_SURPLUS) {
+		sp = (struct dl_info_surplus){ .overcommit_pages = h.overcommit_pages,
+					       .surplus_pages = h.surplus_pages };
+		memcpy(names + trail, &sp, sizeof(sp));
+		trail += sizeof(sp);
+	}
+	client_send_trail(c, DL_INFO_REPLY, m->hdr.id, &r, sizeof(r), names, trail);
 }
 
 static void handle_hello(struct client *c, const struct dl_msg *m, int *fds, int nfds)
@@ -62,7 +72,7 @@ static void handle_hello(struct client *c, const struct dl_msg *m, int *fds, int
 	struct dl_hello_reply r = {
 		.version = DL_PROTO_VERSION,
 		.caps = DL_CAPS_V1 | DL_CAP_DMABUF | DL_CAP_DETACH | DL_CAP_ROOT_FD |
-			DL_CAP_LOAD_INTO | DL_CAP_EXTENTS,
+			DL_CAP_LOAD_INTO | DL_CAP_EXTENTS | DL_CAP_INFO_SURPLUS,
 		.max_load_size = c->set->eng->max_load_size,
 		.chunk_size = (uint32_t)cfg->chunk_size,
 		.queue_depth = cfg->queue_depth,
@@ -81,6 +91,7 @@ static void handle_hello(struct client *c, const struct dl_msg *m, int *fds, int
 		c->name[i] = (ch > 0x20 && ch < 0x7f) ? ch : '_';
 	}
 	c->name[i] = '\0';
+	c->peer_caps = m->u.hello.caps;
 	log_debug("conn %llu: hello from \"%s\" (version %u, caps 0x%x)",
 		  (unsigned long long)c->conn_id, c->name, m->u.hello.version,
 		  m->u.hello.caps);

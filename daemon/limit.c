@@ -5,6 +5,8 @@
  * byte in dt ns; whole bytes become tokens and the rest (frac) carries over to the
  * next refill, so a bucket gives exactly burst + rate * time, never more, however
  * often it is asked. Products go through 128 bits: hours at GB/s overflow 64.
+ * The cap is the burst, raised for a waiter woken late by what it earned since it was
+ * due (limit.h says why), BUCKET_CATCHUP_NS' worth at most.
  */
 #include <errno.h>
 #include <grp.h>
@@ -40,20 +42,37 @@ void bucket_set(struct bucket *b, uint64_t rate, uint64_t burst, uint64_t now)
 	b->t_ns = now;
 }
 
+/* The most the bucket may hold at @now: the burst, plus for a waiter woken after it
+ * was due what came in since, BUCKET_CATCHUP_NS' worth at most. */
+static uint64_t bucket_cap(const struct bucket *b, uint64_t now)
+{
+	uint64_t late;
+
+	if (!b->due_ns || now <= b->due_ns)
+		return b->burst;
+	late = now - b->due_ns;
+	if (late > BUCKET_CATCHUP_NS)
+		late = BUCKET_CATCHUP_NS;
+	return b->burst + (uint64_t)((unsigned __int128)late * b->rate / NS);
+}
+
 void bucket_refill(struct bucket *b, uint64_t now)
 {
 	unsigned __int128 nano, earned;
+	uint64_t cap;
 
 	if (!b->rate || now <= b->t_ns) {
 		if (!b->rate)
 			b->t_ns = now;
 		return;
 	}
+	cap = bucket_cap(b, now);
 	nano = (unsigned __int128)(now - b->t_ns) * b->rate + b->frac;
 	earned = nano / NS;
 	b->t_ns = now;
-	if (earned >= b->burst - b->tokens) {
-		b->tokens = b->burst;	/* full: nothing carries over */
+	if (b->tokens >= cap || earned >= cap - b->tokens) {
+		if (b->tokens < cap)
+			b->tokens = cap;	/* full: nothing carries over */
 		b->frac = 0;
 		return;
 	}
@@ -71,12 +90,19 @@ uint64_t bucket_wait(struct bucket *b, uint64_t need, uint64_t now)
 	bucket_refill(b, now);
 	if (need > b->burst)
 		need = b->burst;
-	if (b->tokens >= need)
+	if (b->tokens >= need) {
+		b->due_ns = 0;	/* served: what it was owed is in tokens now */
 		return 0;
+	}
 	lack = need - b->tokens;
 	/* t_ns is now: the time the missing billionths take, rounded up */
 	ns = ((unsigned __int128)lack * NS - b->frac + b->rate - 1) / b->rate;
-	return ns ? (uint64_t)ns : 1;
+	if (!ns)
+		ns = 1;
+	/* the earliest waiter counts: from then on it is owed what comes in */
+	if (!b->due_ns || now + (uint64_t)ns < b->due_ns)
+		b->due_ns = now + (uint64_t)ns;
+	return (uint64_t)ns;
 }
 
 void bucket_take(struct bucket *b, uint64_t bytes)

@@ -4,6 +4,16 @@
  * daemon's, its client's, its load's) holds at least the chunk's bytes, which are then
  * taken out. Limits count bytes asked of the disk, charged when a chunk is issued.
  *
+ * A waiter that is woken late keeps what the bucket earned since it was due, up to
+ * BUCKET_CATCHUP_NS of the rate beyond the burst: the event loop's timers fire a
+ * millisecond or more late (epoll's timeout is in whole milliseconds, and the loop may
+ * be busy or wait for a core), and at 2 GB/s a 1 MiB bucket fills in half a
+ * millisecond, so capping it at the burst threw away up to half of the rate (measured:
+ * 0.55x of 2 GB/s). 100 ms, not 20: on two busy cores the loop itself may wait that
+ * long for one (in alternating runs 20 ms fell short more often; docs/BENCHMARKS.md).
+ * So over any stretch of t ns a bucket gives at most burst + rate * (t +
+ * BUCKET_CATCHUP_NS), and an idle bucket (nobody waiting) still holds only the burst.
+ *
  * The [limits] section of dmaloadd.conf says which rate and burst each client gets:
  *
  *   default_rate = 50M          every client not matched below (0: unlimited)
@@ -33,15 +43,22 @@ struct bucket {
 	uint64_t tokens;	/* bytes it holds now (at t_ns) */
 	uint64_t t_ns;		/* when tokens was last brought up to date */
 	uint64_t frac;		/* what it earned past whole bytes, in 1e-9 bytes */
+	uint64_t due_ns;	/* when a waiter was told it would have its bytes; 0: none */
 };
+
+/* How late a waiter may be woken and still get all it was owed (see above). */
+#define BUCKET_CATCHUP_NS 100000000ull
 
 /* A full bucket at @now. */
 void bucket_init(struct bucket *b, uint64_t rate, uint64_t burst, uint64_t now);
 /* New rate and burst (SIGHUP); keeps the tokens it holds, at most the new burst. */
 void bucket_set(struct bucket *b, uint64_t rate, uint64_t burst, uint64_t now);
-/* Adds what @rate earned since the last call, up to @burst. */
+/* Adds what @rate earned since the last call, up to @burst (plus what a late waiter is
+ * owed since it was due, BUCKET_CATCHUP_NS at most). */
 void bucket_refill(struct bucket *b, uint64_t now);
-/* 0 if the bucket holds @need bytes at @now (refilled), else the ns until it will.
+/* 0 if the bucket holds @need bytes at @now (refilled), else the ns until it will;
+ * then the bucket remembers that someone waits from then on, until a call finds
+ * enough.
  * @need above the burst is treated as the burst, so a bucket never stops for good. */
 uint64_t bucket_wait(struct bucket *b, uint64_t need, uint64_t now);
 /* Takes @bytes out (at most what it holds: callers ask bucket_wait first). */

@@ -21,7 +21,7 @@
  * Limits: a chunk goes only when the daemon's bucket, its client's and its load's
  * (limit.h) each hold the chunk's bytes; chunks of a limited client are cut to a
  * quarter of its burst. A client held back gets an ev_timer for when its buckets will hold enough,
- * never a poll; the daemon's bucket has one timer of its own. Bytes are charged when
+ * never a poll (woken late, it loses nothing: limit.h's catch-up); the daemon's bucket has one timer of its own. Bytes are charged when
  * issued: a limit counts what is asked of the disk.
  *
  * Lending: a reading load that cannot read (a bucket of its own or of its client holds
@@ -569,12 +569,19 @@ enum turn {
 static void arm(struct ev_loop *loop, ev_timer *t, uint64_t *due, uint64_t now,
 		uint64_t wait)
 {
-	if (*due && *due <= now + wait && ev_is_active(t))
+	uint64_t at = now + wait, cur;
+
+	if (*due && *due <= at && ev_is_active(t))
 		return;		/* an earlier wake-up is set */
+	/* libev counts the timeout from the loop's clock, read when the iteration began:
+	 * after a busy iteration that is well before @now, and the timer would fire
+	 * early, for another round of epoll's whole-millisecond sleeps. */
+	ev_now_update(loop);
+	cur = now_ns();
 	ev_timer_stop(loop, t);
-	ev_timer_set(t, (double)wait / 1e9, 0);
+	ev_timer_set(t, at > cur ? (double)(at - cur) / 1e9 : 0, 0);
 	ev_timer_start(loop, t);
-	*due = now + wait;
+	*due = at;
 }
 
 /* One chunk from queue @q's loads, the next in round-robin order that can go. */

@@ -744,7 +744,7 @@ int target_default_heap(char *out, size_t len)
 void target_host_info(struct target_host *h, char *names, size_t cap)
 {
 	long total = meminfo_value("HugePages_Total"), free_ = meminfo_value("HugePages_Free");
-	long rsvd = meminfo_value("HugePages_Rsvd");
+	long rsvd = meminfo_value("HugePages_Rsvd"), over, surp;
 	size_t used = 0, n;
 	struct dirent *d;
 	DIR *dir;
@@ -756,6 +756,10 @@ void target_host_info(struct target_host *h, char *names, size_t cap)
 	h->huge_page_size = target_huge_page_size();
 	h->huge_pages_total = total > 0 ? (uint32_t)total : 0;
 	h->huge_pages_free = free_ > rsvd && rsvd >= 0 ? (uint32_t)(free_ - rsvd) : 0;
+	over = overcommit_pages();
+	surp = meminfo_value("HugePages_Surp");
+	h->overcommit_pages = over > 0 ? (uint64_t)over : 0;
+	h->surplus_pages = surp > 0 ? (uint64_t)surp : 0;
 	dir = opendir(HEAP_DIR);
 	while (dir && (d = readdir(dir))) {
 		n = strlen(d->d_name);

@@ -144,6 +144,8 @@ struct target_host {
 	uint64_t huge_page_size;	/* bytes; 0: no huge pages */
 	uint32_t huge_pages_total;	/* the pool (HugePages_Total) */
 	uint32_t huge_pages_free;	/* HugePages_Free minus HugePages_Rsvd */
+	uint64_t overcommit_pages;	/* vm.nr_overcommit_hugepages: surplus allowed */
+	uint64_t surplus_pages;		/* HugePages_Surp: surplus pages in use */
 	bool heaps;			/* /dev/dma_heap has at least one heap */
 	unsigned n_heaps;		/* names written to the caller's buffer */
 	size_t heaps_len;		/* their bytes, each name followed by a NUL */

@@ -157,18 +157,27 @@ static int check_load_ext(struct dl_msg *m, int nfds)
 	return dl_extents_check(m->ext, m->n_ext);
 }
 
-/* INFO_REPLY: heaps_len is the trailing data, n_heaps NUL-terminated valid names. */
+/* INFO_REPLY: the trailing data is heaps_len bytes of n_heaps NUL-terminated valid
+ * names, then optionally a struct dl_info_surplus (flags and reserved 0). */
 static int check_info(const struct dl_msg *m)
 {
 	const struct dl_info_reply *in = &m->u.info;
-	size_t pos = 0;
+	size_t pos = 0, names = in->heaps_len;
 	uint32_t n = 0;
 
-	if (in->heaps_len != m->trail_len || in->reserved || in->reserved1 ||
-	    in->udmabuf_err < 0)
+	if (in->reserved || in->reserved1 || in->udmabuf_err < 0)
 		return -EBADMSG;
-	while (pos < m->trail_len) {
-		const char *end = memchr(m->trail + pos, '\0', m->trail_len - pos);
+	if (names != m->trail_len) {
+		struct dl_info_surplus sp;
+
+		if (names > m->trail_len || m->trail_len - names != sizeof(sp))
+			return -EBADMSG;
+		memcpy(&sp, m->trail + names, sizeof(sp));
+		if (sp.flags || sp.reserved)
+			return -EBADMSG;
+	}
+	while (pos < names) {
+		const char *end = memchr(m->trail + pos, '\0', names - pos);
 
 		if (!end || !dl_heap_name_ok(m->trail + pos, (size_t)(end - m->trail) - pos))
 			return -EBADMSG;
@@ -180,11 +189,20 @@ static int check_info(const struct dl_msg *m)
 
 int dl_info_next_heap(const struct dl_msg *m, size_t *pos, const char **name)
 {
-	if (m->hdr.type != DL_INFO_REPLY || *pos >= m->trail_len)
+	if (m->hdr.type != DL_INFO_REPLY || *pos >= m->u.info.heaps_len)
 		return 0;
-	/* dl_msg_decode() checked that every name ends in a NUL inside the message */
+	/* dl_msg_decode() checked that every name ends in a NUL inside the names */
 	*name = m->trail + *pos;
 	*pos += strlen(*name) + 1;
+	return 1;
+}
+
+int dl_info_get_surplus(const struct dl_msg *m, struct dl_info_surplus *out)
+{
+	if (m->hdr.type != DL_INFO_REPLY ||
+	    m->trail_len != (size_t)m->u.info.heaps_len + sizeof(*out))
+		return 0;
+	memcpy(out, m->trail + m->u.info.heaps_len, sizeof(*out));	/* unaligned */
 	return 1;
 }
 

@@ -119,6 +119,10 @@ DL_STATIC_ASSERT(sizeof(struct dl_hdr) == 24, "dl_hdr is 24 bytes on the wire");
 #define DL_CAP_LOAD_INTO	(1u << 13)	/* loads into the caller's buffer
 						 * (LOAD_EXTENTS with DL_EXT_INTO) */
 #define DL_CAP_EXTENTS		(1u << 14)	/* LOAD_EXTENTS: loads of extent lists */
+/* From a daemon: it sends INFO_REPLY's trailing struct dl_info_surplus to clients that
+ * announce this bit in HELLO. From a client: it takes that part (a client without it
+ * gets INFO_REPLY as before). */
+#define DL_CAP_INFO_SURPLUS	(1u << 15)
 
 /* HELLO: optional; names the client (for logs and, later, limits). */
 struct dl_hello {
@@ -394,6 +398,20 @@ struct dl_info_reply {
 DL_STATIC_ASSERT(sizeof(struct dl_info_reply) == 48, "dl_info_reply size");
 
 /*
+ * INFO_REPLY's optional last part, after the heap names: huge pages the kernel may
+ * hand out beyond the pool, on demand. Sent only to a client whose HELLO announced
+ * DL_CAP_INFO_SURPLUS (a fixed payload never grows within version 1, and older
+ * clients take trailing bytes past heaps_len as malformed).
+ */
+struct dl_info_surplus {
+	uint64_t overcommit_pages;	/* vm.nr_overcommit_hugepages: the allowance */
+	uint64_t surplus_pages;		/* HugePages_Surp: surplus pages in use now */
+	uint32_t flags;			/* none defined yet; 0 */
+	uint32_t reserved;		/* 0 */
+};
+DL_STATIC_ASSERT(sizeof(struct dl_info_surplus) == 24, "dl_info_surplus size");
+
+/*
  * LIST_REPLY: the cache's entries, each a struct dl_list_entry followed by name_len
  * bytes of name (the path, or "fd (dev M:N ino I)"), padded with zeros to a multiple
  * of 8. A client that is not root sees only entries loaded by its own uid; the others
@@ -551,6 +569,8 @@ int dl_msg_decode(const void *buf, size_t len, int nfds, struct dl_msg *out);
 /* Walks INFO_REPLY heap names. *pos starts at 0. Returns 1 and sets @name (NUL-
  * terminated, inside the message) for the next name, 0 at the end. */
 int dl_info_next_heap(const struct dl_msg *m, size_t *pos, const char **name);
+/* INFO_REPLY's struct dl_info_surplus: 1 and *out when the message has it, else 0. */
+int dl_info_get_surplus(const struct dl_msg *m, struct dl_info_surplus *out);
 
 /* Whether @name (@len bytes, no NUL needed) is a valid heap name. */
 int dl_heap_name_ok(const char *name, size_t len);

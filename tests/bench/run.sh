@@ -25,6 +25,9 @@
 #   BENCH_SCHED=0   leave out the scheduling rows (bench-sched: rate limits, fairness
 #                   of 4 clients, foreground latency under background loads; about
 #                   half a minute, once, not BENCH_RUNS times)
+#   BENCH_SMALL=0   leave out the small-file and cache-hit rows (bench-small: 10,000
+#                   x 64 KiB and 1,000 x 1 MiB cold against a naive client, by 1 and 8
+#                   clients; cache-hit latency with 1 and 64 clients; once)
 set -euo pipefail
 
 TOP=$(cd "$(dirname "$0")/../.." && pwd)
@@ -36,6 +39,8 @@ KEEP=${BENCH_KEEP:-0}
 TUNE_ON=${BENCH_TUNE:-1}
 SCHED_ON=${BENCH_SCHED:-1}
 SCHED=$BENCH/bench-sched
+SMALL_ON=${BENCH_SMALL:-1}
+SMALL=$BENCH/bench-small
 BASE=${BENCH_DIR:-/var/tmp/dmaload-bench}
 DOC=${BENCH_DOC:-$TOP/docs/BENCHMARKS.md}
 if [ "$QUICK" = 1 ]; then
@@ -50,7 +55,7 @@ die() { echo "bench: $*" >&2; exit 1; }
 say() { echo "bench: $*" >&2; }
 
 [ "$(id -u)" -eq 0 ] || die "needs root (drops the page cache, reserves huge pages)"
-for p in "$BENCH/bench-raw" "$BENCH/bench-fio" "$BENCH/bench-e2e" "$DAEMON"; do
+for p in "$BENCH/bench-raw" "$BENCH/bench-fio" "$BENCH/bench-e2e" "$SCHED" "$SMALL" "$DAEMON"; do
 	[ -x "$p" ] || die "build first: make bench (missing $p)"
 done
 command -v fio >/dev/null || say "fio is not installed (tests/deps.sh installs it): its row will say so"
@@ -259,6 +264,18 @@ if [ "$SCHED_ON" = 1 ]; then
 	fi
 	grep '^| [rfl]' "$SCHED_OUT" | sed 's/^/bench: /' >&2 || true
 fi
+# The small-file and cache-hit rows (issue 15): their own daemons and files.
+SMALL_OUT=$WORK/small.md
+: > "$SMALL_OUT"
+if [ "$SMALL_ON" = 1 ]; then
+	say "small-file and cache-hit rows (bench-small)"
+	q=; [ "$QUICK" = 1 ] && q=--quick
+	mkdir -p "$WORK/small"
+	if ! DMALOADD=$DAEMON timeout --foreground 900 "$SMALL" $q "$WORK/small" > "$SMALL_OUT"; then
+		printf '\n### Small files and cache hits\n\n**error**: bench-small failed\n' >> "$SMALL_OUT"
+	fi
+	grep '^| [0-9c]' "$SMALL_OUT" | sed 's/^/bench: /' >&2 || true
+fi
 elapsed=$(( $(date +%s) - t_start ))
 
 # ---- the report ---------------------------------------------------------------------
@@ -400,6 +417,7 @@ OUT=$WORK/report.md
 	machine
 	report
 	cat "$SCHED_OUT"
+	cat "$SMALL_OUT"
 } > "$OUT"
 echo
 cat "$OUT"

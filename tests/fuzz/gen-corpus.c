@@ -258,6 +258,18 @@ int main(int argc, char **argv)
 						  "system\0cma\0", 11));
 	}
 	{
+		/* with the surplus part a DL_CAP_INFO_SURPLUS client gets */
+		struct dl_info_reply in = { .n_heaps = 1, .heaps_len = 7,
+					    .huge_page_size = 2 << 20 };
+		struct dl_info_surplus sp = { .overcommit_pages = 1024, .surplus_pages = 3 };
+		char trail[7 + sizeof(sp)];
+
+		memcpy(trail, "system", 7);
+		memcpy(trail + 7, &sp, sizeof(sp));
+		put("info-reply-surplus", 0, b, dl_encode(b, sizeof(b), DL_INFO_REPLY, 13, &in,
+							  sizeof(in), trail, sizeof(trail)));
+	}
+	{
 		struct dl_cancel c = { .load_id = 2 };
 
 		put("cancel", 0, b, dl_encode(b, sizeof(b), DL_CANCEL, 4, &c, sizeof(c), NULL, 0));

@@ -5,7 +5,8 @@
  * Buckets: a new bucket is full; waits are exact to the nanosecond (rounded up);
  * refills never pass the burst; over any simulated stretch, what a greedy taker gets
  * is at most burst + rate * time and, taking whenever allowed, at least that minus
- * one chunk; unlimited buckets never wait; new rates keep the tokens held.
+ * one chunk, also when woken milliseconds late (what a late waiter is owed, bounded
+ * by BUCKET_CATCHUP_NS); unlimited buckets never wait; new rates keep the tokens held.
  * The parser: every key, both rule forms it refuses, names and numbers, the lookup
  * order, and errors through config_load naming FILE:LINE; config_reload says when the
  * limits changed.
@@ -116,6 +117,78 @@ static void bucket_rates(void)
 	bucket_simulated(800000000, 8 << 20, 4 << 20, 5);
 	bucket_simulated(7, 4096, 4096, 3000);
 	bucket_simulated(3ull << 30, 64 << 20, 4 << 20, 100);
+}
+
+/* The same taker woken @late ns after bucket_wait said (the loop's timers fire whole
+ * milliseconds late): it still gets burst + rate * secs within two chunks, and never
+ * more than burst + rate * (secs + BUCKET_CATCHUP_NS) + a chunk. */
+static void bucket_late(uint64_t rate, uint64_t burst, uint64_t chunk, unsigned secs,
+			uint64_t late)
+{
+	struct bucket b;
+	uint64_t now = 1000, end = 1000 + secs * NS, got = 0, wakes = 0;
+	unsigned __int128 most;
+
+	bucket_init(&b, rate, burst, now);
+	while (now < end) {
+		uint64_t w = bucket_wait(&b, chunk, now);
+
+		if (w) {
+			now += w + late;
+			wakes++;
+			continue;
+		}
+		bucket_take(&b, chunk);
+		got += chunk;
+	}
+	most = burst + (unsigned __int128)rate * (secs * NS + BUCKET_CATCHUP_NS) / NS + chunk;
+	CHECKF(got <= most, "rate %llu burst %llu chunk %llu late %llu ns: %llu bytes in "
+	       "%u s", (unsigned long long)rate, (unsigned long long)burst,
+	       (unsigned long long)chunk, (unsigned long long)late,
+	       (unsigned long long)got, secs);
+	CHECKF(got + 2 * chunk + late * rate / NS >= burst + rate * secs,
+	       "rate %llu burst %llu chunk %llu late %llu ns: only %llu bytes in %u s "
+	       "(%llu wake-ups)", (unsigned long long)rate, (unsigned long long)burst,
+	       (unsigned long long)chunk, (unsigned long long)late,
+	       (unsigned long long)got, secs, (unsigned long long)wakes);
+}
+
+static void bucket_catchup(void)
+{
+	struct bucket b;
+	uint64_t w, t;
+
+	/* the bench's worst case before: 2 GB/s, a 1 MiB burst cut into 256 KiB chunks,
+	 * woken 1 ms late (epoll's granularity) and 3 ms late (a busy loop) */
+	bucket_late(2000000000, 1 << 20, 256 << 10, 2, 1000000);
+	bucket_late(2000000000, 1 << 20, 256 << 10, 2, 3000000);
+	bucket_late(800000000, 1 << 20, 256 << 10, 2, 1000000);
+	bucket_late(50000000, 1 << 20, 256 << 10, 4, 1000000);
+	/* later than the catch-up: owed BUCKET_CATCHUP_NS' worth beyond the burst, no more */
+	bucket_init(&b, 1000000000, 1 << 20, 0);
+	bucket_take(&b, 1 << 20);
+	w = bucket_wait(&b, 1 << 20, 0);
+	CHECK_U64(w, ==, (1ull << 20));		/* 1 byte per ns */
+	bucket_refill(&b, w + NS);
+	CHECK_U64(b.tokens, ==, (1ull << 20) + BUCKET_CATCHUP_NS);
+	/* what it is owed stays until taken, and grows no further */
+	CHECK_U64(bucket_wait(&b, 1 << 20, w + NS), ==, 0);
+	bucket_refill(&b, w + 2 * NS);
+	CHECK_U64(b.tokens, ==, (1ull << 20) + BUCKET_CATCHUP_NS);
+	bucket_take(&b, BUCKET_CATCHUP_NS);
+	CHECK_U64(b.tokens, ==, 1ull << 20);
+	/* nobody waiting: a long pause fills it to the burst only */
+	bucket_take(&b, 1 << 20);
+	bucket_refill(&b, w + 3600 * NS);
+	CHECK_U64(b.tokens, ==, 1ull << 20);
+	/* a waiter woken early is owed nothing extra: the burst caps it as before */
+	bucket_take(&b, 1 << 20);
+	t = w + 3600 * NS;
+	CHECK_U64(bucket_wait(&b, 4096, t), ==, 4096);
+	bucket_refill(&b, t + 2048);
+	CHECK_U64(b.tokens, ==, 2048);
+	bucket_refill(&b, t + 4096);
+	CHECK_U64(b.tokens, ==, 4096);
 }
 
 /* ---- the parser ---------------------------------------------------------------- */
@@ -267,6 +340,8 @@ int main(void)
 	CASE(bucket_unlimited(), "bucket: rate 0 never waits; new rates keep the tokens");
 	CASE(bucket_rates(), "bucket: a greedy taker gets burst + rate * time, within a "
 	     "chunk");
+	CASE(bucket_catchup(), "bucket: a waiter woken late keeps what came since it was "
+	     "due, BUCKET_CATCHUP_NS' worth at most; an idle bucket stops at the burst");
 	CASE(parse_keys(), "[limits]: every key, rules by name, uid and gid, lookup order");
 	CASE(parse_errors(), "[limits]: bad values and the 'uid:1000' form are refused");
 	CASE(config_file(), "[limits] through config_load and config_reload; FILE:LINE");

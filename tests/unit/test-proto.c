@@ -1170,6 +1170,89 @@ static void rt_info(void)
 	CHECK_INT(m.u.info.udmabuf_err, ==, ENOENT);
 }
 
+/* INFO_REPLY with @names (heaps_len = @len) and then @extra bytes of trailing data. */
+static size_t info_msg_more(struct dl_info_reply *in, const char *names, size_t len,
+			    const void *extra, size_t extra_len)
+{
+	char trail[256];
+
+	in->heaps_len = (uint32_t)len;
+	memcpy(trail, names, len);
+	memcpy(trail + len, extra, extra_len);
+	return encode(buf, DL_INFO_REPLY, 7, in, sizeof(*in), trail, len + extra_len);
+}
+
+/* The optional struct dl_info_surplus after the heap names (DL_CAP_INFO_SURPLUS). */
+static void rt_info_surplus(void)
+{
+	struct dl_info_reply in = { .n_heaps = 2, .huge_page_size = 2 << 20 };
+	struct dl_info_surplus sp = { .overcommit_pages = 1ull << 40, .surplus_pages = 9 },
+			       got;
+	const char *name;
+	size_t n, pos = 0;
+
+	n = info_msg_more(&in, "system\0cma\0", 11, &sp, sizeof(sp));
+	CHECK_OK(decode(buf, n, 0, &m));
+	/* the names stop where the surplus part begins */
+	CHECK_INT(dl_info_next_heap(&m, &pos, &name), ==, 1);
+	CHECK_STR(name, "system");
+	CHECK_INT(dl_info_next_heap(&m, &pos, &name), ==, 1);
+	CHECK_STR(name, "cma");
+	CHECK_INT(dl_info_next_heap(&m, &pos, &name), ==, 0);
+	if (CHECK_INT(dl_info_get_surplus(&m, &got), ==, 1)) {
+		CHECK_U64(got.overcommit_pages, ==, 1ull << 40);
+		CHECK_U64(got.surplus_pages, ==, 9);
+	}
+	/* no heaps: the part alone, at an odd offset no more (unaligned reads) */
+	in.n_heaps = 0;
+	n = info_msg_more(&in, "", 0, &sp, sizeof(sp));
+	CHECK_OK(decode(buf, n, 0, &m));
+	CHECK_INT(dl_info_get_surplus(&m, &got), ==, 1);
+	in.n_heaps = 1;
+	n = info_msg_more(&in, "a\0", 2, &sp, sizeof(sp));
+	CHECK_OK(decode(buf, n, 0, &m));
+	if (CHECK_INT(dl_info_get_surplus(&m, &got), ==, 1))
+		CHECK_U64(got.surplus_pages, ==, 9);
+	/* without it: none */
+	n = info_msg(&in, "a\0", 2);
+	CHECK_OK(decode(buf, n, 0, &m));
+	CHECK_INT(dl_info_get_surplus(&m, &got), ==, 0);
+	/* a message of another type has none */
+	n = encode(buf, DL_INFO, 6, NULL, 0, NULL, 0);
+	CHECK_OK(decode(buf, n, 0, &m));
+	CHECK_INT(dl_info_get_surplus(&m, &got), ==, 0);
+}
+
+static void bad_info_surplus(void)
+{
+	struct dl_info_reply in = { .n_heaps = 1 };
+	struct dl_info_surplus sp = { 0 };
+	char junk[sizeof(sp) + 1] = { 0 };
+	size_t n;
+
+	/* a part of the wrong size */
+	n = info_msg_more(&in, "system\0", 7, junk, sizeof(sp) - 1);
+	CHECK_ERR(decode(buf, n, 0, &m), -EBADMSG);
+	n = info_msg_more(&in, "system\0", 7, junk, sizeof(sp) + 1);
+	CHECK_ERR(decode(buf, n, 0, &m), -EBADMSG);
+	/* flags and reserved must be 0 */
+	sp.flags = 1;
+	n = info_msg_more(&in, "system\0", 7, &sp, sizeof(sp));
+	CHECK_ERR(decode(buf, n, 0, &m), -EBADMSG);
+	sp.flags = 0;
+	sp.reserved = 1;
+	n = info_msg_more(&in, "system\0", 7, &sp, sizeof(sp));
+	CHECK_ERR(decode(buf, n, 0, &m), -EBADMSG);
+	/* heaps_len past the trailing data */
+	sp.reserved = 0;
+	n = info_msg_more(&in, "system\0", 7, &sp, sizeof(sp));
+	((struct dl_info_reply *)(buf + HDR))->heaps_len = 7 + sizeof(sp) + 1;
+	CHECK_ERR(decode(buf, n, 0, &m), -EBADMSG);
+	/* a name that runs into the part (no NUL within heaps_len) */
+	n = info_msg_more(&in, "system", 6, &sp, sizeof(sp));
+	CHECK_ERR(decode(buf, n, 0, &m), -EBADMSG);
+}
+
 static void bad_info(void)
 {
 	struct dl_info_reply in = { .n_heaps = 1 };
@@ -1391,6 +1474,10 @@ int main(void)
 	CASE(bad_heap_name(), "malformed: LOAD heap names and heap_len");
 	CASE(rt_info(), "round trip INFO and INFO_REPLY with heap names");
 	CASE(bad_info(), "malformed: INFO_REPLY names, counts, reserved fields");
+	CASE(rt_info_surplus(), "INFO_REPLY with DL_CAP_INFO_SURPLUS's trailing part: round "
+	     "trip, the heap names stop before it, none without it");
+	CASE(bad_info_surplus(), "INFO_REPLY's surplus part: wrong size, flags, reserved, "
+	     "heaps_len past the data, a name running into it");
 	CASE(flips(), "every truncation and bit flip of a LOAD decodes or is refused");
 	CASE(rt_load_ext(), "round trip LOAD_EXTENTS inline and in a memfd; fd counts");
 	CASE(bad_load_ext(), "malformed: LOAD_EXTENTS counts, lengths, sums, LOAD part, flags");
