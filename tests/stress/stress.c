@@ -17,8 +17,12 @@
  *
  * Columns: the victim's loads that got DONE out of those tried, their latency (p50
  * and max over all tries, a timed-out try counted as its wait; "+" marks a try that
- * timed out), and the daemon's peak RSS and fd count (sampled every 20 ms) and its
- * CPU use over the case.
+ * timed out), the machine's floor under the same attack (echo: p50 of 4 round trips
+ * over a socketpair to an idle root process, as many wakeups as a load's hops from
+ * the victim to the daemon's loop, a worker and back; no daemon involved), and the
+ * daemon's peak RSS and fd count (sampled every 20 ms) and its CPU use over the case.
+ * When the attack takes the CPUs, echo grows as the load's latency does: what the
+ * daemon cannot give back on 2 cores.
  *
  * Cases: idle (the baseline); idle-conns (one uid opens 300 idle connections, past
  * max_clients); throttled (16 loads of 8 MiB at 1 byte/s on one connection);
@@ -264,8 +268,47 @@ static const struct scase cases[] = {
 struct victim {
 	unsigned tried, ok, timeouts;
 	double ms[MAX_TRIES];
+	double echo_ms[MAX_TRIES];
 	char first_err[160];
 };
+
+/* The echo process: answers each byte on @fd until it closes. */
+static int echo_fd = -1;
+static pid_t echo_pid;
+
+static void echo_start(void)
+{
+	int sv[2];
+	char c;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+		return;
+	echo_pid = fork();
+	if (echo_pid == 0) {
+		close(sv[0]);
+		while (read(sv[1], &c, 1) == 1 && write(sv[1], &c, 1) == 1)
+			;
+		_exit(0);
+	}
+	close(sv[1]);
+	echo_fd = echo_pid > 0 ? sv[0] : -1;
+	if (echo_pid < 0)
+		close(sv[0]);
+}
+
+/* 4 round trips to the echo process, in ms (0 without one). */
+static double echo_rtt(void)
+{
+	double t0 = now_ms_f();
+	char c = 'e';
+
+	if (echo_fd < 0)
+		return 0;
+	for (int i = 0; i < 4; i++)
+		if (write(echo_fd, &c, 1) != 1 || read(echo_fd, &c, 1) != 1)
+			return 0;
+	return now_ms_f() - t0;
+}
 
 static void victim_load(struct victim *v, const struct scase *c, unsigned i,
 			struct raw_msg *rm)
@@ -284,7 +327,8 @@ static void victim_load(struct victim *v, const struct scase *c, unsigned i,
 			r = raw_wait_final(s, 1, rm, LOAD_TIMEOUT_MS);
 		close(s);
 	}
-	v->ms[v->tried++] = now_ms_f() - t0;
+	v->ms[v->tried] = now_ms_f() - t0;
+	v->echo_ms[v->tried++] = echo_rtt();
 	if (r == 1 && rm->m.hdr.type == DL_DONE) {
 		v->ok++;
 	} else if (r == -ETIMEDOUT) {
@@ -351,8 +395,8 @@ static void run_case(const struct scase *c)
 
 	memset(&v, 0, sizeof(v));
 	if (c->before && !c->before(why, sizeof(why))) {
-		printf("%-12s %11s %8s %10s %8s %6s %6s  %s\n", c->name, "-", "-", "-", "-",
-		       "-", "-", why);
+		printf("%-12s %11s %8s %10s %8s %8s %6s %6s  %s\n", c->name, "-", "-", "-",
+		       "-", "-", "-", "-", why);
 		raw_msg_free(rm);
 		return;
 	}
@@ -406,9 +450,11 @@ static void run_case(const struct scase *c)
 			 note[0] ? "; " : "", v.first_err);
 
 	qsort(v.ms, v.tried, sizeof(v.ms[0]), cmp_double);
-	printf("%-12s %5u/%-5u %8.1f %9.1f%s %8.1f %6ld %6.0f  %s\n", c->name, v.ok, v.tried,
-	       v.tried ? v.ms[v.tried / 2] : 0.0, v.tried ? v.ms[v.tried - 1] : 0.0,
-	       v.timeouts ? "+" : " ", (double)smp.rss_kb / 1024.0, smp.fds,
+	qsort(v.echo_ms, v.tried, sizeof(v.echo_ms[0]), cmp_double);
+	printf("%-12s %5u/%-5u %8.1f %9.1f%s %8.2f %8.1f %6ld %6.0f  %s\n", c->name, v.ok,
+	       v.tried, v.tried ? v.ms[v.tried / 2] : 0.0, v.tried ? v.ms[v.tried - 1] : 0.0,
+	       v.timeouts ? "+" : " ", v.tried ? v.echo_ms[v.tried / 2] : 0.0,
+	       (double)smp.rss_kb / 1024.0, smp.fds,
 	       cpu0 >= 0 && cpu1 >= 0 && elapsed ?
 	       100.0 * (double)(cpu1 - cpu0) / (double)sysconf(_SC_CLK_TCK) /
 	       ((double)elapsed / 1000.0) : -1.0, note);
@@ -476,14 +522,19 @@ int main(int argc, char **argv)
 	       "victim: root, 64 KiB loads, %d ms limit each\n", argv[1], case_ms,
 	       as_nobody ? "nobody" : "the caller (not root: same uid as the victim)",
 	       LOAD_TIMEOUT_MS);
-	printf("%-12s %11s %8s %10s %8s %6s %6s  %s\n", "case", "victim ok", "p50 ms",
-	       "max ms", "RSS MiB", "fds", "CPU %", "note");
+	printf("%-12s %11s %8s %10s %8s %8s %6s %6s  %s\n", "case", "victim ok", "p50 ms",
+	       "max ms", "echo ms", "RSS MiB", "fds", "CPU %", "note");
+	echo_start();
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		if (only && !strstr(only, cases[i].name))
 			continue;
 		if (!ensure_daemon())
 			break;
 		run_case(&cases[i]);
+	}
+	if (echo_fd >= 0) {
+		close(echo_fd);
+		waitpid(echo_pid, NULL, 0);
 	}
 	if (daemon_alive(&d))
 		daemon_stop(&d);
