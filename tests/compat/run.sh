@@ -9,7 +9,8 @@
 #   1. the release's dmaload-ctl (its libdmaload, linked in) against BUILD's daemon:
 #      loads by path and by fd, a range at odd offsets, a pin then LIST, STATUS; the
 #      bytes are compared with the file's (cmp on the buffer's fd);
-#   2. BUILD's dmaload-ctl against the release's daemon: the same loads.
+#   2. BUILD's dmaload-ctl against the release's daemon: the same loads, and a load of
+#      extents (which that daemon lacks) refused with a message before it is sent.
 #
 # One line per case, "PASS|FAIL|SKIP compat: <case>[: why]"; the last line is
 # "N passed, N failed, N skipped"; the exit status is 1 if anything failed. Without
@@ -129,6 +130,16 @@ else
 fi
 if daemon "$OLD/dmaloadd" "$work/old.sock"; then
 	loads "$NEW/dmaload-ctl" "$work/old.sock" "this dmaload-ctl -> $RELEASE_TAG daemon"
+	# What the old daemon lacks is refused by the library before anything is sent,
+	# with a message, and the daemon serves on.
+	if ! "$NEW/dmaload-ctl" --socket "$work/old.sock" load "$work/data" \
+		--extents 0:4096@0 >"$work/out" 2>&1 &&
+		grep -qi "not supported\|does not\|EOPNOTSUPP" "$work/out" &&
+		"$NEW/dmaload-ctl" --socket "$work/old.sock" status >/dev/null 2>&1; then
+		ok "this dmaload-ctl -> $RELEASE_TAG daemon: --extents is refused ($(head -n 1 "$work/out" | cut -c1-80)); the daemon serves on"
+	else
+		bad "this dmaload-ctl -> $RELEASE_TAG daemon: --extents: $(tail -n 2 "$work/out" | tr '\n' ' ')"
+	fi
 else
 	bad "the $RELEASE_TAG daemon starts: $(tail -n 3 "$work/daemon.log" | tr '\n' ' ')"
 fi
