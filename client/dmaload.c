@@ -930,11 +930,19 @@ int dmaload_wait(struct dmaload *dl, uint64_t id, struct dmaload_event *ev,
 	}
 }
 
-/* Starts nothing: waits for load @id and turns its outcome into a return value. */
-static int load_finish(struct dmaload *dl, uint64_t id, struct dmaload_event *ev)
+/* The second half of every *_sync call: @started is what starting load @id
+ * returned. Clears @ev, then waits for the load and turns its outcome into a return
+ * value. */
+static int load_finish(struct dmaload *dl, int started, uint64_t id,
+		       struct dmaload_event *ev)
 {
-	int r = dmaload_wait(dl, id, ev, NULL, NULL);
+	int r;
 
+	memset(ev, 0, sizeof(*ev));
+	ev->fd = -1;
+	if (started < 0)
+		return started;
+	r = dmaload_wait(dl, id, ev, NULL, NULL);
 	if (r < 0)
 		return r;
 	if (ev->type == DMALOAD_EV_ERROR)
@@ -947,15 +955,10 @@ static int load_finish(struct dmaload *dl, uint64_t id, struct dmaload_event *ev
 int dmaload_load_path_sync(struct dmaload *dl, const char *path,
 			   const struct dmaload_opts *opts, struct dmaload_event *ev)
 {
-	uint64_t id;
-	int r;
+	uint64_t id = 0;
+	int r = dmaload_load_path(dl, path, opts, &id);
 
-	memset(ev, 0, sizeof(*ev));
-	ev->fd = -1;
-	r = dmaload_load_path(dl, path, opts, &id);
-	if (r < 0)
-		return r;
-	return load_finish(dl, id, ev);
+	return load_finish(dl, r, id, ev);
 }
 
 int dmaload_load_extents_path_sync(struct dmaload *dl, const char *path,
@@ -963,15 +966,10 @@ int dmaload_load_extents_path_sync(struct dmaload *dl, const char *path,
 				   int buf_fd, const struct dmaload_opts *opts,
 				   struct dmaload_event *ev)
 {
-	uint64_t id;
-	int r;
+	uint64_t id = 0;
+	int r = dmaload_load_extents_path(dl, path, ext, n_ext, buf_fd, opts, &id);
 
-	memset(ev, 0, sizeof(*ev));
-	ev->fd = -1;
-	r = dmaload_load_extents_path(dl, path, ext, n_ext, buf_fd, opts, &id);
-	if (r < 0)
-		return r;
-	return load_finish(dl, id, ev);
+	return load_finish(dl, r, id, ev);
 }
 
 int dmaload_load_extents_fd_sync(struct dmaload *dl, int src_fd,
@@ -979,29 +977,19 @@ int dmaload_load_extents_fd_sync(struct dmaload *dl, int src_fd,
 				 int buf_fd, const struct dmaload_opts *opts,
 				 struct dmaload_event *ev)
 {
-	uint64_t id;
-	int r;
+	uint64_t id = 0;
+	int r = dmaload_load_extents_fd(dl, src_fd, ext, n_ext, buf_fd, opts, &id);
 
-	memset(ev, 0, sizeof(*ev));
-	ev->fd = -1;
-	r = dmaload_load_extents_fd(dl, src_fd, ext, n_ext, buf_fd, opts, &id);
-	if (r < 0)
-		return r;
-	return load_finish(dl, id, ev);
+	return load_finish(dl, r, id, ev);
 }
 
 int dmaload_load_fd_sync(struct dmaload *dl, int fd, const struct dmaload_opts *opts,
 			 struct dmaload_event *ev)
 {
-	uint64_t id;
-	int r;
+	uint64_t id = 0;
+	int r = dmaload_load_fd(dl, fd, opts, &id);
 
-	memset(ev, 0, sizeof(*ev));
-	ev->fd = -1;
-	r = dmaload_load_fd(dl, fd, opts, &id);
-	if (r < 0)
-		return r;
-	return load_finish(dl, id, ev);
+	return load_finish(dl, r, id, ev);
 }
 
 /* Copies a STATUS_REPLY into @st; allocates st->loads. */
