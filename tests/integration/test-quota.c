@@ -19,7 +19,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,13 +45,20 @@ static char into_file[PATH_MAX + 16];
 static char root_flight[3][PATH_MAX + 16];	/* not nobody's: root must not join
 						 * its throttled loads */
 
-static int drop_to_nobody(char *msg, size_t len)
+/* In a child: becomes nobody (child_drop) and connects as @name. NULL with @msg set
+ * if either fails. */
+static struct dmaload *nobody_connect(const char *name, char *msg, size_t len)
 {
-	if (setgroups(0, NULL) < 0 || setgid(NOBODY) < 0 || setuid(NOBODY) < 0) {
-		snprintf(msg, len, "dropping to nobody: %s", strerror(errno));
-		return 1;
+	struct dmaload *dl;
+	int r;
+
+	if (child_drop(NOBODY, 0, msg, len) < 0)
+		return NULL;
+	if ((r = dmaload_connect(&dl, d.sock, name)) < 0) {
+		snprintf(msg, len, "connect: %s", strerror(-r));
+		return NULL;
 	}
-	return 0;
+	return dl;
 }
 
 /* nobody pins every file, one after the other; each loads. */
@@ -63,12 +69,8 @@ static int child_pin(void *arg, char *msg, size_t len)
 	struct dmaload *dl;
 	int r;
 
-	if (drop_to_nobody(msg, len))
+	if (!(dl = nobody_connect("pinner", msg, len)))
 		return 1;
-	if ((r = dmaload_connect(&dl, d.sock, "pinner")) < 0) {
-		snprintf(msg, len, "connect: %s", strerror(-r));
-		return 1;
-	}
 	dmaload_opts_init(&o);
 	o.exact_size = true;
 	o.pin = true;
@@ -151,14 +153,9 @@ static int child_flight(void *arg, char *msg, size_t len)
 	struct dmaload *dl;
 	uint64_t id[4];
 	char c = 'x';
-	int r;
 
-	if (drop_to_nobody(msg, len))
+	if (!(dl = nobody_connect("greedy", msg, len)))
 		return 1;
-	if ((r = dmaload_connect(&dl, d.sock, "greedy")) < 0) {
-		snprintf(msg, len, "connect: %s", strerror(-r));
-		return 1;
-	}
 	dmaload_opts_init(&o);
 	o.rate_limit = 256 * 1024;	/* in flight for the whole case */
 	/* One after the other: the opens run on two workers, in either order. */
@@ -194,12 +191,8 @@ static int child_again(void *arg, char *msg, size_t len)
 	struct dmaload *dl;
 	int r;
 
-	if (drop_to_nobody(msg, len))
+	if (!(dl = nobody_connect("again", msg, len)))
 		return 1;
-	if ((r = dmaload_connect(&dl, d.sock, "again")) < 0) {
-		snprintf(msg, len, "connect: %s", strerror(-r));
-		return 1;
-	}
 	dmaload_opts_init(&o);
 	for (int i = 0; i < 2; i++) {
 		r = dmaload_load_path_sync(dl, files[i], &o, &ev);
@@ -239,12 +232,8 @@ static int child_into(void *arg, char *msg, size_t len)
 	uint8_t *p;
 	int fd, r;
 
-	if (drop_to_nobody(msg, len))
+	if (!(dl = nobody_connect("into", msg, len)))
 		return 1;
-	if ((r = dmaload_connect(&dl, d.sock, "into")) < 0) {
-		snprintf(msg, len, "connect: %s", strerror(-r));
-		return 1;
-	}
 	for (int paid = 0; paid < 2; paid++) {
 		fd = into_memfd(paid, msg, len);
 		if (fd < 0)
