@@ -482,18 +482,12 @@ static void churn(void)
 
 int main(void)
 {
-	char why[512];
 	struct dmaload *warm;
 
 	check_init(SUITE);
-	check_begin("daemon starts");
-	if (daemon_start(&d, SUITE, "chunk_size = 1M\nqueue_depth = 16\nmax_loads = 4\n",
-			 why, sizeof(why)) < 0) {
-		check_fail(__FILE__, __LINE__, "%s", why);
-		check_end();
-		daemon_cleanup(&d);
+	if (!daemon_start_case(&d, SUITE, "chunk_size = 1M\nqueue_depth = 16\nmax_loads = 4\n",
+			       NULL))
 		return 1;
-	}
 	if (make_files() && (warm = lc_connect(&d, "warm-up"))) {
 		lc_load_verify(warm, small[0].path, -1, NULL, small[0].size, small[0].seed,
 			       DL_METHOD_AUTO, NULL);

@@ -415,17 +415,11 @@ static void usage_errors(void)
 
 int main(void)
 {
-	char why[512];
 	int r;
 
 	check_init(SUITE);
-	check_begin("daemon starts");
-	if (daemon_start(&d, SUITE, "[cache]\ncache_limit = 64M\n", why, sizeof(why)) < 0) {
-		check_fail(__FILE__, __LINE__, "%s", why);
-		check_end();
-		daemon_cleanup(&d);
+	if (!daemon_start_case(&d, SUITE, "[cache]\ncache_limit = 64M\n", NULL))
 		return 1;
-	}
 	snprintf(file, sizeof(file), "%s/data", d.dir);
 	snprintf(other, sizeof(other), "%s/other", d.dir);
 	if ((r = file_make(file, SIZE, 31, 0644)) < 0 || (r = file_make(other, SIZE, 32, 0644)) < 0)

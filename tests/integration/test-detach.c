@@ -309,7 +309,7 @@ out:
 
 int main(void)
 {
-	char why[512], dir[PATH_MAX];
+	char dir[PATH_MAX];
 
 	check_init(SUITE);
 	if (geteuid() != 0) {
@@ -318,15 +318,9 @@ int main(void)
 		check_end();
 		return 0;
 	}
-	check_begin("daemon starts");
-	if (daemon_start_more(&d, SUITE, "chunk_size = 1M\nmax_detached = 2\nhugetlb = off\n",
-			      "[daemon]\ndetach_group = 4243\n[cache]\ncache_limit = 1G\n",
-			      why, sizeof(why)) < 0) {
-		check_fail(__FILE__, __LINE__, "%s", why);
-		check_end();
-		daemon_cleanup(&d);
+	if (!daemon_start_case(&d, SUITE, "chunk_size = 1M\nmax_detached = 2\nhugetlb = off\n",
+			       "[daemon]\ndetach_group = 4243\n[cache]\ncache_limit = 1G\n"))
 		return 1;
-	}
 	snprintf(dir, sizeof(dir), "%s/files", d.dir);
 	CHECKF(mkdir(dir, 0755) == 0, "mkdir: %s", strerror(errno));
 	snprintf(small, sizeof(small), "%s/small", dir);

@@ -234,7 +234,6 @@ static void cli_three_times(void)
 
 int main(void)
 {
-	char why[512];
 	int r;
 
 	check_init(SUITE);
@@ -244,13 +243,8 @@ int main(void)
 		check_end();
 		return 0;
 	}
-	check_begin("daemon starts");
-	if (daemon_start(&d, SUITE, "[cache]\ncache_limit = 256M\n", why, sizeof(why)) < 0) {
-		check_fail(__FILE__, __LINE__, "%s", why);
-		check_end();
-		daemon_cleanup(&d);
+	if (!daemon_start_case(&d, SUITE, "[cache]\ncache_limit = 256M\n", NULL))
 		return 1;
-	}
 	snprintf(file, sizeof(file), "%s/model.bin", d.dir);
 	r = file_make(file, SIZE, SEED, 0644);
 	CHECKF(r == 0, "file_make: %s", strerror(-r));

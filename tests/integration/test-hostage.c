@@ -253,8 +253,6 @@ static void orphaned_leader(void)
 
 int main(void)
 {
-	char why[512];
-
 	check_init(SUITE);
 	if (geteuid() != 0) {
 		check_begin("slots and joins held hostage");
@@ -262,14 +260,9 @@ int main(void)
 		check_end();
 		return 0;
 	}
-	check_begin("daemon starts");
-	if (daemon_start_more(&d, SUITE, "max_loads = 4\nchunk_size = 1M\n",
-			      "[cache]\ncache_limit = 64M\n", why, sizeof(why)) < 0) {
-		check_fail(__FILE__, __LINE__, "%s", why);
-		check_end();
-		daemon_cleanup(&d);
+	if (!daemon_start_case(&d, SUITE, "max_loads = 4\nchunk_size = 1M\n",
+			       "[cache]\ncache_limit = 64M\n"))
 		return 1;
-	}
 	snprintf(big_path, sizeof(big_path), "%s/big", d.dir);
 	snprintf(pub_path, sizeof(pub_path), "%s/public", d.dir);
 	snprintf(victim_path, sizeof(victim_path), "%s/victim", d.dir);

@@ -510,8 +510,6 @@ static bool setup(void)
 
 int main(void)
 {
-	char why[512];
-
 	check_init(SUITE);
 	check_add_undo_hook(on_watchdog_kill);
 	hang_fs.pid = -1;
@@ -521,13 +519,8 @@ int main(void)
 		check_end();
 		return 0;
 	}
-	check_begin("daemon starts");
-	if (daemon_start(&d, SUITE, NULL, why, sizeof(why)) < 0) {
-		check_fail(__FILE__, __LINE__, "%s", why);
-		check_end();
-		daemon_cleanup(&d);
+	if (!daemon_start_case(&d, SUITE, NULL, NULL))
 		return 1;
-	}
 	setup();
 	if (!check_end()) {
 		fusefs_unmount(&hang_fs);

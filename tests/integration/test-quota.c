@@ -347,8 +347,6 @@ out:
 
 int main(void)
 {
-	char why[512];
-
 	check_init(SUITE);
 	signal(SIGPIPE, SIG_IGN);	/* a child that failed early closed its pipe */
 	if (geteuid() != 0) {
@@ -357,15 +355,9 @@ int main(void)
 		check_end();
 		return 0;
 	}
-	check_begin("daemon starts");
-	if (daemon_start_more(&d, SUITE, NULL, "[cache]\ncache_limit = 64M\n[quota]\n"
-			      "max_loads_per_uid = 2\nmax_inflight_per_uid = 40M\n",
-			      why, sizeof(why)) < 0) {
-		check_fail(__FILE__, __LINE__, "%s", why);
-		check_end();
-		daemon_cleanup(&d);
+	if (!daemon_start_case(&d, SUITE, NULL, "[cache]\ncache_limit = 64M\n[quota]\n"
+			       "max_loads_per_uid = 2\nmax_inflight_per_uid = 40M\n"))
 		return 1;
-	}
 	for (int i = 0; i < N_PIN; i++) {
 		snprintf(pin_files[i], sizeof(pin_files[i]), "%s/pin%d.bin", d.dir, i);
 		CHECK_OK(file_make(pin_files[i], PIN_SIZE, SEED + i, 0644));

@@ -495,16 +495,9 @@ out:
 
 int main(void)
 {
-	char why[512];
-
 	check_init(SUITE);
-	check_begin("daemon starts");
-	if (daemon_start_more(&d, SUITE, IO, LIMITS, why, sizeof(why)) < 0) {
-		check_fail(__FILE__, __LINE__, "%s", why);
-		check_end();
-		daemon_cleanup(&d);
+	if (!daemon_start_case(&d, SUITE, IO, LIMITS))
 		return 1;
-	}
 	make_files();
 	if (!check_end()) {
 		daemon_cleanup(&d);

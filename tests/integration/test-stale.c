@@ -196,16 +196,9 @@ out:
 
 int main(void)
 {
-	char why[512];
-
 	check_init(SUITE);
-	check_begin("daemon starts");
-	if (daemon_start(&d, SUITE, "[cache]\ncache_limit = 256M\n", why, sizeof(why)) < 0) {
-		check_fail(__FILE__, __LINE__, "%s", why);
-		check_end();
-		daemon_cleanup(&d);
+	if (!daemon_start_case(&d, SUITE, "[cache]\ncache_limit = 256M\n", NULL))
 		return 1;
-	}
 	snprintf(file, sizeof(file), "%s/model.bin", d.dir);
 	check_end();
 	daemon_baseline(&d);

@@ -303,8 +303,6 @@ static bool setup(void)
 
 int main(void)
 {
-	char why[512];
-
 	check_init(SUITE);
 	if (geteuid() != 0) {
 		check_begin("trust checks");
@@ -312,13 +310,8 @@ int main(void)
 		check_end();
 		return 0;
 	}
-	check_begin("daemon starts");
-	if (daemon_start(&d, SUITE, NULL, why, sizeof(why)) < 0) {
-		check_fail(__FILE__, __LINE__, "%s", why);
-		check_end();
-		daemon_cleanup(&d);
+	if (!daemon_start_case(&d, SUITE, NULL, NULL))
 		return 1;
-	}
 	setup();
 	if (!check_end()) {
 		daemon_cleanup(&d);

@@ -118,6 +118,20 @@ int daemon_start(struct test_daemon *d, const char *tag, const char *io_extra,
 	return daemon_start_more(d, tag, io_extra, NULL, why, why_len);
 }
 
+bool daemon_start_case(struct test_daemon *d, const char *tag, const char *io_extra,
+		       const char *more)
+{
+	char why[512];
+
+	check_begin("daemon starts");
+	if (daemon_start_more(d, tag, io_extra, more, why, sizeof(why)) == 0)
+		return true;
+	check_fail(__FILE__, __LINE__, "%s", why);
+	check_end();
+	daemon_cleanup(d);
+	return false;
+}
+
 long daemon_log_size(const struct test_daemon *d)
 {
 	struct stat st;

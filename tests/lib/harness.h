@@ -155,6 +155,14 @@ int daemon_start(struct test_daemon *d, const char *tag, const char *io_extra,
 /* daemon_start with @more sections in the config (see daemon_write_config_more). */
 int daemon_start_more(struct test_daemon *d, const char *tag, const char *io_extra,
 		      const char *more, char *why, size_t why_len);
+/*
+ * The case "daemon starts": begins it and starts the daemon (daemon_start_more). On
+ * failure ends the case with the reason, cleans up and returns false (the test then
+ * exits 1); on success the case stays open for the test's own set-up checks, ended by
+ * its check_end().
+ */
+bool daemon_start_case(struct test_daemon *d, const char *tag, const char *io_extra,
+		       const char *more);
 /* Starts the daemon like daemon_start, but with @conf as its whole config file: no
  * test defaults (the bench's daemons run on the built-in ones). */
 int daemon_start_conf(struct test_daemon *d, const char *tag, const char *conf,
