@@ -1,5 +1,7 @@
 #!/bin/bash
 # Runs every test program of one build once: tests/run-one.sh BUILD (default build).
+# tests/run-one.sh BUILD PROGRAM... runs those instead (paths from the tree's root),
+# each under $TEST_RUNNER when set (tests/python/run.sh: the interpreter).
 #
 # Each program in BUILD/tests/unit and BUILD/tests/integration prints one line per case:
 # "PASS|FAIL|SKIP <suite>: <case>[: why]". A program gets TEST_TIMEOUT seconds (default
@@ -15,7 +17,9 @@ set -u
 cd "$(dirname "$0")/.."
 
 BUILD=${1:-build}
+[ $# -gt 0 ] && shift
 TEST_TIMEOUT=${TEST_TIMEOUT:-300}
+RUNNER=${TEST_RUNNER:-}
 
 case "$BUILD" in
 /*) abs=$BUILD ;;
@@ -39,12 +43,14 @@ ERR=$(mktemp "$DMALOAD_TEST_TMP/err.XXXXXX")
 trap 'rm -rf "$DMALOAD_TEST_TMP"' EXIT
 
 passed=0 failed=0 skipped=0
-progs=()
-for dir in "$BUILD/tests/unit" "$BUILD/tests/integration"; do
-	for p in "$dir"/*; do
-		[ -f "$p" ] && [ -x "$p" ] && progs+=("$p")
+progs=("$@")
+if [ $# -eq 0 ]; then
+	for dir in "$BUILD/tests/unit" "$BUILD/tests/integration"; do
+		for p in "$dir"/*; do
+			[ -f "$p" ] && [ -x "$p" ] && progs+=("$p")
+		done
 	done
-done
+fi
 if [ ${#progs[@]} -eq 0 ]; then
 	echo "FAIL run-one: no test programs in $BUILD/tests (run make tests)"
 	echo "0 passed, 1 failed, 0 skipped"
@@ -52,9 +58,10 @@ if [ ${#progs[@]} -eq 0 ]; then
 fi
 
 for p in "${progs[@]}"; do
-	name=$(basename "$p")
+	name=$(basename "$p" .py)
 	start=$SECONDS
-	timeout -k 10 "$TEST_TIMEOUT" "$p" >"$OUT" 2>"$ERR"
+	# shellcheck disable=SC2086 # $RUNNER: empty, or one command word
+	timeout -k 10 "$TEST_TIMEOUT" $RUNNER "$p" >"$OUT" 2>"$ERR"
 	rc=$?
 	cat "$OUT"
 	np=$(grep -c '^PASS ' "$OUT")
