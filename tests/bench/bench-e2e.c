@@ -133,15 +133,6 @@ static void e2e_daemon_stop(void)
 		daemon_cleanup(&dmn.d);
 }
 
-/* Killed while a daemon runs: take it along (PR_SET_PDEATHSIG covers the rest). */
-static void on_signal(int sig)
-{
-	if (dmn.d.pid > 0)
-		kill(dmn.d.pid, SIGKILL);
-	signal(sig, SIG_DFL);
-	raise(sig);
-}
-
 /*
  * Starts @bin with tests/lib's launcher on a private socket and config in a fresh dir
  * under @workdir, with "[io] hugetlb = @hugetlb", then the --io lines, and every other
@@ -512,9 +503,7 @@ int main(int argc, char **argv)
 	if (n_clients > 1 && (argc - a != 5 || into))
 		usage();	/* --clients: one file, the daemon's buffers */
 	row_init();
-	signal(SIGINT, on_signal);
-	signal(SIGTERM, on_signal);
-	signal(SIGHUP, on_signal);
+	daemon_kill_on_signal(&dmn.d);	/* PR_SET_PDEATHSIG covers the rest */
 	if (files_stat(argv + a + 4, argc - a - 4) == 0 &&
 	    (!into || into_make(strcmp(argv[a + 2], "off") != 0) == 0))
 		e2e_row(argv[a], argv[a + 1], argv[a + 2], argv[a + 3], o.runs, o.hot, s,

@@ -540,32 +540,13 @@ nofile:
 	printf("| latency | **error**: cannot make the files | |\n");
 }
 
-/* timeout(1) or Ctrl-C: the daemon must not outlive us. */
-static void on_signal(int sig)
-{
-	if (d.pid > 0)
-		kill(d.pid, SIGKILL);
-	_exit(128 + sig);
-}
-
-static bool want(const char *rows, const char *row)
-{
-	size_t n = strlen(row);
-
-	for (const char *p = rows; (p = strstr(p, row)); p += n)
-		if ((p == rows || p[-1] == ',') && (p[n] == ',' || !p[n]))
-			return true;
-	return false;
-}
-
 int main(int argc, char **argv)
 {
 	const char *rows = "rate,fairness,latency";
 	char why[512];
 	int i = 1;
 
-	signal(SIGTERM, on_signal);
-	signal(SIGINT, on_signal);
+	daemon_kill_on_signal(&d);
 	for (; i < argc && argv[i][0] == '-'; i++) {
 		if (strcmp(argv[i], "--quick") == 0)
 			quick = true;
@@ -580,7 +561,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	setenv("DMALOAD_TEST_TMP", argv[i], 1);
-	if (want(rows, "rate"))
+	if (name_listed(rows, "rate"))
 		rate_pool();
 	if (daemon_start_more(&d, "sched", NULL,
 			      "[limits]\n"
@@ -594,21 +575,21 @@ int main(int argc, char **argv)
 	}
 	printf("\n### Scheduling and limits (tests/bench/bench-sched.c)\n\n");
 	printf("Default [io] settings; limits by HELLO name. MB = 10^6 bytes.");
-	if (want(rows, "rate"))
+	if (name_listed(rows, "rate"))
 		printf(" Rate rows: %s.", huge_pool ? "hugetlb buffers (the pool grown "
 		       "for them)" : "4 KiB-page buffers (no huge page pool: not root, or "
 		       "no room), so the high rates measure page faults as much as the "
 		       "limiter");
 	printf("\n\n| Row | Result | Notes |\n|---|---|---|\n");
 	fflush(stdout);
-	for (size_t k = 0; k < N_RATES && want(rows, "rate"); k++) {
+	for (size_t k = 0; k < N_RATES && name_listed(rows, "rate"); k++) {
 		row_rate(rates[k]);
 		fflush(stdout);
 	}
-	if (want(rows, "fairness"))
+	if (name_listed(rows, "fairness"))
 		row_fairness();
 	fflush(stdout);
-	if (want(rows, "latency"))
+	if (name_listed(rows, "latency"))
 		row_latency();
 	fflush(stdout);
 	daemon_stop(&d);

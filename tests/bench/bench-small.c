@@ -523,24 +523,6 @@ out:
 	daemon_cleanup(&d);
 }
 
-/* timeout(1) or Ctrl-C: the daemon must not outlive us. */
-static void on_signal(int sig)
-{
-	if (d.pid > 0)
-		kill(d.pid, SIGKILL);
-	_exit(128 + sig);
-}
-
-static bool want(const char *rows, const char *row)
-{
-	size_t n = strlen(row);
-
-	for (const char *p = rows; (p = strstr(p, row)); p += n)
-		if ((p == rows || p[-1] == ',') && (p[n] == ',' || !p[n]))
-			return true;
-	return false;
-}
-
 int main(int argc, char **argv)
 {
 	struct set small = { "64 KiB", 10000, 64 << 10, 100000, "s64k" };
@@ -550,8 +532,7 @@ int main(int argc, char **argv)
 	char why[512];
 	int i = 1;
 
-	signal(SIGTERM, on_signal);
-	signal(SIGINT, on_signal);
+	daemon_kill_on_signal(&d);
 	for (; i < argc && argv[i][0] == '-'; i++) {
 		if (strcmp(argv[i], "--quick") == 0)
 			quick = true;
@@ -579,7 +560,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "bench-small: %s: %s\n", files_dir, strerror(errno));
 		return 1;
 	}
-	if (set_make(&small) < 0 || (want(rows, "small") && set_make(&mid) < 0)) {
+	if (set_make(&small) < 0 || (name_listed(rows, "small") && set_make(&mid) < 0)) {
 		fprintf(stderr, "bench-small: cannot make the files under %s\n", files_dir);
 		return 1;
 	}
@@ -589,13 +570,13 @@ int main(int argc, char **argv)
 	       "buffer checked byte for byte inside the timed loop, by both clients.\n\n");
 	printf("| Row | Result | Notes |\n|---|---|---|\n");
 	fflush(stdout);
-	if (want(rows, "small") || want(rows, "small64")) {
+	if (name_listed(rows, "small") || name_listed(rows, "small64")) {
 		if (start_daemon("small", "0", why, sizeof(why)) < 0) {
 			printf("| small files | **error**: daemon: %s | |\n", why);
 		} else {
 			row_small(&small, 1, true);
 			row_small(&small, 8, true);
-			if (!want(rows, "small64")) {
+			if (!name_listed(rows, "small64")) {
 				row_small(&mid, 1, false);
 				row_small(&mid, 8, false);
 			}
@@ -603,7 +584,7 @@ int main(int argc, char **argv)
 			daemon_cleanup(&d);
 		}
 	}
-	if (want(rows, "hits"))
+	if (name_listed(rows, "hits"))
 		rows_hits(&small);
 	if (!getenv("BENCH_KEEP") || strcmp(getenv("BENCH_KEEP"), "1")) {
 		set_unlink(&small);

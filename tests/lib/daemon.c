@@ -473,3 +473,31 @@ out:
 	check_end();
 	daemon_cleanup(d);
 }
+
+static struct test_daemon *signal_daemon;
+
+static void kill_on_signal(int sig)
+{
+	if (signal_daemon && signal_daemon->pid > 0)
+		kill(signal_daemon->pid, SIGKILL);
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+void daemon_kill_on_signal(struct test_daemon *d)
+{
+	signal_daemon = d;
+	signal(SIGINT, kill_on_signal);
+	signal(SIGTERM, kill_on_signal);
+	signal(SIGHUP, kill_on_signal);
+}
+
+bool name_listed(const char *list, const char *name)
+{
+	size_t n = strlen(name);
+
+	for (const char *p = list; (p = strstr(p, name)); p += n)
+		if ((p == list || p[-1] == ',') && (p[n] == ',' || !p[n]))
+			return true;
+	return false;
+}

@@ -176,6 +176,12 @@ long daemon_log_size(const struct test_daemon *d);
 /* Sends SIGTERM and waits up to 20 s (then SIGKILL). Returns the wait status, or -1
  * if it had to be killed. */
 int daemon_stop(struct test_daemon *d);
+/* From now on SIGINT, SIGTERM and SIGHUP (Ctrl-C, timeout(1)) kill @d's daemon, if it
+ * runs, before this process dies of the signal: the benches' private daemons never
+ * outlive them. */
+void daemon_kill_on_signal(struct test_daemon *d);
+/* Whether @name is one of the comma-separated names in @list (a bench's --rows). */
+bool name_listed(const char *list, const char *name);
 /* Prints the last @lines lines of the daemon's log to stderr. */
 void daemon_log_tail(const struct test_daemon *d, int lines);
 /* If the daemon has exited, reaps it: true with its wait status in *@status, and
