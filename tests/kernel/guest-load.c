@@ -158,25 +158,6 @@ static void load(const struct tfile *f, bool by_fd, uint8_t method, uint64_t off
 	load_ev(f, by_fd, method, off, len, want, NULL);
 }
 
-/* After a load that ran copy_file_range on the patched kernel: the range of @f went
- * from the disk into the memfd by direct I/O, so at most the page or two a short read
- * at the end of the file takes through the page cache are there. */
-static void check_not_cached(const struct tfile *f, uint64_t off, uint64_t len)
-{
-	long cached;
-	int fd;
-
-	fd = open(f->path, O_RDONLY | O_CLOEXEC);
-	if (!CHECKF(fd >= 0, "open %s: %s", f->path, strerror(errno)))
-		return;
-	cached = guest_cached_pages(fd, off, len);
-	close(fd);
-	if (CHECKF(cached >= 0, "cachestat: %s", strerror((int)-cached)))
-		CHECKF(cached <= GUEST_CACHED_MAX, "%ld pages of [%llu, +%llu) are in the page "
-		       "cache after the load: it went through the page cache", cached,
-		       (unsigned long long)off, (unsigned long long)len);
-}
-
 /*
  * A load that must go by copy_file_range on the patched kernel (@method cfr, or auto
  * for a cold file) and by splice pairs on the stock one (cfr): DONE's method and
@@ -196,11 +177,11 @@ static void load_cfr(const struct tfile *f, bool by_fd, uint8_t method, uint64_t
 	CHECKF(sys == guest_patched(), "DONE %s DL_DONE_CFR_SYSCALL on the %s kernel",
 	       sys ? "has" : "lacks", guest_kernel());
 	if (guest_patched() && direct)
-		check_not_cached(f, off, expect);
+		guest_check_not_cached(f->path, off, expect);
 }
 
-/* The control for check_not_cached(): a buffered load leaves its range in the page
- * cache, so cachestat would see a copy that went through it. */
+/* The control for guest_check_not_cached(): a buffered load leaves its range in the
+ * page cache, so cachestat would see a copy that went through it. */
 static void buffered_cached(void)
 {
 	uint64_t len = 2 * MiB;

@@ -208,24 +208,13 @@ static void check_cfr(const struct dmaload_event *ev, const struct tfile *f, uin
 		      uint64_t len)
 {
 	bool sys = ev->done_flags & DL_DONE_CFR_SYSCALL;
-	long cached;
-	int fd;
 
 	CHECKF(ev->method == DL_METHOD_CFR, "DONE method %s, expected cfr",
 	       dl_method_name(ev->method));
 	CHECKF(sys == guest_patched(), "DONE %s DL_DONE_CFR_SYSCALL on the %s kernel",
 	       sys ? "has" : "lacks", guest_kernel());
-	if (!guest_patched() || off % 512)
-		return;
-	fd = open(f->path, O_RDONLY | O_CLOEXEC);
-	if (!CHECKF(fd >= 0, "open %s: %s", f->path, strerror(errno)))
-		return;
-	cached = guest_cached_pages(fd, off, len);
-	close(fd);
-	if (CHECKF(cached >= 0, "cachestat: %s", strerror((int)-cached)))
-		CHECKF(cached <= GUEST_CACHED_MAX, "%ld pages of [%llu, +%llu) are in the page "
-		       "cache after the load: it went through the page cache", cached,
-		       (unsigned long long)off, (unsigned long long)len);
+	if (guest_patched() && off % 512 == 0)
+		guest_check_not_cached(f->path, off, len);
 }
 
 /* One load of @f into @target, checked. */

@@ -15,12 +15,15 @@
 #pragma once
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+
+#include "../lib/check.h"
 
 #ifndef __NR_cachestat
 #define __NR_cachestat 451	/* the same on every architecture */
@@ -54,3 +57,23 @@ static inline long guest_cached_pages(int fd, uint64_t off, uint64_t len)
 /* A read cut short at the end of a file leaves its last page or two to the page
  * cache: a copy that went through the page cache leaves every page. */
 #define GUEST_CACHED_MAX 2
+
+/* After a copy_file_range load on the patched kernel: the range [@off, +@len) of
+ * @path went from the disk into the buffer by direct I/O, so at most the page or two
+ * a short read at the end of the file takes through the page cache are there. A
+ * CHECK each. */
+static inline void guest_check_not_cached(const char *path, uint64_t off, uint64_t len)
+{
+	long cached;
+	int fd;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (!CHECKF(fd >= 0, "open %s: %s", path, strerror(errno)))
+		return;
+	cached = guest_cached_pages(fd, off, len);
+	close(fd);
+	if (CHECKF(cached >= 0, "cachestat: %s", strerror((int)-cached)))
+		CHECKF(cached <= GUEST_CACHED_MAX, "%ld pages of [%llu, +%llu) are in the page "
+		       "cache after the load: it went through the page cache", cached,
+		       (unsigned long long)off, (unsigned long long)len);
+}
