@@ -64,17 +64,35 @@ static rlim_t raise_fd_limit(void)
 	return rl.rlim_cur;
 }
 
-/* Warns when the config lets clients ask for more fds than the daemon may open. */
+/* Fds the daemon needs besides its clients': listener, ring, log, pipes, spare. */
+#define FDS_OWN 64
+
+/* Says what the fd limit holds. That every client fills its max_queued loads with 3
+ * fds each is a worst case no host's default hard limit covers (256 x 64 x 3), and
+ * past the limit a load only gets EMFILE while the others go on: a notice. A limit
+ * too low to give every connection one load is a misconfiguration: a warning. */
 static void check_fd_limit(const struct config *cfg, rlim_t limit)
 {
-	unsigned long long need = (unsigned long long)cfg->max_clients * cfg->max_queued *
-				  FDS_PER_LOAD;
+	unsigned long long worst = (unsigned long long)cfg->max_clients * cfg->max_queued *
+				   FDS_PER_LOAD;
+	unsigned long long floor = (unsigned long long)cfg->max_clients *
+				   (1 + FDS_PER_LOAD) + FDS_OWN;
 
-	if (limit != RLIM_INFINITY && need > limit)
-		log_warn("max_clients (%u) x max_queued (%u) x %d fds per load = %llu is "
-			 "more than the fd limit (%llu): loads may fail with EMFILE; raise "
-			 "LimitNOFILE= or lower those keys", cfg->max_clients, cfg->max_queued,
-			 FDS_PER_LOAD, need, (unsigned long long)limit);
+	if (limit == RLIM_INFINITY || worst <= limit)
+		return;
+	if (limit < floor)
+		log_warn("the fd limit (%llu) is less than max_clients (%u) connections with "
+			 "one load each (%llu fds): loads will fail with EMFILE; raise "
+			 "LimitNOFILE= or lower max_clients", (unsigned long long)limit,
+			 cfg->max_clients, floor);
+	else
+		log_notice("the fd limit (%llu) holds about %llu loads at %d fds each; "
+			   "max_clients (%u) x max_queued (%u) allows %llu: past the limit a "
+			   "load gets EMFILE", (unsigned long long)limit,
+			   (unsigned long long)(limit - floor + FDS_PER_LOAD * cfg->max_clients) /
+				   FDS_PER_LOAD,
+			   FDS_PER_LOAD, cfg->max_clients, cfg->max_queued,
+			   (unsigned long long)cfg->max_clients * cfg->max_queued);
 }
 
 /* What SIGHUP needs: the running config, where it came from, what the command line

@@ -255,6 +255,9 @@ static void out_of_fds(void)
 	       "in a second: spinning on accept()?", cpu1 - cpu0, hz);
 	CHECKF(lines >= 0 && lines <= 20, "daemon out of fds wrote %d log lines in a second",
 	       lines);
+	CHECKF(daemon_log_wait(&lo, "is less than max_clients (256) connections with one "
+			       "load each (1088 fds)", 0, 100),
+	       "no start-up warning that 64 fds cannot give 256 connections a load each");
 	CHECKF(daemon_log_wait(&lo, "pausing new connections", 0, 100),
 	       "no log line about the pause");
 	fprintf(stderr, "# out of fds: %ld ticks (of %ld) in 1 s, %d log lines, %d fds\n",
@@ -292,6 +295,31 @@ static void out_of_fds(void)
 	       "no log line about accepting again");
 }
 
+/* The built-in defaults (256 x 64 loads x 3 fds) under an fd limit of 20,000: a
+ * notice with what the limit holds, (20000 - 256 - 64) / 3 = 6560 loads, no warning. */
+static void defaults_fd_notice(void)
+{
+	struct test_daemon dd = { .pid = -1 };
+	char why[512];
+	int st;
+
+	daemon_set_nofile(20000);
+	if (daemon_start_conf(&dd, SUITE "-nofile", "", why, sizeof(why)) < 0) {
+		daemon_set_nofile(0);
+		check_fail(__FILE__, __LINE__, "%s", why);
+		daemon_cleanup(&dd);
+		return;
+	}
+	daemon_set_nofile(0);
+	CHECKF(daemon_log_wait(&dd, "notice: the fd limit (20000) holds about 6560 loads at "
+			       "3 fds each; max_clients (256) x max_queued (64) allows 16384",
+			       0, 2000), "no notice of what 20000 fds hold");
+	CHECKF(!daemon_log_wait(&dd, "warning", 0, 0), "built-in defaults log a warning");
+	st = daemon_stop(&dd);
+	CHECKF(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "exit status %#x", st);
+	daemon_cleanup(&dd);
+}
+
 int main(void)
 {
 	char why[512];
@@ -323,6 +351,8 @@ int main(void)
 	     "refused hear why, served again after", LOW_NOFILE, N_FLOOD);
 	if (lo.pid > 0)
 		daemon_stop_case(&lo, "the daemon out of fds exits 0 on SIGTERM");
+	CASE(defaults_fd_notice(), "built-in defaults under 20000 fds: a notice of what they "
+	     "hold, no warning");
 
 	daemon_stop_case(&d, "daemon exits 0 on SIGTERM");
 	return check_finish();
