@@ -63,7 +63,11 @@ struct chunk {
 	unsigned pending;	/* requests of this chunk in the ring */
 	bool pair;		/* the requests in the ring are a pair (else a drain) */
 	struct cpipe *pipe;
-	int bounce;		/* CHUNK_BOUNCE: index of its bounce buffer, else -1 */
+	int bounce;		/* CHUNK_BOUNCE, CHUNK_STAGED: index of its bounce buffer,
+				 * else -1 */
+	bool staged_buffered;	/* CHUNK_STAGED: reads the rest through the page cache
+				 * (an unaligned short read, O_DIRECT refused) */
+	uint64_t wrote;		/* CHUNK_STAGED: file offset of the next byte to write */
 	uint64_t bdelta;	/* buffer offset minus file offset in its run (mod 2^64) */
 	uint64_t end;		/* file offset where its run ends (for messages) */
 };
@@ -93,6 +97,11 @@ static void copy_bounce_init(struct copy_bounce *b, uint64_t size)
 {
 	memset(b, 0, sizeof(*b));
 	b->size = size;
+	b->max = size ? (unsigned)(COPY_BOUNCE_BYTES / size) : 0;
+	if (b->max < 4)
+		b->max = 4;
+	if (b->max > COPY_BOUNCE_MAX)
+		b->max = COPY_BOUNCE_MAX;
 }
 
 static void copy_bounce_deinit(struct copy_bounce *b)
@@ -107,7 +116,7 @@ static void copy_bounce_deinit(struct copy_bounce *b)
 /* A free bounce buffer's index, or -1 when all are busy (or none can be made). */
 static int bounce_get(struct copy_bounce *b)
 {
-	for (unsigned i = 0; i < COPY_BOUNCE_MAX; i++) {
+	for (unsigned i = 0; i < b->max; i++) {
 		if (b->busy[i])
 			continue;
 		if (!b->buf[i]) {
@@ -117,6 +126,9 @@ static int bounce_get(struct copy_bounce *b)
 
 			if (p == MAP_FAILED)
 				continue;
+			/* Transparent huge pages where the host allows them for
+			 * madvise: fewer pages to fault in and to pin per read. */
+			madvise(p, b->size, MADV_HUGEPAGE);
 			b->buf[i] = p;
 		}
 		b->busy[i] = true;
@@ -393,6 +405,7 @@ int copy_probe(struct copy *cp, char *msg, size_t len)
 	 * pages fault cheaply and cannot be spliced into. */
 	cp->cache_how = auto_method && !cp->tgt->hugetlb && !cp->tgt->no_splice ?
 			CHUNK_SPLICE : CHUNK_BUFFERED;
+	cp->staged = target_fresh_small_pages(cp->tgt);
 	if ((cp->method != DL_METHOD_CFR && !auto_cfr(cp, auto_method)) || cp->len == 0)
 		return 0;
 	cp->cfr_syscall = probe_cfr(cp->src->fd, cp->src->dev, cp->segs[0].off,
@@ -467,6 +480,8 @@ static void chunk_shrank(struct chunk *c)
 
 /* ---- reads ----------------------------------------------------------------------- */
 
+static void staged_write(struct chunk *c);
+
 static void read_submit(struct chunk *c)
 {
 	struct copy *cp = c->cp;
@@ -474,9 +489,11 @@ static void read_submit(struct chunk *c)
 	int fd = c->how == CHUNK_BUFFERED ? cp->src->fd : cp->src->dfd;
 
 	c->pending = 1;
-	if (c->how == CHUNK_BOUNCE) {
+	if (c->how == CHUNK_BOUNCE || c->how == CHUNK_STAGED) {
 		/* c->out stays at the chunk's first byte, which sits at the bounce start */
 		dst = (char *)cp->env->bounce.buf[c->bounce] + (c->off - c->out);
+		if (c->staged_buffered)
+			fd = cp->src->fd;
 		ring_read(cp->env->ring, &c->op[0], fd, dst, c->left, c->off, -1);
 		return;
 	}
@@ -497,7 +514,8 @@ static void read_complete(struct ring_op *op, int res)
 		read_submit(c);
 		return;
 	}
-	if (res == -EINVAL && (c->how == CHUNK_DIRECT || c->how == CHUNK_BOUNCE) &&
+	if (res == -EINVAL && (c->how == CHUNK_DIRECT || c->how == CHUNK_BOUNCE ||
+			       (c->how == CHUNK_STAGED && !c->staged_buffered)) &&
 	    cp->asked != DL_METHOD_DIRECT) {
 		/* Some filesystems take O_DIRECT at open and refuse it per request: fall
 		 * back for the rest of this load. */
@@ -506,7 +524,11 @@ static void read_complete(struct ring_op *op, int res)
 		cp->reason = DL_WHY_NO_DIRECT;
 		copy_no_direct(cp);
 		cp->auto_cache = false;
-		c->how = CHUNK_BUFFERED;
+		/* a staged chunk may hold bytes in its bounce buffer: it goes on there */
+		if (c->how == CHUNK_STAGED)
+			c->staged_buffered = true;
+		else
+			c->how = CHUNK_BUFFERED;
 		read_submit(c);
 		return;
 	}
@@ -524,16 +546,69 @@ static void read_complete(struct ring_op *op, int res)
 		 * loop's other work is only waiting for completions meanwhile. */
 		memcpy(chunk_addr(c, c->off),
 		       (char *)cp->env->bounce.buf[c->bounce] + (c->off - c->out), (size_t)res);
-	cp->done += (uint64_t)res;
-	cp->landed[c->how] += (uint64_t)res;
+	if (c->how != CHUNK_STAGED) {	/* staged bytes land when written */
+		cp->done += (uint64_t)res;
+		cp->landed[c->how] += (uint64_t)res;
+	}
 	c->off += (uint64_t)res;
 	c->left -= (uint32_t)res;
 	if (c->left) {
 		/* Short read: go on from where it stopped. O_DIRECT may only go on from
 		 * an aligned place; otherwise the page cache finishes the chunk. */
-		if ((c->how == CHUNK_DIRECT || c->how == CHUNK_BOUNCE) && c->off % dio_align(cp))
-			c->how = CHUNK_BUFFERED;
+		if (c->off % dio_align(cp)) {
+			if (c->how == CHUNK_DIRECT || c->how == CHUNK_BOUNCE)
+				c->how = CHUNK_BUFFERED;
+			else if (c->how == CHUNK_STAGED)
+				c->staged_buffered = true;
+		}
 		read_submit(c);
+		return;
+	}
+	if (c->how == CHUNK_STAGED) {
+		c->wrote = c->out;
+		staged_write(c);
+		return;
+	}
+	chunk_end(c);
+}
+
+/* ---- staged chunks: the bounce buffer written into the memfd ------------------------ */
+
+static void staged_write(struct chunk *c)
+{
+	struct copy *cp = c->cp;
+
+	c->pending = 1;
+	ring_write(cp->env->ring, &c->op[1], cp->tgt->fd,
+		   (char *)cp->env->bounce.buf[c->bounce] + (c->wrote - c->out),
+		   (unsigned)(c->off - c->wrote), chunk_buf(c, c->wrote));
+}
+
+static void staged_write_complete(struct ring_op *op, int res)
+{
+	struct chunk *c = list_entry(op, struct chunk, op[1]);
+	struct copy *cp = c->cp;
+
+	c->pending = 0;
+	if (cp->stopped) {
+		chunk_end(c);
+		return;
+	}
+	if (res == -EAGAIN || res == -EINTR) {
+		staged_write(c);
+		return;
+	}
+	if (res <= 0) {
+		/* 0: a memfd takes every byte or fails; never loop on it */
+		chunk_fail(c, res ? res : -EIO, "writing into the buffer at buffer offset",
+			   chunk_buf(c, c->wrote));
+		return;
+	}
+	cp->done += (uint64_t)res;
+	cp->landed[CHUNK_STAGED] += (uint64_t)res;
+	c->wrote += (uint64_t)res;
+	if (c->wrote < c->off) {
+		staged_write(c);
 		return;
 	}
 	chunk_end(c);
@@ -766,15 +841,16 @@ uint64_t copy_issue(struct copy *cp, uint64_t max)
 		if (cached)
 			how = cp->cache_how;
 	}
-	if (how == CHUNK_DIRECT && cp->tgt->pfnmap) {
+	if (how == CHUNK_DIRECT && (cp->tgt->pfnmap || (cp->staged && cp->fixed_slot < 0))) {
 		/* Every bounce buffer busy: a chunk ending frees one and pumps again. */
 		bounce = bounce_get(&cp->env->bounce);
 		if (bounce < 0) {
 			if (cp->inflight || cp->env->chunks)
 				return 0;
-			how = CHUNK_BUFFERED;	/* none can be made at all */
+			/* none can be made at all */
+			how = cp->tgt->pfnmap ? CHUNK_BUFFERED : CHUNK_DIRECT;
 		} else {
-			how = CHUNK_BOUNCE;
+			how = cp->tgt->pfnmap ? CHUNK_BOUNCE : CHUNK_STAGED;
 		}
 	}
 	if (how == CHUNK_SPLICE && !(pipe = cpipe_get(&cp->env->pipes))) {
@@ -825,7 +901,9 @@ uint64_t copy_issue(struct copy *cp, uint64_t max)
 	case CHUNK_DIRECT:
 	case CHUNK_BUFFERED:
 	case CHUNK_BOUNCE:
+	case CHUNK_STAGED:
 		c->op[0].complete = read_complete;
+		c->op[1].complete = staged_write_complete;
 		read_submit(c);
 		break;
 	case CHUNK_SPLICE:
@@ -854,6 +932,7 @@ void copy_report(struct copy *cp)
 		[CHUNK_SPLICE] = DL_METHOD_CFR,
 		[CHUNK_CFR] = DL_METHOD_CFR,
 		[CHUNK_BOUNCE] = DL_METHOD_DIRECT,
+		[CHUNK_STAGED] = DL_METHOD_DIRECT,
 	};
 	unsigned most = 0;
 

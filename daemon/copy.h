@@ -23,6 +23,16 @@
  * into the mapping; cfr runs copy_file_range where the kernel takes it for the heap;
  * page-cache reads go straight into the mapping (a plain CPU copy, which works).
  *
+ * Fresh 4 KiB-page buffers (the daemon's own memfds, not hugetlb): direct chunks read
+ * into the bounce buffers too, and an io_uring WRITE puts the bytes into the memfd
+ * (CHUNK_STAGED). A read straight into the mapping would fault every page in inside
+ * get_user_pages: allocated, zeroed, mapped, later unmapped. Measured (issue 15, per
+ * GiB): the reads' faults 660-770 ms of CPU, fallocate plus MADV_POPULATE_WRITE plus
+ * munmap 520-750; a write allocates the pages and fills them without zeroing or
+ * mapping them, 320-470 ms for the allocation and the copy together. The bounce
+ * buffers stay mapped and faulted in while the daemon reads, so their reads pin
+ * them on the fast path.
+ *
  * A load is cut into chunks (config chunk_size; for splice, one pipe-full per pair)
  * that the scheduler asks for one at a time; any number may be in flight. This file
  * owns the chunks, their retries (short reads and splices, -EAGAIN, -EINTR) and the
@@ -49,6 +59,8 @@ enum chunk_how {
 	CHUNK_CFR,		/* copy_file_range on a worker */
 	CHUNK_BOUNCE,		/* O_DIRECT read into a bounce buffer, copied into the
 				 * mapping (heap targets) */
+	CHUNK_STAGED,		/* O_DIRECT read into a bounce buffer, then written into
+				 * the memfd (fresh 4 KiB-page buffers) */
 	CHUNK_HOW_N,
 };
 
@@ -67,13 +79,17 @@ struct copy_pipes {
 	uint32_t want;		/* bytes asked for (config pipe_size) */
 };
 
-/* The bounce buffers of direct reads into heap targets: chunk_size bytes each, made on
+/* The bounce buffers of direct reads into heap targets and fresh 4 KiB-page memfds
+ * (CHUNK_STAGED): chunk_size bytes each, at most max of them (COPY_BOUNCE_BYTES in all,
+ * 4 at least), made on
  * first use, freed when the daemon has nothing left to read. */
-#define COPY_BOUNCE_MAX 4
+#define COPY_BOUNCE_MAX 32
+#define COPY_BOUNCE_BYTES (64ull << 20)
 struct copy_bounce {
 	void *buf[COPY_BOUNCE_MAX];
 	bool busy[COPY_BOUNCE_MAX];
 	uint64_t size;
+	unsigned max;
 };
 
 /* What every copy of the daemon shares: the ring and workers that run its chunks, the
@@ -141,6 +157,7 @@ struct copy {
 	bool cfr_syscall;		/* cfr: copy_file_range itself (else splice) */
 	int cfr_err;			/* cfr: why copy_file_range was refused */
 	uint8_t cache_how;		/* enum chunk_how for page-cache bytes */
+	bool staged;			/* direct chunks go CHUNK_STAGED */
 
 	/* progress */
 	unsigned seg;			/* the run being issued (nsegs: all issued) */

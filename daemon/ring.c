@@ -156,6 +156,17 @@ void ring_read(struct ring *r, struct ring_op *op, int fd, void *buf, unsigned l
 	io_uring_sqe_set_data(sqe, op);
 }
 
+void ring_write(struct ring *r, struct ring_op *op, int fd, const void *buf, unsigned len,
+		uint64_t off)
+{
+	struct io_uring_sqe *sqe = ring_sqe(r, 1);
+
+	io_uring_prep_write(sqe, fd, buf, len, off);
+	/* Inline, the page allocation of a write into shmem would run on the loop. */
+	sqe->flags |= IOSQE_ASYNC;
+	io_uring_sqe_set_data(sqe, op);
+}
+
 void ring_splice(struct ring *r, struct ring_op *op, int fd_in, int64_t off_in,
 		 int fd_out, int64_t off_out, unsigned len, bool link)
 {

@@ -41,6 +41,11 @@ bool ring_has_room(const struct ring *r);
 void ring_read(struct ring *r, struct ring_op *op, int fd, void *buf, unsigned len,
 	       uint64_t off, int fixed_slot);
 
+/* Queue a write of @len bytes from @buf into @fd at @off; @op completes it. Always
+ * on io_uring's workers (a write into a memfd allocates its pages). */
+void ring_write(struct ring *r, struct ring_op *op, int fd, const void *buf, unsigned len,
+		uint64_t off);
+
 /* Queue a SPLICE of @len bytes from @fd_in at @off_in to @fd_out at @off_out (-1: a
  * pipe, no offset). @link: the next request queued waits for this one and is
  * cancelled (-ECANCELED) if this one fails or comes up short. */

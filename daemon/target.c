@@ -344,6 +344,12 @@ void target_prefault(struct target *t, uint64_t buf, uint64_t len)
 		t->no_prefault = true;	/* not this kernel: the reads fault them in */
 }
 
+bool target_fresh_small_pages(const struct target *t)
+{
+	return (t->kind == DL_TARGET_MEMFD || t->kind == DL_TARGET_UDMABUF) && !t->into &&
+	       !t->pfnmap && !t->hugetlb && t->fd >= 0;
+}
+
 int target_open_into(struct target *t, int fd, uint64_t lo, uint64_t hi, char *msg,
 		     size_t len)
 {

@@ -132,6 +132,13 @@ int target_open_into(struct target *t, int fd, uint64_t lo, uint64_t hi, char *m
 uint64_t target_unpaid_bytes(const struct target *t);
 void target_prefault(struct target *t, uint64_t buf, uint64_t len);
 
+/*
+ * A buffer of the daemon's own in fresh 4 KiB pages (a memfd, or a udmabuf's memfd
+ * before it is finished; not hugetlb, not the caller's): copy.c fills it by writing
+ * into the memfd rather than by reading into its mapping (see CHUNK_STAGED).
+ */
+bool target_fresh_small_pages(const struct target *t);
+
 /* Sealed read-only (DL_DONE_SEALED): memfds only. */
 bool target_sealed(const struct target *t);
 
