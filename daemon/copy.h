@@ -45,6 +45,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+struct chunk;
 struct config;
 struct ring;
 struct source;
@@ -158,6 +159,8 @@ struct copy {
 	int cfr_err;			/* cfr: why copy_file_range was refused */
 	uint8_t cache_how;		/* enum chunk_how for page-cache bytes */
 	bool staged;			/* direct chunks go CHUNK_STAGED */
+	bool staged_writing;		/* a staged chunk's write is in the ring ... */
+	struct chunk *staged_queue;	/* ... and these read ones wait for it, in order */
 
 	/* progress */
 	unsigned seg;			/* the run being issued (nsegs: all issued) */
