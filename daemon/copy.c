@@ -94,11 +94,13 @@ static void copy_no_direct(struct copy *cp)
 
 /* ---- bounce buffers ----------------------------------------------------------------- */
 
-static void copy_bounce_init(struct copy_bounce *b, uint64_t size)
+static void copy_bounce_init(struct copy_bounce *b, uint64_t size, unsigned depth)
 {
 	memset(b, 0, sizeof(*b));
 	b->size = size;
 	b->max = size ? (unsigned)(COPY_BOUNCE_BYTES / size) : 0;
+	if (b->max > depth)
+		b->max = depth;
 	if (b->max < 4)
 		b->max = 4;
 	if (b->max > COPY_BOUNCE_MAX)
@@ -176,7 +178,7 @@ void copy_env_init(struct copy_env *e, const struct config *cfg, struct ring *ri
 	/* Pipes hold kernel memory: a few pairs in flight keep the disk busy. */
 	copy_pipes_init(&e->pipes, cfg->queue_depth < 16 ? cfg->queue_depth : 16,
 			(uint32_t)cfg->pipe_size);
-	copy_bounce_init(&e->bounce, cfg->chunk_size);
+	copy_bounce_init(&e->bounce, cfg->chunk_size, cfg->queue_depth);
 }
 
 void copy_env_trim(struct copy_env *e)

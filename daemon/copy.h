@@ -81,11 +81,12 @@ struct copy_pipes {
 };
 
 /* The bounce buffers of direct reads into heap targets and fresh 4 KiB-page memfds
- * (CHUNK_STAGED): chunk_size bytes each, at most max of them (COPY_BOUNCE_BYTES in all,
- * 4 at least), made on
- * first use, freed when the daemon has nothing left to read. */
-#define COPY_BOUNCE_MAX 32
-#define COPY_BOUNCE_BYTES (64ull << 20)
+ * (CHUNK_STAGED): chunk_size bytes each, made on first use, freed when the daemon has
+ * nothing left to read. At most max of them: COPY_BOUNCE_BYTES in all and no more
+ * than queue_depth (one per read in flight), 4 at least. Measured for staged loads of
+ * 32 x 32 MiB (issue 15): 32 MiB of them 1480 MB/s, 128 MiB 1750-1910 MB/s. */
+#define COPY_BOUNCE_MAX 64
+#define COPY_BOUNCE_BYTES (128ull << 20)
 struct copy_bounce {
 	void *buf[COPY_BOUNCE_MAX];
 	bool busy[COPY_BOUNCE_MAX];
