@@ -4,9 +4,12 @@
  * have the kernel's own numbers beside them (tests/bench/lib/row.h says what a row is
  * and what it measures).
  *
- *   bench-raw [--runs N] [--hot] [--label TEXT] METHOD 4k|huge FILE...
+ *   bench-raw [--runs N] [--hot] [--label TEXT] METHOD 4k|huge|thp FILE...
  *
- * The buffers are memfds of 4 KiB pages (4k) or MFD_HUGETLB (huge). METHODs:
+ * The buffers are memfds of 4 KiB pages (4k), MFD_HUGETLB (huge), or 4 KiB-page memfds
+ * whose mapping is advised MADV_HUGEPAGE (thp: transparent huge pages for shmem, where
+ * /sys/kernel/mm/transparent_hugepage/shmem_enabled allows them; the row's note says
+ * how much of the buffers the kernel gave huge pages, from ShmemHugePages). METHODs:
  *   naive     read() of the whole file into the mapping, what a client does by itself
  *   direct    io_uring READ, O_DIRECT, 4 MiB chunks, 64 in flight
  *   fixed     the same with READ_FIXED into the mapping registered with io_uring
@@ -46,9 +49,48 @@ struct rbuf {
 	uint64_t map_size;		/* the file's size, rounded up to a huge page */
 };
 
+/* thp: the buffers' mappings are advised MADV_HUGEPAGE (4 KiB-page memfds). */
+static bool thp;
+/* thp: the most ShmemHugePages (KiB) seen right after a run's buffers were made, over
+ * what was there before, and the buffers' bytes then. */
+static uint64_t thp_huge_kib, thp_bytes;
+
 /* Makes buffer @b for file @i, pages allocated and mapped (see the top comment). */
 static int rbuf_create(struct rbuf *b, int i, bool huge)
 {
+	if (thp) {
+		/* 2 MiB-aligned huge pages need a 2 MiB-aligned mapping: map more and
+		 * keep the aligned part. */
+		uint64_t hp = 2 * MiB;
+		uint8_t *raw;
+
+		b->map_size = (files[i].size + hp - 1) / hp * hp;
+		b->fd = memfd_create("dmaload-bench", MFD_CLOEXEC);
+		if (b->fd < 0)
+			return row_fail("memfd_create: %s", errtext(errno));
+		if (ftruncate(b->fd, (off_t)b->map_size) < 0)
+			return row_fail("ftruncate memfd: %s", errtext(errno));
+		raw = mmap(NULL, b->map_size + hp, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (raw == MAP_FAILED)
+			return row_fail("mmap: %s", errtext(errno));
+		b->p = (uint8_t *)(((uintptr_t)raw + hp - 1) / hp * hp);
+		if (b->p > raw)
+			munmap(raw, (size_t)(b->p - raw));
+		munmap(b->p + b->map_size, (size_t)(raw + hp - b->p));
+		if (mmap(b->p, b->map_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED,
+			 b->fd, 0) == MAP_FAILED) {
+			munmap(b->p, b->map_size);
+			b->p = NULL;
+			return row_fail("mmap memfd: %s", errtext(errno));
+		}
+		if (madvise(b->p, b->map_size, MADV_HUGEPAGE) < 0)
+			return row_fail("madvise MADV_HUGEPAGE: %s", errtext(errno));
+		/* the first touch, as MAP_POPULATE does for the other targets */
+		if (madvise(b->p, b->map_size, MADV_POPULATE_WRITE) < 0)
+			return row_fail("madvise MADV_POPULATE_WRITE: %s", errtext(errno));
+		return 0;
+	}
+	{
 	uint64_t unit = huge ? huge_page_size() : 4096;
 
 	b->map_size = (files[i].size + unit - 1) / unit * unit;
@@ -66,6 +108,7 @@ static int rbuf_create(struct rbuf *b, int i, bool huge)
 				huge && errno == ENOMEM ? "; huge page pool too small?" : "");
 	}
 	return 0;
+	}
 }
 
 static void rbuf_free(struct rbuf *b)
@@ -403,6 +446,7 @@ static int raw_run(enum raw_method m, bool huge, struct sample *s)
 	uint64_t t0, t1, t2, t3, t4, cpu0, cpu_mid0, cpu_mid1, cpu1;
 	bool registered = false;
 	int fl = O_RDONLY | O_CLOEXEC, r = 0;
+	long shmem_huge0;
 
 	memset(&eng.rds, 0, sizeof(eng.rds));
 	memset(&eng.pairs, 0, sizeof(eng.pairs));
@@ -425,10 +469,21 @@ static int raw_run(enum raw_method m, bool huge, struct sample *s)
 		eng.rds[k].op.complete = rd_complete;
 
 	/* creat: buffers, pipes, registration */
+	shmem_huge0 = thp ? meminfo_value("ShmemHugePages") : 0;
 	cpu0 = cpu_self_ns();
 	t0 = now_ns();
 	for (int i = 0; i < n_files && r == 0; i++)
 		r = rbuf_create(&eng.buf[i], i, huge);
+	if (thp && r == 0) {
+		long now_kib = meminfo_value("ShmemHugePages");
+		uint64_t got = now_kib > shmem_huge0 ? (uint64_t)(now_kib - shmem_huge0) : 0;
+
+		if (got > thp_huge_kib)
+			thp_huge_kib = got;
+		thp_bytes = 0;
+		for (int i = 0; i < n_files; i++)
+			thp_bytes += eng.buf[i].map_size;
+	}
 	for (int k = 0; r == 0 && m == RAW_SPLICE && k < PAIRS; k++) {
 		if (pipe2(eng.pairs[k].pipe, O_CLOEXEC) < 0)
 			r = row_fail("pipe2: %s", errtext(errno));
@@ -508,9 +563,11 @@ static int raw_row(const char *method, const char *target, int runs, bool hot,
 			m = k;
 	if (m < 0)
 		return row_fail("unknown raw method %s", method);
-	if (strcmp(target, "4k") != 0 && strcmp(target, "huge") != 0)
-		return row_fail("unknown target %s (4k or huge)", target);
+	if (strcmp(target, "4k") != 0 && strcmp(target, "huge") != 0 &&
+	    strcmp(target, "thp") != 0)
+		return row_fail("unknown target %s (4k, huge or thp)", target);
 	huge = strcmp(target, "huge") == 0;
+	thp = strcmp(target, "thp") == 0;
 
 	eng.ffd = calloc(n_files, sizeof(*eng.ffd));
 	eng.buf = calloc(n_files, sizeof(*eng.buf));
@@ -527,6 +584,11 @@ static int raw_row(const char *method, const char *target, int runs, bool hot,
 	}
 	io_uring_queue_exit(&eng.ring);
 	snprintf(note, note_len, "%s", m == RAW_DIRECT || m == RAW_FIXED ? "O_DIRECT" : "");
+	if (thp && thp_bytes)
+		snprintf(note + strlen(note), note_len - strlen(note),
+			 "%sMADV_HUGEPAGE: %.0f%% of the buffers in huge pages (ShmemHugePages)",
+			 note[0] ? "; " : "", 100.0 * (double)thp_huge_kib * 1024 /
+			 (double)thp_bytes);
 	return row_error[0] ? -1 : 0;
 }
 
@@ -535,7 +597,7 @@ static int raw_row(const char *method, const char *target, int runs, bool hot,
 static void usage(void)
 {
 	fprintf(stderr, "usage: bench-raw [--runs N] [--hot] [--label TEXT] "
-		"naive|direct|fixed|buffered|splice|cfr 4k|huge FILE...\n");
+		"naive|direct|fixed|buffered|splice|cfr 4k|huge|thp FILE...\n");
 	exit(2);
 }
 
