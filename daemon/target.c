@@ -179,6 +179,28 @@ void target_log_host(enum config_toggle hugetlb)
 			   "share/dmaloadd/60-dmaloadd-hugepages.conf; dmaloadd(8), HUGE PAGES)");
 }
 
+#define SHMEM_THP_KNOB "/sys/kernel/mm/transparent_hugepage/shmem_enabled"
+
+/* Whether shmem_enabled lets a mapping advised MADV_HUGEPAGE have transparent huge
+ * pages: always, within_size, advise (and force); not never or deny. Read for every
+ * buffer: the administrator may change it at any time. */
+static bool shmem_thp_allowed(void)
+{
+	char buf[128], *a, *b;
+	FILE *f = fopen(SHMEM_THP_KNOB, "re");
+	bool ok = false;
+
+	if (!f)
+		return false;
+	if (fgets(buf, sizeof(buf), f) && (a = strchr(buf, '[')) && (b = strchr(a, ']'))) {
+		*b = '\0';
+		ok = !strcmp(a + 1, "always") || !strcmp(a + 1, "within_size") ||
+		     !strcmp(a + 1, "advise") || !strcmp(a + 1, "force");
+	}
+	fclose(f);
+	return ok;
+}
+
 int target_create(struct target *t, uint64_t size, enum config_toggle hugetlb, bool exact)
 {
 	uint64_t page = (uint64_t)getpagesize(), huge = target_huge_page_size();
@@ -203,7 +225,13 @@ int target_create(struct target *t, uint64_t size, enum config_toggle hugetlb, b
 				   meminfo_value("HugePages_Total"),
 				   meminfo_value("HugePages_Surp"), overcommit_pages());
 	}
-	return target_make(t, 0, size, round_up(size, page));
+	r = target_make(t, 0, size, round_up(size, page));
+	/* Transparent huge pages where the host allows them for shmem: the reads fault
+	 * in a 2 MiB page at a time, and freeing them is as cheap as hugetlb's. */
+	if (r == 0 && huge && t->map_len >= huge && shmem_thp_allowed() &&
+	    madvise(t->map, t->map_len, MADV_HUGEPAGE) == 0)
+		t->thp = true;
+	return r;
 }
 
 int target_handout(int fd)
@@ -347,7 +375,7 @@ void target_prefault(struct target *t, uint64_t buf, uint64_t len)
 bool target_fresh_small_pages(const struct target *t)
 {
 	return (t->kind == DL_TARGET_MEMFD || t->kind == DL_TARGET_UDMABUF) && !t->into &&
-	       !t->pfnmap && !t->hugetlb && t->fd >= 0;
+	       !t->pfnmap && !t->hugetlb && !t->thp && t->fd >= 0;
 }
 
 int target_open_into(struct target *t, int fd, uint64_t lo, uint64_t hi, char *msg,

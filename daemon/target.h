@@ -40,6 +40,8 @@ struct target {
 	bool no_prefault;	/* into: this kernel has no MADV_POPULATE_WRITE */
 	uint64_t page;		/* into: the page size it is mapped by */
 	bool hugetlb;		/* backed by huge pages */
+	bool thp;		/* 4 KiB-page memfd mapped MADV_HUGEPAGE, where the host
+				 * lets shmem have transparent huge pages */
 	bool hugetlb_short;	/* huge pages were wanted but the pool had no room */
 	bool hugetlb_refused;	/* udmabuf: this kernel takes no hugetlb memfds */
 	bool syncing;		/* heap: between DMA_BUF_SYNC START and END */
