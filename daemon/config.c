@@ -46,6 +46,7 @@ void config_init(struct config *c)
 		.max_load_size = 0,
 		.method = DL_METHOD_AUTO,
 		.hugetlb = CONFIG_AUTO,
+		.thp = CONFIG_AUTO,
 		.pipe_size = 1u << 20,
 		.direct = CONFIG_AUTO,
 		.fixed_buffers = CONFIG_OFF,
@@ -371,6 +372,7 @@ static const struct key_rule keys[] = {
 	CUSTOM("io", "method", key_method, "must be auto, cfr, direct or buffered"),
 	CUSTOM("io", "target", key_target, "must be auto, memfd, udmabuf or heap:NAME"),
 	TOGGLE("io", hugetlb, true, "must be auto, on or off"),
+	TOGGLE("io", thp, false, "must be auto or off"),
 	SIZE("io", pipe_size, 65536, 64u << 20, KEY_POW2,
 	     "must be a power of two from 64K to 64M"),
 	TOGGLE("io", direct, false, "must be auto or off"),
@@ -583,6 +585,7 @@ bool config_reload(struct config *live, struct config *next)
 	RESTART(live->max_load_size != next->max_load_size, "[io] max_load_size");
 	RESTART(live->method != next->method, "[io] method");
 	RESTART(live->hugetlb != next->hugetlb, "[io] hugetlb");
+	RESTART(live->thp != next->thp, "[io] thp");
 	RESTART(live->pipe_size != next->pipe_size, "[io] pipe_size");
 	RESTART(live->direct != next->direct, "[io] direct");
 	RESTART(live->fixed_buffers != next->fixed_buffers, "[io] fixed_buffers");

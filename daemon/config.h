@@ -60,6 +60,8 @@ struct config {
 	uint8_t method;			/* enum dl_method for loads that say auto */
 	enum config_toggle hugetlb;	/* hugetlb memfds: auto (when the pool has
 					 * room), on (even for small loads), off */
+	enum config_toggle thp;		/* 4 KiB-page buffers mapped MADV_HUGEPAGE:
+					 * auto (where shmem_enabled allows) or off */
 	uint64_t pipe_size;		/* cfr splice pipes, bytes (F_SETPIPE_SZ) */
 	enum config_toggle direct;	/* O_DIRECT: auto (where allowed) or off */
 	enum config_toggle fixed_buffers; /* READ_FIXED into registered mappings */

@@ -57,6 +57,7 @@ int engine_init(struct engine *e, struct ev_loop *loop, const struct config *cfg
 	/* A stopping daemon may wait for the last close or free on the workers. */
 	worker_pool_on_idle(e->pool, on_pool_idle, e);
 	copy_env_init(&e->copy, cfg, &e->ring, e->pool);
+	target_set_thp(cfg->thp != CONFIG_OFF);
 	target_log_host(cfg->hugetlb);
 	memory_init(&e->mem, cfg->memory_reserve);
 	cache_init(&e->cache, e->pool, cfg->cache_limit_pct ?

@@ -141,6 +141,10 @@ void target_prefault(struct target *t, uint64_t buf, uint64_t len);
  */
 bool target_fresh_small_pages(const struct target *t);
 
+/* [io] thp: whether 4 KiB-page buffers are mapped MADV_HUGEPAGE where the host's
+ * shmem_enabled lets them have transparent huge pages (target_create). */
+void target_set_thp(bool on);
+
 /* Sealed read-only (DL_DONE_SEALED): memfds only. */
 bool target_sealed(const struct target *t);
 

@@ -54,6 +54,7 @@ static void defaults(void)
 	CHECK_STR(c.detach_group, "");
 	CHECK_U64(c.detach_gid, ==, (gid_t)-1);
 	CHECK_INT(c.direct, ==, CONFIG_AUTO);
+	CHECK_INT(c.thp, ==, CONFIG_AUTO);
 	CHECK(c.fixed_buffers == CONFIG_ON || c.fixed_buffers == CONFIG_OFF ||
 	      c.fixed_buffers == CONFIG_AUTO);
 	config_deinit(&c);
@@ -90,6 +91,7 @@ static void full_file(void)
 			"max_detached = 3\n"
 			"max_load_size = 1G\n"
 			"direct = off\n"
+			"thp = off\n"
 			"fixed_buffers = on\n"
 			"\n"
 			"[cache]\n"
@@ -116,6 +118,7 @@ static void full_file(void)
 		CHECK_U64(c.detach_gid, ==, 0);
 		CHECK_U64(c.max_load_size, ==, 1ull << 30);
 		CHECK_INT(c.direct, ==, CONFIG_OFF);
+		CHECK_INT(c.thp, ==, CONFIG_OFF);
 		CHECK_INT(c.fixed_buffers, ==, CONFIG_ON);
 		CHECK_U64(c.cache_limit, ==, 3ull << 30);
 		CHECK_U64(c.cache_limit_pct, ==, 0);
@@ -159,6 +162,7 @@ static void accepted_values(void)
 		"[io]\nmax_inflight = 0\n",
 		"[io]\nmax_inflight = 4K\n",
 		"[io]\ndirect = auto\n",
+		"[io]\nthp = auto\n",
 		"[io]\nfixed_buffers = on\n",
 		"[io]\nfixed_buffers = off\n",
 		"[io]\nfixed_buffers = auto\n",
@@ -337,6 +341,8 @@ static void bad_values(void)
 		{ "io", "max_load_size", "99999999999999999999" },
 		{ "io", "direct", "sometimes" },
 		{ "io", "direct", "" },
+		{ "io", "thp", "on" },
+		{ "io", "thp", "always" },
 		{ "io", "fixed_buffers", "maybe" },
 		{ "io", "fixed_buffers", "sometimes" },
 		{ "cache", "cache_limit", "lots" },
@@ -590,6 +596,7 @@ static void shipped_conf(void)
 		CHECK_U64(c.detach_gid, ==, def.detach_gid);
 		CHECK_U64(c.max_load_size, ==, def.max_load_size);
 		CHECK_INT(c.direct, ==, def.direct);
+		CHECK_INT(c.thp, ==, def.thp);
 		CHECK_INT(c.fixed_buffers, ==, def.fixed_buffers);
 		CHECK_U64(c.cache_limit, ==, def.cache_limit);
 		CHECK_U64(c.cache_limit_pct, ==, def.cache_limit_pct);

@@ -1,0 +1,193 @@
+/*
+ * test-thp.c: buffers of 4 KiB pages, when they are all there is (issue 15).
+ *
+ * With /sys/kernel/mm/transparent_hugepage/shmem_enabled at "never" (hugetlb off in
+ * the daemon), direct chunks go through bounce buffers and are written into the memfd
+ * (copy.c's staged chunks): loads of many chunks (chunk_size 1M, so several writes
+ * queue behind each other), with an unaligned tail, by method auto and direct, and
+ * several at once, give every byte, method direct, no huge page. At "advise", a daemon
+ * with [io] thp = auto says so at start and its buffer gets transparent huge pages
+ * (ShmemHugePages grows by most of the buffer while the client holds it), every byte
+ * right; with thp = off, none. Root only (the sysfs knob); the value found is restored
+ * at exit.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../lib/check.h"
+#include "../lib/harness.h"
+#include "../lib/loads.h"
+
+#define SUITE "thp"
+#define SIZE (24 * MiB + 4096 + 100)	/* whole huge pages and a ragged tail */
+#define KNOB "/sys/kernel/mm/transparent_hugepage/shmem_enabled"
+
+static char file[PATH_MAX];
+static char knob_old[32];
+
+/* The knob's current value, the one in brackets. */
+static bool knob_get(char *out, size_t len)
+{
+	char buf[128], *a, *b;
+	FILE *f = fopen(KNOB, "re");
+	bool ok = false;
+
+	if (!f)
+		return false;
+	if (fgets(buf, sizeof(buf), f) && (a = strchr(buf, '[')) && (b = strchr(a, ']'))) {
+		*b = '\0';
+		snprintf(out, len, "%s", a + 1);
+		ok = true;
+	}
+	fclose(f);
+	return ok;
+}
+
+static bool knob_set(const char *v)
+{
+	FILE *f = fopen(KNOB, "we");
+	bool ok;
+
+	if (!f)
+		return false;
+	ok = fputs(v, f) >= 0;
+	return fclose(f) == 0 && ok;
+}
+
+static void knob_restore(void)
+{
+	if (knob_old[0])
+		knob_set(knob_old);
+}
+
+static void stop(struct test_daemon *d)
+{
+	int r = daemon_stop(d);
+
+	CHECKF(r == 0, "exit status %d", r);
+	daemon_cleanup(d);
+}
+
+/* One load of the file, the buffer held while ShmemHugePages is read: the KiB of huge
+ * pages it added (@huge_kib), then every byte checked. */
+static bool load_huge(struct dmaload *dl, uint8_t method, long *huge_kib)
+{
+	struct dmaload_event ev = { .fd = -1 };
+	struct dmaload_opts o;
+	long before;
+
+	/* cold, so that auto reads direct too */
+	if (!CHECK(drop_caches() == 0))
+		return false;
+	before = meminfo_value("ShmemHugePages");
+	dmaload_opts_init(&o);
+	o.method = method;
+	if (!CHECK_INT(dmaload_load_path_sync(dl, file, &o, &ev), ==, 0))
+		return false;
+	*huge_kib = meminfo_value("ShmemHugePages") - before;
+	return lc_check_done(&ev, SIZE, 5, 0, method == DL_METHOD_AUTO ? DL_METHOD_DIRECT :
+			     method);
+}
+
+static void staged(void)
+{
+	struct test_daemon d;
+	struct dmaload *dl[4] = { NULL };
+	uint64_t ids[4];
+	char why[512];
+	long huge = 0;
+
+	if (!CHECK(knob_set("never")))
+		return;
+	if (!CHECKF(daemon_start(&d, "thp-staged", "hugetlb = off\nchunk_size = 1M\n", why,
+				 sizeof(why)) == 0, "%s", why))
+		return;
+	for (int i = 0; i < 4; i++)
+		if (!(dl[i] = lc_connect(&d, "staged")))
+			goto out;
+	CHECK(load_huge(dl[0], DL_METHOD_AUTO, &huge));
+	CHECKF(huge < 2048, "%ld KiB of huge pages with shmem_enabled never", huge);
+	CHECK(load_huge(dl[0], DL_METHOD_DIRECT, &huge));
+	/* four at once: their chunks share the bounce buffers */
+	CHECK(drop_caches() == 0);
+	for (int i = 0; i < 4; i++)
+		CHECK_INT(lc_start(dl[i], file, -1, NULL, &ids[i]), ==, 0);
+	for (int i = 0; i < 4; i++) {
+		struct dmaload_event ev = { .fd = -1 };
+
+		if (CHECK_INT(dmaload_wait(dl[i], ids[i], &ev, NULL, NULL), ==, 0))
+			CHECK(lc_check_done(&ev, SIZE, 5, 0, DL_METHOD_DIRECT));
+	}
+out:
+	for (int i = 0; i < 4; i++)
+		if (dl[i])
+			dmaload_close(dl[i]);
+	stop(&d);
+}
+
+static void thp(bool on)
+{
+	struct test_daemon d;
+	struct dmaload *dl = NULL;
+	char why[512];
+	long huge = 0;
+
+	if (!CHECK(knob_set("advise")))
+		return;
+	if (!CHECKF(daemon_start(&d, on ? "thp-on" : "thp-off", on ? "hugetlb = off\n" :
+				 "hugetlb = off\nthp = off\n", why, sizeof(why)) == 0, "%s", why))
+		return;
+	/* the start-up line says so, or not */
+	CHECK(daemon_log_wait(&d, "buffers:", 0, 5000));
+	CHECK(daemon_log_wait(&d, "transparent huge pages", 0, on ? 5000 : 300) == on);
+	if (!(dl = lc_connect(&d, on ? "thp-on" : "thp-off")))
+		goto out;
+	if (CHECK(load_huge(dl, DL_METHOD_AUTO, &huge))) {
+		if (on)
+			CHECKF(huge >= 16 * 1024, "only %ld KiB of the %d MiB buffer in huge "
+			       "pages", huge, (int)(SIZE / MiB));
+		else
+			CHECKF(huge < 2048, "%ld KiB of huge pages with thp = off", huge);
+	}
+out:
+	if (dl)
+		dmaload_close(dl);
+	stop(&d);
+}
+
+int main(void)
+{
+	int r;
+
+	check_init(SUITE);
+	if (geteuid() != 0 || access(KNOB, W_OK) < 0 || !knob_get(knob_old, sizeof(knob_old))) {
+		knob_old[0] = '\0';
+		check_begin("4 KiB-page buffers");
+		check_skip("needs root and " KNOB);
+		check_end();
+		return 0;
+	}
+	atexit(knob_restore);
+	check_begin("test file");
+	r = tdir_create(file, sizeof(file), "thp-files");
+	if (r == 0) {
+		strcat(file, "/model.bin");
+		r = file_make(file, SIZE, 5, 0644);
+	}
+	CHECKF(r == 0, "file_make: %s", strerror(-r));
+	if (!check_end())
+		return 1;
+
+	CASE(staged(), "shmem THP never: staged loads (bounce buffers written into the "
+	     "memfd), many chunks, a ragged tail, auto and direct, four at once: every "
+	     "byte, no huge page");
+	CASE(thp(true), "shmem THP advise, thp = auto: the start-up line says so, the "
+	     "buffer in transparent huge pages, every byte");
+	CASE(thp(false), "shmem THP advise, thp = off: no huge page, every byte");
+	knob_restore();
+	*strrchr(file, '/') = '\0';
+	tdir_remove(file);
+	return check_finish();
+}
