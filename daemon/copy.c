@@ -654,7 +654,8 @@ static void staged_write_complete(struct ring_op *op, int res)
 		return;
 	}
 	cp->done += (uint64_t)res;
-	cp->landed[CHUNK_STAGED] += (uint64_t)res;
+	/* read through the page cache after O_DIRECT failed: reported as such */
+	cp->landed[c->staged_buffered ? CHUNK_BUFFERED : CHUNK_STAGED] += (uint64_t)res;
 	c->wrote += (uint64_t)res;
 	if (c->wrote < c->off) {
 		staged_write(c);
