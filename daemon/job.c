@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
@@ -27,6 +28,21 @@ static void job_share_failed(struct job *j, int err, const char *msg);
 static void job_unjoin(struct job *j);
 static void job_maybe_release(struct job *j);
 static void job_finish(struct job *j);
+static void job_done_own(struct job *j);
+static void job_release_soon(struct job *j);
+static void open_done(struct worker_task *t, int res);
+
+/*
+ * Small files take a short way: a plain auto load of at most JOB_SMALL_MAX bytes into a
+ * new memfd is opened, read with sendfile (no mapping: no page faults, no munmap and
+ * its TLB shootdowns), sealed and its source closed, all in the one open task, and
+ * answered from the loop when that task ends: one worker round trip instead of four,
+ * and no O_DIRECT fd. Its bytes go through the page cache (reason "short": too short
+ * for O_DIRECT to pay for itself). When the cache likely has the file already
+ * (cache_may_have), the task only opens and stats it, closes it again and the loop
+ * answers the hit; a miss then opens it once more.
+ */
+#define JOB_SMALL_MAX (256ull << 10)
 
 /* For logs: which of cfr's two ways ran. */
 static const char *job_cfr_how(const struct job *j)
@@ -84,6 +100,9 @@ static void job_send_accepted(struct job *j)
 {
 	struct dl_accepted acc = { .length = j->cp.len, .file_size = j->src.size };
 
+	if (j->accepted)
+		return;
+	j->accepted = true;
 	j->owner->ops->accepted(j, &acc);
 }
 
@@ -329,6 +348,101 @@ static int open_extents(struct job *j)
 	return r;
 }
 
+/* A reopen (after src_closed) found the version of the file the cache was asked for. */
+static bool job_same_version(struct job *j)
+{
+	if (j->src.dev == j->seen.dev && j->src.ino == j->seen.ino &&
+	    j->src.size == j->seen.size && j->src.mtime_ns == j->seen.mtime_ns &&
+	    j->src.ctime_ns == j->seen.ctime_ns)
+		return true;
+	snprintf(j->msg, sizeof(j->msg), "the file changed while it was opened: load it "
+		 "again");
+	return false;
+}
+
+/* Copies the range into the new memfd at its start, the kernel copying (sendfile;
+ * pread and pwrite where sendfile cannot). Returns 0 or -errno with j->msg set. */
+static int small_copy(struct job *j)
+{
+	uint64_t done = 0;
+	off_t off = (off_t)j->cp.off;
+	char *bounce = NULL;
+	int r = 0;
+
+	while (done < j->cp.len) {
+		size_t want = (size_t)(j->cp.len - done);
+		ssize_t n;
+
+		if (!bounce) {
+			n = sendfile(j->tgt.fd, j->src.fd, &off, want);
+			if (n < 0 && (errno == EINVAL || errno == ENOSYS) && done == 0) {
+				bounce = malloc((size_t)j->cp.len);
+				if (!bounce) {
+					r = -ENOMEM;
+					break;
+				}
+				continue;
+			}
+		} else {
+			n = pread(j->src.fd, bounce, want, off);
+			if (n > 0 && pwrite(j->tgt.fd, bounce, (size_t)n, (off_t)done) != n)
+				n = -1;
+			if (n > 0)
+				off += n;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			r = n < 0 ? -errno : -ESTALE;
+			break;
+		}
+		done += (uint64_t)n;
+	}
+	free(bounce);
+	if (r == -ESTALE)
+		snprintf(j->msg, sizeof(j->msg), "the file ended after %llu of %llu bytes "
+			 "(it shrank while it was read): load it again",
+			 (unsigned long long)done, (unsigned long long)j->cp.len);
+	else if (r < 0)
+		snprintf(j->msg, sizeof(j->msg), "cannot read %llu bytes at %llu into the "
+			 "buffer: %s", (unsigned long long)j->cp.len,
+			 (unsigned long long)j->cp.off, strerror(-r));
+	return r;
+}
+
+/* A small load, all of it on this worker: admitted, its memfd made and filled, the
+ * source checked unchanged and closed, the buffer sealed. Worker. */
+static int small_fill(struct job *j)
+{
+	int r;
+
+	j->prepared = true;
+	r = job_admit(j, round_up(j->buf_len, (uint64_t)getpagesize()));
+	if (r < 0)
+		return r;
+	r = target_create_unmapped(&j->tgt, j->buf_len);
+	if (r < 0) {
+		snprintf(j->msg, sizeof(j->msg), "cannot create a %llu-byte buffer: %s",
+			 (unsigned long long)j->buf_len, strerror(-r));
+		return r;
+	}
+	r = small_copy(j);
+	if (r < 0)
+		return r;
+	r = source_unchanged(&j->src, j->msg, sizeof(j->msg));
+	if (r < 0)
+		return r;
+	r = target_finish(&j->tgt, j->msg, sizeof(j->msg));
+	if (r < 0)
+		return r;
+	source_deinit(&j->src);
+	j->cp.method = DL_METHOD_BUFFERED;
+	j->cp.reason = DL_WHY_SHORT;
+	j->cp.done = j->cp.len;
+	j->filled = true;
+	return 0;
+}
+
 static int open_run(struct worker_task *t)
 {
 	struct job *j = list_entry(t, struct job, task);
@@ -342,6 +456,8 @@ static int open_run(struct worker_task *t)
 	uint64_t size;
 	int r;
 
+	if (j->small)
+		j->src.direct_min = JOB_SMALL_MAX + 1;
 	if (j->path) {
 		r = source_open_path(&j->src, j->path, j->owner->cred, j->root_fd,
 				     want_direct);
@@ -406,8 +522,27 @@ range_known:
 	 * opener: its buffer is this load's alone. */
 	if (j->target != DL_TARGET_MEMFD || j->src.per_opener)
 		j->shareable = false;
-	if (j->shareable)
-		return 0;
+	if (j->small && (j->target != DL_TARGET_MEMFD || j->src.per_opener || !j->cp.len ||
+			 j->buf_len > JOB_SMALL_MAX))
+		j->small = false;
+	if (j->reopen && !job_same_version(j))
+		return -ESTALE;
+	if (j->shareable && !j->reopen) {
+		if (!j->small)
+			return 0;
+		/* Likely a hit: the loop answers it, and the source is not needed
+		 * (it is opened again on a miss: a path without a root fd). */
+		if (cache_may_have(&j->eng->cache, j->src.dev, j->src.ino)) {
+			if (j->path && !(j->req.flags & DL_LOAD_ROOT_FD)) {
+				j->seen = j->src;
+				source_deinit(&j->src);
+				j->src_closed = true;
+			}
+			return 0;
+		}
+	}
+	if (j->small)
+		return small_fill(j);
 	return prepare_run(t);
 }
 
@@ -452,6 +587,10 @@ static bool job_may_join(const struct cache_load *leader, void *data)
 	uint64_t lr = sched_load_rate(&lj->sl), jr = sched_load_rate(&j->sl);
 	uint64_t left = lj->cp.len - lj->cp.done;
 
+	/* A small load that has its buffer already waits for nobody: it takes the
+	 * entry over and answers the joiners at once. */
+	if (j->filled)
+		return false;
 	if (!lr || !left)
 		return true;
 	if (!jr)
@@ -518,6 +657,22 @@ static void job_share_lookup(struct job *j)
 		job_lost_lead(j, list_entry(slow, struct job, cl));
 		/* fall through */
 	default:
+		if (j->filled) {
+			job_done_own(j);
+			return;
+		}
+		if (j->src_closed) {
+			/* the hint was wrong (or the entry went meanwhile): read it */
+			j->src_closed = false;
+			j->reopen = true;
+			source_init(&j->src);
+			j->task = (struct worker_task){ .run = open_run, .done = open_done,
+							.lane = WORKER_FILE,
+							.uid = j->owner->cred->uid };
+			j->task_busy = true;
+			worker_submit_first(j->eng->pool, &j->task);
+			return;
+		}
 		j->task = (struct worker_task){ .run = prepare_run, .done = prepare_done,
 						.lane = WORKER_FILE, .uid = j->owner->cred->uid };
 		j->task_busy = true;
@@ -697,6 +852,19 @@ static void open_done(struct worker_task *t, int res)
 
 	if (!job_task_ok(j, res))
 		return;
+	if (j->filled) {
+		/* A small load, read and sealed: the cache is asked now (a hit or a
+		 * faster read of the same file may have come meanwhile). */
+		if (j->shareable && !j->reopen) {
+			job_share_lookup(j);
+			return;
+		}
+		if (!j->shareable)
+			j->eng->cache.misses++;
+		job_send_accepted(j);
+		job_done_own(j);
+		return;
+	}
 	if (j->prepared && job_into_from_cache(j))
 		return;
 	if (j->prepared)
@@ -823,8 +991,6 @@ static int finish_run(struct worker_task *t)
 static void finish_done(struct worker_task *t, int res)
 {
 	struct job *j = list_entry(t, struct job, task);
-	uint64_t now = now_ns();
-	struct dl_done d;
 
 	j->task_busy = false;
 	if (j->cp.fixed_slot >= 0) {
@@ -839,7 +1005,20 @@ static void finish_done(struct worker_task *t, int res)
 		job_fail(j, res, "%s", job_task_msg(j, res));
 		return;
 	}
-	if (j->from_cache) {
+	job_done_own(j);
+}
+
+/* @j's own buffer is sealed (or the caller's filled): DONE, and the joiners and the
+ * cache get it. On the loop, from a worker task's end. */
+static void job_done_own(struct job *j)
+{
+	uint64_t now = now_ns();
+	struct dl_done d;
+
+	if (j->filled) {
+		j->eng->bytes_read += j->cp.len;
+		j->eng->loads_by_method[j->cp.method & 3]++;
+	} else if (j->from_cache) {
 		j->eng->bytes_cached += j->cp.len;	/* STATS: a hit, nothing read */
 	} else {
 		copy_report(&j->cp);
@@ -848,7 +1027,7 @@ static void finish_done(struct worker_task *t, int res)
 	}
 	if (j->orphaned) {		/* nobody of its own to tell */
 		job_share_done(j);
-		job_release(j);
+		job_release_soon(j);
 		return;
 	}
 	d = (struct dl_done){
@@ -882,7 +1061,7 @@ static void finish_done(struct worker_task *t, int res)
 		" (4 KiB pages: huge page pool short)" : j->tgt.hugetlb_refused ?
 		" (4 KiB pages: udmabuf takes no hugetlb memfds here)" : "");
 	job_share_done(j);
-	job_release(j);
+	job_release_soon(j);
 }
 
 void job_done_shared(struct job *j, int fd, const struct cache_entry *e, uint32_t how)
@@ -911,7 +1090,7 @@ void job_done_shared(struct job *j, int fd, const struct cache_entry *e, uint32_
 			(unsigned long long)j->cp.len, (double)d.elapsed_ns / 1e9,
 			how == DL_DONE_CACHED ? "from the cache" : "joined a running load");
 	}
-	job_release(j);
+	job_release_soon(j);
 }
 
 static void job_finish(struct job *j)
@@ -982,6 +1161,28 @@ static void job_release(struct job *j)
 					.lane = WORKER_FINISH, .uid = j->owner->cred->uid };
 	j->task_busy = true;
 	worker_submit(j->eng->pool, &j->task);
+}
+
+/*
+ * A job that holds nothing a close could wait on (no source file, no mapping, a
+ * buffer small enough to free at once) is released here, on the loop: a small load or
+ * a hit costs no worker round trip for it. Else as job_release. Only from the end of
+ * a worker task (a DONE), where no caller holds the job or its owner.
+ */
+static void job_release_soon(struct job *j)
+{
+	if (j->src.fd >= 0 || j->src.dfd >= 0 || j->passed_fd >= 0 || j->root_fd >= 0 ||
+	    j->buf_fd >= 0 || j->list_fd >= 0 || j->cache_fd >= 0 || j->tgt.map ||
+	    j->tgt.dev_fd >= 0 || j->tgt.syncing || j->tgt.kind != DL_TARGET_MEMFD ||
+	    j->tgt.map_len > JOB_SMALL_MAX || j->cp.fixed_slot >= 0 || j->cp.inflight ||
+	    j->sl.registering || j->task_busy) {
+		job_release(j);
+		return;
+	}
+	sched_remove(&j->eng->sched, &j->sl);
+	j->state = DL_STATE_FINISHING;
+	release_run(&j->task);
+	release_done(&j->task, 0);
 }
 
 /* A failed or cancelled job goes once the kernel and the workers are done with it. */
@@ -1073,6 +1274,14 @@ int job_new(struct job **out, struct engine *eng, struct job_owner *owner,
 	/* A load that names a method is read as asked; auto ones may share. Into the
 	 * caller's buffer nothing is shared (it is the caller's). */
 	j->shareable = j->req.method == DL_METHOD_AUTO && !j->into;
+	/* The small-file way (JOB_SMALL_MAX), as far as the request tells: a plain auto
+	 * load into a memfd, in the foreground, that no rate holds back. */
+	j->small = j->shareable && !j->extents && eng->cfg->method == DL_METHOD_AUTO &&
+		   eng->cfg->hugetlb != CONFIG_ON && j->req.priority == DL_PRIO_FOREGROUND &&
+		   (j->req.target == DL_TARGET_MEMFD ||
+		    (j->req.target == DL_TARGET_AUTO && eng->cfg->target == DL_TARGET_AUTO &&
+		     !(j->req.flags & DL_LOAD_DMABUF))) &&
+		   !sched_load_rate(&j->sl) && !eng->sched.global.rate;
 	/* Counted as its uid's from here to its release (the owner checked
 	 * max_loads_per_uid). */
 	j->quota = quota_load_start(&eng->quota, owner->cred->uid);
