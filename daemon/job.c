@@ -37,8 +37,7 @@ static void open_done(struct worker_task *t, int res);
  * new memfd is opened, read with sendfile (no mapping: no page faults, no munmap and
  * its TLB shootdowns), sealed and its source closed, all in the one open task, and
  * answered from the loop when that task ends: one worker round trip instead of four,
- * and no O_DIRECT fd. Its bytes go through the page cache (reason "short": too short
- * for O_DIRECT to pay for itself). When the cache likely has the file already
+ * and no O_DIRECT fd. Its bytes go through the page cache (reason DL_WHY_SMALL). When the cache likely has the file already
  * (cache_may_have), the task only opens and stats it, closes it again and the loop
  * answers the hit; a miss then opens it once more.
  */
@@ -348,6 +347,14 @@ static int open_extents(struct job *j)
 	return r;
 }
 
+static void job_close_root(struct job *j)
+{
+	if (j->root_fd >= 0)
+		close(j->root_fd);
+	j->root_fd = -1;
+	j->root_opath = false;
+}
+
 /* A reopen (after src_closed) found the version of the file the cache was asked for. */
 static bool job_same_version(struct job *j)
 {
@@ -437,7 +444,7 @@ static int small_fill(struct job *j)
 		return r;
 	source_deinit(&j->src);
 	j->cp.method = DL_METHOD_BUFFERED;
-	j->cp.reason = DL_WHY_SHORT;
+	j->cp.reason = DL_WHY_SMALL;
 	j->cp.done = j->cp.len;
 	j->filled = true;
 	return 0;
@@ -461,9 +468,12 @@ static int open_run(struct worker_task *t)
 	if (j->path) {
 		r = source_open_path(&j->src, j->path, j->owner->cred, j->root_fd,
 				     want_direct);
-		if (j->root_fd >= 0)
-			close(j->root_fd);
-		j->root_fd = -1;
+		/* A small load keeps an O_PATH root (closing one never waits on its
+		 * filesystem) for opening the file again after a wrong hint. */
+		j->root_opath = j->small && !j->reopen && j->root_fd >= 0 &&
+				(fcntl(j->root_fd, F_GETFL) & O_PATH);
+		if (!j->root_opath)
+			job_close_root(j);
 	} else {
 		r = source_open_fd(&j->src, j->passed_fd, j->owner->cred, want_direct);
 		j->passed_fd = -1;
@@ -527,23 +537,29 @@ range_known:
 		j->small = false;
 	if (j->reopen && !job_same_version(j))
 		return -ESTALE;
-	if (j->shareable && !j->reopen) {
-		if (!j->small)
-			return 0;
+	if (j->shareable && !j->reopen && j->small &&
+	    cache_may_have(&j->eng->cache, j->src.dev, j->src.ino)) {
 		/* Likely a hit: the loop answers it, and the source is not needed
-		 * (it is opened again on a miss: a path without a root fd). */
-		if (cache_may_have(&j->eng->cache, j->src.dev, j->src.ino)) {
-			if (j->path && !(j->req.flags & DL_LOAD_ROOT_FD)) {
-				j->seen = j->src;
-				source_deinit(&j->src);
-				j->src_closed = true;
-			}
-			return 0;
+		 * (it is opened again on a miss, by path from the same root). */
+		if (j->path && (j->root_opath || !(j->req.flags & DL_LOAD_ROOT_FD))) {
+			j->seen = j->src;
+			source_deinit(&j->src);
+			j->src_closed = true;
 		}
+		return 0;
 	}
+	job_close_root(j);
+	if (j->shareable && !j->reopen && !j->small)
+		return 0;
 	if (j->small)
 		return small_fill(j);
 	return prepare_run(t);
+}
+
+/* A small load that missed after all, its source still open. */
+static int small_run(struct worker_task *t)
+{
+	return small_fill(list_entry(t, struct job, task));
 }
 
 /* Plans the method and makes the buffer. */
@@ -663,10 +679,21 @@ static void job_share_lookup(struct job *j)
 		}
 		if (j->src_closed) {
 			/* the hint was wrong (or the entry went meanwhile): read it */
+			job_log(j, LOG_LVL_DEBUG, "not in the cache after all: opened again");
 			j->src_closed = false;
 			j->reopen = true;
 			source_init(&j->src);
 			j->task = (struct worker_task){ .run = open_run, .done = open_done,
+							.lane = WORKER_FILE,
+							.uid = j->owner->cred->uid };
+			j->task_busy = true;
+			worker_submit_first(j->eng->pool, &j->task);
+			return;
+		}
+		if (j->small) {
+			/* the hint was wrong, the source is still open: read it */
+			j->reopen = true;
+			j->task = (struct worker_task){ .run = small_run, .done = open_done,
 							.lane = WORKER_FILE,
 							.uid = j->owner->cred->uid };
 			j->task_busy = true;
@@ -1171,7 +1198,8 @@ static void job_release(struct job *j)
  */
 static void job_release_soon(struct job *j)
 {
-	if (j->src.fd >= 0 || j->src.dfd >= 0 || j->passed_fd >= 0 || j->root_fd >= 0 ||
+	if (j->src.fd >= 0 || j->src.dfd >= 0 || j->passed_fd >= 0 ||
+	    (j->root_fd >= 0 && !j->root_opath) ||
 	    j->buf_fd >= 0 || j->list_fd >= 0 || j->cache_fd >= 0 || j->tgt.map ||
 	    j->tgt.dev_fd >= 0 || j->tgt.syncing || j->tgt.kind != DL_TARGET_MEMFD ||
 	    j->tgt.map_len > JOB_SMALL_MAX || j->cp.fixed_slot >= 0 || j->cp.inflight ||

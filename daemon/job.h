@@ -111,8 +111,9 @@ struct job {
 	bool small;			/* may take that way (decided before the open) */
 	bool filled;			/* it did: the buffer is sealed, nothing to read */
 	bool src_closed;		/* its source was closed after the stat, for a hit */
-	bool reopen;			/* a miss after src_closed: opened again, the cache
-					 * already asked */
+	bool reopen;			/* the cache was asked and missed: a src_closed
+					 * load opens again, any small load reads */
+	bool root_opath;		/* root_fd is an O_PATH fd kept for that reopen */
 	bool accepted;			/* ACCEPTED sent */
 	struct source seen;		/* src_closed: what the first open saw */
 	struct quota_uid *quota;	/* its uid's tally of loads and bytes (quota.h) */
