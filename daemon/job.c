@@ -41,7 +41,7 @@ static void open_done(struct worker_task *t, int res);
  * (cache_may_have), the task only opens and stats it, closes it again and the loop
  * answers the hit; a miss then opens it once more.
  */
-#define JOB_SMALL_MAX (256ull << 10)
+#define JOB_SMALL_MAX (1024ull << 10)
 
 /* For logs: which of cfr's two ways ran. */
 static const char *job_cfr_how(const struct job *j)

@@ -311,7 +311,7 @@ enum dl_reason {
 	DL_WHY_NO_REOPEN = 9,		/* load by fd: the client may not reopen its fd
 					 * (for O_DIRECT), so it was read through that fd;
 					 * also when direct was asked */
-	DL_WHY_SMALL = 10,		/* auto: a small file (256 KiB at most), read whole
+	DL_WHY_SMALL = 10,		/* auto: a small file (1 MiB at most), read whole
 					 * through the page cache in one call */
 };
 

@@ -1,9 +1,9 @@
 /*
- * test-small.c: the small-file way (issue 15; job.c, JOB_SMALL_MAX = 256 KiB): a plain
+ * test-small.c: the small-file way (issue 15; job.c, JOB_SMALL_MAX = 1 MiB): a plain
  * auto load of a small file is read, sealed and answered in its one open task.
  *
- * Without the cache: files of 1 byte, 64 KiB, 256 KiB (the largest small one) and
- * 256 KiB + 1 (the smallest that is not) and ranges of a big file: every byte right,
+ * Without the cache: files of 1 byte, 64 KiB, 1 MiB (the largest small one) and
+ * 1 MiB + 1 (the smallest that is not) and ranges of a big file: every byte right,
  * sealed memfds of the exact size; the small ones say buffered (small file), the other one
  * does not; a load that names a method is read as it asked. 200 loads of 20 small
  * files from 4 clients at once.
@@ -27,7 +27,7 @@
 #include "../lib/loads.h"
 
 #define SUITE "small"
-#define SMALL_MAX (256 * 1024)
+#define SMALL_MAX (1024 * 1024)
 #define NOBODY 65534
 
 static struct test_daemon d;
@@ -359,8 +359,8 @@ int main(void)
 		return check_finish();
 	check_end();
 	daemon_baseline(&d);
-	CASE(sizes(), "1 B, 64 KiB, 256 KiB: buffered (small file), sealed, right bytes; "
-	     "256 KiB + 1 the usual way");
+	CASE(sizes(), "1 B, 64 KiB, 1 MiB: buffered (small file), sealed, right bytes; "
+	     "1 MiB + 1 the usual way");
 	CASE(ranges(), "small ranges of a 4 MiB file the small way; method buffered as asked");
 	CASE(many(&d), "4 clients x 50 loads of 20 small files at once: right bytes");
 	CASE(({ CHECK_SETTLED_START(&d, 5000); }), "fds and memfds back to the start");
