@@ -1303,8 +1303,11 @@ int job_new(struct job **out, struct engine *eng, struct job_owner *owner,
 	 * caller's buffer nothing is shared (it is the caller's). */
 	j->shareable = j->req.method == DL_METHOD_AUTO && !j->into;
 	/* The small-file way (JOB_SMALL_MAX), as far as the request tells: a plain auto
-	 * load into a memfd, in the foreground, that no rate holds back. */
+	 * load into a memfd, in the foreground, that no rate holds back, while a reading
+	 * slot is free (it takes none, but never passes a load that waits for one). */
 	j->small = j->shareable && !j->extents && eng->cfg->method == DL_METHOD_AUTO &&
+		   eng->sched.active[DL_PRIO_FOREGROUND] < eng->sched.cfg->max_loads &&
+		   list_empty(&eng->sched.waiting[DL_PRIO_FOREGROUND]) &&
 		   eng->cfg->hugetlb != CONFIG_ON && j->req.priority == DL_PRIO_FOREGROUND &&
 		   (j->req.target == DL_TARGET_MEMFD ||
 		    (j->req.target == DL_TARGET_AUTO && eng->cfg->target == DL_TARGET_AUTO &&
