@@ -376,6 +376,10 @@ static int small_copy(struct job *j)
 	char *bounce = NULL;
 	int r = 0;
 
+	/* sendfile reads a pipe's worth (64 KiB) at a time, and readahead grows from
+	 * there: ask for the whole range at once, one read for the disk. */
+	if (j->cp.len > (64u << 10))
+		posix_fadvise(j->src.fd, (off_t)j->cp.off, (off_t)j->cp.len, POSIX_FADV_WILLNEED);
 	while (done < j->cp.len) {
 		size_t want = (size_t)(j->cp.len - done);
 		ssize_t n;
