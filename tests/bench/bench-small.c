@@ -16,6 +16,9 @@
  *             HIT_RATE_ONE and HIT_RATE hits/s in all (each client sends at fixed times whatever
  *             happened to its previous load): 64 files of 64 KiB, loaded once before
  *             into a daemon with the cache on. Target: p99 < 200 us with 64 clients.
+ *             The daemon's part of it (DONE's elapsed_ns: LOAD decoded to DONE sent)
+ *             is printed beside it, p50 and p99: the rest is the socket, the
+ *             wake-ups and the client threads on a busy machine.
  *
  *   bench-small [--quick] [--rows small,hits] WORKDIR   (the daemon: $DMALOADD;
  *                                                        small64: the 64 KiB rows only)
