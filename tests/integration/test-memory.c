@@ -11,9 +11,10 @@
  * (memfd count), and the daemon must go on serving a small load. Needs root for the
  * real cgroup (SKIPs without a writable v1 memory controller).
  * The admission samples the kernel's numbers (at most every 10 ms): through the fake
- * tree, a 64 MiB load that fits is admitted; memory.current raised and 30 ms later the same
- * load is refused (the sample is not older than that); memory.current lowered and at
- * once the load is admitted again (a sample that refuses is read anew first).
+ * tree, a 64 MiB load that fits is admitted; memory.current raised and 30 ms later
+ * the same load is refused (the sample is not older than that); memory.current
+ * lowered and at once the load is admitted again (a sample that refuses is read anew
+ * first).
  */
 #include <fcntl.h>
 #include <stdio.h>

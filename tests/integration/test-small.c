@@ -4,9 +4,9 @@
  *
  * Without the cache: files of 1 byte, 64 KiB, 1 MiB (the largest small one) and
  * 1 MiB + 1 (the smallest that is not) and ranges of a big file: every byte right,
- * sealed memfds of the exact size; the small ones say buffered (small file), the other one
- * does not; a load that names a method is read as it asked. 200 loads of 20 small
- * files from 4 clients at once.
+ * sealed memfds of the exact size; the small ones say buffered (small file), the
+ * other one does not; a load that names a method is read as it asked. 200 loads of
+ * 20 small files from 4 clients at once.
  * With the cache: a second load of a small file is a hit (nothing read); the file
  * rewritten in place (same inode, so the hint says "cached") is read again with its
  * new bytes while the old buffer keeps the old ones; 8 clients loading one cold small
