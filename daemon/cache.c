@@ -44,9 +44,30 @@ void cache_init(struct cache *c, struct worker_pool *pool, uint64_t limit)
 	list_init(&c->entries);
 }
 
+static unsigned hint_slot(uint64_t dev, uint64_t ino)
+{
+	return (unsigned)(((ino * 0x9e3779b97f4a7c15ull) ^ (dev * 0xc2b2ae3d27d4eb4full))
+			  >> 52) % CACHE_HINT_SLOTS;
+}
+
+bool cache_may_have(const struct cache *c, uint64_t dev, uint64_t ino)
+{
+	return __atomic_load_n(&c->hint[hint_slot(dev, ino)], __ATOMIC_RELAXED) != 0;
+}
+
+/* A new entry @e of @c is counted for cache_may_have. */
+static void entry_hint(struct cache *c, struct cache_entry *e)
+{
+	e->cache = c;
+	__atomic_add_fetch(&c->hint[hint_slot(e->key.dev, e->key.ino)], 1, __ATOMIC_RELAXED);
+}
+
 /* An entry's own copy of its key's runs goes with it. */
 static void entry_release(struct cache_entry *e)
 {
+	if (e->cache)
+		__atomic_sub_fetch(&e->cache->hint[hint_slot(e->key.dev, e->key.ino)], 1,
+				   __ATOMIC_RELAXED);
 	free((void *)e->key.runs);
 	free(e);
 }
@@ -253,6 +274,7 @@ int cache_lookup(struct cache *c, struct cache_load *l, const struct cache_key *
 	e->fd = -1;
 	list_init(&e->joiners);
 	entry_to_front(c, e);
+	entry_hint(c, e);
 	l->leads = e;
 	*out = e;
 	return CACHE_MISS;
@@ -500,6 +522,7 @@ int cache_adopt(struct cache *c, const struct fdstore_record *r, int fd, const c
 	e->done_flags = DL_DONE_SEALED | (e->hugetlb ? DL_DONE_HUGETLB : 0);
 	e->t_loaded = e->t_used = now_ns();
 	entry_ready(c, e);
+	entry_hint(c, e);
 	log_info("fdstore: kept %s (%llu bytes at %llu) from before the restart", e->name,
 		 (unsigned long long)e->key.len, (unsigned long long)e->key.off);
 	return 0;

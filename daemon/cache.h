@@ -34,6 +34,8 @@
 struct cache_load;
 struct worker_pool;
 
+#define CACHE_HINT_SLOTS 4096
+
 struct cache_key {
 	uint64_t dev, ino;
 	uint64_t size;			/* of the file */
@@ -51,6 +53,7 @@ struct cache_key {
 struct cache_entry {
 	struct list link;		/* in cache->entries, most recently used first */
 	struct cache_key key;
+	struct cache *cache;		/* whose hint counts it */
 	char name[256];			/* the path (or fd description) it was loaded by */
 	uid_t uid;			/* the leader's client's uid */
 
@@ -84,6 +87,9 @@ struct cache {
 	uint64_t bytes;			/* buffer bytes of the ready entries */
 	unsigned n_ready, n_pinned;
 	uint64_t hits, joins, misses, evictions;
+	/* Entries (loading or ready) per hash of their file's dev and inode, written on
+	 * the loop, read by the workers (atomics): cache_may_have. */
+	uint32_t hint[CACHE_HINT_SLOTS];
 };
 
 void cache_init(struct cache *c, struct worker_pool *pool, uint64_t limit);
@@ -101,6 +107,14 @@ struct cache_load {
 };
 
 void cache_load_init(struct cache_load *l, bool pin, uid_t uid);
+
+/*
+ * Whether the cache may have an entry (loading or ready) of file @dev/@ino: false
+ * means it has none now. Thread-safe, for a worker that has just opened the file and
+ * chooses between reading it at once and asking the loop's cache_lookup first; either
+ * answer may be out of date by the time the loop looks, so it is only a hint.
+ */
+bool cache_may_have(const struct cache *c, uint64_t dev, uint64_t ino);
 
 /* Who asks, for a lookup. */
 struct cache_who {

@@ -105,6 +105,17 @@ struct job {
 	/* sharing (cache.c) */
 	bool shareable;			/* method auto: may join, hit, or lead an entry */
 	bool prepared;			/* method planned and buffer made */
+	/* A small file (job.c, JOB_SMALL_MAX): opened, read, sealed and its source
+	 * closed in the one open task, or only opened, statted and closed again when
+	 * the cache likely has it. */
+	bool small;			/* may take that way (decided before the open) */
+	bool filled;			/* it did: the buffer is sealed, nothing to read */
+	bool src_closed;		/* its source was closed after the stat, for a hit */
+	bool reopen;			/* the cache was asked and missed: a src_closed
+					 * load opens again, any small load reads */
+	bool root_opath;		/* root_fd is an O_PATH fd kept for that reopen */
+	bool accepted;			/* ACCEPTED sent */
+	struct source seen;		/* src_closed: what the first open saw */
 	struct quota_uid *quota;	/* its uid's tally of loads and bytes (quota.h) */
 	uint64_t quota_bytes;		/* buffer bytes admitted to it there */
 	bool orphaned;			/* its client cancelled or left; reads on for the

@@ -5,8 +5,9 @@
  * daemon's cgroup has left (limit minus usage), minus memory_reserve and minus the
  * buffers admitted but not filled yet (their pages are not allocated, so neither
  * count shows them). A load is admitted if its buffer fits that room. The numbers
- * are read anew for every admission: a few small reads of procfs and cgroupfs, on
- * the worker that then makes the buffer.
+ * are a few small reads of procfs and cgroupfs (about 20 us, on the worker that then
+ * makes the buffer): sampled at most every MEMORY_SAMPLE_MS, and read anew before any
+ * refusal (memory.h).
  *
  * What this cannot see: other processes allocating between the check and the fill,
  * and memory the kernel could reclaim beyond MemAvailable's estimate. The reserve is
@@ -16,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "log.h"
 #include "memory.h"
@@ -104,6 +106,7 @@ void memory_init(struct memory *m, uint64_t reserve)
 
 	memset(m, 0, sizeof(*m));
 	m->reserve = reserve;
+	m->lock = (pthread_mutex_t)PTHREAD_MUTEX_INITIALIZER;
 	rooted(path, sizeof(path), "/proc/self/cgroup");
 	f = fopen(path, "re");
 	while (f && fgets(line, sizeof(line), f)) {
@@ -142,21 +145,62 @@ void memory_init(struct memory *m, uint64_t reserve)
 		m->limit_path[0] = m->usage_path[0] = '\0';	/* not readable: none */
 }
 
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Reads the kernel's numbers anew. Under m->lock. */
+static void sample(struct memory *m, uint64_t now)
+{
+	m->s_avail = mem_available();
+	m->s_limit = UINT64_MAX;
+	m->s_usage = 0;
+	m->s_cgroup = m->limit_path[0] && read_u64(m->limit_path, &m->s_limit) &&
+		      m->s_limit < (1ull << 60) && read_u64(m->usage_path, &m->s_usage);
+	m->s_inflight = __atomic_load_n(&m->inflight, __ATOMIC_RELAXED);
+	m->s_since = 0;
+	m->s_ns = now;
+}
+
+/* The room the sample leaves, less what was in flight then and admitted since. */
+static uint64_t sample_room(const struct memory *m)
+{
+	uint64_t room = m->s_avail, taken = m->s_inflight + m->s_since;
+
+	if (m->s_cgroup && (m->s_limit > m->s_usage ? m->s_limit - m->s_usage : 0) < room)
+		room = m->s_limit > m->s_usage ? m->s_limit - m->s_usage : 0;
+	room = room > m->reserve ? room - m->reserve : 0;
+	return room > taken ? room - taken : 0;
+}
+
 int memory_admit(struct memory *m, uint64_t bytes, char *msg, size_t len)
 {
-	uint64_t avail = mem_available(), limit = UINT64_MAX, usage = 0, room, inflight;
-	bool cgroup = m->limit_path[0] && read_u64(m->limit_path, &limit) &&
-		      limit < (1ull << 60) && read_u64(m->usage_path, &usage);
+	uint64_t now = mono_ns(), avail, limit, usage, inflight;
+	bool cgroup;
 
-	inflight = __atomic_add_fetch(&m->inflight, bytes, __ATOMIC_RELAXED) - bytes;
-	room = avail;
-	if (cgroup && (limit > usage ? limit - usage : 0) < room)
-		room = limit > usage ? limit - usage : 0;
-	room = room > m->reserve ? room - m->reserve : 0;
-	room = room > inflight ? room - inflight : 0;
-	if (bytes <= room)
+	pthread_mutex_lock(&m->lock);
+	if (!m->s_ns || now - m->s_ns >= MEMORY_SAMPLE_MS * 1000000ull)
+		sample(m, now);
+	/* A load the sample cannot fit is checked against fresh numbers: memory
+	 * freed since the sample is not credited until then. */
+	if (bytes > sample_room(m) && m->s_ns != now)
+		sample(m, now);
+	if (bytes <= sample_room(m)) {
+		m->s_since += bytes;
+		__atomic_add_fetch(&m->inflight, bytes, __ATOMIC_RELAXED);
+		pthread_mutex_unlock(&m->lock);
 		return 0;
-	__atomic_sub_fetch(&m->inflight, bytes, __ATOMIC_RELAXED);
+	}
+	avail = m->s_avail;
+	limit = m->s_limit;
+	usage = m->s_usage;
+	cgroup = m->s_cgroup;
+	inflight = m->s_inflight;
+	pthread_mutex_unlock(&m->lock);
 	if (cgroup)
 		snprintf(msg, len, "not enough memory for a %llu-byte buffer: the daemon's "
 			 "cgroup has %llu of %llu bytes in use, MemAvailable is %llu, %llu "

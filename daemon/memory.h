@@ -7,9 +7,17 @@
  * still hold (their pages stay charged to the daemon) and the cache. Surplus huge
  * pages come from free memory and show in MemAvailable. Buffers admitted but not yet
  * filled are counted by the caller (in flight) on top of what the kernel reports.
+ *
+ * The kernel's numbers are sampled at most every MEMORY_SAMPLE_MS: between samples,
+ * every byte admitted since counts as taken even once its load has ended (a freed
+ * buffer is credited only by the next sample), and a load that does not fit the
+ * sample is checked again against fresh numbers before it is refused. So a refusal is
+ * always from fresh numbers, and an admission from a sample is never more generous
+ * than a fresh one would have been but for what other processes took meanwhile.
  */
 #pragma once
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -19,7 +27,18 @@ struct memory {
 	char usage_path[1280];		/* and its usage */
 	uint64_t reserve;		/* bytes always left free ([io] memory_reserve) */
 	uint64_t inflight;		/* admitted buffers not yet filled (atomic) */
+	/* The last sample (under lock): what the kernel said, and what was admitted
+	 * since it was taken. */
+	pthread_mutex_t lock;
+	uint64_t s_ns;			/* when (CLOCK_MONOTONIC), 0: none yet */
+	uint64_t s_avail;		/* MemAvailable */
+	uint64_t s_limit, s_usage;	/* the cgroup's */
+	bool s_cgroup;			/* whether those two were read */
+	uint64_t s_inflight;		/* in flight when sampled */
+	uint64_t s_since;		/* admitted since */
 };
+
+#define MEMORY_SAMPLE_MS 10
 
 /*
  * Finds the daemon's memory cgroup (v2, else v1's memory controller) from

@@ -379,7 +379,7 @@ int source_open_path(struct source *s, const char *path, const struct peer_cred 
 		open_failed(s, path, -r);
 		goto out;
 	}
-	if (want_direct)
+	if (want_direct && (s->size >= s->direct_min || s->per_opener))
 		open_direct(s, pfd);
 	r = 0;
 out:

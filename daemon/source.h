@@ -27,6 +27,9 @@ struct source {
 				 * bytes (FUSE): never shared with another load */
 	bool direct_denied;	/* dfd is -1 because the client may not reopen its fd
 				 * (a load by fd), not because O_DIRECT is refused */
+	uint64_t direct_min;	/* set before source_open_path: no O_DIRECT fd for a
+				 * file shorter than this (a small file the job reads
+				 * whole, buffered: the second open would be waste) */
 	char msg[512];		/* on failure: what went wrong, for the ERROR reply */
 };
 

@@ -254,6 +254,17 @@ int target_create(struct target *t, uint64_t size, enum config_toggle hugetlb, b
 	return r;
 }
 
+int target_create_unmapped(struct target *t, uint64_t size)
+{
+	int r;
+
+	t->size = size;
+	r = target_make(t, 0, size, 0);
+	if (r == 0)
+		t->map_len = round_up(size, (uint64_t)getpagesize());
+	return r;
+}
+
 int target_handout(int fd)
 {
 	char p[64];

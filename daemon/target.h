@@ -64,6 +64,11 @@ void target_deinit(struct target *t);
  */
 int target_create(struct target *t, uint64_t size, enum config_toggle hugetlb, bool exact);
 
+/* A 4 KiB-page memfd of @size bytes that is not mapped: a small buffer the job
+ * fills with the kernel's copies (sendfile, pwrite), so no page fault, no mmap_lock and
+ * no TLB shootdown at munmap. Returns 0 or -errno. */
+int target_create_unmapped(struct target *t, uint64_t size);
+
 /* Logs, once at start, which buffers loads will get (huge pages reserved, allowed on
  * demand, or none) and which setting would make them faster. */
 void target_log_host(enum config_toggle hugetlb);

@@ -464,6 +464,7 @@ const char *dl_reason_name(unsigned reason)
 	case DL_WHY_NOT_CACHED: return "not in the page cache";
 	case DL_WHY_PARTLY_CACHED: return "partly in the page cache";
 	case DL_WHY_NO_REOPEN: return "client may not reopen its fd for O_DIRECT";
+	case DL_WHY_SMALL: return "small file";
 	default: return "?";
 	}
 }

@@ -311,6 +311,8 @@ enum dl_reason {
 	DL_WHY_NO_REOPEN = 9,		/* load by fd: the client may not reopen its fd
 					 * (for O_DIRECT), so it was read through that fd;
 					 * also when direct was asked */
+	DL_WHY_SMALL = 10,		/* auto: a small file (1 MiB at most), read whole
+					 * through the page cache in one call */
 };
 
 /* DONE: the load finished; the 1 fd is the buffer: a sealed memfd, or a dma-buf

@@ -10,6 +10,11 @@
  * must be ENOMEM with a message naming the numbers, must leave no buffer behind
  * (memfd count), and the daemon must go on serving a small load. Needs root for the
  * real cgroup (SKIPs without a writable v1 memory controller).
+ * The admission samples the kernel's numbers (at most every 10 ms): through the fake
+ * tree, a 64 MiB load that fits is admitted; memory.current raised and 30 ms later
+ * the same load is refused (the sample is not older than that); memory.current
+ * lowered and at once the load is admitted again (a sample that refuses is read anew
+ * first).
  */
 #include <fcntl.h>
 #include <stdio.h>
@@ -147,17 +152,15 @@ out:
 		sleep_ms(100);
 }
 
-/* A cgroup v2 daemon, through a fake tree: memory.max 300M, memory.current 100M. */
-static void cgroup_v2_fake(void)
+/* A fake /proc and cgroup v2 tree under @root: memory.max 300M, memory.current
+ * @current, MemAvailable 16 GiB. */
+static bool fake_tree(const char *root, const char *current)
 {
-	char root[PATH_MAX + 16], p[3 * PATH_MAX], why[512];
-	struct test_daemon d;
-	int r;
+	char p[3 * PATH_MAX];
 
-	snprintf(root, sizeof(root), "%s/fake", dir);
 	snprintf(p, sizeof(p), "mkdir -p '%s/proc/self' '%s/sys/fs/cgroup/dl'", root, root);
 	if (!CHECK(system(p) == 0))
-		return;
+		return false;
 	snprintf(p, sizeof(p), "%s/proc/self/cgroup", root);
 	CHECK(write_file(p, "0::/dl\n"));
 	snprintf(p, sizeof(p), "%s/proc/self/mountinfo", root);
@@ -167,7 +170,79 @@ static void cgroup_v2_fake(void)
 	snprintf(p, sizeof(p), "%s/sys/fs/cgroup/dl/memory.max", root);
 	CHECK(write_file(p, "314572800\n"));
 	snprintf(p, sizeof(p), "%s/sys/fs/cgroup/dl/memory.current", root);
-	CHECK(write_file(p, "104857600\n"));
+	CHECK(write_file(p, current));
+	return !check_failed();
+}
+
+static char last_refusal[DL_ERRMSG_MAX + 1];
+
+/* The 64 MiB sparse file: admitted (DONE, buffer checked for size) or refused (its
+ * message in last_refusal). */
+static bool sparse_admitted(struct dmaload *dl)
+{
+	struct dmaload_event ev;
+	int r = dmaload_load_path_sync(dl, sparse, NULL, &ev);
+
+	if (r == 0) {
+		CHECK_U64(ev.size, ==, 64 * MiB);
+		close(ev.fd);
+		return true;
+	}
+	CHECKF(r == -ENOMEM, "the load: %d %s, want DONE or ENOMEM", r, lc_event_str(&ev));
+	snprintf(last_refusal, sizeof(last_refusal), "%s", ev.message);
+	return false;
+}
+
+/* Through a fake tree whose memory.current the test moves: the sampled admission. */
+static void sampled(void)
+{
+	char root[PATH_MAX + 16], cur[PATH_MAX + 64], why[512];
+	struct test_daemon d;
+	struct dmaload *dl;
+	int r;
+
+	snprintf(root, sizeof(root), "%s/fake-sampled", dir);
+	snprintf(cur, sizeof(cur), "%s/sys/fs/cgroup/dl/memory.current", root);
+	if (!fake_tree(root, "10485760\n") || !make_sparse(64 * MiB))
+		return;
+	setenv("DMALOAD_MEMORY_ROOT", root, 1);
+	r = daemon_start(&d, "mem-sampled", "max_load_size = 1T\nmemory_reserve = 16M\n"
+			 "hugetlb = off\n", why, sizeof(why));
+	unsetenv("DMALOAD_MEMORY_ROOT");
+	if (!CHECKF(r == 0, "%s", why))
+		return;
+	dl = lc_connect(&d, "sampled");
+	if (dl) {
+		CHECKF(sparse_admitted(dl), "274 MiB of room, 64 MiB asked: refused: %s",
+		       last_refusal);
+		/* its buffer freed on a worker (the fd goes first, its pages in the
+		 * close), and no longer in flight */
+		for (int i = 0, fds = 1, maps = 1; i < 500 && (fds || maps); i++) {
+			proc_memfd_count(d.pid, &fds, &maps);
+			sleep_ms(10);
+		}
+		sleep_ms(300);
+		CHECK(write_file(cur, "272629760\n"));		/* 24 MiB of room */
+		sleep_ms(30);
+		CHECKF(!sparse_admitted(dl), "memory.current raised 30 ms ago: admitted "
+		       "from an old sample");
+		CHECK(write_file(cur, "10485760\n"));
+		CHECKF(sparse_admitted(dl), "memory.current lowered: refused from the "
+		       "sample without reading anew: %s", last_refusal);
+		dmaload_close(dl);
+	}
+	stop(&d);
+}
+
+/* A cgroup v2 daemon, through a fake tree: memory.max 300M, memory.current 100M. */
+static void cgroup_v2_fake(void)
+{
+	char root[PATH_MAX + 16], why[512];
+	struct test_daemon d;
+	int r;
+
+	snprintf(root, sizeof(root), "%s/fake", dir);
+	fake_tree(root, "104857600\n");
 	if (check_failed() || !make_sparse(256 * MiB))
 		return;
 	setenv("DMALOAD_MEMORY_ROOT", root, 1);
@@ -203,6 +278,8 @@ int main(void)
 	     "cgroup, not the OOM killer; it serves on");
 	CASE(cgroup_v2_fake(), "a cgroup v2 daemon (a fake tree) whose memory.max leaves "
 	     "too little: ENOMEM naming it");
+	CASE(sampled(), "sampled admission: admitted; memory.current raised, 30 ms later "
+	     "ENOMEM; lowered, admitted at once");
 	tdir_remove(dir);
 	return check_finish();
 }

@@ -311,9 +311,9 @@ static void rt_names(void)
 	CHECK_STR(dl_target_name(4), "?");
 	CHECK_STR(dl_msg_type_name(DL_INFO), "INFO");
 	CHECK_STR(dl_msg_type_name(DL_INFO_REPLY), "INFO_REPLY");
-	for (unsigned r = DL_WHY_DEFAULT; r <= DL_WHY_NO_REOPEN; r++)
+	for (unsigned r = DL_WHY_DEFAULT; r <= DL_WHY_SMALL; r++)
 		CHECKF(strcmp(dl_reason_name(r), "?") != 0, "reason %u has no name", r);
-	CHECK_STR(dl_reason_name(DL_WHY_NO_REOPEN + 1), "?");
+	CHECK_STR(dl_reason_name(DL_WHY_SMALL + 1), "?");
 	CHECK_STR(dl_reason_name(200), "?");
 }
 
