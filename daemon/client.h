@@ -40,6 +40,7 @@ struct client_set {
 	uint64_t next_conn_id;
 	uint64_t started_ns;		/* when the daemon started (STATUS) */
 	bool stopping;			/* SIGTERM seen: refuse new work */
+	uint64_t n_hung_up_loads;	/* loads dropped: their connection had hung up */
 	char rbuf[65536];		/* one received datagram (DL_MSG_MAX) at a time */
 
 	/* Registered by the server: a well-formed request of @c (takes its @nfds
@@ -68,6 +69,11 @@ struct client {
 	bool closed;			/* socket closed; waiting for jobs to let go */
 	bool broken;			/* a send failed: close from the write watcher */
 	bool local;			/* the daemon's own (client_new_local) */
+	bool held;			/* its uid failed too often: not read until
+					 * hold_timer (quota.h) */
+	ev_timer hold_timer;
+	bool hung_up;			/* its peer closed its end, as of hup_asked */
+	ev_tstamp hup_asked;		/* ev_now of the last ask (client_peer_gone) */
 	ev_timer idle_timer;		/* idle_timeout: closes it after a quiet spell */
 	ev_tstamp last_active;		/* its last request, or when it last had
 					 * something in flight (ev_now) */
