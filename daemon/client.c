@@ -77,8 +77,6 @@ static void client_owner_init(struct client *c);
 static void on_writable(struct ev_loop *loop, ev_io *w, int revents);
 static void client_resume_check(struct client *c);
 static bool client_peer_gone(struct client *c);
-static void client_failed(struct client *c);
-static void on_hold_timer(struct ev_loop *loop, ev_timer *w, int revents);
 
 /* Datagrams handled per readable event before giving others a turn. */
 #define RECV_BATCH 16
@@ -158,6 +156,63 @@ static void client_idle_arm(struct client *c)
 	ev_timer_start(c->set->loop, &c->idle_timer);
 }
 
+/* ---- failing requests (quota.h) ----------------------------------------------------- */
+
+/* A request of @c failed, or its load went for nothing: @n tokens. */
+static void client_failed_n(struct client *c, unsigned n)
+{
+	if (!c->local)
+		quota_failed(&c->set->eng->quota, c->cred.uid, n,
+			     c->set->cfg->max_failures_per_uid, now_ns());
+}
+
+static void client_failed(struct client *c)
+{
+	client_failed_n(c, 1);
+}
+
+/* A load that its connection's close cancels costs a token, and one more for each
+ * chunk it read or has in flight: what the disk did for nobody. So a client that
+ * starts big loads and hangs up is paced by the bytes it wastes, not only by their
+ * number. */
+static unsigned client_cancel_cost(const struct client *c, const struct job *j)
+{
+	uint64_t chunk = c->set->cfg->chunk_size ? c->set->cfg->chunk_size : 1;
+	uint64_t n = 1 + j->cp.done / chunk + j->cp.inflight;
+
+	return n > UINT32_MAX ? UINT32_MAX : (unsigned)n;
+}
+
+/* Whether @c is not to be read now because its uid failed too often: then its read
+ * watcher stops until the uid's bucket holds a token again. */
+static bool client_hold(struct client *c)
+{
+	uint64_t wait;
+
+	if (c->held)
+		return true;
+	if (c->local)
+		return false;
+	wait = quota_fail_wait(&c->set->eng->quota, c->cred.uid,
+			       c->set->cfg->max_failures_per_uid, now_ns());
+	if (!wait)
+		return false;
+	c->held = true;
+	ev_io_stop(c->set->loop, &c->rio);
+	ev_timer_set(&c->hold_timer, (double)wait / 1e9, 0);
+	ev_timer_start(c->set->loop, &c->hold_timer);
+	return true;
+}
+
+static void on_hold_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct client *c = w->data;
+
+	c->held = false;
+	if (!c->closed && !c->paused)
+		ev_io_start(loop, &c->rio);	/* the next read asks again */
+}
+
 /* ---- lifetime ----------------------------------------------------------------------- */
 
 static void client_free(struct client *c)
@@ -211,14 +266,16 @@ void client_close(struct client *c)
 
 		/* A preload reads on for the cache (not on a stopping daemon). */
 		if ((j->req.flags & DL_LOAD_DETACH) && !j->err && !j->replied &&
-		    !c->set->stopping)
+		    !c->set->stopping) {
 			kept++;
-		else
-			job_detach(j);
+			continue;
+		}
+		/* A load it asked for and left: work for nothing (not on a stop, which
+		 * is ours, nor for one already answered). */
+		if (!j->replied && !c->set->stopping)
+			client_failed_n(c, client_cancel_cost(c, j));
+		job_detach(j);
 	}
-	/* Loads it asked for and left: work for nothing (not on a stop, which is ours). */
-	for (unsigned i = kept; i < c->n_jobs && !c->set->stopping && !c->local; i++)
-		client_failed(c);
 	if (kept) {
 		list_add_tail(&c->set->lingering, &c->link);
 		log_info("conn %llu closed: %u detached loads go on (%u in flight daemon-wide)",
@@ -349,46 +406,6 @@ static bool client_over_cap(const struct client *c)
 
 	return c->out_bytes >= cfg->max_reply_bytes ||
 	       (c->out_fds && c->out_fds + c->n_jobs >= cfg->max_queued);
-}
-
-/* ---- failing requests (quota.h) ----------------------------------------------------- */
-
-/* A request of @c failed, or its load went for nothing. */
-static void client_failed(struct client *c)
-{
-	if (!c->local)
-		quota_failed(&c->set->eng->quota, c->cred.uid,
-			     c->set->cfg->max_failures_per_uid, now_ns());
-}
-
-/* Whether @c is not to be read now because its uid failed too often: then its read
- * watcher stops until the uid's bucket holds a token again. */
-static bool client_hold(struct client *c)
-{
-	uint64_t wait;
-
-	if (c->held)
-		return true;
-	if (c->local)
-		return false;
-	wait = quota_fail_wait(&c->set->eng->quota, c->cred.uid,
-			       c->set->cfg->max_failures_per_uid, now_ns());
-	if (!wait)
-		return false;
-	c->held = true;
-	ev_io_stop(c->set->loop, &c->rio);
-	ev_timer_set(&c->hold_timer, (double)wait / 1e9, 0);
-	ev_timer_start(c->set->loop, &c->hold_timer);
-	return true;
-}
-
-static void on_hold_timer(struct ev_loop *loop, ev_timer *w, int revents)
-{
-	struct client *c = w->data;
-
-	c->held = false;
-	if (!c->closed && !c->paused)
-		ev_io_start(loop, &c->rio);	/* the next read asks again */
 }
 
 /* Stops reading requests of a client over its cap. */
@@ -573,9 +590,11 @@ static bool owner_hung_up(struct job *j)
 {
 	struct client *c = owner_client(j);
 
-	if (c->local || c->closed || (j->req.flags & DL_LOAD_DETACH))
+	if (c->local || c->closed || (j->req.flags & DL_LOAD_DETACH) ||
+	    !client_peer_gone(c))
 		return false;
-	return client_peer_gone(c);
+	client_failed(c);		/* it ends now, for nothing */
+	return true;
 }
 
 static void owner_released(struct job *j)

@@ -159,7 +159,7 @@ static struct quota_fails *fails_find(struct quota *q, uid_t uid, unsigned rate,
 	return found;
 }
 
-void quota_failed(struct quota *q, uid_t uid, unsigned rate, uint64_t now_ns)
+void quota_failed(struct quota *q, uid_t uid, unsigned n, unsigned rate, uint64_t now_ns)
 {
 	struct quota_fails *f;
 
@@ -178,8 +178,9 @@ void quota_failed(struct quota *q, uid_t uid, unsigned rate, uint64_t now_ns)
 	f->n++;
 	/* A second's worth of debt at most: a uid that stops failing is read again
 	 * within two seconds, however much it failed before. */
-	if (f->level > 1.0 - (double)rate)
-		f->level -= 1.0;
+	f->level -= n;
+	if (f->level < 1.0 - (double)rate)
+		f->level = 1.0 - (double)rate;
 	/* Once per spell: the entry goes when its bucket is full again. */
 	if (f->level < 1.0 && !f->told) {
 		f->told = true;

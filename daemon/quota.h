@@ -13,7 +13,8 @@
  * cancelled because its connection hung up, costs the daemon work and returns
  * nothing, so a client that resends them as fast as they are answered (loads of
  * files it holds leases on) or connects, asks and dies in a loop can spin it. Each
- * such failure of a uid takes one token of a bucket that fills at
+ * such failure of a uid takes one token (a cancelled load one more per chunk it
+ * read) of a bucket that fills at
  * [quota] max_failures_per_uid a second and holds a second's worth; it may run a
  * second's worth into debt. While the bucket holds less than one token the uid's
  * requests are not read (client.c holds its connections), so its failures are
@@ -75,9 +76,10 @@ void quota_load_end(struct quota *q, struct quota_uid *u, uint64_t bytes);
 int quota_bytes_admit(struct quota *q, struct quota_uid *u, uint64_t bytes, uint64_t max, char *msg,
 		      size_t len);
 
-/* A request of @uid failed at @now_ns (CLOCK_MONOTONIC ns), under @rate failures a
- * second (0: no limit). Loop thread. */
-void quota_failed(struct quota *q, uid_t uid, unsigned rate, uint64_t now_ns);
+/* A request of @uid failed at @now_ns (CLOCK_MONOTONIC ns), costing @n tokens (a load
+ * cancelled after it read counts its chunks too), under @rate failures a second (0: no
+ * limit). Loop thread. */
+void quota_failed(struct quota *q, uid_t uid, unsigned n, unsigned rate, uint64_t now_ns);
 /* How long @uid's requests wait before they are read (ns, 0: none) at @now_ns under
  * @rate: the time until its bucket holds a token again. Loop thread. */
 uint64_t quota_fail_wait(struct quota *q, uid_t uid, unsigned rate, uint64_t now_ns);
