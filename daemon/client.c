@@ -209,7 +209,9 @@ static void on_hold_timer(struct ev_loop *loop, ev_timer *w, int revents)
 	struct client *c = w->data;
 
 	c->held = false;
-	if (!c->closed && !c->paused)
+	/* Still held (another connection of its uid took the token): the timer again,
+	 * without a trip through epoll. */
+	if (!c->closed && !c->paused && !client_hold(c))
 		ev_io_start(loop, &c->rio);	/* the next read asks again */
 }
 

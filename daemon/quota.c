@@ -184,9 +184,9 @@ void quota_failed(struct quota *q, uid_t uid, unsigned n, unsigned rate, uint64_
 	/* Once per spell: the entry goes when its bucket is full again. */
 	if (f->level < 1.0 && !f->told) {
 		f->told = true;
-		log_notice("uid %u: %llu requests failed in a row, over max_failures_per_uid = "
-			   "%u a second: its requests are read at that pace", (unsigned)uid,
-			   (unsigned long long)f->n, rate);
+		log_notice("uid %u: %llu requests failed within a second or so, over "
+			   "max_failures_per_uid = %u a second: its requests are read at that "
+			   "pace", (unsigned)uid, (unsigned long long)f->n, rate);
 	}
 }
 
