@@ -680,7 +680,6 @@ static bool client_hung_up_load(struct client *c, const struct dl_msg *m)
 		return false;
 	if ((m->u.load.flags & DL_LOAD_DETACH) || !client_peer_gone(c))
 		return false;
-	c->set->n_hung_up_loads++;
 	client_failed(c);
 	return true;
 }

@@ -40,7 +40,6 @@ struct client_set {
 	uint64_t next_conn_id;
 	uint64_t started_ns;		/* when the daemon started (STATUS) */
 	bool stopping;			/* SIGTERM seen: refuse new work */
-	uint64_t n_hung_up_loads;	/* loads dropped: their connection had hung up */
 	char rbuf[65536];		/* one received datagram (DL_MSG_MAX) at a time */
 
 	/* Registered by the server: a well-formed request of @c (takes its @nfds
