@@ -17,6 +17,13 @@
  * hint, is never queued behind other replies. Replies of loads it started before
  * still queue; a queue that would pass twice the cap anyway closes the connection.
  *
+ * Failing requests: each ERROR a connection is sent (but ESHUTDOWN), each load
+ * dropped because its connection hung up and each load its close cancels counts
+ * against its uid's max_failures_per_uid (quota.h); while the uid is over it, none
+ * of its connections is read (hold_timer says when to look again), so a client that
+ * resends failing loads as fast as they are answered, or connects, asks and dies in a
+ * loop, gets that many a second of the daemon's time and no more.
+ *
  * Idle connections: every connection counts against max_clients and its uid's share,
  * so one that sits with nothing in flight (no load, no reply waiting to be sent) and
  * sends no request for idle_timeout seconds hears an ERROR (ETIMEDOUT, id 0) and is
@@ -45,6 +52,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,6 +76,7 @@ static void on_readable(struct ev_loop *loop, ev_io *w, int revents);
 static void client_owner_init(struct client *c);
 static void on_writable(struct ev_loop *loop, ev_io *w, int revents);
 static void client_resume_check(struct client *c);
+static bool client_peer_gone(struct client *c);
 
 /* Datagrams handled per readable event before giving others a turn. */
 #define RECV_BATCH 16
@@ -147,6 +156,65 @@ static void client_idle_arm(struct client *c)
 	ev_timer_start(c->set->loop, &c->idle_timer);
 }
 
+/* ---- failing requests (quota.h) ----------------------------------------------------- */
+
+/* A request of @c failed, or its load went for nothing: @n tokens. */
+static void client_failed_n(struct client *c, unsigned n)
+{
+	if (!c->local)
+		quota_failed(&c->set->eng->quota, c->cred.uid, n,
+			     c->set->cfg->max_failures_per_uid, now_ns());
+}
+
+static void client_failed(struct client *c)
+{
+	client_failed_n(c, 1);
+}
+
+/* A load that its connection's close cancels costs a token, and one more for each
+ * chunk it read or has in flight: what the disk did for nobody. So a client that
+ * starts big loads and hangs up is paced by the bytes it wastes, not only by their
+ * number. */
+static unsigned client_cancel_cost(const struct client *c, const struct job *j)
+{
+	uint64_t chunk = c->set->cfg->chunk_size ? c->set->cfg->chunk_size : 1;
+	uint64_t n = 1 + j->cp.done / chunk + j->cp.inflight;
+
+	return n > UINT32_MAX ? UINT32_MAX : (unsigned)n;
+}
+
+/* Whether @c is not to be read now because its uid failed too often: then its read
+ * watcher stops until the uid's bucket holds a token again. */
+static bool client_hold(struct client *c)
+{
+	uint64_t wait;
+
+	if (c->held)
+		return true;
+	if (c->local)
+		return false;
+	wait = quota_fail_wait(&c->set->eng->quota, c->cred.uid,
+			       c->set->cfg->max_failures_per_uid, now_ns());
+	if (!wait)
+		return false;
+	c->held = true;
+	ev_io_stop(c->set->loop, &c->rio);
+	ev_timer_set(&c->hold_timer, (double)wait / 1e9, 0);
+	ev_timer_start(c->set->loop, &c->hold_timer);
+	return true;
+}
+
+static void on_hold_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct client *c = w->data;
+
+	c->held = false;
+	/* Still held (another connection of its uid took the token): the timer again,
+	 * without a trip through epoll. */
+	if (!c->closed && !c->paused && !client_hold(c))
+		ev_io_start(loop, &c->rio);	/* the next read asks again */
+}
+
 /* ---- lifetime ----------------------------------------------------------------------- */
 
 static void client_free(struct client *c)
@@ -189,6 +257,7 @@ void client_close(struct client *c)
 	ev_io_stop(c->set->loop, &c->rio);
 	ev_io_stop(c->set->loop, &c->wio);
 	ev_timer_stop(c->set->loop, &c->idle_timer);
+	ev_timer_stop(c->set->loop, &c->hold_timer);
 	close(c->fd);
 	c->fd = -1;
 	sched_owner_deinit(&c->so);
@@ -199,10 +268,15 @@ void client_close(struct client *c)
 
 		/* A preload reads on for the cache (not on a stopping daemon). */
 		if ((j->req.flags & DL_LOAD_DETACH) && !j->err && !j->replied &&
-		    !c->set->stopping)
+		    !c->set->stopping) {
 			kept++;
-		else
-			job_detach(j);
+			continue;
+		}
+		/* A load it asked for and left: work for nothing (not on a stop, which
+		 * is ours, nor for one already answered). */
+		if (!j->replied && !c->set->stopping)
+			client_failed_n(c, client_cancel_cost(c, j));
+		job_detach(j);
 	}
 	if (kept) {
 		list_add_tail(&c->set->lingering, &c->link);
@@ -232,7 +306,9 @@ int client_new_local(struct client **out, struct client_set *set, const char *na
 	ev_io_init(&c->rio, on_readable, -1, EV_READ);	/* never started */
 	ev_io_init(&c->wio, on_writable, -1, EV_WRITE);
 	ev_timer_init(&c->idle_timer, on_idle_timer, 0, 0);	/* nor this */
+	ev_timer_init(&c->hold_timer, on_hold_timer, 0, 0);	/* nor this */
 	c->idle_timer.data = c;
+	c->hold_timer.data = c;
 	list_add_tail(&set->lingering, &c->link);
 	c->busy++;			/* until client_local_done() */
 	*out = c;
@@ -356,7 +432,8 @@ static void client_resume_check(struct client *c)
 	    (c->out_fds && c->out_fds + c->n_jobs >= cfg->max_queued))
 		return;
 	c->paused = false;
-	ev_io_start(c->set->loop, &c->rio);
+	if (!c->held)
+		ev_io_start(c->set->loop, &c->rio);
 	log_debug("conn %llu: reading its requests again", (unsigned long long)c->conn_id);
 }
 
@@ -455,6 +532,8 @@ void client_send_error(struct client *c, uint64_t id, int err, const char *msg)
 
 	if (n > 0)
 		client_send(c, buf, (size_t)n, -1);
+	if (err != ESHUTDOWN)
+		client_failed(c);
 }
 
 void client_send_plain(struct client *c, uint16_t type, uint64_t id, const void *p,
@@ -506,6 +585,20 @@ static void owner_failed(struct job *j, int err, const char *msg)
 	client_send_error(owner_client(j), j->id, err, msg);
 }
 
+/* A load that is not detached has nobody to go to once the peer hung up. A closed
+ * client's loads were dealt with at its close (those left are detached, or read for
+ * others), and the daemon's own have no peer. */
+static bool owner_hung_up(struct job *j)
+{
+	struct client *c = owner_client(j);
+
+	if (c->local || c->closed || (j->req.flags & DL_LOAD_DETACH) ||
+	    !client_peer_gone(c))
+		return false;
+	client_failed(c);		/* it ends now, for nothing */
+	return true;
+}
+
 static void owner_released(struct job *j)
 {
 	struct client *c = owner_client(j);
@@ -521,6 +614,7 @@ static const struct job_owner_ops client_owner_ops = {
 	.done = owner_done,
 	.failed = owner_failed,
 	.released = owner_released,
+	.hung_up = owner_hung_up,
 };
 
 /* What the engine knows of this connection; its queues and limits too. */
@@ -556,6 +650,40 @@ void client_send_trail(struct client *c, uint16_t type, uint64_t id, const void 
 	free(out);
 }
 
+/* Whether @c's peer has closed its end; asked once per loop iteration at most. */
+static bool client_peer_gone(struct client *c)
+{
+	struct pollfd pfd = { .fd = c->fd, .events = POLLIN | POLLRDHUP };
+	ev_tstamp now = ev_now(c->set->loop);
+
+	if (c->closed)
+		return true;
+	if (c->hup_asked != now) {
+		c->hup_asked = now;
+		c->hung_up = poll(&pfd, 1, 0) == 1 && (pfd.revents & (POLLHUP | POLLRDHUP));
+	}
+	return c->hung_up;
+}
+
+/*
+ * Whether @m is a load nobody will take: its connection has hung up (a closed
+ * SOCK_SEQPACKET peer shows POLLHUP at once, while its last datagrams still wait to
+ * be read), so its DONE would go nowhere and the load would only be cancelled at the
+ * end of stream that follows. Such a load is dropped before it costs a job and a
+ * worker's open: a client that connects, asks and dies in a loop costs the daemon
+ * an accept and a read. A detached load (DL_LOAD_DETACH) is meant to outlive its
+ * connection and is served. Its loads ask again before their next step (job.c).
+ */
+static bool client_hung_up_load(struct client *c, const struct dl_msg *m)
+{
+	if (m->hdr.type != DL_LOAD && m->hdr.type != DL_LOAD_EXTENTS)
+		return false;
+	if ((m->u.load.flags & DL_LOAD_DETACH) || !client_peer_gone(c))
+		return false;
+	client_failed(c);
+	return true;
+}
+
 static bool client_dispatch(struct client *c, const char *buf, size_t len, int *fds,
 			    int nfds)
 {
@@ -585,6 +713,10 @@ static bool client_dispatch(struct client *c, const char *buf, size_t len, int *
 		return !c->closed;
 	}
 
+	if (client_hung_up_load(c, &m)) {
+		close_fds(fds, nfds);
+		return true;		/* the end of stream that follows closes it */
+	}
 	/* The request handlers (handlers.c) take the fds, if any. */
 	client_touch(c);
 	c->set->dispatch(c, &m, fds, nfds);
@@ -597,7 +729,11 @@ static void client_read_batch(struct client *c)
 
 	for (int i = 0; i < RECV_BATCH && !c->closed && !c->broken && !c->paused; i++) {
 		int fds[DL_MAX_FDS], nfds = 0;
-		ssize_t n = dl_recv(c->fd, buf, DL_MSG_MAX, fds, DL_MAX_FDS, &nfds);
+		ssize_t n;
+
+		if (client_hold(c))
+			return;
+		n = dl_recv(c->fd, buf, DL_MSG_MAX, fds, DL_MAX_FDS, &nfds);
 
 		if (n == -EAGAIN)
 			return;
@@ -673,6 +809,8 @@ int client_new(struct client **out, struct client_set *set, int fd)
 	ev_io_init(&c->rio, on_readable, fd, EV_READ);
 	ev_io_init(&c->wio, on_writable, fd, EV_WRITE);
 	ev_timer_init(&c->idle_timer, on_idle_timer, 0, 0);
+	ev_timer_init(&c->hold_timer, on_hold_timer, 0, 0);
+	c->hold_timer.data = c;
 	c->rio.data = c;
 	c->wio.data = c;
 	c->idle_timer.data = c;

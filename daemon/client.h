@@ -68,6 +68,11 @@ struct client {
 	bool closed;			/* socket closed; waiting for jobs to let go */
 	bool broken;			/* a send failed: close from the write watcher */
 	bool local;			/* the daemon's own (client_new_local) */
+	bool held;			/* its uid failed too often: not read until
+					 * hold_timer (quota.h) */
+	ev_timer hold_timer;
+	bool hung_up;			/* its peer closed its end, as of hup_asked */
+	ev_tstamp hup_asked;		/* ev_now of the last ask (client_peer_gone) */
 	ev_timer idle_timer;		/* idle_timeout: closes it after a quiet spell */
 	ev_tstamp last_active;		/* its last request, or when it last had
 					 * something in flight (ev_now) */

@@ -58,6 +58,7 @@ void config_init(struct config *c)
 		.max_inflight_per_uid = { .bytes = 0 },
 		.max_cached_per_uid = { .pct = 100, .is_pct = true },
 		.max_pinned_per_uid = { .pct = 50, .is_pct = true },
+		.max_failures_per_uid = 50,
 	};
 	limits_init(&c->limits);
 }
@@ -393,6 +394,8 @@ static const struct key_rule keys[] = {
 	SHARE("quota", max_pinned_per_uid,
 	      "must be a size such as 1G (0: no limit) or a percentage of cache_limit "
 	      "such as 50%"),
+	UINT("quota", max_failures_per_uid, 0, 1u << 20,
+	     "must be a number of failing requests a second from 0 (no limit) to 1048576"),
 	CUSTOM("preload", "preload", key_preload,
 	       "must be an absolute path or glob(3) pattern"),
 };
@@ -557,6 +560,7 @@ bool config_reload(struct config *live, struct config *next)
 	LIVE(max_inflight, "[io] max_inflight");
 	LIVE(stop_timeout_s, "[daemon] stop_timeout_s");
 	LIVE(max_loads_per_uid, "[quota] max_loads_per_uid");
+	LIVE(max_failures_per_uid, "[quota] max_failures_per_uid");
 	live->max_inflight_per_uid = next->max_inflight_per_uid;
 	RESTART(!share_equal(&live->max_cached_per_uid, &next->max_cached_per_uid),
 		"[quota] max_cached_per_uid");

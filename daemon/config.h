@@ -85,6 +85,8 @@ struct config {
 	struct config_share max_cached_per_uid;	/* bytes of its kept buffers, % of
 						 * the cache */
 	struct config_share max_pinned_per_uid;	/* of them pinned, % of the cache */
+	unsigned max_failures_per_uid;	/* failing requests a second before its
+					 * requests are paced (quota.h); 0: no limit */
 
 	/* [preload]: paths or glob(3) patterns, in file order (each "preload =" line
 	 * appends one) */

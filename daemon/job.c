@@ -878,13 +878,24 @@ static bool job_task_ok(struct job *j, int res)
 	return true;
 }
 
+/* Whether @j ends here because its client hung up: before a worker's trip or a read
+ * that nobody would take (a client that asks and dies in a loop). A leader that others
+ * joined reads on for them. */
+static bool job_owner_left(struct job *j)
+{
+	if (!j->owner->ops->hung_up || !j->owner->ops->hung_up(j))
+		return false;
+	job_detach(j);
+	return j->err != 0;
+}
+
 /* The source is open (open_run): a shareable load asks the cache, the others were
  * prepared on the worker already and start reading. */
 static void open_done(struct worker_task *t, int res)
 {
 	struct job *j = list_entry(t, struct job, task);
 
-	if (!job_task_ok(j, res))
+	if (!job_task_ok(j, res) || job_owner_left(j))
 		return;
 	if (j->filled) {
 		/* A small load, read and sealed: the cache is asked now (a hit or a
@@ -912,7 +923,7 @@ static void prepare_done(struct worker_task *t, int res)
 {
 	struct job *j = list_entry(t, struct job, task);
 
-	if (job_task_ok(j, res))
+	if (job_task_ok(j, res) && !job_owner_left(j))
 		job_start_reading(j);
 }
 

@@ -44,6 +44,9 @@ struct job_owner_ops {
 	void (*failed)(struct job *j, int err, const char *msg);
 	/* the job is about to be freed: the owner lets go of it */
 	void (*released)(struct job *j);
+	/* optional: whether nobody can take the job's reply any more (its connection
+	 * hung up; the owner learns it for sure a little later, at its end of stream) */
+	bool (*hung_up)(struct job *j);
 };
 
 /*

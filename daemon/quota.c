@@ -1,17 +1,23 @@
 /*
- * quota.c: loads and bytes in flight per uid (see quota.h). A list, not a table: the
- * uids with loads in flight at once are few, and each LOAD looks its own up once.
+ * quota.c: loads and bytes in flight per uid, and the budget of failing requests per
+ * uid (see quota.h). Lists, not tables: the uids with loads in flight at once are
+ * few, as are those that failed in the last second or two, and each request looks
+ * its own up once.
  */
 #include <errno.h>
 #include <stdio.h>
+#include <stdbool.h>
 #include <stdlib.h>
+#include <unistd.h>
 
+#include "log.h"
 #include "quota.h"
 
 void quota_init(struct quota *q)
 {
 	pthread_mutex_init(&q->lock, NULL);
 	list_init(&q->uids);
+	list_init(&q->fails);
 }
 
 void quota_deinit(struct quota *q)
@@ -23,6 +29,10 @@ void quota_deinit(struct quota *q)
 	list_for_each_safe(pos, tmp, &q->uids) {
 		list_del(pos);
 		free(list_entry(pos, struct quota_uid, link));
+	}
+	list_for_each_safe(pos, tmp, &q->fails) {
+		list_del(pos);
+		free(list_entry(pos, struct quota_fails, link));
 	}
 	pthread_mutex_destroy(&q->lock);
 }
@@ -105,4 +115,89 @@ int quota_bytes_admit(struct quota *q, struct quota_uid *u, uint64_t bytes, uint
 	}
 	pthread_mutex_unlock(&q->lock);
 	return r;
+}
+
+/* ---- failing requests ---------------------------------------------------------------- */
+
+static bool fails_exempt(uid_t uid, unsigned rate)
+{
+	return !rate || uid == 0 || uid == geteuid();
+}
+
+/* Refills @f to @now; true when it is full again (nothing to remember). */
+static bool fails_refill(struct quota_fails *f, unsigned rate, uint64_t now)
+{
+	if (now > f->at_ns)
+		f->level += (double)(now - f->at_ns) * rate / 1e9;
+	f->at_ns = now;
+	if (f->level < (double)rate)
+		return false;
+	f->level = rate;
+	return true;
+}
+
+/* @uid's bucket refilled to @now, or NULL when it is full (forgotten then). Drops the
+ * other full ones on the way, so the list holds only uids that failed lately. */
+static struct quota_fails *fails_find(struct quota *q, uid_t uid, unsigned rate,
+				      uint64_t now)
+{
+	struct quota_fails *found = NULL;
+	struct list *pos, *tmp;
+
+	list_for_each_safe(pos, tmp, &q->fails) {
+		struct quota_fails *f = list_entry(pos, struct quota_fails, link);
+
+		if (f->uid == uid)
+			found = f;
+		if (fails_refill(f, rate, now)) {
+			list_del(&f->link);
+			free(f);
+			if (found == f)
+				found = NULL;
+		}
+	}
+	return found;
+}
+
+void quota_failed(struct quota *q, uid_t uid, unsigned n, unsigned rate, uint64_t now_ns)
+{
+	struct quota_fails *f;
+
+	if (fails_exempt(uid, rate))
+		return;
+	f = fails_find(q, uid, rate, now_ns);
+	if (!f) {
+		f = calloc(1, sizeof(*f));
+		if (!f)
+			return;		/* not counted: no worse than no limit */
+		f->uid = uid;
+		f->level = rate;
+		f->at_ns = now_ns;
+		list_add_tail(&q->fails, &f->link);
+	}
+	f->n++;
+	/* A second's worth of debt at most: a uid that stops failing is read again
+	 * within two seconds, however much it failed before. */
+	f->level -= n;
+	if (f->level < 1.0 - (double)rate)
+		f->level = 1.0 - (double)rate;
+	/* Once per spell: the entry goes when its bucket is full again. */
+	if (f->level < 1.0 && !f->told) {
+		f->told = true;
+		log_notice("uid %u: %llu requests failed within a second or so, over "
+			   "max_failures_per_uid = %u a second: its requests are read at that "
+			   "pace", (unsigned)uid, (unsigned long long)f->n, rate);
+	}
+}
+
+uint64_t quota_fail_wait(struct quota *q, uid_t uid, unsigned rate, uint64_t now_ns)
+{
+	struct quota_fails *f;
+
+	if (fails_exempt(uid, rate) || list_empty(&q->fails))
+		return 0;
+	f = fails_find(q, uid, rate, now_ns);
+	if (!f || f->level >= 1.0)
+		return 0;
+	return (uint64_t)((1.0 - f->level) * 1e9 / rate) + 1;
 }

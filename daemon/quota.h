@@ -8,10 +8,23 @@
  * One per engine. Loads start and end on the loop; their bytes are admitted on the
  * workers, where buffers are made (job.c's prepare step), so a mutex guards the
  * tallies. A uid's tally exists while it has a load.
+ *
+ * Failing requests: a request that fails (an ERROR reply), or a load dropped or
+ * cancelled because its connection hung up, costs the daemon work and returns
+ * nothing, so a client that resends them as fast as they are answered (loads of
+ * files it holds leases on) or connects, asks and dies in a loop can spin it. Each
+ * such failure of a uid takes one token (a cancelled load one more per chunk it
+ * read) of a bucket that fills at
+ * [quota] max_failures_per_uid a second and holds a second's worth; it may run a
+ * second's worth into debt. While the bucket holds less than one token the uid's
+ * requests are not read (client.c holds its connections), so its failures are
+ * paced at that rate whatever it sends, and a uid that seldom fails never waits.
+ * Root and the daemon's own uid are exempt, as from every quota.
  */
 #pragma once
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -24,9 +37,22 @@ struct quota_uid {
 	uint64_t bytes;			/* buffer bytes admitted to them */
 };
 
+/* A uid's failing requests (quota_failed): a bucket of max_failures_per_uid a second,
+ * which may run into a second's debt. Loop thread only. */
+struct quota_fails {
+	struct list link;		/* in quota->fails */
+	uid_t uid;
+	double level;			/* failures it may still cause at once; below 1:
+					 * its requests wait */
+	uint64_t at_ns;			/* when level was last refilled */
+	uint64_t n;			/* failures counted (for the log) */
+	bool told;			/* logged that it is held */
+};
+
 struct quota {
 	pthread_mutex_t lock;		/* the list and every tally in it */
 	struct list uids;
+	struct list fails;		/* loop thread only: uids whose bucket is not full */
 };
 
 void quota_init(struct quota *q);
@@ -49,3 +75,11 @@ void quota_load_end(struct quota *q, struct quota_uid *u, uint64_t bytes);
  */
 int quota_bytes_admit(struct quota *q, struct quota_uid *u, uint64_t bytes, uint64_t max, char *msg,
 		      size_t len);
+
+/* A request of @uid failed at @now_ns (CLOCK_MONOTONIC ns), costing @n tokens (a load
+ * cancelled after it read counts its chunks too), under @rate failures a second (0: no
+ * limit). Loop thread. */
+void quota_failed(struct quota *q, uid_t uid, unsigned n, unsigned rate, uint64_t now_ns);
+/* How long @uid's requests wait before they are read (ns, 0: none) at @now_ns under
+ * @rate: the time until its bucket holds a token again. Loop thread. */
+uint64_t quota_fail_wait(struct quota *q, uid_t uid, unsigned rate, uint64_t now_ns);

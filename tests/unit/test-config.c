@@ -187,6 +187,8 @@ static void accepted_values(void)
 		"[quota]\nmax_cached_per_uid = 0\n",
 		"[quota]\nmax_pinned_per_uid = 0%\n",
 		"[quota]\nmax_pinned_per_uid = 100%\n",
+		"[quota]\nmax_failures_per_uid = 0\n",
+		"[quota]\nmax_failures_per_uid = 1000\n",
 		"[cache]\ncache_limit = 0%\n",
 		"[cache]\ncache_limit = 512M\n",
 		"[daemon]\nlog_level = error\n",
@@ -293,6 +295,8 @@ static void bad_values(void)
 		{ "quota", "max_inflight_per_uid", "101%" },
 		{ "quota", "max_cached_per_uid", "half" },
 		{ "quota", "max_pinned_per_uid", "%" },
+		{ "quota", "max_failures_per_uid", "-1" },
+		{ "quota", "max_failures_per_uid", "fast" },
 		{ "daemon", "socket_mode", "999" },
 		{ "daemon", "socket_mode", "rw-rw-rw-" },
 		{ "daemon", "socket_mode", "" },
@@ -560,6 +564,7 @@ static void shares(void)
 	CHECK_U64(config_share_bytes(&c.max_cached_per_uid, 1000), ==, 1000);
 	CHECK_U64(config_share_bytes(&c.max_pinned_per_uid, 1000), ==, 500);
 	CHECK_U64(c.max_loads_per_uid, ==, 256);
+	CHECK_U64(c.max_failures_per_uid, ==, 50);
 	c.max_pinned_per_uid = (struct config_share){ .bytes = 4096 };
 	CHECK_U64(config_share_bytes(&c.max_pinned_per_uid, 1000), ==, 4096);
 	c.max_pinned_per_uid = (struct config_share){ .is_pct = true };
@@ -600,6 +605,7 @@ static void shipped_conf(void)
 		CHECK_INT(c.fixed_buffers, ==, def.fixed_buffers);
 		CHECK_U64(c.cache_limit, ==, def.cache_limit);
 		CHECK_U64(c.cache_limit_pct, ==, def.cache_limit_pct);
+		CHECK_U64(c.max_failures_per_uid, ==, def.max_failures_per_uid);
 		CHECK_U64(c.max_loads_per_uid, ==, def.max_loads_per_uid);
 	}
 	config_deinit(&c);
