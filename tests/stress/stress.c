@@ -24,6 +24,8 @@
  * When the attack takes the CPUs, echo grows as the load's latency does: what the
  * daemon cannot give back on 2 cores.
  *
+ * The CPUs are shared as under systemd, by slice (see slices_setup below).
+ *
  * Cases: idle (the baseline); idle-conns (one uid opens 300 idle connections, past
  * max_clients); throttled (16 loads of 8 MiB at 1 byte/s on one connection);
  * slow-leader (a 1 byte/s load of a public file that the victim's loads then join);
@@ -104,6 +106,123 @@ static void *sampler(void *arg)
 	return NULL;
 }
 
+/* ---- slices ------------------------------------------------------------------- */
+
+/*
+ * Under systemd the daemon runs in system.slice and each user's processes in their own
+ * user-UID.slice, and the unit's CPUWeight= turns the cpu controller on, so a user's
+ * fork loops share the CPUs with the daemon and root by slice, not by process. Here
+ * (as root, where a cpu controller is writable) the same split: three cpu cgroups
+ * under ours, "system" (the daemon), "user-0" (this program: the victim and the echo)
+ * and "user-65534" (the attackers). Without them the table says "no slices", and 4
+ * fork loops on 2 cores take the CPUs from the daemon as from any process
+ * (STRESS_SLICES=0 runs it so, for comparison).
+ */
+static char slice_base[PATH_MAX + 32];	/* our cpu cgroup's dmaload-stress dir; "" if none */
+
+static bool write_str(const char *path, const char *text)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	ssize_t n = -1;
+
+	if (fd >= 0) {
+		n = write(fd, text, strlen(text));
+		close(fd);
+	}
+	return n == (ssize_t)strlen(text);
+}
+
+/* Moves @pid (all its threads) into slice @name. */
+static bool slice_join(const char *name, pid_t pid)
+{
+	char path[PATH_MAX + 128], num[32];
+
+	if (!slice_base[0])
+		return false;
+	snprintf(path, sizeof(path), "%s/%s/cgroup.procs", slice_base, name);
+	snprintf(num, sizeof(num), "%d", (int)pid);
+	return write_str(path, num);
+}
+
+/* Our cpu cgroup's directory: v1's cpu hierarchy, else v2's (whose cpu controller
+ * slices_setup turns on below it). Lines of /proc/self/cgroup: ID:CONTROLLERS:PATH. */
+static bool cpu_cgroup_dir(char *dir, size_t len, bool *v2)
+{
+	char line[PATH_MAX + 64], *ctl, *path;
+	FILE *f = fopen("/proc/self/cgroup", "re");
+	bool v1 = false;
+
+	if (!f)
+		return false;
+	*v2 = false;
+	while (!v1 && fgets(line, sizeof(line), f)) {
+		line[strcspn(line, "\n")] = '\0';
+		if (!(ctl = strchr(line, ':')) || !(path = strchr(++ctl, ':')))
+			continue;
+		*path++ = '\0';
+		if (!*ctl) {
+			*v2 = true;
+			snprintf(dir, len, "/sys/fs/cgroup%s", path);
+			continue;
+		}
+		for (char *c = strtok(ctl, ","); c; c = strtok(NULL, ","))
+			if (!strcmp(c, "cpu")) {
+				snprintf(dir, len, "/sys/fs/cgroup/cpu%s", path);
+				v1 = true;
+				break;
+			}
+	}
+	fclose(f);
+	if (v1)
+		*v2 = false;
+	return v1 || *v2;
+}
+
+static void slices_setup(void)
+{
+	static const char *const names[] = { "system", "user-0", "user-65534" };
+	char dir[PATH_MAX], path[PATH_MAX + 128];
+	bool v2 = false;
+
+	if (!as_nobody || (getenv("STRESS_SLICES") && !strcmp(getenv("STRESS_SLICES"), "0")) ||
+	    !cpu_cgroup_dir(dir, sizeof(dir), &v2))
+		return;
+	snprintf(slice_base, sizeof(slice_base), "%s/dmaload-stress", dir);
+	if (mkdir(slice_base, 0755) < 0 && errno != EEXIST)
+		goto none;
+	snprintf(path, sizeof(path), "%s/cgroup.subtree_control", slice_base);
+	if (v2 && !write_str(path, "+cpu"))
+		goto none;
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", slice_base, names[i]);
+		if (mkdir(path, 0755) < 0 && errno != EEXIST)
+			goto none;
+	}
+	if (slice_join("user-0", getpid()))
+		return;
+none:
+	rmdir(slice_base);
+	slice_base[0] = '\0';
+}
+
+/* Back to where we came from, and the cgroups gone (the daemon has exited). */
+static void slices_teardown(void)
+{
+	static const char *const names[] = { "system", "user-0", "user-65534" };
+	char path[PATH_MAX + 128], num[32];
+
+	if (!slice_base[0])
+		return;
+	snprintf(path, sizeof(path), "%s/../cgroup.procs", slice_base);
+	snprintf(num, sizeof(num), "%d", (int)getpid());
+	write_str(path, num);
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", slice_base, names[i]);
+		rmdir(path);
+	}
+	rmdir(slice_base);
+}
+
 /* ---- attackers ------------------------------------------------------------------ */
 
 /* In a forked child: become nobody (if root), keep a high fd limit. */
@@ -112,6 +231,7 @@ static void drop(void)
 	struct rlimit rl = { 4096, 4096 };
 
 	setrlimit(RLIMIT_NOFILE, &rl);
+	slice_join("user-65534", getpid());
 	if (as_nobody && (setgroups(0, NULL) < 0 || setgid(65534) < 0 || setuid(65534) < 0))
 		_exit(111);
 }
@@ -378,6 +498,7 @@ static bool ensure_daemon(void)
 		fprintf(stderr, "stress: cannot start the daemon: %s\n", why);
 		return false;
 	}
+	slice_join("system", d.pid);
 	daemon_baseline(&d);
 	return true;
 }
@@ -492,6 +613,7 @@ int main(int argc, char **argv)
 	setenv("DMALOAD_TEST_TMP", argv[2], 1);
 	signal(SIGPIPE, SIG_IGN);
 	as_nobody = geteuid() == 0;
+	slices_setup();
 	if (!ensure_daemon())
 		return 1;
 	snprintf(victim_path, sizeof(victim_path), "%s/victim", d.dir);
@@ -522,6 +644,10 @@ int main(int argc, char **argv)
 	       "victim: root, 64 KiB loads, %d ms limit each\n", argv[1], case_ms,
 	       as_nobody ? "nobody" : "the caller (not root: same uid as the victim)",
 	       LOAD_TIMEOUT_MS);
+	printf("# cpu: %s\n", slice_base[0] ? "daemon, victim and attackers in cpu cgroups of "
+	       "their own, as systemd's slices (system, user-0, user-65534)" :
+	       "no slices (STRESS_SLICES=0, not root, or no writable cpu controller): all "
+	       "share the CPUs process by process");
 	printf("%-12s %11s %8s %10s %8s %8s %6s %6s  %s\n", "case", "victim ok", "p50 ms",
 	       "max ms", "echo ms", "RSS MiB", "fds", "CPU %", "note");
 	echo_start();
@@ -539,5 +665,6 @@ int main(int argc, char **argv)
 	if (daemon_alive(&d))
 		daemon_stop(&d);
 	daemon_cleanup(&d);
+	slices_teardown();
 	return 0;
 }
