@@ -14,6 +14,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/inotify.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/socket.h>
@@ -295,6 +296,66 @@ static void out_of_fds(void)
 	       "no log line about accepting again");
 }
 
+#define N_HUP 8
+
+/*
+ * Loads whose connection hung up before the daemon read them are dropped: no job, no
+ * open, nothing to cancel (connect-die in make stress). With the daemon stopped,
+ * N_HUP connections each send a LOAD of one file and close; one more sends a LOAD of
+ * another file and stays. After SIGCONT the staying one gets its DONE, and nothing
+ * opened the first file (inotify IN_OPEN): a load that was started, then cancelled
+ * by the close, would have opened it on a worker first.
+ */
+static void hung_up_dropped(void)
+{
+	char gone_path[PATH_MAX + 16], stay_path[PATH_MAX + 16];
+	struct raw_msg *rm = raw_msg_new();
+	int stay = -1, ino = -1, sent = 0, r;
+	char ev[4096];
+
+	snprintf(gone_path, sizeof(gone_path), "%s/hup-gone", d.dir);
+	snprintf(stay_path, sizeof(stay_path), "%s/hup-stay", d.dir);
+	if (!CHECK(file_make(gone_path, 1 << 20, 7, 0644) == 0 &&
+		   file_make(stay_path, 1 << 20, 8, 0644) == 0))
+		goto out;
+	ino = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	if (!CHECK(ino >= 0 && inotify_add_watch(ino, gone_path, IN_OPEN) >= 0))
+		goto out;
+	if (!CHECK(kill(d.pid, SIGSTOP) == 0))
+		goto out;
+	for (int i = 0; i < N_HUP; i++) {
+		int s = raw_connect(d.sock);
+
+		if (s >= 0 && raw_send_load(s, 1, gone_path, -1, 0, 1 << 20, 0) == 0)
+			sent++;
+		if (s >= 0)
+			close(s);
+	}
+	stay = raw_connect(d.sock);
+	r = stay >= 0 ? raw_send_load(stay, 1, stay_path, -1, 0, 1 << 20, 0) : stay;
+	kill(d.pid, SIGCONT);
+	CHECKF(sent == N_HUP, "%d of %d hung-up LOADs sent", sent, N_HUP);
+	if (!CHECKF(r == 0, "the staying connection: %s", strerror(-r)))
+		goto out;
+	r = raw_wait_final(stay, 1, rm, 5000);
+	if (CHECKF(r == 1 && rm->decode == 0 && rm->m.hdr.type == DL_DONE,
+		   "the staying connection's LOAD: no DONE (%d)", r))
+		CHECK_BUF(rm->fd, 1 << 20, 8, 0);
+	sleep_ms(300);
+	CHECKF(read(ino, ev, sizeof(ev)) < 0 && errno == EAGAIN,
+	       "the file of the hung-up connections' loads was opened: they were started");
+	close(stay);
+	stay = -1;
+	raw_msg_clear(rm);
+	CHECK_SETTLED(&d, 3000);
+out:
+	if (stay >= 0)
+		close(stay);
+	if (ino >= 0)
+		close(ino);
+	raw_msg_free(rm);
+}
+
 /* The built-in defaults (256 x 64 loads x 3 fds) under an fd limit of 20,000: a
  * notice with what the limit holds, (20000 - 256 - 64) / 3 = 6560 loads, no warning. */
 static void defaults_fd_notice(void)
@@ -347,6 +408,8 @@ int main(void)
 	     "reason (EAGAIN); root still connects and loads", PER_UID);
 	CASE(ctl_reports_refusal(), "max_clients taken: dmaload-ctl and libdmaload give the "
 	     "daemon's reason");
+	CASE(hung_up_dropped(), "%d LOADs of connections closed before the daemon read them "
+	     "are dropped unstarted; a staying one is served", N_HUP);
 	CASE(out_of_fds(), "RLIMIT_NOFILE %d, %d clients: no accept() spin (CPU, log), the "
 	     "refused hear why, served again after", LOW_NOFILE, N_FLOOD);
 	if (lo.pid > 0)
