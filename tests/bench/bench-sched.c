@@ -80,14 +80,6 @@ static void warm(const struct bfile *f)
 	close(fd);
 }
 
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* Loads [off, off + len) of @f; checks every byte. Seconds into *secs; 0 or -1 with
  * the reason in @err. */
 static int load(struct dmaload *dl, const struct bfile *f, uint64_t off, uint64_t len,

@@ -109,14 +109,6 @@ static void set_unlink(const struct set *s)
 	}
 }
 
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* Compares @len bytes at @p with pattern @seed; @expect is scratch of @len bytes. */
 static bool bytes_ok(const void *p, uint64_t len, uint32_t seed, void *expect)
 {

@@ -36,6 +36,8 @@
 /* ---- time (util.c) ---------------------------------------------------------------- */
 
 uint64_t now_ms(void);
+/* The same clock in seconds, to the nanosecond: for latencies and rates. */
+double now_s(void);
 void sleep_ms(unsigned ms);
 
 /* ---- temp dirs (util.c) ----------------------------------------------------------- */
