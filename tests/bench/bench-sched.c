@@ -577,17 +577,10 @@ int main(int argc, char **argv)
 {
 	const char *rows = "rate,fairness,latency";
 	char why[512];
-	int i = 1;
+	int i;
 
 	daemon_kill_on_signal(&d);
-	for (; i < argc && argv[i][0] == '-'; i++) {
-		if (strcmp(argv[i], "--quick") == 0)
-			quick = true;
-		else if (strcmp(argv[i], "--rows") == 0 && i + 1 < argc)
-			rows = argv[++i];
-		else
-			break;
-	}
+	i = bench_options(argc, argv, &quick, &rows);
 	if (i + 1 != argc) {
 		fprintf(stderr, "usage: bench-sched [--quick] [--rows rate,fairness,latency] "
 			"WORKDIR\n");

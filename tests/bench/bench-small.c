@@ -536,17 +536,10 @@ int main(int argc, char **argv)
 	const char *rows = "small,hits";
 	struct rlimit rl;
 	char why[512];
-	int i = 1;
+	int i;
 
 	daemon_kill_on_signal(&d);
-	for (; i < argc && argv[i][0] == '-'; i++) {
-		if (strcmp(argv[i], "--quick") == 0)
-			quick = true;
-		else if (strcmp(argv[i], "--rows") == 0 && i + 1 < argc)
-			rows = argv[++i];
-		else
-			break;
-	}
+	i = bench_options(argc, argv, &quick, &rows);
 	if (i + 1 != argc) {
 		fprintf(stderr, "usage: bench-small [--quick] [--rows small,hits] WORKDIR\n");
 		return 2;

@@ -492,6 +492,21 @@ void daemon_kill_on_signal(struct test_daemon *d)
 	signal(SIGHUP, kill_on_signal);
 }
 
+int bench_options(int argc, char **argv, bool *quick, const char **rows)
+{
+	int i = 1;
+
+	for (; i < argc && argv[i][0] == '-'; i++) {
+		if (strcmp(argv[i], "--quick") == 0)
+			*quick = true;
+		else if (strcmp(argv[i], "--rows") == 0 && i + 1 < argc)
+			*rows = argv[++i];
+		else
+			break;
+	}
+	return i;
+}
+
 bool name_listed(const char *list, const char *name)
 {
 	size_t n = strlen(name);

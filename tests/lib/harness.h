@@ -184,6 +184,9 @@ int daemon_stop(struct test_daemon *d);
 void daemon_kill_on_signal(struct test_daemon *d);
 /* Whether @name is one of the comma-separated names in @list (a bench's --rows). */
 bool name_listed(const char *list, const char *name);
+/* Reads a bench's options, [--quick] [--rows LIST], into @quick and @rows (left as
+ * they are when absent). Returns the index of the first other argument. */
+int bench_options(int argc, char **argv, bool *quick, const char **rows);
 /* Prints the last @lines lines of the daemon's log to stderr. */
 void daemon_log_tail(const struct test_daemon *d, int lines);
 /* If the daemon has exited, reaps it: true with its wait status in *@status, and
