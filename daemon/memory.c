@@ -17,10 +17,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "log.h"
 #include "memory.h"
+#include "util.h"
 
 /* $DMALOAD_MEMORY_ROOT + @path into @out. */
 static void rooted(char *out, size_t len, const char *path)
@@ -145,14 +145,6 @@ void memory_init(struct memory *m, uint64_t reserve)
 		m->limit_path[0] = m->usage_path[0] = '\0';	/* not readable: none */
 }
 
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 /* Reads the kernel's numbers anew. Under m->lock. */
 static void sample(struct memory *m, uint64_t now)
 {
@@ -179,7 +171,7 @@ static uint64_t sample_room(const struct memory *m)
 
 int memory_admit(struct memory *m, uint64_t bytes, char *msg, size_t len)
 {
-	uint64_t now = mono_ns(), avail, limit, usage, inflight;
+	uint64_t now = now_ns(), avail, limit, usage, inflight;
 	bool cgroup;
 
 	pthread_mutex_lock(&m->lock);
