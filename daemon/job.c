@@ -32,6 +32,21 @@ static void job_done_own(struct job *j);
 static void job_release_soon(struct job *j);
 static void open_done(struct worker_task *t, int res);
 
+/* Hands @j to a worker: @run there, then @done on the loop. @first: ahead of the tasks
+ * already queued in @lane. */
+static void job_submit(struct job *j, int (*run)(struct worker_task *),
+		       void (*done)(struct worker_task *, int), enum worker_lane lane,
+		       bool first)
+{
+	j->task = (struct worker_task){ .run = run, .done = done, .lane = lane,
+					.uid = j->owner->cred->uid };
+	j->task_busy = true;
+	if (first)
+		worker_submit_first(j->eng->pool, &j->task);
+	else
+		worker_submit(j->eng->pool, &j->task);
+}
+
 /*
  * Small files take a short way: a plain auto load of at most JOB_SMALL_MAX bytes into a
  * new memfd is opened, read with sendfile (no mapping: no page faults, no munmap and
@@ -690,27 +705,16 @@ static void job_share_lookup(struct job *j)
 			j->src_closed = false;
 			j->reopen = true;
 			source_init(&j->src);
-			j->task = (struct worker_task){ .run = open_run, .done = open_done,
-							.lane = WORKER_FILE,
-							.uid = j->owner->cred->uid };
-			j->task_busy = true;
-			worker_submit_first(j->eng->pool, &j->task);
+			job_submit(j, open_run, open_done, WORKER_FILE, true);
 			return;
 		}
 		if (j->small) {
 			/* the hint was wrong, the source is still open: read it */
 			j->reopen = true;
-			j->task = (struct worker_task){ .run = small_run, .done = open_done,
-							.lane = WORKER_FILE,
-							.uid = j->owner->cred->uid };
-			j->task_busy = true;
-			worker_submit_first(j->eng->pool, &j->task);
+			job_submit(j, small_run, open_done, WORKER_FILE, true);
 			return;
 		}
-		j->task = (struct worker_task){ .run = prepare_run, .done = prepare_done,
-						.lane = WORKER_FILE, .uid = j->owner->cred->uid };
-		j->task_busy = true;
-		worker_submit(j->eng->pool, &j->task);
+		job_submit(j, prepare_run, prepare_done, WORKER_FILE, false);
 		return;
 	}
 }
@@ -855,10 +859,7 @@ static bool job_into_from_cache(struct job *j)
 		(unsigned long long)j->cp.len, e->name);
 	j->state = DL_STATE_READING;
 	/* Capped per uid like a read: a copy of GiBs takes a thread for a while. */
-	j->task = (struct worker_task){ .run = cache_copy_run, .done = cache_copy_done,
-					.lane = WORKER_FILE, .uid = j->owner->cred->uid };
-	j->task_busy = true;
-	worker_submit(j->eng->pool, &j->task);
+	job_submit(j, cache_copy_run, cache_copy_done, WORKER_FILE, false);
 	return true;
 }
 
@@ -1143,10 +1144,7 @@ static void job_finish(struct job *j)
 	j->state = DL_STATE_FINISHING;
 	/* The seal's lane, apart from the opens: it stats the source, which on a hung
 	 * filesystem may hang too, but never waits behind another open. */
-	j->task = (struct worker_task){ .run = finish_run, .done = finish_done,
-					.lane = WORKER_FINISH, .uid = j->owner->cred->uid };
-	j->task_busy = true;
-	worker_submit(j->eng->pool, &j->task);
+	job_submit(j, finish_run, finish_done, WORKER_FINISH, false);
 }
 
 /* ---- releasing (worker) ------------------------------------------------------------ */
@@ -1202,10 +1200,7 @@ static void job_release(struct job *j)
 	j->state = DL_STATE_FINISHING;
 	/* Closing the source may wait on its filesystem (a FUSE flush): not the quick
 	 * lane. */
-	j->task = (struct worker_task){ .run = release_run, .done = release_done,
-					.lane = WORKER_FINISH, .uid = j->owner->cred->uid };
-	j->task_busy = true;
-	worker_submit(j->eng->pool, &j->task);
+	job_submit(j, release_run, release_done, WORKER_FINISH, false);
 }
 
 /*
@@ -1336,15 +1331,10 @@ int job_new(struct job **out, struct engine *eng, struct job_owner *owner,
 	j->quota = quota_load_start(&eng->quota, owner->cred->uid);
 	j->state = DL_STATE_OPENING;
 	/* Opens may hang (a FUSE server, a lease): capped per uid (worker.h). */
-	j->task = (struct worker_task){ .run = open_run, .done = open_done,
-					.lane = WORKER_FILE, .uid = owner->cred->uid };
-	j->task_busy = true;
 	/* A foreground load's open goes before background work queued on the workers
 	 * (freeing a GiB buffer takes tens of ms); opens are short. */
-	if (j->req.priority == DL_PRIO_FOREGROUND)
-		worker_submit_first(j->eng->pool, &j->task);
-	else
-		worker_submit(j->eng->pool, &j->task);
+	job_submit(j, open_run, open_done, WORKER_FILE,
+		   j->req.priority == DL_PRIO_FOREGROUND);
 	*out = j;
 	return 0;
 }
