@@ -35,17 +35,12 @@ static char big[PATH_MAX];
  * the first load reads the disk and takes a while. */
 static bool make_cold(const char *path, uint64_t size, uint32_t seed)
 {
-	int r = file_make(path, size, seed, 0644), fd;
+	int r = file_make(path, size, seed, 0644);
 
 	if (!CHECKF(r == 0, "file_make(%s): %s", path, strerror(-r)))
 		return false;
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (!CHECKF(fd >= 0, "open %s: %s", path, strerror(errno)))
-		return false;
-	fdatasync(fd);
-	posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
-	close(fd);
-	return true;
+	r = file_uncache(path);
+	return CHECKF(r == 0, "dropping %s from the page cache: %s", path, strerror(-r));
 }
 
 static bool get_stats(struct dmaload *dl, struct dmaload_stats *st)

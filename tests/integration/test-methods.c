@@ -52,15 +52,9 @@ static int log_count(const char *needle)
 /* Drops @path from the page cache (written data is synced first). */
 static bool cache_drop(const char *path)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	bool ok;
+	int r = file_uncache(path);
 
-	if (!CHECKF(fd >= 0, "open %s: %m", path))
-		return false;
-	ok = CHECKF(fdatasync(fd) == 0 && posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED) == 0,
-		    "dropping %s from the page cache: %m", path);
-	close(fd);
-	return ok;
+	return CHECKF(r == 0, "dropping %s from the page cache: %s", path, strerror(-r));
 }
 
 /* Reads [0, len) of @path, so it is in the page cache. */

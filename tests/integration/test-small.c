@@ -37,19 +37,14 @@ static struct test_daemon d;
 static bool make_cold(const char *dir, const char *name, uint64_t size, uint32_t seed,
 		      mode_t mode, char *out, size_t len)
 {
-	int r, fd;
+	int r;
 
 	snprintf(out, len, "%s/%s", dir, name);
 	r = file_make(out, size, seed, mode);
 	if (!CHECKF(r == 0, "file_make(%s): %s", out, strerror(-r)))
 		return false;
-	fd = open(out, O_RDONLY | O_CLOEXEC);
-	if (!CHECKF(fd >= 0, "open %s: %s", out, strerror(errno)))
-		return false;
-	fdatasync(fd);
-	posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
-	close(fd);
-	return true;
+	r = file_uncache(out);
+	return CHECKF(r == 0, "dropping %s from the page cache: %s", out, strerror(-r));
 }
 
 static bool get_stats(struct dmaload *dl, struct dmaload_stats *st)

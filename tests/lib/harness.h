@@ -57,6 +57,9 @@ uint8_t pattern_byte(uint32_t seed, uint64_t off);
 void pattern_fill(uint32_t seed, uint64_t off, void *buf, size_t len);
 /* Creates (truncates) @path with @size bytes of pattern @seed, mode @mode. */
 int file_make(const char *path, uint64_t size, uint32_t seed, mode_t mode);
+/* Drops @path's pages from the page cache (its written data synced first), so the next
+ * read of it is cold. 0 or -errno. */
+int file_uncache(const char *path);
 
 /*
  * Checks a buffer fd from a DONE: a memfd, close-on-exec, sealed against shrink, grow,
