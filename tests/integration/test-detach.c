@@ -313,9 +313,7 @@ int main(void)
 
 	check_init(SUITE);
 	if (geteuid() != 0) {
-		check_begin("detach checks");
-		check_skip("needs root (the daemon must run as root, clients as nobody)");
-		check_end();
+		check_skip_case("detach checks", "needs root (the daemon must run as root, clients as nobody)");
 		return 0;
 	}
 	if (!daemon_start_case(&d, SUITE, "chunk_size = 1M\nmax_detached = 2\nhugetlb = off\n",

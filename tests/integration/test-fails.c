@@ -290,9 +290,7 @@ int main(void)
 	check_init(SUITE);
 	signal(SIGPIPE, SIG_IGN);
 	if (geteuid() != 0) {
-		check_begin("failing requests per uid");
-		check_skip("needs root (the clients are nobody and uid 1)");
-		check_end();
+		check_skip_case("failing requests per uid", "needs root (the clients are nobody and uid 1)");
 		return 0;
 	}
 	if (!daemon_start_case(&d, SUITE, NULL, "[quota]\nmax_failures_per_uid = 20\n"))

@@ -313,9 +313,7 @@ int main(void)
 	check_init(SUITE);
 	fs.pid = -1;
 	if (geteuid() != 0) {
-		check_begin("fd source checks");
-		check_skip("needs root (the daemon must run as root, clients as nobody)");
-		check_end();
+		check_skip_case("fd source checks", "needs root (the daemon must run as root, clients as nobody)");
 		return 0;
 	}
 	if (!daemon_start_case(&d, SUITE, NULL, NULL))

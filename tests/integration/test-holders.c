@@ -238,9 +238,7 @@ int main(void)
 
 	check_init(SUITE);
 	if (geteuid() != 0) {
-		check_begin("holders");
-		check_skip("needs root (one holder is nobody)");
-		check_end();
+		check_skip_case("holders", "needs root (one holder is nobody)");
 		return 0;
 	}
 	if (!daemon_start_case(&d, SUITE, "[cache]\ncache_limit = 256M\n", NULL))

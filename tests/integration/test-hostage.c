@@ -255,9 +255,7 @@ int main(void)
 {
 	check_init(SUITE);
 	if (geteuid() != 0) {
-		check_begin("slots and joins held hostage");
-		check_skip("needs root (the attacker runs as nobody)");
-		check_end();
+		check_skip_case("slots and joins held hostage", "needs root (the attacker runs as nobody)");
 		return 0;
 	}
 	if (!daemon_start_case(&d, SUITE, "max_loads = 4\nchunk_size = 1M\n",

@@ -284,9 +284,7 @@ int main(void)
 	check_init(SUITE);
 	if (geteuid() != 0 || access("/proc/sys/vm/nr_overcommit_hugepages", W_OK) < 0 ||
 	    !meminfo_value("Hugepagesize")) {
-		check_begin("huge pages without a pool");
-		check_skip("needs root and huge pages (vm.nr_overcommit_hugepages)");
-		check_end();
+		check_skip_case("huge pages without a pool", "needs root and huge pages (vm.nr_overcommit_hugepages)");
 		return 0;
 	}
 	check_begin("test file");

@@ -346,9 +346,7 @@ int main(void)
 		     "4 KiB pages, none fails, logged once");
 		CASE(hugetlb_auto_sizes(), "huge pages come back when the pool has room");
 	} else {
-		check_begin("hugetlb cases");
-		check_skip("no huge pages (not root?)");
-		check_end();
+		check_skip_case("hugetlb cases", "no huge pages (not root?)");
 	}
 	CASE(CHECK_SETTLED_START(&d, 5000), "daemon fds and memfds back to the first "
 	     "baseline");

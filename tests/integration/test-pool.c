@@ -514,9 +514,7 @@ int main(void)
 	check_add_undo_hook(on_watchdog_kill);
 	hang_fs.pid = -1;
 	if (geteuid() != 0) {
-		check_begin("worker pool and stop checks");
-		check_skip("needs root (the daemon must run as root, attackers as nobody)");
-		check_end();
+		check_skip_case("worker pool and stop checks", "needs root (the daemon must run as root, attackers as nobody)");
 		return 0;
 	}
 	if (!daemon_start_case(&d, SUITE, NULL, NULL))

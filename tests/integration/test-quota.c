@@ -350,9 +350,7 @@ int main(void)
 	check_init(SUITE);
 	signal(SIGPIPE, SIG_IGN);	/* a child that failed early closed its pipe */
 	if (geteuid() != 0) {
-		check_begin("quotas per uid");
-		check_skip("needs root (the greedy client is nobody)");
-		check_end();
+		check_skip_case("quotas per uid", "needs root (the greedy client is nobody)");
 		return 0;
 	}
 	if (!daemon_start_case(&d, SUITE, NULL, "[cache]\ncache_limit = 64M\n[quota]\n"

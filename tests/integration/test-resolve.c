@@ -821,9 +821,7 @@ int main(void)
 
 	check_init(SUITE);
 	if (geteuid() != 0) {
-		check_begin("resolution checks");
-		check_skip("needs root (the daemon must run as root, clients as nobody)");
-		check_end();
+		check_skip_case("resolution checks", "needs root (the daemon must run as root, clients as nobody)");
 		return 0;
 	}
 	check_begin("daemon starts; root's secret is cached");

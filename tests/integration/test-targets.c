@@ -195,9 +195,7 @@ int main(void)
 		CASE(config_target(), "[io] target = heap:system is the default; a bad "
 		     "heap name stops the daemon");
 	} else {
-		check_begin("no-device cases");
-		check_skip("this host has /dev/udmabuf or /dev/dma_heap");
-		check_end();
+		check_skip_case("no-device cases", "this host has /dev/udmabuf or /dev/dma_heap");
 	}
 	CASE(bad_heap_names(), "libdmaload refuses heap names outside /dev/dma_heap");
 	CASE(CHECK_SETTLED_START(&d, 5000), "daemon fds and memfds back to the first "

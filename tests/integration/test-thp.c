@@ -164,9 +164,7 @@ int main(void)
 	check_init(SUITE);
 	if (geteuid() != 0 || access(KNOB, W_OK) < 0 || !knob_get(knob_old, sizeof(knob_old))) {
 		knob_old[0] = '\0';
-		check_begin("4 KiB-page buffers");
-		check_skip("needs root and " KNOB);
-		check_end();
+		check_skip_case("4 KiB-page buffers", "needs root and " KNOB);
 		return 0;
 	}
 	atexit(knob_restore);

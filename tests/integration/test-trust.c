@@ -305,9 +305,7 @@ int main(void)
 {
 	check_init(SUITE);
 	if (geteuid() != 0) {
-		check_begin("trust checks");
-		check_skip("needs root (the daemon must run as root, clients as nobody)");
-		check_end();
+		check_skip_case("trust checks", "needs root (the daemon must run as root, clients as nobody)");
 		return 0;
 	}
 	if (!daemon_start_case(&d, SUITE, NULL, NULL))

@@ -131,6 +131,13 @@ bool check_fail(const char *file, int line, const char *fmt, ...)
 	return false;
 }
 
+void check_skip_case(const char *name, const char *reason)
+{
+	check_begin("%s", name);
+	check_skip("%s", reason);
+	check_end();
+}
+
 void check_skip(const char *fmt, ...)
 {
 	va_list ap;

@@ -35,6 +35,8 @@ bool check_fail(const char *file, int line, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 /* Marks the open case skipped (unless it has already failed). */
 void check_skip(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* A case that cannot run here: opens @name, skips it for @reason, prints its line. */
+void check_skip_case(const char *name, const char *reason);
 /* Whether the open case has failed so far. */
 bool check_failed(void);
 /* Prints the case's line. Returns true when it passed or was skipped. */
