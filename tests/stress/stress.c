@@ -111,6 +111,7 @@ static void *sampler(void *arg)
  * (STRESS_SLICES=0 runs it so, for comparison).
  */
 static char slice_base[PATH_MAX + 32];	/* our cpu cgroup's dmaload-stress dir; "" if none */
+static const char *const slice_names[] = { "system", "user-0", "user-65534" };
 
 static bool write_str(const char *path, const char *text)
 {
@@ -172,7 +173,6 @@ static bool cpu_cgroup_dir(char *dir, size_t len, bool *v2)
 
 static void slices_setup(void)
 {
-	static const char *const names[] = { "system", "user-0", "user-65534" };
 	char dir[PATH_MAX], path[PATH_MAX + 128];
 	bool v2 = false;
 
@@ -185,8 +185,8 @@ static void slices_setup(void)
 	snprintf(path, sizeof(path), "%s/cgroup.subtree_control", slice_base);
 	if (v2 && !write_str(path, "+cpu"))
 		goto none;
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-		snprintf(path, sizeof(path), "%s/%s", slice_base, names[i]);
+	for (size_t i = 0; i < sizeof(slice_names) / sizeof(slice_names[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", slice_base, slice_names[i]);
 		if (mkdir(path, 0755) < 0 && errno != EEXIST)
 			goto none;
 	}
@@ -200,7 +200,6 @@ none:
 /* Back to where we came from, and the cgroups gone (the daemon has exited). */
 static void slices_teardown(void)
 {
-	static const char *const names[] = { "system", "user-0", "user-65534" };
 	char path[PATH_MAX + 128], num[32];
 
 	if (!slice_base[0])
@@ -208,8 +207,8 @@ static void slices_teardown(void)
 	snprintf(path, sizeof(path), "%s/../cgroup.procs", slice_base);
 	snprintf(num, sizeof(num), "%d", (int)getpid());
 	write_str(path, num);
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-		snprintf(path, sizeof(path), "%s/%s", slice_base, names[i]);
+	for (size_t i = 0; i < sizeof(slice_names) / sizeof(slice_names[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", slice_base, slice_names[i]);
 		rmdir(path);
 	}
 	rmdir(slice_base);
