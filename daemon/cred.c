@@ -1,7 +1,10 @@
 /*
- * cred.c: a peer's credentials, from its socket (see cred.h).
+ * cred.c: a peer's credentials, from its socket, and taking them on for a filesystem
+ * call (see cred.h).
  */
 #include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -85,4 +88,93 @@ void cred_deinit(struct peer_cred *c)
 	c->pidfd = -1;
 	free(c->groups);
 	c->groups = NULL;
+}
+
+/* Takes on @peer's filesystem identity on this thread only. */
+static int become(const struct peer_cred *peer)
+{
+	int n = peer->n_groups > 0 ? peer->n_groups : 0;
+
+	if (syscall(SYS_setgroups, (size_t)n, peer->groups) < 0)
+		return -errno;
+	/* setfsgid/setfsuid report the old value, never an error: check by asking. */
+	syscall(SYS_setfsgid, peer->gid);
+	if ((gid_t)syscall(SYS_setfsgid, (gid_t)-1) != peer->gid)
+		return -EPERM;
+	syscall(SYS_setfsuid, peer->uid);
+	if ((uid_t)syscall(SYS_setfsuid, (uid_t)-1) != peer->uid)
+		return -EPERM;
+	return 0;
+}
+
+static void become_self(void)
+{
+	gid_t g = getegid();
+
+	syscall(SYS_setfsuid, geteuid());
+	syscall(SYS_setfsgid, g);
+	syscall(SYS_setgroups, (size_t)0, NULL);
+}
+
+static int caps_get(struct thread_caps *c)
+{
+	c->hdr = (struct __user_cap_header_struct){ .version = _LINUX_CAPABILITY_VERSION_3 };
+	return syscall(SYS_capget, &c->hdr, c->data) < 0 ? -errno : 0;
+}
+
+static int caps_set_effective(struct thread_caps *c, bool on)
+{
+	struct thread_caps n = *c;
+
+	for (int i = 0; i < 2; i++)
+		n.data[i].effective = on ? c->data[i].effective : 0;
+	return syscall(SYS_capset, &n.hdr, n.data) < 0 ? -errno : 0;
+}
+
+int as_peer_begin(struct as_peer *a, const struct peer_cred *peer, char *msg, size_t len)
+{
+	bool root = geteuid() == 0;
+	int r;
+
+	a->switched = false;
+	if (!root && peer->uid != geteuid()) {
+		snprintf(msg, len, "the daemon runs as uid %u and cannot act as uid %u; "
+			 "pass an open fd instead", geteuid(), peer->uid);
+		return -EACCES;
+	}
+	r = caps_get(&a->caps);
+	if (r < 0) {
+		snprintf(msg, len, "cannot read the daemon's capabilities: %s", strerror(-r));
+		return r;
+	}
+	if (root) {
+		r = become(peer);
+		if (r < 0) {
+			become_self();
+			snprintf(msg, len, "cannot take on the client's credentials: %s",
+				 strerror(-r));
+			return r;
+		}
+		a->switched = true;
+	}
+	return 0;
+}
+
+int as_peer_drop_caps(struct as_peer *a, char *msg, size_t len)
+{
+	int r = caps_set_effective(&a->caps, false);
+
+	if (r < 0)
+		snprintf(msg, len, "cannot drop the daemon's capabilities: %s", strerror(-r));
+	return r;
+}
+
+void as_peer_end(struct as_peer *a)
+{
+	/* Capabilities first: setfsuid(0) gives back the filesystem ones on its own,
+	 * and restoring the saved set makes the thread exactly what it was. */
+	caps_set_effective(&a->caps, true);
+	if (a->switched)
+		become_self();
+	a->switched = false;
 }

@@ -7,6 +7,9 @@
  */
 #pragma once
 
+#include <linux/capability.h>
+#include <stdbool.h>
+#include <stddef.h>
 #include <sys/types.h>
 
 struct peer_cred {
@@ -27,3 +30,28 @@ int cred_from_socket(struct peer_cred *c, int fd);
 void cred_self(struct peer_cred *c);
 /* Frees the groups and closes the pidfd. Safe twice. */
 void cred_deinit(struct peer_cred *c);
+
+/* This thread's capabilities (per thread at the syscall level, as setfsuid is). */
+struct thread_caps {
+	struct __user_cap_header_struct hdr;
+	struct __user_cap_data_struct data[2];
+};
+
+/* What as_peer_begin() changed on this thread, for as_peer_end(). */
+struct as_peer {
+	struct thread_caps caps;
+	bool switched;		/* the fs identity is the peer's (the daemon is root) */
+};
+
+/*
+ * Takes on @peer's filesystem identity (setfsuid, setfsgid, setgroups: raw syscalls,
+ * this thread only) when the daemon is root; one that is not serves only its own uid
+ * and refuses others here. Reads the thread's capabilities for as_peer_drop_caps().
+ * Returns 0, or -errno with @msg set and nothing left changed; after 0, as_peer_end()
+ * undoes it.
+ */
+int as_peer_begin(struct as_peer *a, const struct peer_cred *peer, char *msg, size_t len);
+/* Drops every effective capability of this thread until as_peer_end(). */
+int as_peer_drop_caps(struct as_peer *a, char *msg, size_t len);
+/* Makes the thread the daemon again after as_peer_begin() returned 0. */
+void as_peer_end(struct as_peer *a);

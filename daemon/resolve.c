@@ -50,11 +50,21 @@ static int open_one(int dirfd, const char *name, int flags)
 	return fd < 0 ? -errno : fd;
 }
 
-static bool on_procfs(int fd)
+/*
+ * Notes the mount @fd lies on in @seen (may be NULL), if new there: its unique id
+ * (never reused while the system runs) and the type of its filesystem, @fs_type.
+ */
+static void note_mount(struct resolve_mounts *seen, const struct statx *stx,
+		       uint32_t fs_type)
 {
-	struct statfs sfs;
-
-	return fstatfs(fd, &sfs) == 0 && sfs.f_type == PROC_SUPER_MAGIC;
+	if (!seen || !(stx->stx_mask & STATX_MNT_ID_UNIQUE) || !fs_type)
+		return;
+	for (unsigned i = 0; i < seen->n; i++)
+		if (seen->m[i].id == stx->stx_mnt_id)
+			return;
+	if (seen->n < RESOLVE_MOUNTS)
+		seen->m[seen->n++] = (struct resolve_mount){ .id = stx->stx_mnt_id,
+							      .fs_type = fs_type };
 }
 
 /*
@@ -75,7 +85,8 @@ static int splice_link(char *buf, size_t cap, char **rest, const char *target,
 	return 0;
 }
 
-int resolve_path(int root, const char *path, int *out, char *msg, size_t len)
+int resolve_path(int root, const char *path, int *out, struct resolve_mounts *seen,
+		 char *msg, size_t len)
 {
 	char buf[2 * PATH_MAX], target[PATH_MAX];
 	unsigned depth = 0, links = 0;
@@ -94,7 +105,8 @@ int resolve_path(int root, const char *path, int *out, char *msg, size_t len)
 		return r;
 	}
 	for (;;) {
-		struct stat st;
+		struct statfs sfs;
+		struct statx stx;
 		size_t n;
 
 		while (*rest == '/')
@@ -127,7 +139,9 @@ int resolve_path(int root, const char *path, int *out, char *msg, size_t len)
 			r = next;
 			goto fail;
 		}
-		if (on_procfs(next)) {
+		if (fstatfs(next, &sfs) < 0)
+			sfs.f_type = 0;		/* not procfs, which always answers */
+		if (sfs.f_type == PROC_SUPER_MAGIC) {
 			close(next);
 			snprintf(msg, len, "%s: paths through procfs are not loaded (/proc/self "
 				 "would be the daemon); pass the file as an open fd instead",
@@ -135,12 +149,14 @@ int resolve_path(int root, const char *path, int *out, char *msg, size_t len)
 			r = -EACCES;
 			goto out;
 		}
-		if (fstat(next, &st) < 0) {
+		if (statx(next, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW,
+			  STATX_TYPE | STATX_MNT_ID_UNIQUE, &stx) < 0) {
 			r = -errno;
 			close(next);
 			goto fail;
 		}
-		if (S_ISLNK(st.st_mode)) {
+		note_mount(seen, &stx, (uint32_t)sfs.f_type);
+		if (S_ISLNK(stx.stx_mode)) {
 			ssize_t tl;
 
 			if (++links > RESOLVE_MAX_LINKS) {

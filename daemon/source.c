@@ -169,116 +169,6 @@ static void open_direct(struct source *s, int from)
 		s->direct_err = errno;
 }
 
-/* Takes on @peer's filesystem identity on this thread only. */
-static int become(const struct peer_cred *peer)
-{
-	int n = peer->n_groups > 0 ? peer->n_groups : 0;
-
-	if (syscall(SYS_setgroups, (size_t)n, peer->groups) < 0)
-		return -errno;
-	/* setfsgid/setfsuid report the old value, never an error: check by asking. */
-	syscall(SYS_setfsgid, peer->gid);
-	if ((gid_t)syscall(SYS_setfsgid, (gid_t)-1) != peer->gid)
-		return -EPERM;
-	syscall(SYS_setfsuid, peer->uid);
-	if ((uid_t)syscall(SYS_setfsuid, (uid_t)-1) != peer->uid)
-		return -EPERM;
-	return 0;
-}
-
-static void become_self(void)
-{
-	gid_t g = getegid();
-
-	syscall(SYS_setfsuid, geteuid());
-	syscall(SYS_setfsgid, g);
-	syscall(SYS_setgroups, (size_t)0, NULL);
-}
-
-/* This thread's capabilities (per thread at the syscall level, as setfsuid is). */
-struct thread_caps {
-	struct __user_cap_header_struct hdr;
-	struct __user_cap_data_struct data[2];
-};
-
-static int caps_get(struct thread_caps *c)
-{
-	c->hdr = (struct __user_cap_header_struct){ .version = _LINUX_CAPABILITY_VERSION_3 };
-	return syscall(SYS_capget, &c->hdr, c->data) < 0 ? -errno : 0;
-}
-
-static int caps_set_effective(struct thread_caps *c, bool on)
-{
-	struct thread_caps n = *c;
-
-	for (int i = 0; i < 2; i++)
-		n.data[i].effective = on ? c->data[i].effective : 0;
-	return syscall(SYS_capset, &n.hdr, n.data) < 0 ? -errno : 0;
-}
-
-/* What as_peer_begin() changed on this thread, for as_peer_end(). */
-struct as_peer {
-	struct thread_caps caps;
-	bool switched;		/* the fs identity is the peer's (the daemon is root) */
-};
-
-/*
- * Takes on @peer's filesystem identity on this worker thread, when the daemon is root
- * (one that is not serves only its own uid, refused here otherwise), and reads the
- * thread's capabilities for as_peer_drop_caps(). Returns 0, or -errno with @msg set
- * and nothing left changed; after 0, as_peer_end() undoes it.
- */
-static int as_peer_begin(struct as_peer *a, const struct peer_cred *peer, char *msg,
-			 size_t len)
-{
-	bool root = geteuid() == 0;
-	int r;
-
-	a->switched = false;
-	if (!root && peer->uid != geteuid()) {
-		snprintf(msg, len, "the daemon runs as uid %u and cannot act as uid %u; "
-			 "pass an open fd instead", geteuid(), peer->uid);
-		return -EACCES;
-	}
-	r = caps_get(&a->caps);
-	if (r < 0) {
-		snprintf(msg, len, "cannot read the daemon's capabilities: %s", strerror(-r));
-		return r;
-	}
-	if (root) {
-		r = become(peer);
-		if (r < 0) {
-			become_self();
-			snprintf(msg, len, "cannot take on the client's credentials: %s",
-				 strerror(-r));
-			return r;
-		}
-		a->switched = true;
-	}
-	return 0;
-}
-
-/* Drops every effective capability of this thread until as_peer_end(). */
-static int as_peer_drop_caps(struct as_peer *a, char *msg, size_t len)
-{
-	int r = caps_set_effective(&a->caps, false);
-
-	if (r < 0)
-		snprintf(msg, len, "cannot drop the daemon's capabilities: %s", strerror(-r));
-	return r;
-}
-
-/* Makes the thread the daemon again after as_peer_begin() returned 0. */
-static void as_peer_end(struct as_peer *a)
-{
-	/* Capabilities first: setfsuid(0) gives back the filesystem ones on its own,
-	 * and restoring the saved set makes the thread exactly what it was. */
-	caps_set_effective(&a->caps, true);
-	if (a->switched)
-		become_self();
-	a->switched = false;
-}
-
 /*
  * The root directory of the process that connected, as an O_PATH fd, or -errno with
  * @msg set. Opened as the peer (its fsuid passes procfs' ptrace check where the
@@ -347,7 +237,7 @@ static int open_as_peer(struct source *s, const char *path, const struct peer_cr
 		close(root);
 		return r;
 	}
-	r = resolve_path(root, path, &pfd, s->msg, sizeof(s->msg));
+	r = resolve_path(root, path, &pfd, &s->mounts, s->msg, sizeof(s->msg));
 	close(root);
 	return r < 0 ? r : pfd;
 }
@@ -358,6 +248,7 @@ int source_open_path(struct source *s, const char *path, const struct peer_cred 
 	struct as_peer as;
 	int pfd = -1, r;
 
+	s->mounts.n = 0;
 	if (path[0] != '/') {
 		snprintf(s->msg, sizeof(s->msg), "path must be absolute");
 		return -EINVAL;

@@ -10,6 +10,7 @@
 #include <sys/types.h>
 
 #include "cred.h"
+#include "resolve.h"
 
 
 struct source {
@@ -30,6 +31,7 @@ struct source {
 	uint64_t direct_min;	/* set before source_open_path: no O_DIRECT fd for a
 				 * file shorter than this (a small file the job reads
 				 * whole, buffered: the second open would be waste) */
+	struct resolve_mounts mounts;	/* what the walk of a path passed through */
 	char msg[512];		/* on failure: what went wrong, for the ERROR reply */
 };
 
