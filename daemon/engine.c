@@ -66,12 +66,19 @@ int engine_init(struct engine *e, struct ev_loop *loop, const struct config *cfg
 	e->cache.uid_limit = config_share_bytes(&cfg->max_cached_per_uid, e->cache.limit);
 	e->cache.uid_pin_limit = config_share_bytes(&cfg->max_pinned_per_uid,
 						    e->cache.limit);
+	lookup_init(&e->lookup);
 	return sched_init(&e->sched, cfg, loop, &e->ring, e->pool, &e->copy);
 }
 
 void engine_deinit(struct engine *e)
 {
 	cache_clear(&e->cache);
+	if (e->lookup.walks)
+		log_info("paths of likely cache hits walked on the loop: %llu, of which "
+			 "%llu went to a worker after all",
+			 (unsigned long long)e->lookup.walks,
+			 (unsigned long long)e->lookup.gave_up);
+	lookup_deinit(&e->lookup);
 	e->pool = worker_pool_free(e->pool);
 	sched_deinit(&e->sched);
 	copy_env_trim(&e->copy);

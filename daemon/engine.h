@@ -14,6 +14,7 @@
 #include "cache.h"
 #include "config.h"
 #include "copy.h"
+#include "lookup.h"
 #include "memory.h"
 #include "quota.h"
 #include "ring.h"
@@ -28,6 +29,7 @@ struct engine {
 	struct copy_env copy;		/* pipes and bounce buffers the copies share */
 	struct sched sched;
 	struct cache cache;		/* shared loads and kept buffers */
+	struct lookup lookup;		/* paths of likely hits, walked on the loop */
 	uint64_t max_load_size;		/* resolved: config or RAM size */
 	struct memory mem;		/* admission: what buffers may still take */
 	struct quota quota;		/* loads and bytes in flight per uid */

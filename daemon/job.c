@@ -472,6 +472,62 @@ static int small_fill(struct job *j)
 	return 0;
 }
 
+/* The range a load by offset and length reads of its file (source statted). Returns
+ * 0, or -errno with j->msg set. */
+static int job_range(struct job *j)
+{
+	uint64_t size = j->src.size;
+
+	if (j->req.offset > size) {
+		snprintf(j->msg, sizeof(j->msg), "offset %llu is past the end of "
+			 "the file (%llu bytes)", (unsigned long long)j->req.offset,
+			 (unsigned long long)size);
+		return -EINVAL;
+	}
+	j->cp.off = j->req.offset;
+	if (j->req.length == DL_LENGTH_TO_EOF) {
+		j->cp.len = size - j->cp.off;
+	} else if (j->req.length > size - j->cp.off) {
+		snprintf(j->msg, sizeof(j->msg), "offset %llu + length %llu is past "
+			 "the end of the file (%llu bytes)", (unsigned long long)j->cp.off,
+			 (unsigned long long)j->req.length, (unsigned long long)size);
+		return -EINVAL;
+	} else {
+		j->cp.len = j->req.length;
+	}
+	j->buf_len = j->cp.len;
+	return 0;
+}
+
+/* Whether the range fits the limits, and where it goes: the target, and whether the
+ * load may share and take the small-file way. Returns 0, or -errno with j->msg set. */
+static int job_fit(struct job *j)
+{
+	if (j->cp.len > j->eng->max_load_size) {
+		snprintf(j->msg, sizeof(j->msg), "%llu bytes is more than "
+			 "max_load_size (%llu bytes)", (unsigned long long)j->cp.len,
+			 (unsigned long long)j->eng->max_load_size);
+		return -EFBIG;
+	}
+	if (j->buf_len > j->eng->max_load_size && !j->into) {
+		snprintf(j->msg, sizeof(j->msg), "a %llu-byte buffer is more than "
+			 "max_load_size (%llu bytes)", (unsigned long long)j->buf_len,
+			 (unsigned long long)j->eng->max_load_size);
+		return -EFBIG;
+	}
+	pick_target(j);
+	/* A shareable load asks the cache (on the loop) before it makes a buffer. Only
+	 * memfds are shared for now: a dma-buf may be shared only within one uid, which
+	 * the cache does not check yet. A file on FUSE may read differently for each
+	 * opener: its buffer is this load's alone. */
+	if (j->target != DL_TARGET_MEMFD || j->src.per_opener)
+		j->shareable = false;
+	if (j->small && (j->target != DL_TARGET_MEMFD || j->src.per_opener || !j->cp.len ||
+			 j->buf_len > JOB_SMALL_MAX))
+		j->small = false;
+	return 0;
+}
+
 static int open_run(struct worker_task *t)
 {
 	struct job *j = list_entry(t, struct job, task);
@@ -482,7 +538,6 @@ static int open_run(struct worker_task *t)
 			   (j->req.method == DL_METHOD_DIRECT ||
 			    (j->req.method == DL_METHOD_AUTO &&
 			     (cfg->method == DL_METHOD_AUTO || cfg->method == DL_METHOD_DIRECT)));
-	uint64_t size;
 	int r;
 
 	if (j->small)
@@ -509,54 +564,12 @@ static int open_run(struct worker_task *t)
 		job_name_changed(j);
 	}
 
-	size = j->src.size;
-	if (j->extents) {
-		r = open_extents(j);
-		if (r < 0)
-			return r;
-		goto range_known;
-	}
-	if (j->req.offset > size) {
-		snprintf(j->msg, sizeof(j->msg), "offset %llu is past the end of "
-			 "the file (%llu bytes)", (unsigned long long)j->req.offset,
-			 (unsigned long long)size);
-		return -EINVAL;
-	}
-	j->cp.off = j->req.offset;
-	if (j->req.length == DL_LENGTH_TO_EOF) {
-		j->cp.len = size - j->cp.off;
-	} else if (j->req.length > size - j->cp.off) {
-		snprintf(j->msg, sizeof(j->msg), "offset %llu + length %llu is past "
-			 "the end of the file (%llu bytes)", (unsigned long long)j->cp.off,
-			 (unsigned long long)j->req.length, (unsigned long long)size);
-		return -EINVAL;
-	} else {
-		j->cp.len = j->req.length;
-	}
-	j->buf_len = j->cp.len;
-range_known:
-	if (j->cp.len > j->eng->max_load_size) {
-		snprintf(j->msg, sizeof(j->msg), "%llu bytes is more than "
-			 "max_load_size (%llu bytes)", (unsigned long long)j->cp.len,
-			 (unsigned long long)j->eng->max_load_size);
-		return -EFBIG;
-	}
-	if (j->buf_len > j->eng->max_load_size && !j->into) {
-		snprintf(j->msg, sizeof(j->msg), "a %llu-byte buffer is more than "
-			 "max_load_size (%llu bytes)", (unsigned long long)j->buf_len,
-			 (unsigned long long)j->eng->max_load_size);
-		return -EFBIG;
-	}
-	pick_target(j);
-	/* A shareable load asks the cache (on the loop) before it makes a buffer. Only
-	 * memfds are shared for now: a dma-buf may be shared only within one uid, which
-	 * the cache does not check yet. A file on FUSE may read differently for each
-	 * opener: its buffer is this load's alone. */
-	if (j->target != DL_TARGET_MEMFD || j->src.per_opener)
-		j->shareable = false;
-	if (j->small && (j->target != DL_TARGET_MEMFD || j->src.per_opener || !j->cp.len ||
-			 j->buf_len > JOB_SMALL_MAX))
-		j->small = false;
+	r = j->extents ? open_extents(j) : job_range(j);
+	if (r < 0)
+		return r;
+	r = job_fit(j);
+	if (r < 0)
+		return r;
 	if (j->reopen && !job_same_version(j))
 		return -ESTALE;
 	if (j->shareable && !j->reopen && j->small &&
@@ -896,6 +909,8 @@ static void open_done(struct worker_task *t, int res)
 {
 	struct job *j = list_entry(t, struct job, task);
 
+	if (res == 0)
+		lookup_learn(&j->eng->lookup, &j->src.mounts);
 	if (!job_task_ok(j, res) || job_owner_left(j))
 		return;
 	if (j->filled) {
@@ -1234,6 +1249,46 @@ static void job_maybe_release(struct job *j)
 	job_release(j);
 }
 
+/*
+ * A small load whose file the cache likely has, its path walked here on the loop
+ * (lookup.c) instead of on a worker: what open_run does for a likely hit, without the
+ * two thread wake-ups. open_done then runs on the loop's next turn and asks the cache,
+ * as after a worker's open; a miss opens the file on a worker from there. Returns
+ * whether it went this way; if not, nothing in @j changed.
+ */
+static bool job_hit_on_loop(struct job *j)
+{
+	bool small = j->small, shareable = j->shareable;
+	struct lookup_file f;
+
+	if (!j->small || !j->path || j->root_fd < 0 || !j->eng->cache.n_ready ||
+	    lookup_path(&j->eng->lookup, j->root_fd, j->path, j->owner->cred, &f) < 0 ||
+	    !cache_may_have(&j->eng->cache, f.dev, f.ino))
+		return false;
+	j->src.size = f.size;
+	j->src.dev = f.dev;
+	j->src.ino = f.ino;
+	j->src.mtime_ns = f.mtime_ns;
+	j->src.ctime_ns = f.ctime_ns;
+	if (job_range(j) < 0 || job_fit(j) < 0 || !j->small || !j->shareable) {
+		/* A worker's open says what is wrong, as it does for any load. */
+		source_init(&j->src);
+		j->msg[0] = '\0';
+		j->small = small;
+		j->shareable = shareable;
+		return false;
+	}
+	j->seen = j->src;
+	j->src_closed = true;
+	j->root_opath = f.root_opath;	/* kept: a miss opens from it again */
+	job_log(j, LOG_LVL_DEBUG, "likely in the cache: its path checked on the loop");
+	j->task = (struct worker_task){ .done = open_done, .lane = WORKER_FILE,
+					.uid = j->owner->cred->uid };
+	j->task_busy = true;
+	worker_done_soon(j->eng->pool, &j->task, 0);
+	return true;
+}
+
 /* ---- creation ----------------------------------------------------------------------- */
 
 int job_new(struct job **out, struct engine *eng, struct job_owner *owner,
@@ -1330,11 +1385,13 @@ int job_new(struct job **out, struct engine *eng, struct job_owner *owner,
 	 * max_loads_per_uid). */
 	j->quota = quota_load_start(&eng->quota, owner->cred->uid);
 	j->state = DL_STATE_OPENING;
+	*out = j;
+	if (job_hit_on_loop(j))
+		return 0;
 	/* Opens may hang (a FUSE server, a lease): capped per uid (worker.h). */
 	/* A foreground load's open goes before background work queued on the workers
 	 * (freeing a GiB buffer takes tens of ms); opens are short. */
 	job_submit(j, open_run, open_done, WORKER_FILE,
 		   j->req.priority == DL_PRIO_FOREGROUND);
-	*out = j;
 	return 0;
 }

@@ -415,6 +415,18 @@ void worker_submit_first(struct worker_pool *p, struct worker_task *t)
 	enqueue(p, t, true);
 }
 
+void worker_done_soon(struct worker_pool *p, struct worker_task *t, int res)
+{
+	p->pending++;
+	t->res = res;
+	pthread_mutex_lock(&p->lock);
+	t->next = p->finished;
+	p->finished = t;
+	pthread_mutex_unlock(&p->lock);
+	/* Pending in this turn of the loop: no wake-up through the kernel. */
+	ev_feed_event(p->loop, &p->wake, EV_ASYNC);
+}
+
 unsigned worker_pending(const struct worker_pool *p)
 {
 	return p->pending;

@@ -57,6 +57,11 @@ void worker_submit(struct worker_pool *p, struct worker_task *t);
  * foreground load) that should not wait behind long ones. */
 void worker_submit_first(struct worker_pool *p, struct worker_task *t);
 
+/* Calls @t's done with @res on the loop's next turn, as if a worker had run it: for
+ * a task the loop found it could do at once (a likely cache hit, lookup.c), so that
+ * its done runs where every done runs, with no caller holding what it may free. */
+void worker_done_soon(struct worker_pool *p, struct worker_task *t, int res);
+
 /* Tasks queued or running (their done not yet called). */
 unsigned worker_pending(const struct worker_pool *p);
 
