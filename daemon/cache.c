@@ -55,19 +55,46 @@ bool cache_may_have(const struct cache *c, uint64_t dev, uint64_t ino)
 	return __atomic_load_n(&c->hint[hint_slot(dev, ino)], __ATOMIC_RELAXED) != 0;
 }
 
-/* A new entry @e of @c is counted for cache_may_have. */
+/* The slot of @path's last component (FNV-1a), or -1 for a name that is no path. */
+static int name_slot(const char *path)
+{
+	const char *base = strrchr(path, '/');
+	uint32_t h = 2166136261u;
+
+	if (path[0] != '/')
+		return -1;
+	for (const char *p = base + 1; *p; p++)
+		h = (h ^ (unsigned char)*p) * 16777619u;
+	return (int)(h % CACHE_HINT_SLOTS);
+}
+
+bool cache_may_have_name(const struct cache *c, const char *path)
+{
+	int s = name_slot(path);
+
+	return s >= 0 && c->hint_name[s] != 0;
+}
+
+/* A new entry @e of @c is counted for cache_may_have and cache_may_have_name. */
 static void entry_hint(struct cache *c, struct cache_entry *e)
 {
 	e->cache = c;
 	__atomic_add_fetch(&c->hint[hint_slot(e->key.dev, e->key.ino)], 1, __ATOMIC_RELAXED);
+	/* the name may change (a takeover): the slot counted is the one let go */
+	e->name_slot = name_slot(e->name);
+	if (e->name_slot >= 0)
+		c->hint_name[e->name_slot]++;
 }
 
 /* An entry's own copy of its key's runs goes with it. */
 static void entry_release(struct cache_entry *e)
 {
-	if (e->cache)
+	if (e->cache) {
 		__atomic_sub_fetch(&e->cache->hint[hint_slot(e->key.dev, e->key.ino)], 1,
 				   __ATOMIC_RELAXED);
+		if (e->name_slot >= 0)
+			e->cache->hint_name[e->name_slot]--;
+	}
 	free((void *)e->key.runs);
 	free(e);
 }

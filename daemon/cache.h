@@ -55,6 +55,7 @@ struct cache_entry {
 	struct cache_key key;
 	struct cache *cache;		/* whose hint counts it */
 	char name[256];			/* the path (or fd description) it was loaded by */
+	int name_slot;			/* its cache_may_have_name count, -1: none */
 	uid_t uid;			/* the leader's client's uid */
 
 	/* loading */
@@ -90,6 +91,9 @@ struct cache {
 	/* Entries (loading or ready) per hash of their file's dev and inode, written on
 	 * the loop, read by the workers (atomics): cache_may_have. */
 	uint32_t hint[CACHE_HINT_SLOTS];
+	/* The same per hash of the last component of their path (entries loaded by
+	 * path), on the loop only: cache_may_have_name. */
+	uint32_t hint_name[CACHE_HINT_SLOTS];
 };
 
 void cache_init(struct cache *c, struct worker_pool *pool, uint64_t limit);
@@ -115,6 +119,14 @@ void cache_load_init(struct cache_load *l, bool pin, uid_t uid);
  * answer may be out of date by the time the loop looks, so it is only a hint.
  */
 bool cache_may_have(const struct cache *c, uint64_t dev, uint64_t ino);
+/*
+ * Whether the cache may have an entry loaded by a path whose last component is that
+ * of @path: false means none now. On the loop, before it walks a path to learn the
+ * file's dev and inode (lookup.c): the last component, not the whole path, so that
+ * the same file reached another way (a bind mount, a container's view, a linked
+ * directory) still counts.
+ */
+bool cache_may_have_name(const struct cache *c, const char *path);
 
 /* Who asks, for a lookup. */
 struct cache_who {

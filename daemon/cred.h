@@ -2,8 +2,8 @@
  * cred.h: who a peer is. The kernel tells at accept: SO_PEERCRED (pid, uid, gid, as of
  * connect()), SO_PEERGROUPS, and SO_PEERPIDFD (a pidfd that says whether the pid
  * still names the process that connected). Loads by path are opened with these
- * (source.c), limits and quotas are looked up by them, STATUS and LIST show a user
- * only its own.
+ * (source.c, lookup.c: as_peer_* take them on for one thread), limits and quotas
+ * are looked up by them, STATUS and LIST show a user only its own.
  */
 #pragma once
 

@@ -10,8 +10,8 @@
  * one, one in a 0700 directory and one chmod 0600 after it was cached; a cached file named through /proc/self/root is
  * still refused as a path through procfs; a symbolic link or ".." in the path goes to
  * a worker and still hits; a file rewritten in place is read again, not served old;
- * a file on a mount no worker's walk went through yet is a hit through a worker, and
- * the next one on the loop. At the end the daemon's fds and memfds are where they
+ * a file seen through a new mount (a bind mount) no worker's walk went through yet
+ * is a hit through a worker, and the next one on the loop. At the end the daemon's fds and memfds are where they
  * started.
  */
 #include <fcntl.h>
@@ -202,11 +202,16 @@ static void links_and_dots(void)
 	struct dmaload *dl = lc_connect(&d, "root");
 	char path[PATH_MAX], link[PATH_MAX], dots[PATH_MAX + 32];
 
+	char dir[PATH_MAX];
+
+	/* the link has the file's name, so the loop's name hint does send it there */
 	snprintf(path, sizeof(path), "%s/l", d.dir);
-	snprintf(link, sizeof(link), "%s/link", d.dir);
+	snprintf(dir, sizeof(dir), "%s/links", d.dir);
+	snprintf(link, sizeof(link), "%s/links/l", d.dir);
 	snprintf(dots, sizeof(dots), "%s/../%s/l", d.dir, strrchr(d.dir, '/') + 1);
 	if (!dl || !cached(dl, path, 65536, 5, 0644) ||
-	    !CHECKF(symlink(path, link) == 0, "symlink: %s", strerror(errno)))
+	    !CHECKF(mkdir(dir, 0755) == 0, "mkdir: %s", strerror(errno)) ||
+	    !CHECKF(symlink("../l", link) == 0, "symlink: %s", strerror(errno)))
 		goto out;
 	hit(dl, link, 65536, 5, false);
 	hit(dl, dots, 65536, 5, false);
@@ -246,47 +251,48 @@ out:
 }
 
 /* A mount the daemon has not walked through: a hit by path goes to a worker, whose
- * walk vouches for the mount; the next hit is checked on the loop. */
+ * walk vouches for the mount; the next hit is checked on the loop. A bind mount of a
+ * tmpfs is a new mount (its own id) of the same files. */
 static void new_mount(void)
 {
 	struct dmaload *dl = lc_connect(&d, "root");
-	struct dmaload_event ev;
-	char mnt[PATH_MAX], path[PATH_MAX];
-	bool mounted = false;
-	int fd = -1, r;
+	char mnt[PATH_MAX], bind[PATH_MAX], path[PATH_MAX], other[PATH_MAX];
+	int mounted = 0, r;
 
 	if (geteuid() != 0) {
 		check_skip("needs root (mounts a tmpfs)");
 		goto out;
 	}
 	snprintf(mnt, sizeof(mnt), "%s/mnt", d.dir);
+	snprintf(bind, sizeof(bind), "%s/bind", d.dir);
 	snprintf(path, sizeof(path), "%s/mnt/m", d.dir);
-	if (!dl || !CHECKF(mkdir(mnt, 0755) == 0, "mkdir: %s", strerror(errno)))
+	snprintf(other, sizeof(other), "%s/bind/m", d.dir);
+	if (!dl || !CHECKF(mkdir(mnt, 0755) == 0 && mkdir(bind, 0755) == 0, "mkdir: %s",
+			   strerror(errno)))
 		goto out;
 	if (mount("dl-lookup", mnt, "tmpfs", 0, "size=1m") < 0) {
 		check_skip("cannot mount a tmpfs here");
 		goto out;
 	}
-	mounted = true;
+	mounted = 1;
 	r = file_make(path, 65536, 8, 0644);
-	if (!CHECKF(r == 0, "file_make: %s", strerror(-r)))
+	if (!CHECKF(r == 0, "file_make: %s", strerror(-r)) ||
+	    !lc_load_verify(dl, path, -1, NULL, 65536, 8, DL_METHOD_AUTO, NULL))
 		goto out;
-	/* cached by fd: no walk went through the new mount */
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (!CHECKF(fd >= 0, "open: %s", strerror(errno)) ||
-	    !CHECK_OK(dmaload_load_fd_sync(dl, fd, NULL, &ev)))
-		goto out;
-	close(ev.fd);
-	hit(dl, path, 65536, 8, false);
 	hit(dl, path, 65536, 8, true);
+	if (!CHECKF(mount(mnt, bind, NULL, MS_BIND, NULL) == 0, "bind mount: %s",
+		    strerror(errno)))
+		goto out;
+	mounted = 2;
+	hit(dl, other, 65536, 8, false);
+	hit(dl, other, 65536, 8, true);
 out:
-	if (fd >= 0)
-		close(fd);
 	dmaload_close(dl);
-	if (mounted) {
-		/* the cache's buffer is a memfd, not the file: the mount is not busy */
+	/* the cache's buffers are memfds, not the files: the mounts are not busy */
+	if (mounted > 1)
+		CHECKF(umount2(bind, MNT_DETACH) == 0, "umount: %s", strerror(errno));
+	if (mounted)
 		CHECKF(umount2(mnt, MNT_DETACH) == 0, "umount: %s", strerror(errno));
-	}
 }
 
 static void evict_all(void)
@@ -316,8 +322,8 @@ int main(void)
 	CASE(links_and_dots(), "a symbolic link or \"..\" in the path: a hit through a "
 	     "worker");
 	CASE(rewritten(), "rewritten in place: read again with its new bytes, then a hit");
-	CASE(new_mount(), "a file on a new mount: the first hit through a worker, the next "
-	     "on the loop");
+	CASE(new_mount(), "a file through a new bind mount: the first hit through a worker, "
+	     "the next on the loop");
 	CASE(evict_all(), "EVICT all: fds and memfds back to the start");
 	daemon_stop_case(&d, "daemon exits 0 on SIGTERM");
 	return check_finish();

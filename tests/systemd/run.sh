@@ -736,12 +736,32 @@ memfd_holders() {
 	c sh -c 'for f in /proc/[0-9]*/fd/*; do readlink "$f"; done 2>/dev/null' |
 		grep -c 'memfd:dmaload'
 }
+# A small file loaded twice by nobody: the second load is a hit whose path the daemon
+# walks on its loop (daemon/lookup.c) under the unit's filter, which refuses openat2;
+# its stop logs how many such walks there were and how many gave up.
+loop_hits() {
+	local i
+	c sh -c 'head -c 65536 /dev/urandom > /srv/dltest/small.bin && chmod 0644 /srv/dltest/small.bin' ||
+		{ why="cannot write /srv/dltest/small.bin"; return 1; }
+	for i in 1 2; do
+		c setpriv --reuid=65534 --regid=65534 --clear-groups dmaload-ctl load \
+			/srv/dltest/small.bin -- sh -c 'head -c "$DMALOAD_SIZE" <&3 | cmp -s - "$0"' \
+			/srv/dltest/small.bin 2>/dev/null ||
+			{ why="nobody's load $i of small.bin failed or differs"; return 1; }
+	done
+}
 stop_check() {
-	local n out
+	local n out walks gave_up
+	loop_hits || return 1
 	ctl load /srv/dltest/a.bin >/dev/null 2>&1
 	n=$(memfd_holders)
 	[ "$n" -gt 0 ] || { why="no dmaload memfd seen before the stop: the probe is blind"; return 1; }
 	c systemctl stop dmaloadd.socket dmaloadd.service || { why="stop failed"; return 1; }
+	out=$(journal -u dmaloadd.service | grep 'walked on the loop' | tail -n 1)
+	walks=$(echo "$out" | sed -n 's/.*walked on the loop: \([0-9]*\),.*/\1/p')
+	gave_up=$(echo "$out" | sed -n 's/.*of which \([0-9]*\) went.*/\1/p')
+	[ -n "$walks" ] && [ -n "$gave_up" ] && [ "$((walks - gave_up))" -ge 1 ] ||
+		{ why="no hit checked on the loop under the unit: '${out:-no line}'"; return 1; }
 	[ "$(c systemctl is-active dmaloadd.service)" = inactive ] ||
 		{ why="dmaloadd.service is $(c systemctl is-active dmaloadd.service)"; return 1; }
 	n=$(prop dmaloadd.service NFileDescriptorStore)
@@ -755,7 +775,8 @@ stop_check() {
 	[ "$(read_bytes)" -gt 0 ] 2>/dev/null || { why="nothing read after the stop"; return 1; }
 }
 check "systemctl stop leaves nothing pinned: the fd store is empty, no memfd of the daemon \
-is open, and the next start reads the file again" stop_check
+is open, and the next start reads the file again; before it, nobody's second load of a \
+small file was a hit checked on the daemon's loop, under the unit's filter" stop_check
 
 # ---- purge ----
 purge_check() {
