@@ -1149,7 +1149,11 @@ void job_done_shared(struct job *j, int fd, const struct cache_entry *e, uint32_
 		j->eng->loads_done++;
 		j->eng->bytes_loaded += j->cp.len;
 		j->eng->bytes_cached += j->cp.len;
-		job_log(j, LOG_LVL_INFO, "for %s, %llu bytes in %.3f s, %s", job_who(j),
+		/* A hit at info would be a line per hit: thousands a second trip
+		 * journald's rate limit (10,000 per 30 s), which then drops the
+		 * daemon's other messages too. */
+		job_log(j, how == DL_DONE_CACHED ? LOG_LVL_DEBUG : LOG_LVL_INFO,
+			"for %s, %llu bytes in %.3f s, %s", job_who(j),
 			(unsigned long long)j->cp.len, (double)d.elapsed_ns / 1e9,
 			how == DL_DONE_CACHED ? "from the cache" : "joined a running load");
 	}
