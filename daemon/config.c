@@ -54,6 +54,7 @@ void config_init(struct config *c)
 		.memory_reserve = 256u << 20,
 		.cache_limit = 0,
 		.cache_limit_pct = 10,
+		.loop_hits = CONFIG_AUTO,
 		.max_loads_per_uid = 256,
 		.max_inflight_per_uid = { .bytes = 0 },
 		.max_cached_per_uid = { .pct = 100, .is_pct = true },
@@ -384,6 +385,7 @@ static const struct key_rule keys[] = {
 	CUSTOM("cache", "cache_limit", key_cache_limit,
 	       "must be a size such as 4G, or a percentage of RAM from 0% to 90% (0: keep "
 	       "no finished buffers)"),
+	TOGGLE("cache", loop_hits, false, "must be auto or off"),
 	UINT("quota", max_loads_per_uid, 0, 1u << 20,
 	     "must be a number from 0 (no limit) to 1048576"),
 	SHARE("quota", max_inflight_per_uid,
@@ -561,6 +563,7 @@ bool config_reload(struct config *live, struct config *next)
 	LIVE(stop_timeout_s, "[daemon] stop_timeout_s");
 	LIVE(max_loads_per_uid, "[quota] max_loads_per_uid");
 	LIVE(max_failures_per_uid, "[quota] max_failures_per_uid");
+	LIVE(loop_hits, "[cache] loop_hits");
 	live->max_inflight_per_uid = next->max_inflight_per_uid;
 	RESTART(!share_equal(&live->max_cached_per_uid, &next->max_cached_per_uid),
 		"[quota] max_cached_per_uid");

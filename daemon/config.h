@@ -77,6 +77,8 @@ struct config {
 	/* [cache] */
 	uint64_t cache_limit;		/* bytes of finished buffers kept; 0: none */
 	unsigned cache_limit_pct;	/* if not 0: the limit is this % of RAM instead */
+	enum config_toggle loop_hits;	/* likely hits checked on the loop (lookup.c):
+					 * auto (where it can) or off (a worker opens) */
 
 	/* [quota]: per uid, root excepted */
 	unsigned max_loads_per_uid;	/* loads in flight at once; 0: no limit */

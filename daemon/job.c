@@ -1260,7 +1260,8 @@ static void job_maybe_release(struct job *j)
  * (lookup.c) instead of on a worker: what open_run does for a likely hit, without the
  * two thread wake-ups. open_done then runs on the loop's next turn and asks the cache,
  * as after a worker's open; a miss opens the file on a worker from there. Returns
- * whether it went this way; if not, nothing in @j changed.
+ * whether it went this way; if not, the worker's open_run starts @j afresh (what this
+ * set, the range and the target, it sets again).
  */
 static bool job_hit_on_loop(struct job *j)
 {
@@ -1268,10 +1269,14 @@ static bool job_hit_on_loop(struct job *j)
 	struct lookup_file f;
 
 	if (!j->small || !j->path || j->root_fd < 0 ||
+	    j->eng->cfg->loop_hits == CONFIG_OFF ||
 	    !cache_may_have_name(&j->eng->cache, j->path) ||
-	    lookup_path(&j->eng->lookup, j->root_fd, j->path, j->owner->cred, &f) < 0 ||
-	    !cache_may_have(&j->eng->cache, f.dev, f.ino))
+	    lookup_path(&j->eng->lookup, j->root_fd, j->path, j->owner->cred, &f) < 0)
 		return false;
+	if (!cache_may_have(&j->eng->cache, f.dev, f.ino)) {
+		j->eng->lookup.gave_up++;	/* walked for nothing: counted so */
+		return false;
+	}
 	j->src.size = f.size;
 	j->src.dev = f.dev;
 	j->src.ino = f.ino;
@@ -1279,6 +1284,7 @@ static bool job_hit_on_loop(struct job *j)
 	j->src.ctime_ns = f.ctime_ns;
 	if (job_range(j) < 0 || job_fit(j) < 0 || !j->small || !j->shareable) {
 		/* A worker's open says what is wrong, as it does for any load. */
+		j->eng->lookup.gave_up++;
 		source_init(&j->src);
 		j->msg[0] = '\0';
 		j->small = small;

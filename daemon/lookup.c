@@ -8,27 +8,35 @@
  * It is the workers' walk, one component at a time from the root directory the
  * client passed, with the client's filesystem identity and none of the daemon's
  * capabilities (cred.c: per thread, taken and given back within this call), made
- * never to block:
+ * never to wait on a filesystem:
  *   - Each component is opened (O_PATH | O_NOFOLLOW) by io_uring's OPENAT2 with
  *     RESOLVE_CACHED: from the dentry cache or not at all. A name the kernel would
  *     read from disk, revalidate with a server (NFS, FUSE) or automount fails with
  *     -EAGAIN at once, inside io_uring_enter. (The openat2 syscall would do the same,
  *     but the unit's RestrictSUIDSGID= filter answers it ENOSYS; io_uring's op is
  *     not filtered, and an O_PATH open creates nothing for that filter to guard.)
- *   - procfs, where /proc/self would be the daemon: instead of a statfs per
- *     component (which on a network filesystem asks its server), each component's
- *     mount, by its unique id (statx STATX_MNT_ID_UNIQUE, never reused while the
- *     system runs), must be one that a worker's walk went through and found not to
- *     be procfs (lookup_learn). A mount has one place in the tree, so the same
- *     mounts mean the same answer.
- *   - The file must be regular and on a local filesystem, whose statx (taken with
- *     AT_STATX_DONT_SYNC, which a network filesystem would answer from its cache) is
- *     exact, and readable by the client: faccessat2 with AT_EACCESS makes the check
- *     an open for reading makes, on that very inode, without the open (which on a
- *     device swapped in meanwhile would run its driver).
+ *   - procfs, where /proc/self would be the daemon: the root and every component
+ *     must lie on a mount that a worker's walk went through and found not to be
+ *     procfs (lookup_learn), known by its unique id (never reused while the system
+ *     runs), which name_to_handle_at reports without asking the filesystem anything
+ *     (statx and statfs would: a 9p or CIFS server). A mount has one place in the
+ *     tree, so the same mounts mean the same answer.
+ *   - Only the file is statted, once its mount is known to be a local filesystem's
+ *     (ext2/3/4, xfs, btrfs, f2fs, tmpfs), whose statx is exact and never waits. It
+ *     must be a regular file, not encrypted (no key means an open fails, and the
+ *     loop would not see it) nor verity, and readable by the client: faccessat2 with
+ *     AT_EACCESS makes an open's permission check (modes, ACLs, the security
+ *     module's inode check) on that very inode. What only a real open runs is not
+ *     run: fanotify permission events, a security module's open hook, breaking a
+ *     lease. The cached buffer holds what a reader of this version of the file got;
+ *     where those matter, [cache] loop_hits = off sends every hit to a worker.
  * Anything else (a symbolic link, "..", an unknown mount, an error of any kind) gives
  * up: the job goes to a worker, whose walk answers it as it answers every load, error
  * messages included. Giving up costs what the walk did so far, a few microseconds.
+ *
+ * The closes here are of O_PATH fds, which run no filesystem code but the last
+ * reference's: an inode unlinked during the walk is freed on the loop, at most the
+ * 1 MiB of a small file.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -47,6 +55,33 @@
 #ifndef SYS_faccessat2
 #define SYS_faccessat2 439
 #endif
+#ifndef AT_HANDLE_FID
+#define AT_HANDLE_FID 0x200		/* Linux 6.5 */
+#endif
+#ifndef AT_HANDLE_MNT_ID_UNIQUE
+#define AT_HANDLE_MNT_ID_UNIQUE 0x001	/* Linux 6.12 */
+#endif
+#ifndef STATX_ATTR_VERITY
+#define STATX_ATTR_VERITY 0x00100000
+#endif
+
+/*
+ * The unique id of the mount @fd lies on, or 0. name_to_handle_at encodes no handle
+ * into a buffer of no room (EOVERFLOW), but reports the mount: from the kernel's own
+ * structures, with no call into the filesystem. AT_HANDLE_FID: every filesystem can
+ * name its files so, exportable or not.
+ */
+static uint64_t mount_id(int fd)
+{
+	struct file_handle fh = { .handle_bytes = 0 };
+	uint64_t id = 0;
+
+	if (name_to_handle_at(fd, "", &fh, (int *)&id,
+			      AT_EMPTY_PATH | AT_HANDLE_FID | AT_HANDLE_MNT_ID_UNIQUE) < 0 &&
+	    errno != EOVERFLOW)
+		return 0;
+	return id;
+}
 
 /* Opens @name (one component) in @dirfd from the dentry cache, or fails. */
 static int open_cached(struct lookup *l, int dirfd, const char *name)
@@ -65,7 +100,7 @@ static int open_cached(struct lookup *l, int dirfd, const char *name)
 		 * happened, the ring's state is unknown now: no more walks here. */
 		log_warn("lookup: an open on the loop did not complete at once; paths go "
 			 "to the workers from now on");
-		l->ok = false;
+		lookup_deinit(l);
 		return -EAGAIN;
 	}
 	r = cqe->res;
@@ -73,15 +108,15 @@ static int open_cached(struct lookup *l, int dirfd, const char *name)
 	return r;
 }
 
-/* The filesystem type of the mount @stx lies on, if a worker's walk vouched for it;
- * 0 if unknown. */
-static uint32_t mount_type(const struct lookup *l, const struct statx *stx)
+/* The filesystem type of the mount @fd lies on, if a worker's walk went through it
+ * and it is not procfs; 0 if not. */
+static uint32_t mount_type(const struct lookup *l, int fd)
 {
-	if (!(stx->stx_mask & STATX_MNT_ID_UNIQUE))
-		return 0;
-	for (unsigned i = 0; i < l->n; i++)
-		if (l->known[i].id == stx->stx_mnt_id)
-			return l->known[i].fs_type;
+	uint64_t id = mount_id(fd);
+
+	for (unsigned i = 0; id && i < l->n; i++)
+		if (l->known[i].id == id)
+			return l->known[i].fs_type == PROC_SUPER_MAGIC ? 0 : l->known[i].fs_type;
 	return 0;
 }
 
@@ -108,38 +143,38 @@ void lookup_init(struct lookup *l)
 	struct io_uring_cqe *cqe;
 	struct statx stx;
 	const char *why = NULL;
-	int r;
+	int r, fd = -1;
 
 	memset(l, 0, sizeof(*l));
+	l->euid = geteuid();
 	r = io_uring_queue_init(4, &l->ring, 0);
 	if (r < 0) {
 		log_debug("lookup: no ring (%s): paths go to the workers", strerror(-r));
 		return;
 	}
 	l->ring_ok = true;
-	/* What the walk needs, asked of "/" once. */
+	/* What the walk needs, asked of "/" once (a filter may answer EPERM). */
 	sqe = io_uring_get_sqe(&l->ring);
 	io_uring_prep_openat2(sqe, AT_FDCWD, "/", &how);
 	r = io_uring_submit_and_wait(&l->ring, 1);
 	if (r == 1 && io_uring_peek_cqe(&l->ring, &cqe) == 0) {
-		r = cqe->res;
+		fd = cqe->res;
 		io_uring_cqe_seen(&l->ring, cqe);
-		if (r >= 0)
-			close(r);
-		else if (r != -EAGAIN)
-			why = "io_uring OPENAT2 with RESOLVE_CACHED (Linux 5.12)";
-	} else {
-		why = "io_uring OPENAT2";
 	}
-	if (!why && (statx(AT_FDCWD, "/", 0, STATX_MNT_ID_UNIQUE, &stx) < 0 ||
-		     !(stx.stx_mask & STATX_MNT_ID_UNIQUE)))
+	if (fd < 0)
+		why = "io_uring OPENAT2 with RESOLVE_CACHED (Linux 5.12)";
+	else if (statx(fd, "", AT_EMPTY_PATH, STATX_MNT_ID_UNIQUE, &stx) < 0 ||
+		 !(stx.stx_mask & STATX_MNT_ID_UNIQUE))
 		why = "statx STATX_MNT_ID_UNIQUE (Linux 6.8)";
-	if (!why && syscall(SYS_faccessat2, AT_FDCWD, "/", F_OK, AT_EACCESS) < 0 &&
-	    errno == ENOSYS)
+	else if (mount_id(fd) != stx.stx_mnt_id)
+		why = "name_to_handle_at AT_HANDLE_MNT_ID_UNIQUE (Linux 6.12)";
+	else if (syscall(SYS_faccessat2, fd, "", F_OK, AT_EMPTY_PATH | AT_EACCESS) < 0)
 		why = "faccessat2 (Linux 5.8)";
+	if (fd >= 0)
+		close(fd);
 	if (why) {
-		log_debug("lookup: the kernel lacks %s: likely cache hits are checked on "
-			  "the workers", why);
+		log_info("likely cache hits are checked on the workers: the kernel (or a "
+			 "filter) refuses %s", why);
 		return;
 	}
 	l->ok = true;
@@ -170,9 +205,11 @@ static int walk(struct lookup *l, int root, char *buf, struct lookup_file *f)
 {
 	struct statx stx;
 	char *rest = buf;
-	uint32_t type = 0;
+	uint32_t type = mount_type(l, root);
 	int cur = root, next, r = -EAGAIN;
 
+	if (!type)
+		return -EAGAIN;
 	for (;;) {
 		char *name;
 		size_t n;
@@ -190,25 +227,22 @@ static int walk(struct lookup *l, int root, char *buf, struct lookup_file *f)
 			continue;
 		if (!strcmp(name, ".."))
 			goto out;
+		/* Opened in what the last component opened: a file or a link there
+		 * fails (ENOTDIR) and gives up. */
 		next = open_cached(l, cur, name);
 		if (next < 0)
 			goto out;
 		if (cur != root)
 			close(cur);
 		cur = next;
-		if (statx(cur, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW | AT_STATX_DONT_SYNC,
-			  STATX_BASIC_STATS | STATX_MNT_ID_UNIQUE, &stx) < 0)
+		type = mount_type(l, cur);
+		if (!type)
 			goto out;
-		type = mount_type(l, &stx);
-		if (!type || type == PROC_SUPER_MAGIC)
-			goto out;
-		if (!S_ISDIR(stx.stx_mode))
-			break;		/* the end, or a walk this does not do */
 	}
-	while (*rest == '/')
-		rest++;
-	if (cur == root || *rest || !S_ISREG(stx.stx_mode) || !local_fs(type) ||
-	    (~stx.stx_mask & STATX_BASIC_STATS))
+	if (cur == root || !local_fs(type) ||
+	    statx(cur, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS, &stx) < 0 ||
+	    (~stx.stx_mask & STATX_BASIC_STATS) || !S_ISREG(stx.stx_mode) ||
+	    (stx.stx_attributes & (STATX_ATTR_ENCRYPTED | STATX_ATTR_VERITY)))
 		goto out;
 	if (syscall(SYS_faccessat2, cur, "", R_OK, AT_EMPTY_PATH | AT_EACCESS) < 0)
 		goto out;
@@ -224,8 +258,8 @@ out:
 	return r;
 }
 
-int lookup_path(struct lookup *l, int root, const char *path, const struct peer_cred *peer,
-		struct lookup_file *f)
+int lookup_path(struct lookup *l, int root, const char *path,
+		const struct peer_cred *peer, struct lookup_file *f)
 {
 	char buf[PATH_MAX], msg[256];
 	struct as_peer as;
@@ -242,6 +276,14 @@ int lookup_path(struct lookup *l, int root, const char *path, const struct peer_
 		if (as_peer_drop_caps(&as, msg, sizeof(msg)) == 0)
 			r = walk(l, root, buf, f);
 		as_peer_end(&as);
+		/* The loop thread must be the daemon again, or everything it does next
+		 * runs as this client: never seen, but then no more walks here. */
+		if ((uid_t)syscall(SYS_setfsuid, (uid_t)-1) != l->euid) {
+			log_err("lookup: the loop thread could not take back the daemon's "
+				"identity after a walk as uid %u", peer->uid);
+			lookup_deinit(l);
+			r = -EAGAIN;
+		}
 	}
 	if (r < 0) {
 		l->gave_up++;

@@ -20,6 +20,7 @@ struct lookup {
 	struct io_uring ring;	/* its own, tiny: opens complete inside the submit */
 	bool ok;		/* the kernel has what it needs (lookup_init) */
 	bool ring_ok;
+	uid_t euid;		/* the daemon's, which the loop thread must be again */
 	unsigned n;
 	struct resolve_mount known[LOOKUP_MOUNTS];	/* learned from workers' walks */
 	uint64_t walks, gave_up;	/* for the stop's log line */
@@ -32,9 +33,10 @@ struct lookup_file {
 	bool root_opath;	/* the root it began at is an O_PATH fd */
 };
 
-/* Sets @l up; when the kernel lacks something a walk needs (io_uring's OPENAT2 with
- * RESOLVE_CACHED, unique mount ids, faccessat2), every lookup_path gives up and
- * paths go to the workers as before. Never fails. */
+/* Sets @l up; when the kernel (or a seccomp filter) refuses something a walk needs
+ * (io_uring's OPENAT2 with RESOLVE_CACHED, unique mount ids from statx and
+ * name_to_handle_at, faccessat2), every lookup_path gives up and paths go to the
+ * workers as before. Never fails. */
 void lookup_init(struct lookup *l);
 void lookup_deinit(struct lookup *l);
 
@@ -45,9 +47,9 @@ void lookup_learn(struct lookup *l, const struct resolve_mounts *seen);
  * Walks absolute @path from @root (borrowed: the root directory the client passed)
  * as @peer, on the calling (loop) thread, and checks that @peer may read the regular
  * file it names. Returns 0 with *@f filled, or -EAGAIN: anything this walk does not
- * do (a name not in the dentry cache, a symbolic link, "..", a mount no worker's walk
- * has vouched for, a file not on a local filesystem, any error), which a worker's
- * walk then does, and answers, as for any load.
+ * do (a name not in the dentry cache, a symbolic link, "..", a mount no worker's
+ * walk has vouched for, a file not on a local filesystem or encrypted, any error),
+ * which a worker's walk then does, and answers, as for any load.
  */
-int lookup_path(struct lookup *l, int root, const char *path, const struct peer_cred *peer,
-		struct lookup_file *f);
+int lookup_path(struct lookup *l, int root, const char *path,
+		const struct peer_cred *peer, struct lookup_file *f);

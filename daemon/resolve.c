@@ -21,7 +21,8 @@
  * with ENOSYS (its filter cannot read the mode inside struct open_how). Symbolic links
  * are read with readlinkat and their targets walked the same way; absolute ones, and
  * "..", stay inside the root the walk began at (as RESOLVE_IN_ROOT would), which is
- * the client's root directory: a client in a container cannot climb out of it.
+ * the client's root directory: a client in a container cannot climb out of it. A root
+ * on procfs (a client may pass any directory it holds) is refused the same way.
  * Search permission on every directory is the kernel's check, made with the
  * identity of the calling thread (the caller takes on the client's first).
  */
@@ -91,6 +92,8 @@ int resolve_path(int root, const char *path, int *out, struct resolve_mounts *se
 	char buf[2 * PATH_MAX], target[PATH_MAX];
 	unsigned depth = 0, links = 0;
 	char *rest = buf, *name;
+	struct statfs sfs;
+	struct statx stx;
 	int cur, next, r;
 
 	if (strlen(path) >= sizeof(buf)) {
@@ -98,6 +101,18 @@ int resolve_path(int root, const char *path, int *out, struct resolve_mounts *se
 		return -ENAMETOOLONG;
 	}
 	strcpy(buf, path);
+	/* A root the client passed may be any directory it holds, one on procfs too
+	 * (/proc/<daemon pid>/fd): refused like a walk that reaches procfs, before
+	 * anything is looked up in it. */
+	if (fstatfs(root, &sfs) < 0)
+		sfs.f_type = 0;
+	if (sfs.f_type == PROC_SUPER_MAGIC) {
+		snprintf(msg, len, "%s: paths through procfs are not loaded (/proc/self "
+			 "would be the daemon); pass the file as an open fd instead", path);
+		return -EACCES;
+	}
+	if (statx(root, "", AT_EMPTY_PATH, STATX_TYPE | STATX_MNT_ID_UNIQUE, &stx) == 0)
+		note_mount(seen, &stx, (uint32_t)sfs.f_type);
 	cur = fcntl(root, F_DUPFD_CLOEXEC, 3);
 	if (cur < 0) {
 		r = -errno;
@@ -105,8 +120,6 @@ int resolve_path(int root, const char *path, int *out, struct resolve_mounts *se
 		return r;
 	}
 	for (;;) {
-		struct statfs sfs;
-		struct statx stx;
 		size_t n;
 
 		while (*rest == '/')

@@ -7,14 +7,16 @@
  *
  * Cases: a second load of a small file is a hit checked on the loop; nobody gets a
  * cached file of root's that it may read, on the loop, and EACCES for a cached 0600
- * one, one in a 0700 directory and one chmod 0600 after it was cached; a cached file named through /proc/self/root is
- * still refused as a path through procfs; a symbolic link or ".." in the path goes to
- * a worker and still hits; a file rewritten in place is read again, not served old;
- * a file seen through a new mount (a bind mount) no worker's walk went through yet
- * is a hit through a worker, and the next one on the loop. At the end the daemon's fds and memfds are where they
- * started.
+ * one, one in a 0700 directory and one chmod 0600 after it was cached; a cached file
+ * named through /proc/self/root is still refused as a path through procfs; a
+ * symbolic link or ".." in the path goes to a worker and still hits; a file
+ * rewritten in place is read again, not served old; a file seen through a new mount
+ * (a bind mount) no worker's walk went through yet is a hit through a worker, and the
+ * next one on the loop; with [cache] loop_hits = off (SIGHUP) a hit goes to a
+ * worker. At the end the daemon's fds and memfds are where they started.
  */
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/mount.h>
@@ -295,6 +297,35 @@ out:
 		CHECKF(umount2(mnt, MNT_DETACH) == 0, "umount: %s", strerror(errno));
 }
 
+/* [cache] loop_hits = off, by SIGHUP: a hit goes to a worker; auto again: the loop. */
+static void switched_off(void)
+{
+	struct dmaload *dl = lc_connect(&d, "root");
+	char path[PATH_MAX];
+	long skip;
+
+	snprintf(path, sizeof(path), "%s/o", d.dir);
+	if (!dl || !cached(dl, path, 65536, 9, 0644))
+		goto out;
+	hit(dl, path, 65536, 9, true);
+	skip = daemon_log_size(&d);
+	if (!CHECK_INT(daemon_write_config_more(&d, NULL, "[cache]\ncache_limit = 1G\n"
+						"loop_hits = off\n"), ==, 0) ||
+	    !CHECK_INT(kill(d.pid, SIGHUP), ==, 0) ||
+	    !CHECKF(daemon_log_wait(&d, "reload: [cache] loop_hits", skip, 5000),
+		    "no reload line for loop_hits"))
+		goto out;
+	hit(dl, path, 65536, 9, false);
+	skip = daemon_log_size(&d);
+	if (CHECK_INT(daemon_write_config_more(&d, NULL, "[cache]\ncache_limit = 1G\n"),
+		      ==, 0) && CHECK_INT(kill(d.pid, SIGHUP), ==, 0) &&
+	    CHECKF(daemon_log_wait(&d, "reload: [cache] loop_hits", skip, 5000),
+		   "no reload line for loop_hits"))
+		hit(dl, path, 65536, 9, true);
+out:
+	dmaload_close(dl);
+}
+
 static void evict_all(void)
 {
 	struct dmaload *dl = lc_connect(&d, "evict");
@@ -324,6 +355,8 @@ int main(void)
 	CASE(rewritten(), "rewritten in place: read again with its new bytes, then a hit");
 	CASE(new_mount(), "a file through a new bind mount: the first hit through a worker, "
 	     "the next on the loop");
+	CASE(switched_off(), "SIGHUP to loop_hits = off: a hit through a worker; back to "
+	     "auto: on the loop");
 	CASE(evict_all(), "EVICT all: fds and memfds back to the start");
 	daemon_stop_case(&d, "daemon exits 0 on SIGTERM");
 	return check_finish();

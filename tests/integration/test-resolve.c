@@ -340,6 +340,34 @@ out:
 	CHECK_SETTLED(&d, 10000);
 }
 
+/* A root the client passes may be any directory it holds: one inside the daemon's
+ * /proc entry is refused before anything is looked up in it, so a name that exists
+ * there (fd 0) and one that does not (fd 99999) get the same answer. */
+static void proc_root(bool nobody)
+{
+	struct probe p = {
+		.sock = d.sock,
+		.nobody = nobody,
+		.want = { .err = EACCES, .text = "paths through procfs are not loaded" },
+		.pass_fd = -1,
+	};
+	char dir[64];
+
+	snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)d.pid);
+	p.root_fd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (!CHECKF(p.root_fd > 0, "open %s: %s", dir, strerror(errno)))
+		return;
+	add_path("/0");
+	add_path("/3");
+	add_path("/99999");
+	add_path("/99999/x");
+	p.paths = paths;
+	p.n = n_paths;
+	run_probe(&p);
+	free_paths();
+	close(p.root_fd);
+}
+
 /* ---- ordinary paths ------------------------------------------------------------------ */
 
 static void ordinary_paths(void)
@@ -863,6 +891,9 @@ int main(void)
 	CASE(proc_refused(true), "nobody: the daemon's /proc fds, map_files, root and symlinks "
 	     "to them are all refused alike, none loads");
 	CASE(proc_refused(false), "root client: the same paths are refused alike");
+	CASE(proc_root(true), "nobody passes /proc/<daemon pid>/fd as its root: fds that "
+	     "exist and fds that do not, refused alike");
+	CASE(proc_root(false), "root client: the same");
 	CASE(ordinary_paths(), "nobody: '.', '..', absolute, relative and directory symlinks, "
 	     "'..' above / load the file's bytes");
 	CASE(link_loop(), "a symlink loop -> ELOOP");

@@ -55,6 +55,7 @@ static void defaults(void)
 	CHECK_U64(c.detach_gid, ==, (gid_t)-1);
 	CHECK_INT(c.direct, ==, CONFIG_AUTO);
 	CHECK_INT(c.thp, ==, CONFIG_AUTO);
+	CHECK_INT(c.loop_hits, ==, CONFIG_AUTO);
 	CHECK(c.fixed_buffers == CONFIG_ON || c.fixed_buffers == CONFIG_OFF ||
 	      c.fixed_buffers == CONFIG_AUTO);
 	config_deinit(&c);
@@ -95,7 +96,8 @@ static void full_file(void)
 			"fixed_buffers = on\n"
 			"\n"
 			"[cache]\n"
-			"cache_limit = 3G\n", path, sizeof(path)))
+			"cache_limit = 3G\n"
+			"loop_hits = off\n", path, sizeof(path)))
 		return;
 	config_init(&c);
 	r = config_load(&c, path, err, sizeof(err));
@@ -122,6 +124,7 @@ static void full_file(void)
 		CHECK_INT(c.fixed_buffers, ==, CONFIG_ON);
 		CHECK_U64(c.cache_limit, ==, 3ull << 30);
 		CHECK_U64(c.cache_limit_pct, ==, 0);
+		CHECK_INT(c.loop_hits, ==, CONFIG_OFF);
 	}
 	{
 		char sp[256];
@@ -349,6 +352,8 @@ static void bad_values(void)
 		{ "io", "thp", "always" },
 		{ "io", "fixed_buffers", "maybe" },
 		{ "io", "fixed_buffers", "sometimes" },
+		{ "cache", "loop_hits", "on" },
+		{ "cache", "loop_hits", "yes" },
 		{ "cache", "cache_limit", "lots" },
 		{ "cache", "cache_limit", "95%" },
 		{ "cache", "cache_limit", "%" },
@@ -605,6 +610,7 @@ static void shipped_conf(void)
 		CHECK_INT(c.fixed_buffers, ==, def.fixed_buffers);
 		CHECK_U64(c.cache_limit, ==, def.cache_limit);
 		CHECK_U64(c.cache_limit_pct, ==, def.cache_limit_pct);
+		CHECK_INT(c.loop_hits, ==, def.loop_hits);
 		CHECK_U64(c.max_failures_per_uid, ==, def.max_failures_per_uid);
 		CHECK_U64(c.max_loads_per_uid, ==, def.max_loads_per_uid);
 	}
