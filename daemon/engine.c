@@ -19,6 +19,13 @@ static void on_pool_idle(void *data)
 	engine_idle(data);
 }
 
+/* lookup.c's closes of big files: on a worker (an O_PATH fd runs no filesystem
+ * code but the last reference's, so the quick lane). */
+static void engine_close_fd(void *data, int fd)
+{
+	worker_close(data, fd);
+}
+
 int engine_init(struct engine *e, struct ev_loop *loop, const struct config *cfg,
 		void (*on_idle)(void *data), void *data)
 {
@@ -67,6 +74,8 @@ int engine_init(struct engine *e, struct ev_loop *loop, const struct config *cfg
 	e->cache.uid_pin_limit = config_share_bytes(&cfg->max_pinned_per_uid,
 						    e->cache.limit);
 	lookup_init(&e->lookup);
+	e->lookup.close_fd = engine_close_fd;
+	e->lookup.close_data = e->pool;
 	return sched_init(&e->sched, cfg, loop, &e->ring, e->pool, &e->copy);
 }
 

@@ -1256,9 +1256,9 @@ static void job_maybe_release(struct job *j)
 }
 
 /*
- * A small load whose file the cache likely has, its path walked here on the loop
- * (lookup.c) instead of on a worker: what open_run does for a likely hit, without the
- * two thread wake-ups. open_done then runs on the loop's next turn and asks the cache,
+ * A shareable load whose file the cache likely has, its path walked here on the loop
+ * (lookup.c) instead of on a worker: what open_run does for a likely hit of a small
+ * file, for a file of any size, without the two thread wake-ups. open_done then runs on the loop's next turn and asks the cache,
  * as after a worker's open; a miss opens the file on a worker from there. Returns
  * whether it went this way; if not, the worker's open_run starts @j afresh (what this
  * set, the range and the target, it sets again).
@@ -1268,7 +1268,7 @@ static bool job_hit_on_loop(struct job *j)
 	bool small = j->small, shareable = j->shareable;
 	struct lookup_file f;
 
-	if (!j->small || !j->path || j->root_fd < 0 ||
+	if (!j->shareable || j->extents || !j->path || j->root_fd < 0 ||
 	    j->eng->cfg->loop_hits == CONFIG_OFF ||
 	    !cache_may_have_name(&j->eng->cache, j->path) ||
 	    lookup_path(&j->eng->lookup, j->root_fd, j->path, j->owner->cred, &f) < 0)
@@ -1282,7 +1282,7 @@ static bool job_hit_on_loop(struct job *j)
 	j->src.ino = f.ino;
 	j->src.mtime_ns = f.mtime_ns;
 	j->src.ctime_ns = f.ctime_ns;
-	if (job_range(j) < 0 || job_fit(j) < 0 || !j->small || !j->shareable) {
+	if (job_range(j) < 0 || job_fit(j) < 0 || !j->shareable) {
 		/* A worker's open says what is wrong, as it does for any load. */
 		j->eng->lookup.gave_up++;
 		source_init(&j->src);

@@ -5,7 +5,8 @@
  * ("likely in the cache: its path checked on the loop", with the load's path), which
  * way the path went.
  *
- * Cases: a second load of a small file is a hit checked on the loop; nobody gets a
+ * Cases: a second load of a small file, and of a 4 MiB one, is a hit checked on the
+ * loop; nobody gets a
  * cached file of root's that it may read, on the loop, and EACCES for a cached 0600
  * one, one in a 0700 directory and one chmod 0600 after it was cached; a cached file
  * named through /proc/self/root is still refused as a path through procfs; a
@@ -75,11 +76,15 @@ static bool cached(struct dmaload *dl, const char *path, uint64_t size, uint32_t
 static void second_load(void)
 {
 	struct dmaload *dl = lc_connect(&d, "root");
-	char path[PATH_MAX];
+	char path[PATH_MAX], big[PATH_MAX];
 
 	snprintf(path, sizeof(path), "%s/a", d.dir);
+	snprintf(big, sizeof(big), "%s/big", d.dir);
 	if (dl && cached(dl, path, 65536, 1, 0644))
 		hit(dl, path, 65536, 1, true);
+	/* not a small file: read the usual way, then a hit checked on the loop too */
+	if (dl && cached(dl, big, 4u << 20, 11, 0644))
+		hit(dl, big, 4u << 20, 11, true);
 	dmaload_close(dl);
 }
 
@@ -345,8 +350,8 @@ int main(void)
 		return check_finish();
 	check_end();
 	daemon_baseline(&d);
-	CASE(second_load(), "a second load of a small file: a hit, its path checked on "
-	     "the loop");
+	CASE(second_load(), "a second load of a 64 KiB and of a 4 MiB file: a hit, its "
+	     "path checked on the loop");
 	CASE(other_user(), "nobody: a cached 0644 file of root's is a hit on the loop; "
 	     "EACCES for 0600, in a 0700 directory, after chmod 0600");
 	CASE(procfs(), "a cached file named through /proc/self/root: EACCES, procfs");
