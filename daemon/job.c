@@ -720,7 +720,10 @@ static void job_share_lookup(struct job *j)
 			j->src_closed = false;
 			j->reopen = true;
 			source_init(&j->src);
-			job_submit(j, open_run, open_done, WORKER_FILE, true);
+			/* a big background load makes its buffer in this task too: not
+			 * ahead of foreground opens */
+			job_submit(j, open_run, open_done, WORKER_FILE,
+				   j->req.priority == DL_PRIO_FOREGROUND);
 			return;
 		}
 		if (j->small) {
@@ -1268,8 +1271,15 @@ static bool job_hit_on_loop(struct job *j)
 	bool small = j->small, shareable = j->shareable;
 	struct lookup_file f;
 
+	const struct config *cfg = j->eng->cfg;
+
+	/* Only a memfd is shared: a load that may become a dma-buf is not walked
+	 * (pick_target would probe the devices on the loop first). */
 	if (!j->shareable || j->extents || !j->path || j->root_fd < 0 ||
-	    j->eng->cfg->loop_hits == CONFIG_OFF ||
+	    cfg->loop_hits == CONFIG_OFF ||
+	    !(j->req.target == DL_TARGET_MEMFD ||
+	      (j->req.target == DL_TARGET_AUTO && cfg->target == DL_TARGET_AUTO &&
+	       !(j->req.flags & DL_LOAD_DMABUF))) ||
 	    !cache_may_have_name(&j->eng->cache, j->path) ||
 	    lookup_path(&j->eng->lookup, j->root_fd, j->path, j->owner->cred, &f) < 0)
 		return false;

@@ -18,9 +18,9 @@
  *   - procfs, where /proc/self would be the daemon: the root and every component
  *     must lie on a mount that a worker's walk went through and found not to be
  *     procfs (lookup_learn), known by its unique id (never reused while the system
- *     runs), which name_to_handle_at reports without asking the filesystem anything
- *     (statx and statfs would: a 9p or CIFS server). A mount has one place in the
- *     tree, so the same mounts mean the same answer.
+ *     runs), which name_to_handle_at reports without asking a server (statx and
+ *     statfs would: a 9p or CIFS server; see below for overlayfs). A mount has one
+ *     place in the tree, so the same mounts mean the same answer.
  *   - Only the file is statted, once its mount is known to be a local filesystem's
  *     (ext2/3/4, xfs, btrfs, f2fs, tmpfs), whose statx is exact and never waits. It
  *     must be a regular file, not encrypted (no key means an open fails, and the
@@ -36,8 +36,14 @@
  *
  * The closes here are of O_PATH fds, which run no filesystem code but the last
  * reference's: an inode unlinked during the walk is freed by whoever closes it last.
- * A file of over LOOKUP_CLOSE_MAX is closed on a worker (close_fd), so the loop frees
- * at most that much.
+ * A file of over LOOKUP_CLOSE_MAX, and whatever a walk that gave up holds, is closed
+ * on a worker (close_fd); the loop closes only directories it went through and small
+ * files, which a racing unlink or rmdir can still make it free (a journal transaction
+ * on ext4 or xfs).
+ *
+ * name_to_handle_at calls the filesystem's encode_fh: in memory everywhere but on an
+ * overlayfs mounted with nfs_export=on (not the default), whose lower directories it
+ * may copy up first.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -68,9 +74,10 @@
 
 /*
  * The unique id of the mount @fd lies on, or 0. name_to_handle_at encodes no handle
- * into a buffer of no room (EOVERFLOW), but reports the mount: from the kernel's own
- * structures, with no call into the filesystem. AT_HANDLE_FID: every filesystem can
- * name its files so, exportable or not.
+ * into a buffer of no room (EOVERFLOW), but reports the mount from the kernel's own
+ * structures; the filesystem's encode_fh only sizes the handle, in memory (but see
+ * the overlayfs note at the top). AT_HANDLE_FID: every filesystem can name its files
+ * so, exportable or not.
  */
 static uint64_t mount_id(int fd)
 {
@@ -257,7 +264,9 @@ static int walk(struct lookup *l, int root, char *buf, struct lookup_file *f)
 	f->ctime_ns = (uint64_t)stx.stx_ctime.tv_sec * 1000000000ull + stx.stx_ctime.tv_nsec;
 	r = 0;
 out:
-	if (cur != root && big && l->close_fd)
+	/* On success every fd closed was a directory the walk went through, or the
+	 * file, small or not (big); a walk that gave up may hold anything. */
+	if (cur != root && (big || r < 0) && l->close_fd)
 		l->close_fd(l->close_data, cur);
 	else if (cur != root)
 		close(cur);
