@@ -212,28 +212,14 @@ void lookup_learn(struct lookup *l, const struct resolve_mounts *seen)
 static int walk(struct lookup *l, int root, char *buf, struct lookup_file *f)
 {
 	struct statx stx;
-	char *rest = buf;
+	char *rest = buf, *name;
 	uint32_t type = mount_type(l, root);
 	int cur = root, next, r = -EAGAIN;
 	bool big = false;
 
 	if (!type)
 		return -EAGAIN;
-	for (;;) {
-		char *name;
-		size_t n;
-
-		while (*rest == '/')
-			rest++;
-		if (!*rest)
-			break;
-		name = rest;
-		n = strcspn(name, "/");
-		rest = name + n;
-		if (*rest)
-			*rest++ = '\0';
-		if (!strcmp(name, "."))
-			continue;
+	while ((name = resolve_next(&rest))) {
 		if (!strcmp(name, ".."))
 			goto out;
 		/* Opened in what the last component opened: a file or a link there

@@ -86,6 +86,25 @@ static int splice_link(char *buf, size_t cap, char **rest, const char *target,
 	return 0;
 }
 
+char *resolve_next(char **rest)
+{
+	for (;;) {
+		char *name = *rest;
+		size_t n;
+
+		while (*name == '/')
+			name++;
+		if (!*name)
+			return NULL;
+		n = strcspn(name, "/");
+		*rest = name + n;
+		if (**rest)
+			*(*rest)++ = '\0';
+		if (strcmp(name, "."))
+			return name;
+	}
+}
+
 int resolve_path(int root, const char *path, int *out, struct resolve_mounts *seen,
 		 char *msg, size_t len)
 {
@@ -119,21 +138,7 @@ int resolve_path(int root, const char *path, int *out, struct resolve_mounts *se
 		snprintf(msg, len, "cannot walk %s: %s", path, strerror(-r));
 		return r;
 	}
-	for (;;) {
-		size_t n;
-
-		while (*rest == '/')
-			rest++;
-		if (!*rest)
-			break;
-		name = rest;
-		n = strcspn(name, "/");
-		rest = name + n;
-		if (*rest)
-			*rest++ = '\0';
-
-		if (!strcmp(name, "."))
-			continue;
+	while ((name = resolve_next(&rest))) {
 		if (!strcmp(name, "..")) {
 			if (depth == 0)
 				continue;	/* the root's parent is the root */

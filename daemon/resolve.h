@@ -23,6 +23,11 @@ struct resolve_mounts {
 	struct resolve_mount m[RESOLVE_MOUNTS];
 };
 
+/* The next component of the path at *@rest (a buffer the walk may write): NUL-ended
+ * in place, with *@rest moved past it; empty components and "." are skipped. NULL at
+ * the end. */
+char *resolve_next(char **rest);
+
 /*
  * Walks absolute or relative @path from @root (borrowed: an O_PATH directory fd, the
  * client's root), following symbolic links inside @root. On success *@out is an
