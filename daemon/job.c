@@ -1258,28 +1258,33 @@ static void job_maybe_release(struct job *j)
 	job_release(j);
 }
 
+/* Whether @j's request can only end in a memfd, whatever the file: it names one, or
+ * leaves the target to a config that does and asks for no dma-buf. */
+static bool job_memfd_only(const struct job *j)
+{
+	return j->req.target == DL_TARGET_MEMFD ||
+	       (j->req.target == DL_TARGET_AUTO && j->eng->cfg->target == DL_TARGET_AUTO &&
+		!(j->req.flags & DL_LOAD_DMABUF));
+}
+
 /*
  * A shareable load whose file the cache likely has, its path walked here on the loop
  * (lookup.c) instead of on a worker: what open_run does for a likely hit of a small
- * file, for a file of any size, without the two thread wake-ups. open_done then runs on the loop's next turn and asks the cache,
- * as after a worker's open; a miss opens the file on a worker from there. Returns
- * whether it went this way; if not, the worker's open_run starts @j afresh (what this
- * set, the range and the target, it sets again).
+ * file, for a file of any size, without the two thread wake-ups. open_done then runs
+ * on the loop's next turn and asks the cache, as after a worker's open; a miss opens
+ * the file on a worker from there. Returns whether it went this way; if not, the
+ * worker's open_run starts @j afresh (what this set, the range and the target, it
+ * sets again).
  */
 static bool job_hit_on_loop(struct job *j)
 {
 	bool small = j->small, shareable = j->shareable;
 	struct lookup_file f;
 
-	const struct config *cfg = j->eng->cfg;
-
 	/* Only a memfd is shared: a load that may become a dma-buf is not walked
 	 * (pick_target would probe the devices on the loop first). */
 	if (!j->shareable || j->extents || !j->path || j->root_fd < 0 ||
-	    cfg->loop_hits == CONFIG_OFF ||
-	    !(j->req.target == DL_TARGET_MEMFD ||
-	      (j->req.target == DL_TARGET_AUTO && cfg->target == DL_TARGET_AUTO &&
-	       !(j->req.flags & DL_LOAD_DMABUF))) ||
+	    j->eng->cfg->loop_hits == CONFIG_OFF || !job_memfd_only(j) ||
 	    !cache_may_have_name(&j->eng->cache, j->path) ||
 	    lookup_path(&j->eng->lookup, j->root_fd, j->path, j->owner->cred, &f) < 0)
 		return false;
@@ -1400,10 +1405,7 @@ int job_new(struct job **out, struct engine *eng, struct job_owner *owner,
 		   eng->sched.active[DL_PRIO_FOREGROUND] < eng->sched.cfg->max_loads &&
 		   list_empty(&eng->sched.waiting[DL_PRIO_FOREGROUND]) &&
 		   eng->cfg->hugetlb != CONFIG_ON && j->req.priority == DL_PRIO_FOREGROUND &&
-		   (j->req.target == DL_TARGET_MEMFD ||
-		    (j->req.target == DL_TARGET_AUTO && eng->cfg->target == DL_TARGET_AUTO &&
-		     !(j->req.flags & DL_LOAD_DMABUF))) &&
-		   !sched_load_rate(&j->sl) && !eng->sched.global.rate;
+		   job_memfd_only(j) && !sched_load_rate(&j->sl) && !eng->sched.global.rate;
 	/* Counted as its uid's from here to its release (the owner checked
 	 * max_loads_per_uid). */
 	j->quota = quota_load_start(&eng->quota, owner->cred->uid);
