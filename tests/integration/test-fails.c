@@ -265,15 +265,12 @@ out:
 static void no_limit(void)
 {
 	struct report fr = { 0 };
-	long skip = daemon_log_size(&d);
 	int ffd = -1;
 	pid_t fp;
 
 	/* nobody's debt from the first case is paid back by now (2 s at most) */
-	if (!CHECK_INT(daemon_write_config_more(&d, NULL, "[quota]\nmax_failures_per_uid = 0\n"),
-		       ==, 0) || !CHECK_INT(kill(d.pid, SIGHUP), ==, 0) ||
-	    !CHECKF(daemon_log_wait(&d, "max_failures_per_uid", skip, 5000),
-		    "no reload line for max_failures_per_uid"))
+	if (!daemon_reload(&d, NULL, "[quota]\nmax_failures_per_uid = 0\n",
+			   "max_failures_per_uid"))
 		return;
 	fp = spawn(NOBODY, flood, 1000, &ffd);
 	if (!CHECKF(fp > 0, "fork: %s", strerror(errno)))

@@ -154,16 +154,6 @@ out:
 	raw_msg_free(rm);
 }
 
-/* SIGHUP to @conf; waits for the reload's log line naming @key. */
-static bool reload(const char *conf, const char *key)
-{
-	long skip = daemon_log_size(&d);
-
-	return CHECK_INT(daemon_write_config_more(&d, "chunk_size = 1M\n", conf), ==, 0) &&
-	       CHECK_INT(kill(d.pid, SIGHUP), ==, 0) &&
-	       CHECKF(daemon_log_wait(&d, key, skip, 5000), "no reload log line for %s", key);
-}
-
 /* With room to spare (1 connection of 64), a quiet connection is not closed: it
  * hears nothing for 2.5 s, 2.5 times idle_timeout, and still answers a STATUS. */
 static void room_keeps_it(void)
@@ -171,7 +161,8 @@ static void room_keeps_it(void)
 	struct raw_msg *rm = raw_msg_new();
 	int s = -1, r;
 
-	if (!rm || !reload("[daemon]\nidle_timeout = 1\nmax_clients = 64\n", "max_clients"))
+	if (!rm || !daemon_reload(&d, "chunk_size = 1M\n", "[daemon]\nidle_timeout = 1\nmax_clients = 64\n",
+				   "max_clients"))
 		goto out;
 	s = raw_connect(d.sock);
 	if (!CHECKF(s >= 0, "connect: %s", strerror(-s)))
@@ -196,7 +187,8 @@ static void reload_off(void)
 	struct raw_msg *rm = raw_msg_new();
 	int s = -1, r;
 
-	if (!reload("[daemon]\nidle_timeout = 0\nmax_clients = 2\n", "idle_timeout"))
+	if (!daemon_reload(&d, "chunk_size = 1M\n", "[daemon]\nidle_timeout = 0\nmax_clients = 2\n",
+			   "idle_timeout"))
 		goto out;
 	s = raw_connect(d.sock);
 	if (!CHECKF(s >= 0, "connect: %s", strerror(-s)))

@@ -17,7 +17,6 @@
  * worker. At the end the daemon's fds and memfds are where they started.
  */
 #include <fcntl.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/mount.h>
@@ -307,25 +306,16 @@ static void switched_off(void)
 {
 	struct dmaload *dl = lc_connect(&d, "root");
 	char path[PATH_MAX];
-	long skip;
 
 	snprintf(path, sizeof(path), "%s/o", d.dir);
 	if (!dl || !cached(dl, path, 65536, 9, 0644))
 		goto out;
 	hit(dl, path, 65536, 9, true);
-	skip = daemon_log_size(&d);
-	if (!CHECK_INT(daemon_write_config_more(&d, NULL, "[cache]\ncache_limit = 1G\n"
-						"loop_hits = off\n"), ==, 0) ||
-	    !CHECK_INT(kill(d.pid, SIGHUP), ==, 0) ||
-	    !CHECKF(daemon_log_wait(&d, "reload: [cache] loop_hits", skip, 5000),
-		    "no reload line for loop_hits"))
+	if (!daemon_reload(&d, NULL, "[cache]\ncache_limit = 1G\nloop_hits = off\n",
+			   "reload: [cache] loop_hits"))
 		goto out;
 	hit(dl, path, 65536, 9, false);
-	skip = daemon_log_size(&d);
-	if (CHECK_INT(daemon_write_config_more(&d, NULL, "[cache]\ncache_limit = 1G\n"),
-		      ==, 0) && CHECK_INT(kill(d.pid, SIGHUP), ==, 0) &&
-	    CHECKF(daemon_log_wait(&d, "reload: [cache] loop_hits", skip, 5000),
-		   "no reload line for loop_hits"))
+	if (daemon_reload(&d, NULL, "[cache]\ncache_limit = 1G\n", "reload: [cache] loop_hits"))
 		hit(dl, path, 65536, 9, true);
 out:
 	dmaload_close(dl);

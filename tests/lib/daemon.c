@@ -139,6 +139,17 @@ long daemon_log_size(const struct test_daemon *d)
 	return stat(d->log, &st) == 0 ? (long)st.st_size : 0;
 }
 
+bool daemon_reload(struct test_daemon *d, const char *io_extra, const char *more,
+		   const char *needle)
+{
+	long skip = daemon_log_size(d);
+
+	return CHECK_INT(daemon_write_config_more(d, io_extra, more), ==, 0) &&
+	       CHECK_INT(kill(d->pid, SIGHUP), ==, 0) &&
+	       CHECKF(daemon_log_wait(d, needle, skip, 5000), "no reload log line for %s",
+		      needle);
+}
+
 bool daemon_log_wait(const struct test_daemon *d, const char *needle, long skip,
 		     int timeout_ms)
 {

@@ -178,6 +178,11 @@ bool daemon_log_wait(const struct test_daemon *d, const char *needle, long skip,
 		     int timeout_ms);
 /* The log's size now, for daemon_log_wait's @skip. */
 long daemon_log_size(const struct test_daemon *d);
+/* Rewrites the config (daemon_write_config_more), sends SIGHUP and waits up to 5 s
+ * for a log line of the reload that contains @needle, all with CHECKs. Returns
+ * whether everything held. */
+bool daemon_reload(struct test_daemon *d, const char *io_extra, const char *more,
+		   const char *needle);
 /* Sends SIGTERM and waits up to 20 s (then SIGKILL). Returns the wait status, or -1
  * if it had to be killed. */
 int daemon_stop(struct test_daemon *d);
