@@ -49,14 +49,17 @@ struct report {
 };
 
 /* One LOAD of @path on @s and its final answer: 1 DONE, 0 ERROR ENOENT, -1 other
- * (@r->msg set). */
+ * (@r->msg set). The time it took counts for @r->max_ms. */
 static int load_once(int s, uint64_t id, const char *path, struct raw_msg *rm,
 		     struct report *r)
 {
+	double t0 = 1e3 * now_s();
 	int res = raw_send_load(s, id, path, -1, 0, 0, 0);
 
 	if (res == 0)
 		res = raw_wait_final(s, id, rm, 5000);
+	if (1e3 * now_s() - t0 > r->max_ms)
+		r->max_ms = 1e3 * now_s() - t0;
 	if (res == 1 && rm->m.hdr.type == DL_DONE) {
 		raw_msg_clear(rm);
 		return 1;
@@ -72,28 +75,34 @@ static int load_once(int s, uint64_t id, const char *path, struct raw_msg *rm,
 	return -1;
 }
 
+/* A connection and a message buffer for a child's loads; false (@r failed) if not. */
+static bool session(struct report *r, int *s, struct raw_msg **rm)
+{
+	*rm = raw_msg_new();
+	*s = raw_connect(d.sock);
+	if (*s >= 0 && *rm)
+		return true;
+	snprintf(r->msg, sizeof(r->msg), "connect: %s", strerror(*s < 0 ? -*s : ENOMEM));
+	r->failed = 1;
+	return false;
+}
+
 /* nobody: failing loads for @ms, each sent when the last was answered. */
 static void flood(struct report *r, int ms)
 {
-	struct raw_msg *rm = raw_msg_new();
 	uint64_t end = now_ms() + (uint64_t)ms, id = 0;
-	int s = raw_connect(d.sock);
+	struct raw_msg *rm;
+	int s;
 
-	if (s < 0 || !rm) {
-		snprintf(r->msg, sizeof(r->msg), "connect: %s", strerror(s < 0 ? -s : ENOMEM));
-		r->failed = 1;
+	if (!session(r, &s, &rm))
 		return;
-	}
 	while (now_ms() < end) {
-		double t0 = 1e3 * now_s();
 		int res = load_once(s, ++id, missing, rm, r);
 
 		if (res != 0) {
 			r->failed = 1;
 			break;
 		}
-		if (1e3 * now_s() - t0 > r->max_ms)
-			r->max_ms = 1e3 * now_s() - t0;
 		/* an answer that came after the end is not counted in the window */
 		if (now_ms() <= end)
 			r->answers++;
@@ -105,18 +114,14 @@ static void flood(struct report *r, int ms)
 /* uid 1: a real load every GOOD_GAP_MS for @ms, and 3 failing ones among them. */
 static void good(struct report *r, int ms)
 {
-	struct raw_msg *rm = raw_msg_new();
 	uint64_t end = now_ms() + (uint64_t)ms, id = 0;
-	int s = raw_connect(d.sock);
+	struct raw_msg *rm;
+	int s;
 
-	if (s < 0 || !rm) {
-		snprintf(r->msg, sizeof(r->msg), "connect: %s", strerror(s < 0 ? -s : ENOMEM));
-		r->failed = 1;
+	if (!session(r, &s, &rm))
 		return;
-	}
 	while (now_ms() < end) {
 		bool miss = id % 10 == 5 && r->fails < 3;
-		double t0 = 1e3 * now_s();
 		int res = load_once(s, ++id, miss ? missing : real_file, rm, r);
 
 		if (res < 0 || res != !miss) {
@@ -126,8 +131,6 @@ static void good(struct report *r, int ms)
 			r->failed = 1;
 			break;
 		}
-		if (1e3 * now_s() - t0 > r->max_ms)
-			r->max_ms = 1e3 * now_s() - t0;
 		if (miss)
 			r->fails++;
 		else
