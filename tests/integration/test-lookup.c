@@ -104,13 +104,9 @@ static int nobody_child(void *arg, char *msg, size_t len)
 	long skip = daemon_log_size(&d);
 	int r;
 
-	if (child_drop(NOBODY, 0, msg, len) < 0)
+	dl = lc_connect_as(NOBODY, 0, d.sock, "nobody", msg, len);
+	if (!dl)
 		return -1;
-	r = dmaload_connect(&dl, d.sock, "nobody");
-	if (r < 0) {
-		snprintf(msg, len, "connect as nobody: %s", strerror(-r));
-		return -1;
-	}
 	r = dmaload_load_path_sync(dl, a->path, NULL, &ev);
 	if (a->want_err) {
 		if (r >= 0) {

@@ -286,13 +286,9 @@ static int denied_child(void *arg, char *msg, size_t len)
 	struct dmaload_event ev;
 	int r;
 
-	if (child_drop(NOBODY, 0, msg, len) < 0)
+	dl = lc_connect_as(NOBODY, 0, d.sock, "nobody", msg, len);
+	if (!dl)
 		return -1;
-	r = dmaload_connect(&dl, d.sock, "nobody");
-	if (r < 0) {
-		snprintf(msg, len, "connect as nobody: %s", strerror(-r));
-		return -1;
-	}
 	r = dmaload_load_path_sync(dl, a->path, NULL, &ev);
 	if (r >= 0) {
 		snprintf(msg, len, "nobody got root's 0600 file (flags 0x%x)", ev.done_flags);

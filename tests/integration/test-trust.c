@@ -54,13 +54,9 @@ static int child_load(void *arg, char *msg, size_t len)
 			return 1;
 		}
 	}
-	if (child_drop(NOBODY, a->extra_gid, msg, len) < 0)
+	dl = lc_connect_as(NOBODY, a->extra_gid, d.sock, "nobody", msg, len);
+	if (!dl)
 		return 1;
-	r = dmaload_connect(&dl, d.sock, "nobody");
-	if (r < 0) {
-		snprintf(msg, len, "connect as nobody: %s", strerror(-r));
-		return 1;
-	}
 	r = fd >= 0 ? dmaload_load_fd_sync(dl, fd, NULL, &ev)
 		    : dmaload_load_path_sync(dl, a->path, NULL, &ev);
 	if (a->want_err) {
@@ -98,13 +94,9 @@ static int child_status(void *arg, char *msg, size_t len)
 	int r;
 
 	(void)arg;
-	if (child_drop(NOBODY, 0, msg, len) < 0)
+	dl = lc_connect_as(NOBODY, 0, d.sock, "nobody-status", msg, len);
+	if (!dl)
 		return 1;
-	r = dmaload_connect(&dl, d.sock, "nobody-status");
-	if (r < 0) {
-		snprintf(msg, len, "connect as nobody: %s", strerror(-r));
-		return 1;
-	}
 	r = dmaload_status(dl, &st);
 	if (r < 0) {
 		snprintf(msg, len, "status: %s", strerror(-r));
@@ -174,13 +166,9 @@ static int child_cache(void *arg, char *msg, size_t len)
 	int r;
 
 	(void)arg;
-	if (child_drop(NOBODY, 0, msg, len) < 0)
+	dl = lc_connect_as(NOBODY, 0, dc.sock, "nobody-cache", msg, len);
+	if (!dl)
 		return 1;
-	r = dmaload_connect(&dl, dc.sock, "nobody-cache");
-	if (r < 0) {
-		snprintf(msg, len, "connect as nobody: %s", strerror(-r));
-		return 1;
-	}
 	r = dmaload_load_path_sync(dl, secret, NULL, &ev);
 	if (r != -EACCES) {
 		snprintf(msg, len, "cached secret by path: %d (%s), flags 0x%x", r,

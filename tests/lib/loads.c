@@ -151,6 +151,22 @@ struct dmaload *lc_connect(const struct test_daemon *d, const char *name)
 	return dl;
 }
 
+struct dmaload *lc_connect_as(uid_t uid, gid_t extra, const char *sock, const char *name,
+			      char *msg, size_t len)
+{
+	struct dmaload *dl = NULL;
+	int r;
+
+	if (child_drop(uid, extra, msg, len) < 0)
+		return NULL;
+	r = dmaload_connect(&dl, sock, name);
+	if (r < 0) {
+		snprintf(msg, len, "connect as uid %u: %s", (unsigned)uid, strerror(-r));
+		return NULL;
+	}
+	return dl;
+}
+
 int lc_status_lists(struct dmaload *dl, const char *path)
 {
 	struct dmaload_status st;

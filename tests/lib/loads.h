@@ -46,6 +46,10 @@ const char *lc_event_str(const struct dmaload_event *ev);
 
 /* Connects with a CHECK. NULL on failure. */
 struct dmaload *lc_connect(const struct test_daemon *d, const char *name);
+/* In a child (child_run): becomes @uid with supplementary group @extra (child_drop),
+ * then connects to @sock as @name. NULL with @msg set on failure. */
+struct dmaload *lc_connect_as(uid_t uid, gid_t extra, const char *sock, const char *name,
+			      char *msg, size_t len);
 
 /* Whether STATUS on @dl lists a running load named @path: 1, 0, or -errno. */
 int lc_status_lists(struct dmaload *dl, const char *path);
