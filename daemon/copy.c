@@ -181,6 +181,11 @@ void copy_env_init(struct copy_env *e, const struct config *cfg, struct ring *ri
 	copy_bounce_init(&e->bounce, cfg->chunk_size, cfg->queue_depth);
 }
 
+void copy_env_trim_pipes(struct copy_env *e)
+{
+	copy_pipes_deinit(&e->pipes);
+}
+
 void copy_env_trim(struct copy_env *e)
 {
 	copy_pipes_deinit(&e->pipes);

@@ -81,8 +81,8 @@ struct copy_pipes {
 };
 
 /* The bounce buffers of direct reads into heap targets and fresh 4 KiB-page memfds
- * (CHUNK_STAGED): chunk_size bytes each, made on first use, freed when the daemon has
- * nothing left to read. At most max of them: COPY_BOUNCE_BYTES in all and no more
+ * (CHUNK_STAGED): chunk_size bytes each, made on first use, freed once the daemon has
+ * had nothing to read for a while (sched.c's TRIM_DELAY_S). At most max of them: COPY_BOUNCE_BYTES in all and no more
  * than queue_depth (one per read in flight), 4 at least. Measured for staged loads of
  * 32 x 32 MiB (issue 15): 32 MiB of them 1480 MB/s, 128 MiB 1750-1910 MB/s. */
 #define COPY_BOUNCE_MAX 64
@@ -176,8 +176,11 @@ struct copy {
 
 void copy_env_init(struct copy_env *e, const struct config *cfg, struct ring *ring,
 		   struct worker_pool *pool);
-/* Frees the idle pipes and bounce buffers: called when nothing reads, so an idle
- * daemon holds none; those still in use go when their chunks end. */
+/* Frees the idle pipes (copy_env_trim_pipes: as soon as nothing reads, since they
+ * are fds) or the idle pipes and bounce buffers (copy_env_trim: a while after the
+ * last read), so an idle daemon holds none; those still in use go when their chunks
+ * end. */
+void copy_env_trim_pipes(struct copy_env *e);
 void copy_env_trim(struct copy_env *e);
 
 /*

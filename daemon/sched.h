@@ -114,6 +114,8 @@ struct sched {
 	struct bucket global;			/* [limits] global_rate */
 	ev_timer global_timer;			/* resumes when the global bucket refills */
 	uint64_t global_due;			/* when it fires (now_ns clock) */
+	ev_timer trim_timer;			/* frees the copy's bounce buffers
+						 * once idle a while (sched.c) */
 	unsigned char *fixed_used;	/* registered-buffer slots taken */
 	unsigned n_fixed;
 };

@@ -5,7 +5,8 @@
  * the daemon), direct chunks go through bounce buffers and are written into the memfd
  * (copy.c's staged chunks): loads of many chunks (chunk_size 1M, so several writes
  * queue behind each other), with an unaligned tail, by method auto and direct, and
- * several at once, give every byte, method direct, no huge page. At "advise", a daemon
+ * several at once, give every byte, method direct, no huge page; the bounce
+ * buffers stay a while after a load and then go. At "advise", a daemon
  * with [io] thp = auto says so at start and its buffer gets transparent huge pages
  * (ShmemHugePages grows by most of the buffer while the client holds it), every byte
  * right; with thp = off, none. Root only (the sysfs knob); the value found is restored
@@ -127,6 +128,46 @@ out:
 	stop(&d);
 }
 
+/* The bounce buffers outlive a load by sched.c's TRIM_DELAY_S (10 s), so the next
+ * load does not fault them in again, and then go: the daemon's RSS, up by at least
+ * the chunks of one load right after it, is still up 2 s later and back near where it
+ * started within 20 s. */
+static void bounce_trim(void)
+{
+	struct test_daemon d;
+	struct dmaload *dl = NULL;
+	char why[512];
+	long huge = 0, rss0, rss = 0;
+	uint64_t t0;
+
+	if (!CHECK(knob_set("never")))
+		return;
+	if (!CHECKF(daemon_start(&d, "thp-trim", "hugetlb = off\nchunk_size = 1M\n", why,
+				 sizeof(why)) == 0, "%s", why))
+		return;
+	if (!(dl = lc_connect(&d, "trim")))
+		goto out;
+	rss0 = proc_rss_kib(d.pid);
+	if (!CHECK(load_huge(dl, DL_METHOD_DIRECT, &huge)))
+		goto out;
+	rss = proc_rss_kib(d.pid);
+	CHECKF(rss >= rss0 + 8 * 1024, "RSS %ld KiB after a staged load, %ld before: "
+	       "no bounce buffers held", rss, rss0);
+	sleep_ms(2000);
+	rss = proc_rss_kib(d.pid);
+	CHECKF(rss >= rss0 + 8 * 1024, "RSS %ld KiB 2 s after a staged load, %ld before: "
+	       "bounce buffers freed at once", rss, rss0);
+	t0 = now_ms();
+	while (now_ms() - t0 < 20000 && (rss = proc_rss_kib(d.pid)) > rss0 + 4 * 1024)
+		sleep_ms(200);
+	CHECKF(rss <= rss0 + 4 * 1024, "RSS %ld KiB 22 s after a staged load, %ld before: "
+	       "bounce buffers never freed", rss, rss0);
+out:
+	if (dl)
+		dmaload_close(dl);
+	stop(&d);
+}
+
 static void thp(bool on)
 {
 	struct test_daemon d;
@@ -181,6 +222,8 @@ int main(void)
 	CASE(staged(), "shmem THP never: staged loads (bounce buffers written into the "
 	     "memfd), many chunks, a ragged tail, auto and direct, four at once: every "
 	     "byte, no huge page");
+	CASE(bounce_trim(), "shmem THP never: the bounce buffers of a staged load are "
+	     "kept for a while, then freed");
 	CASE(thp(true), "shmem THP advise, thp = auto: the start-up line says so, the "
 	     "buffer in transparent huge pages, every byte");
 	CASE(thp(false), "shmem THP advise, thp = off: no huge page, every byte");
