@@ -5,11 +5,12 @@
  * thread wake-ups and some forty syscalls, which on a busy host (64 clients on 2
  * cores) put a hit's p99 past a millisecond. Proved here it costs neither wake-up.
  *
- * It is the workers' walk, one component at a time from the root directory the
- * client passed, with the client's filesystem identity and none of the daemon's
- * capabilities (cred.c: per thread, taken and given back within this call), made
- * never to wait on a filesystem:
- *   - Each component is opened (O_PATH | O_NOFOLLOW) by io_uring's OPENAT2 with
+ * It is the workers' walk from the root directory the client passed, with the
+ * client's filesystem identity and none of the daemon's capabilities (cred.c: per
+ * thread, taken and given back within this call), made never to wait on a
+ * filesystem. A path that stays on the root's mount is opened in one go
+ * (RESOLVE_NO_XDEV, see walk()); one that crosses a mount, a component at a time:
+ *   - Each open (O_PATH | O_NOFOLLOW) is io_uring's OPENAT2 with
  *     RESOLVE_CACHED: from the dentry cache or not at all. A name the kernel would
  *     read from disk, revalidate with a server (NFS, FUSE) or automount fails with
  *     -EAGAIN at once, inside io_uring_enter. (The openat2 syscall would do the same,
@@ -91,11 +92,12 @@ static uint64_t mount_id(int fd)
 	return id;
 }
 
-/* Opens @name (one component) in @dirfd from the dentry cache, or fails. */
-static int open_cached(struct lookup *l, int dirfd, const char *name)
+/* Opens @name in @dirfd from the dentry cache (RESOLVE_CACHED and @resolve), or
+ * fails. */
+static int open_cached(struct lookup *l, int dirfd, const char *name, uint64_t resolve)
 {
 	struct open_how how = { .flags = O_PATH | O_NOFOLLOW | O_CLOEXEC,
-				.resolve = RESOLVE_CACHED };
+				.resolve = RESOLVE_CACHED | resolve };
 	struct io_uring_sqe *sqe = io_uring_get_sqe(&l->ring);
 	struct io_uring_cqe *cqe;
 	int r;
@@ -208,6 +210,15 @@ void lookup_learn(struct lookup *l, const struct resolve_mounts *seen)
 	}
 }
 
+/* Whether @path has a ".." component. */
+static bool has_dotdot(const char *path)
+{
+	for (const char *p = path; (p = strstr(p, "..")); p += 2)
+		if ((p == path || p[-1] == '/') && (p[2] == '/' || !p[2]))
+			return true;
+	return false;
+}
+
 /* The walk itself, as the client (lookup_path took on its identity). */
 static int walk(struct lookup *l, int root, char *buf, struct lookup_file *f)
 {
@@ -219,12 +230,34 @@ static int walk(struct lookup *l, int root, char *buf, struct lookup_file *f)
 
 	if (!type)
 		return -EAGAIN;
+	/*
+	 * Most paths lie on one mount: then one open takes the whole path, and
+	 * RESOLVE_NO_XDEV keeps every component on the root's mount (known, not
+	 * procfs), so there is no mount to ask about. RESOLVE_NO_SYMLINKS gives up on
+	 * a link as the walk below does; ".." is left to that walk, which gives up on
+	 * it too. Per hit that saves, for each component past the first, an io_uring
+	 * submit, a name_to_handle_at and a close. A path that crosses a mount is
+	 * walked a component at a time, each one's mount checked: the open fails with
+	 * EXDEV, or with EAGAIN, as RESOLVE_CACHED makes it where the crossing would
+	 * leave the RCU walk (as does a name not in the dentry cache, which the walk
+	 * below then gives up on).
+	 */
+	if (!has_dotdot(buf)) {
+		next = open_cached(l, root, buf + strspn(buf, "/"),
+				   RESOLVE_NO_XDEV | RESOLVE_NO_SYMLINKS | RESOLVE_BENEATH);
+		if (next >= 0) {
+			cur = next;
+			goto file;
+		}
+		if (next != -EXDEV && next != -EAGAIN)
+			goto out;
+	}
 	while ((name = resolve_next(&rest))) {
 		if (!strcmp(name, ".."))
 			goto out;
 		/* Opened in what the last component opened: a file or a link there
 		 * fails (ENOTDIR) and gives up. */
-		next = open_cached(l, cur, name);
+		next = open_cached(l, cur, name, 0);
 		if (next < 0)
 			goto out;
 		if (cur != root)
@@ -234,6 +267,7 @@ static int walk(struct lookup *l, int root, char *buf, struct lookup_file *f)
 		if (!type)
 			goto out;
 	}
+file:
 	if (cur == root || !local_fs(type) ||
 	    statx(cur, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS, &stx) < 0 ||
 	    (~stx.stx_mask & STATX_BASIC_STATS) || !S_ISREG(stx.stx_mode))
