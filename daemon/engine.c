@@ -19,11 +19,11 @@ static void on_pool_idle(void *data)
 	engine_idle(data);
 }
 
-/* lookup.c's closes of big files: on a worker (an O_PATH fd runs no filesystem
- * code but the last reference's, so the quick lane). */
+/* lookup.c's closes: on a worker, batched (an O_PATH fd runs no filesystem code but
+ * the last reference's, so the quick lane). */
 static void engine_close_fd(void *data, int fd)
 {
-	worker_close(data, fd);
+	worker_close_later(data, fd);
 }
 
 int engine_init(struct engine *e, struct ev_loop *loop, const struct config *cfg,

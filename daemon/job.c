@@ -547,8 +547,9 @@ static int open_run(struct worker_task *t)
 	if (j->path) {
 		r = source_open_path(&j->src, j->path, j->owner->cred, j->root_fd,
 				     want_direct);
-		/* A small load keeps an O_PATH root (closing one never waits on its
-		 * filesystem) for opening the file again after a wrong hint. */
+		/* A small load keeps an O_PATH root (whose close runs no filesystem
+		 * code but the last reference's, and goes to a worker: job_release_soon)
+		 * for opening the file again after a wrong hint. */
 		j->root_opath = j->small && !j->reopen && j->root_fd >= 0 &&
 				(fcntl(j->root_fd, F_GETFL) & O_PATH);
 		if (!j->root_opath)
@@ -1246,6 +1247,12 @@ static void job_release_soon(struct job *j)
 	}
 	sched_remove(&j->eng->sched, &j->sl);
 	j->state = DL_STATE_FINISHING;
+	/* The client's O_PATH root: its close may be the last reference to a lazily
+	 * unmounted filesystem, whose teardown would then run here. */
+	if (j->root_fd >= 0) {
+		worker_close_later(j->eng->pool, j->root_fd);
+		j->root_fd = -1;
+	}
 	release_run(&j->task);
 	release_done(&j->task, 0);
 }

@@ -35,12 +35,11 @@
  * up: the job goes to a worker, whose walk answers it as it answers every load, error
  * messages included. Giving up costs what the walk did so far, a few microseconds.
  *
- * The closes here are of O_PATH fds, which run no filesystem code but the last
- * reference's: an inode unlinked during the walk is freed by whoever closes it last.
- * A file of over LOOKUP_CLOSE_MAX, and whatever a walk that gave up holds, is closed
- * on a worker (close_fd); the loop closes only directories it went through and small
- * files, which a racing unlink or rmdir can still make it free (a journal transaction
- * on ext4 or xfs).
+ * The fds a walk opens are O_PATH fds, which run no filesystem code but the last
+ * reference's: an inode unlinked or a directory removed during the walk is freed by
+ * whoever closes it last (a journal transaction on ext4 or xfs, a big file's pages).
+ * So none is closed on the loop: close_fd hands them to a worker, batched
+ * (worker_close_later), which costs a hit no thread wake-up.
  *
  * name_to_handle_at calls the filesystem's encode_fh: in memory everywhere but on an
  * overlayfs mounted with nfs_export=on (not the default), whose lower directories it
@@ -210,6 +209,15 @@ void lookup_learn(struct lookup *l, const struct resolve_mounts *seen)
 	}
 }
 
+/* Closes an fd the walk opened: off the loop (see the top). */
+static void walk_close(struct lookup *l, int fd)
+{
+	if (l->close_fd)
+		l->close_fd(l->close_data, fd);
+	else
+		close(fd);
+}
+
 /* Whether @path has a ".." component. */
 static bool has_dotdot(const char *path)
 {
@@ -226,7 +234,6 @@ static int walk(struct lookup *l, int root, char *buf, struct lookup_file *f)
 	char *rest = buf, *name;
 	uint32_t type = mount_type(l, root);
 	int cur = root, next, r = -EAGAIN;
-	bool big = false;
 
 	if (!type)
 		return -EAGAIN;
@@ -261,7 +268,7 @@ static int walk(struct lookup *l, int root, char *buf, struct lookup_file *f)
 		if (next < 0)
 			goto out;
 		if (cur != root)
-			close(cur);
+			walk_close(l, cur);
 		cur = next;
 		type = mount_type(l, cur);
 		if (!type)
@@ -272,7 +279,6 @@ file:
 	    statx(cur, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS, &stx) < 0 ||
 	    (~stx.stx_mask & STATX_BASIC_STATS) || !S_ISREG(stx.stx_mode))
 		goto out;
-	big = stx.stx_size > LOOKUP_CLOSE_MAX;
 	if (stx.stx_attributes & (STATX_ATTR_ENCRYPTED | STATX_ATTR_VERITY))
 		goto out;
 	if (syscall(SYS_faccessat2, cur, "", R_OK, AT_EMPTY_PATH | AT_EACCESS) < 0)
@@ -284,12 +290,8 @@ file:
 	f->ctime_ns = (uint64_t)stx.stx_ctime.tv_sec * 1000000000ull + stx.stx_ctime.tv_nsec;
 	r = 0;
 out:
-	/* On success every fd closed was a directory the walk went through, or the
-	 * file, small or not (big); a walk that gave up may hold anything. */
-	if (cur != root && (big || r < 0) && l->close_fd)
-		l->close_fd(l->close_data, cur);
-	else if (cur != root)
-		close(cur);
+	if (cur != root)
+		walk_close(l, cur);
 	return r;
 }
 

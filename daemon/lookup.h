@@ -15,8 +15,6 @@
 /* As many mounts as a host's model and data paths run through; past it, new ones
  * are not learned (their paths go to a worker, as before). */
 #define LOOKUP_MOUNTS 64
-/* Files larger than this are closed through close_fd, off the loop (lookup.c). */
-#define LOOKUP_CLOSE_MAX (1ull << 20)
 
 struct lookup {
 	struct io_uring ring;	/* its own, tiny: opens complete inside the submit */
@@ -26,8 +24,8 @@ struct lookup {
 	unsigned n;
 	struct resolve_mount known[LOOKUP_MOUNTS];	/* learned from workers' walks */
 	uint64_t walks, gave_up;	/* for the stop's log line */
-	/* Set by the engine: closes @fd off the loop (its last close may free a big
-	 * file that was unlinked meanwhile). NULL: closed here. */
+	/* Set by the engine: closes @fd, which the walk opened, off the loop (its last
+	 * close may free a file or directory removed meanwhile). NULL: closed here. */
 	void (*close_fd)(void *data, int fd);
 	void *close_data;
 };

@@ -30,12 +30,24 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "util.h"
 #include "worker.h"
 
 /* Seconds an extra thread idles before it ends. */
 #define WORKER_IDLE_S 10
 /* How long a task that may start waits for a thread before the pool grows by one. */
 #define WORKER_GROW_S 0.02
+
+/* worker_close_later's batches: handed to a worker when full, or this long after their
+ * first fd, so that a close per cache hit costs no thread wake-up per hit. */
+#define CLOSE_BATCH 32
+#define CLOSE_DELAY_S 0.02
+
+struct close_batch {
+	struct worker_task task;
+	unsigned n;
+	int fd[CLOSE_BATCH];
+};
 
 /* Threads one uid holds in one capped lane; a slot per running capped task at most. */
 struct worker_busy {
@@ -48,6 +60,8 @@ struct worker_pool {
 	struct ev_loop *loop;
 	ev_async wake;
 	ev_timer grow_timer;		/* while a task may start and no thread is free */
+	struct close_batch *batch;	/* worker_close_later's, loop thread only */
+	ev_timer batch_timer;		/* hands it over CLOSE_DELAY_S after its first */
 	pthread_mutex_t lock;
 	pthread_cond_t cond;		/* work may be there, or stopping */
 	pthread_cond_t gone;		/* a thread ended */
@@ -293,6 +307,13 @@ static void on_wake(struct ev_loop *loop, ev_async *w, int revents)
 	pool_reap(w->data);
 }
 
+static void batch_flush(struct worker_pool *p);
+
+static void on_batch_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	batch_flush(w->data);
+}
+
 /* A tick of growth: a task still may start and no thread is free to take it. */
 static void on_grow(struct ev_loop *loop, ev_timer *w, int revents)
 {
@@ -345,6 +366,8 @@ int worker_pool_new(struct worker_pool **out, struct ev_loop *loop, unsigned min
 	ev_async_start(loop, &p->wake);
 	ev_timer_init(&p->grow_timer, on_grow, WORKER_GROW_S, WORKER_GROW_S);
 	p->grow_timer.data = p;
+	ev_timer_init(&p->batch_timer, on_batch_timer, CLOSE_DELAY_S, 0);
+	p->batch_timer.data = p;
 	pthread_mutex_lock(&p->lock);
 	for (unsigned i = 0; i < min && !r; i++)
 		r = grow(p);
@@ -362,6 +385,12 @@ struct worker_pool *worker_pool_free(struct worker_pool *p)
 	if (!p)
 		return NULL;
 	p->on_idle = NULL;		/* its owner is going away too */
+	ev_timer_stop(p->loop, &p->batch_timer);
+	if (p->batch) {		/* the daemon is stopping: the loop waits on nothing now */
+		close_fds(p->batch->fd, (int)p->batch->n);
+		free(p->batch);
+		p->batch = NULL;
+	}
 	pthread_mutex_lock(&p->lock);
 	p->stopping = true;
 	pthread_cond_broadcast(&p->cond);
@@ -466,4 +495,44 @@ void worker_close(struct worker_pool *p, int fd)
 	cl->task = (struct worker_task){ .run = closer_run, .done = closer_done };
 	cl->fd = fd;
 	worker_submit(p, &cl->task);
+}
+
+static int batch_run(struct worker_task *t)
+{
+	struct close_batch *b = (struct close_batch *)t;
+
+	close_fds(b->fd, (int)b->n);
+	return 0;
+}
+
+static void batch_done(struct worker_task *t, int res)
+{
+	free(t);
+}
+
+static void batch_flush(struct worker_pool *p)
+{
+	struct close_batch *b = p->batch;
+
+	ev_timer_stop(p->loop, &p->batch_timer);
+	if (!b)
+		return;
+	p->batch = NULL;
+	b->task = (struct worker_task){ .run = batch_run, .done = batch_done };
+	worker_submit(p, &b->task);
+}
+
+void worker_close_later(struct worker_pool *p, int fd)
+{
+	if (p && !p->batch)
+		p->batch = calloc(1, sizeof(*p->batch));
+	if (!p || !p->batch) {
+		close(fd);	/* no pool, or no memory for the batch: the loop pays once */
+		return;
+	}
+	p->batch->fd[p->batch->n++] = fd;
+	if (p->batch->n == CLOSE_BATCH)
+		batch_flush(p);
+	else if (!ev_is_active(&p->batch_timer))
+		ev_timer_start(p->loop, &p->batch_timer);
 }

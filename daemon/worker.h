@@ -74,3 +74,10 @@ void worker_pool_on_idle(struct worker_pool *p, void (*fn)(void *data), void *da
  * once when there is no pool or no memory for the task. Quick lane: only for fds
  * that are not a client's file (a FUSE file's close may wait on its server). */
 void worker_close(struct worker_pool *p, int fd);
+
+/* Closes @fd (consumed) on a worker, with others: batched, CLOSE_BATCH at a time or
+ * within 20 ms, so that one per request costs no thread wake-up each. For O_PATH fds
+ * the loop must not close: such a close runs no filesystem code, but as the last
+ * reference it frees an unlinked inode (a journal transaction) or the last mount of
+ * a lazily unmounted filesystem (its whole teardown). Quick lane, like worker_close. */
+void worker_close_later(struct worker_pool *p, int fd);
