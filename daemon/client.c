@@ -684,6 +684,17 @@ static bool client_hung_up_load(struct client *c, const struct dl_msg *m)
 	return true;
 }
 
+void client_drop_fds(struct client *c, const int *fds, int nfds)
+{
+	worker_close_files(c->set->eng->pool, fds, nfds, c->cred.uid);
+}
+
+/* dl_recv_drop's: the fds of a datagram it refused. */
+static void drop_fd(void *data, int fd)
+{
+	client_drop_fds(data, &fd, 1);
+}
+
 static bool client_dispatch(struct client *c, const char *buf, size_t len, int *fds,
 			    int nfds)
 {
@@ -696,7 +707,7 @@ static bool client_dispatch(struct client *c, const char *buf, size_t len, int *
 				  "unsupported protocol version: this daemon speaks version 1");
 		log_info("conn %llu: %s: closing", (unsigned long long)c->conn_id,
 			 strerror(-r));
-		close_fds(fds, nfds);
+		client_drop_fds(c, fds, nfds);
 		client_close(c);
 		return false;
 	}
@@ -709,12 +720,12 @@ static bool client_dispatch(struct client *c, const char *buf, size_t len, int *
 			snprintf(msg, sizeof(msg), "bad %s request (fields or fd count)",
 				 dl_msg_type_name(m.hdr.type));
 		client_send_error(c, m.hdr.id, -r, msg);
-		close_fds(fds, nfds);
+		client_drop_fds(c, fds, nfds);
 		return !c->closed;
 	}
 
 	if (client_hung_up_load(c, &m)) {
-		close_fds(fds, nfds);
+		client_drop_fds(c, fds, nfds);
 		return true;		/* the end of stream that follows closes it */
 	}
 	/* The request handlers (handlers.c) take the fds, if any. */
@@ -733,7 +744,8 @@ static void client_read_batch(struct client *c)
 
 		if (client_hold(c))
 			return;
-		n = dl_recv(c->fd, buf, DL_MSG_MAX, fds, DL_MAX_FDS, &nfds);
+		n = dl_recv_drop(c->fd, buf, DL_MSG_MAX, fds, DL_MAX_FDS, &nfds,
+				 drop_fd, c);
 
 		if (n == -EAGAIN)
 			return;
@@ -747,8 +759,7 @@ static void client_read_batch(struct client *c)
 		}
 		if (n <= 0) {
 			/* End of stream; an fd sent with an empty datagram is closed too. */
-			for (int k = 0; k < nfds; k++)
-				close(fds[k]);
+			client_drop_fds(c, fds, nfds);
 			if (n < 0)
 				log_debug("conn %llu: recv: %s",
 					  (unsigned long long)c->conn_id, strerror((int)-n));

@@ -110,6 +110,10 @@ void client_local_done(struct client *c);
  * the daemon stops). The client frees itself when its last job is gone. */
 void client_close(struct client *c);
 
+/* Closes @nfds fds that a request of @c brought, off the loop (worker_close_file: a
+ * client's file can make a close wait for ever). */
+void client_drop_fds(struct client *c, const int *fds, int nfds);
+
 /* Starts LOAD @m for @c; takes @fd (the passed fd or -1) on success and failure alike.
  * A detached load of a connection counts in set->n_detached until it is released.
  * Returns 0 or -errno. */

@@ -213,7 +213,7 @@ static void handle_load(struct client *c, const struct dl_msg *m, int *fds, int 
 		client_send_error(c, m->hdr.id, -r, "cannot start the load");
 	return;
 drop:
-	close_fds(fds, nfds);
+	client_drop_fds(c, fds, nfds);
 }
 
 static void handle_cancel(struct client *c, const struct dl_msg *m, int *fds, int nfds)
@@ -489,10 +489,10 @@ void handlers_dispatch(struct client *c, const struct dl_msg *m, int *fds, int n
 			continue;
 		handlers[i].fn(c, m, fds, nfds);
 		if (!handlers[i].takes_fd)
-			close_fds(fds, nfds);
+			client_drop_fds(c, fds, nfds);
 		return;
 	}
 	/* A reply type sent to us. */
 	client_send_error(c, m->hdr.id, EOPNOTSUPP, "not a request");
-	close_fds(fds, nfds);
+	client_drop_fds(c, fds, nfds);
 }

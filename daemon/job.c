@@ -1333,7 +1333,7 @@ int job_new(struct job **out, struct engine *eng, struct job_owner *owner,
 	int k = 0, fd;
 
 	if (!j) {
-		close_fds(fds, nfds);
+		worker_close_files(eng->pool, fds, nfds, owner->cred->uid);
 		return -ENOMEM;
 	}
 	/* The fds in the order dl_load_ext gives (the decoder checked their count). */
@@ -1352,7 +1352,7 @@ int job_new(struct job **out, struct engine *eng, struct job_owner *owner,
 		if (m->ext) {
 			j->ext = malloc(m->n_ext * sizeof(*j->ext));
 			if (!j->ext) {
-				close_fds(fds, nfds);
+				worker_close_files(eng->pool, fds, nfds, owner->cred->uid);
 				free(j);
 				return -ENOMEM;
 			}
@@ -1390,7 +1390,7 @@ int job_new(struct job **out, struct engine *eng, struct job_owner *owner,
 	if (!(j->req.flags & DL_LOAD_BY_FD)) {
 		j->path = strndup(m->trail, m->u.load.path_len);
 		if (!j->path) {
-			close_fds(fds, nfds);
+			worker_close_files(eng->pool, fds, nfds, owner->cred->uid);
 			free(j->ext);
 			free(j);
 			return -ENOMEM;

@@ -484,7 +484,7 @@ static void closer_done(struct worker_task *t, int res)
 	free(t);
 }
 
-void worker_close(struct worker_pool *p, int fd)
+static void closer_submit(struct worker_pool *p, int fd, enum worker_lane lane, uid_t uid)
 {
 	struct closer *cl = p ? malloc(sizeof(*cl)) : NULL;
 
@@ -492,9 +492,21 @@ void worker_close(struct worker_pool *p, int fd)
 		close(fd);	/* no pool, or no memory for the task: the loop pays once */
 		return;
 	}
-	cl->task = (struct worker_task){ .run = closer_run, .done = closer_done };
+	cl->task = (struct worker_task){ .run = closer_run, .done = closer_done,
+					 .lane = lane, .uid = uid };
 	cl->fd = fd;
 	worker_submit(p, &cl->task);
+}
+
+void worker_close(struct worker_pool *p, int fd)
+{
+	closer_submit(p, fd, WORKER_QUICK, 0);
+}
+
+void worker_close_files(struct worker_pool *p, const int *fds, int n, uid_t uid)
+{
+	for (int i = 0; i < n; i++)
+		closer_submit(p, fds[i], WORKER_FINISH, uid);
 }
 
 static int batch_run(struct worker_task *t)

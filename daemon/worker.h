@@ -75,6 +75,12 @@ void worker_pool_on_idle(struct worker_pool *p, void (*fn)(void *data), void *da
  * that are not a client's file (a FUSE file's close may wait on its server). */
 void worker_close(struct worker_pool *p, int fd);
 
+/* Closes @n fds (consumed), a client's files, each on a worker of @uid's in the
+ * finish lane: every close(2) of a file calls its filesystem's flush, which FUSE sends
+ * to its server and waits for, so a client's own FUSE server could hold the closing
+ * thread for ever. For the fds a request brought that the loop refuses or drops. */
+void worker_close_files(struct worker_pool *p, const int *fds, int n, uid_t uid);
+
 /* Closes @fd (consumed) on a worker, with others: batched, CLOSE_BATCH at a time or
  * within 20 ms, so that one per request costs no thread wake-up each. For O_PATH fds
  * the loop must not close: such a close runs no filesystem code, but as the last

@@ -501,8 +501,9 @@ int dl_send(int sock, const void *buf, size_t len, const int *fds, int nfds)
 	return (size_t)n == len ? 0 : -EMSGSIZE;
 }
 
-/* Closes every fd in every SCM_RIGHTS header of @msg. */
-static void close_passed_fds(struct msghdr *msg)
+/* Closes every fd in every SCM_RIGHTS header of @msg, or hands it to @drop. */
+static void close_passed_fds(struct msghdr *msg, void (*drop)(void *data, int fd),
+			     void *data)
 {
 	for (struct cmsghdr *c = CMSG_FIRSTHDR(msg); c; c = CMSG_NXTHDR(msg, c)) {
 		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
@@ -512,12 +513,21 @@ static void close_passed_fds(struct msghdr *msg)
 			int fd;
 
 			memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-			close(fd);
+			if (drop)
+				drop(data, fd);
+			else
+				close(fd);
 		}
 	}
 }
 
 ssize_t dl_recv(int sock, void *buf, size_t cap, int *fds, int maxfds, int *nfds)
+{
+	return dl_recv_drop(sock, buf, cap, fds, maxfds, nfds, NULL, NULL);
+}
+
+ssize_t dl_recv_drop(int sock, void *buf, size_t cap, int *fds, int maxfds, int *nfds,
+		     void (*drop)(void *data, int fd), void *data)
 {
 	/* Room for more fds than allowed, so a greedy sender's extras arrive here and
 	 * get closed instead of being silently dropped by MSG_CTRUNC... */
@@ -555,7 +565,7 @@ ssize_t dl_recv(int sock, void *buf, size_t cap, int *fds, int maxfds, int *nfds
 	if (!bad && count > maxfds)
 		bad = -EBADMSG;
 	if (bad) {
-		close_passed_fds(&msg);
+		close_passed_fds(&msg, drop, data);
 		return bad;
 	}
 	for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {

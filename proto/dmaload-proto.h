@@ -622,6 +622,11 @@ int dl_send(int sock, const void *buf, size_t len, const int *fds, int nfds);
  * with it is closed.
  */
 ssize_t dl_recv(int sock, void *buf, size_t cap, int *fds, int maxfds, int *nfds);
+/* dl_recv, but the fds of a refused datagram go to @drop(@data, fd) instead of
+ * close(2): the daemon's loop must not close a client's file, whose flush (FUSE, NFS)
+ * can wait for ever. */
+ssize_t dl_recv_drop(int sock, void *buf, size_t cap, int *fds, int maxfds, int *nfds,
+		     void (*drop)(void *data, int fd), void *data);
 
 #ifdef __cplusplus
 }

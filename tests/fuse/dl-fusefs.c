@@ -19,6 +19,8 @@
  *             helper is single-threaded, so every later request waits too; lookups
  *             and stats before the first open are answered.
  *   hang-read opens succeed; every read waits likewise.
+ *   hang-flush opens and reads as per-uid; every flush (which the kernel sends at each
+ *             close(2) of an fd of the file, by anyone) waits likewise.
  *
  * Later modes (EIO at an offset, short reads, a size that changes) add a value to
  * enum mode and a case in fs_read.
@@ -44,6 +46,7 @@ enum mode {
 	MODE_PER_UID,
 	MODE_HANG_OPEN,
 	MODE_HANG_READ,
+	MODE_HANG_FLUSH,
 };
 
 /* Waits for a signal (libfuse's SIGTERM handler ends the session loop after it). */
@@ -126,6 +129,7 @@ static int fs_read(const char *path, char *buf, size_t len, off_t off,
 	switch (opt.mode) {
 	case MODE_PER_UID:
 	case MODE_HANG_OPEN:
+	case MODE_HANG_FLUSH:
 		pattern_fill((uint32_t)fi->fh, (uint64_t)off, buf, len);
 		return (int)len;
 	case MODE_HANG_READ:
@@ -134,12 +138,18 @@ static int fs_read(const char *path, char *buf, size_t len, off_t off,
 	return -EIO;
 }
 
+static int fs_flush(const char *path, struct fuse_file_info *fi)
+{
+	return opt.mode == MODE_HANG_FLUSH ? hang() : 0;
+}
+
 static const struct fuse_operations ops = {
 	.init = fs_init,
 	.getattr = fs_getattr,
 	.readdir = fs_readdir,
 	.open = fs_open,
 	.read = fs_read,
+	.flush = fs_flush,
 };
 
 int main(int argc, char **argv)
@@ -155,6 +165,8 @@ int main(int argc, char **argv)
 		opt.mode = MODE_HANG_OPEN;
 	} else if (strcmp(opt.mode_name, "hang-read") == 0) {
 		opt.mode = MODE_HANG_READ;
+	} else if (strcmp(opt.mode_name, "hang-flush") == 0) {
+		opt.mode = MODE_HANG_FLUSH;
 	} else {
 		fprintf(stderr, "dl-fusefs: unknown mode %s\n", opt.mode_name);
 		return 2;

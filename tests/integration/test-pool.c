@@ -16,6 +16,12 @@
  *    them: each open would wait out fs.lease-break-time (lowered to 20 s here and
  *    restored after); each gets ERROR EWOULDBLOCK that names the lease instead,
  *    before the break time, and root's loads complete meanwhile.
+ *  - hang-flush: nobody opens the FUSE file in mode hang-flush, where every close(2) of
+ *    it waits in the server's flush, and sends its fd with a STATUS (which takes none)
+ *    and then DL_MAX_FDS + 1 copies in one datagram (refused whole). The daemon drops
+ *    them on workers, not on its loop: root's loads complete meanwhile, and nobody
+ *    holds no more than workers_per_uid threads in FUSE; after the abort the fds
+ *    are back.
  *  - stop: a second daemon whose loads read a hang-read FUSE file (two) or open a
  *    hang-open one (one). SIGTERM: the three loading clients get ERROR ESHUTDOWN and
  *    an idle one its connection closed within a few seconds, the socket goes away;
@@ -255,6 +261,68 @@ out:
 	CHECK_SETTLED(&d, 10000);
 }
 
+/* ---- hang-flush -------------------------------------------------------------------- */
+
+static struct fusefs flush_fs = { .pid = -1 };
+
+static void flush_attack(void *arg, int wfd)
+{
+	struct dl_hello h = { .version = DL_PROTO_VERSION };
+	struct raw_msg *rm = raw_msg_new();
+	int fd = open(flush_fs.file, O_RDONLY | O_CLOEXEC), s = raw_connect(d.sock);
+	int many[DL_MAX_FDS + 1];
+
+	if (fd < 0 || s < 0 || !rm) {
+		dprintf(wfd, "FAIL open %s or connect: %s\n", flush_fs.file,
+			strerror(fd < 0 ? errno : -s));
+		return;
+	}
+	if (raw_send(s, DL_HELLO, 1, &h, sizeof(h), NULL, 0, NULL, 0) < 0 ||
+	    raw_recv(s, rm, 5000) != 1) {
+		dprintf(wfd, "FAIL HELLO\n");
+		return;
+	}
+	for (int i = 0; i < DL_MAX_FDS + 1; i++)
+		many[i] = fd;
+	/* Neither is answered with a load: the daemon only has fds to drop. The fd
+	 * and the connection stay open (closing either would hang here too). */
+	if (raw_send(s, DL_STATUS, 2, NULL, 0, NULL, 0, &fd, 1) < 0 ||
+	    raw_send_bytes(s, "x", 1, many, DL_MAX_FDS + 1) < 0) {
+		dprintf(wfd, "FAIL send: %s\n", strerror(errno));
+		return;
+	}
+	dprintf(wfd, "sent\n");
+}
+
+static void hang_flush(void)
+{
+	struct attacker a = { .pid = -1, .rfd = -1 };
+	char rep[256], why[512];
+	int stuck;
+
+	if (fusefs_mount(&flush_fs, d.dir, "hang-flush", FILE_SIZE, why, sizeof(why)) < 0) {
+		check_skip("%s", why);
+		return;
+	}
+	if (!attacker_start(&a, flush_attack, NULL))
+		goto out;
+	attacker_report(&a, 15000, rep, sizeof(rep));
+	if (!CHECKF(strcmp(rep, "sent\n") == 0, "attacker: %s", rep[0] ? rep : "no report"))
+		goto out;
+	sleep_ms(300);		/* the drops reach the FUSE server */
+	victim_loads(3);
+	stuck = threads_in_fuse(d.pid);
+	CHECKF(stuck <= PER_UID, "%d of the daemon's threads wait in FUSE flushes for "
+	       "nobody, more than workers_per_uid (%d)", stuck, PER_UID);
+	if (stuck == 0)
+		fprintf(stderr, "# no thread's wchan names FUSE: the flushes were not seen\n");
+out:
+	/* The abort first: the attacker's own exit closes its fd, a flush too. */
+	fusefs_unmount(&flush_fs);
+	attacker_stop(&a);
+	CHECK_SETTLED(&d, 10000);
+}
+
 /* ---- leases ----------------------------------------------------------------------- */
 
 static bool lease_break_set(const char *v)
@@ -286,6 +354,7 @@ static void on_watchdog_kill(void)
 	fusefs_unmount(&hang_fs);
 	fusefs_unmount(&read_fs);
 	fusefs_unmount(&open_fs);
+	fusefs_unmount(&flush_fs);
 }
 
 static void lease_attack(void *arg, int wfd)
@@ -529,6 +598,9 @@ int main(void)
 
 	CASE(hang_open(), "nobody's %d loads hang in FUSE opens: root's loads complete, "
 	     "nobody holds at most workers_per_uid threads, all ends at the abort", N_HANG);
+	CASE(hang_flush(), "nobody's fds of a file whose close hangs (FUSE flush), sent "
+	     "where the daemon drops them: root's loads complete, nobody holds at most "
+	     "workers_per_uid threads, all ends at the abort");
 	CASE(leases(), "nobody's %d loads of files it holds write leases on: ERROR "
 	     "EWOULDBLOCK naming the lease before lease-break-time, root's loads complete",
 	     N_LEASE);

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "../lib/check.h"
@@ -1036,6 +1037,47 @@ static void recv_too_many_fds(void)
 	close(b);
 }
 
+/* dl_recv_drop's callback: counts the fds and checks each is an open /dev/zero. */
+static void drop_count(void *data, int fd)
+{
+	struct stat st;
+	int *n = data;
+
+	if (fstat(fd, &st) == 0 && S_ISCHR(st.st_mode) && st.st_rdev == makedev(1, 5))
+		(*n)++;
+	close(fd);
+}
+
+static void recv_drop(void)
+{
+	int z, before, after, fd = -1, nfds = -1, dropped = 0, three[3];
+	char rbuf[100];
+	ssize_t r;
+
+	if (!make_pair())
+		return;
+	z = open("/dev/zero", O_RDONLY | O_CLOEXEC);
+	before = proc_fd_count(0);
+	for (int i = 0; i < 3; i++)
+		three[i] = z;
+	CHECK_OK(raw_send_bytes(pair[0], "three", 5, three, 3));
+	r = dl_recv_drop(pair[1], rbuf, sizeof(rbuf), &fd, 2, &nfds, drop_count, &dropped);
+	CHECK_INT(r, ==, -EBADMSG);
+	CHECK_INT(nfds, ==, 0);
+	CHECK_INT(dropped, ==, 3);
+	after = proc_fd_count(0);
+	CHECKF(after == before, "fd count %d -> %d: dropped fds leaked", before, after);
+	/* a datagram it takes: the callback is not called */
+	CHECK_OK(raw_send_bytes(pair[0], "one", 3, &z, 1));
+	r = dl_recv_drop(pair[1], rbuf, sizeof(rbuf), &fd, 2, &nfds, drop_count, &dropped);
+	CHECK_INT(r, ==, 3);
+	CHECK_INT(nfds, ==, 1);
+	CHECK_INT(dropped, ==, 3);
+	if (nfds == 1)
+		close(fd);
+	close(z);
+}
+
 static void recv_eof(void)
 {
 	int p[2], fd = -1, nfds = -1;
@@ -1486,6 +1528,8 @@ int main(void)
 	CASE(send_fd(), "dl_send/dl_recv pass an fd (close-on-exec)");
 	CASE(recv_too_big(), "dl_recv: datagram over cap -> EMSGSIZE, fd closed");
 	CASE(recv_too_many_fds(), "dl_recv: 2 fds with maxfds 1 -> EBADMSG, fds closed");
+	CASE(recv_drop(), "dl_recv_drop: 3 fds with maxfds 2 -> EBADMSG, each handed to "
+	     "the callback, not closed; a datagram it takes calls no callback");
 	CASE(recv_eof(), "dl_recv: end of stream -> 0");
 
 	free(exact_copy);
