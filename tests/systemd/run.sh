@@ -288,8 +288,16 @@ setsid systemd-nspawn -q -D "$srv" -b -M "$machine" --register=no --keep-unit \
 	</dev/null >"$work/boot.log" 2>&1 &
 nspawn_pid=$!
 echo "$nspawn_pid" >"$work/nspawn.pid"
+# The leader is nspawn's child in a pid namespace of its own (the container's PID 1):
+# nspawn first forks a helper in ours that exits once it has started that one, and
+# taking the helper made a run fail with "nsenter: stat of /proc/N/ns/user failed".
+own_pidns=$(readlink /proc/self/ns/pid)
+leader=
 for _ in $(seq 100); do
-	leader=$(pgrep -P "$nspawn_pid" | head -n 1)
+	for p in $(pgrep -P "$nspawn_pid"); do
+		ns=$(readlink "/proc/$p/ns/pid" 2>/dev/null) || continue
+		[ "$ns" != "$own_pidns" ] && leader=$p && break
+	done
 	[ -n "$leader" ] && break
 	sleep 0.1
 done
