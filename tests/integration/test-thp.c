@@ -12,6 +12,7 @@
  * right; with thp = off, none. Root only (the sysfs knob); the value found is restored
  * at exit.
  */
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,10 +58,77 @@ static bool knob_set(const char *v)
 	return fclose(f) == 0 && ok;
 }
 
+/* The multi-size THP knobs, hugepages-<size>kB/shmem_enabled (Linux 6.11): kept as
+ * the kernel starts (sizes_init) but where a case sets one, so that only the global
+ * knob decides. */
+#define THP_DIR "/sys/kernel/mm/transparent_hugepage"
+#define N_SIZES 16
+static struct {
+	char path[PATH_MAX];
+	char old[32];
+} sizes[N_SIZES];
+static int n_sizes;
+
+static bool size_knob_get(const char *path, char *out, size_t len)
+{
+	char buf[128], *a, *b;
+	FILE *f = fopen(path, "re");
+	bool ok = false;
+
+	if (!f)
+		return false;
+	if (fgets(buf, sizeof(buf), f) && (a = strchr(buf, '[')) && (b = strchr(a, ']'))) {
+		*b = '\0';
+		snprintf(out, len, "%s", a + 1);
+		ok = true;
+	}
+	fclose(f);
+	return ok;
+}
+
+static bool size_knob_set(const char *path, const char *v)
+{
+	FILE *f = fopen(path, "we");
+	bool ok;
+
+	if (!f)
+		return false;
+	ok = fputs(v, f) >= 0;
+	return fclose(f) == 0 && ok;
+}
+
+/* Finds the size knobs and their values (restored at exit), and sets them as the
+ * kernel starts: the PMD size "inherit" (the global knob decides), the others never. */
+static void sizes_init(void)
+{
+	DIR *d = opendir(THP_DIR);
+	struct dirent *e;
+	char pmd[64];
+
+	snprintf(pmd, sizeof(pmd), "hugepages-%ldkB",
+		 read_long_file(THP_DIR "/hpage_pmd_size") / 1024);
+	while (d && (e = readdir(d)) && n_sizes < N_SIZES) {
+		if (strncmp(e->d_name, "hugepages-", 10) != 0)
+			continue;
+		snprintf(sizes[n_sizes].path, sizeof(sizes[n_sizes].path),
+			 THP_DIR "/%s/shmem_enabled", e->d_name);
+		if (size_knob_get(sizes[n_sizes].path, sizes[n_sizes].old,
+				  sizeof(sizes[n_sizes].old)) &&
+		    size_knob_set(sizes[n_sizes].path,
+				  strcmp(e->d_name, pmd) ? "never" : "inherit"))
+			n_sizes++;
+	}
+	if (d)
+		closedir(d);
+}
+
 static void knob_restore(void)
 {
 	if (knob_old[0])
 		knob_set(knob_old);
+	for (int i = 0; i < n_sizes; i++)
+		size_knob_set(sizes[i].path, sizes[i].old);
+	n_sizes = 0;
 }
 
 static void stop(struct test_daemon *d)
@@ -168,6 +236,48 @@ out:
 	stop(&d);
 }
 
+#define KNOB_64K THP_DIR "/hugepages-64kB/shmem_enabled"
+#define ALLOC_64K THP_DIR "/hugepages-64kB/stats/shmem_alloc"
+
+/* Multi-size THP alone: the global knob never, hugepages-64kB's advise. The daemon
+ * says at start that buffers get transparent huge pages, advises its buffer, and the
+ * kernel's count of 64 KiB shmem folios grows by most of the buffer; every byte. */
+static void mthp(void)
+{
+	struct test_daemon d;
+	struct dmaload *dl = NULL;
+	char why[512], v[32];
+	long huge = 0, before, after;
+
+	if (access(KNOB_64K, W_OK) < 0 || access(ALLOC_64K, R_OK) < 0) {
+		check_skip("no %s (multi-size THP for shmem: Linux 6.11)", KNOB_64K);
+		return;
+	}
+	if (!CHECK(knob_set("never")) || !CHECK(size_knob_set(KNOB_64K, "advise")))
+		return;
+	if (!CHECKF(daemon_start(&d, "thp-64k", "hugetlb = off\n", why, sizeof(why)) == 0,
+		    "%s", why))
+		goto knob;
+	CHECK(daemon_log_wait(&d, "transparent huge pages", 0, 5000));
+	if (!(dl = lc_connect(&d, "thp-64k")))
+		goto out;
+	before = read_long_file(ALLOC_64K);
+	if (CHECK(load_huge(dl, DL_METHOD_AUTO, &huge))) {
+		after = read_long_file(ALLOC_64K);
+		CHECKF(after - before >= (long)(SIZE / (64 * 1024)) * 3 / 4, "%ld 64 KiB shmem "
+		       "folios allocated for a %d MiB buffer", after - before,
+		       (int)(SIZE / MiB));
+		CHECKF(huge < 2048, "%ld KiB of 2 MiB pages with only 64 KiB ones allowed",
+		       huge);
+	}
+out:
+	if (dl)
+		dmaload_close(dl);
+	stop(&d);
+knob:
+	CHECK(size_knob_get(KNOB_64K, v, sizeof(v)) && size_knob_set(KNOB_64K, "never"));
+}
+
 static void thp(bool on)
 {
 	struct test_daemon d;
@@ -209,6 +319,7 @@ int main(void)
 		return 0;
 	}
 	atexit(knob_restore);
+	sizes_init();
 	check_begin("test file");
 	r = tdir_create(file, sizeof(file), "thp-files");
 	if (r == 0) {
@@ -227,6 +338,8 @@ int main(void)
 	CASE(thp(true), "shmem THP advise, thp = auto: the start-up line says so, the "
 	     "buffer in transparent huge pages, every byte");
 	CASE(thp(false), "shmem THP advise, thp = off: no huge page, every byte");
+	CASE(mthp(), "shmem THP never, 64 KiB size advise: the start-up line says so, the "
+	     "buffer in 64 KiB folios, every byte");
 	knob_restore();
 	*strrchr(file, '/') = '\0';
 	tdir_remove(file);
