@@ -17,6 +17,7 @@
 #   make fuzz-long       the stateful daemon fuzzer for an hour (FUZZ_LONG_SECONDS)
 #   make install         install under $(DESTDIR)$(PREFIX)
 #   make install-hugepages  opt in to surplus huge pages (a sysctl.d drop-in)
+#   make install-thp        opt in to 64 KiB shmem folios (a tmpfiles.d snippet)
 #   make SANITIZE=address,undefined   a sanitizer build (into build-san/)
 
 PREFIX ?= /usr/local
@@ -100,7 +101,7 @@ BINS := $(BUILD)/dmaloadd $(BUILD)/dmaload-ctl $(BUILD)/libdmaload.a \
 
 .PHONY: all deps run check check-one check-python check-kernel check-systemd check-compat check-layers deb \
 	bench stress \
-	fuzz fuzz-long install install-hugepages clean tests FORCE
+	fuzz fuzz-long install install-hugepages install-thp clean tests FORCE
 all: $(BINS)
 tests: $(UNIT_BIN) $(INTEG_BIN) $(KERNEL_BIN) $(FUSE_BIN) $(STRESS_BIN)
 
@@ -249,6 +250,8 @@ install: all
 	# The huge-page allowance is opt-in: a copy to take, not an active drop-in.
 	install -Dm644 conf/60-dmaloadd-hugepages.conf \
 		$(DESTDIR)$(PREFIX)/share/dmaloadd/60-dmaloadd-hugepages.conf
+	install -Dm644 conf/60-dmaloadd-thp.conf \
+		$(DESTDIR)$(PREFIX)/share/dmaloadd/60-dmaloadd-thp.conf
 	for m in docs/man/*.[0-9]; do \
 		s=$${m##*.}; install -Dm644 $$m $(DESTDIR)$(MANDIR)/man$$s/$${m##*/}; \
 	done
@@ -265,6 +268,17 @@ install-hugepages:
 	install -Dm644 conf/60-dmaloadd-hugepages.conf \
 		$(DESTDIR)$(SYSCONFDIR)/sysctl.d/60-dmaloadd-hugepages.conf
 	[ -n "$(DESTDIR)" ] || sysctl -p $(SYSCONFDIR)/sysctl.d/60-dmaloadd-hugepages.conf
+
+# Opt-in: 64 KiB shmem folios for mappings that ask (conf/60-dmaloadd-thp.conf says
+# what it costs). Applied at once unless DESTDIR is set: by systemd-tmpfiles, or
+# where there is none by writing the knob.
+THP_64K := /sys/kernel/mm/transparent_hugepage/hugepages-64kB/shmem_enabled
+install-thp:
+	install -Dm644 conf/60-dmaloadd-thp.conf \
+		$(DESTDIR)$(SYSCONFDIR)/tmpfiles.d/60-dmaloadd-thp.conf
+	[ -n "$(DESTDIR)" ] || ! [ -w $(THP_64K) ] || \
+		systemd-tmpfiles --create $(SYSCONFDIR)/tmpfiles.d/60-dmaloadd-thp.conf || \
+		echo advise > $(THP_64K)
 
 clean:
 	rm -rf build build-san build-fuzz

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "../lib/check.h"
@@ -278,6 +279,61 @@ knob:
 	CHECK(size_knob_get(KNOB_64K, v, sizeof(v)) && size_knob_set(KNOB_64K, "never"));
 }
 
+/* `make TARGET DESTDIR=dest` from the source tree, quietly: its status. */
+static int make_into(const char *target, const char *dest)
+{
+	char cmd[PATH_MAX + 128];
+
+	snprintf(cmd, sizeof(cmd), "make -s %s DESTDIR='%s' >/dev/null 2>&1", target, dest);
+	return system(cmd);
+}
+
+/* The opt-in snippet: make install puts it where it does nothing (share/dmaloadd/),
+ * make install-thp into tmpfiles.d; systemd-tmpfiles applied to it sets the 64 KiB
+ * knob to advise (put back as found after). */
+static void dropin_install(void)
+{
+	char dest[PATH_MAX], path[PATH_MAX + 64], cmd[PATH_MAX + 128], v[32];
+	struct stat st;
+	int r;
+
+	if (access("Makefile", R_OK) || access("conf/60-dmaloadd-thp.conf", R_OK)) {
+		check_skip("not run from the source tree");
+		return;
+	}
+	r = tdir_create(dest, sizeof(dest), "thp-install");
+	if (!CHECKF(r == 0, "temp dir: %s", strerror(-r)))
+		return;
+	r = make_into("install", dest);
+	if (CHECKF(r == 0, "make install DESTDIR=%s: status %d", dest, r)) {
+		snprintf(path, sizeof(path), "%s/usr/local/share/dmaloadd/60-dmaloadd-thp.conf",
+			 dest);
+		CHECKF(stat(path, &st) == 0, "make install did not put %s", path);
+		snprintf(path, sizeof(path), "%s/etc/tmpfiles.d/60-dmaloadd-thp.conf", dest);
+		CHECKF(stat(path, &st) < 0, "make install put the snippet in tmpfiles.d: it "
+		       "must be opt-in");
+	}
+	r = make_into("install-thp", dest);
+	if (!CHECKF(r == 0, "make install-thp DESTDIR=%s: status %d", dest, r))
+		goto out;
+	snprintf(path, sizeof(path), "%s/etc/tmpfiles.d/60-dmaloadd-thp.conf", dest);
+	if (!CHECKF(stat(path, &st) == 0, "make install-thp did not put %s", path))
+		goto out;
+	if (access(KNOB_64K, W_OK) < 0 || system("command -v systemd-tmpfiles >/dev/null")) {
+		fprintf(stderr, "# no %s or no systemd-tmpfiles: the snippet is not applied\n",
+			KNOB_64K);
+		goto out;
+	}
+	CHECK(size_knob_set(KNOB_64K, "never"));
+	snprintf(cmd, sizeof(cmd), "systemd-tmpfiles --create '%s' >/dev/null 2>&1", path);
+	CHECKF(system(cmd) == 0, "%s failed", cmd);
+	CHECKF(size_knob_get(KNOB_64K, v, sizeof(v)) && !strcmp(v, "advise"),
+	       "the 64 KiB knob is %s after systemd-tmpfiles, not advise", v);
+	size_knob_set(KNOB_64K, "never");
+out:
+	tdir_remove(dest);
+}
+
 static void thp(bool on)
 {
 	struct test_daemon d;
@@ -340,6 +396,8 @@ int main(void)
 	CASE(thp(false), "shmem THP advise, thp = off: no huge page, every byte");
 	CASE(mthp(), "shmem THP never, 64 KiB size advise: the start-up line says so, the "
 	     "buffer in 64 KiB folios, every byte");
+	CASE(dropin_install(), "make install: the 64 KiB snippet where it does nothing; make "
+	     "install-thp: in tmpfiles.d, and systemd-tmpfiles sets the knob to advise");
 	knob_restore();
 	*strrchr(file, '/') = '\0';
 	tdir_remove(file);
