@@ -284,6 +284,11 @@ void target_log_host(enum config_toggle hugetlb)
 		log_notice("buffers of 4 KiB pages: transparent huge pages where they fit "
 			   "(" SHMEM_THP_KNOB " or a size's hugepages-*/shmem_enabled "
 			   "allows them; [io] thp = off turns them off)");
+	else if (thp_on && access(THP_DIR "/hugepages-64kB/shmem_enabled", F_OK) == 0)
+		log_notice("buffers of 4 KiB pages: no transparent huge pages (shmem_enabled "
+			   "allows none); 64 KiB folios cost a loaded GiB about a third of the "
+			   "CPU: make install-thp, or share/dmaloadd/60-dmaloadd-thp.conf in "
+			   "tmpfiles.d (dmaloadd(8), HUGE PAGES)");
 }
 
 int target_create(struct target *t, uint64_t size, enum config_toggle hugetlb, bool exact)
