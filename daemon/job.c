@@ -1124,7 +1124,8 @@ static void job_done_own(struct job *j)
 		dl_method_name(j->cp.method), job_cfr_how(j), dl_reason_name(j->cp.reason),
 		dl_target_name(j->tgt.kind), j->tgt.kind == DL_TARGET_HEAP ? ":" : "",
 		j->tgt.kind == DL_TARGET_HEAP ? j->tgt.heap : "",
-		j->tgt.hugetlb ? " hugetlb" : j->tgt.hugetlb_short ?
+		j->tgt.hugetlb ? " hugetlb" : j->tgt.thp ?
+		" (transparent huge pages where they fit)" : j->tgt.hugetlb_short ?
 		" (4 KiB pages: huge page pool short)" : j->tgt.hugetlb_refused ?
 		" (4 KiB pages: udmabuf takes no hugetlb memfds here)" : "");
 	job_share_done(j);
