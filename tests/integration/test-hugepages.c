@@ -221,15 +221,6 @@ out0:
 	raw_msg_free(rm);
 }
 
-/* make TARGET DESTDIR=@dest in the source tree (the cwd of the suite). */
-static int make_into(const char *target, const char *dest)
-{
-	char cmd[PATH_MAX + 128];
-
-	snprintf(cmd, sizeof(cmd), "make -s %s DESTDIR='%s' >/dev/null 2>&1", target, dest);
-	return system(cmd);
-}
-
 static bool has_setting(const char *path)
 {
 	char line[256];

@@ -30,46 +30,8 @@
 static char file[PATH_MAX];
 static char knob_old[32];
 
-/* The knob's current value, the one in brackets. */
-static bool knob_get(char *out, size_t len)
-{
-	char buf[128], *a, *b;
-	FILE *f = fopen(KNOB, "re");
-	bool ok = false;
-
-	if (!f)
-		return false;
-	if (fgets(buf, sizeof(buf), f) && (a = strchr(buf, '[')) && (b = strchr(a, ']'))) {
-		*b = '\0';
-		snprintf(out, len, "%s", a + 1);
-		ok = true;
-	}
-	fclose(f);
-	return ok;
-}
-
-static bool knob_set(const char *v)
-{
-	FILE *f = fopen(KNOB, "we");
-	bool ok;
-
-	if (!f)
-		return false;
-	ok = fputs(v, f) >= 0;
-	return fclose(f) == 0 && ok;
-}
-
-/* The multi-size THP knobs, hugepages-<size>kB/shmem_enabled (Linux 6.11): kept as
- * the kernel starts (sizes_init) but where a case sets one, so that only the global
- * knob decides. */
-#define THP_DIR "/sys/kernel/mm/transparent_hugepage"
-#define N_SIZES 16
-static struct {
-	char path[PATH_MAX];
-	char old[32];
-} sizes[N_SIZES];
-static int n_sizes;
-
+/* A THP knob's current value (@path: the global one or a size's), the one in
+ * brackets. */
 static bool size_knob_get(const char *path, char *out, size_t len)
 {
 	char buf[128], *a, *b;
@@ -97,6 +59,28 @@ static bool size_knob_set(const char *path, const char *v)
 	ok = fputs(v, f) >= 0;
 	return fclose(f) == 0 && ok;
 }
+
+/* The global shmem_enabled. */
+static bool knob_get(char *out, size_t len)
+{
+	return size_knob_get(KNOB, out, len);
+}
+
+static bool knob_set(const char *v)
+{
+	return size_knob_set(KNOB, v);
+}
+
+/* The multi-size THP knobs, hugepages-<size>kB/shmem_enabled (Linux 6.11): kept as
+ * the kernel starts (sizes_init) but where a case sets one, so that only the global
+ * knob decides. */
+#define THP_DIR "/sys/kernel/mm/transparent_hugepage"
+#define N_SIZES 16
+static struct {
+	char path[PATH_MAX];
+	char old[32];
+} sizes[N_SIZES];
+static int n_sizes;
 
 /* Finds the size knobs and their values (restored at exit), and sets them as the
  * kernel starts: the PMD size "inherit" (the global knob decides), the others never. */
@@ -277,15 +261,6 @@ out:
 	stop(&d);
 knob:
 	CHECK(size_knob_get(KNOB_64K, v, sizeof(v)) && size_knob_set(KNOB_64K, "never"));
-}
-
-/* `make TARGET DESTDIR=dest` from the source tree, quietly: its status. */
-static int make_into(const char *target, const char *dest)
-{
-	char cmd[PATH_MAX + 128];
-
-	snprintf(cmd, sizeof(cmd), "make -s %s DESTDIR='%s' >/dev/null 2>&1", target, dest);
-	return system(cmd);
 }
 
 /* The opt-in snippet: make install puts it where it does nothing (share/dmaloadd/),

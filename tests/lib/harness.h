@@ -48,6 +48,9 @@ int tdir_create(char *out, size_t len, const char *tag);
 int tdir_remove(const char *path);
 /* The filesystem type name of @path ("ext4", "tmpfs", ...) into @out. */
 int fs_type_name(const char *path, char *out, size_t len);
+/* `make -s TARGET DESTDIR='DEST'` in the current directory (the source tree), its
+ * output thrown away: system()'s status. */
+int make_into(const char *target, const char *dest);
 
 /* ---- pattern files (pattern.c) ---------------------------------------------------- */
 

@@ -86,3 +86,11 @@ int fs_type_name(const char *path, char *out, size_t len)
 	snprintf(out, len, "%s", name);
 	return 0;
 }
+
+int make_into(const char *target, const char *dest)
+{
+	char cmd[PATH_MAX + 128];
+
+	snprintf(cmd, sizeof(cmd), "make -s %s DESTDIR='%s' >/dev/null 2>&1", target, dest);
+	return system(cmd);
+}
