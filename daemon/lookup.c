@@ -97,11 +97,13 @@ static int open_cached(struct lookup *l, int dirfd, const char *name, uint64_t r
 {
 	struct open_how how = { .flags = O_PATH | O_NOFOLLOW | O_CLOEXEC,
 				.resolve = RESOLVE_CACHED | resolve };
-	struct io_uring_sqe *sqe = io_uring_get_sqe(&l->ring);
+	struct io_uring_sqe *sqe;
 	struct io_uring_cqe *cqe;
 	int r;
 
-	if (!sqe)
+	/* The ring may be gone since the walk began: torn down below, by an earlier
+	 * open of this very walk (whose fallback would open again). */
+	if (!l->ring_ok || !(sqe = io_uring_get_sqe(&l->ring)))
 		return -EAGAIN;
 	io_uring_prep_openat2(sqe, dirfd, name, &how);
 	if (io_uring_submit(&l->ring) != 1 || io_uring_peek_cqe(&l->ring, &cqe) < 0) {
