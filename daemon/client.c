@@ -258,7 +258,11 @@ void client_close(struct client *c)
 	ev_io_stop(c->set->loop, &c->wio);
 	ev_timer_stop(c->set->loop, &c->idle_timer);
 	ev_timer_stop(c->set->loop, &c->hold_timer);
-	close(c->fd);
+	/* Closing the socket frees the datagrams it still holds, and with them the
+	 * last references to any fds they carry: a FUSE file's release can wait on its
+	 * server. So on a worker of this client's, like its other fds. */
+	if (c->fd >= 0)
+		client_drop_fds(c, &c->fd, 1);
 	c->fd = -1;
 	sched_owner_deinit(&c->so);
 	list_del(&c->link);

@@ -529,11 +529,14 @@ ssize_t dl_recv(int sock, void *buf, size_t cap, int *fds, int maxfds, int *nfds
 ssize_t dl_recv_drop(int sock, void *buf, size_t cap, int *fds, int maxfds, int *nfds,
 		     void (*drop)(void *data, int fd), void *data)
 {
-	/* Room for more fds than allowed, so a greedy sender's extras arrive here and
-	 * get closed instead of being silently dropped by MSG_CTRUNC... */
+	/* Room for as many fds as one datagram can carry (the kernel's SCM_MAX_FD,
+	 * 253), so a greedy sender's extras arrive here and go to @drop instead of
+	 * being dropped by MSG_CTRUNC: that drop is the files' last reference when the
+	 * sender closed its own, and their release (a FUSE file's writeback) would run
+	 * in the receiver's thread... */
 	union {
 		struct cmsghdr align;
-		char buf[CMSG_SPACE(sizeof(int) * 16)];
+		char buf[CMSG_SPACE(sizeof(int) * 253)];
 	} ctl;
 	struct iovec iov = { .iov_base = buf, .iov_len = cap };
 	struct msghdr msg = {
