@@ -805,14 +805,16 @@ int client_new(struct client **out, struct client_set *set, int fd)
 	struct client *c = calloc(1, sizeof(*c));
 	int r;
 
+	/* Closes of a socket that may hold a client's fds: on a worker (server.c's
+	 * refuse()). */
 	if (!c) {
-		close(fd);
+		worker_close(set->eng->pool, fd);
 		return -ENOMEM;
 	}
 	r = cred_from_socket(&c->cred, fd);
 	if (r < 0) {
 		cred_deinit(&c->cred);
-		close(fd);
+		worker_close(set->eng->pool, fd);
 		free(c);
 		return r;
 	}

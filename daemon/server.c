@@ -84,15 +84,21 @@ static void on_watchdog_timer(struct ev_loop *loop, ev_timer *w, int revents)
 }
 
 /* Answers connection @fd (taken) with ERROR @err and @msg (request id 0: before any
- * request) and closes it, so the caller learns why. */
-static void refuse(int fd, int err, const char *msg)
+ * request) and closes it, so the caller learns why. The close frees whatever the
+ * client sent before it was accepted, fds with their files' last release (a FUSE
+ * file's may wait on its server): so on a worker of @uid's, given @pool; without one
+ * (out of fds, where a task would not help) here. */
+static void refuse(struct worker_pool *pool, uid_t uid, int fd, int err, const char *msg)
 {
 	char buf[sizeof(struct dl_hdr) + sizeof(struct dl_error) + DL_ERRMSG_MAX];
 	ssize_t n = dl_encode_error(buf, sizeof(buf), 0, err, msg);
 
 	if (n > 0)
 		dl_send(fd, buf, (size_t)n, NULL, 0);
-	close(fd);
+	if (pool)
+		worker_close_files(pool, &fd, 1, uid);
+	else
+		close(fd);
 }
 
 /* One log line a second at most for refusals: a client that reconnects in a loop
@@ -132,8 +138,8 @@ static void accept_out_of_fds(struct server *s, int err)
 		s->spare_fd = -1;
 		fd = accept4(s->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 		if (fd >= 0) {
-			refuse(fd, err, "the daemon is out of file descriptors; try again "
-			       "later");
+			refuse(NULL, 0, fd, err, "the daemon is out of file descriptors; "
+			       "try again later");
 			s->n_fd_refused++;
 		}
 		spare_open(s);
@@ -182,12 +188,12 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
 		spare_open(s);
 		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &uc, &uclen) < 0) {
 			log_warn("accept: SO_PEERCRED: %s", strerror(errno));
-			close(fd);
+			worker_close(s->conns.eng->pool, fd);
 			continue;
 		}
 		if (client_set_admit(&s->conns, uc.uid, msg, sizeof(msg)) < 0) {
 			log_refusal(s, uc.uid, msg);
-			refuse(fd, EAGAIN, msg);
+			refuse(s->conns.eng->pool, uc.uid, fd, EAGAIN, msg);
 			continue;
 		}
 		client_new(&c, &s->conns, fd);

@@ -545,6 +545,9 @@ void worker_close_later(struct worker_pool *p, int fd)
 	p->batch->fd[p->batch->n++] = fd;
 	if (p->batch->n == CLOSE_BATCH)
 		batch_flush(p);
-	else if (!ev_is_active(&p->batch_timer))
+	else if (!ev_is_active(&p->batch_timer)) {
+		/* set again each time: a stop leaves the time left (none) in it */
+		ev_timer_set(&p->batch_timer, CLOSE_DELAY_S, 0);
 		ev_timer_start(p->loop, &p->batch_timer);
+	}
 }
